@@ -1,0 +1,1 @@
+"""loadmesh.companion: the CPython service and the loadmesh command line."""

@@ -1,0 +1,54 @@
+# Runs the core's contract entries on MicroPython or CPython, from a staged tree.
+#
+#   core_runner.py ENTRY FILE   answer one request read from FILE, then exit
+#   core_runner.py              answer JSON lines {"entry": ..., "input": ...}
+#                               from stdin, one canonical line each on stdout
+#
+# It is host tooling, not device code: the device tree never contains it.
+# Keep it to what MicroPython has (no pathlib, no argparse).
+import json
+import sys
+
+from loadmesh.core import canon, entry
+
+
+def _answer(name: str, request: object) -> str:
+    try:
+        return entry.respond(name, request)
+    except Exception as exc:  # a crash is a finding: report it, keep serving
+        return canon.dumps({"crash": type(exc).__name__ + ": " + str(exc)})
+
+
+def _write(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    flush = getattr(sys.stdout, "flush", None)
+    if flush is not None:
+        flush()
+
+
+def main() -> None:
+    if len(sys.argv) >= 3:
+        with open(sys.argv[2]) as source:
+            text = source.read()
+        try:
+            request = json.loads(text)
+        except ValueError:
+            _write(canon.dumps({"error": sys.argv[2] + ": not valid JSON"}))
+            return
+        _write(_answer(sys.argv[1], request))
+        return
+    while True:
+        line = sys.stdin.readline()
+        if not line:
+            return
+        try:
+            message = json.loads(line)
+            name = message["entry"]
+            request = message["input"]
+        except Exception:
+            _write(canon.dumps({"crash": "runner: malformed request line"}))
+            continue
+        _write(_answer(name, request))
+
+
+main()

@@ -1,0 +1,1 @@
+"""loadmesh: home loads sharing one limited supply, without a master."""

@@ -1,0 +1,1 @@
+"""loadmesh.node: the node runtime on MicroPython (mesh, control loop, HAL)."""

@@ -1,0 +1,1 @@
+"""loadmesh.core: allocation, tiers, failsafe and config; pure and deterministic."""

@@ -1,0 +1,80 @@
+"""Canonical JSON: one byte sequence for one value, on every runtime."""
+
+# Neither json module can serve here: MicroPython's dumps has no sort_keys and
+# formats floats with its own precision. Canonical output is what vectors,
+# digests and config hashes compare, so it is written by hand: sorted keys,
+# no spaces, ASCII only, and no floats at all (a float in a decision path is a
+# bug on ESP32, where floats are 32-bit).
+
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+
+
+def dumps(value: object) -> str:
+    """Encode value as canonical JSON."""
+    parts: list[str] = []
+    _encode(value, parts, "$")
+    return "".join(parts)
+
+
+def _encode(value: object, parts: list[str], path: str) -> None:
+    # bool before int: True is an int on both CPython and MicroPython.
+    if value is None:
+        parts.append("null")
+    elif value is True:
+        parts.append("true")
+    elif value is False:
+        parts.append("false")
+    elif isinstance(value, int):
+        parts.append(str(value))
+    elif isinstance(value, str):
+        _encode_str(value, parts)
+    elif isinstance(value, (list, tuple)):
+        parts.append("[")
+        for index, item in enumerate(value):
+            if index:
+                parts.append(",")
+            _encode(item, parts, path + "[" + str(index) + "]")
+        parts.append("]")
+    elif isinstance(value, dict):
+        keys = list(value)
+        for key in keys:
+            if not isinstance(key, str):
+                raise TypeError("canonical JSON: key " + repr(key) + " at " + path + " is not a string")
+        keys.sort()
+        parts.append("{")
+        first = True
+        for key in keys:
+            if not first:
+                parts.append(",")
+            first = False
+            _encode_str(key, parts)
+            parts.append(":")
+            _encode(value[key], parts, path + "." + key)
+        parts.append("}")
+    else:
+        raise TypeError("canonical JSON: " + type(value).__name__ + " at " + path + " is not allowed")
+
+
+def _encode_str(text: str, parts: list[str]) -> None:
+    parts.append('"')
+    for char in text:
+        code = ord(char)
+        if 0x20 <= code < 0x7F:
+            escaped = _ESCAPES.get(char)
+            parts.append(char if escaped is None else escaped)
+        elif code < 0x10000:
+            escaped = _ESCAPES.get(char)
+            parts.append(escaped if escaped is not None else f"\\u{code:04x}")
+        else:
+            # Outside the BMP: a UTF-16 surrogate pair, as JSON requires.
+            code -= 0x10000
+            parts.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+    parts.append('"')

@@ -1,0 +1,95 @@
+"""Fixtures that run the core on the four runtimes, from a freshly staged device tree."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loadmesh.companion import devtree
+from loadmesh.companion.runtimes import RUNTIME_NAMES, Runtime, open_runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS_DIR = ROOT / "tests" / "vectors"
+
+
+@pytest.fixture(scope="session")
+def device_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The device tree staged from this checkout, so tests run exactly what a node gets."""
+    out = tmp_path_factory.mktemp("device") / "device"
+    devtree.stage(ROOT, out)
+    return out
+
+
+_opened: dict[str, Runtime] = {}
+
+
+def _runtime(name: str, device_root: Path) -> Runtime:
+    # A missing runtime is an error, never a skip: open_runtime raises SetupError.
+    if name not in _opened:
+        _opened[name] = open_runtime(name, device_root, source_dir=ROOT / "shared" / "core")
+    return _opened[name]
+
+
+@pytest.fixture(scope="session", params=RUNTIME_NAMES)
+def runtime(request: pytest.FixtureRequest, device_root: Path) -> Runtime:
+    """The core on each of the four runtimes in turn."""
+    return _runtime(request.param, device_root)
+
+
+@pytest.fixture(scope="session")
+def all_runtimes(device_root: Path) -> list[Runtime]:
+    """The core on all four runtimes at once, for cross-runtime comparisons."""
+    return [_runtime(name, device_root) for name in RUNTIME_NAMES]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_runtimes() -> Iterator[None]:
+    yield
+    for opened in _opened.values():
+        opened.close()
+    _opened.clear()
+
+
+def load_vector(path: Path) -> dict[str, object]:
+    """A vector: {"about", "entry", "input", "expect"}, expect being the whole response."""
+    vector = json.loads(path.read_text())
+    assert isinstance(vector, dict)
+    for key in ("about", "entry", "input", "expect"):
+        assert key in vector, f"{path.name}: vector has no {key!r}"
+    return vector
+
+
+def vector_paths() -> list[Path]:
+    return sorted(VECTORS_DIR.rglob("*.json"))
+
+
+_per_runtime: Counter[tuple[str, str]] = Counter()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report: pytest.TestReport = yield
+    if report.when == "call" or report.outcome != "passed":
+        fixtures = getattr(item, "fixturenames", ())
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "runtime" in callspec.params:
+            names: tuple[str, ...] = (callspec.params["runtime"],)
+        elif "all_runtimes" in fixtures:
+            names = RUNTIME_NAMES
+        else:
+            names = ()
+        for name in names:
+            _per_runtime[(name, report.outcome)] += 1
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.section("tests per runtime")
+    for name in RUNTIME_NAMES:
+        counts = ", ".join(f"{_per_runtime[(name, o)]} {o}" for o in ("passed", "failed", "skipped")
+                           if _per_runtime[(name, o)])
+        terminalreporter.write_line(f"{name:>18}: {counts or 'NOTHING RAN'}")

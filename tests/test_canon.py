@@ -1,0 +1,52 @@
+"""Canonical JSON matches CPython's json with sorted keys, on every runtime."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loadmesh.companion.runtimes import Runtime
+from loadmesh.core import canon
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**62), max_value=2**62) | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+def _oracle(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+@given(json_values)
+@settings(max_examples=300, deadline=None)
+def test_matches_cpython_json(value: object) -> None:
+    assert canon.dumps(value) == _oracle(value)
+
+
+@given(json_values)
+@settings(max_examples=60, deadline=None)
+def test_same_bytes_on_every_runtime(runtime: Runtime, value: object) -> None:
+    assert runtime.respond("canon", value) == _oracle({"ok": value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1.5,  # floats never enter canonical output: ESP32 floats are 32-bit
+        {1: "key is not a string"},
+        {"nested": [object()]},
+    ],
+)
+def test_refuses_what_has_no_canonical_form(value: object) -> None:
+    with pytest.raises(TypeError):
+        canon.dumps(value)
+
+
+def test_error_names_the_path() -> None:
+    with pytest.raises(TypeError, match=r"\$\.loads\[1\]"):
+        canon.dumps({"loads": [1, 2.5]})

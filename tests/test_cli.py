@@ -1,0 +1,55 @@
+"""The loadmesh command line: same bytes on every runtime, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+LOADMESH = str(Path(sys.executable).with_name("loadmesh"))
+
+
+def _run(device_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LOADMESH_DEVICE_TREE=str(device_root))
+    return subprocess.run([LOADMESH, *args], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def test_pilot_same_bytes_on_every_runtime(device_root: Path, tmp_path: Path) -> None:
+    request = tmp_path / "limits.json"
+    request.write_text(json.dumps({"ma": [0, 6000, 16000, 32000, 63000]}))
+    outputs = set()
+    for runtime in ("cpython", "micropython", "micropython-f32"):
+        done = _run(device_root, "pilot", "--runtime", runtime, str(request))
+        assert done.returncode == 0, done.stderr
+        outputs.add(done.stdout)
+    assert outputs == {'{"duty_permille":[1000,100,266,533,892],"signalled_ma":[0,6000,15960,31980,63000]}\n'}
+
+
+@pytest.mark.parametrize("cli_runtime", ["cpython", "micropython-f32"])
+def test_bad_input_is_one_line_naming_the_field(device_root: Path, tmp_path: Path, cli_runtime: str) -> None:
+    request = tmp_path / "bad.json"
+    request.write_text(json.dumps({"ma": [6000, None]}))
+    done = _run(device_root, "pilot", "--runtime", cli_runtime, str(request))
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert done.stderr == "loadmesh pilot: ma[1]: None is not an integer\n"
+
+
+def test_demo_prints_both_runtimes(device_root: Path) -> None:
+    done = _run(device_root, "demo")
+    assert done.returncode == 0, done.stderr
+    assert "identical bytes on both runtimes: yes" in done.stdout
+    assert " micropython-f32: " in done.stdout and " cpython: " in done.stdout
+
+
+def test_missing_device_tree_says_how_to_fix(tmp_path: Path) -> None:
+    done = _run(tmp_path / "nowhere", "pilot", "--runtime", "micropython", str(tmp_path / "x.json"))
+    assert done.returncode != 0
+    assert "./tools/setup" in done.stderr
+    assert "Traceback" not in done.stderr
