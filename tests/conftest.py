@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from loadmesh.companion import devtree
 from loadmesh.companion.runtimes import RUNTIME_NAMES, Runtime, open_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# No deadlines: MicroPython round trips and a loaded CI machine make timings noise.
+settings.register_profile("loadmesh", deadline=None, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("loadmesh")
 VECTORS_DIR = ROOT / "tests" / "vectors"
 
 
@@ -38,6 +46,16 @@ def _runtime(name: str, device_root: Path) -> Runtime:
 def runtime(request: pytest.FixtureRequest, device_root: Path) -> Runtime:
     """The core on each of the four runtimes in turn."""
     return _runtime(request.param, device_root)
+
+
+@pytest.fixture(scope="session", params=("cpython-pure", "cpython-compiled"))
+def core(request: pytest.FixtureRequest, device_root: Path) -> ModuleType:
+    """loadmesh.core itself, pure (staged .py) or compiled, for in-process property tests.
+
+    Every core module is imported, so core.<module>.<function> works on either.
+    """
+    _runtime(request.param, device_root)  # loads the variant and checks what it is
+    return importlib.import_module("_loadmesh_core_pure" if request.param == "cpython-pure" else "loadmesh.core")
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +94,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.when == "call" or report.outcome != "passed":
         fixtures = getattr(item, "fixturenames", ())
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and "runtime" in callspec.params:
-            names: tuple[str, ...] = (callspec.params["runtime"],)
+        params = callspec.params if callspec is not None else {}
+        if "runtime" in params or "core" in params:
+            names: tuple[str, ...] = (params.get("runtime") or params["core"],)
         elif "all_runtimes" in fixtures:
             names = RUNTIME_NAMES
         else:
