@@ -64,6 +64,14 @@ def _encode(value: object, parts: list[str], path: str) -> None:
 
 
 def _encode_str(text: str, parts: list[str]) -> None:
+    # Most strings need no escape: one part for the whole string keeps the
+    # parts list short, which a small heap (12K words on ESP32) needs.
+    for char in text:
+        if not " " <= char <= "~" or char == '"' or char == "\\":
+            break
+    else:
+        parts.append('"' + text + '"')
+        return
     parts.append('"')
     for char in text:
         code = ord(char)
