@@ -32,6 +32,70 @@ def _field(request: object, name: str) -> object:
     return request[name]
 
 
+def _bytes_from_hex(value: object, field: str) -> bytes:
+    if not isinstance(value, str):
+        raise FieldError(field, "must be a hex string")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise FieldError(field, "is not hex") from None
+
+
+def _int_field(request: object, name: str, default: int | None = None) -> int:
+    if default is not None and isinstance(request, dict) and name not in request:
+        return default
+    value = _field(request, name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise FieldError(name, "must be an integer")
+    return value
+
+
+def _list_field(request: object, name: str) -> list[object]:
+    value = _field(request, name)
+    if not isinstance(value, list):
+        raise FieldError(name, "must be a list")
+    return value
+
+
+def _group_key(request: object) -> tuple[bytes, bytes]:
+    from . import heartbeat
+
+    return heartbeat.prepare_key(_bytes_from_hex(_field(request, "key_hex"), "key_hex"))
+
+
+def _hmac_sha256(request: object) -> object:
+    # {"key_hex", "message_hex"} -> the full 32-byte HMAC-SHA256, for RFC 4231's vectors.
+    from . import hmac256
+
+    key = _bytes_from_hex(_field(request, "key_hex"), "key_hex")
+    message = _bytes_from_hex(_field(request, "message_hex"), "message_hex")
+    return {"hex": hmac256.hmac_sha256(key, message).hex()}
+
+
+def _heartbeat_encode(request: object) -> object:
+    # {"key_hex", "heartbeat": {...}} -> the signed message in hex.
+    from . import heartbeat
+
+    data = heartbeat.encode(_group_key(request), _field(request, "heartbeat"))
+    return {"hex": data.hex(), "bytes": len(data)}
+
+
+def _heartbeat_decode(request: object) -> object:
+    # {"key_hex", "group", "packets": [hex, ...]} -> what decode() makes of each.
+    from . import heartbeat
+
+    pads = _group_key(request)
+    group = _field(request, "group")
+    if not isinstance(group, str):
+        raise FieldError("group", "must be a string")
+    results = []
+    for index, packet in enumerate(_list_field(request, "packets")):
+        data = _bytes_from_hex(packet, "packets[" + str(index) + "]")
+        reason, message = heartbeat.decode(pads, group, data)
+        results.append({"reason": reason, "heartbeat": message})
+    return {"results": results}
+
+
 def _canon(request: object) -> object:
     # The request back as canonical JSON: proves the encoding on every runtime.
     return request
@@ -39,6 +103,9 @@ def _canon(request: object) -> object:
 
 ENTRIES = {
     "canon": _canon,
+    "heartbeat_decode": _heartbeat_decode,
+    "heartbeat_encode": _heartbeat_encode,
+    "hmac_sha256": _hmac_sha256,
     "pilot": _pilot,
 }
 
