@@ -96,6 +96,62 @@ def _heartbeat_decode(request: object) -> object:
     return {"results": results}
 
 
+def _peers(request: object) -> object:
+    # Packets through one peer table. A step sends "send" (fields over "base",
+    # signed with the group key, or with the step's own "key_hex" to forge),
+    # or raw "hex", or forgets a node, or only looks at time t_ms. The answer
+    # is each step's reason and who is online, then the table after the last.
+    from . import heartbeat, peers
+
+    pads = _group_key(request)
+    group = _field(request, "group")
+    own = _field(request, "own")
+    if not isinstance(group, str):
+        raise FieldError("group", "must be a string")
+    if not isinstance(own, str):
+        raise FieldError("own", "must be a string")
+    members = request.get("members") if isinstance(request, dict) else None
+    if members is not None and (not isinstance(members, list) or not all(isinstance(m, str) for m in members)):
+        raise FieldError("members", "must be a list of node ids")
+    table = peers.PeerTable(pads, group, own, members, _int_field(request, "max_peers", peers.MAX_PEERS))
+    timeout_ms = _int_field(request, "peer_timeout_ms")
+    boot_ids = request.get("boot_ids") if isinstance(request, dict) else None
+    if boot_ids is not None:
+        if not isinstance(boot_ids, dict):
+            raise FieldError("boot_ids", "must be an object")
+        table.restore_boot_ids(boot_ids)
+    base = _field(request, "base")
+    if not isinstance(base, dict):
+        raise FieldError("base", "must be a heartbeat object")
+    out = []
+    now_ms = 0
+    for index, step in enumerate(_list_field(request, "steps")):
+        path = "steps[" + str(index) + "]"
+        if not isinstance(step, dict):
+            raise FieldError(path, "must be an object")
+        now_ms = _int_field(step, "t_ms")
+        reason = None
+        if "send" in step:
+            fields = step["send"]
+            if not isinstance(fields, dict):
+                raise FieldError(path + ".send", "must be an object")
+            message = dict(base)
+            message.update(fields)
+            key = _group_key(step) if "key_hex" in step else pads
+            reason = table.receive(heartbeat.encode(key, message), now_ms)
+        elif "hex" in step:
+            reason = table.receive(_bytes_from_hex(step["hex"], path + ".hex"), now_ms)
+        elif "forget" in step:
+            node = step["forget"]
+            if not isinstance(node, str):
+                raise FieldError(path + ".forget", "must be a node id")
+            table.forget(node)
+        online = [node for node in table.nodes() if table.online(node, now_ms, timeout_ms)]
+        out.append({"t_ms": now_ms, "reason": reason, "online": online})
+    snapshot = table.snapshot(now_ms, timeout_ms)
+    return {"steps": out, "peers": snapshot["peers"], "counts": table.counts, "boot_ids": table.boot_ids()}
+
+
 def _canon(request: object) -> object:
     # The request back as canonical JSON: proves the encoding on every runtime.
     return request
@@ -106,6 +162,7 @@ ENTRIES = {
     "heartbeat_decode": _heartbeat_decode,
     "heartbeat_encode": _heartbeat_encode,
     "hmac_sha256": _hmac_sha256,
+    "peers": _peers,
     "pilot": _pilot,
 }
 
