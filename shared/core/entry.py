@@ -152,6 +152,39 @@ def _peers(request: object) -> object:
     return {"steps": out, "peers": snapshot["peers"], "counts": table.counts, "boot_ids": table.boot_ids()}
 
 
+_SPECIAL_FLOATS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def _sensor(request: object) -> object:
+    # Readings through one sensor channel; JSON has no NaN, so "NaN",
+    # "Infinity" and "-Infinity" stand for those floats.
+    from . import sensor
+
+    fast_rise = request.get("fast_rise", False) if isinstance(request, dict) else False
+    if not isinstance(fast_rise, bool):
+        raise FieldError("fast_rise", "must be true or false")
+    channel = sensor.Channel(_int_field(request, "low"), _int_field(request, "high"), _int_field(request, "hold_ms"),
+                             _int_field(request, "alpha_permille", 1000), _int_field(request, "scale", 1),
+                             fast_rise)
+    out = []
+    for index, step in enumerate(_list_field(request, "steps")):
+        path = "steps[" + str(index) + "]"
+        if not isinstance(step, dict):
+            raise FieldError(path, "must be an object")
+        now_ms = step.get("t_ms")
+        if not isinstance(now_ms, int) or isinstance(now_ms, bool):
+            raise FieldError(path + ".t_ms", "must be an integer")
+        update = None
+        if "raw" in step:
+            raw = step["raw"]
+            if isinstance(raw, str) and raw in _SPECIAL_FLOATS:
+                raw = _SPECIAL_FLOATS[raw]
+            update = channel.update(raw, now_ms)
+        status, value, age_ms = channel.read(now_ms)
+        out.append({"t_ms": now_ms, "update": update, "status": status, "value": value, "age_ms": age_ms})
+    return {"steps": out, "counts": channel.counts}
+
+
 def _canon(request: object) -> object:
     # The request back as canonical JSON: proves the encoding on every runtime.
     return request
@@ -164,6 +197,7 @@ ENTRIES = {
     "hmac_sha256": _hmac_sha256,
     "peers": _peers,
     "pilot": _pilot,
+    "sensor": _sensor,
 }
 
 
