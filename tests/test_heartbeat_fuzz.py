@@ -25,14 +25,14 @@ def _decode(core: ModuleType, data: object, group: str = "house") -> tuple[str, 
     return result
 
 
-@settings(max_examples=500)
+@settings(max_examples=1500)
 @given(st.binary(max_size=600))
 def test_random_bytes_are_rejected_before_parsing(core: ModuleType, data: bytes) -> None:
     reason, message = _decode(core, data)
     assert reason in PRE_AUTH and message is None
 
 
-@settings(max_examples=500)
+@settings(max_examples=1000)
 @given(st.binary(min_size=16, max_size=520))
 def test_random_bytes_behind_a_valid_header_fail_the_tag(core: ModuleType, rest: bytes) -> None:
     reason, message = _decode(core, HEADER + rest)
@@ -40,7 +40,7 @@ def test_random_bytes_behind_a_valid_header_fail_the_tag(core: ModuleType, rest:
     assert message is None
 
 
-@settings(max_examples=300)
+@settings(max_examples=600)
 @given(heartbeats, st.data())
 def test_any_single_bit_flip_is_rejected(core: ModuleType, message: dict[str, Any], data: st.DataObject) -> None:
     good = independent_encode(message)
@@ -81,7 +81,7 @@ def test_a_message_signed_with_another_key_is_rejected(core: ModuleType, message
     assert _decode(core, independent_encode(message, OTHER_KEY), message["group"]) == ("bad_tag", None)
 
 
-@settings(max_examples=300)
+@settings(max_examples=600)
 @given(st.binary(max_size=500))
 def test_any_signed_body_decodes_without_raising(core: ModuleType, body: bytes) -> None:
     # What a buggy key holder might send: random bytes, correctly signed.
@@ -90,7 +90,7 @@ def test_any_signed_body_decodes_without_raising(core: ModuleType, body: bytes) 
     assert (message is not None) == (reason == "ok")
 
 
-@settings(max_examples=300)
+@settings(max_examples=600)
 @given(heartbeats, st.data())
 def test_signed_mutations_of_valid_bodies_decode_without_raising(core: ModuleType, message: dict[str, Any],
                                                                  data: st.DataObject) -> None:
@@ -127,7 +127,7 @@ def _fuzz_packets() -> st.SearchStrategy[list[bytes]]:
     return st.lists(packets, min_size=1, max_size=8)
 
 
-@settings(max_examples=40)
+@settings(max_examples=60)
 @given(_fuzz_packets())
 def test_fuzzed_packets_decode_alike_on_every_runtime(core: ModuleType, all_runtimes: list[Runtime],
                                                       packets: list[bytes]) -> None:

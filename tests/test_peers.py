@@ -93,6 +93,11 @@ def test_a_full_table_refuses_newcomers_and_never_evicts(core: ModuleType) -> No
     assert table.receive(_packet("evse-1", 1, 2), 3_600_000) == "ok"
 
 
+def test_a_member_that_is_not_a_node_id_is_an_error(core: ModuleType) -> None:
+    with pytest.raises(core.errors.FieldError, match=r"^members\[1\]: must be a node id$"):
+        _table(core, members=["evse-1", 7])
+
+
 def test_more_members_than_room_is_an_error(core: ModuleType) -> None:
     with pytest.raises(core.errors.FieldError, match=r"^members: 3 peers exceed max_peers 2$"):
         _table(core, members=["evse-0", "a", "b", "c"], max_peers=2)

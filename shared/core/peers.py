@@ -72,6 +72,9 @@ class PeerTable:
         self.max_peers = max_peers
         self._members: list[str] | None = None
         if members is not None:
+            for index in range(len(members)):
+                if not isinstance(members[index], str):
+                    raise FieldError("members[" + str(index) + "]", "must be a node id")
             others = sorted(set(members) - {own_node})
             if len(others) > max_peers:
                 raise FieldError("members", str(len(others)) + " peers exceed max_peers " + str(max_peers))
