@@ -82,6 +82,19 @@ def test_only_members_are_admitted(core: ModuleType) -> None:
     assert table.nodes() == ["evse-1"]
 
 
+def test_changing_members_keeps_the_replay_state_of_those_that_stay(core: ModuleType) -> None:
+    table = _table(core, members=["evse-1", "evse-2"])
+    table.receive(_packet("evse-1", 3, 10), 0)
+    table.receive(_packet("evse-2", 3, 10), 0)
+    table.set_members(["evse-0", "evse-1", "evse-3"])
+    assert table.nodes() == ["evse-1"]
+    assert table.receive(_packet("evse-1", 3, 9), 100) == "old_seq"  # still remembered
+    assert table.receive(_packet("evse-2", 3, 11), 100) == "not_member"
+    assert table.receive(_packet("evse-3", 1, 0), 100) == "ok"
+    table.set_members(None)
+    assert table.receive(_packet("evse-2", 3, 11), 100) == "ok"
+
+
 def test_a_full_table_refuses_newcomers_and_never_evicts(core: ModuleType) -> None:
     table = _table(core, max_peers=2)
     assert table.receive(_packet("evse-1", 1, 1), 0) == "ok"

@@ -71,17 +71,30 @@ class PeerTable:
         self.own_node = own_node
         self.max_peers = max_peers
         self._members: list[str] | None = None
-        if members is not None:
-            for index in range(len(members)):
-                if not isinstance(members[index], str):
-                    raise FieldError("members[" + str(index) + "]", "must be a node id")
-            others = sorted(set(members) - {own_node})
-            if len(others) > max_peers:
-                raise FieldError("members", str(len(others)) + " peers exceed max_peers " + str(max_peers))
-            self._members = others
         self._peers: dict[str, Peer] = {}
         self._boot_floor: dict[str, int] = {}
         self.counts: dict[str, int] = {}
+        self.set_members(members)
+
+    def set_members(self, members: list[str] | None) -> None:
+        """Admit only these node ids (None: any key holder); forget peers that are no longer members."""
+        if members is None:
+            self._members = None
+            return
+        if not isinstance(members, list):
+            raise FieldError("members", "must be a list of node ids")
+        for index in range(len(members)):
+            if not isinstance(members[index], str):
+                raise FieldError("members[" + str(index) + "]", "must be a node id")
+        others = sorted(set(members) - {self.own_node})
+        if len(others) > self.max_peers:
+            raise FieldError("members", str(len(others)) + " peers exceed max_peers " + str(self.max_peers))
+        self._members = others
+        # Replay state of the members that stay is kept: a new table would
+        # accept any first packet again.
+        for node in sorted(self._peers):
+            if node not in others:
+                self.forget(node)
 
     def receive(self, data: object, now_ms: int) -> str:
         """Take one packet heard at now_ms; "ok" if it updated the table, else why not."""
