@@ -93,6 +93,21 @@ def test_fast_rise_takes_a_rise_at_once_and_smooths_falls(core: ModuleType) -> N
     assert channel.read(200) == ("fresh", 27000, 0)
 
 
+def test_a_meter_is_as_good_as_its_worst_phase(core: ModuleType) -> None:
+    phases = [_channel(core, hold_ms=3000) for _ in range(3)]
+    assert core.sensor.read_all(phases, 0) == ("unknown", None, None)  # nothing read yet
+    for index, channel in enumerate(phases):
+        channel.update(1000 * (index + 1), 0)
+    assert core.sensor.read_all(phases, 0) == ("fresh", [1000, 2000, 3000], 0)
+    phases[0].update(900, 500)
+    phases[1].update(math.nan, 500)  # L2 rejected: held
+    phases[2].update(3100, 500)
+    assert core.sensor.read_all(phases, 600) == ("held", [900, 2000, 3100], 600)  # the oldest age: L2's
+    phases[0].update(800, 3000)
+    phases[2].update(3000, 3000)
+    assert core.sensor.read_all(phases, 3000) == ("unknown", None, None)  # L2 is now 3 s old
+
+
 @pytest.mark.parametrize(("options", "error"), [
     ({"low": 10, "high": 9}, "sensor.high: 9 is outside 10..1048576"),
     ({"low": -(1 << 20) - 1}, "sensor.low: -1048577 is outside -1048576..1048576"),

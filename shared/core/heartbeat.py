@@ -120,8 +120,8 @@ def encode_into(buffer: bytearray, pads: tuple[bytes, bytes], heartbeat: object)
     heating = heartbeat.get("heating")
     if heating is not None:
         offset = _put_heating(buffer, offset, heating)
-    # The ids, hashes and overrides are bounded so that this cannot happen;
-    # the check keeps a future section from ever overrunning the limit.
+    # The bounds on ids, hashes and overrides keep the largest message at 441
+    # bytes (a test pins it); this catches a future section that breaks them.
     if offset + TAG_BYTES > MAX_BYTES:
         raise FieldError("heartbeat", "encodes to more than " + str(MAX_BYTES) + " bytes")
     tag = hmac256.digest(pads, memoryview(buffer)[:offset])
@@ -149,7 +149,7 @@ def decode(pads: tuple[bytes, bytes], group: str, data: object) -> tuple[str, di
     if not hmac256.equal(memoryview(tag)[:TAG_BYTES], view[end:]):
         return BAD_TAG, None
     # From here on the bytes come from a key holder: what is wrong now is a
-    # bug or a newer minor revision in a peer, not an attack.
+    # bug in a peer, not an attack.
     try:
         heartbeat = _parse(view, end)
     except _Malformed as exc:

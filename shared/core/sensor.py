@@ -127,6 +127,24 @@ class Channel:
         return age if age > 0 else 0
 
 
+def read_all(channels: list[Channel], now_ms: int) -> tuple[str, list[int] | None, int | None]:
+    """The channels of one instrument (a meter's phases) as one reading: the worst status, the oldest age."""
+    # One unknown phase makes the whole reading unknown: a meter with a
+    # phase missing cannot say what the site draws.
+    values: list[int] = []
+    oldest_ms = 0
+    status = FRESH
+    for channel in channels:
+        channel_status, value, age_ms = channel.read(now_ms)
+        if value is None or age_ms is None:
+            return UNKNOWN, None, None
+        if channel_status == HELD:
+            status = HELD
+        values.append(value)
+        oldest_ms = age_ms if age_ms > oldest_ms else oldest_ms
+    return status, values, oldest_ms
+
+
 def _check(value: object, field: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise FieldError(field, "must be an integer")
