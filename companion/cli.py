@@ -47,14 +47,15 @@ def _stage(args: argparse.Namespace) -> int:
     return devtree.main(["--out", str(args.out)] if args.out else [])
 
 
-def _run_entry_file(entry: str, args: argparse.Namespace) -> int:
+def _run_entry_file(entry: str, args: argparse.Namespace, command: str | None = None) -> int:
     """Answer a request file on the chosen runtime; print the canonical line."""
     path = Path(args.file)
+    command = command or entry  # how errors name the command
     if args.runtime == "cpython":
         try:
             request = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            print(f"loadmesh {entry}: {path}: {exc}", file=sys.stderr)
+            print(f"loadmesh {command}: {path}: {exc}", file=sys.stderr)
             return 2
         line = open_runtime("cpython", device_tree()).respond(entry, request)
     else:
@@ -62,16 +63,25 @@ def _run_entry_file(entry: str, args: argparse.Namespace) -> int:
         assert isinstance(runtime, MicroPythonRuntime)
         done = runtime.run_file(entry, path.resolve())
         if done.returncode != 0:
-            print(f"loadmesh {entry}: {runtime.name} failed: {done.stderr.strip()}", file=sys.stderr)
+            print(f"loadmesh {command}: {runtime.name} failed: {done.stderr.strip()}", file=sys.stderr)
             return 2
         line = done.stdout.rstrip("\n")
     answer = json.loads(line)
     if "ok" not in answer:
-        print(f"loadmesh {entry}: {answer.get('error') or answer.get('crash')}", file=sys.stderr)
+        print(f"loadmesh {command}: {answer.get('error') or answer.get('crash')}", file=sys.stderr)
         return 2
     # The result's own canonical bytes: the line minus the {"ok": ...} wrapper.
     print(line[len('{"ok":'):-1])
     return 0
+
+
+# (command, entry, help): the mesh's core entries, each answering one request file.
+_MESH_COMMANDS = (
+    ("heartbeat-encode", "heartbeat_encode", 'sign a heartbeat: {"key_hex", "heartbeat": {...}} (docs/heartbeat.md)'),
+    ("heartbeat-decode", "heartbeat_decode", 'check and decode packets: {"key_hex", "group", "packets": [hex, ...]}'),
+    ("peers", "peers", "run heartbeats through a peer table: replays, reboots, liveness"),
+    ("sensor", "sensor", "run readings through a sensor channel: range, smoothing, hold, unknown"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     pilot.add_argument("file")
     pilot.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
     pilot.set_defaults(func=lambda args: _run_entry_file("pilot", args))
+    for command, entry, what in _MESH_COMMANDS:
+        sub = commands.add_parser(command, help=what)
+        sub.add_argument("file")
+        sub.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+        sub.set_defaults(func=lambda args, entry=entry, command=command: _run_entry_file(entry, args, command))
     return parser
 
 

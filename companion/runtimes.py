@@ -75,13 +75,16 @@ class MicroPythonRuntime(Runtime):
     def _start(self) -> subprocess.Popen[str]:
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, text=True, env=self.environment())
+                                             stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                             env=self.environment())
         return self._process
 
     def respond(self, entry: str, request: object) -> str:
         process = self._start()
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(json.dumps({"entry": entry, "input": request}) + "\n")
+        # Characters as UTF-8, not as \u escapes: MicroPython's json reads an
+        # escaped surrogate pair as two lone surrogates, not one character.
+        process.stdin.write(json.dumps({"entry": entry, "input": request}, ensure_ascii=False) + "\n")
         process.stdin.flush()
         line = process.stdout.readline()
         if not line:

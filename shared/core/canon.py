@@ -42,6 +42,7 @@ def _encode(value: object, parts: list[str], path: str) -> None:
             if index:
                 parts.append(",")
             _encode(item, parts, path + "[" + str(index) + "]")
+            _bound(parts)
         parts.append("]")
     elif isinstance(value, dict):
         keys = list(value)
@@ -58,12 +59,30 @@ def _encode(value: object, parts: list[str], path: str) -> None:
             _encode_str(key, parts)
             parts.append(":")
             _encode(value[key], parts, path + "." + key)
+            _bound(parts)
         parts.append("}")
     else:
         raise TypeError("canonical JSON: " + type(value).__name__ + " at " + path + " is not allowed")
 
 
+def _bound(parts: list[str]) -> None:
+    # A long parts list needs one large contiguous block, which a fragmented
+    # small heap (12K words on ESP32) may not have: fold it into one string.
+    if len(parts) > 48:
+        joined = "".join(parts)
+        del parts[:]
+        parts.append(joined)
+
+
 def _encode_str(text: str, parts: list[str]) -> None:
+    # Most strings need no escape: one part for the whole string keeps the
+    # parts list short, which a small heap (12K words on ESP32) needs.
+    for char in text:
+        if not " " <= char <= "~" or char == '"' or char == "\\":
+            break
+    else:
+        parts.append('"' + text + '"')
+        return
     parts.append('"')
     for char in text:
         code = ord(char)

@@ -1,0 +1,186 @@
+"""The peer table: only verified, newer heartbeats count; reboots need a higher boot id; bounded."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from .heartbeats import KEY, OTHER_KEY, independent_encode, minimal
+
+TIMEOUT_MS = 3000
+
+
+def _table(core: ModuleType, members: list[str] | None = None, max_peers: int = 16) -> Any:
+    return core.peers.PeerTable(core.heartbeat.prepare_key(KEY), "house", "evse-0", members, max_peers)
+
+
+def _packet(node: str, boot_id: int, seq: int, key: bytes = KEY, **changes: Any) -> bytes:
+    return independent_encode(minimal(node=node, boot_id=boot_id, seq=seq, **changes), key)
+
+
+# One peer's packets arriving in this order: (t_ms, boot id, seq, applied mA, reason).
+SEQUENCE = [
+    (0, 5, 10, 6000, "ok"),  # first contact: whatever boot and sequence number
+    (100, 5, 10, 6000, "duplicate"),  # the same packet again (a network duplicate, or a replay)
+    (200, 5, 11, 8000, "ok"),  # the next one
+    (300, 5, 9, 0, "old_seq"),  # late, or replayed: its news is already superseded
+    (400, 5, 20, 10000, "ok"),  # a gap after lost packets is fine
+    (500, 6, 0, 0, "ok"),  # a reboot: higher boot id, sequence numbers start again
+    (600, 5, 21, 32000, "old_boot"),  # a replay from the previous boot, even with a newer seq
+    (700, 6, 0, 0, "duplicate"),
+    (800, 6, 1, 6000, "ok"),
+    (900, 4, 99, 32000, "old_boot"),  # a boot older still
+]
+
+
+def test_replays_and_old_packets_are_dropped_and_a_higher_boot_is_a_reboot(core: ModuleType) -> None:
+    table = _table(core)
+    heard_ms, applied_ma = None, None
+    for t_ms, boot_id, seq, applied, reason in SEQUENCE:
+        assert table.receive(_packet("evse-1", boot_id, seq, applied_ma=applied), t_ms) == reason, (t_ms, reason)
+        if reason == "ok":
+            heard_ms, applied_ma = t_ms, applied
+        peer = table.peer("evse-1")
+        assert (peer.heard_ms, peer.applied_ma()) == (heard_ms, applied_ma)
+    peer = table.peer("evse-1")
+    assert (peer.boot_id, peer.seq, peer.reboots, peer.boot_heard_ms) == (6, 1, 1, 500)
+    assert table.counts == {"ok": 5, "duplicate": 2, "old_seq": 1, "old_boot": 2, "reboot": 1}
+
+
+def test_the_table_keeps_what_the_peer_last_said(core: ModuleType) -> None:
+    table = _table(core)
+    changes = {"target_ma": 12000, "applied_ma": 10000, "digest": "beef", "circuit": "garage-2", "phases": "L3",
+               "max_ma": 16000, "failsafe": True}
+    assert table.receive(_packet("evse-1", 1, 1, **changes), 50) == "ok"
+    peer = table.peer("evse-1")
+    assert (peer.target_ma(), peer.applied_ma(), peer.digest()) == (12000, 10000, "beef")
+    assert peer.heartbeat == minimal(node="evse-1", boot_id=1, seq=1, **changes)
+
+
+@pytest.mark.parametrize(("packet", "reason"), [
+    (_packet("evse-1", 1, 1, key=OTHER_KEY), "bad_tag"),  # forged: not signed with the group key
+    (_packet("evse-1", 1, 1)[:-1], "bad_tag"),  # cut
+    (_packet("evse-1", 1, 1, group="flat"), "wrong_group"),  # signed for another group
+    (_packet("evse-0", 1, 1), "own"),  # our own node id: our broadcast echoed back, or replayed at us
+    (b"", "truncated"),
+])
+def test_what_is_not_verified_never_enters_the_table(core: ModuleType, packet: bytes, reason: str) -> None:
+    table = _table(core)
+    assert table.receive(packet, 0) == reason
+    assert table.nodes() == []
+    assert table.counts == {reason: 1}
+
+
+def test_only_members_are_admitted(core: ModuleType) -> None:
+    table = _table(core, members=["evse-0", "evse-1", "evse-2"])
+    assert table.receive(_packet("evse-1", 1, 1), 0) == "ok"
+    assert table.receive(_packet("stranger", 1, 1), 0) == "not_member"
+    assert table.nodes() == ["evse-1"]
+
+
+def test_changing_members_keeps_the_replay_state_of_those_that_stay(core: ModuleType) -> None:
+    table = _table(core, members=["evse-1", "evse-2"])
+    table.receive(_packet("evse-1", 3, 10), 0)
+    table.receive(_packet("evse-2", 3, 10), 0)
+    table.set_members(["evse-0", "evse-1", "evse-3"])
+    assert table.nodes() == ["evse-1"]
+    assert table.receive(_packet("evse-1", 3, 9), 100) == "old_seq"  # still remembered
+    assert table.receive(_packet("evse-2", 3, 11), 100) == "not_member"
+    assert table.receive(_packet("evse-3", 1, 0), 100) == "ok"
+    table.set_members(None)
+    assert table.receive(_packet("evse-2", 3, 11), 100) == "ok"
+
+
+def test_a_full_table_refuses_newcomers_and_never_evicts(core: ModuleType) -> None:
+    table = _table(core, max_peers=2)
+    assert table.receive(_packet("evse-1", 1, 1), 0) == "ok"
+    assert table.receive(_packet("evse-2", 1, 1), 0) == "ok"
+    # Long after both fell silent, a third is still refused: a silent peer may
+    # still be drawing what it last reported.
+    assert table.receive(_packet("evse-3", 1, 1), 3_600_000) == "table_full"
+    assert table.nodes() == ["evse-1", "evse-2"]
+    assert table.receive(_packet("evse-1", 1, 2), 3_600_000) == "ok"
+
+
+def test_a_member_that_is_not_a_node_id_is_an_error(core: ModuleType) -> None:
+    with pytest.raises(core.errors.FieldError, match=r"^members\[1\]: must be a node id$"):
+        _table(core, members=["evse-1", 7])
+
+
+def test_more_members_than_room_is_an_error(core: ModuleType) -> None:
+    with pytest.raises(core.errors.FieldError, match=r"^members: 3 peers exceed max_peers 2$"):
+        _table(core, members=["evse-0", "a", "b", "c"], max_peers=2)
+
+
+@pytest.mark.parametrize(("now_ms", "online", "age_ms"), [
+    (1000, True, 0),  # just heard
+    (900, True, 0),  # a now_ms read just before the packet's time: fresh, not from the future
+    (3999, True, 2999),  # one ms before the timeout
+    (4000, False, 3000),  # at the timeout: offline (heard for less than peer_timeout_ms, no more)
+    (60000, False, 59000),
+])
+def test_online_means_heard_within_the_timeout(core: ModuleType, now_ms: int, online: bool, age_ms: int) -> None:
+    table = _table(core)
+    table.receive(_packet("evse-1", 1, 1), 1000)
+    assert table.online("evse-1", now_ms, TIMEOUT_MS) is online
+    assert table.age_ms("evse-1", now_ms) == age_ms
+
+
+def test_a_peer_never_heard_is_offline(core: ModuleType) -> None:
+    table = _table(core)
+    assert table.online("evse-9", 0, TIMEOUT_MS) is False
+    assert table.age_ms("evse-9", 0) is None
+    assert table.peer("evse-9") is None
+
+
+def test_forget_accepts_a_node_whose_boot_counter_went_back(core: ModuleType) -> None:
+    table = _table(core)
+    table.receive(_packet("evse-1", 40, 7), 0)
+    assert table.receive(_packet("evse-1", 1, 0), 100) == "old_boot"  # its flash was wiped
+    table.forget("evse-1")
+    assert table.receive(_packet("evse-1", 1, 0), 200) == "ok"
+    assert table.peer("evse-1").reboots == 0
+
+
+def test_restored_boot_ids_refuse_older_boots_after_this_node_reboots(core: ModuleType) -> None:
+    before = _table(core)
+    before.receive(_packet("evse-1", 8, 3), 0)
+    before.receive(_packet("evse-2", 2, 3), 0)
+    saved = before.boot_ids()
+    assert saved == {"evse-1": 8, "evse-2": 2}
+    after = _table(core)
+    after.restore_boot_ids(saved)
+    assert after.receive(_packet("evse-1", 7, 500), 0) == "old_boot"  # a replay from an older boot
+    assert after.receive(_packet("evse-1", 8, 4), 0) == "ok"  # its current boot
+    assert after.receive(_packet("evse-2", 3, 0), 0) == "ok"  # it rebooted meanwhile
+    assert after.boot_ids() == {"evse-1": 8, "evse-2": 3}
+
+
+def test_restore_boot_ids_checks_its_input(core: ModuleType) -> None:
+    with pytest.raises(core.errors.FieldError, match=r"^boot_ids.evse-1: must be an integer 1..1073741823$"):
+        _table(core).restore_boot_ids({"evse-1": 0})
+
+
+# Every genuine packet two peers sent over three boots each; an attacker
+# replays any of them in any order, any number of times.
+_CAPTURED = [(node, boot_id, seq) for node in ("evse-1", "evse-2") for boot_id in (3, 4, 5) for seq in range(4)]
+
+
+@given(st.lists(st.sampled_from(_CAPTURED), max_size=60))
+def test_no_packet_is_accepted_twice_and_nothing_older_after_something_newer(
+        core: ModuleType, arrivals: list[tuple[str, int, int]]) -> None:
+    table = _table(core)
+    newest: dict[str, tuple[int, int]] = {}
+    for t_ms, (node, boot_id, seq) in enumerate(arrivals):
+        reason = table.receive(_packet(node, boot_id, seq), t_ms)
+        was = newest.get(node)
+        assert (reason == "ok") == (was is None or (boot_id, seq) > was)
+        if reason == "ok":
+            newest[node] = (boot_id, seq)
+    for node, (boot_id, seq) in newest.items():
+        peer = table.peer(node)
+        assert (peer.boot_id, peer.seq) == (boot_id, seq)
