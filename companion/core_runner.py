@@ -6,6 +6,7 @@
 #
 # It is host tooling, not device code: the device tree never contains it.
 # Keep it to what MicroPython has (no pathlib, no argparse).
+import gc
 import json
 import sys
 
@@ -13,6 +14,7 @@ from loadmesh.core import canon, entry
 
 
 def _answer(name: str, request: object) -> str:
+    gc.collect()  # each request starts from a collected heap, as on a device between ticks
     try:
         return entry.respond(name, request)
     except Exception as exc:  # a crash is a finding: report it, keep serving

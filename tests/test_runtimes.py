@@ -69,3 +69,10 @@ def test_f32_runtime_has_the_esp32_sized_heap(all_runtimes: list[Runtime]) -> No
 def test_micropython_binaries_come_from_the_cache() -> None:
     for single in (False, True):
         assert micropython_binary(single).is_file()
+
+
+def test_f32_runtime_still_reports_a_request_too_big_for_its_heap(all_runtimes: list[Runtime]) -> None:
+    # A MemoryError is retried once on a fresh heap; one that recurs there is a finding.
+    runtime = _micropython(all_runtimes, "micropython-f32")
+    assert runtime.respond("canon", ["load"] * 40000).startswith('{"crash":"MemoryError')
+    assert runtime.respond("canon", [1, 2]) == '{"ok":[1,2]}'  # and the runtime serves on
