@@ -47,9 +47,14 @@ def main() -> None:
             message = json.loads(line)
             name = message["entry"]
             request = message["input"]
+        except MemoryError:
+            line = message = None
+            _write(canon.dumps({"crash": "MemoryError: reading the request"}))
+            continue
         except Exception:
             _write(canon.dumps({"crash": "runner: malformed request line"}))
             continue
+        line = message = None  # only the request itself stays referenced while it runs
         _write(_answer(name, request))
 
 
