@@ -50,21 +50,22 @@ def _stage(args: argparse.Namespace) -> int:
 def _run_entry_file(entry: str, args: argparse.Namespace) -> int:
     """Answer a request file on the chosen runtime; print the canonical line."""
     path = Path(args.file)
-    if args.runtime == "cpython":
-        try:
-            request = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"loadmesh {entry}: {path}: {exc}", file=sys.stderr)
-            return 2
-        line = open_runtime("cpython", device_tree()).respond(entry, request)
-    else:
-        runtime = open_runtime(args.runtime, device_tree())
-        assert isinstance(runtime, MicroPythonRuntime)
+    runtime = open_runtime(args.runtime, device_tree())
+    # The file is read here for every runtime: MicroPython's json accepts some
+    # broken text (a truncated object parses as {}), which must not pass.
+    try:
+        request = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"loadmesh {entry}: {path}: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(runtime, MicroPythonRuntime):
         done = runtime.run_file(entry, path.resolve())
         if done.returncode != 0:
             print(f"loadmesh {entry}: {runtime.name} failed: {done.stderr.strip()}", file=sys.stderr)
             return 2
         line = done.stdout.rstrip("\n")
+    else:
+        line = runtime.respond(entry, request)
     answer = json.loads(line)
     if "ok" not in answer:
         print(f"loadmesh {entry}: {answer.get('error') or answer.get('crash')}", file=sys.stderr)
@@ -86,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     pilot.add_argument("file")
     pilot.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
     pilot.set_defaults(func=lambda args: _run_entry_file("pilot", args))
+    allocate = commands.add_parser("allocate", help="target current and reason per load for the scenario in FILE")
+    allocate.add_argument("file")
+    allocate.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+    allocate.set_defaults(func=lambda args: _run_entry_file("allocate", args))
     return parser
 
 

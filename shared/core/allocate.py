@@ -57,7 +57,10 @@ def allocate(model: Site, reserve_ma: dict[str, int] | None = None,
 
 def digest(model: Site) -> str:
     """SHA-256 of the canonical view, shortened: equal on two nodes when their allocations must be equal."""
-    raw: bytes = hashlib.sha256(sitemodel.view_text(model).encode()).digest()
+    hasher = hashlib.sha256()
+    for part in sitemodel.view_parts(model):
+        hasher.update(part.encode())
+    raw: bytes = hasher.digest()
     return raw.hex()[:DIGEST_HEX_CHARS]
 
 
@@ -130,6 +133,13 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
             reason[index] = MAX if alloc[index] >= max_ma[index] else METER_STALE
         return alloc, reason
 
+    # Once an excess load holds its minimum, that minimum is surplus above the
+    # threshold: the other solar loads' rises must leave the threshold alone.
+    keep_ma = 0
+    for index in admitted:
+        if urgency[index] == _EXCESS:
+            keep_ma = threshold_ma
+            break
     counts = [0] * len(room)
     for mode in (_CONTINUOUS, _SOLAR_PRIORITY, _SOLAR_ONLY, _EXCESS):
         rising = []
@@ -150,7 +160,7 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
         if mode == _CONTINUOUS:
             _fill(model, rising, alloc, reason, room, counts, weight, -1)
         else:
-            budget = solar_ma - threshold_ma if mode == _EXCESS else solar_ma
+            budget = solar_ma - keep_ma if mode != _EXCESS else solar_ma - threshold_ma
             left = _fill(model, rising, alloc, reason, room, counts, weight, budget if budget > 0 else 0)
             solar_ma -= budget - left if budget > 0 else 0
     return alloc, reason

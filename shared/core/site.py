@@ -178,20 +178,19 @@ def on_lattice_ma(model: Site, index: int, bound_ma: int) -> int:
 
 
 def view(model: Site) -> list[object]:
-    """The inputs that decide the allocation, as one canonical value (what the digest covers)."""
-    site = [model.phases, model.voltage_v, model.limit_ma, model.safety_pct, model.import_limit_w,
-            model.excess_threshold_w, METER_STATES[model.meter], model.unmanaged_ma, model.surplus_ma]
-    circuits = []
-    for index, circuit_id in enumerate(model.circuit_ids):
-        circuits.append([circuit_id, model.circuit_parent[index], model.circuit_limit_ma[index]])
-    loads = []
-    for index, load_id in enumerate(model.load_ids):
-        phases = model.load_phases[index]
-        loads.append([load_id, model.load_circuit[index], "L123" if len(phases) == 3 else PHASE_NAMES[phases[0]],
-                      model.load_min_ma[index], model.load_max_ma[index], model.load_step_ma[index],
-                      model.load_priority[index], MODE_NAMES[model.load_urgency[index]], model.load_demand[index],
-                      model.load_online[index], model.load_active[index], model.load_reserve_ma[index]])
-    return [VIEW_VERSION, site, circuits, loads]
+    """The inputs that decide the allocation, as one value: [version, site, circuits, loads] (the digest covers it)."""
+    return [VIEW_VERSION, _view_site(model), _view_circuits(model),
+            [_view_load(model, index) for index in range(len(model.load_ids))]]
+
+
+def view_parts(model: Site) -> list[str]:
+    """canon.dumps(view(model)) in pieces, one per load, so a digest never holds the whole text at once."""
+    parts = ["[" + str(VIEW_VERSION) + "," + canon.dumps(_view_site(model)) + "," + canon.dumps(_view_circuits(model))
+             + ",["]
+    for index in range(len(model.load_ids)):
+        parts.append(("," if index else "") + canon.dumps(_view_load(model, index)))
+    parts.append("]]")
+    return parts
 
 
 # Bumped whenever the allocation rules change, so that nodes running different
@@ -199,9 +198,22 @@ def view(model: Site) -> list[object]:
 VIEW_VERSION = 1
 
 
-def view_text(model: Site) -> str:
-    """The canonical JSON of view(model)."""
-    return canon.dumps(view(model))
+def _view_site(model: Site) -> list[object]:
+    return [model.phases, model.voltage_v, model.limit_ma, model.safety_pct, model.import_limit_w,
+            model.excess_threshold_w, METER_STATES[model.meter], model.unmanaged_ma, model.surplus_ma]
+
+
+def _view_circuits(model: Site) -> list[object]:
+    return [[circuit_id, model.circuit_parent[index], model.circuit_limit_ma[index]]
+            for index, circuit_id in enumerate(model.circuit_ids)]
+
+
+def _view_load(model: Site, index: int) -> list[object]:
+    phases = model.load_phases[index]
+    return [model.load_ids[index], model.load_circuit[index], "L123" if len(phases) == 3 else PHASE_NAMES[phases[0]],
+            model.load_min_ma[index], model.load_max_ma[index], model.load_step_ma[index],
+            model.load_priority[index], MODE_NAMES[model.load_urgency[index]], model.load_demand[index],
+            model.load_online[index], model.load_active[index], model.load_reserve_ma[index]]
 
 
 def _parse_site(model: Site, site: dict[str, object]) -> None:
