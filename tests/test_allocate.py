@@ -263,9 +263,13 @@ def test_meter_state(core: ModuleType, meter: dict[str, Any], reason: str) -> No
     # 'site' is the root, not a circuit
     (_scenario([], circuits=[{"id": "site", "parent": "site", "limit_ma": 1}]),
      "circuits[0].id: 'site' names the site itself, not a circuit"),
-    # ids are printable ASCII without spaces
-    (_scenario([_load("my evse")]), "loads[0].id: 'my evse' may hold only printable ASCII without spaces"),
-    (_scenario([_load("")]), "loads[0].id: '' must have 1 to 64 characters"),
+    # ids are letters, digits, '-', '_' and '.': no spaces, no quotes, nothing to escape
+    (_scenario([_load("my evse")]), "loads[0].id: 'my evse' is not 1 to 64 letters, digits, '-', '_' or '.'"),
+    (_scenario([_load('say"hi')]), "loads[0].id: 'say\"hi' is not 1 to 64 letters, digits, '-', '_' or '.'"),
+    (_scenario([_load("")]), "loads[0].id: '' is not 1 to 64 letters, digits, '-', '_' or '.'"),
+    (_scenario([_load("a", circuit="x y")]), "loads[0].circuit: 'x y' is not a circuit"),
+    (_scenario([], circuits=[{"id": "c:1", "parent": "site", "limit_ma": 1}]),
+     "circuits[0].id: 'c:1' is not 1 to 64 letters, digits, '-', '_' or '.'"),
     # a three-phase load on a single-phase site
     (_scenario([_load("a", phases="L123")]), "loads[0].phases: 'L123' on a single-phase site (only L1 exists)"),
     # the safety derating is a percentage of 1 to 100

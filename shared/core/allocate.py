@@ -1,9 +1,8 @@
 """Allocation: each load's target current and why, and the digest of the view it came from."""
 
-import hashlib
-
 from . import site as sitemodel
 from .site import Site
+from .view import digest
 
 # The algorithm, in order (docs/allocation.md tells the whole story):
 #  1. Offline loads hold their reserve on every constraint they touch; off,
@@ -23,8 +22,6 @@ from .site import Site
 #     round, while a whole step fits; a remainder smaller than the step of
 #     every load that could still take it stays unallocated.
 
-DIGEST_HEX_CHARS = 16  # 64 bits: see docs/allocation.md, "Digest"
-
 OFFLINE_RESERVE = "offline_reserve"
 OFF = "off"
 NO_DEMAND = "no_demand"
@@ -39,6 +36,10 @@ _SOLAR_PRIORITY = sitemodel.URGENCY_SOLAR_PRIORITY
 _SOLAR_ONLY = sitemodel.URGENCY_SOLAR_ONLY
 _EXCESS = sitemodel.URGENCY_EXCESS
 _OFF = sitemodel.URGENCY_OFF
+# Sort keys pack a load index into their low bits (site.MAX_LOADS is 256).
+_INDEX_BITS = 8
+_INDEX_MASK = 255
+_PRIORITY_SPAN = 2 * sitemodel.MAX_PRIORITY + 1
 
 
 def allocate(model: Site, reserve_ma: dict[str, int] | None = None,
@@ -55,15 +56,6 @@ def allocate(model: Site, reserve_ma: dict[str, int] | None = None,
     return {"alloc_ma": alloc, "reason": why, "digest": digest(model)}
 
 
-def digest(model: Site) -> str:
-    """SHA-256 of the canonical view, shortened: equal on two nodes when their allocations must be equal."""
-    hasher = hashlib.sha256()
-    for part in sitemodel.view_parts(model):
-        hasher.update(part.encode())
-    raw: bytes = hasher.digest()
-    return raw.hex()[:DIGEST_HEX_CHARS]
-
-
 def targets_ma(model: Site) -> tuple[list[int], list[str]]:
     """Target current and reason per load, in model.load_ids order."""
     count = len(model.load_ids)
@@ -72,26 +64,32 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
     room = list(model.con_capacity_ma)
     load_cons = model.load_cons
     urgency = model.load_urgency
-    demanding = []
+    online = model.load_online
+    demand = model.load_demand
+    reserve = model.load_reserve_ma
+    priority = model.load_priority
+    active = model.load_active
+    order = []
     for index in range(count):
-        if not model.load_online[index]:
-            held = model.load_reserve_ma[index]
+        if not online[index]:
+            held = reserve[index]
             if held:
                 for con in load_cons[index]:
-                    room[con] -= held
+                    room_left = room[con]
+                    room[con] = room_left - held
             reason[index] = OFFLINE_RESERVE
         elif urgency[index] == _OFF:
             reason[index] = OFF
-        elif not model.load_demand[index]:
+        elif not demand[index]:
             reason[index] = NO_DEMAND
         else:
-            demanding.append(index)
-    priority = model.load_priority
-    active = model.load_active
-    # Load indexes follow the ids' order, so the index is the id tie-break.
-    demanding.sort(key=lambda i: (urgency[i], priority[i], 0 if active[i] else 1, i))
+            # One int per load sorts as (urgency, priority, active first, id):
+            # load indexes follow the ids' order. Below 2^30 by site's bounds.
+            rank = urgency[index] * _PRIORITY_SPAN + priority[index] + sitemodel.MAX_PRIORITY
+            order.append(((rank * 2 + (0 if active[index] else 1)) << _INDEX_BITS) + index)
+    order.sort()
 
-    weight = [len(phases) for phases in model.load_phases]
+    weight = [len(load_phases) for load_phases in model.load_phases]
     stale = model.meter == sitemodel.METER_STALE
     threshold_ma = model.excess_threshold_ma()
     solar_ma = model.surplus_ma
@@ -99,31 +97,35 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
     admitted = []
     min_ma = model.load_min_ma
     max_ma = model.load_max_ma
-    for index in demanding:
+    for key in order:
+        index = key & _INDEX_MASK
         need = min_ma[index]
         mode = urgency[index]
+        phases = weight[index]
         if mode >= _SOLAR_ONLY:
             if stale:
                 reason[index] = METER_STALE  # the surplus is unknown
                 continue
             budget = solar_ma - threshold_ma if mode == _EXCESS else solar_ma
-            if need * weight[index] > budget:
+            if need * phases > budget:
                 reason[index] = SOLAR_WAIT
                 continue
         cons = load_cons[index]
         fits = True
         for con in cons:
-            if room[con] < need:
+            room_left = room[con]
+            if room_left < need:
                 fits = False
                 scarce[con] = True
         if not fits:
             reason[index] = SCARCITY
             continue
         for con in cons:
-            room[con] -= need
+            room_left = room[con]
+            room[con] = room_left - need
         if mode >= _SOLAR_PRIORITY:
             # A solar_priority minimum may come from the grid, but uses the surplus first.
-            solar_ma -= need * weight[index]
+            solar_ma -= need * phases
         alloc[index] = need
         admitted.append(index)
 
@@ -141,7 +143,9 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
             keep_ma = threshold_ma
             break
     counts = [0] * len(room)
-    for mode in (_CONTINUOUS, _SOLAR_PRIORITY, _SOLAR_ONLY, _EXCESS):
+    full = [False] * len(room)
+    moving = [False] * count
+    for mode in range(_CONTINUOUS, _EXCESS + 1):
         rising = []
         for index in admitted:
             if urgency[index] != mode:
@@ -158,111 +162,214 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
         if not rising:
             continue
         if mode == _CONTINUOUS:
-            _fill(model, rising, alloc, reason, room, counts, weight, -1)
+            _fill(model, rising, alloc, reason, room, counts, full, moving, weight, -1)
         else:
             budget = solar_ma - keep_ma if mode != _EXCESS else solar_ma - threshold_ma
-            left = _fill(model, rising, alloc, reason, room, counts, weight, budget if budget > 0 else 0)
-            solar_ma -= budget - left if budget > 0 else 0
+            if budget < 0:
+                budget = 0
+            solar_ma -= budget - _fill(model, rising, alloc, reason, room, counts, full, moving, weight, budget)
     return alloc, reason
 
 
+# The loops below keep list items in plain local variables before doing
+# arithmetic on them: allocate.pxd gives those locals C types, so the compiled
+# build does that arithmetic in C. Pure Python and MicroPython read it as usual.
+
 def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], room: list[int], counts: list[int],
-          weight: list[int], solar_ma: int) -> int:
+          full: list[bool], moving: list[bool], weight: list[int], solar_ma: int) -> int:
     """Water-fill rising (in preference order); solar_ma < 0 means no surplus limit. Returns the surplus left."""
     has_solar = solar_ma >= 0
     load_cons = model.load_cons
+    members = model.con_members
     cap = model.load_max_ma
     con_reason = model.con_reason
-    moving = rising
-    while moving:
-        # Everyone still moving rises by the same delta: the largest that keeps
-        # every constraint within capacity and no load above its max.
-        delta = cap[moving[0]] - alloc[moving[0]]
-        touched = []
-        solar_weight = 0
-        for index in moving:
-            gap = cap[index] - alloc[index]
-            if gap < delta:
-                delta = gap
-            for con in load_cons[index]:
-                if not counts[con]:
-                    touched.append(con)
-                counts[con] += 1
-            solar_weight += weight[index]
-        for con in touched:
-            share = room[con] // counts[con]
-            if share < delta:
-                delta = share
+    # Every moving load rises by the same amount, level, above where it
+    # started; alloc is written when it stops. counts[con] is the number of
+    # moving loads in con, live the constraints that have some.
+    by_gap = []
+    live = []
+    solar_weight = 0
+    for index in rising:
+        top = cap[index]
+        start = alloc[index]
+        by_gap.append(((top - start) << _INDEX_BITS) + index)
+        moving[index] = True
+        cons = load_cons[index]
+        for con in cons:
+            movers = counts[con]
+            if not movers:
+                live.append(con)
+            counts[con] = movers + 1
+        phases = weight[index]
+        solar_weight += phases
+    by_gap.sort()  # the order in which loads reach their max: gap to it, then index
+    gaps = len(by_gap)
+    next_gap = 0
+    left = len(rising)
+    level = 0
+    before = left
+    while left:
+        packed = by_gap[next_gap]
+        while not moving[packed & _INDEX_MASK]:
+            next_gap += 1
+            packed = by_gap[next_gap]
+        # The largest rise that keeps every constraint within capacity, the
+        # surplus within itself and no load above its max.
+        delta = (packed >> _INDEX_BITS) - level
+        if left < before:
+            # Some loads stopped last round: drop the constraints left without movers.
+            still = []
+            for con in live:
+                movers = counts[con]
+                if movers:
+                    still.append(con)
+                    room_left = room[con]
+                    share = room_left // movers
+                    if share < delta:
+                        delta = share
+            live = still
+        else:
+            for con in live:
+                room_left = room[con]
+                movers = counts[con]
+                share = room_left // movers
+                if share < delta:
+                    delta = share
+        before = left
         if has_solar:
             share = solar_ma // solar_weight
             if share < delta:
                 delta = share
+        # Constraints that may be unable to give each moving load one more mA.
+        tight = []
         if delta > 0:
-            for index in moving:
-                alloc[index] += delta
-            for con in touched:
-                room[con] -= delta * counts[con]
+            level += delta
+            for con in live:
+                room_left = room[con]
+                movers = counts[con]
+                room_left -= delta * movers
+                room[con] = room_left
+                if room_left < movers:
+                    tight.append(con)
             if has_solar:
                 solar_ma -= delta * solar_weight
-        # Whoever cannot rise by one more mA stops here, and says why.
-        still = []
-        for index in moving:
-            if alloc[index] >= cap[index]:
-                reason[index] = MAX
-                continue
-            for con in load_cons[index]:
-                if room[con] < counts[con]:
-                    reason[index] = con_reason[con]
+        else:
+            for con in live:
+                room_left = room[con]
+                movers = counts[con]
+                if room_left < movers:
+                    tight.append(con)
+        # Loads at their max stop first.
+        while next_gap < gaps:
+            packed = by_gap[next_gap]
+            index = packed & _INDEX_MASK
+            if moving[index]:
+                if packed >> _INDEX_BITS > level:
                     break
-            else:
-                if has_solar and solar_ma < solar_weight:
+                reason[index] = MAX
+                left -= 1
+                phases = weight[index]
+                solar_weight -= phases
+                _stop(index, level, alloc, moving, counts, load_cons)
+            next_gap += 1
+        # Then every load in a constraint that cannot give each of its
+        # remaining moving loads one more mA; a load names the first full one
+        # on its list.
+        stopping = []
+        for con in tight:
+            movers = counts[con]
+            room_left = room[con]
+            if movers and room_left < movers:
+                full[con] = True
+                stopping.append(con)
+        for con in stopping:
+            group = members[con]
+            for index in group:
+                if moving[index]:
+                    cons = load_cons[index]
+                    for first in cons:
+                        if full[first]:
+                            reason[index] = con_reason[first]
+                            break
+                    left -= 1
+                    phases = weight[index]
+                    solar_weight -= phases
+                    _stop(index, level, alloc, moving, counts, load_cons)
+        for con in stopping:
+            full[con] = False
+        if has_solar and left and solar_ma < solar_weight:
+            for index in rising:
+                if moving[index]:
                     reason[index] = SURPLUS
-                else:
-                    still.append(index)
-        for con in touched:
-            counts[con] = 0
-        moving = still
+                    left -= 1
+                    _stop(index, level, alloc, moving, counts, load_cons)
 
     # Round every rise down to the load's step (its max is always reachable).
     low = model.load_min_ma
     step = model.load_step_ma
     for index in rising:
-        level = alloc[index]
-        if level < cap[index]:
-            back = (level - low[index]) % step[index]
+        start = alloc[index]
+        top = cap[index]
+        if start < top:
+            floor = low[index]
+            stride = step[index]
+            back = (start - floor) % stride
             if back:
-                alloc[index] = level - back
-                for con in load_cons[index]:
-                    room[con] += back
+                alloc[index] = start - back
+                cons = load_cons[index]
+                for con in cons:
+                    room_left = room[con]
+                    room[con] = room_left + back
                 if has_solar:
-                    solar_ma += back * weight[index]
+                    phases = weight[index]
+                    solar_ma += back * phases
 
     # What rounding freed goes back a step at a time, in preference order. A
     # load that cannot take a step now never can later (room only shrinks),
     # so each round only revisits the loads that took one.
-    candidates = [index for index in rising if alloc[index] < cap[index]]
+    candidates = []
+    for index in rising:
+        start = alloc[index]
+        top = cap[index]
+        if start < top:
+            candidates.append(index)
     while candidates:
         took = []
         for index in candidates:
-            level = alloc[index]
+            start = alloc[index]
+            top = cap[index]
             increment = step[index]
-            if level + increment > cap[index]:
-                increment = cap[index] - level
-            if has_solar and solar_ma < increment * weight[index]:
+            if start + increment > top:
+                increment = top - start
+            phases = weight[index]
+            if has_solar and solar_ma < increment * phases:
                 continue
             cons = load_cons[index]
             for con in cons:
-                if room[con] < increment:
+                room_left = room[con]
+                if room_left < increment:
                     break
             else:
-                alloc[index] = level + increment
+                alloc[index] = start + increment
                 for con in cons:
-                    room[con] -= increment
+                    room_left = room[con]
+                    room[con] = room_left - increment
                 if has_solar:
-                    solar_ma -= increment * weight[index]
-                if level + increment < cap[index]:
+                    solar_ma -= increment * phases
+                if start + increment < top:
                     took.append(index)
                 else:
                     reason[index] = MAX
         candidates = took
     return solar_ma
+
+
+def _stop(index: int, level: int, alloc: list[int], moving: list[bool], counts: list[int],
+          load_cons: list[list[int]]) -> None:
+    start = alloc[index]
+    alloc[index] = start + level
+    moving[index] = False
+    cons = load_cons[index]
+    for con in cons:
+        movers = counts[con]
+        counts[con] = movers - 1

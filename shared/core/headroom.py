@@ -1,7 +1,7 @@
 """Headroom: what is left of each capacity constraint at given currents, and how far one load may go."""
 
 from .errors import FieldError
-from .site import MAX_MA, Site, on_lattice_ma, show, usage_ma
+from .site import MAX_MA, Site, constraint_name, on_lattice_ma, show, usage_ma
 
 # The node controller raises a load only up to what keeps every circuit and
 # phase within its limit, counting each peer at the current it reports as
@@ -16,11 +16,11 @@ def headroom_ma(model: Site, current_ma: dict[str, int]) -> dict[str, int]:
     """
     usage = _usages(model, current_ma)
     left: dict[str, int] = {}
-    for con, name in enumerate(model.con_names):
+    for con, capacity in enumerate(model.con_capacity_ma):
         used = 0
         for index in model.con_members[con]:
             used += usage[index]
-        left[name] = model.con_capacity_ma[con] - used
+        left[constraint_name(model, con)] = capacity - used
     return left
 
 

@@ -1,12 +1,13 @@
-"""The site model: an allocation scenario checked, normalized and turned into constraints."""
+"""The site model: an allocation scenario checked, normalized and turned into capacity constraints."""
 
-from . import canon
 from .errors import FieldError
 
 # Everything the allocation reads is an integer in a fixed unit: mA per phase,
-# W, ms, percent. Loads are kept sorted by id in parallel lists (the cheapest
-# shape on MicroPython), so nothing downstream depends on the input's order or
-# on dict iteration order.
+# W, ms, percent. Loads are kept sorted by id in parallel lists (the most
+# compact shape on MicroPython, where small ints cost no allocation), so
+# nothing downstream depends on the input's order or on dict order. This runs
+# at every change of a node's view: field paths for error messages are built
+# only when there is an error.
 
 MODE_NAMES = ("continuous", "solar_priority", "solar_only", "excess", "off")
 URGENCY_CONTINUOUS = 0
@@ -21,24 +22,26 @@ _LOAD_PHASES = {"L1": (0,), "L2": (1,), "L3": (2,), "L123": (0, 1, 2)}
 SITE_ID = "site"
 
 # Bounds that keep every sum the allocation forms below 2^30 (a small int on
-# ESP32): MAX_LOADS loads x MAX_MA x 3 phases < 2^30.
+# ESP32): MAX_LOADS x MAX_MA x 3 phases < 2^30; and its sort keys, which pack
+# urgency, priority, the active flag and a load index (8 bits) into one int.
 MAX_MA = 1000000
 MAX_W = 1000000
 MAX_LOADS = 256
 MAX_CIRCUITS = 64
-MAX_PRIORITY = 1000000
+MAX_PRIORITY = 1000
 MAX_MS = 1000000000
 MAX_ID_CHARS = 64
 
-# A meter reading older than this is stale: the unmanaged load is unknown.
+# A meter reading older than this (site.meter_stale_ms overrides it) is stale:
+# the unmanaged load is unknown.
 METER_STALE_MS = 10000
 # A reading whose magnitude exceeds this many times the site limit on a phase
-# is absurd (a wrong unit, a sign or overflow error): no connection carries
-# four times its breaker rating for as long as a reading takes.
+# is absurd (a wrong unit, a sign or an overflow): no connection carries four
+# times its breaker rating for as long as a reading takes.
 ABSURD_FACTOR = 4
 # What the meter yields is rounded to this quantum, conservatively (unmanaged
-# load up, surplus down), so that readings wobbling by a few mA leave the view
-# digest, and the allocation, unchanged.
+# load up, surplus down), so that readings wobbling by a few mA change neither
+# the view digest nor the allocation.
 METER_QUANTUM_MA = 250
 
 METER_NONE = 0
@@ -46,21 +49,23 @@ METER_FRESH = 1
 METER_STALE = 2
 METER_STATES = ("none", "fresh", "stale")
 
-KIND_CIRCUIT = 0
-KIND_SITE = 1
-KIND_IMPORT = 2
-
-_TOP_KEYS = ("site", "circuits", "loads", "offline_reserve_ma")
-_SITE_KEYS = ("phases", "voltage_v", "limit_ma", "safety_pct", "import_limit_w", "meter", "meter_stale_ms",
-              "excess_threshold_w")
-_METER_KEYS = ("ma", "age_ms")
-_CIRCUIT_KEYS = ("id", "parent", "limit_ma")
-_LOAD_KEYS = ("id", "circuit", "phases", "min_ma", "max_ma", "step_ma", "priority", "mode", "demand", "online",
-              "draw_ma", "active", "reserve_ma")
+_TOP_KEYS = {"site": 1, "circuits": 1, "loads": 1, "offline_reserve_ma": 1}
+_SITE_KEYS = {"phases": 1, "voltage_v": 1, "limit_ma": 1, "safety_pct": 1, "import_limit_w": 1, "meter": 1,
+              "meter_stale_ms": 1, "excess_threshold_w": 1}
+_METER_KEYS = {"ma": 1, "age_ms": 1}
+_CIRCUIT_KEYS = {"id": 1, "parent": 1, "limit_ma": 1}
+_LOAD_KEYS = {"id": 1, "circuit": 1, "phases": 1, "min_ma": 1, "max_ma": 1, "step_ma": 1, "priority": 1, "mode": 1,
+              "demand": 1, "online": 1, "draw_ma": 1, "active": 1, "reserve_ma": 1}
+_MODE_URGENCY = {"continuous": 0, "solar_priority": 1, "solar_only": 2, "excess": 3, "off": 4}
+_ID_PUNCTUATION = "-_."
 
 
 class Site:
-    """A validated scenario: site, circuit tree, loads sorted by id, and the capacity constraints."""
+    """A validated scenario: site, circuit tree, loads sorted by id, and the capacity constraints.
+
+    Constraints are numbered: circuit i on phase p is i x phases + p (circuits
+    sorted by id), then the site per phase, then the import cap per phase.
+    """
 
     def __init__(self) -> None:
         self.phases = 1
@@ -76,7 +81,7 @@ class Site:
         self.circuit_ids: list[str] = []  # sorted
         self.circuit_parent: list[str] = []
         self.circuit_limit_ma: list[list[int]] = []
-        self.load_ids: list[str] = []  # sorted; every load list below is indexed alike
+        self.load_ids: list[str] = []  # sorted; every load_ list is indexed alike
         self.load_index: dict[str, int] = {}
         self.load_circuit: list[str] = []
         self.load_chain: list[list[str]] = []  # its circuit, then each parent up to (not including) the site
@@ -91,68 +96,85 @@ class Site:
         self.load_active: list[bool] = []
         self.load_draw_ma: list[int] = []
         self.load_reserve_ma: list[int] = []  # what an offline load holds; 0 for an online one
-        self.con_names: list[str] = []
-        self.con_kind: list[int] = []
-        self.con_phase: list[int] = []
-        self.con_capacity_ma: list[int] = []
-        self.con_members: list[list[int]] = []
-        self.con_reason: list[str] = []  # the reason a load stopped by this constraint gets
         self.load_cons: list[list[int]] = []  # innermost circuit first, then the site, then the import cap
+        self.con_capacity_ma: list[int] = []
+        self.con_members: list[list[int]] = []  # load indexes
+        self.con_reason: list[str] = []  # what a load stopped by this constraint gives as its reason
 
     def excess_threshold_ma(self) -> int:
         """The excess-mode threshold as a current summed over phases."""
         return self.excess_threshold_w * 1000 // self.voltage_v
 
     def overridden(self, reserve_ma: dict[str, int] | None, active: dict[str, bool] | None) -> "Site":
-        """A copy with some loads' reserve and active flag replaced (keys are load ids)."""
+        """A copy with some loads' reserve and active flag replaced (keys are load ids); self is unchanged."""
         copy = Site()
-        for name in _SHARED_ATTRIBUTES:
+        for name in _ATTRIBUTES:
             setattr(copy, name, getattr(self, name))
         copy.load_reserve_ma = list(self.load_reserve_ma)
         copy.load_active = list(self.load_active)
         if reserve_ma is not None:
             for load_id in sorted(reserve_ma):
                 index = _override_index(self, "reserve_ma", load_id)
-                value = _int_value(reserve_ma[load_id], "reserve_ma." + load_id, 0, MAX_MA)
+                value = reserve_ma[load_id]
+                if type(value) is not int or value < 0 or value > MAX_MA:
+                    raise _bad_value(value, "reserve_ma." + load_id, 0, MAX_MA)
                 if not self.load_online[index]:
                     copy.load_reserve_ma[index] = value
         if active is not None:
             for load_id in sorted(active):
                 index = _override_index(self, "active", load_id)
-                copy.load_active[index] = _bool_value(active[load_id], "active." + load_id)
+                flag = active[load_id]
+                if flag is not True and flag is not False:
+                    raise FieldError("active." + load_id, show(flag) + " is not true or false")
+                copy.load_active[index] = flag
         return copy
 
 
-_SHARED_ATTRIBUTES = (
+_ATTRIBUTES = (
     "phases", "voltage_v", "limit_ma", "safety_pct", "import_limit_w", "excess_threshold_w", "meter_stale_ms",
     "meter", "unmanaged_ma", "surplus_ma", "circuit_ids", "circuit_parent", "circuit_limit_ma", "load_ids",
     "load_index", "load_circuit", "load_chain", "load_phases", "load_min_ma", "load_max_ma", "load_step_ma",
-    "load_priority", "load_urgency", "load_demand", "load_online", "load_draw_ma", "con_names", "con_kind",
-    "con_phase", "con_capacity_ma", "con_members", "con_reason", "load_cons",
+    "load_priority", "load_urgency", "load_demand", "load_online", "load_active", "load_draw_ma", "load_reserve_ma",
+    "load_cons", "con_capacity_ma", "con_members", "con_reason",
 )
 
 
 def parse(scenario: object) -> Site:
-    """Check an allocation scenario (the `allocate` contract) and build its site model."""
+    """Check an allocation scenario (the `allocate` contract) and build its site model; FieldError if bad."""
     top = _object(scenario, "scenario")
     _only_known(top, "", _TOP_KEYS)
     model = Site()
-    _parse_site(model, _object(_required(top, "", "site"), "site"))
+    site = _object(_required(top, "", "site"), "site")
+    _parse_site(model, site)
     circuits = top.get("circuits")
     _parse_circuits(model, [] if circuits is None else _list(circuits, "circuits", MAX_CIRCUITS))
-    offline_reserve_ma = _optional_int(top, "", "offline_reserve_ma", 0, MAX_MA)
+    offline_reserve_ma = _optional_int(top, "", "offline_reserve_ma", 0, MAX_MA, -1)
     _parse_loads(model, _list(_required(top, "", "loads"), "loads", MAX_LOADS), offline_reserve_ma)
-    _read_meter(model, top)
+    _read_meter(model, site)
     _build_constraints(model)
     return model
+
+
+def constraint_name(model: Site, con: int) -> str:
+    """'circuit:<id>:L1', 'site:L1' or 'import:L1'."""
+    circuit_cons = len(model.circuit_ids) * model.phases
+    phase = PHASE_NAMES[constraint_phase(model, con)]
+    if con < circuit_cons:
+        return "circuit:" + model.circuit_ids[con // model.phases] + ":" + phase
+    return ("site:" if con < circuit_cons + model.phases else "import:") + phase
+
+
+def constraint_phase(model: Site, con: int) -> int:
+    """The phase index of constraint con."""
+    return con % model.phases
 
 
 def constraints(model: Site) -> list[tuple[str, str, int, list[str]]]:
     """Every capacity constraint as (name, phase, capacity_ma, ids of the loads it covers)."""
     result = []
-    for index, name in enumerate(model.con_names):
-        members = [model.load_ids[i] for i in model.con_members[index]]
-        result.append((name, PHASE_NAMES[model.con_phase[index]], model.con_capacity_ma[index], members))
+    for con, capacity in enumerate(model.con_capacity_ma):
+        members = [model.load_ids[index] for index in model.con_members[con]]
+        result.append((constraint_name(model, con), PHASE_NAMES[constraint_phase(model, con)], capacity, members))
     return result
 
 
@@ -177,43 +199,27 @@ def on_lattice_ma(model: Site, index: int, bound_ma: int) -> int:
     return low + (bound_ma - low) // step * step
 
 
-def view(model: Site) -> list[object]:
-    """The inputs that decide the allocation, as one value: [version, site, circuits, loads] (the digest covers it)."""
-    return [VIEW_VERSION, _view_site(model), _view_circuits(model),
-            [_view_load(model, index) for index in range(len(model.load_ids))]]
+def show(value: object) -> str:
+    """A value for an error message, the same on every runtime (no floats, no runtime-specific repr)."""
+    if value is None or isinstance(value, (bool, int)):
+        return str(value)
+    if isinstance(value, str):
+        if len(value) > 40:
+            value = value[:37] + "..."
+        for char in value:
+            code = ord(char)
+            if code < 0x20 or code > 0x7E or char == "'" or char == "\\":
+                from . import canon  # only for an error
 
-
-def view_parts(model: Site) -> list[str]:
-    """canon.dumps(view(model)) in pieces, one per load, so a digest never holds the whole text at once."""
-    parts = ["[" + str(VIEW_VERSION) + "," + canon.dumps(_view_site(model)) + "," + canon.dumps(_view_circuits(model))
-             + ",["]
-    for index in range(len(model.load_ids)):
-        parts.append(("," if index else "") + canon.dumps(_view_load(model, index)))
-    parts.append("]]")
-    return parts
-
-
-# Bumped whenever the allocation rules change, so that nodes running different
-# rules never find their views equal.
-VIEW_VERSION = 1
-
-
-def _view_site(model: Site) -> list[object]:
-    return [model.phases, model.voltage_v, model.limit_ma, model.safety_pct, model.import_limit_w,
-            model.excess_threshold_w, METER_STATES[model.meter], model.unmanaged_ma, model.surplus_ma]
-
-
-def _view_circuits(model: Site) -> list[object]:
-    return [[circuit_id, model.circuit_parent[index], model.circuit_limit_ma[index]]
-            for index, circuit_id in enumerate(model.circuit_ids)]
-
-
-def _view_load(model: Site, index: int) -> list[object]:
-    phases = model.load_phases[index]
-    return [model.load_ids[index], model.load_circuit[index], "L123" if len(phases) == 3 else PHASE_NAMES[phases[0]],
-            model.load_min_ma[index], model.load_max_ma[index], model.load_step_ma[index],
-            model.load_priority[index], MODE_NAMES[model.load_urgency[index]], model.load_demand[index],
-            model.load_online[index], model.load_active[index], model.load_reserve_ma[index]]
+                return canon.dumps(value)
+        return "'" + value + "'"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a " + type(value).__name__
 
 
 def _parse_site(model: Site, site: dict[str, object]) -> None:
@@ -225,130 +231,202 @@ def _parse_site(model: Site, site: dict[str, object]) -> None:
     model.voltage_v = _required_int(site, "site", "voltage_v", 100, 1000)
     model.limit_ma = _per_phase(_required(site, "site", "limit_ma"), "site.limit_ma", phases)
     model.safety_pct = _required_int(site, "site", "safety_pct", 1, 100)
-    import_limit_w = _optional_int(site, "site", "import_limit_w", 0, MAX_W)
-    model.import_limit_w = -1 if import_limit_w is None else import_limit_w
-    stale_ms = _optional_int(site, "site", "meter_stale_ms", 0, MAX_MS)
-    model.meter_stale_ms = METER_STALE_MS if stale_ms is None else stale_ms
-    threshold_w = _optional_int(site, "site", "excess_threshold_w", 0, MAX_W)
-    model.excess_threshold_w = 0 if threshold_w is None else threshold_w
+    model.import_limit_w = _optional_int(site, "site", "import_limit_w", 0, MAX_W, -1)
+    model.meter_stale_ms = _optional_int(site, "site", "meter_stale_ms", 0, MAX_MS, METER_STALE_MS)
+    model.excess_threshold_w = _optional_int(site, "site", "excess_threshold_w", 0, MAX_W, 0)
 
 
 def _parse_circuits(model: Site, circuits: list[object]) -> None:
     parent_of: dict[str, str] = {}
     limit_of: dict[str, list[int]] = {}
     position: dict[str, int] = {}
-    for index, item in enumerate(circuits):
-        path = "circuits[" + str(index) + "]"
-        circuit = _object(item, path)
-        _only_known(circuit, path, _CIRCUIT_KEYS)
-        circuit_id = _id(_required(circuit, path, "id"), path + ".id")
+    in_order: list[str] = []
+    phases = model.phases
+    for number, circuit in enumerate(circuits):
+        if type(circuit) is not dict:
+            raise FieldError(_circuit_at(number, ""), show(circuit) + " is not an object")
+        for key in circuit:
+            if key not in _CIRCUIT_KEYS:
+                _only_known(circuit, _circuit_at(number, ""), _CIRCUIT_KEYS)
+        circuit_id = circuit.get("id")
+        if not isinstance(circuit_id, str) or not _good_id(circuit_id):
+            raise _bad_id(circuit, _circuit_at(number, "id"), "id")
         if circuit_id == SITE_ID:
-            raise FieldError(path + ".id", "'site' names the site itself, not a circuit")
+            raise FieldError(_circuit_at(number, "id"), "'site' names the site itself, not a circuit")
         if circuit_id in position:
-            raise FieldError(path + ".id", show(circuit_id) + " is a duplicate")
-        position[circuit_id] = index
-        parent_of[circuit_id] = _id(_required(circuit, path, "parent"), path + ".parent")
-        limit_of[circuit_id] = _per_phase(_required(circuit, path, "limit_ma"), path + ".limit_ma", model.phases)
-    for circuit_id in sorted(parent_of, key=lambda c: position[c]):
-        parent = parent_of[circuit_id]
+            raise FieldError(_circuit_at(number, "id"), show(circuit_id) + " is a duplicate")
+        parent = circuit.get("parent")
+        if not isinstance(parent, str) or not _good_id(parent):
+            raise _bad_id(circuit, _circuit_at(number, "parent"), "parent")
+        limit = circuit.get("limit_ma")
+        if type(limit) is int and 0 <= limit <= MAX_MA:
+            limits = [limit] * phases
+        else:
+            limits = _per_phase(_required(circuit, _circuit_at(number, ""), "limit_ma"),
+                                _circuit_at(number, "limit_ma"), phases)
+        position[circuit_id] = number
+        in_order.append(circuit_id)
+        parent_of[circuit_id] = parent
+        limit_of[circuit_id] = limits
+    count = len(in_order)
+    for number in range(count):
+        parent = parent_of[in_order[number]]
         if parent != SITE_ID and parent not in parent_of:
-            raise FieldError("circuits[" + str(position[circuit_id]) + "].parent", show(parent) + " is not a circuit")
-    # Report the first circuit (in input order) that lies on a cycle.
-    for circuit_id in sorted(parent_of, key=lambda c: position[c]):
-        walk = [circuit_id]
-        current = parent_of[circuit_id]
-        while current != SITE_ID and current != circuit_id and len(walk) <= len(parent_of):
-            walk.append(current)
+            raise FieldError(_circuit_at(number, "parent"), show(parent) + " is not a circuit")
+    # A walk up from any circuit reaches the site within count steps, unless
+    # there is a cycle; then name the first circuit (in input order) on it.
+    for number in range(count):
+        start = in_order[number]
+        current = parent_of[start]
+        steps = 0
+        while current != SITE_ID and current != start and steps < count:
             current = parent_of[current]
-        if current == circuit_id:
-            walk.append(circuit_id)
-            raise FieldError("circuits[" + str(position[circuit_id]) + "].parent",
-                             show(parent_of[circuit_id]) + " makes a cycle: " + " -> ".join(walk))
-    model.circuit_ids = sorted(parent_of)
-    model.circuit_parent = [parent_of[c] for c in model.circuit_ids]
-    model.circuit_limit_ma = [limit_of[c] for c in model.circuit_ids]
+            steps += 1
+        if current == start:
+            walk = [start]
+            current = parent_of[start]
+            while current != start:
+                walk.append(current)
+                current = parent_of[current]
+            walk.append(start)
+            raise FieldError(_circuit_at(number, "parent"), show(parent_of[start]) + " makes a cycle: "
+                             + " -> ".join(walk))
+    model.circuit_ids = sorted(in_order)
+    model.circuit_parent = [parent_of[circuit_id] for circuit_id in model.circuit_ids]
+    model.circuit_limit_ma = [limit_of[circuit_id] for circuit_id in model.circuit_ids]
 
 
-def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int | None) -> None:
-    circuit_parent = {}
+def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int) -> None:
+    # One chain per circuit, shared by its loads.
+    chain_of: dict[str, list[str]] = {SITE_ID: []}
+    parent_of = {}
     for index, circuit_id in enumerate(model.circuit_ids):
-        circuit_parent[circuit_id] = model.circuit_parent[index]
+        parent_of[circuit_id] = model.circuit_parent[index]
+    for circuit_id in model.circuit_ids:
+        upward = []
+        walk = circuit_id
+        while walk != SITE_ID:
+            upward.append(walk)
+            walk = parent_of[walk]
+        chain_of[circuit_id] = upward
+    single_phase = model.phases == 1
+    seen: dict[str, int] = {}
     rows = []
-    seen: set[str] = set()
-    # Checked in input order, so the first bad load in the file is the one named.
-    for index, item in enumerate(loads):
-        path = "loads[" + str(index) + "]"
-        load = _object(item, path)
-        _only_known(load, path, _LOAD_KEYS)
-        load_id = _id(_required(load, path, "id"), path + ".id")
+    # In input order, so the first bad load in the file is the one named.
+    for number, load in enumerate(loads):
+        if type(load) is not dict:
+            raise FieldError(_at(number, ""), show(load) + " is not an object")
+        for key in load:
+            if key not in _LOAD_KEYS:
+                _only_known(load, _at(number, ""), _LOAD_KEYS)
+        load_id = load.get("id")
+        if not isinstance(load_id, str) or not _good_id(load_id):
+            raise _bad_id(load, _at(number, "id"), "id")
         if load_id in seen:
-            raise FieldError(path + ".id", show(load_id) + " is a duplicate")
-        seen.add(load_id)
-        rows.append(_parse_load(model, load, path, load_id, circuit_parent, offline_reserve_ma))
-    rows.sort(key=lambda row: row[0])
-    for row in rows:
-        (load_id, circuit_id, chain, phases, min_ma, max_ma, step_ma, priority, urgency, demand, online, active,
-         draw_ma, reserve_ma) = row
-        model.load_index[load_id] = len(model.load_ids)
-        model.load_ids.append(load_id)
-        model.load_circuit.append(circuit_id)
-        model.load_chain.append(chain)
-        model.load_phases.append(phases)
-        model.load_min_ma.append(min_ma)
-        model.load_max_ma.append(max_ma)
-        model.load_step_ma.append(step_ma)
-        model.load_priority.append(priority)
-        model.load_urgency.append(urgency)
-        model.load_demand.append(demand)
-        model.load_online.append(online)
-        model.load_active.append(active)
-        model.load_draw_ma.append(draw_ma)
-        model.load_reserve_ma.append(0 if online else reserve_ma)
+            raise FieldError(_at(number, "id"), show(load_id) + " is a duplicate")
+        seen[load_id] = number
+        circuit = load.get("circuit")
+        if circuit is None:
+            circuit = SITE_ID
+        chain = chain_of.get(circuit) if isinstance(circuit, str) else None
+        if chain is None:
+            problem = " is not a circuit" if isinstance(circuit, str) else " is not a string"
+            raise FieldError(_at(number, "circuit"), show(circuit) + problem)
+        phase_name = load.get("phases")
+        phases = _LOAD_PHASES.get(phase_name) if isinstance(phase_name, str) else None
+        if phases is None:
+            raise _bad(load, _at(number, "phases"), "phases", " is not one of L1, L2, L3, L123")
+        if single_phase and phase_name != "L1":
+            raise FieldError(_at(number, "phases"), show(phase_name) + " on a single-phase site (only L1 exists)")
+        min_ma = load.get("min_ma")
+        if type(min_ma) is not int or min_ma < 0 or min_ma > MAX_MA:
+            raise _bad_int(load, _at(number, "min_ma"), "min_ma", 0, MAX_MA)
+        max_ma = load.get("max_ma")
+        if type(max_ma) is not int or max_ma < 0 or max_ma > MAX_MA:
+            raise _bad_int(load, _at(number, "max_ma"), "max_ma", 0, MAX_MA)
+        if min_ma > max_ma:
+            raise FieldError(_at(number, "min_ma"), str(min_ma) + " is above max_ma " + str(max_ma))
+        step_ma = load.get("step_ma")
+        if type(step_ma) is not int or step_ma < 1 or step_ma > MAX_MA:
+            raise _bad_int(load, _at(number, "step_ma"), "step_ma", 1, MAX_MA)
+        priority = load.get("priority")
+        if type(priority) is not int or priority < -MAX_PRIORITY or priority > MAX_PRIORITY:
+            raise _bad_int(load, _at(number, "priority"), "priority", -MAX_PRIORITY, MAX_PRIORITY)
+        mode = load.get("mode")
+        urgency = _MODE_URGENCY.get(mode) if isinstance(mode, str) else None
+        if urgency is None:
+            raise _bad(load, _at(number, "mode"), "mode", " is not one of " + ", ".join(MODE_NAMES))
+        demand = load.get("demand")
+        if demand is not True and demand is not False:
+            raise _bad(load, _at(number, "demand"), "demand", " is not true or false")
+        online = load.get("online")
+        if online is not True and online is not False:
+            raise _bad(load, _at(number, "online"), "online", " is not true or false")
+        draw_ma = load.get("draw_ma")
+        if draw_ma is None:
+            draw_ma = 0
+        elif type(draw_ma) is not int or draw_ma < 0 or draw_ma > MAX_MA:
+            raise _bad_int(load, _at(number, "draw_ma"), "draw_ma", 0, MAX_MA)
+        active = load.get("active")
+        if active is None:
+            active = False
+        elif active is not True and active is not False:
+            raise _bad(load, _at(number, "active"), "active", " is not true or false")
+        held = load.get("reserve_ma")
+        if held is not None and (type(held) is not int or held < 0 or held > MAX_MA):
+            raise _bad_int(load, _at(number, "reserve_ma"), "reserve_ma", 0, MAX_MA)
+        reserve_ma = 0
+        if not online:
+            # Without a configured reserve an offline load may be drawing anything up to its max.
+            if held is not None:
+                reserve_ma = held
+            elif offline_reserve_ma >= 0:
+                reserve_ma = offline_reserve_ma
+            else:
+                reserve_ma = max_ma
+        rows.append((load_id, circuit, chain, phases, min_ma, max_ma, step_ma, priority, urgency, demand, online,
+                     active, draw_ma, reserve_ma))
+    # Ids are unique, so sorting the rows compares ids only.
+    rows.sort()
+    count = len(rows)
+    # Lists of their final size: no growth, no garbage from it.
+    ids = [""] * count
+    circuit_of = [""] * count
+    chains: list[list[str]] = [[]] * count
+    phases_of: list[tuple[int, ...]] = [()] * count
+    low = [0] * count
+    high = [0] * count
+    step = [0] * count
+    rank = [0] * count
+    urgency_of = [0] * count
+    wants = [False] * count
+    reachable = [False] * count
+    charging = [False] * count
+    draws = [0] * count
+    reserves = [0] * count
+    for index in range(count):
+        (ids[index], circuit_of[index], chains[index], phases_of[index], low[index], high[index], step[index],
+         rank[index], urgency_of[index], wants[index], reachable[index], charging[index], draws[index],
+         reserves[index]) = rows[index]
+        seen[ids[index]] = index  # from input position to sorted index
+    model.load_ids = ids
+    model.load_index = seen
+    model.load_circuit = circuit_of
+    model.load_chain = chains
+    model.load_phases = phases_of
+    model.load_min_ma = low
+    model.load_max_ma = high
+    model.load_step_ma = step
+    model.load_priority = rank
+    model.load_urgency = urgency_of
+    model.load_demand = wants
+    model.load_online = reachable
+    model.load_active = charging
+    model.load_draw_ma = draws
+    model.load_reserve_ma = reserves
 
 
-def _parse_load(model: Site, load: dict[str, object], path: str, load_id: str, circuit_parent: dict[str, str],
-                offline_reserve_ma: int | None) -> tuple[str, str, list[str], tuple[int, ...], int, int, int, int,
-                                                         int, bool, bool, bool, int, int]:
-    circuit = load.get("circuit")
-    circuit_id = SITE_ID if circuit is None else _id(circuit, path + ".circuit")
-    if circuit_id != SITE_ID and circuit_id not in circuit_parent:
-        raise FieldError(path + ".circuit", show(circuit_id) + " is not a circuit")
-    chain = []
-    walk = circuit_id
-    while walk != SITE_ID:
-        chain.append(walk)
-        walk = circuit_parent[walk]
-    phase_name = _required(load, path, "phases")
-    phases = _LOAD_PHASES.get(phase_name) if isinstance(phase_name, str) else None
-    if phases is None:
-        raise FieldError(path + ".phases", show(phase_name) + " is not one of L1, L2, L3, L123")
-    if model.phases == 1 and phase_name != "L1":
-        raise FieldError(path + ".phases", show(phase_name) + " on a single-phase site (only L1 exists)")
-    min_ma = _required_int(load, path, "min_ma", 0, MAX_MA)
-    max_ma = _required_int(load, path, "max_ma", 0, MAX_MA)
-    if min_ma > max_ma:
-        raise FieldError(path + ".min_ma", str(min_ma) + " is above max_ma " + str(max_ma))
-    step_ma = _required_int(load, path, "step_ma", 1, MAX_MA)
-    priority = _required_int(load, path, "priority", -MAX_PRIORITY, MAX_PRIORITY)
-    mode = _required(load, path, "mode")
-    if not isinstance(mode, str) or mode not in MODE_NAMES:
-        raise FieldError(path + ".mode", show(mode) + " is not one of " + ", ".join(MODE_NAMES))
-    demand = _bool_value(_required(load, path, "demand"), path + ".demand")
-    online = _bool_value(_required(load, path, "online"), path + ".online")
-    draw_ma = _optional_int(load, path, "draw_ma", 0, MAX_MA)
-    active = load.get("active")
-    reserve_ma = _optional_int(load, path, "reserve_ma", 0, MAX_MA)
-    if reserve_ma is None:
-        # Without a configured reserve an offline load may be drawing anything up to its max.
-        reserve_ma = max_ma if offline_reserve_ma is None else offline_reserve_ma
-    return (load_id, circuit_id, chain, phases, min_ma, max_ma, step_ma, priority, MODE_NAMES.index(mode), demand,
-            online, False if active is None else _bool_value(active, path + ".active"),
-            0 if draw_ma is None else draw_ma, reserve_ma)
-
-
-def _read_meter(model: Site, top: dict[str, object]) -> None:
-    site = top["site"]
-    assert isinstance(site, dict)
+def _read_meter(model: Site, site: dict[str, object]) -> None:
     phases = model.phases
     model.unmanaged_ma = [0] * phases
     meter = site.get("meter")
@@ -360,24 +438,27 @@ def _read_meter(model: Site, top: dict[str, object]) -> None:
     readings = _list(_required(meter, "site.meter", "ma"), "site.meter.ma", 3)
     if len(readings) != phases:
         raise FieldError("site.meter.ma", "has " + str(len(readings)) + " readings for " + str(phases) + " phases")
-    measured = []
     absurd = False
-    for phase, value in enumerate(readings):
-        field = "site.meter.ma[" + str(phase) + "]"
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FieldError(field, show(value) + " is not an integer")
+    for phase in range(phases):
+        value = readings[phase]
+        if type(value) is not int:
+            raise FieldError("site.meter.ma[" + str(phase) + "]", show(value) + " is not an integer")
         bound = ABSURD_FACTOR * model.limit_ma[phase]
         if value > bound or value < -bound:
             absurd = True
-        measured.append(value)
     age_ms = _required_int(meter, "site.meter", "age_ms", 0, MAX_MS)
     if absurd or age_ms > model.meter_stale_ms:
         model.meter = METER_STALE
         return
     model.meter = METER_FRESH
-    quantum = METER_QUANTUM_MA
+    unmanaged = [0] * phases
+    measured_ma = 0
+    for phase in range(phases):
+        value = readings[phase]
+        assert isinstance(value, int)  # checked above
+        unmanaged[phase] = value
+        measured_ma += value
     solar_draw_ma = 0
-    unmanaged = list(measured)
     for index in range(len(model.load_ids)):
         draw = model.load_draw_ma[index]
         if not draw:
@@ -387,63 +468,70 @@ def _read_meter(model: Site, top: dict[str, object]) -> None:
         urgency = model.load_urgency[index]
         if model.load_online[index] and URGENCY_SOLAR_PRIORITY <= urgency <= URGENCY_EXCESS:
             solar_draw_ma += draw * len(model.load_phases[index])
-    # Rounded up: the unmanaged load is never read as smaller than measured.
-    model.unmanaged_ma = [-(-value // quantum) * quantum for value in unmanaged]
-    surplus = solar_draw_ma - sum(measured)
+    quantum = METER_QUANTUM_MA
+    for phase in range(phases):
+        # Rounded up: the unmanaged load is never read as smaller than measured.
+        unmanaged[phase] = -(-unmanaged[phase] // quantum) * quantum
+    model.unmanaged_ma = unmanaged
+    surplus = solar_draw_ma - measured_ma
     model.surplus_ma = surplus // quantum * quantum if surplus > 0 else 0
 
 
 def _build_constraints(model: Site) -> None:
     phases = model.phases
     safety = model.safety_pct
-    count = len(model.load_ids)
-    model.load_cons = [[] for _ in range(count)]
+    capacity = []
+    reasons = []
     position: dict[str, int] = {}
     for index, circuit_id in enumerate(model.circuit_ids):
         position[circuit_id] = index
+        reason = "circuit:" + circuit_id
         for phase in range(phases):
-            capacity = model.circuit_limit_ma[index][phase] * safety // 100
-            _add_constraint(model, "circuit:" + circuit_id + ":" + PHASE_NAMES[phase], KIND_CIRCUIT, phase, capacity,
-                            "circuit:" + circuit_id)
-    first_site = len(model.con_names)
+            capacity.append(model.circuit_limit_ma[index][phase] * safety // 100)
+            reasons.append(reason)
+    first_site = len(capacity)
     for phase in range(phases):
-        capacity = model.limit_ma[phase] * safety // 100
         # Export does not widen the connection: it can vanish with a cloud, and
         # the limit is for what the managed loads are given.
         unmanaged = model.unmanaged_ma[phase]
-        if unmanaged > 0:
-            capacity -= unmanaged
-        _add_constraint(model, "site:" + PHASE_NAMES[phase], KIND_SITE, phase, capacity, "equal_share")
-    first_import = len(model.con_names)
-    if model.import_limit_w >= 0:
+        capacity.append(model.limit_ma[phase] * safety // 100 - (unmanaged if unmanaged > 0 else 0))
+        reasons.append("equal_share")
+    first_import = len(capacity)
+    capped = model.import_limit_w >= 0
+    if capped:
         # The cap in watts split evenly over the phases; export does lower the import.
         per_phase_ma = model.import_limit_w * 1000 // (model.voltage_v * phases)
         for phase in range(phases):
-            capacity = per_phase_ma - model.unmanaged_ma[phase]
-            _add_constraint(model, "import:" + PHASE_NAMES[phase], KIND_IMPORT, phase, capacity, "import_cap")
+            capacity.append(per_phase_ma - model.unmanaged_ma[phase])
+            reasons.append("import_cap")
+    members: list[list[int]] = [[] for _ in capacity]
+    # Loads on the same circuit and phases share one list of constraints.
+    shared: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+    count = len(model.load_ids)
+    load_cons: list[list[int]] = [[]] * count
     for index in range(count):
-        cons = model.load_cons[index]
         load_phases = model.load_phases[index]
-        for circuit_id in model.load_chain[index]:
-            base = position[circuit_id] * phases
+        key = (model.load_circuit[index], load_phases)
+        cons = shared.get(key)
+        if cons is None:
+            cons = []
+            for circuit_id in model.load_chain[index]:
+                base = position[circuit_id] * phases
+                for phase in load_phases:
+                    cons.append(base + phase)
             for phase in load_phases:
-                cons.append(base + phase)
-        for phase in load_phases:
-            cons.append(first_site + phase)
-        if model.import_limit_w >= 0:
-            for phase in load_phases:
-                cons.append(first_import + phase)
+                cons.append(first_site + phase)
+            if capped:
+                for phase in load_phases:
+                    cons.append(first_import + phase)
+            shared[key] = cons
+        load_cons[index] = cons
         for con in cons:
-            model.con_members[con].append(index)
-
-
-def _add_constraint(model: Site, name: str, kind: int, phase: int, capacity_ma: int, reason: str) -> None:
-    model.con_names.append(name)
-    model.con_reason.append(reason)
-    model.con_kind.append(kind)
-    model.con_phase.append(phase)
-    model.con_capacity_ma.append(capacity_ma)
-    model.con_members.append([])
+            members[con].append(index)
+    model.con_capacity_ma = capacity
+    model.con_reason = reasons
+    model.con_members = members
+    model.load_cons = load_cons
 
 
 def _override_index(model: Site, what: str, load_id: object) -> int:
@@ -453,27 +541,12 @@ def _override_index(model: Site, what: str, load_id: object) -> int:
     return index
 
 
-def show(value: object) -> str:
-    """A value for an error message, the same on every runtime (no floats, no runtime-specific repr)."""
-    if value is None or isinstance(value, (bool, int)):
-        return str(value)
-    if isinstance(value, str):
-        if len(value) > 40:
-            value = value[:37] + "..."
-        plain = True
-        for char in value:
-            code = ord(char)
-            if code < 0x20 or code > 0x7E or char == "'" or char == "\\":
-                plain = False
-                break
-        return "'" + value + "'" if plain else canon.dumps(value)
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "a " + type(value).__name__
+def _at(number: int, key: str) -> str:
+    return "loads[" + str(number) + "]" + ("." + key if key else "")
+
+
+def _circuit_at(number: int, key: str) -> str:
+    return "circuits[" + str(number) + "]" + ("." + key if key else "")
 
 
 def _object(value: object, path: str) -> dict[str, object]:
@@ -490,11 +563,11 @@ def _list(value: object, path: str, most: int) -> list[object]:
     return value
 
 
-def _only_known(obj: dict[str, object], path: str, known: tuple[str, ...]) -> None:
-    unknown = [key for key in obj if key not in known]
-    if unknown:
-        unknown.sort()
-        raise FieldError(_join(path, str(unknown[0])), "is not a known field")
+def _only_known(obj: dict[str, object], path: str, known: dict[str, int]) -> None:
+    for key in obj:
+        if key not in known:
+            unknown = sorted([str(name) for name in obj if name not in known])
+            raise FieldError(_join(path, unknown[0]), "is not a known field")
 
 
 def _join(path: str, key: str) -> str:
@@ -508,40 +581,65 @@ def _required(obj: dict[str, object], path: str, key: str) -> object:
 
 
 def _required_int(obj: dict[str, object], path: str, key: str, low: int, high: int) -> int:
-    return _int_value(_required(obj, path, key), _join(path, key), low, high)
-
-
-def _optional_int(obj: dict[str, object], path: str, key: str, low: int, high: int) -> int | None:
     value = obj.get(key)
-    if value is None:
-        return None
-    return _int_value(value, _join(path, key), low, high)
-
-
-def _int_value(value: object, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError(field, show(value) + " is not an integer")
-    if value < low:
-        raise FieldError(field, str(value) + " is below " + str(low))
-    if value > high:
-        raise FieldError(field, str(value) + " is above " + str(high))
+    if type(value) is not int or value < low or value > high:
+        raise _bad_int(obj, _join(path, key), key, low, high)
     return value
 
 
-def _bool_value(value: object, field: str) -> bool:
-    if value is not True and value is not False:
-        raise FieldError(field, show(value) + " is not true or false")
-    return value is True
+def _optional_int(obj: dict[str, object], path: str, key: str, low: int, high: int, default: int) -> int:
+    value = obj.get(key)
+    if value is None:
+        return default
+    if type(value) is not int or value < low or value > high:
+        raise _bad_int(obj, _join(path, key), key, low, high)
+    return value
+
+
+def _bad_int(obj: dict[str, object], field: str, key: str, low: int, high: int) -> FieldError:
+    """The error for obj[key], which is missing or not an integer from low to high."""
+    if key not in obj:
+        return FieldError(field, "is missing")
+    return _bad_value(obj[key], field, low, high)
+
+
+def _bad_value(value: object, field: str, low: int, high: int) -> FieldError:
+    """The error for value, which is not an integer from low to high."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return FieldError(field, show(value) + " is not an integer")
+    if value < low:
+        return FieldError(field, str(value) + " is below " + str(low))
+    return FieldError(field, str(value) + " is above " + str(high))
+
+
+def _bad(obj: dict[str, object], field: str, key: str, problem: str) -> FieldError:
+    """The error for obj[key]: missing, or its value with problem."""
+    if key not in obj:
+        return FieldError(field, "is missing")
+    return FieldError(field, show(obj[key]) + problem)
+
+
+def _bad_id(obj: dict[str, object], field: str, key: str) -> FieldError:
+    if key not in obj:
+        return FieldError(field, "is missing")
+    value = obj[key]
+    if not isinstance(value, str):
+        return FieldError(field, show(value) + " is not a string")
+    return FieldError(field, show(value) + " is not 1 to " + str(MAX_ID_CHARS) + " letters, digits, '-', '_' or '.'")
+
+
+def _good_id(value: str) -> bool:
+    if not value or len(value) > MAX_ID_CHARS:
+        return False
+    for char in value:
+        if not ("a" <= char <= "z" or "A" <= char <= "Z" or "0" <= char <= "9" or char in _ID_PUNCTUATION):
+            return False
+    return True
 
 
 def _id(value: object, field: str) -> str:
-    if not isinstance(value, str):
-        raise FieldError(field, show(value) + " is not a string")
-    if not value or len(value) > MAX_ID_CHARS:
-        raise FieldError(field, show(value) + " must have 1 to " + str(MAX_ID_CHARS) + " characters")
-    for char in value:
-        if not "!" <= char <= "~":
-            raise FieldError(field, show(value) + " may hold only printable ASCII without spaces")
+    if not isinstance(value, str) or not _good_id(value):
+        raise _bad_id({"id": value}, field, "id")
     return value
 
 
@@ -549,6 +647,14 @@ def _per_phase(value: object, field: str, phases: int) -> list[int]:
     if isinstance(value, list):
         if len(value) != phases:
             raise FieldError(field, "has " + str(len(value)) + " values for " + str(phases) + " phases")
-        return [_int_value(item, field + "[" + str(phase) + "]", 0, MAX_MA) for phase, item in enumerate(value)]
+        result = [0] * phases
+        for phase in range(phases):
+            item = value[phase]
+            if type(item) is not int or item < 0 or item > MAX_MA:
+                raise _bad_value(item, field + "[" + str(phase) + "]", 0, MAX_MA)
+            result[phase] = item
+        return result
     # One number: the same limit on every phase.
-    return [_int_value(value, field, 0, MAX_MA)] * phases
+    if type(value) is not int or value < 0 or value > MAX_MA:
+        raise _bad_value(value, field, 0, MAX_MA)
+    return [value] * phases
