@@ -15,7 +15,7 @@ SOLAR_MODES = ("solar_priority", "solar_only", "excess")
 PHASE_INDEXES = {"L1": (0,), "L2": (1,), "L3": (2,), "L123": (0, 1, 2)}
 STEPS_MA = (1, 100, 250, 500, 1000, 2000, 3000)
 QUANTUM_MA = 250  # the meter quantum docs/allocation.md documents
-STALE_MS = 10000  # the default stale limit
+STALE_MS = 15000  # the default stale limit
 ABSURD_FACTOR = 4
 
 Scenario = dict[str, Any]
@@ -37,7 +37,7 @@ def scenarios(draw: st.DrawFn, *, max_loads: int = 10, max_circuits: int = 5, th
         site["import_limit_w"] = draw(st.integers(0, 40000))
     if meter and draw(st.booleans()):
         site["meter"] = {"ma": draw(st.lists(st.integers(-60000, 60000), min_size=phases, max_size=phases)),
-                         "age_ms": draw(st.sampled_from((0, 500, 9999, 10000, 10001, 60000)))}
+                         "age_ms": draw(st.sampled_from((0, 500, 14999, 15000, 15001, 60000)))}
         if draw(st.booleans()):
             site["meter_stale_ms"] = draw(st.integers(0, 30000))
     if draw(st.booleans()):

@@ -87,7 +87,7 @@ _DIGEST_BASE = _scenario([_load("a", draw_ma=7000), _load("b", draw_ma=5000), _l
     # the unmanaged load crosses into the next quantum: the capacity changed
     ("site['meter']['ma'] = [20300]", False),
     # the meter goes stale
-    ("site['meter']['age_ms'] = 10001", False),
+    ("site['meter']['age_ms'] = 15001", False),
     # a limit changes by 1 mA
     ("site['limit_ma'] = 32001", False),
     # a load stops demanding
@@ -241,9 +241,9 @@ def test_a_higher_limit_may_lower_the_total(core: ModuleType, scenario: dict[str
     # beyond 4 x the limit: absurd
     ({"ma": [128001], "age_ms": 0}, "meter_stale"),
     ({"ma": [-128001], "age_ms": 0}, "meter_stale"),
-    # exactly at the 10 s stale limit: still fresh
-    ({"ma": [0], "age_ms": 10000}, "max"),
-    ({"ma": [0], "age_ms": 10001}, "meter_stale"),
+    # exactly at the 15 s stale limit: still fresh
+    ({"ma": [0], "age_ms": 15000}, "max"),
+    ({"ma": [0], "age_ms": 15001}, "meter_stale"),
 ])
 def test_meter_state(core: ModuleType, meter: dict[str, Any], reason: str) -> None:
     result = _allocate(core, _scenario([_load("a")], meter=meter))

@@ -33,8 +33,9 @@ MAX_MS = 1000000000
 MAX_ID_CHARS = 64
 
 # A meter reading older than this (site.meter_stale_ms overrides it) is stale:
-# the unmanaged load is unknown.
-METER_STALE_MS = 10000
+# the unmanaged load is unknown. 15 s: the slowest common smart meters (DSMR 4)
+# send a reading every 10 s, and a limit at 10 s would flap on them.
+METER_STALE_MS = 15000
 # A reading whose magnitude exceeds this many times the site limit on a phase
 # is absurd (a wrong unit, a sign or an overflow): no connection carries four
 # times its breaker rating for as long as a reading takes.
