@@ -6,6 +6,7 @@
 #
 # It is host tooling, not device code: the device tree never contains it.
 # Keep it to what MicroPython has (no pathlib, no argparse).
+import gc
 import json
 import sys
 
@@ -35,6 +36,10 @@ def main() -> None:
         except ValueError:
             _write(canon.dumps({"error": sys.argv[2] + ": not valid JSON"}))
             return
+        # On a 12K-word heap the text of a few dozen loads and its parsed
+        # request do not fit beside the answer: drop the text first.
+        del text
+        gc.collect()
         _write(_answer(sys.argv[1], request))
         return
     while True:

@@ -151,7 +151,7 @@ def test_each_load_may_hold_its_target_under_the_raise_check(core: ModuleType, s
     alloc = core.allocate.allocate(model)["alloc_ma"]
     left = core.headroom.headroom_ma(model, alloc)
     for con, capacity in enumerate(model.con_capacity_ma):
-        if any(alloc[model.load_ids[i]] for i in model.con_members[con]):
+        if any(alloc[model.load_ids[i]] for i in core.site.members(model, con)):
             assert left[core.site.constraint_name(model, con)] >= 0, capacity
     for load_id, target in alloc.items():
         allowed = core.headroom.allowed_ma(model, load_id, alloc)

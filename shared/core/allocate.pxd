@@ -22,7 +22,7 @@ cdef long long _PRIORITY_SPAN
                keep_ma=cython.longlong, fits=cython.bint, stale=cython.bint, key=cython.longlong,
                rank=cython.longlong,
                alloc=list, reason=list, room=list, load_cons=list, urgency=list, online=list, demand=list,
-               reserve=list, priority=list, active=list, order=list, weight=list, scarce=list, admitted=list,
+               reserve=list, priority=list, active=list, order=list, load_phases=list, scarce=list, admitted=list,
                min_ma=list, max_ma=list, counts=list, full=list, moving=list, rising=list, cons=list)
 cpdef tuple targets_ma(Site model)
 
@@ -31,11 +31,11 @@ cpdef tuple targets_ma(Site model)
                top=cython.longlong, start=cython.longlong, movers=cython.longlong, phases=cython.longlong,
                solar_weight=cython.longlong, level=cython.longlong, delta=cython.longlong,
                room_left=cython.longlong, share=cython.longlong, floor=cython.longlong, stride=cython.longlong,
-               back=cython.longlong, increment=cython.longlong, packed=cython.longlong, group=list,
-               load_cons=list, members=list, cap=list, con_reason=list, by_gap=list, live=list, still=list, stopping=list, tight=list,
+               back=cython.longlong, increment=cython.longlong, packed=cython.longlong, slot=Py_ssize_t,
+               load_cons=list, con_first=list, con_loads=list, load_phases=list, cap=list, by_gap=list, live=list, still=list, stopping=list, tight=list,
                low=list, step=list, candidates=list, took=list, cons=list)
 cdef long long _fill(Site model, list rising, list alloc, list reason, list room, list counts, list full,
-                     list moving, list weight, long long solar_ma) except? -1
+                     list moving, long long solar_ma) except? -1
 
 @cython.locals(start=cython.longlong, movers=cython.longlong, con=Py_ssize_t, cons=list)
 cdef void _stop(Py_ssize_t index, long long level, list alloc, list moving, list counts, list load_cons)

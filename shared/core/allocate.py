@@ -15,8 +15,9 @@ from .view import digest
 #     rises above their minimum.
 #  3. Rises, one urgency class after the other: the class's loads rise together
 #     by equal amounts (water-filling) until each meets its max or a full
-#     constraint; every constraint is respected at every moment, so what a full
-#     circuit cannot use goes to loads elsewhere.
+#     constraint (or, for solar modes, the end of the surplus); every
+#     constraint is respected at every moment, so what a full circuit cannot
+#     use goes to loads elsewhere.
 #  4. Each rise is rounded down to the load's step. The current that rounding
 #     frees goes back one step at a time, in order of preference, round after
 #     round, while a whole step fits; a remainder smaller than the step of
@@ -89,7 +90,7 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
             order.append(((rank * 2 + (0 if active[index] else 1)) << _INDEX_BITS) + index)
     order.sort()
 
-    weight = [len(load_phases) for load_phases in model.load_phases]
+    load_phases = model.load_phases
     stale = model.meter == sitemodel.METER_STALE
     threshold_ma = model.excess_threshold_ma()
     solar_ma = model.surplus_ma
@@ -101,7 +102,7 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
         index = key & _INDEX_MASK
         need = min_ma[index]
         mode = urgency[index]
-        phases = weight[index]
+        phases = len(load_phases[index])
         if mode >= _SOLAR_ONLY:
             if stale:
                 reason[index] = METER_STALE  # the surplus is unknown
@@ -162,12 +163,12 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
         if not rising:
             continue
         if mode == _CONTINUOUS:
-            _fill(model, rising, alloc, reason, room, counts, full, moving, weight, -1)
+            _fill(model, rising, alloc, reason, room, counts, full, moving, -1)
         else:
             budget = solar_ma - keep_ma if mode != _EXCESS else solar_ma - threshold_ma
             if budget < 0:
                 budget = 0
-            solar_ma -= budget - _fill(model, rising, alloc, reason, room, counts, full, moving, weight, budget)
+            solar_ma -= budget - _fill(model, rising, alloc, reason, room, counts, full, moving, budget)
     return alloc, reason
 
 
@@ -176,13 +177,14 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
 # build does that arithmetic in C. Pure Python and MicroPython read it as usual.
 
 def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], room: list[int], counts: list[int],
-          full: list[bool], moving: list[bool], weight: list[int], solar_ma: int) -> int:
+          full: list[bool], moving: list[bool], solar_ma: int) -> int:
     """Water-fill rising (in preference order); solar_ma < 0 means no surplus limit. Returns the surplus left."""
     has_solar = solar_ma >= 0
     load_cons = model.load_cons
-    members = model.con_members
+    con_first = model.con_first
+    con_loads = model.con_loads
+    load_phases = model.load_phases
     cap = model.load_max_ma
-    con_reason = model.con_reason
     # Every moving load rises by the same amount, level, above where it
     # started; alloc is written when it stops. counts[con] is the number of
     # moving loads in con, live the constraints that have some.
@@ -200,7 +202,7 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
             if not movers:
                 live.append(con)
             counts[con] = movers + 1
-        phases = weight[index]
+        phases = len(load_phases[index])
         solar_weight += phases
     by_gap.sort()  # the order in which loads reach their max: gap to it, then index
     gaps = len(by_gap)
@@ -268,7 +270,7 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
                     break
                 reason[index] = MAX
                 left -= 1
-                phases = weight[index]
+                phases = len(load_phases[index])
                 solar_weight -= phases
                 _stop(index, level, alloc, moving, counts, load_cons)
             next_gap += 1
@@ -283,16 +285,16 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
                 full[con] = True
                 stopping.append(con)
         for con in stopping:
-            group = members[con]
-            for index in group:
+            for slot in range(con_first[con], con_first[con + 1]):
+                index = con_loads[slot]
                 if moving[index]:
                     cons = load_cons[index]
                     for first in cons:
                         if full[first]:
-                            reason[index] = con_reason[first]
+                            reason[index] = sitemodel.constraint_reason(model, first)
                             break
                     left -= 1
-                    phases = weight[index]
+                    phases = len(load_phases[index])
                     solar_weight -= phases
                     _stop(index, level, alloc, moving, counts, load_cons)
         for con in stopping:
@@ -321,7 +323,7 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
                     room_left = room[con]
                     room[con] = room_left + back
                 if has_solar:
-                    phases = weight[index]
+                    phases = len(load_phases[index])
                     solar_ma += back * phases
 
     # What rounding freed goes back a step at a time, in preference order. A
@@ -341,7 +343,7 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
             increment = step[index]
             if start + increment > top:
                 increment = top - start
-            phases = weight[index]
+            phases = len(load_phases[index])
             if has_solar and solar_ma < increment * phases:
                 continue
             cons = load_cons[index]

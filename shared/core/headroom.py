@@ -1,7 +1,7 @@
 """Headroom: what is left of each capacity constraint at given currents, and how far one load may go."""
 
 from .errors import FieldError
-from .site import MAX_MA, Site, constraint_name, on_lattice_ma, show, usage_ma
+from .site import MAX_MA, Site, constraint_name, members, on_lattice_ma, show, usage_ma
 
 # The node controller raises a load only up to what keeps every circuit and
 # phase within its limit, counting each peer at the current it reports as
@@ -18,7 +18,7 @@ def headroom_ma(model: Site, current_ma: dict[str, int]) -> dict[str, int]:
     left: dict[str, int] = {}
     for con, capacity in enumerate(model.con_capacity_ma):
         used = 0
-        for index in model.con_members[con]:
+        for index in members(model, con):
             used += usage[index]
         left[constraint_name(model, con)] = capacity - used
     return left
@@ -36,7 +36,7 @@ def allowed_ma(model: Site, load_id: str, current_ma: dict[str, int]) -> int:
     bound = model.load_max_ma[index]
     for con in model.load_cons[index]:
         others = 0
-        for member in model.con_members[con]:
+        for member in members(model, con):
             if member != index:
                 others += usage[member]
         left = model.con_capacity_ma[con] - others

@@ -34,7 +34,7 @@ cdef class Site:
     cdef public list load_reserve_ma
     cdef public list load_cons
     cdef public list con_capacity_ma
-    cdef public list con_members
-    cdef public list con_reason
+    cdef public list con_first
+    cdef public list con_loads
 
     cpdef long long excess_threshold_ma(self)

@@ -99,8 +99,10 @@ class Site:
         self.load_reserve_ma: list[int] = []  # what an offline load holds; 0 for an online one
         self.load_cons: list[list[int]] = []  # innermost circuit first, then the site, then the import cap
         self.con_capacity_ma: list[int] = []
-        self.con_members: list[list[int]] = []  # load indexes
-        self.con_reason: list[str] = []  # what a load stopped by this constraint gives as its reason
+        # The loads each constraint covers, flat: constraint con covers
+        # con_loads[con_first[con]:con_first[con + 1]] (one list, not one per constraint).
+        self.con_first: list[int] = []
+        self.con_loads: list[int] = []
 
     def excess_threshold_ma(self) -> int:
         """The excess-mode threshold as a current summed over phases."""
@@ -136,7 +138,7 @@ _ATTRIBUTES = (
     "meter", "unmanaged_ma", "surplus_ma", "circuit_ids", "circuit_parent", "circuit_limit_ma", "load_ids",
     "load_index", "load_circuit", "load_chain", "load_phases", "load_min_ma", "load_max_ma", "load_step_ma",
     "load_priority", "load_urgency", "load_demand", "load_online", "load_active", "load_draw_ma", "load_reserve_ma",
-    "load_cons", "con_capacity_ma", "con_members", "con_reason",
+    "load_cons", "con_capacity_ma", "con_first", "con_loads",
 )
 
 
@@ -170,12 +172,25 @@ def constraint_phase(model: Site, con: int) -> int:
     return con % model.phases
 
 
+def constraint_reason(model: Site, con: int) -> str:
+    """The reason a load stopped by constraint con gives: 'circuit:<id>', 'equal_share' or 'import_cap'."""
+    circuit_cons = len(model.circuit_ids) * model.phases
+    if con < circuit_cons:
+        return "circuit:" + model.circuit_ids[con // model.phases]
+    return "equal_share" if con < circuit_cons + model.phases else "import_cap"
+
+
+def members(model: Site, con: int) -> list[int]:
+    """The indexes of the loads constraint con covers."""
+    return model.con_loads[model.con_first[con]:model.con_first[con + 1]]
+
+
 def constraints(model: Site) -> list[tuple[str, str, int, list[str]]]:
     """Every capacity constraint as (name, phase, capacity_ma, ids of the loads it covers)."""
     result = []
     for con, capacity in enumerate(model.con_capacity_ma):
-        members = [model.load_ids[index] for index in model.con_members[con]]
-        result.append((constraint_name(model, con), PHASE_NAMES[constraint_phase(model, con)], capacity, members))
+        ids = [model.load_ids[index] for index in members(model, con)]
+        result.append((constraint_name(model, con), PHASE_NAMES[constraint_phase(model, con)], capacity, ids))
     return result
 
 
@@ -312,7 +327,23 @@ def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int) -> N
         chain_of[circuit_id] = upward
     single_phase = model.phases == 1
     seen: dict[str, int] = {}
-    rows = []
+    # One list per field, of its final size (no growth, no holes left in the
+    # heap), filled in input order, then each put in id order in turn.
+    count = len(loads)
+    ids = [""] * count
+    circuit_of = [""] * count
+    chains: list[list[str]] = [[]] * count
+    phases_of: list[tuple[int, ...]] = [()] * count
+    low = [0] * count
+    high = [0] * count
+    step = [0] * count
+    rank = [0] * count
+    urgency_of = [0] * count
+    wants = [False] * count
+    reachable = [False] * count
+    charging = [False] * count
+    draws = [0] * count
+    reserves = [0] * count
     # In input order, so the first bad load in the file is the one named.
     for number, load in enumerate(loads):
         if type(load) is not dict:
@@ -385,46 +416,59 @@ def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int) -> N
                 reserve_ma = offline_reserve_ma
             else:
                 reserve_ma = max_ma
-        rows.append((load_id, circuit, chain, phases, min_ma, max_ma, step_ma, priority, urgency, demand, online,
-                     active, draw_ma, reserve_ma))
-    # Ids are unique, so sorting the rows compares ids only.
-    rows.sort()
-    count = len(rows)
-    # Lists of their final size: no growth, no garbage from it.
-    ids = [""] * count
-    circuit_of = [""] * count
-    chains: list[list[str]] = [[]] * count
-    phases_of: list[tuple[int, ...]] = [()] * count
-    low = [0] * count
-    high = [0] * count
-    step = [0] * count
-    rank = [0] * count
-    urgency_of = [0] * count
-    wants = [False] * count
-    reachable = [False] * count
-    charging = [False] * count
-    draws = [0] * count
-    reserves = [0] * count
-    for index in range(count):
-        (ids[index], circuit_of[index], chains[index], phases_of[index], low[index], high[index], step[index],
-         rank[index], urgency_of[index], wants[index], reachable[index], charging[index], draws[index],
-         reserves[index]) = rows[index]
-        seen[ids[index]] = index  # from input position to sorted index
-    model.load_ids = ids
+        ids[number] = load_id
+        circuit_of[number] = circuit
+        chains[number] = chain
+        phases_of[number] = phases
+        low[number] = min_ma
+        high[number] = max_ma
+        step[number] = step_ma
+        rank[number] = priority
+        urgency_of[number] = urgency
+        wants[number] = demand
+        reachable[number] = online
+        charging[number] = active
+        draws[number] = draw_ma
+        reserves[number] = reserve_ma
+    order = sorted(range(count), key=lambda number: ids[number])
+    model.load_ids = ids = _permuted(ids, order)
+    for index, load_id in enumerate(ids):
+        seen[load_id] = index  # from input position to sorted index
     model.load_index = seen
-    model.load_circuit = circuit_of
-    model.load_chain = chains
-    model.load_phases = phases_of
-    model.load_min_ma = low
-    model.load_max_ma = high
-    model.load_step_ma = step
-    model.load_priority = rank
-    model.load_urgency = urgency_of
-    model.load_demand = wants
-    model.load_online = reachable
-    model.load_active = charging
-    model.load_draw_ma = draws
-    model.load_reserve_ma = reserves
+    # Each input-order list is dropped as soon as its sorted copy exists.
+    model.load_circuit = _permuted(circuit_of, order)
+    del circuit_of
+    model.load_chain = _permuted(chains, order)
+    del chains
+    model.load_phases = _permuted(phases_of, order)
+    del phases_of
+    model.load_min_ma = _permuted(low, order)
+    del low
+    model.load_max_ma = _permuted(high, order)
+    del high
+    model.load_step_ma = _permuted(step, order)
+    del step
+    model.load_priority = _permuted(rank, order)
+    del rank
+    model.load_urgency = _permuted(urgency_of, order)
+    del urgency_of
+    model.load_demand = _permuted(wants, order)
+    del wants
+    model.load_online = _permuted(reachable, order)
+    del reachable
+    model.load_active = _permuted(charging, order)
+    del charging
+    model.load_draw_ma = _permuted(draws, order)
+    del draws
+    model.load_reserve_ma = _permuted(reserves, order)
+
+
+def _permuted(values: list, order: list[int]) -> list:  # type: ignore[type-arg]
+    """values in the given order, in a list of exactly that size."""
+    result = [None] * len(order)
+    for index in range(len(order)):
+        result[index] = values[order[index]]
+    return result
 
 
 def _read_meter(model: Site, site: dict[str, object]) -> None:
@@ -482,21 +526,17 @@ def _build_constraints(model: Site) -> None:
     phases = model.phases
     safety = model.safety_pct
     capacity = []
-    reasons = []
     position: dict[str, int] = {}
     for index, circuit_id in enumerate(model.circuit_ids):
         position[circuit_id] = index
-        reason = "circuit:" + circuit_id
         for phase in range(phases):
             capacity.append(model.circuit_limit_ma[index][phase] * safety // 100)
-            reasons.append(reason)
     first_site = len(capacity)
     for phase in range(phases):
         # Export does not widen the connection: it can vanish with a cloud, and
         # the limit is for what the managed loads are given.
         unmanaged = model.unmanaged_ma[phase]
         capacity.append(model.limit_ma[phase] * safety // 100 - (unmanaged if unmanaged > 0 else 0))
-        reasons.append("equal_share")
     first_import = len(capacity)
     capped = model.import_limit_w >= 0
     if capped:
@@ -504,12 +544,11 @@ def _build_constraints(model: Site) -> None:
         per_phase_ma = model.import_limit_w * 1000 // (model.voltage_v * phases)
         for phase in range(phases):
             capacity.append(per_phase_ma - model.unmanaged_ma[phase])
-            reasons.append("import_cap")
-    members: list[list[int]] = [[] for _ in capacity]
     # Loads on the same circuit and phases share one list of constraints.
     shared: dict[tuple[str, tuple[int, ...]], list[int]] = {}
     count = len(model.load_ids)
     load_cons: list[list[int]] = [[]] * count
+    covered = [0] * (len(capacity) + 1)
     for index in range(count):
         load_phases = model.load_phases[index]
         key = (model.load_circuit[index], load_phases)
@@ -528,10 +567,19 @@ def _build_constraints(model: Site) -> None:
             shared[key] = cons
         load_cons[index] = cons
         for con in cons:
-            members[con].append(index)
+            covered[con + 1] += 1
+    # Counts to offsets, then each load into its constraints' slices.
+    for con in range(len(capacity)):
+        covered[con + 1] += covered[con]
+    flat = [0] * covered[len(capacity)]
+    fill = covered[:]
+    for index in range(count):
+        for con in load_cons[index]:
+            flat[fill[con]] = index
+            fill[con] += 1
     model.con_capacity_ma = capacity
-    model.con_reason = reasons
-    model.con_members = members
+    model.con_first = covered
+    model.con_loads = flat
     model.load_cons = load_cons
 
 
