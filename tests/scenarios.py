@@ -58,7 +58,7 @@ def scenarios(draw: st.DrawFn, *, max_loads: int = 10, max_circuits: int = 5, th
             "min_ma": min_ma,
             "max_ma": max_ma,
             "step_ma": draw(st.sampled_from(STEPS_MA)),
-            "priority": draw(st.integers(0, 3)),
+            "priority": draw(st.sampled_from((-1000, -1, 0, 1, 2, 3, 1000))),
             "mode": draw(st.sampled_from(modes)),
             "demand": draw(st.booleans() | st.just(True)),
             "online": draw(st.sampled_from((True, True, True, False))),
