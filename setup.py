@@ -67,6 +67,7 @@ def _extensions() -> list:
     ]
     return cythonize(
         modules,
+        include_path=[_pxd_tree()],
         compiler_directives={
             "language_level": "3",
             # Python annotations are for mypy and say nothing about C types: a
@@ -77,6 +78,22 @@ def _extensions() -> list:
         build_dir="build/cython",  # generated C stays out of the source tree
         quiet=True,
     )
+
+
+def _pxd_tree() -> str:
+    """A folder where shared/core is found as loadmesh/core, the name Cython looks up a module's .pxd by.
+
+    Without it Cython compiles loadmesh.core.x from shared/core/x.py but never
+    sees shared/core/x.pxd (nor resolves "from .site cimport Site").
+    """
+    tree = ROOT / "build" / "cython-include"
+    package = tree / "loadmesh"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").touch()
+    link = package / "core"
+    if not link.is_symlink():
+        link.symlink_to(ROOT / CORE_DIR, target_is_directory=True)
+    return str(tree)
 
 
 class OptionalBuildExt(build_ext):

@@ -51,21 +51,22 @@ def _run_entry_file(entry: str, args: argparse.Namespace, command: str | None = 
     """Answer a request file on the chosen runtime; print the canonical line."""
     path = Path(args.file)
     command = command or entry  # how errors name the command
-    if args.runtime == "cpython":
-        try:
-            request = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            print(f"loadmesh {command}: {path}: {exc}", file=sys.stderr)
-            return 2
-        line = open_runtime("cpython", device_tree()).respond(entry, request)
-    else:
-        runtime = open_runtime(args.runtime, device_tree())
-        assert isinstance(runtime, MicroPythonRuntime)
+    runtime = open_runtime(args.runtime, device_tree())
+    # The file is read here for every runtime: MicroPython's json accepts some
+    # broken text (a truncated object parses as {}), which must not pass.
+    try:
+        request = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"loadmesh {command}: {path}: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(runtime, MicroPythonRuntime):
         done = runtime.run_file(entry, path.resolve())
         if done.returncode != 0:
             print(f"loadmesh {command}: {runtime.name} failed: {done.stderr.strip()}", file=sys.stderr)
             return 2
         line = done.stdout.rstrip("\n")
+    else:
+        line = runtime.respond(entry, request)
     answer = json.loads(line)
     if "ok" not in answer:
         print(f"loadmesh {command}: {answer.get('error') or answer.get('crash')}", file=sys.stderr)
@@ -76,7 +77,10 @@ def _run_entry_file(entry: str, args: argparse.Namespace, command: str | None = 
 
 
 # (command, entry, help): the mesh's core entries, each answering one request file.
-_MESH_COMMANDS = (
+# Commands that answer one request file through a core entry: (command, entry, help).
+_ENTRY_COMMANDS = (
+    ("pilot", "pilot", 'pilot duty for the currents in FILE ({"ma": [...]})'),
+    ("allocate", "allocate", "target current and reason per load for the scenario in FILE"),
     ("heartbeat-encode", "heartbeat_encode", 'sign a heartbeat: {"key_hex", "heartbeat": {...}} (docs/heartbeat.md)'),
     ("heartbeat-decode", "heartbeat_decode", 'check and decode packets: {"key_hex", "group", "packets": [hex, ...]}'),
     ("peers", "peers", "run heartbeats through a peer table: replays, reboots, liveness"),
@@ -92,11 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     stage = commands.add_parser("stage", help="stage the device tree into build/device (.py and .mpy)")
     stage.add_argument("--out", type=Path, help="destination folder")
     stage.set_defaults(func=_stage)
-    pilot = commands.add_parser("pilot", help="pilot duty for the currents in FILE ({\"ma\": [...]})")
-    pilot.add_argument("file")
-    pilot.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
-    pilot.set_defaults(func=lambda args: _run_entry_file("pilot", args))
-    for command, entry, what in _MESH_COMMANDS:
+    for command, entry, what in _ENTRY_COMMANDS:
         sub = commands.add_parser(command, help=what)
         sub.add_argument("file")
         sub.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))

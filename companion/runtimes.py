@@ -94,8 +94,11 @@ class MicroPythonRuntime(Runtime):
         assert process.stdin is not None and process.stdout is not None
         # Characters as UTF-8, not as \u escapes: MicroPython's json reads an
         # escaped surrogate pair as two lone surrogates, not one character.
-        process.stdin.write(json.dumps({"entry": entry, "input": request}, ensure_ascii=False) + "\n")
-        process.stdin.flush()
+        try:
+            process.stdin.write(json.dumps({"entry": entry, "input": request}, ensure_ascii=False) + "\n")
+            process.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died: the empty read below reports how
         line = process.stdout.readline()
         if not line:
             stderr = process.stderr.read() if process.stderr is not None else ""

@@ -5,6 +5,10 @@
 # digests and config hashes compare, so it is written by hand: sorted keys,
 # no spaces, ASCII only, and no floats at all (a float in a decision path is a
 # bug on ESP32, where floats are 32-bit).
+#
+# Each value becomes one string and a container joins its children's strings:
+# the pieces alive at once are one container's children, never a long list of
+# fragments, which matters on a 12K-word heap that may be fragmented.
 
 _ESCAPES = {
     '"': '\\"',
@@ -19,81 +23,59 @@ _ESCAPES = {
 
 def dumps(value: object) -> str:
     """Encode value as canonical JSON."""
-    parts: list[str] = []
-    _encode(value, parts, "$")
-    return "".join(parts)
+    return _encode(value, "$")
 
 
-def _encode(value: object, parts: list[str], path: str) -> None:
+def _encode(value: object, path: str) -> str:
     # bool before int: True is an int on both CPython and MicroPython.
     if value is None:
-        parts.append("null")
-    elif value is True:
-        parts.append("true")
-    elif value is False:
-        parts.append("false")
-    elif isinstance(value, int):
-        parts.append(str(value))
-    elif isinstance(value, str):
-        _encode_str(value, parts)
-    elif isinstance(value, (list, tuple)):
-        parts.append("[")
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _encode_str(value)
+    if isinstance(value, (list, tuple)):
+        items = []
         for index, item in enumerate(value):
-            if index:
-                parts.append(",")
-            _encode(item, parts, path + "[" + str(index) + "]")
-            _bound(parts)
-        parts.append("]")
-    elif isinstance(value, dict):
+            items.append(_encode(item, path + "[" + str(index) + "]"))
+        return "[" + ",".join(items) + "]"
+    if isinstance(value, dict):
         keys = list(value)
         for key in keys:
             if not isinstance(key, str):
                 raise TypeError("canonical JSON: key " + repr(key) + " at " + path + " is not a string")
         keys.sort()
-        parts.append("{")
-        first = True
+        members = []
         for key in keys:
-            if not first:
-                parts.append(",")
-            first = False
-            _encode_str(key, parts)
-            parts.append(":")
-            _encode(value[key], parts, path + "." + key)
-            _bound(parts)
-        parts.append("}")
-    else:
-        raise TypeError("canonical JSON: " + type(value).__name__ + " at " + path + " is not allowed")
+            members.append(_encode_str(key) + ":" + _encode(value[key], path + "." + key))
+        return "{" + ",".join(members) + "}"
+    raise TypeError("canonical JSON: " + type(value).__name__ + " at " + path + " is not allowed")
 
 
-def _bound(parts: list[str]) -> None:
-    # A long parts list needs one large contiguous block, which a fragmented
-    # small heap (12K words on ESP32) may not have: fold it into one string.
-    if len(parts) > 48:
-        joined = "".join(parts)
-        del parts[:]
-        parts.append(joined)
-
-
-def _encode_str(text: str, parts: list[str]) -> None:
-    # Most strings need no escape: one part for the whole string keeps the
-    # parts list short, which a small heap (12K words on ESP32) needs.
+def _encode_str(text: str) -> str:
+    # Ids, reasons and field names need no escaping: they pass as they are.
     for char in text:
         if not " " <= char <= "~" or char == '"' or char == "\\":
             break
     else:
-        parts.append('"' + text + '"')
-        return
-    parts.append('"')
+        return '"' + text + '"'
+    parts = ['"']
     for char in text:
         code = ord(char)
-        if 0x20 <= code < 0x7F:
-            escaped = _ESCAPES.get(char)
-            parts.append(char if escaped is None else escaped)
+        escaped = _ESCAPES.get(char)
+        if escaped is not None:
+            parts.append(escaped)
+        elif 0x20 <= code < 0x7F:
+            parts.append(char)
         elif code < 0x10000:
-            escaped = _ESCAPES.get(char)
-            parts.append(escaped if escaped is not None else f"\\u{code:04x}")
+            parts.append(f"\\u{code:04x}")
         else:
             # Outside the BMP: a UTF-16 surrogate pair, as JSON requires.
             code -= 0x10000
             parts.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
     parts.append('"')
+    return "".join(parts)

@@ -24,6 +24,12 @@ def _pilot(request: object) -> object:
     return {"duty_permille": duties, "signalled_ma": readback}
 
 
+def _allocate(request: object) -> object:
+    from . import allocate, site
+
+    return allocate.allocate(site.parse(request))
+
+
 def _field(request: object, name: str) -> object:
     if not isinstance(request, dict):
         raise FieldError("request", "must be an object")
@@ -191,6 +197,7 @@ def _canon(request: object) -> object:
 
 
 ENTRIES = {
+    "allocate": _allocate,
     "canon": _canon,
     "heartbeat_decode": _heartbeat_decode,
     "heartbeat_encode": _heartbeat_encode,

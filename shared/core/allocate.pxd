@@ -1,0 +1,41 @@
+# C types for allocate.py in the compiled build (allocate.py stays plain
+# Python). Currents are bounded far below 2^31 by site.parse(); sums over
+# loads and phases stay below 2^30; long long leaves room either way.
+# cdivision stays off: // and % keep Python's rounding.
+
+import cython
+
+from .site cimport Site
+
+cdef long long _CONTINUOUS
+cdef long long _SOLAR_PRIORITY
+cdef long long _SOLAR_ONLY
+cdef long long _EXCESS
+cdef long long _OFF
+cdef long long _INDEX_BITS
+cdef long long _INDEX_MASK
+cdef long long _PRIORITY_SPAN
+
+@cython.locals(count=Py_ssize_t, index=Py_ssize_t, con=Py_ssize_t, held=cython.longlong,
+               room_left=cython.longlong, need=cython.longlong, mode=cython.longlong, phases=cython.longlong,
+               budget=cython.longlong, solar_ma=cython.longlong, threshold_ma=cython.longlong,
+               keep_ma=cython.longlong, fits=cython.bint, stale=cython.bint, key=cython.longlong,
+               rank=cython.longlong,
+               alloc=list, reason=list, room=list, load_cons=list, urgency=list, online=list, demand=list,
+               reserve=list, priority=list, active=list, order=list, load_phases=list, scarce=list, admitted=list,
+               min_ma=list, max_ma=list, counts=list, full=list, moving=list, rising=list, cons=list)
+cpdef tuple targets_ma(Site model)
+
+@cython.locals(has_solar=cython.bint, index=Py_ssize_t, con=Py_ssize_t, first=Py_ssize_t,
+               gaps=Py_ssize_t, next_gap=Py_ssize_t, left=Py_ssize_t, before=Py_ssize_t,
+               top=cython.longlong, start=cython.longlong, movers=cython.longlong, phases=cython.longlong,
+               solar_weight=cython.longlong, level=cython.longlong, delta=cython.longlong,
+               room_left=cython.longlong, share=cython.longlong, floor=cython.longlong, stride=cython.longlong,
+               back=cython.longlong, increment=cython.longlong, packed=cython.longlong, slot=Py_ssize_t,
+               load_cons=list, con_first=list, con_loads=list, load_phases=list, cap=list, by_gap=list, live=list, still=list, stopping=list, tight=list,
+               low=list, step=list, candidates=list, took=list, cons=list)
+cdef long long _fill(Site model, list rising, list alloc, list reason, list room, list counts, list full,
+                     list moving, long long solar_ma) except? -1
+
+@cython.locals(start=cython.longlong, movers=cython.longlong, con=Py_ssize_t, cons=list)
+cdef void _stop(Py_ssize_t index, long long level, list alloc, list moving, list counts, list load_cons)

@@ -1,0 +1,377 @@
+"""Allocation: each load's target current and why, and the digest of the view it came from."""
+
+from . import site as sitemodel
+from .site import Site
+from .view import digest
+
+# The algorithm, in order (docs/allocation.md tells the whole story):
+#  1. Offline loads hold their reserve on every constraint they touch; off,
+#     idle and offline loads get 0.
+#  2. Minimums: demanding loads in order of preference (urgency, priority,
+#     already active, id) each get their minimum if it fits in every
+#     constraint they touch (and, for solar_only and excess, in the surplus);
+#     a load that does not fit gets 0 and is skipped, later ones may still fit.
+#     A constraint where a minimum did not fit is in scarcity: nobody in it
+#     rises above their minimum.
+#  3. Rises, one urgency class after the other: the class's loads rise together
+#     by equal amounts (water-filling) until each meets its max or a full
+#     constraint (or, for solar modes, the end of the surplus); every
+#     constraint is respected at every moment, so what a full circuit cannot
+#     use goes to loads elsewhere.
+#  4. Each rise is rounded down to the load's step. The current that rounding
+#     frees goes back one step at a time, in order of preference, round after
+#     round, while a whole step fits; a remainder smaller than the step of
+#     every load that could still take it stays unallocated.
+
+OFFLINE_RESERVE = "offline_reserve"
+OFF = "off"
+NO_DEMAND = "no_demand"
+SCARCITY = "scarcity"
+SOLAR_WAIT = "solar_wait"
+METER_STALE = "meter_stale"
+MAX = "max"
+SURPLUS = "surplus"
+
+_CONTINUOUS = sitemodel.URGENCY_CONTINUOUS
+_SOLAR_PRIORITY = sitemodel.URGENCY_SOLAR_PRIORITY
+_SOLAR_ONLY = sitemodel.URGENCY_SOLAR_ONLY
+_EXCESS = sitemodel.URGENCY_EXCESS
+_OFF = sitemodel.URGENCY_OFF
+# Sort keys pack a load index into their low bits (site.MAX_LOADS is 256).
+_INDEX_BITS = 8
+_INDEX_MASK = 255
+_PRIORITY_SPAN = 2 * sitemodel.MAX_PRIORITY + 1
+
+
+def allocate(model: Site, reserve_ma: dict[str, int] | None = None,
+             active: dict[str, bool] | None = None) -> dict[str, object]:
+    """{"alloc_ma": {id: mA}, "reason": {id: str}, "digest": hex}; reserve_ma and active override by load id."""
+    if reserve_ma is not None or active is not None:
+        model = model.overridden(reserve_ma, active)
+    targets, reasons = targets_ma(model)
+    alloc: dict[str, int] = {}
+    why: dict[str, str] = {}
+    for index, load_id in enumerate(model.load_ids):
+        alloc[load_id] = targets[index]
+        why[load_id] = reasons[index]
+    return {"alloc_ma": alloc, "reason": why, "digest": digest(model)}
+
+
+def targets_ma(model: Site) -> tuple[list[int], list[str]]:
+    """Target current and reason per load, in model.load_ids order."""
+    count = len(model.load_ids)
+    alloc = [0] * count
+    reason = [""] * count
+    room = list(model.con_capacity_ma)
+    load_cons = model.load_cons
+    urgency = model.load_urgency
+    online = model.load_online
+    demand = model.load_demand
+    reserve = model.load_reserve_ma
+    priority = model.load_priority
+    active = model.load_active
+    order = []
+    for index in range(count):
+        if not online[index]:
+            held = reserve[index]
+            if held:
+                for con in load_cons[index]:
+                    room_left = room[con]
+                    room[con] = room_left - held
+            reason[index] = OFFLINE_RESERVE
+        elif urgency[index] == _OFF:
+            reason[index] = OFF
+        elif not demand[index]:
+            reason[index] = NO_DEMAND
+        else:
+            # One int per load sorts as (urgency, priority, active first, id):
+            # load indexes follow the ids' order. Below 2^30 by site's bounds.
+            rank = urgency[index] * _PRIORITY_SPAN + priority[index] + sitemodel.MAX_PRIORITY
+            order.append(((rank * 2 + (0 if active[index] else 1)) << _INDEX_BITS) + index)
+    order.sort()
+
+    load_phases = model.load_phases
+    stale = model.meter == sitemodel.METER_STALE
+    threshold_ma = model.excess_threshold_ma()
+    solar_ma = model.surplus_ma
+    scarce = [False] * len(room)
+    admitted = []
+    min_ma = model.load_min_ma
+    max_ma = model.load_max_ma
+    for key in order:
+        index = key & _INDEX_MASK
+        need = min_ma[index]
+        mode = urgency[index]
+        phases = len(load_phases[index])
+        if mode >= _SOLAR_ONLY:
+            if stale:
+                reason[index] = METER_STALE  # the surplus is unknown
+                continue
+            budget = solar_ma - threshold_ma if mode == _EXCESS else solar_ma
+            if need * phases > budget:
+                reason[index] = SOLAR_WAIT
+                continue
+        cons = load_cons[index]
+        fits = True
+        for con in cons:
+            room_left = room[con]
+            if room_left < need:
+                fits = False
+                scarce[con] = True
+        if not fits:
+            reason[index] = SCARCITY
+            continue
+        for con in cons:
+            room_left = room[con]
+            room[con] = room_left - need
+        if mode >= _SOLAR_PRIORITY:
+            # A solar_priority minimum may come from the grid, but uses the surplus first.
+            solar_ma -= need * phases
+        alloc[index] = need
+        admitted.append(index)
+
+    if stale:
+        # The unmanaged load is unknown: nobody rises above their minimum.
+        for index in admitted:
+            reason[index] = MAX if alloc[index] >= max_ma[index] else METER_STALE
+        return alloc, reason
+
+    # Once an excess load holds its minimum, that minimum is surplus above the
+    # threshold: the other solar loads' rises must leave the threshold alone.
+    keep_ma = 0
+    for index in admitted:
+        if urgency[index] == _EXCESS:
+            keep_ma = threshold_ma
+            break
+    counts = [0] * len(room)
+    full = [False] * len(room)
+    moving = [False] * count
+    for mode in range(_CONTINUOUS, _EXCESS + 1):
+        rising = []
+        for index in admitted:
+            if urgency[index] != mode:
+                continue
+            if alloc[index] >= max_ma[index]:
+                reason[index] = MAX
+                continue
+            for con in load_cons[index]:
+                if scarce[con]:
+                    reason[index] = SCARCITY
+                    break
+            else:
+                rising.append(index)
+        if not rising:
+            continue
+        if mode == _CONTINUOUS:
+            _fill(model, rising, alloc, reason, room, counts, full, moving, -1)
+        else:
+            budget = solar_ma - keep_ma if mode != _EXCESS else solar_ma - threshold_ma
+            if budget < 0:
+                budget = 0
+            solar_ma -= budget - _fill(model, rising, alloc, reason, room, counts, full, moving, budget)
+    return alloc, reason
+
+
+# The loops below keep list items in plain local variables before doing
+# arithmetic on them: allocate.pxd gives those locals C types, so the compiled
+# build does that arithmetic in C. Pure Python and MicroPython read it as usual.
+
+def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], room: list[int], counts: list[int],
+          full: list[bool], moving: list[bool], solar_ma: int) -> int:
+    """Water-fill rising (in preference order); solar_ma < 0 means no surplus limit. Returns the surplus left."""
+    has_solar = solar_ma >= 0
+    load_cons = model.load_cons
+    con_first = model.con_first
+    con_loads = model.con_loads
+    load_phases = model.load_phases
+    cap = model.load_max_ma
+    # Every moving load rises by the same amount, level, above where it
+    # started; alloc is written when it stops. counts[con] is the number of
+    # moving loads in con, live the constraints that have some.
+    by_gap = []
+    live = []
+    solar_weight = 0
+    for index in rising:
+        top = cap[index]
+        start = alloc[index]
+        by_gap.append(((top - start) << _INDEX_BITS) + index)
+        moving[index] = True
+        cons = load_cons[index]
+        for con in cons:
+            movers = counts[con]
+            if not movers:
+                live.append(con)
+            counts[con] = movers + 1
+        phases = len(load_phases[index])
+        solar_weight += phases
+    by_gap.sort()  # the order in which loads reach their max: gap to it, then index
+    gaps = len(by_gap)
+    next_gap = 0
+    left = len(rising)
+    level = 0
+    before = left
+    while left:
+        packed = by_gap[next_gap]
+        while not moving[packed & _INDEX_MASK]:
+            next_gap += 1
+            packed = by_gap[next_gap]
+        # The largest rise that keeps every constraint within capacity, the
+        # surplus within itself and no load above its max.
+        delta = (packed >> _INDEX_BITS) - level
+        if left < before:
+            # Some loads stopped last round: drop the constraints left without movers.
+            still = []
+            for con in live:
+                movers = counts[con]
+                if movers:
+                    still.append(con)
+                    room_left = room[con]
+                    share = room_left // movers
+                    if share < delta:
+                        delta = share
+            live = still
+        else:
+            for con in live:
+                room_left = room[con]
+                movers = counts[con]
+                share = room_left // movers
+                if share < delta:
+                    delta = share
+        before = left
+        if has_solar:
+            share = solar_ma // solar_weight
+            if share < delta:
+                delta = share
+        # Constraints that may be unable to give each moving load one more mA.
+        tight = []
+        if delta > 0:
+            level += delta
+            for con in live:
+                room_left = room[con]
+                movers = counts[con]
+                room_left -= delta * movers
+                room[con] = room_left
+                if room_left < movers:
+                    tight.append(con)
+            if has_solar:
+                solar_ma -= delta * solar_weight
+        else:
+            for con in live:
+                room_left = room[con]
+                movers = counts[con]
+                if room_left < movers:
+                    tight.append(con)
+        # Loads at their max stop first.
+        while next_gap < gaps:
+            packed = by_gap[next_gap]
+            index = packed & _INDEX_MASK
+            if moving[index]:
+                if packed >> _INDEX_BITS > level:
+                    break
+                reason[index] = MAX
+                left -= 1
+                phases = len(load_phases[index])
+                solar_weight -= phases
+                _stop(index, level, alloc, moving, counts, load_cons)
+            next_gap += 1
+        # Then every load in a constraint that cannot give each of its
+        # remaining moving loads one more mA; a load names the first full one
+        # on its list.
+        stopping = []
+        for con in tight:
+            movers = counts[con]
+            room_left = room[con]
+            if movers and room_left < movers:
+                full[con] = True
+                stopping.append(con)
+        for con in stopping:
+            for slot in range(con_first[con], con_first[con + 1]):
+                index = con_loads[slot]
+                if moving[index]:
+                    cons = load_cons[index]
+                    for first in cons:
+                        if full[first]:
+                            reason[index] = sitemodel.constraint_reason(model, first)
+                            break
+                    left -= 1
+                    phases = len(load_phases[index])
+                    solar_weight -= phases
+                    _stop(index, level, alloc, moving, counts, load_cons)
+        for con in stopping:
+            full[con] = False
+        if has_solar and left and solar_ma < solar_weight:
+            for index in rising:
+                if moving[index]:
+                    reason[index] = SURPLUS
+                    left -= 1
+                    _stop(index, level, alloc, moving, counts, load_cons)
+
+    # Round every rise down to the load's step (its max is always reachable).
+    low = model.load_min_ma
+    step = model.load_step_ma
+    for index in rising:
+        start = alloc[index]
+        top = cap[index]
+        if start < top:
+            floor = low[index]
+            stride = step[index]
+            back = (start - floor) % stride
+            if back:
+                alloc[index] = start - back
+                cons = load_cons[index]
+                for con in cons:
+                    room_left = room[con]
+                    room[con] = room_left + back
+                if has_solar:
+                    phases = len(load_phases[index])
+                    solar_ma += back * phases
+
+    # What rounding freed goes back a step at a time, in preference order. A
+    # load that cannot take a step now never can later (room only shrinks),
+    # so each round only revisits the loads that took one.
+    candidates = []
+    for index in rising:
+        start = alloc[index]
+        top = cap[index]
+        if start < top:
+            candidates.append(index)
+    while candidates:
+        took = []
+        for index in candidates:
+            start = alloc[index]
+            top = cap[index]
+            increment = step[index]
+            if start + increment > top:
+                increment = top - start
+            phases = len(load_phases[index])
+            if has_solar and solar_ma < increment * phases:
+                continue
+            cons = load_cons[index]
+            for con in cons:
+                room_left = room[con]
+                if room_left < increment:
+                    break
+            else:
+                alloc[index] = start + increment
+                for con in cons:
+                    room_left = room[con]
+                    room[con] = room_left - increment
+                if has_solar:
+                    solar_ma -= increment * phases
+                if start + increment < top:
+                    took.append(index)
+                else:
+                    reason[index] = MAX
+        candidates = took
+    return solar_ma
+
+
+def _stop(index: int, level: int, alloc: list[int], moving: list[bool], counts: list[int],
+          load_cons: list[list[int]]) -> None:
+    start = alloc[index]
+    alloc[index] = start + level
+    moving[index] = False
+    cons = load_cons[index]
+    for con in cons:
+        movers = counts[con]
+        counts[con] = movers - 1

@@ -1,0 +1,77 @@
+"""loadmesh allocate: the same bytes on every runtime, one-line errors naming the field."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadmesh.core import canon
+
+from .conftest import ROOT, VECTORS_DIR
+
+LOADMESH = str(Path(sys.executable).with_name("loadmesh"))
+CLI_RUNTIMES = ("cpython", "micropython", "micropython-f32")
+
+
+def _run(device_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LOADMESH_DEVICE_TREE=str(device_root))
+    return subprocess.run([LOADMESH, *args], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+@pytest.mark.parametrize("vector", ["nested_circuits", "single_phase_loads_on_different_phases",
+                                    "solar_modes_in_urgency_order"])
+def test_same_bytes_on_every_runtime(device_root: Path, tmp_path: Path, vector: str) -> None:
+    loaded = json.loads((VECTORS_DIR / "allocate" / f"{vector}.json").read_text())
+    scenario = tmp_path / "scenario.json"
+    scenario.write_text(json.dumps(loaded["input"], indent=2))
+    outputs = set()
+    for cli_runtime in CLI_RUNTIMES:
+        done = _run(device_root, "allocate", "--runtime", cli_runtime, str(scenario))
+        assert done.returncode == 0, done.stderr
+        assert done.stderr == ""
+        outputs.add(done.stdout)
+    # Exactly the contract: {"alloc_ma", "reason", "digest"}, canonical, one line.
+    assert outputs == {canon.dumps(loaded["expect"]["ok"]) + "\n"}
+
+
+@pytest.mark.parametrize("cli_runtime", CLI_RUNTIMES)
+@pytest.mark.parametrize(("text", "message"), [
+    # a load without its minimum
+    ('{"site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}, "loads": [{"id": "a", '
+     '"phases": "L1", "max_ma": 16000, "step_ma": 1000, "priority": 0, "mode": "continuous", "demand": true, '
+     '"online": true}]}',
+     "loads[0].min_ma: is missing"),
+    # a load on a circuit that does not exist
+    ('{"site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}, "loads": [{"id": "a", '
+     '"circuit": "shed", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000, "priority": 0, '
+     '"mode": "continuous", "demand": true, "online": true}]}',
+     "loads[0].circuit: 'shed' is not a circuit"),
+    # a negative site limit
+    ('{"site": {"phases": 3, "voltage_v": 230, "limit_ma": [25000, -1, 25000], "safety_pct": 100}, "loads": []}',
+     "site.limit_ma[1]: -1 is below 0"),
+])
+def test_bad_scenario_is_one_line_naming_the_field(device_root: Path, tmp_path: Path, cli_runtime: str, text: str,
+                                                   message: str) -> None:
+    scenario = tmp_path / "bad.json"
+    scenario.write_text(text)
+    done = _run(device_root, "allocate", "--runtime", cli_runtime, str(scenario))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == f"loadmesh allocate: {message}\n"
+
+
+@pytest.mark.parametrize("cli_runtime", CLI_RUNTIMES)
+def test_broken_json_is_refused_on_every_runtime(device_root: Path, tmp_path: Path, cli_runtime: str) -> None:
+    # MicroPython's own json reads a truncated object as {}: the file must be refused before it gets there.
+    scenario = tmp_path / "broken.json"
+    scenario.write_text('{"site": ')
+    done = _run(device_root, "allocate", "--runtime", cli_runtime, str(scenario))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"loadmesh allocate: {scenario}: ")
+    assert done.stderr.count("\n") == 1
