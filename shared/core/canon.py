@@ -37,33 +37,41 @@ def _encode(value: object, parts: list[str], path: str) -> None:
     elif isinstance(value, str):
         _encode_str(value, parts)
     elif isinstance(value, (list, tuple)):
-        parts.append("[")
+        # Each container joins its own parts: no part list as long as the
+        # whole output, which an ESP32-sized heap cannot grow in one piece.
+        items: list[str] = []
         for index, item in enumerate(value):
             if index:
-                parts.append(",")
-            _encode(item, parts, path + "[" + str(index) + "]")
-        parts.append("]")
+                items.append(",")
+            _encode(item, items, path + "[" + str(index) + "]")
+        parts.append("[" + "".join(items) + "]")
     elif isinstance(value, dict):
         keys = list(value)
         for key in keys:
             if not isinstance(key, str):
                 raise TypeError("canonical JSON: key " + repr(key) + " at " + path + " is not a string")
         keys.sort()
-        parts.append("{")
-        first = True
+        members: list[str] = []
         for key in keys:
-            if not first:
-                parts.append(",")
-            first = False
-            _encode_str(key, parts)
-            parts.append(":")
-            _encode(value[key], parts, path + "." + key)
-        parts.append("}")
+            if members:
+                members.append(",")
+            _encode_str(key, members)
+            members.append(":")
+            _encode(value[key], members, path + "." + key)
+        parts.append("{" + "".join(members) + "}")
     else:
         raise TypeError("canonical JSON: " + type(value).__name__ + " at " + path + " is not allowed")
 
 
 def _encode_str(text: str, parts: list[str]) -> None:
+    # Most strings need no escape: one part, not one per character (an
+    # ESP32-sized heap cannot hold a part list as long as the output).
+    for char in text:
+        if not 0x20 <= ord(char) < 0x7F or char == '"' or char == "\\":
+            break
+    else:
+        parts.append('"' + text + '"')
+        return
     parts.append('"')
     for char in text:
         code = ord(char)
