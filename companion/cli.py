@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from loadmesh.core import canon
+
 from . import devtree
 from .paths import SetupError, device_tree
 from .runtimes import MicroPythonRuntime, open_runtime
@@ -49,13 +51,33 @@ def _stage(args: argparse.Namespace) -> int:
 
 def _run_entry_file(entry: str, args: argparse.Namespace) -> int:
     """Answer a request file on the chosen runtime; print the canonical line."""
+    line = _entry_line(entry, args)
+    if line is None:
+        return 2
+    # The result's own canonical bytes: the line minus the {"ok": ...} wrapper.
+    print(line[len('{"ok":'):-1])
+    return 0
+
+
+def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
+    """Answer a steps file on the chosen runtime; print one canonical line per step."""
+    line = _entry_line(entry, args)
+    if line is None:
+        return 2
+    for step in json.loads(line)["ok"]["steps"]:
+        print(canon.dumps(step))
+    return 0
+
+
+def _entry_line(entry: str, args: argparse.Namespace) -> str | None:
+    """The runtime's canonical {"ok": ...} line for the request in args.file; None after a one-line error."""
     path = Path(args.file)
     if args.runtime == "cpython":
         try:
             request = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             print(f"loadmesh {entry}: {path}: {exc}", file=sys.stderr)
-            return 2
+            return None
         line = open_runtime("cpython", device_tree()).respond(entry, request)
     else:
         runtime = open_runtime(args.runtime, device_tree())
@@ -63,14 +85,30 @@ def _run_entry_file(entry: str, args: argparse.Namespace) -> int:
         done = runtime.run_file(entry, path.resolve())
         if done.returncode != 0:
             print(f"loadmesh {entry}: {runtime.name} failed: {done.stderr.strip()}", file=sys.stderr)
-            return 2
+            return None
         line = done.stdout.rstrip("\n")
     answer = json.loads(line)
     if "ok" not in answer:
         print(f"loadmesh {entry}: {answer.get('error') or answer.get('crash')}", file=sys.stderr)
-        return 2
-    # The result's own canonical bytes: the line minus the {"ok": ...} wrapper.
-    print(line[len('{"ok":'):-1])
+        return None
+    return line
+
+
+def _house_bench(args: argparse.Namespace) -> int:
+    from . import housebench
+
+    core = housebench.installed_core()
+    results = []
+    for load_sharing in (False, True):
+        label = "load sharing " + ("on " if load_sharing else "off")
+        results.append(housebench.run(core, load_sharing, days=args.days,
+                                      progress=housebench.stderr_progress(label)))
+    print(file=sys.stderr)
+    off, on = results
+    if args.json:
+        print(json.dumps(housebench.summary(off, on)))
+    else:
+        print(housebench.report(off, on))
     return 0
 
 
@@ -86,6 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     pilot.add_argument("file")
     pilot.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
     pilot.set_defaults(func=lambda args: _run_entry_file("pilot", args))
+    tiers = commands.add_parser("tiers", help="run heating steps in FILE through the load-sharing tiers, "
+                                              "one JSON line per step")
+    tiers.add_argument("file")
+    tiers.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+    tiers.set_defaults(func=lambda args: _run_steps_file("tiers", args))
+    heating = commands.add_parser("heating", help="run heating steps in FILE through the whole control chain "
+                                                  "(rooms, boiler, tiers, valves), one JSON line per step")
+    heating.add_argument("file")
+    # Not micropython-f32: the whole chain's modules do not fit an ESP32-sized heap at once (no node runs it).
+    heating.add_argument("--runtime", default="cpython", choices=("cpython", "micropython"))
+    heating.set_defaults(func=lambda args: _run_steps_file("heating", args))
+    bench = commands.add_parser("house-bench", help="the reference house over a cold week, load sharing off and on")
+    bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",
+                       help="simulated days after a day of warm-up (default 7)")
+    bench.set_defaults(func=_house_bench)
     return parser
 
 
