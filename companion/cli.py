@@ -98,11 +98,22 @@ def _house_bench(args: argparse.Namespace) -> int:
     from . import housebench
 
     core = housebench.installed_core()
+    sharing: dict[str, object] = {}
+    for setting in args.set:
+        key, _, value = setting.partition("=")
+        if not value.lstrip("-").isdigit():
+            print(f"loadmesh house-bench: --set {setting}: expected NAME=INTEGER", file=sys.stderr)
+            return 2
+        sharing[key] = int(value)
     results = []
     for load_sharing in (False, True):
         label = "load sharing " + ("on " if load_sharing else "off")
-        results.append(housebench.run(core, load_sharing, days=args.days,
-                                      progress=housebench.stderr_progress(label)))
+        try:
+            results.append(housebench.run(core, load_sharing, days=args.days, sharing=sharing,
+                                          progress=housebench.stderr_progress(label)))
+        except ValueError as exc:  # the core's FieldError names the setting
+            print(f"\nloadmesh house-bench: load_sharing.{exc}", file=sys.stderr)
+            return 2
     print(file=sys.stderr)
     off, on = results
     if args.json:
@@ -139,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",
                        help="simulated days after a day of warm-up (default 7)")
+    bench.add_argument("--set", action="append", default=[], metavar="NAME=INTEGER",
+                       help="a load-sharing setting for both runs (e.g. tier_3_rest_ms=900000); repeatable")
     bench.set_defaults(func=_house_bench)
     return parser
 

@@ -16,9 +16,19 @@ from .errors import FieldError
 #           and wants more than temp + pre_warm_margin; neediest first
 #   tier 2  the same within lookahead x extended_window_multiplier
 #   tier 3  auto rooms by fallback_priority, no temperature check, each for at
-#           most tier_3_max_duration_ms per activation
+#           most tier_3_max_duration_ms; then it rests tier_3_rest_ms before
+#           tier 3 may take it again, across activations (else every new
+#           activation would give the same room another 15 minutes)
+# Once every tier is at its escalated opening and capacity is still short,
+# rooms rise 10 % at a time up to their tier's cap (tier_N_max_pct).
 # Rooms in off or manual mode are never opened; a room whose temperature is
 # unknown (stale) is never opened and never counted.
+#
+# Exits, none before min_activation_duration_ms: A, no trigger room calls any
+# more; B, new rooms call and the calling rooms alone reach
+# sufficient_capacity_w + deactivation_hysteresis_w (else they become the
+# trigger set); C, no load-sharing room remains. A load-sharing room that
+# starts calling on its own goes back to normal control at once.
 
 DISABLED = "DISABLED"
 INACTIVE = "INACTIVE"
@@ -45,7 +55,7 @@ SETTINGS = {
     "return_temp_risk_delta_dc": (150, 0, 500),
     "min_activation_duration_ms": (300000, 0, _DAY_MS),
     "tier_3_max_duration_ms": (900000, 1000, _DAY_MS),
-    "tier_3_rest_ms": (2700000, 60000, _DAY_MS),
+    "tier_3_rest_ms": (900000, 60000, _DAY_MS),
     "extended_window_multiplier": (2, 1, 4),
     "tier_1_initial_pct": (70, 10, 100),
     "tier_1_escalated_pct": (80, 10, 100),
@@ -451,13 +461,15 @@ def _evaluate_active(work: _Step) -> None:
     config = work.config
     context = work.context
     active = work.active()
-    # Rooms that may no longer be open go at once: this is not an exit.
+    # Releasing a room is not an exit: these go at once, minimum duration or not.
     for rid in sorted(active):
         state = work.inputs[rid]
         if state["mode"] != "auto":
             work.remove(rid, "mode " + str(state["mode"]))
         elif rid in work.stale:
             work.remove(rid, "stale sensor")
+        elif rid in work.calling:
+            work.remove(rid, "calls on its own, back to normal control")
         elif active[rid]["tier"] == 3 and \
                 work.now_ms - _int(active[rid], "since_ms") >= _int(config, "tier_3_max_duration_ms"):
             work.remove(rid, "tier 3 limit reached")
@@ -478,11 +490,8 @@ def _evaluate_active(work: _Step) -> None:
             context["trigger_rooms"] = list(work.calling)
             context["trigger_capacity_w"] = work.calling_w
             work.log.append("trigger rooms now " + ",".join(work.calling))
-        natural = [rid for rid in sorted(active) if rid in work.calling]
-        for rid in natural:
-            work.remove(rid, "calls on its own")
-        if natural and not active:
-            _exit(work, "C, every load-sharing room calls on its own")
+        if not active:
+            _exit(work, "C, no load-sharing room remains")
             return
     if work.calling:  # with no room calling the boiler is going off: nothing to dump heat for
         _cascade(work)
@@ -492,6 +501,11 @@ def step(config: dict[str, object], state: dict[str, object], inputs: dict[str, 
          now_ms: int) -> tuple[dict[str, object], dict[str, object]]:
     """One evaluation: (outputs, new context). Inputs from load_inputs(); now_ms never goes back."""
     context = _copy(state)
+    rest = context["tier3_rest_until_ms"]
+    assert isinstance(rest, dict)
+    for rid in sorted(rest):
+        if rest[rid] <= now_ms:
+            del rest[rid]
     work = _Step(config, context, inputs, now_ms)
     if not config["enabled"] or not inputs["enabled"]:
         if context["state"] != DISABLED:
