@@ -37,14 +37,12 @@ def _encode(value: object, parts: list[str], path: str) -> None:
     elif isinstance(value, str):
         _encode_str(value, parts)
     elif isinstance(value, (list, tuple)):
-        # Each container joins its own parts: no part list as long as the
-        # whole output, which an ESP32-sized heap cannot grow in one piece.
         items: list[str] = []
         for index, item in enumerate(value):
             if index:
                 items.append(",")
             _encode(item, items, path + "[" + str(index) + "]")
-        parts.append("[" + "".join(items) + "]")
+        _close(parts, "[", items, "]")
     elif isinstance(value, dict):
         keys = list(value)
         for key in keys:
@@ -58,9 +56,28 @@ def _encode(value: object, parts: list[str], path: str) -> None:
             _encode_str(key, members)
             members.append(":")
             _encode(value[key], members, path + "." + key)
-        parts.append("{" + "".join(members) + "}")
+        _close(parts, "{", members, "}")
     else:
         raise TypeError("canonical JSON: " + type(value).__name__ + " at " + path + " is not allowed")
+
+
+_JOIN_MAX = 1024  # characters
+
+
+def _close(parts: list[str], opening: str, inner: list[str], closing: str) -> None:
+    # A small container becomes one part, so the part list stays short; a big
+    # one hands its parts up, so it is not copied again at every level. An
+    # ESP32-sized heap has room for neither a part per token nor several
+    # copies of a long answer.
+    size = 0
+    for piece in inner:
+        size += len(piece)
+    if size <= _JOIN_MAX:
+        parts.append(opening + "".join(inner) + closing)
+    else:
+        parts.append(opening)
+        parts.extend(inner)
+        parts.append(closing)
 
 
 def _encode_str(text: str, parts: list[str]) -> None:
