@@ -52,14 +52,18 @@ class InProcessRuntime(Runtime):
 
 
 class MicroPythonRuntime(Runtime):
-    """A MicroPython unix-port process running the staged .mpy tree."""
+    """MicroPython unix-port processes running the staged .mpy tree, one per entry.
+
+    A node loads only its own modules; one process per entry keeps each entry
+    to the heap a node would give it, instead of every entry's modules at once.
+    """
 
     def __init__(self, name: str, binary: Path, device_root: Path, heap: str | None) -> None:
         self.name = name
         self.binary = binary
         self.device_root = device_root
         self.heap = heap
-        self._process: subprocess.Popen[str] | None = None
+        self._processes: dict[str, subprocess.Popen[str]] = {}
 
     def command(self, *args: str) -> list[str]:
         """The command line that runs the runner with args on this runtime."""
@@ -72,21 +76,23 @@ class MicroPythonRuntime(Runtime):
         env["MICROPYPATH"] = ".frozen:" + str(self.device_root / "lib")
         return env
 
-    def _start(self) -> subprocess.Popen[str]:
-        if self._process is None or self._process.poll() is not None:
-            self._process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, text=True, env=self.environment())
-        return self._process
+    def _start(self, entry: str) -> subprocess.Popen[str]:
+        process = self._processes.get(entry)
+        if process is None or process.poll() is not None:
+            process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, env=self.environment())
+            self._processes[entry] = process
+        return process
 
     def respond(self, entry: str, request: object) -> str:
-        process = self._start()
+        process = self._start(entry)
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(json.dumps({"entry": entry, "input": request}) + "\n")
         process.stdin.flush()
         line = process.stdout.readline()
         if not line:
             stderr = process.stderr.read() if process.stderr is not None else ""
-            self._process = None
+            del self._processes[entry]
             raise RuntimeError(f"{self.name} exited: {stderr.strip()}")
         return line.rstrip("\n")
 
@@ -96,10 +102,10 @@ class MicroPythonRuntime(Runtime):
                               env=self.environment())
 
     def close(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
+        for entry in sorted(self._processes):
+            process = self._processes.pop(entry)
+            process.kill()
+            process.wait()
 
 
 def core_module_names(core_dir: Path) -> list[str]:
