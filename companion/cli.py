@@ -59,14 +59,66 @@ def _run_entry_file(entry: str, args: argparse.Namespace) -> int:
     return 0
 
 
+STEPS_PER_CHUNK = 4  # what an ESP32-sized heap answers comfortably in one request
+
+
 def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
-    """Answer a steps file on the chosen runtime; print one canonical line per step."""
+    """Answer a steps file on the chosen runtime; print one canonical line per step.
+
+    The whole file is answered on CPython first (errors then name the right
+    step). MicroPython gets it in chunks, each starting from the state the
+    chunk before ended in and from the inputs merged so far: the answer is
+    the same, and a long file fits an ESP32-sized heap.
+    """
+    cpython = args.runtime
+    args.runtime = "cpython"
     line = _entry_line(entry, args)
     if line is None:
         return 2
-    for step in json.loads(line)["ok"]["steps"]:
-        print(canon.dumps(step))
+    if cpython == "cpython":
+        for step in json.loads(line)["ok"]["steps"]:
+            print(canon.dumps(step))
+        return 0
+    request = json.loads(Path(args.file).read_text())
+    runtime = open_runtime(cpython, device_tree())
+    try:
+        state = request.get("state")
+        merged: object = {}
+        steps = request["steps"]
+        for first in range(0, len(steps), STEPS_PER_CHUNK):
+            chunk: list[dict[str, object]] = []
+            for patch in steps[first:first + STEPS_PER_CHUNK]:
+                body = {key: value for key, value in patch.items() if key != "now_ms"}
+                merged = _merged(merged, body)
+                if chunk:
+                    chunk.append(dict(patch))
+                else:
+                    assert isinstance(merged, dict)
+                    chunk.append(dict(merged, now_ms=patch["now_ms"]))
+            part = {"config": request["config"], "steps": chunk}
+            if state is not None:
+                part["state"] = state
+            answer = json.loads(runtime.respond(entry, part))
+            if "ok" not in answer:
+                print(f"loadmesh {entry}: {runtime.name}: {answer.get('error') or answer.get('crash')}",
+                      file=sys.stderr)
+                return 2
+            for step in answer["ok"]["steps"]:
+                print(canon.dumps(step))
+            state = answer["ok"]["state"]
+    finally:
+        runtime.close()
     return 0
+
+
+def _merged(previous: object, patch: object) -> object:
+    """The step inputs so far with patch merged in, key by key (as the core's step entries merge)."""
+    if not isinstance(previous, dict) or not isinstance(patch, dict):
+        return patch
+    merged = dict(previous)
+    for key, value in patch.items():
+        merged[key] = _merged(previous.get(key), value)
+    return merged
 
 
 def _entry_line(entry: str, args: argparse.Namespace) -> str | None:

@@ -1,7 +1,11 @@
 """Contract entries for heating: step files through the tiers, a boiler node, a room, the whole chain."""
 
+import gc
+
 from . import fieldcheck as fc
 from .errors import FieldError
+
+_COMPACT = hasattr(gc, "mem_free")  # MicroPython only; CPython's heap does not fragment like this
 
 # A step file: {"config": ..., "state": optional, "steps": [{"now_ms": ..., ...}]}.
 # Every step after the first only needs what changed: its objects are merged
@@ -274,6 +278,11 @@ def _steps(request: object, kind: _Kind) -> object:
         for key in kind.keep:
             answer[key] = outputs[key]
         answers.append(answer)
+        if _COMPACT:
+            # Collect before the next step allocates: what each step keeps then
+            # packs low instead of between the step's garbage, which leaves an
+            # ESP32-sized heap no block big enough for the answer line.
+            gc.collect()
     return {"steps": answers, "state": state}
 
 

@@ -449,12 +449,14 @@ def _try_entry(work: _Step) -> None:
     context["trigger_rooms"] = list(work.calling)
     context["trigger_capacity_w"] = work.calling_w
     context["activated_at_ms"] = work.now_ms
-    work.log.append("activate: " + risk + ", calling " + ",".join(work.calling) + " take "
-                    + str(work.calling_w) + " W")
+    why = risk + ", calling " + ",".join(work.calling) + " take " + str(work.calling_w) + " W"
+    first = len(work.log)
     _cascade(work)
     if not work.active():
-        work.log.append("no room to open: accept cycling")
+        work.log.append("no room to open (" + why + "): accept cycling")
         _reset(context, INACTIVE)
+        return
+    work.log.insert(first, "activate: " + why)
 
 
 def _evaluate_active(work: _Step) -> None:
