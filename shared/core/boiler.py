@@ -8,7 +8,8 @@ from .errors import FieldError
 #   state   initial_state(): {"fsm", "on_at_ms", "off_at_ms", "flame", "cooldown",
 #           "cooldown_at_ms", "last_cooldown_ms", "cooldowns"}
 #   inputs  {"demand": bool (some room calls), "confirmed_pct": int (the valve
-#           openings the valve nodes confirm, added up), "flame": bool,
+#           openings the valve nodes confirm, each up to its last command, added
+#           up: valves.confirmed_pct()), "flame": bool,
 #           "flow_dc": int|None, "return_dc": int|None}
 #   outputs {"fsm", "boiler_on", "setpoint_dc", "hold_valves", "cooldown",
 #            "cooldown_started", "last_cooldown_ms", "reason"}

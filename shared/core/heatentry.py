@@ -143,17 +143,17 @@ class _Boiler(_Kind):
         rooms = inputs["rooms"]
         assert isinstance(rooms, dict)
         demand = False
-        confirmed = 0
+        confirmed: dict[str, int] = {}
         for rid in sorted(rooms):
             demand = demand or rooms[rid]["calling"] is True
-            confirmed += rooms[rid]["confirmed_pct"]
+            confirmed[rid] = rooms[rid]["confirmed_pct"]
         settings = config["boiler"]
         boiler_state = state["boiler"]
         valves_state = state["valves"]
         assert isinstance(settings, dict) and isinstance(boiler_state, dict) and isinstance(valves_state, dict)
         boiler_out, boiler_new = boiler.step(settings, boiler_state, {
-            "demand": demand, "confirmed_pct": confirmed, "flame": inputs["flame"], "flow_dc": inputs["flow_dc"],
-            "return_dc": inputs["return_dc"]}, now_ms)
+            "demand": demand, "confirmed_pct": valves.confirmed_pct(valves_state, confirmed), "flame": inputs["flame"],
+            "flow_dc": inputs["flow_dc"], "return_dc": inputs["return_dc"]}, now_ms)
         valves_out, valves_new = valves.step({"min_valve_open_pct": settings["min_valve_open_pct"]}, valves_state, {
             "rooms": rooms, "load_sharing": inputs["load_sharing"], "hold": boiler_out["hold_valves"],
             "demand": demand, "firing": boiler_out["boiler_on"]}, now_ms)

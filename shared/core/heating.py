@@ -157,7 +157,7 @@ def step(config: dict[str, object], state: dict[str, object], inputs: dict[str, 
     new_rooms: dict[str, object] = {}
     control: dict[str, dict[str, object]] = {}
     targets: dict[str, int] = {}
-    confirmed = 0
+    confirmed: dict[str, int] = {}
     demand = False
     for room in _rooms(config):
         rid = room["id"]
@@ -175,12 +175,13 @@ def step(config: dict[str, object], state: dict[str, object], inputs: dict[str, 
         demand = demand or outputs["calling"] is True
         pct = room_in["confirmed_pct"]
         assert isinstance(pct, int)
-        confirmed += pct
+        confirmed[rid] = pct
     boiler_in = _dict(inputs["boiler"])
     boiler_config = _dict(config["boiler"])
     boiler_out, boiler_state = boiler.step(
         _ints(config["boiler"]), _dict(state["boiler"]),
-        {"demand": demand, "confirmed_pct": confirmed, "flame": boiler_in["flame"],
+        {"demand": demand, "confirmed_pct": valves.confirmed_pct(_dict(state["valves"]), confirmed),
+         "flame": boiler_in["flame"],
          "flow_dc": boiler_in["flow_dc"], "return_dc": boiler_in["return_dc"]}, now_ms)
     tier_rooms: dict[str, object] = {}
     for room in _rooms(config):

@@ -4,7 +4,8 @@ from . import fieldcheck as fc
 from .errors import FieldError
 
 # step(config, state, inputs, now_ms) -> (outputs, new_state), on the boiler
-# node each tick, after boiler.step (whose hold_valves it takes).
+# node each tick, after boiler.step (whose hold_valves it takes). Before
+# boiler.step, confirmed_pct(state, ...) gives the boiler its interlock input.
 #   config  {"min_valve_open_pct": 100}                      (load_config())
 #   state   {"held": {room: pct}, "last": {room: pct}}       (initial_state())
 #   inputs  {"rooms": {room: {"normal_pct", "calling", "correction_pct",
@@ -57,6 +58,21 @@ def load_state(raw: object, path: str, rooms: list[str]) -> dict[str, object]:
     fc.only(mapping, ("held", "last"), path)
     return {"held": _pct_map(mapping.get("held", {}), fc.join(path, "held"), rooms),
             "last": _pct_map(mapping.get("last", {}), fc.join(path, "last"), rooms)}
+
+
+def confirmed_pct(state: dict[str, object], confirmed: dict[str, int]) -> int:
+    """The opening the boiler may count: each valve's confirmed position, up to what it was last commanded.
+
+    A valve still closing reports an opening that will not last: counting it
+    would let the boiler fire on water paths that are about to shut.
+    """
+    last = state["last"]
+    assert isinstance(last, dict)
+    total = 0
+    for rid in sorted(confirmed):
+        commanded = last.get(rid, 0)
+        total += confirmed[rid] if confirmed[rid] < commanded else commanded
+    return total
 
 
 def _ceil10(value: int) -> int:
@@ -139,6 +155,11 @@ def _make_before_break(minimum: int, rooms: dict[str, dict[str, object]], order:
         assert isinstance(confirmed, int)
         previous = last.get(rid, 0)
         if final[rid] < confirmed and final[rid] < previous:
-            keep = previous if previous < confirmed else confirmed
-            secured += keep - final[rid]
+            # Close only as far as the openings secured elsewhere allow, in 10 % steps.
+            keep = _ceil10(final[rid] + minimum - secured)
+            if keep > _ceil10(confirmed):
+                keep = _ceil10(confirmed)
+            if keep > previous:
+                keep = previous
+            secured += (confirmed if keep > confirmed else keep) - final[rid]
             final[rid], source[rid] = keep, "safety"
