@@ -26,6 +26,7 @@ class RunResult:
     cooldowns: int = 0
     energy_kwh: float = 0.0
     above_target_min: dict[str, int] = field(default_factory=dict)
+    over_1c_min: dict[str, int] = field(default_factory=dict)  # more than 1 °C above target
     below_target_min: dict[str, int] = field(default_factory=dict)  # more than 0.5 °C below, in a schedule block
     off_room_heated_min: int = 0  # an off-mode room's valve open (frost protection excepted)
     frost_min: int = 0
@@ -59,6 +60,7 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
     total_ticks = (warm_up_days + days) * DAY_S // tick_s
     energy_at_start = 0.0
     above_s = dict.fromkeys(result.above_target_min, 0.0)
+    over_s = dict.fromkeys(result.above_target_min, 0.0)
     below_s = dict.fromkeys(result.below_target_min, 0.0)
     tier_s = dict.fromkeys(result.tier_min, 0.0)
     off_heated_s = frost_s = sharing_s = 0.0
@@ -106,6 +108,8 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
             target_c = out["target_dc"][rid] / 10.0
             if house.air_c[k] > target_c:
                 above_s[rid] += tick_s
+                if house.air_c[k] > target_c + 1.0:
+                    over_s[rid] += tick_s
             if house.occupied(k, float(week_s)) and house.air_c[k] < target_c - 0.5:
                 below_s[rid] += tick_s
         if progress is not None and tick % report_every == 0:
@@ -117,6 +121,7 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
     result.mean_burner_run_min = sum(finished) / len(finished) / 60.0 if finished else 0.0
     result.energy_kwh = (house.stats.energy_j - energy_at_start) / 3.6e6
     result.above_target_min = {rid: round(s / 60) for rid, s in above_s.items()}
+    result.over_1c_min = {rid: round(s / 60) for rid, s in over_s.items()}
     result.below_target_min = {rid: round(s / 60) for rid, s in below_s.items()}
     result.tier_min = {rid: round(s / 60) for rid, s in tier_s.items()}
     result.off_room_heated_min = round(off_heated_s / 60)
@@ -147,6 +152,8 @@ def summary(off: RunResult, on: RunResult) -> dict[str, object]:
         "mean_burner_run_min_on": round(on.mean_burner_run_min, 1),
         "above_target_minutes_off": off.above_target_min,
         "above_target_minutes_on": on.above_target_min,
+        "over_1c_above_target_minutes_off": off.over_1c_min,
+        "over_1c_above_target_minutes_on": on.over_1c_min,
         "below_target_minutes_off": off.below_target_min,
         "below_target_minutes_on": on.below_target_min,
         "load_sharing_minutes_per_room": on.tier_min,
@@ -171,9 +178,9 @@ def table(off: RunResult, on: RunResult) -> str:
         ("off-mode room heated, min", str(off.off_room_heated_min), str(on.off_room_heated_min)),
     ]
     for rid in off.above_target_min:
-        rows.append((f"{rid}: min above target / >0.5 °C below in a block",
-                     f"{off.above_target_min[rid]} / {off.below_target_min[rid]}",
-                     f"{on.above_target_min[rid]} / {on.below_target_min[rid]}"))
+        rows.append((f"{rid}: min above target / over 1 °C above / over 0.5 °C below in a block",
+                     f"{off.above_target_min[rid]} / {off.over_1c_min[rid]} / {off.below_target_min[rid]}",
+                     f"{on.above_target_min[rid]} / {on.over_1c_min[rid]} / {on.below_target_min[rid]}"))
     lines = ["| over the week | load sharing off | load sharing on |", "|---|---:|---:|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
