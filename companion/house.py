@@ -77,7 +77,8 @@ class HouseSpec:
     rooms: tuple[RoomSpec, ...]
     couplings: tuple[tuple[str, str, float], ...]  # (room, room, W/K)
     boiler: BoilerSpec
-    outside_c: Callable[[float], float]  # outside temperature at a time in s
+    outside_c: Callable[[float], float]  # outside temperature at a simulated time in s
+    start_week_s: float = 0.0  # the simulated time 0, in s since Monday 00:00 (negative: the week before)
     valve_travel_s: float = 40.0  # a valve motor's time from closed to fully open
     start_air_c: float = 16.0
 
@@ -165,22 +166,26 @@ class House:
                 "return_dc": round(self._return_reading_c * 10.0), "outside_dc": round(self.outside_c() * 10.0)}
 
     def outside_c(self) -> float:
+        """The outside temperature now."""
         return self.spec.outside_c(self.t_s)
 
-    def occupied(self, k: int, week_s: float) -> bool:
-        """Whether room k is in one of its schedule blocks at week_s (seconds since Monday 00:00)."""
-        minute = (week_s % 604800.0) / 60.0
+    def week_s(self) -> float:
+        """The time of week now: s since Monday 00:00."""
+        return (self.spec.start_week_s + self.t_s) % 604800.0
+
+    def occupied(self, k: int) -> bool:
+        """Whether room k is in one of its schedule blocks now (people are in: gains)."""
+        minute = self.week_s() / 60.0
         return any(start <= minute < end for start, end in self._blocks[k])
 
-    def advance(self, dt_s: float, week_s: float, max_step_s: float = 5.0) -> None:
+    def advance(self, dt_s: float, max_step_s: float = 5.0) -> None:
         """Integrate dt_s of simulated time, in steps of at most max_step_s."""
         steps = max(1, math.ceil(dt_s / max_step_s - 1e-9))
         h = dt_s / steps
         for _ in range(steps):
-            self._step(h, week_s)
-            week_s += h
+            self._step(h)
 
-    def _step(self, h: float, week_s: float) -> None:
+    def _step(self, h: float) -> None:
         spec = self.spec
         boiler = spec.boiler
         n = len(self.ids)
@@ -230,7 +235,7 @@ class House:
             emitted = en442_w(room.rated_w, self._exponent[k], self.rad_c[k] - air[k])
             self.stats.radiator_j[room.id] += max(0.0, emitted) * h
             self.rad_c[k] += (carried[k] - emitted) * h / self._rad_j[k]
-            gains = room.base_gains_w + (room.occupied_gains_w if self.occupied(k, week_s) else 0.0)
+            gains = room.base_gains_w + (room.occupied_gains_w if self.occupied(k) else 0.0)
             radiant = room.radiant_share * emitted
             heat_air[k] = emitted - radiant + gains + self._air_mass[k] * (mass[k] - air[k]) \
                 + room.air_out_w_per_k * (outside - air[k])
@@ -342,7 +347,7 @@ def reference_house(boiler_min_w: float = 6000.0, start_week_s: float = -86400.0
         ("bedroom", "kids", 8.0), ("bedroom", "bath", 6.0), ("kids", "bath", 6.0),
     )
     return HouseSpec(rooms=rooms, couplings=couplings, boiler=BoilerSpec(min_w=boiler_min_w),
-                     outside_c=cold_week_outside(start_week_s))
+                     outside_c=cold_week_outside(start_week_s), start_week_s=start_week_s)
 
 
 def controller_config(spec: HouseSpec, load_sharing: bool, boiler: dict[str, int] | None = None,

@@ -11,7 +11,6 @@ from types import ModuleType
 from .house import House, HouseSpec, controller_config, reference_house
 
 DAY_S = 86400
-WEEK_S = 7 * DAY_S
 
 
 @dataclass
@@ -45,8 +44,7 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
         spec: HouseSpec | None = None, progress: Callable[[float], None] | None = None,
         sharing: dict[str, object] | None = None) -> RunResult:
     """Simulate warm_up_days (not counted) then days, the core's heating.step deciding every tick_s."""
-    start_week_s = -warm_up_days * DAY_S
-    spec = spec if spec is not None else reference_house(start_week_s=float(start_week_s))
+    spec = spec if spec is not None else reference_house(start_week_s=float(-warm_up_days * DAY_S))
     config = core.heating.load_config(controller_config(spec, load_sharing, sharing=sharing))
     state = core.heating.initial_state(config)
     interlock_min = config["boiler"]["min_valve_open_pct"]
@@ -68,7 +66,7 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
     report_every = max(1, total_ticks // 50)
     for tick in range(total_ticks):
         t_s = tick * tick_s
-        week_s = (start_week_s + t_s) % WEEK_S
+        week_s = round(house.week_s())
         if t_s == measured_from_s:
             energy_at_start = house.stats.energy_j
         read = house.readings()
@@ -83,7 +81,7 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
         }
         out, state = core.heating.step(config, state, core.heating.load_inputs(config, inputs), t_s * 1000)
         house.command(out["valve_pct"], out["boiler_on"], out["setpoint_dc"])
-        house.advance(float(tick_s), float(week_s))
+        house.advance(float(tick_s))
         if t_s < measured_from_s:
             continue
         active = out["tiers_state"] not in ("INACTIVE", "DISABLED")
@@ -110,7 +108,7 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
                 above_s[rid] += tick_s
                 if house.air_c[k] > target_c + 1.0:
                     over_s[rid] += tick_s
-            if house.occupied(k, float(week_s)) and house.air_c[k] < target_c - 0.5:
+            if house.occupied(k) and house.air_c[k] < target_c - 0.5:
                 below_s[rid] += tick_s
         if progress is not None and tick % report_every == 0:
             progress(tick / total_ticks)

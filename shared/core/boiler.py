@@ -90,17 +90,6 @@ def load_state(raw: object, path: str) -> dict[str, object]:
     return state
 
 
-def load_inputs(raw: object, path: str) -> dict[str, object]:
-    """One tick's boiler inputs, validated."""
-    mapping = fc.obj(raw, path)
-    fc.only(mapping, ("demand", "confirmed_pct", "flame", "flow_dc", "return_dc"), path)
-    return {"demand": fc.bool_field(mapping, "demand", path),
-            "confirmed_pct": fc.int_field(mapping, "confirmed_pct", path, 0, 100000),
-            "flame": fc.bool_field(mapping, "flame", path),
-            "flow_dc": fc.opt_int_field(mapping, "flow_dc", path, -400, 1500),
-            "return_dc": fc.opt_int_field(mapping, "return_dc", path, -400, 1500)}
-
-
 def _since(now_ms: int, then_ms: object, span_ms: int) -> bool:
     """Whether span_ms has passed since then_ms (never set: it has)."""
     return then_ms is None or (isinstance(then_ms, int) and now_ms - then_ms >= span_ms)
@@ -150,7 +139,7 @@ def _fsm(config: dict[str, int], state: dict[str, object], inputs: dict[str, obj
 
 def step(config: dict[str, int], state: dict[str, object], inputs: dict[str, object],
          now_ms: int) -> tuple[dict[str, object], dict[str, object]]:
-    """One control tick of the boiler; inputs from load_inputs()."""
+    """One control tick of the boiler."""
     new = dict(state)
     was = new["fsm"]
     reason = _fsm(config, new, inputs, now_ms)

@@ -154,7 +154,8 @@ class _Boiler(_Kind):
         boiler_out, boiler_new = boiler.step(settings, boiler_state, {
             "demand": demand, "confirmed_pct": valves.confirmed_pct(valves_state, confirmed), "flame": inputs["flame"],
             "flow_dc": inputs["flow_dc"], "return_dc": inputs["return_dc"]}, now_ms)
-        valves_out, valves_new = valves.step({"min_valve_open_pct": settings["min_valve_open_pct"]}, valves_state, {
+        valves_config = valves.load_config({"min_valve_open_pct": settings["min_valve_open_pct"]}, "config.boiler")
+        valves_out, valves_new = valves.step(valves_config, valves_state, {
             "rooms": rooms, "load_sharing": inputs["load_sharing"], "hold": boiler_out["hold_valves"],
             "demand": demand, "firing": boiler_out["boiler_on"]}, now_ms)
         outputs = dict(boiler_out)

@@ -62,7 +62,7 @@ def load_config(raw: object) -> dict[str, object]:
     # their errors name rooms[i] because load_sharing.rooms is built from them.
     tiers_config = tiers.load_config(sharing, "")
     return {"rooms": rooms, "tiers": tiers_config, "boiler": boiler_config,
-            "valves": {"min_valve_open_pct": boiler_config["min_valve_open_pct"]}}
+            "valves": valves.load_config({"min_valve_open_pct": boiler_config["min_valve_open_pct"]}, "boiler")}
 
 
 def _rooms(config: dict[str, object]) -> list[dict[str, object]]:

@@ -80,16 +80,6 @@ def load_state(raw: object, path: str) -> dict[str, object]:
             "frost": fc.bool_field(mapping, "frost", path)}
 
 
-def load_inputs(raw: object, path: str) -> dict[str, object]:
-    """One tick's room inputs, validated."""
-    mapping = fc.obj(raw, path)
-    fc.only(mapping, ("mode", "target_dc", "temp_dc", "temp_age_ms"), path)
-    return {"mode": fc.choice_field(mapping, "mode", path, MODES),
-            "target_dc": fc.int_field(mapping, "target_dc", path, 50, 300),
-            "temp_dc": fc.opt_int_field(mapping, "temp_dc", path, -400, 600),
-            "temp_age_ms": fc.int_field(mapping, "temp_age_ms", path, 0, 1 << 30, 0)}
-
-
 def is_stale(config: dict[str, int], temp_dc: object, temp_age_ms: int) -> bool:
     """Whether the room's temperature is unknown: no reading, or one older than sensor_stale_ms."""
     return temp_dc is None or temp_age_ms > config["sensor_stale_ms"]

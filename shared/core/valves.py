@@ -27,9 +27,6 @@ from .errors import FieldError
 # confirm. Valve motors take tens of seconds, and a dip below the minimum would
 # switch the boiler off at once.
 
-SOURCES = ("safety", "load_sharing", "correction", "normal")
-
-
 def load_config(raw: object, path: str) -> dict[str, int]:
     """{"min_valve_open_pct": 100}, validated."""
     mapping = fc.obj(raw, path)
