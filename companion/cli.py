@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from loadmesh.core import canon
+
 from . import devtree
 from .paths import SetupError, device_tree
 from .runtimes import MicroPythonRuntime, open_runtime
@@ -49,8 +51,79 @@ def _stage(args: argparse.Namespace) -> int:
 
 def _run_entry_file(entry: str, args: argparse.Namespace, command: str | None = None) -> int:
     """Answer a request file on the chosen runtime; print the canonical line."""
+    line = _entry_line(entry, args, command or entry)
+    if line is None:
+        return 2
+    # The result's own canonical bytes: the line minus the {"ok": ...} wrapper.
+    print(line[len('{"ok":'):-1])
+    return 0
+
+
+STEPS_PER_CHUNK = 4  # what an ESP32-sized heap answers comfortably in one request
+
+
+def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
+    """Answer a steps file on the chosen runtime; print one canonical line per step.
+
+    The whole file is answered on CPython first (errors then name the right
+    step). MicroPython gets it in chunks, each starting from the state the
+    chunk before ended in and from the inputs merged so far: the answer is
+    the same, and a long file fits an ESP32-sized heap.
+    """
+    cpython = args.runtime
+    args.runtime = "cpython"
+    line = _entry_line(entry, args, entry)
+    if line is None:
+        return 2
+    if cpython == "cpython":
+        for step in json.loads(line)["ok"]["steps"]:
+            print(canon.dumps(step))
+        return 0
+    request = json.loads(Path(args.file).read_text())
+    runtime = open_runtime(cpython, device_tree())
+    try:
+        state = request.get("state")
+        merged: object = {}
+        steps = request["steps"]
+        for first in range(0, len(steps), STEPS_PER_CHUNK):
+            chunk: list[dict[str, object]] = []
+            for patch in steps[first:first + STEPS_PER_CHUNK]:
+                body = {key: value for key, value in patch.items() if key != "now_ms"}
+                merged = _merged(merged, body)
+                if chunk:
+                    chunk.append(dict(patch))
+                else:
+                    assert isinstance(merged, dict)
+                    chunk.append(dict(merged, now_ms=patch["now_ms"]))
+            part = {"config": request["config"], "steps": chunk}
+            if state is not None:
+                part["state"] = state
+            answer = json.loads(runtime.respond(entry, part))
+            if "ok" not in answer:
+                print(f"loadmesh {entry}: {runtime.name}: {answer.get('error') or answer.get('crash')}",
+                      file=sys.stderr)
+                return 2
+            for step in answer["ok"]["steps"]:
+                print(canon.dumps(step))
+            state = answer["ok"]["state"]
+    finally:
+        runtime.close()
+    return 0
+
+
+def _merged(previous: object, patch: object) -> object:
+    """The step inputs so far with patch merged in, key by key (as the core's step entries merge)."""
+    if not isinstance(previous, dict) or not isinstance(patch, dict):
+        return patch
+    merged = dict(previous)
+    for key, value in patch.items():
+        merged[key] = _merged(previous.get(key), value)
+    return merged
+
+
+def _entry_line(entry: str, args: argparse.Namespace, command: str) -> str | None:
+    """The runtime's canonical {"ok": ...} line for the request in args.file; None after a one-line error."""
     path = Path(args.file)
-    command = command or entry  # how errors name the command
     runtime = open_runtime(args.runtime, device_tree())
     # The file is read here for every runtime: MicroPython's json accepts some
     # broken text (a truncated object parses as {}), which must not pass.
@@ -58,25 +131,51 @@ def _run_entry_file(entry: str, args: argparse.Namespace, command: str | None = 
         request = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         print(f"loadmesh {command}: {path}: {exc}", file=sys.stderr)
-        return 2
+        return None
     if isinstance(runtime, MicroPythonRuntime):
         done = runtime.run_file(entry, path.resolve())
         if done.returncode != 0:
             print(f"loadmesh {command}: {runtime.name} failed: {done.stderr.strip()}", file=sys.stderr)
-            return 2
+            return None
         line = done.stdout.rstrip("\n")
     else:
         line = runtime.respond(entry, request)
     answer = json.loads(line)
     if "ok" not in answer:
         print(f"loadmesh {command}: {answer.get('error') or answer.get('crash')}", file=sys.stderr)
-        return 2
-    # The result's own canonical bytes: the line minus the {"ok": ...} wrapper.
-    print(line[len('{"ok":'):-1])
+        return None
+    return line
+
+
+def _house_bench(args: argparse.Namespace) -> int:
+    from . import housebench
+
+    core = housebench.installed_core()
+    sharing: dict[str, object] = {}
+    for setting in args.set:
+        key, _, value = setting.partition("=")
+        if not value.lstrip("-").isdigit():
+            print(f"loadmesh house-bench: --set {setting}: expected NAME=INTEGER", file=sys.stderr)
+            return 2
+        sharing[key] = int(value)
+    results = []
+    for load_sharing in (False, True):
+        label = "load sharing " + ("on " if load_sharing else "off")
+        try:
+            results.append(housebench.run(core, load_sharing, days=args.days, sharing=sharing,
+                                          progress=housebench.stderr_progress(label)))
+        except ValueError as exc:  # the core's FieldError names the setting
+            print(f"\nloadmesh house-bench: load_sharing.{exc}", file=sys.stderr)
+            return 2
+    print(file=sys.stderr)
+    off, on = results
+    if args.json:
+        print(json.dumps(housebench.summary(off, on)))
+    else:
+        print(housebench.report(off, on))
     return 0
 
 
-# (command, entry, help): the mesh's core entries, each answering one request file.
 # Commands that answer one request file through a core entry: (command, entry, help).
 _ENTRY_COMMANDS = (
     ("pilot", "pilot", 'pilot duty for the currents in FILE ({"ma": [...]})'),
@@ -101,6 +200,24 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("file")
         sub.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
         sub.set_defaults(func=lambda args, entry=entry, command=command: _run_entry_file(entry, args, command))
+    tiers = commands.add_parser("tiers", help="run heating steps in FILE through the load-sharing tiers, "
+                                              "one JSON line per step")
+    tiers.add_argument("file")
+    tiers.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+    tiers.set_defaults(func=lambda args: _run_steps_file("tiers", args))
+    heating = commands.add_parser("heating", help="run heating steps in FILE through the whole control chain "
+                                                  "(rooms, boiler, tiers, valves), one JSON line per step")
+    heating.add_argument("file")
+    # Not micropython-f32: the whole chain's modules do not fit an ESP32-sized heap at once (no node runs it).
+    heating.add_argument("--runtime", default="cpython", choices=("cpython", "micropython"))
+    heating.set_defaults(func=lambda args: _run_steps_file("heating", args))
+    bench = commands.add_parser("house-bench", help="the reference house over a cold week, load sharing off and on")
+    bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",
+                       help="simulated days after a day of warm-up (default 7)")
+    bench.add_argument("--set", action="append", default=[], metavar="NAME=INTEGER",
+                       help="a load-sharing setting for both runs (e.g. tier_3_rest_ms=900000); repeatable")
+    bench.set_defaults(func=_house_bench)
     return parser
 
 

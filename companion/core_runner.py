@@ -22,7 +22,8 @@ def _answer(name: str, request: object) -> str:
 
 
 def _write(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    sys.stdout.write(line)  # not line + "\n": a long answer must not be copied
+    sys.stdout.write("\n")
     flush = getattr(sys.stdout, "flush", None)
     if flush is not None:
         flush()

@@ -52,14 +52,18 @@ class InProcessRuntime(Runtime):
 
 
 class MicroPythonRuntime(Runtime):
-    """A MicroPython unix-port process running the staged .mpy tree."""
+    """MicroPython unix-port processes running the staged .mpy tree, one per entry.
+
+    A node loads only its own modules; one process per entry keeps each entry
+    to the heap a node would give it, instead of every entry's modules at once.
+    """
 
     def __init__(self, name: str, binary: Path, device_root: Path, heap: str | None) -> None:
         self.name = name
         self.binary = binary
         self.device_root = device_root
         self.heap = heap
-        self._process: subprocess.Popen[str] | None = None
+        self._processes: dict[str, subprocess.Popen[str]] = {}
 
     def command(self, *args: str) -> list[str]:
         """The command line that runs the runner with args on this runtime."""
@@ -72,12 +76,14 @@ class MicroPythonRuntime(Runtime):
         env["MICROPYPATH"] = ".frozen:" + str(self.device_root / "lib")
         return env
 
-    def _start(self) -> subprocess.Popen[str]:
-        if self._process is None or self._process.poll() is not None:
-            self._process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, text=True, encoding="utf-8",
-                                             env=self.environment())
-        return self._process
+    def _start(self, entry: str) -> subprocess.Popen[str]:
+        process = self._processes.get(entry)
+        if process is None or process.poll() is not None:
+            process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, encoding="utf-8",
+                                       env=self.environment())
+            self._processes[entry] = process
+        return process
 
     def respond(self, entry: str, request: object) -> str:
         line = self._ask(entry, request)
@@ -85,12 +91,12 @@ class MicroPythonRuntime(Runtime):
             # One long-lived process serves hundreds of requests, which leaves
             # its small heap fragmented as no device would be. A request is
             # judged on a fresh heap: only a MemoryError there is a finding.
-            self.close()
+            self._stop(entry)
             line = self._ask(entry, request)
         return line
 
     def _ask(self, entry: str, request: object) -> str:
-        process = self._start()
+        process = self._start(entry)
         assert process.stdin is not None and process.stdout is not None
         # Characters as UTF-8, not as \u escapes: MicroPython's json reads an
         # escaped surrogate pair as two lone surrogates, not one character.
@@ -102,9 +108,15 @@ class MicroPythonRuntime(Runtime):
         line = process.stdout.readline()
         if not line:
             stderr = process.stderr.read() if process.stderr is not None else ""
-            self._process = None
+            del self._processes[entry]
             raise RuntimeError(f"{self.name} exited: {stderr.strip()}")
         return line.rstrip("\n")
+
+    def _stop(self, entry: str) -> None:
+        process = self._processes.pop(entry, None)
+        if process is not None:
+            process.kill()
+            process.wait()
 
     def run_file(self, entry: str, path: Path) -> subprocess.CompletedProcess[str]:
         """Answer one request file in a fresh process, the way the CLI does."""
@@ -112,10 +124,8 @@ class MicroPythonRuntime(Runtime):
                               env=self.environment())
 
     def close(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait()
-            self._process = None
+        for entry in sorted(self._processes):
+            self._stop(entry)
 
 
 def core_module_names(core_dir: Path) -> list[str]:

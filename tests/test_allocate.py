@@ -222,6 +222,14 @@ def test_headroom_needs_every_load(core: ModuleType) -> None:
     (_scenario([_load("b", circuit="k", min_ma=0), _load("z", phases="L123", min_ma=0)],
                circuits=[{"id": "k", "parent": "site", "limit_ma": 5000}], phases=3, limit_ma=[20000, 32000, 32000]),
      "s['circuits'][0]['limit_ma'] = 10000", {"b": 5000, "z": 15000}, {"b": 10000, "z": 10000}),
+    # Steps: the site is full with a (100 mA steps) and b at their maxima;
+    # raising circuit k lets c rise by its share of 1 mA, which leaves a 17.199 A,
+    # rounded down to its step: Σ 26.456 -> 26.357 A. The loss is step rounding
+    # (less than a's step), the price of equal shares with unequal steps.
+    (_scenario([_load("a", min_ma=0, max_ma=17200, step_ma=100), _load("b", min_ma=0, max_ma=9256, step_ma=1),
+                _load("c", circuit="k", min_ma=0, max_ma=1, step_ma=1)],
+               circuits=[{"id": "k", "parent": "site", "limit_ma": 0}], limit_ma=26456),
+     "s['circuits'][0]['limit_ma'] = 2", {"a": 17200, "b": 9256, "c": 0}, {"a": 17100, "b": 9256, "c": 1}),
 ])
 def test_a_higher_limit_may_lower_the_total(core: ModuleType, scenario: dict[str, Any], raise_code: str,
                                             before: dict[str, int], after: dict[str, int]) -> None:

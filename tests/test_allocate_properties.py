@@ -139,7 +139,13 @@ def test_raising_any_limit_never_lowers_the_total_when_all_minimums_fit(core: Mo
             holder["limit_ma"] = limit + raise_ma
     second = _allocate(core, raised)
     assume("scarcity" not in second["reason"].values())
-    assert phase_weighted_total(raised, second["alloc_ma"]) >= phase_weighted_total(scenario, first["alloc_ma"])
+    # Equal shares with unequal steps: a load that may now rise by its share
+    # can leave another just short of its next step, so the total may drop,
+    # but never by more than what rounding to steps can lose (test_allocate.py
+    # pins an example).
+    rounding_ma = sum(load["step_ma"] - 1 for load in scenario["loads"])
+    assert (phase_weighted_total(raised, second["alloc_ma"])
+            >= phase_weighted_total(scenario, first["alloc_ma"]) - rounding_ma)
 
 
 @settings(max_examples=1000)

@@ -196,6 +196,33 @@ def _canon(request: object) -> object:
     return request
 
 
+def _heating(kind: str, request: object) -> object:
+    # Imported on use: an ESP32-sized heap holds one node's heating modules, not every entry's.
+    from . import heatentry
+
+    return heatentry.run(kind, request)
+
+
+def _tiers(request: object) -> object:
+    return _heating("tiers", request)
+
+
+def _boiler(request: object) -> object:
+    return _heating("boiler", request)
+
+
+def _room(request: object) -> object:
+    return _heating("room", request)
+
+
+def _heating_chain(request: object) -> object:
+    return _heating("heating", request)
+
+
+def _radiator(request: object) -> object:
+    return _heating("radiator", request)
+
+
 ENTRIES = {
     "allocate": _allocate,
     "canon": _canon,
@@ -205,6 +232,11 @@ ENTRIES = {
     "peers": _peers,
     "pilot": _pilot,
     "sensor": _sensor,
+    "tiers": _tiers,
+    "boiler": _boiler,
+    "room": _room,
+    "heating": _heating_chain,
+    "radiator": _radiator,
 }
 
 

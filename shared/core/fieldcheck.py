@@ -1,0 +1,123 @@
+"""Field checks for configs, states and inputs: each failure names the field and the value."""
+
+from .errors import FieldError
+
+# The heating modules validate everything that reaches them through these
+# helpers, so every message has the same shape. Values are described without
+# floats (a float's repr differs between CPython and single-precision
+# MicroPython, and the message is part of a vector's expected bytes).
+
+
+def describe(value: object) -> str:
+    """The value as an error message shows it: repr for simple values, a kind for the rest."""
+    if value is None or isinstance(value, (bool, int)):
+        return repr(value)
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 40 else repr(value[:40] + "...")
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a " + type(value).__name__
+
+
+def join(path: str, key: str) -> str:
+    """path.key, or key alone at the top level."""
+    return path + "." + key if path else key
+
+
+def index(path: str, position: int) -> str:
+    """path[position]."""
+    return path + "[" + str(position) + "]"
+
+
+def obj(value: object, path: str) -> dict[str, object]:
+    """value, which must be a JSON object."""
+    if not isinstance(value, dict):
+        raise FieldError(path or "request", describe(value) + " is not an object")
+    return value
+
+
+def array(value: object, path: str) -> list[object]:
+    """value, which must be a JSON list."""
+    if not isinstance(value, list):
+        raise FieldError(path, describe(value) + " is not a list")
+    return value
+
+
+def only(mapping: dict[str, object], allowed: tuple[str, ...], path: str) -> None:
+    """Refuse keys outside allowed: a misspelt setting must not silently take its default."""
+    extra = sorted(key for key in mapping if key not in allowed)
+    if extra:
+        raise FieldError(join(path, str(extra[0])), "is not a known field")
+
+
+def integer(value: object, path: str, low: int, high: int) -> int:
+    """value as an int within low..high."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError(path, describe(value) + " is not an integer")
+    if value < low or value > high:
+        raise FieldError(path, str(value) + " is out of range " + str(low) + ".." + str(high))
+    return value
+
+
+def int_field(mapping: dict[str, object], key: str, path: str, low: int, high: int,
+              default: int | None = None) -> int:
+    """mapping[key] as an int within low..high; default when absent (None: required)."""
+    if key not in mapping:
+        if default is None:
+            raise FieldError(join(path, key), "is missing")
+        return default
+    return integer(mapping[key], join(path, key), low, high)
+
+
+def opt_int_field(mapping: dict[str, object], key: str, path: str, low: int, high: int) -> int | None:
+    """mapping[key] as an int within low..high, or None when absent or null."""
+    value = mapping.get(key)
+    if value is None:
+        return None
+    return integer(value, join(path, key), low, high)
+
+
+def bool_field(mapping: dict[str, object], key: str, path: str, default: bool | None = None) -> bool:
+    """mapping[key] as a bool; default when absent (None: required)."""
+    if key not in mapping:
+        if default is None:
+            raise FieldError(join(path, key), "is missing")
+        return default
+    value = mapping[key]
+    if value is not True and value is not False:
+        raise FieldError(join(path, key), describe(value) + " is not true or false")
+    return value
+
+
+def choice_field(mapping: dict[str, object], key: str, path: str, choices: tuple[str, ...],
+                 default: str | None = None) -> str:
+    """mapping[key], one of choices; default when absent (None: required)."""
+    if key not in mapping:
+        if default is None:
+            raise FieldError(join(path, key), "is missing")
+        return default
+    value = mapping[key]
+    if not isinstance(value, str) or value not in choices:
+        raise FieldError(join(path, key), describe(value) + " is not one of " + "|".join(choices))
+    return value
+
+
+def room_id(value: object, path: str) -> str:
+    """A room id: 1 to 32 characters of a-z, 0-9, _ and -."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 32:
+        raise FieldError(path, describe(value) + " is not a room id (1 to 32 characters)")
+    for char in value:
+        if not ("a" <= char <= "z" or "0" <= char <= "9" or char in "_-"):
+            raise FieldError(path, repr(value) + " is not a room id (use a-z, 0-9, _ and -)")
+    return value
+
+
+def pct_step(value: int, path: str) -> int:
+    """A valve percentage that must be a multiple of 10."""
+    if value % 10:
+        raise FieldError(path, str(value) + " is not a multiple of 10")
+    return value

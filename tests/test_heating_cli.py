@@ -1,0 +1,97 @@
+"""loadmesh tiers, heating and house-bench: one line per step, same bytes everywhere, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadmesh.core import entry
+
+from .conftest import ROOT, VECTORS_DIR
+
+LOADMESH = str(Path(sys.executable).with_name("loadmesh"))
+
+
+def _run(device_root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LOADMESH_DEVICE_TREE=str(device_root))
+    return subprocess.run([LOADMESH, *args], capture_output=True, text=True, cwd=ROOT, env=env)
+
+
+def _long_steps(tmp_path: Path, count: int) -> Path:
+    # A vector's house, called on and off for `count` minutes: longer than one MicroPython chunk.
+    vector = json.loads((VECTORS_DIR / "tiers" / "exit_b_new_rooms_call.json").read_text())
+    steps = [vector["input"]["steps"][0]]
+    for minute in range(1, count):
+        steps.append({"now_ms": minute * 60000, "rooms": {"bedroom": {"calling": minute % 7 < 3},
+                                                          "bath": {"temp_dc": 150 + minute % 5}}})
+    path = tmp_path / "steps.json"
+    path.write_text(json.dumps({"config": vector["input"]["config"], "steps": steps}))
+    return path
+
+
+def test_tiers_prints_one_line_per_step_the_same_on_every_runtime(device_root: Path, tmp_path: Path) -> None:
+    path = _long_steps(tmp_path, 30)
+    expected = json.loads(entry.respond("tiers", json.loads(path.read_text())))["ok"]["steps"]
+    outputs = set()
+    for runtime in ("cpython", "micropython", "micropython-f32"):
+        done = _run(device_root, "tiers", "--runtime", runtime, str(path))
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert [json.loads(line) for line in lines] == expected
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+
+
+@pytest.mark.parametrize("cli_runtime", ["cpython", "micropython-f32"])
+def test_tiers_bad_input_is_one_line_naming_the_step(device_root: Path, tmp_path: Path, cli_runtime: str) -> None:
+    path = _long_steps(tmp_path, 10)
+    request = json.loads(path.read_text())
+    request["steps"][7]["rooms"]["bath"]["temp_dc"] = 15.5
+    path.write_text(json.dumps(request))
+    done = _run(device_root, "tiers", "--runtime", cli_runtime, str(path))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == "loadmesh tiers: steps[7].rooms.bath.temp_dc: a float is not an integer\n"
+
+
+def test_heating_runs_the_whole_chain(device_root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "house.json"
+    path.write_text(json.dumps({
+        "config": {"rooms": [{"id": "bath", "rated_w": 600, "schedule": {"default_target_dc": 210}}]},
+        "steps": [{"now_ms": 0, "rooms": {"bath": {"mode": "auto", "temp_dc": 200, "confirmed_pct": 0}},
+                   "boiler": {"flame": False, "flow_dc": 400, "return_dc": 380}},
+                  {"now_ms": 30000, "rooms": {"bath": {"confirmed_pct": 100}}}]}))
+    outputs = []
+    for runtime in ("cpython", "micropython"):
+        done = _run(device_root, "heating", "--runtime", runtime, str(path))
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs[0] == outputs[1]
+    first, second = (json.loads(line) for line in outputs[0].splitlines())
+    # Bath calls at 20.0 for 21.0: the valve opens, the boiler waits for it, then fires.
+    assert first["calling"] == {"bath": True} and first["valve_pct"] == {"bath": 100}
+    assert (first["boiler_fsm"], second["boiler_fsm"]) == ("BLOCKED", "ON")
+
+
+def test_house_bench_json_has_the_contract_keys(device_root: Path) -> None:
+    done = _run(device_root, "house-bench", "--json", "--days", "1")
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    for key in ("short_cycles_per_day_off", "short_cycles_per_day_on", "energy_kwh_off", "energy_kwh_on",
+                "off_mode_room_heated_minutes"):
+        assert isinstance(figures[key], (int, float)), key
+    assert figures["off_mode_room_heated_minutes"] == 0
+    assert figures["energy_kwh_off"] > 0 and figures["short_cycles_per_day_off"] > 0
+    assert "house-bench: load sharing" in done.stderr  # progress, on stderr only
+
+
+def test_house_bench_refuses_a_bad_setting(device_root: Path) -> None:
+    done = _run(device_root, "house-bench", "--days", "1", "--set", "tier_3_max_pct=75")
+    assert done.returncode == 2
+    message = "loadmesh house-bench: load_sharing.tier_3_max_pct: 75 is not a multiple of 10"
+    assert done.stderr.splitlines()[-1] == message
