@@ -65,7 +65,8 @@ def test_the_largest_heartbeat_fits_in_512_bytes(core: ModuleType) -> None:
     longest = "n" * 16
     overrides = [["valve-" + "x" * 8 + f"{index:02d}", 100] for index in range(12)]
     message = dict(SAMPLE, group=longest, node=longest, circuit=longest, config_hash="ab" * 32, digest="cd" * 32,
-                   heating={"state": "TIER3_ESCALATED", "overrides": overrides}, control={"target_seq": MAX_VALUE, "exposure_ma": MAX_VALUE})
+                   heating={"state": "TIER3_ESCALATED", "overrides": overrides},
+                   control={"target_seq": MAX_VALUE, "exposure_ma": MAX_VALUE})
     data = core.heartbeat.encode(_pads(core), message)
     # header 4 + ids 3 x 17 + boot/seq 8 + facts 40 + hashes 2 x 33 + meter 3 + 32
     # + heating 3 + 2 + 12 x 18 + control 3 + 8 + tag 16
