@@ -136,9 +136,13 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
          now_ms: int) -> tuple[dict[str, object], dict[str, object]]:
     """One control tick: (outputs, new state). table is the node's peer table; state is not changed.
 
-    outputs: applied_ma (to enforce now), target_ma, failsafe, reason,
-    alloc_reason, digest, silent / disagree / config_mismatch (member ids),
-    and heartbeat: the fields to sign and broadcast now (heartbeat.encode), or None.
+    inputs: demand (the load asks for current), idle (optional: it cannot draw
+    now, no car or IEC 61851 state A/B), mode and priority (optional: the
+    config's), draw_ma ([L1, L2, L3], None when unknown), and on the meter
+    node meter ({seq, age_ms, ma: [L1, L2, L3]}). outputs: applied_ma (to
+    enforce now), target_ma, exposure_ma, failsafe, reason, alloc_reason,
+    digest, silent / disagree / config_mismatch (member ids), and heartbeat:
+    the fields to sign and broadcast now (heartbeat.encode_into), or None.
     """
     _check_ms(now_ms, "now_ms")
     me = plan.me
