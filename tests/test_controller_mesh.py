@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from .meshsim import Mesh
 
 SOAK = int(os.environ.get("LOADMESH_SOAK", "1"))
-EXAMPLES = 12 * SOAK
+EXAMPLES = 20 * SOAK
 STEPS = 60
 
 # Everything heals at once, then: every node hears every other within a
