@@ -41,8 +41,6 @@ class SimHal(Hal):
         self._sock.bind(socket.getaddrinfo("127.0.0.1", 0)[0][-1])
         self._sock.setblocking(False)
         self._tx = simproto.new_buffer()
-        self._rx = bytearray(simproto.MAX_BYTES + 1)
-        self._rx_view = memoryview(self._rx)
         self._seq = 0
         # Telemetry, sent with every command.
         self._applied_ma = 0
@@ -71,13 +69,12 @@ class SimHal(Hal):
         """Take in the plant's latest answers."""
         self._now_ms = now_ms
         for _ in range(_MAX_DRAIN):
+            # recv, not readinto: readinto would glue queued datagrams together (see mesh).
             try:
-                size = self._sock.readinto(self._rx)
+                data = self._sock.recv(simproto.MAX_BYTES + 1)
             except OSError:
-                size = None
-            if not size:
-                return
-            decoded = simproto.decode_readings(self._rx_view[:size])
+                return  # EAGAIN: nothing more queued
+            decoded = simproto.decode_readings(data)
             if decoded is None or decoded[0] != self.node:
                 self.bad_packets += 1
                 continue

@@ -35,6 +35,8 @@ _MAX_BODY = const(8192)  # a group config of 16 members with room to spare
 _TIMEOUT_MS = const(2000)
 _MAX_CLIENTS = const(2)
 _CHUNK = const(256)
+_LINGER_MS = const(200)  # after an error answer, how long to take in what the client still sends
+_LINGER_BYTES = const(4096)
 
 
 def token_for(key: bytes) -> str:
@@ -107,12 +109,13 @@ class HttpServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._clients >= self.max_clients:
             self.busy += 1
-            await self._finish(writer, 503, {"error": "busy"}, "")
+            await self._finish(reader, writer, 503, {"error": "busy"}, "", True)
             return
         self._clients += 1
         answered: tuple[int, object, str] | None = None
+        unread = [True]  # whether the client may still be sending: the head or a body not read
         try:
-            answered = await asyncio.wait_for(self._handle(reader), self.timeout_ms / 1000)
+            answered = await asyncio.wait_for(self._handle(reader, unread), self.timeout_ms / 1000)
         except asyncio.TimeoutError:  # noqa: UP041  (MicroPython has no builtin TimeoutError)
             self.timeouts += 1
         except Exception:  # a MemoryError, a bug: the server carries on
@@ -122,18 +125,20 @@ class HttpServer:
         if answered is None:
             await self._close(writer)
         else:
-            await self._finish(writer, answered[0], answered[1], answered[2])
+            await self._finish(reader, writer, answered[0], answered[1], answered[2], unread[0])
 
-    async def _handle(self, reader: asyncio.StreamReader) -> tuple[int, object, str]:
+    async def _handle(self, reader: asyncio.StreamReader, unread: list[bool]) -> tuple[int, object, str]:
         try:
-            return 200, await self._route(reader), ""
+            return 200, await self._route(reader, unread), ""
         except _Refused as refused:
             return refused.status, {"error": refused.message}, refused.allow
         except (FieldError, ValueError) as exc:
             return 400, {"error": str(exc)}, ""
 
-    async def _route(self, reader: asyncio.StreamReader) -> object:
+    async def _route(self, reader: asyncio.StreamReader, unread: list[bool]) -> object:
         method, path, headers, rest = await _read_head(reader)
+        length = _header(headers, b"content-length")
+        unread[0] = (length is not None and length != b"0") or _header(headers, b"transfer-encoding") is not None
         if path == "/status":
             if method != b"GET":
                 raise _Refused(405, "method not allowed", "GET")
@@ -149,6 +154,7 @@ class HttpServer:
         if method == b"GET":
             return self.api.config()
         body = await self._read_body(reader, headers, rest)
+        unread[0] = False
         return self.api.put_config(body)
 
     async def _read_body(self, reader: asyncio.StreamReader, headers: list[bytes], rest: bytes) -> bytes:
@@ -170,7 +176,8 @@ class HttpServer:
             body += chunk
         return bytes(body)
 
-    async def _finish(self, writer: asyncio.StreamWriter, status: int, answer: object, allow: str) -> None:
+    async def _finish(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int,
+                      answer: object, allow: str, unread: bool) -> None:
         self.requests += 1
         if status >= 400:
             self.refused += 1
@@ -190,6 +197,11 @@ class HttpServer:
             writer.write(body)
             # A client that does not read gets the same time as one that does not write.
             await asyncio.wait_for(writer.drain(), self.timeout_ms / 1000)
+            if unread:
+                # Closing with unread input resets the connection, and a reset
+                # can destroy the answer before the client reads it: take in
+                # (and drop) a little of what it is still sending first.
+                await asyncio.wait_for(_discard(reader), _LINGER_MS / 1000)
         except Exception:  # timeout, reset by peer: nothing left to tell it
             pass
         await self._close(writer)
@@ -233,6 +245,15 @@ async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, str, list[byt
     query = target.find("?")
     path = target[:query] if query >= 0 else target
     return parts[0], path, lines[1:], bytes(head[end + skip:])
+
+
+async def _discard(reader: asyncio.StreamReader) -> None:
+    dropped = 0
+    while dropped < _LINGER_BYTES:
+        chunk = await reader.read(_CHUNK)
+        if not chunk:
+            return
+        dropped += len(chunk)
 
 
 def _header(lines: list[bytes], name: bytes) -> bytes | None:

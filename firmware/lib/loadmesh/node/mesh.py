@@ -1,5 +1,6 @@
 """The mesh transport: signed heartbeats out by UDP broadcast, and in, non-blocking, into the peer table."""
 
+import errno
 import socket
 
 from micropython import const
@@ -17,13 +18,18 @@ from loadmesh.core.peers import PeerTable
 # already queued, at most max_packets per call so that a flood costs a
 # bounded time per tick; the rest waits in the socket buffer, and what
 # overflows it is dropped by the stack. A datagram over the heartbeat's 512
-# bytes arrives truncated to 513 and the table refuses it as too_long. Every
+# bytes arrives cut to 513 and the table refuses it as too_long. Every
 # check (tag, replay, membership) is the peer table's: a bad packet is
 # dropped and counted there, and changes nothing.
 #
-# Buffers are allocated once: one to encode into, one to receive into.
+# The send buffer is allocated once. Receiving takes one recv() per datagram,
+# which allocates its bytes (reclaimed by gc, like the decoded heartbeat):
+# MicroPython's readinto() on a socket keeps reading until the buffer is full
+# or nothing is left, so on a datagram socket it would glue queued datagrams
+# together, and every heartbeat in the lot would fail its tag.
 
 _MAX_PACKETS = const(40)  # per receive() call: two rounds of 16 peers, and some
+_RECEIVE_BYTES = const(513)  # one more than a heartbeat may have: a longer datagram reads as too_long
 
 
 class Mesh:
@@ -40,8 +46,6 @@ class Mesh:
         self._sock.setblocking(False)
         self._tx = heartbeat.new_buffer()
         self._tx_view = memoryview(self._tx)
-        self._rx = bytearray(heartbeat.MAX_BYTES + 1)
-        self._rx_view = memoryview(self._rx)
         self.sent = 0
         self.send_errors = 0
         self.received = 0
@@ -63,15 +67,14 @@ class Mesh:
         count = 0
         while count < self.max_packets:
             try:
-                size = self._sock.readinto(self._rx)
-            except OSError:
-                self.receive_errors += 1
-                break
-            if size is None:
+                data = self._sock.recv(_RECEIVE_BYTES)
+            except OSError as exc:
+                if exc.errno != errno.EAGAIN:  # EAGAIN: nothing (more) queued
+                    self.receive_errors += 1
                 break
             count += 1
             self.received += 1
-            table.receive(self._rx_view[:size], now_ms)
+            table.receive(data, now_ms)
         return count
 
     def counts(self) -> dict[str, int]:
