@@ -7,6 +7,7 @@ import os
 import queue
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -21,14 +22,26 @@ NODESIDE = ROOT / "tests" / "nodeside"
 FAKES = NODESIDE / "fakes"
 
 
+_ARG_FILES = tempfile.TemporaryDirectory(prefix="loadmesh-nodeside-")
+
+
+def argfile(value: object) -> str:
+    """value as a JSON file, for a node-side script: the unix port crashes on an argument of 256+ characters."""
+    handle, path = tempfile.mkstemp(suffix=".json", dir=_ARG_FILES.name)
+    with os.fdopen(handle, "w") as out:
+        json.dump(value, out)
+    return path
+
+
 def node_image(device_root: Path) -> Path:
     """The frozen node image, checked to hold exactly the staged library (SetupError if stale)."""
     return nodeimage.node_binary(device_root, ROOT)
 
 
-def command(binary: Path, script: str, *args: str) -> list[str]:
-    """The command line that runs tests/nodeside/<script> with the ESP32's heap."""
-    return [str(binary), "-X", "heapsize=" + SMALL_HEAP, str(NODESIDE / script), *args]
+def command(binary: Path, script: str | Path, *args: str) -> list[str]:
+    """The command line that runs a script (a name in tests/nodeside, or a path) with the ESP32's heap."""
+    path = script if isinstance(script, Path) else NODESIDE / script
+    return [str(binary), "-X", "heapsize=" + SMALL_HEAP, str(path), *args]
 
 
 def environment(device_root: Path | None, fakes: bool = False) -> dict[str, str]:
@@ -60,7 +73,7 @@ def run(script: str, *args: str, device_root: Path, frozen: bool = True, fakes: 
 class NodeProcess:
     """A node-side script running as its own process; its stdout JSON lines arrive in a queue."""
 
-    def __init__(self, script: str, *args: str, device_root: Path, cwd: Path | None = None,
+    def __init__(self, script: str | Path, *args: str, device_root: Path, cwd: Path | None = None,
                  fakes: bool = False) -> None:
         self.args = command(node_image(device_root), script, *args)
         self.env = environment(None, fakes)

@@ -33,7 +33,7 @@ class Node:
         self.port = free_tcp_port()
         settings = {"port": self.port, "key_hex": None if key is None else key.hex(), "root": str(root),
                     "timeout_ms": TIMEOUT_MS, "max_body": MAX_BODY}
-        self.process = mpnode.NodeProcess("http_node.py", json.dumps(settings), device_root=device_root)
+        self.process = mpnode.NodeProcess("http_node.py", mpnode.argfile(settings), device_root=device_root)
         self.process.expect(lambda line: "ready" in line)
 
     def send(self, raw: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,7 +52,7 @@ class Site:
                       "key_hex": KEY.hex(), "group": GROUP, "members": list(NODES), "boot_id": 10 + index,
                       "applied_ma": 6000 + 1000 * index, "heartbeat_ms": HEARTBEAT_MS,
                       "peer_timeout_ms": TIMEOUT_MS}
-            self.nodes[node] = mpnode.NodeProcess("mesh_node.py", json.dumps(config), device_root=device_root)
+            self.nodes[node] = mpnode.NodeProcess("mesh_node.py", mpnode.argfile(config), device_root=device_root)
 
     def expect(self, node: str, accept: object, timeout_s: float = 20) -> dict[str, object]:
         return self.nodes[node].expect(accept, timeout_s)  # type: ignore[arg-type]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from . import mpnode
 
 def store(device_root: Path, folder: Path, *ops: list[object]) -> list[dict[str, object]]:
     """Run ops in one node process (one boot) on the store in folder; their results."""
-    out = mpnode.run("store_check.py", str(folder), json.dumps(list(ops)), device_root=device_root)
+    out = mpnode.run("store_check.py", str(folder), mpnode.argfile(list(ops)), device_root=device_root)
     assert len(out) == 1 and isinstance(out[0], list)
     return out[0]
 

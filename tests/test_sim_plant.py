@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -192,7 +191,7 @@ def test_a_real_node_on_the_simulated_hal(device_root: Path) -> None:
     server = PlantServer(Plant(scenario, wdt_ms=1500), on_sample=keep)
     server.start()
     script = {"0": [["pilot_ma", 16000]]}
-    node = mpnode.NodeProcess("sim_node.py", str(server.address[1]), "ev", json.dumps(script),
+    node = mpnode.NodeProcess("sim_node.py", str(server.address[1]), "ev", mpnode.argfile(script),
                               device_root=device_root)
     try:
         # The car starts after its lag, and the node reads it: state C, 15.96 A on L1, the meter with it.

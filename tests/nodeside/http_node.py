@@ -1,6 +1,6 @@
 # Node side of tests/test_node_httpapi.py: the HTTP API on asyncio, beside a 100 ms tick, with configs
 # kept in a store. Prints {"ready": port} once it listens.
-#   http_node.py CONFIG_JSON   {"port", "key_hex" (or null: unadopted), "root", "timeout_ms", "max_body"}
+#   http_node.py SETTINGS_FILE   JSON: {"port", "key_hex" (or null: unadopted), "root", "timeout_ms", "max_body"}
 import asyncio
 import json
 import sys
@@ -9,7 +9,8 @@ from loadmesh.core import fieldcheck
 from loadmesh.node.httpapi import Api, HttpServer, token_for
 from loadmesh.node.store import CONFIG, Store
 
-settings = json.loads(sys.argv[1])
+with open(sys.argv[1]) as source:
+    settings = json.load(source)
 store = Store(settings["root"])
 key = None if settings["key_hex"] is None else bytes.fromhex(settings["key_hex"])
 ticks = [0]

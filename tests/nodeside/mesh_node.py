@@ -1,6 +1,6 @@
 # Node side of tests/test_node_mesh.py: a node that sends heartbeats through the mesh and takes in its
 # peers', printing its peer table every 500 ms.
-#   mesh_node.py CONFIG_JSON   {"node", "port", "hub_port", "key_hex", "group", "members", "boot_id",
+#   mesh_node.py CONFIG_FILE   JSON: {"node", "port", "hub_port", "key_hex", "group", "members", "boot_id",
 #                               "applied_ma", "heartbeat_ms", "peer_timeout_ms"}
 import gc
 import json
@@ -12,7 +12,8 @@ from loadmesh.core.peers import PeerTable
 from loadmesh.node.clock import Clock
 from loadmesh.node.mesh import Mesh
 
-config = json.loads(sys.argv[1])
+with open(sys.argv[1]) as source:
+    config = json.load(source)
 pads = heartbeat.prepare_key(bytes.fromhex(config["key_hex"]))
 mesh = Mesh(config["port"], "127.0.0.1", config["hub_port"], bind_host="127.0.0.1")
 table = PeerTable(pads, config["group"], config["node"], config["members"])

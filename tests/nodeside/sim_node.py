@@ -1,6 +1,6 @@
 # Node side of tests/test_sim_plant.py: a node on the simulated HAL that follows a script of actuator
 # settings and prints what its sensors read, one JSON line per 100 ms tick.
-#   sim_node.py PLANT_PORT NODE_ID SCRIPT   SCRIPT: {"tick": [[action, value], ...]}; actions pilot_ma,
+#   sim_node.py PLANT_PORT NODE_ID SCRIPT_FILE   JSON: {"tick": [[action, value], ...]}; actions pilot_ma,
 #                                           relay, valve_pct, boiler_call, applied_ma
 import gc
 import json
@@ -11,7 +11,8 @@ from loadmesh.node.clock import Clock
 from loadmesh.node.hal import open_hal
 
 hal = open_hal({"hal": "sim", "node": sys.argv[2], "plant_port": int(sys.argv[1]), "stale_ms": 500})
-script = json.loads(sys.argv[3])
+with open(sys.argv[3]) as source:
+    script = json.load(source)
 clock = Clock()
 applied_ma = 0
 tick = 0

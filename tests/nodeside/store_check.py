@@ -1,5 +1,5 @@
 # Node side of tests/test_node_store.py: runs store operations in a folder and prints each result.
-#   store_check.py ROOT '[["op", arg...], ...]'   ops: boot, last, floor N, read NAME, write NAME TEXT,
+#   store_check.py ROOT OPS_FILE   JSON: [["op", arg...], ...]; ops: boot, last, floor N, read NAME, write NAME TEXT,
 #   read_json NAME, write_json NAME VALUE, read_key, write_key HEX, clean, remove NAME
 import json
 import sys
@@ -8,7 +8,9 @@ from loadmesh.node.store import Store
 
 store = Store(sys.argv[1])
 results = []
-for op in json.loads(sys.argv[2]):
+with open(sys.argv[2]) as source:
+    ops = json.load(source)
+for op in ops:
     name = op[0]
     if name == "boot":
         result = {"boot_id": store.next_boot_id(), "boot_state": store.boot_state}
