@@ -6,7 +6,8 @@ enforces: its own report while its commands are in force, 0 once its
 watchdog has put it in its boot state), target_ma, draw_ma (what its load
 draws, from the plant), failsafe, mem_alloc (bytes in use after the node's
 last collection; null when unknown or dead), and for heating valve_pct
-(valve nodes) and boiler_on (the boiler node). The plant adds alive,
+(a valve node's command in force) and boiler_on (the boiler node's call for
+heat in force). The plant adds alive,
 pilot_ma (the current the pilot signals), peers (heard within the timeout),
 state (an EVSE's pilot state) and flame (the boiler's burner).
 

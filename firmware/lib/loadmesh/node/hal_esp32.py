@@ -5,7 +5,13 @@ import time
 
 import machine
 import onewire
-from micropython import const
+
+try:
+    from micropython import const
+except ImportError:  # CPython: importable on the host as well
+
+    def const(value: int) -> int:  # type: ignore[misc]
+        return value
 
 from . import hwconfig, signals
 from .hal import TEMPERATURES, Hal

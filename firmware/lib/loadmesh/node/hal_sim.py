@@ -2,7 +2,12 @@
 
 import socket
 
-from micropython import const
+try:
+    from micropython import const
+except ImportError:  # CPython: importable on the host as well
+
+    def const(value: int) -> int:  # type: ignore[misc]
+        return value
 
 from . import simproto
 from .hal import Hal

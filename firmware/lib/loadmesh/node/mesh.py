@@ -3,7 +3,12 @@
 import errno
 import socket
 
-from micropython import const
+try:
+    from micropython import const
+except ImportError:  # CPython: importable on the host as well
+
+    def const(value: int) -> int:  # type: ignore[misc]
+        return value
 
 from loadmesh.core import heartbeat
 from loadmesh.core.peers import PeerTable
