@@ -92,6 +92,7 @@ def test_load_sharing_invariants(core: ModuleType, case: tuple[dict[str, object]
     raw_config, steps = case
     config = core.tiers.load_config(raw_config, "config")
     state = core.tiers.initial_state(config)
+    rested_until: dict[str, int] = {}  # when each released tier-3 room may be taken again
     for raw in steps:
         now_ms = raw["now_ms"]
         body = {key: value for key, value in raw.items() if key != "now_ms"}
@@ -108,10 +109,19 @@ def test_load_sharing_invariants(core: ModuleType, case: tuple[dict[str, object]
             # 10 % steps, within the tier's opening and its cap.
             low, high = _tier_caps(config, new["rooms"][rid]["tier"])
             assert pct % 10 == 0 and low <= pct <= high, (rid, pct, low, high)
-        for activation in new["rooms"].values():
+        limit, rest = config["tier_3_max_duration_ms"], config["tier_3_rest_ms"]
+        for rid, activation in new["rooms"].items():
             # A tier-3 room never runs past its maximum duration.
             if activation["tier"] == 3:
-                assert now_ms - activation["since_ms"] < config["tier_3_max_duration_ms"]
+                assert now_ms - activation["since_ms"] < limit
+                # Nor is it taken again before it has rested in proportion to its last service.
+                if activation["since_ms"] == now_ms:
+                    assert now_ms >= rested_until.get(rid, 0), (rid, now_ms, rested_until)
+        for rid, activation in state["rooms"].items():
+            if activation["tier"] == 3 and rid not in new["rooms"]:
+                rested_until[rid] = now_ms + min(now_ms - activation["since_ms"], limit) * rest // limit
+        if new["state"] == "DISABLED":
+            rested_until = {}  # the master switch clears the whole context
         was_active = state["state"] in ACTIVE
         if was_active and new["state"] == "INACTIVE":
             # Nothing exits before the minimum activation duration.

@@ -16,9 +16,10 @@ from .errors import FieldError
 #           and wants more than temp + pre_warm_margin; neediest first
 #   tier 2  the same within lookahead x extended_window_multiplier
 #   tier 3  auto rooms by fallback_priority, no temperature check, each for at
-#           most tier_3_max_duration_ms; then it rests tier_3_rest_ms before
-#           tier 3 may take it again, across activations (else every new
-#           activation would give the same room another 15 minutes)
+#           most tier_3_max_duration_ms; once released it rests before tier 3
+#           may take it again, across activations (else every new activation
+#           would give the same room another 15 minutes): tier_3_rest_ms after
+#           a full service, proportionally less after a shorter one
 # Once every tier is at its escalated opening and capacity is still short,
 # rooms rise 10 % at a time up to their tier's cap (tier_N_max_pct).
 # Rooms in off or manual mode are never opened; a room whose temperature is
@@ -315,12 +316,22 @@ class _Step:
             self.context["state"] = LADDER[index]
 
     def remove(self, rid: str, why: str) -> None:
-        """Release a room; a tier-3 room then rests before tier 3 may take it again."""
+        """Release a room; a tier-3 room then rests, in proportion to its service, before tier 3 takes it again."""
         room = self.active().pop(rid)
         if room["tier"] == 3:
-            rest = self.context["tier3_rest_until_ms"]
-            assert isinstance(rest, dict)
-            rest[rid] = self.now_ms + _int(self.config, "tier_3_rest_ms")
+            # tier_3_rest_ms after a full tier_3_max_duration_ms, less after a shorter service
+            # (an exit, a call of its own): the room is never open longer than the maximum at a
+            # stretch, nor more than max / (max + rest) of the time, and a room released after
+            # a few minutes is not kept from the very next activation for the whole rest.
+            limit_ms = _int(self.config, "tier_3_max_duration_ms")
+            served_ms = self.now_ms - _int(room, "since_ms")
+            if served_ms > limit_ms:  # released late (a sparse step): the limit is what it was owed
+                served_ms = limit_ms
+            rest_ms = served_ms * _int(self.config, "tier_3_rest_ms") // limit_ms
+            if rest_ms > 0:
+                rests = self.context["tier3_rest_until_ms"]
+                assert isinstance(rests, dict)
+                rests[rid] = self.now_ms + rest_ms
         if why:
             self.log.append("release " + rid + ": " + why)
 
