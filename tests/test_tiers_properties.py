@@ -126,6 +126,10 @@ def test_load_sharing_invariants(core: ModuleType, case: tuple[dict[str, object]
         if was_active and new["state"] == "INACTIVE":
             # Nothing exits before the minimum activation duration.
             assert now_ms - state["activated_at_ms"] >= config["min_activation_duration_ms"]
+        if was_active and any(line.startswith("deactivate: A") for line in outputs["log"]):
+            # Exit A only once no room calls: a room that started calling since joined the trigger set.
+            assert not outputs["calling_w"] and not [rid for rid in rooms_in if rooms_in[rid]["calling"]
+                                                     and rid not in outputs["stale"]], outputs
         if not was_active and new["state"] in ACTIVE:
             assert outputs["calling_w"] < config["min_calling_capacity_w"]
             assert new["trigger_rooms"], "activated with no room calling"

@@ -25,11 +25,13 @@ from .errors import FieldError
 # Rooms in off or manual mode are never opened; a room whose temperature is
 # unknown (stale) is never opened and never counted.
 #
-# Exits, none before min_activation_duration_ms: A, no trigger room calls any
-# more; B, new rooms call and the calling rooms alone reach
-# sufficient_capacity_w + deactivation_hysteresis_w (else they become the
-# trigger set); C, no load-sharing room remains. A load-sharing room that
-# starts calling on its own goes back to normal control at once.
+# Exits, none before min_activation_duration_ms: B, new rooms call and the
+# calling rooms alone reach sufficient_capacity_w + deactivation_hysteresis_w;
+# A, no trigger room calls any more; C, no load-sharing room remains. New
+# callers that do not reach that capacity become the trigger set at once (an
+# adaptation, not an exit), so a trigger room that stops while a new small
+# caller goes on does not end load sharing. A load-sharing room that starts
+# calling on its own goes back to normal control at once.
 
 DISABLED = "DISABLED"
 INACTIVE = "INACTIVE"
@@ -486,23 +488,27 @@ def _evaluate_active(work: _Step) -> None:
         elif active[rid]["tier"] == 3 and \
                 work.now_ms - _int(active[rid], "since_ms") >= _int(config, "tier_3_max_duration_ms"):
             work.remove(rid, "tier 3 limit reached")
+    trigger = context["trigger_rooms"]
+    assert isinstance(trigger, list)
+    joined = [rid for rid in work.calling if rid not in trigger]
+    enough = _int(config, "sufficient_capacity_w") + _int(config, "deactivation_hysteresis_w")
+    if joined and work.calling_w < enough:
+        # B without its exit: the new calling pattern is still short, it becomes the trigger set.
+        context["trigger_rooms"] = list(work.calling)
+        context["trigger_capacity_w"] = work.calling_w
+        work.log.append("trigger rooms now " + ",".join(work.calling))
+        joined = []
     activated = context["activated_at_ms"]
     assert isinstance(activated, int)
     if work.now_ms - activated >= _int(config, "min_activation_duration_ms"):
+        if joined:
+            _exit(work, "B, " + ",".join(joined) + " joined: calling rooms take " + str(work.calling_w) + " W")
+            return
         trigger = context["trigger_rooms"]
         assert isinstance(trigger, list)
         if not [rid for rid in trigger if rid in work.calling]:
             _exit(work, "A, the trigger rooms stopped calling")
             return
-        joined = [rid for rid in work.calling if rid not in trigger]
-        if joined:
-            enough = _int(config, "sufficient_capacity_w") + _int(config, "deactivation_hysteresis_w")
-            if work.calling_w >= enough:
-                _exit(work, "B, " + ",".join(joined) + " joined: calling rooms take " + str(work.calling_w) + " W")
-                return
-            context["trigger_rooms"] = list(work.calling)
-            context["trigger_capacity_w"] = work.calling_w
-            work.log.append("trigger rooms now " + ",".join(work.calling))
         if not active:
             _exit(work, "C, no load-sharing room remains")
             return
