@@ -74,7 +74,8 @@ def scenario(draw: st.DrawFn, max_steps: int = 30) -> tuple[dict[str, object], l
         if draw(st.integers(0, 3)) == 0:
             boiler = {"on": draw(st.booleans()), "return_dc": draw(st.none() | st.integers(400, 700)),
                       "setpoint_dc": 700,
-                      "last_cooldown_ms": draw(st.none() | st.integers(max(0, now_ms - 20 * MIN), now_ms))}
+                      "last_cooldown_ms": draw(st.none() | st.integers(max(0, now_ms - 40 * MIN), now_ms)),
+                      "cooldown": draw(st.booleans())}
         steps.append({"now_ms": now_ms, "enabled": draw(st.sampled_from([True] * 9 + [False])),
                       "boiler": dict(boiler), "rooms": copy.deepcopy(house)})
     return config, steps

@@ -25,6 +25,8 @@ from .errors import FieldError
 # Rooms in off or manual mode are never opened; a room whose temperature is
 # unknown (stale) is never opened and never counted.
 #
+# Evidence of cycling: a cooldown that began within cooldown_lookback_ms or is
+# still in progress, or the boiler on with its return near the setpoint.
 # Exits, none before min_activation_duration_ms: B, new rooms call and the
 # calling rooms alone reach sufficient_capacity_w + deactivation_hysteresis_w;
 # A, no trigger room calls any more; C, no load-sharing room remains. New
@@ -212,8 +214,9 @@ def load_inputs(config: dict[str, object], raw: object, path: str = "") -> dict[
     fc.only(mapping, ("enabled", "boiler", "rooms"), path)
     boiler_path = fc.join(path, "boiler")
     boiler_raw = fc.obj(mapping.get("boiler"), boiler_path)
-    fc.only(boiler_raw, ("on", "return_dc", "setpoint_dc", "last_cooldown_ms"), boiler_path)
+    fc.only(boiler_raw, ("on", "return_dc", "setpoint_dc", "last_cooldown_ms", "cooldown"), boiler_path)
     boiler = {"on": fc.bool_field(boiler_raw, "on", boiler_path),
+              "cooldown": fc.bool_field(boiler_raw, "cooldown", boiler_path, False),
               "return_dc": fc.opt_int_field(boiler_raw, "return_dc", boiler_path, -400, 1500),
               "setpoint_dc": fc.int_field(boiler_raw, "setpoint_dc", boiler_path, 200, 900),
               "last_cooldown_ms": fc.opt_int_field(boiler_raw, "last_cooldown_ms", boiler_path, 0, 1 << 62)}
@@ -342,6 +345,10 @@ def _cycling_risk(work: _Step) -> str | None:
     last = work.boiler["last_cooldown_ms"]
     if last is not None and 0 <= work.now_ms - last <= _int(work.config, "cooldown_lookback_ms"):
         return "recent cooldown"
+    if work.boiler["cooldown"]:
+        # Still cooling down from a cooldown that began longer ago than the lookback: the
+        # burner relights the moment it ends, into the same small load.
+        return "cooldown in progress"
     returned = work.boiler["return_dc"]
     if work.boiler["on"] and returned is not None and \
             returned > work.boiler["setpoint_dc"] - _int(work.config, "return_temp_risk_delta_dc"):
