@@ -57,6 +57,7 @@ class RoomSpec:
     mass_j_per_k_m2: float = 100000.0  # walls and floors that exchange with the room
     air_mass_w_per_k_m2: float = 9.2  # ISO 13790 5R1C: 3.45 x 4.5 A air-surface, 9.1 x 2.5 A surface-mass, in series
     radiant_share: float = 0.3  # of a radiator's output, what goes to the surfaces rather than the air
+    design_c: float = 18.0  # the room's design temperature (UK practice: living 21, bathroom 22, others 18)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,29 @@ class HouseSpec:
     start_week_s: float = 0.0  # the simulated time 0, in s since Monday 00:00 (negative: the week before)
     valve_travel_s: float = 40.0  # a valve motor's time from closed to fully open
     start_air_c: float = 16.0
+
+
+DESIGN_OUTSIDE_C = -3.0  # the UK design outside temperature radiators are sized for
+
+
+def design_heat_loss_w(spec: HouseSpec, outside_c: float = DESIGN_OUTSIDE_C) -> dict[str, float]:
+    """Each room's steady heat loss with every room at its design temperature: what its radiator must cover."""
+    design = {room.id: room.design_c for room in spec.rooms}
+    losses = {}
+    for room in spec.rooms:
+        inside = room.design_c
+        air_mass = room.air_mass_w_per_k_m2 * room.floor_m2
+        # The mass node between the air and the outside, fed by the radiator's radiant share: solve the air's
+        # balance (1 - r) Q + air_mass (mass - inside) = air_out (inside - outside) + to neighbours, with
+        # mass = (r Q + air_mass inside + mass_out outside) / (air_mass + mass_out).
+        through_mass = air_mass / (air_mass + room.mass_out_w_per_k)
+        neighbours = sum(w * (inside - design[b if a == room.id else a])
+                         for a, b, w in spec.couplings if room.id in (a, b))
+        drift = air_mass * ((air_mass * inside + room.mass_out_w_per_k * outside_c) / (air_mass + room.mass_out_w_per_k)
+                            - inside)
+        losses[room.id] = (room.air_out_w_per_k * (inside - outside_c) + neighbours - drift) \
+            / (1.0 - room.radiant_share + through_mass * room.radiant_share)
+    return losses
 
 
 def en442_w(rated_w: float, exponent: float, delta_k: float) -> float:
@@ -293,6 +317,7 @@ def _week_blocks(plan: dict[str, object]) -> list[tuple[int, int]]:
 
 
 # The reference house: a three-bedroom semi of about 90 m² (UK, 1990s), in a cold week.
+# (lounge, kitchen and hall downstairs; bedroom, kids' room, study and bathroom upstairs)
 
 def _block(days: list[int], start: str, end: str, target_c: float) -> dict[str, object]:
     def minutes(text: str) -> int:
@@ -335,7 +360,11 @@ def _day_mean(day: int) -> float:
 
 
 def reference_house(boiler_min_w: float = 6000.0, start_week_s: float = -86400.0) -> HouseSpec:
-    """Six rooms with schedules, a 24 kW combi boiler with a minimum output, a cold week."""
+    """Seven rooms with schedules (one off, one manual), a 24 kW combi boiler with a minimum output, a cold week.
+
+    Radiators are sized as UK installers size them: each covers its room's design heat loss at -3 °C with
+    1.2 to 1.8 times margin at 70 °C flow (design_heat_loss_w); 9.9 kW at ΔT50 for 5.4 kW of loss.
+    """
     def plan(default_c: float, *blocks: dict[str, object]) -> dict[str, object]:
         return {"default_target_dc": round(default_c * 10), "blocks": list(blocks)}
 
@@ -343,11 +372,18 @@ def reference_house(boiler_min_w: float = 6000.0, start_week_s: float = -86400.0
         # Ground floor.
         RoomSpec("lounge", 2290, 1300, floor_m2=20.0, air_out_w_per_k=20.0, mass_out_w_per_k=40.0, mode="auto",
                  schedule=plan(16.0, _block(WEEKDAYS, "17:00", "22:30", 21.0), _block(WEEKEND, "09:00", "22:30", 21.0)),
-                 fallback_priority=1, base_gains_w=40.0, occupied_gains_w=250.0),
+                 fallback_priority=1, base_gains_w=40.0, occupied_gains_w=250.0, design_c=21.0),
         RoomSpec("kitchen", 1800, 1300, floor_m2=18.0, air_out_w_per_k=20.0, mass_out_w_per_k=35.0, mode="auto",
                  schedule=plan(16.0, _block(WEEKDAYS, "06:30", "08:30", 19.0), _block(WEEKDAYS, "17:00", "20:00", 19.0),
                                _block(WEEKEND, "08:00", "20:00", 19.0)),
                  fallback_priority=2, base_gains_w=120.0, occupied_gains_w=350.0),
+        # Hall, stairs and landing: one open stairwell, the front door at the bottom. Nearly every such
+        # house has a radiator here (often the one without a TRV); about 0.7 kW of design loss (front door,
+        # landing window, 1.5 air changes of a double-height void), a 1.4 kW double panel. Lived in when
+        # the rest of the house is: 18 °C mornings and evenings, 15 °C otherwise.
+        RoomSpec("hall", 1400, 1300, floor_m2=12.0, air_out_w_per_k=20.0, mass_out_w_per_k=18.0, mode="auto",
+                 schedule=plan(15.0, _block(WEEKDAYS, "06:00", "08:30", 18.0), _block(WEEKDAYS, "17:00", "22:30", 18.0),
+                               _block(WEEKEND, "08:00", "22:30", 18.0))),
         RoomSpec("study", 1100, 1300, floor_m2=8.0, air_out_w_per_k=6.0, mass_out_w_per_k=12.0, mode="off",
                  schedule=plan(16.0, _block(WEEKDAYS, "09:00", "17:00", 20.0)), base_gains_w=30.0),
         # First floor.
@@ -361,12 +397,15 @@ def reference_house(boiler_min_w: float = 6000.0, start_week_s: float = -86400.0
         RoomSpec("bath", 900, 1200, floor_m2=6.0, air_out_w_per_k=10.0, mass_out_w_per_k=12.0, mode="auto",
                  schedule=plan(17.0, _block(EVERY_DAY, "06:00", "08:00", 21.0),
                                _block(EVERY_DAY, "19:00", "21:00", 21.0)),
-                 occupied_gains_w=100.0),
+                 occupied_gains_w=100.0, design_c=22.0),
     )
     couplings = (
         ("lounge", "kitchen", 25.0), ("lounge", "study", 12.0), ("kitchen", "study", 10.0),
         ("lounge", "bedroom", 10.0), ("kitchen", "kids", 8.0), ("study", "bath", 5.0),
         ("bedroom", "kids", 8.0), ("bedroom", "bath", 6.0), ("kids", "bath", 6.0),
+        # The stairwell: internal walls and doors to every room, warm air rising to the landing.
+        ("hall", "lounge", 15.0), ("hall", "kitchen", 12.0), ("hall", "study", 6.0), ("hall", "bedroom", 8.0),
+        ("hall", "kids", 6.0), ("hall", "bath", 6.0),
     )
     return HouseSpec(rooms=rooms, couplings=couplings, boiler=BoilerSpec(min_w=boiler_min_w),
                      outside_c=cold_week_outside(start_week_s), start_week_s=start_week_s)

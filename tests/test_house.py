@@ -79,6 +79,21 @@ def test_plant_radiator_water_cools_along_it(share: float, short_by: float) -> N
         assert 59.0 < plant.rad_c[k][-1] < 61.0  # and the water comes back about 10 K cooler
 
 
+def test_radiators_are_sized_for_their_rooms_design_heat_loss() -> None:
+    # As UK installers size them: at 70 °C flow and 60 °C return (mean water 65 °C), every heated room's
+    # radiator covers its design heat loss at -3 °C outside, with a margin but not twice over.
+    spec = house.reference_house()
+    losses = house.design_heat_loss_w(spec)
+    for room in spec.rooms:
+        if room.mode == "off":
+            continue
+        output_w = house.en442_w(room.rated_w, room.exponent_permille / 1000, 65.0 - room.design_c)
+        assert 1.1 * losses[room.id] < output_w < 2.0 * losses[room.id], (room.id, losses[room.id], output_w)
+    floor_m2 = sum(room.floor_m2 for room in spec.rooms)
+    assert 80.0 <= floor_m2 <= 95.0  # a three-bedroom semi of about 90 m²
+    assert 45.0 < sum(losses.values()) / floor_m2 < 75.0  # W/m², a 1990s house at -3 °C
+
+
 def test_an_unheated_house_cools_towards_outside() -> None:
     spec = dataclasses.replace(house.reference_house(), start_air_c=20.0)
     plant = house.House(spec)
