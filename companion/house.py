@@ -359,6 +359,22 @@ def _day_mean(day: int) -> float:
     return COLD_WEEK_MEAN_C[min(day, 6)]
 
 
+# The installer's load-sharing configuration (the rest are the issue's defaults):
+# - fallback priorities where surplus heat does least harm: the hall first (a
+#   transit space whose heat rises to the landing and the rooms off it), then
+#   the lounge and the kitchen (empty at night and in the day, which is when
+#   tier 3 is needed), then the bathroom's towel rail. Never the bedroom, which
+#   is slept in at its 15 °C setback (PyHeat's own advice for bedrooms). The
+#   kids' room (manual) and the study (off) have priorities too, as an installer
+#   sets them up before the household changes modes: load sharing must skip them.
+# - the bedroom looks ahead 30 min, the others the default 60.
+# - capacities at their defaults (entry below 3500 W, target 4000 W): the
+#   estimate counts a load-sharing valve at pct x 1.2 of its radiator, while
+#   these valves give 86-94 % of full output at 50-70 %, so 4000 W estimated
+#   takes 4.5-5.5 kW in steady state here, and more while the radiators it
+#   opens warm up: while load sharing is active the burner averages 9 kW and
+#   its own thermostat almost never stops it. Capacities at the boiler's 6 kW
+#   open more rooms for more energy and no fewer cycles (docs/heating.md).
 def reference_house(boiler_min_w: float = 6000.0, start_week_s: float = -86400.0) -> HouseSpec:
     """Seven rooms with schedules (one off, one manual), a 24 kW combi boiler with a minimum output, a cold week.
 
@@ -372,20 +388,22 @@ def reference_house(boiler_min_w: float = 6000.0, start_week_s: float = -86400.0
         # Ground floor.
         RoomSpec("lounge", 2290, 1300, floor_m2=20.0, air_out_w_per_k=20.0, mass_out_w_per_k=40.0, mode="auto",
                  schedule=plan(16.0, _block(WEEKDAYS, "17:00", "22:30", 21.0), _block(WEEKEND, "09:00", "22:30", 21.0)),
-                 fallback_priority=1, base_gains_w=40.0, occupied_gains_w=250.0, design_c=21.0),
+                 fallback_priority=2, base_gains_w=40.0, occupied_gains_w=250.0, design_c=21.0),
         RoomSpec("kitchen", 1800, 1300, floor_m2=18.0, air_out_w_per_k=20.0, mass_out_w_per_k=35.0, mode="auto",
                  schedule=plan(16.0, _block(WEEKDAYS, "06:30", "08:30", 19.0), _block(WEEKDAYS, "17:00", "20:00", 19.0),
                                _block(WEEKEND, "08:00", "20:00", 19.0)),
-                 fallback_priority=2, base_gains_w=120.0, occupied_gains_w=350.0),
+                 fallback_priority=3, base_gains_w=120.0, occupied_gains_w=350.0),
         # Hall, stairs and landing: one open stairwell, the front door at the bottom. Nearly every such
         # house has a radiator here (often the one without a TRV); about 0.7 kW of design loss (front door,
         # landing window, 1.5 air changes of a double-height void), a 1.4 kW double panel. Lived in when
         # the rest of the house is: 18 °C mornings and evenings, 15 °C otherwise.
         RoomSpec("hall", 1400, 1300, floor_m2=12.0, air_out_w_per_k=20.0, mass_out_w_per_k=18.0, mode="auto",
                  schedule=plan(15.0, _block(WEEKDAYS, "06:00", "08:30", 18.0), _block(WEEKDAYS, "17:00", "22:30", 18.0),
-                               _block(WEEKEND, "08:00", "22:30", 18.0))),
+                               _block(WEEKEND, "08:00", "22:30", 18.0)),
+                 fallback_priority=1),
         RoomSpec("study", 1100, 1300, floor_m2=8.0, air_out_w_per_k=6.0, mass_out_w_per_k=12.0, mode="off",
-                 schedule=plan(16.0, _block(WEEKDAYS, "09:00", "17:00", 20.0)), base_gains_w=30.0),
+                 schedule=plan(16.0, _block(WEEKDAYS, "09:00", "17:00", 20.0)), fallback_priority=6,
+                 base_gains_w=30.0),
         # First floor.
         RoomSpec("bedroom", 1400, 1300, floor_m2=14.0, air_out_w_per_k=12.0, mass_out_w_per_k=28.0, mode="auto",
                  schedule=plan(15.0, _block(EVERY_DAY, "06:00", "07:30", 19.0),
@@ -393,11 +411,11 @@ def reference_house(boiler_min_w: float = 6000.0, start_week_s: float = -86400.0
                  lookahead_ms=1800000, occupied_gains_w=150.0),
         RoomSpec("kids", 1000, 1300, floor_m2=10.0, air_out_w_per_k=9.0, mass_out_w_per_k=21.0, mode="manual",
                  schedule=plan(16.0, _block(EVERY_DAY, "19:00", "20:00", 19.0)), manual_target_dc=180,
-                 fallback_priority=3, base_gains_w=20.0),
+                 fallback_priority=5, base_gains_w=20.0),
         RoomSpec("bath", 900, 1200, floor_m2=6.0, air_out_w_per_k=10.0, mass_out_w_per_k=12.0, mode="auto",
                  schedule=plan(17.0, _block(EVERY_DAY, "06:00", "08:00", 21.0),
                                _block(EVERY_DAY, "19:00", "21:00", 21.0)),
-                 occupied_gains_w=100.0, design_c=22.0),
+                 fallback_priority=4, occupied_gains_w=100.0, design_c=22.0),
     )
     couplings = (
         ("lounge", "kitchen", 25.0), ("lounge", "study", 12.0), ("kitchen", "study", 10.0),
