@@ -127,6 +127,7 @@ class Run:
 
     start_s: float
     end_s: float | None = None
+    ended_by: str | None = None  # "thermostat": the boiler's own, at setpoint + margin; "demand": switched off
 
 
 @dataclass
@@ -246,6 +247,7 @@ class House:
                 self.burner_on = False
                 self.last_flame_off_s = self.t_s
                 self.stats.runs[-1].end_s = self.t_s
+                self.stats.runs[-1].ended_by = "demand" if not self.ch_enabled else "thermostat"
         elif self.ch_enabled and primary <= self.setpoint_c - boiler.relight_below_setpoint_k \
                 and self.t_s - self.last_flame_off_s >= boiler.anti_cycle_s:
             self.burner_on = True

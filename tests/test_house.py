@@ -10,9 +10,33 @@ import pytest
 from loadmesh.companion import house, housebench
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["sharing-off", "sharing-on"])
-def one_day(request: pytest.FixtureRequest, core: ModuleType) -> housebench.RunResult:
-    return housebench.run(core, request.param, days=1)
+@pytest.fixture(scope="module")
+def both_days(core: ModuleType) -> dict[bool, housebench.RunResult]:
+    """A day of the reference house with load sharing off (False) and on (True)."""
+    return {sharing: housebench.run(core, sharing, days=1) for sharing in (False, True)}
+
+
+@pytest.fixture(params=[False, True], ids=["sharing-off", "sharing-on"])
+def one_day(request: pytest.FixtureRequest, both_days: dict[bool, housebench.RunResult]) -> housebench.RunResult:
+    return both_days[request.param]
+
+
+def test_load_sharing_ends_the_overheating_short_cycles(both_days: dict[bool, housebench.RunResult]) -> None:
+    off, on = both_days[False], both_days[True]
+    # Without load sharing the boiler's own thermostat cuts most short runs: the calling rooms cannot take 6 kW.
+    assert off.short_by_end["boiler_thermostat"] >= 20
+    # With it, at least three quarters of those go, and the cooldowns with them.
+    assert on.short_by_end["boiler_thermostat"] * 4 <= off.short_by_end["boiler_thermostat"]
+    assert on.cooldowns * 4 <= off.cooldowns
+    assert on.short_cycles < off.short_cycles
+
+
+def test_the_short_cycle_breakdown_accounts_for_every_short_run(one_day: housebench.RunResult) -> None:
+    for breakdown in (one_day.short_by_end, one_day.short_by_period, one_day.short_by_callers):
+        assert sum(breakdown.values()) == one_day.short_cycles
+    assert one_day.short_with_sharing <= one_day.short_cycles
+    if not one_day.load_sharing:
+        assert one_day.short_with_sharing == 0
 
 
 def test_the_boiler_never_fires_short_of_the_interlock(one_day: housebench.RunResult) -> None:
