@@ -35,12 +35,19 @@ def _packages() -> tuple[list[str], dict[str, str]]:
     for name, folder in PACKAGE_ROOTS.items():
         package_dir[name] = folder
         packages.append(name)
-    # loadmesh.node and its subpackages live under firmware/lib/loadmesh.
+    # loadmesh.node and its subpackages live under firmware/lib/loadmesh,
+    # loadmesh.companion's (sim) under companion.
     for init in sorted((ROOT / "firmware/lib/loadmesh").rglob("__init__.py")):
         relative = init.parent.relative_to(ROOT / "firmware/lib")
         name = ".".join(relative.parts)
         if name not in packages:
             packages.append(name)
+    for init in sorted((ROOT / "companion").rglob("__init__.py")):
+        relative = init.parent.relative_to(ROOT / "companion")
+        name = ".".join(("loadmesh", "companion", *relative.parts))
+        if name not in packages:
+            packages.append(name)
+            package_dir[name] = "companion/" + relative.as_posix()
     return packages, package_dir
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from .house import House, HouseSpec, controller_config, reference_house
+from .house import SHORT_RUN_S, House, HouseSpec, controller_config, reference_house
 
 DAY_S = 86400
 
@@ -35,9 +35,24 @@ class RunResult:
     off_or_manual_opened: int = 0  # ticks load sharing commanded an off or manual room (must be 0)
     interlock_short_s: float = 0.0  # seconds of flame with the valve openings below the interlock minimum
     mean_burner_run_min: float = 0.0
+    # Where the short cycles come from: how the run ended, which rooms called when it began, when.
+    short_by_end: dict[str, int] = field(default_factory=dict)  # "boiler_thermostat" | "demand_ended"
+    short_by_callers: dict[str, int] = field(default_factory=dict)  # "bedroom+kids": runs
+    short_by_period: dict[str, int] = field(default_factory=dict)  # PERIODS
+    short_with_sharing: int = 0  # short runs that began with load sharing active
 
     def per_day(self, value: float) -> float:
         return value / self.days
+
+
+# Times of day (start hour, name), for the breakdown of short cycles.
+PERIODS = ((0, "night"), (6, "morning"), (9, "day"), (17, "evening"), (23, "night"))
+
+
+def period_of(week_s: float) -> str:
+    """The PERIODS name of a time of week."""
+    hour = int(week_s % DAY_S) // 3600
+    return [name for start, name in PERIODS if start <= hour][-1]
 
 
 def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int = 1, tick_s: int = 10,
@@ -63,6 +78,7 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
     tier_s = dict.fromkeys(result.tier_min, 0.0)
     off_heated_s = frost_s = sharing_s = 0.0
     was_active = False
+    began: dict[int, tuple[str, bool, str]] = {}  # run index: (calling rooms, load sharing active, period)
     report_every = max(1, total_ticks // 50)
     for tick in range(total_ticks):
         t_s = tick * tick_s
@@ -81,10 +97,14 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
         }
         out, state = core.heating.step(config, state, core.heating.load_inputs(config, inputs), t_s * 1000)
         house.command(out["valve_pct"], out["boiler_on"], out["setpoint_dc"])
+        runs_before = len(house.stats.runs)
         house.advance(float(tick_s))
+        active = out["tiers_state"] not in ("INACTIVE", "DISABLED")
+        for index in range(runs_before, len(house.stats.runs)):
+            callers = "+".join(sorted(rid for rid, calling in out["calling"].items() if calling)) or "none"
+            began[index] = (callers, active, period_of(week_s))
         if t_s < measured_from_s:
             continue
-        active = out["tiers_state"] not in ("INACTIVE", "DISABLED")
         if active:
             sharing_s += tick_s
             if not was_active:
@@ -115,6 +135,17 @@ def run(core: ModuleType, load_sharing: bool, days: int = 7, warm_up_days: int =
     runs = [r for r in house.stats.runs if r.start_s >= measured_from_s]
     result.boiler_starts = len(runs)
     result.short_cycles = house.short_cycles(float(measured_from_s))
+    result.short_by_end = {"boiler_thermostat": 0, "demand_ended": 0}
+    result.short_by_period = {name: 0 for _start, name in PERIODS}
+    for index, burner_run in enumerate(house.stats.runs):
+        if burner_run.start_s < measured_from_s or burner_run.end_s is None \
+                or burner_run.end_s - burner_run.start_s >= SHORT_RUN_S:
+            continue
+        result.short_by_end["boiler_thermostat" if burner_run.ended_by == "thermostat" else "demand_ended"] += 1
+        callers, sharing_active, period = began[index]
+        result.short_by_callers[callers] = result.short_by_callers.get(callers, 0) + 1
+        result.short_by_period[period] += 1
+        result.short_with_sharing += 1 if sharing_active else 0
     finished = [r.end_s - r.start_s for r in runs if r.end_s is not None]
     result.mean_burner_run_min = sum(finished) / len(finished) / 60.0 if finished else 0.0
     result.energy_kwh = (house.stats.energy_j - energy_at_start) / 3.6e6
@@ -160,8 +191,24 @@ def summary(off: RunResult, on: RunResult) -> dict[str, object]:
         "off_or_manual_room_opened_ticks": off.off_or_manual_opened + on.off_or_manual_opened,
         "frost_protection_minutes": off.frost_min + on.frost_min,
         "interlock_short_flame_s": round(off.interlock_short_s + on.interlock_short_s, 1),
+        "short_cycles_per_day_by_end_off": _per_day(off, off.short_by_end),
+        "short_cycles_per_day_by_end_on": _per_day(on, on.short_by_end),
+        "short_cycles_per_day_by_period_off": _per_day(off, off.short_by_period),
+        "short_cycles_per_day_by_period_on": _per_day(on, on.short_by_period),
+        "short_cycles_by_callers_off": _ranked(off.short_by_callers),
+        "short_cycles_by_callers_on": _ranked(on.short_by_callers),
+        "short_cycles_with_load_sharing_active": on.short_with_sharing,
         "days": on.days,
     }
+
+
+def _per_day(result: RunResult, counts: dict[str, int]) -> dict[str, float]:
+    return {key: round(result.per_day(value), 2) for key, value in counts.items()}
+
+
+def _ranked(counts: dict[str, int]) -> dict[str, int]:
+    """Most first, then by name: the same order every run."""
+    return {key: counts[key] for key in sorted(counts, key=lambda key: (-counts[key], key))}
 
 
 def table(off: RunResult, on: RunResult) -> str:
@@ -170,6 +217,11 @@ def table(off: RunResult, on: RunResult) -> str:
         ("boiler starts per day", f"{off.per_day(off.boiler_starts):.1f}", f"{on.per_day(on.boiler_starts):.1f}"),
         ("short cycles (runs < 10 min) per day", f"{off.per_day(off.short_cycles):.1f}",
          f"{on.per_day(on.short_cycles):.1f}"),
+        ("  of which the boiler's own thermostat ended the run",
+         f"{off.per_day(off.short_by_end['boiler_thermostat']):.1f}",
+         f"{on.per_day(on.short_by_end['boiler_thermostat']):.1f}"),
+        ("  of which the heat demand ended first", f"{off.per_day(off.short_by_end['demand_ended']):.1f}",
+         f"{on.per_day(on.short_by_end['demand_ended']):.1f}"),
         ("cooldown events per day", f"{off.per_day(off.cooldowns):.1f}", f"{on.per_day(on.cooldowns):.1f}"),
         ("mean burner run, min", f"{off.mean_burner_run_min:.1f}", f"{on.mean_burner_run_min:.1f}"),
         ("energy (burner output), kWh", f"{off.energy_kwh:.1f}", f"{on.energy_kwh:.1f}"),
@@ -216,5 +268,15 @@ def report(off: RunResult, on: RunResult) -> str:
              f"short cycles -{reduction:.1f} % (goal -{GOAL_SHORT_CYCLE_REDUCTION_PCT:.0f} %), "
              f"energy {extra:+.1f} % (goal at most +{GOAL_MAX_EXTRA_ENERGY_PCT:.0f} %), "
              f"off-mode room heated {figures['off_mode_room_heated_minutes']} min: goal "
-             + ("met" if met else "NOT met")]
+             + ("met" if met else "NOT met"), "",
+             "short cycles over the week by the rooms calling when the run began:",
+             "  off: " + _top(off.short_by_callers), "  on:  " + _top(on.short_by_callers),
+             "short cycles per day by time of day (night 23-06, morning 06-09, day 09-17, evening 17-23):",
+             "  off: " + ", ".join(f"{k} {v}" for k, v in _per_day(off, off.short_by_period).items()),
+             "  on:  " + ", ".join(f"{k} {v}" for k, v in _per_day(on, on.short_by_period).items())]
     return "\n".join(lines)
+
+
+def _top(counts: dict[str, int], shown: int = 6) -> str:
+    ranked = _ranked(counts)
+    return ", ".join(f"{key} {ranked[key]}" for key in list(ranked)[:shown])

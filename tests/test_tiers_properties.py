@@ -74,7 +74,8 @@ def scenario(draw: st.DrawFn, max_steps: int = 30) -> tuple[dict[str, object], l
         if draw(st.integers(0, 3)) == 0:
             boiler = {"on": draw(st.booleans()), "return_dc": draw(st.none() | st.integers(400, 700)),
                       "setpoint_dc": 700,
-                      "last_cooldown_ms": draw(st.none() | st.integers(max(0, now_ms - 20 * MIN), now_ms))}
+                      "last_cooldown_ms": draw(st.none() | st.integers(max(0, now_ms - 40 * MIN), now_ms)),
+                      "cooldown": draw(st.booleans())}
         steps.append({"now_ms": now_ms, "enabled": draw(st.sampled_from([True] * 9 + [False])),
                       "boiler": dict(boiler), "rooms": copy.deepcopy(house)})
     return config, steps
@@ -92,6 +93,7 @@ def test_load_sharing_invariants(core: ModuleType, case: tuple[dict[str, object]
     raw_config, steps = case
     config = core.tiers.load_config(raw_config, "config")
     state = core.tiers.initial_state(config)
+    rested_until: dict[str, int] = {}  # when each released tier-3 room may be taken again
     for raw in steps:
         now_ms = raw["now_ms"]
         body = {key: value for key, value in raw.items() if key != "now_ms"}
@@ -108,14 +110,27 @@ def test_load_sharing_invariants(core: ModuleType, case: tuple[dict[str, object]
             # 10 % steps, within the tier's opening and its cap.
             low, high = _tier_caps(config, new["rooms"][rid]["tier"])
             assert pct % 10 == 0 and low <= pct <= high, (rid, pct, low, high)
-        for activation in new["rooms"].values():
+        limit, rest = config["tier_3_max_duration_ms"], config["tier_3_rest_ms"]
+        for rid, activation in new["rooms"].items():
             # A tier-3 room never runs past its maximum duration.
             if activation["tier"] == 3:
-                assert now_ms - activation["since_ms"] < config["tier_3_max_duration_ms"]
+                assert now_ms - activation["since_ms"] < limit
+                # Nor is it taken again before it has rested in proportion to its last service.
+                if activation["since_ms"] == now_ms:
+                    assert now_ms >= rested_until.get(rid, 0), (rid, now_ms, rested_until)
+        for rid, activation in state["rooms"].items():
+            if activation["tier"] == 3 and rid not in new["rooms"]:
+                rested_until[rid] = now_ms + min(now_ms - activation["since_ms"], limit) * rest // limit
+        if new["state"] == "DISABLED":
+            rested_until = {}  # the master switch clears the whole context
         was_active = state["state"] in ACTIVE
         if was_active and new["state"] == "INACTIVE":
             # Nothing exits before the minimum activation duration.
             assert now_ms - state["activated_at_ms"] >= config["min_activation_duration_ms"]
+        if was_active and any(line.startswith("deactivate: A") for line in outputs["log"]):
+            # Exit A only once no room calls: a room that started calling since joined the trigger set.
+            assert not outputs["calling_w"] and not [rid for rid in rooms_in if rooms_in[rid]["calling"]
+                                                     and rid not in outputs["stale"]], outputs
         if not was_active and new["state"] in ACTIVE:
             assert outputs["calling_w"] < config["min_calling_capacity_w"]
             assert new["trigger_rooms"], "activated with no room calling"

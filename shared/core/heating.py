@@ -200,7 +200,7 @@ def step(config: dict[str, object], state: dict[str, object], inputs: dict[str, 
         {"enabled": inputs["enabled"], "rooms": tier_rooms,
          "boiler": {"on": boiler_out["boiler_on"], "return_dc": boiler_in["return_dc"],
                     "setpoint_dc": boiler_config["flow_setpoint_dc"],
-                    "last_cooldown_ms": boiler_out["last_cooldown_ms"]}}, now_ms)
+                    "last_cooldown_ms": boiler_out["last_cooldown_ms"], "cooldown": boiler_out["cooldown"]}}, now_ms)
     valve_rooms: dict[str, object] = {}
     for rid in sorted(control):
         valve_rooms[rid] = {"normal_pct": control[rid]["valve_pct"], "calling": control[rid]["calling"],

@@ -16,19 +16,24 @@ from .errors import FieldError
 #           and wants more than temp + pre_warm_margin; neediest first
 #   tier 2  the same within lookahead x extended_window_multiplier
 #   tier 3  auto rooms by fallback_priority, no temperature check, each for at
-#           most tier_3_max_duration_ms; then it rests tier_3_rest_ms before
-#           tier 3 may take it again, across activations (else every new
-#           activation would give the same room another 15 minutes)
+#           most tier_3_max_duration_ms; once released it rests before tier 3
+#           may take it again, across activations (else every new activation
+#           would give the same room another 15 minutes): tier_3_rest_ms after
+#           a full service, proportionally less after a shorter one
 # Once every tier is at its escalated opening and capacity is still short,
 # rooms rise 10 % at a time up to their tier's cap (tier_N_max_pct).
 # Rooms in off or manual mode are never opened; a room whose temperature is
 # unknown (stale) is never opened and never counted.
 #
-# Exits, none before min_activation_duration_ms: A, no trigger room calls any
-# more; B, new rooms call and the calling rooms alone reach
-# sufficient_capacity_w + deactivation_hysteresis_w (else they become the
-# trigger set); C, no load-sharing room remains. A load-sharing room that
-# starts calling on its own goes back to normal control at once.
+# Evidence of cycling: a cooldown that began within cooldown_lookback_ms or is
+# still in progress, or the boiler on with its return near the setpoint.
+# Exits, none before min_activation_duration_ms: B, new rooms call and the
+# calling rooms alone reach sufficient_capacity_w + deactivation_hysteresis_w;
+# A, no trigger room calls any more; C, no load-sharing room remains. New
+# callers that do not reach that capacity become the trigger set at once (an
+# adaptation, not an exit), so a trigger room that stops while a new small
+# caller goes on does not end load sharing. A load-sharing room that starts
+# calling on its own goes back to normal control at once.
 
 DISABLED = "DISABLED"
 INACTIVE = "INACTIVE"
@@ -209,8 +214,9 @@ def load_inputs(config: dict[str, object], raw: object, path: str = "") -> dict[
     fc.only(mapping, ("enabled", "boiler", "rooms"), path)
     boiler_path = fc.join(path, "boiler")
     boiler_raw = fc.obj(mapping.get("boiler"), boiler_path)
-    fc.only(boiler_raw, ("on", "return_dc", "setpoint_dc", "last_cooldown_ms"), boiler_path)
+    fc.only(boiler_raw, ("on", "return_dc", "setpoint_dc", "last_cooldown_ms", "cooldown"), boiler_path)
     boiler = {"on": fc.bool_field(boiler_raw, "on", boiler_path),
+              "cooldown": fc.bool_field(boiler_raw, "cooldown", boiler_path, False),
               "return_dc": fc.opt_int_field(boiler_raw, "return_dc", boiler_path, -400, 1500),
               "setpoint_dc": fc.int_field(boiler_raw, "setpoint_dc", boiler_path, 200, 900),
               "last_cooldown_ms": fc.opt_int_field(boiler_raw, "last_cooldown_ms", boiler_path, 0, 1 << 62)}
@@ -315,12 +321,22 @@ class _Step:
             self.context["state"] = LADDER[index]
 
     def remove(self, rid: str, why: str) -> None:
-        """Release a room; a tier-3 room then rests before tier 3 may take it again."""
+        """Release a room; a tier-3 room then rests, in proportion to its service, before tier 3 takes it again."""
         room = self.active().pop(rid)
         if room["tier"] == 3:
-            rest = self.context["tier3_rest_until_ms"]
-            assert isinstance(rest, dict)
-            rest[rid] = self.now_ms + _int(self.config, "tier_3_rest_ms")
+            # tier_3_rest_ms after a full tier_3_max_duration_ms, less after a shorter service
+            # (an exit, a call of its own): the room is never open longer than the maximum at a
+            # stretch, nor more than max / (max + rest) of the time, and a room released after
+            # a few minutes is not kept from the very next activation for the whole rest.
+            limit_ms = _int(self.config, "tier_3_max_duration_ms")
+            served_ms = self.now_ms - _int(room, "since_ms")
+            if served_ms > limit_ms:  # released late (a sparse step): the limit is what it was owed
+                served_ms = limit_ms
+            rest_ms = served_ms * _int(self.config, "tier_3_rest_ms") // limit_ms
+            if rest_ms > 0:
+                rests = self.context["tier3_rest_until_ms"]
+                assert isinstance(rests, dict)
+                rests[rid] = self.now_ms + rest_ms
         if why:
             self.log.append("release " + rid + ": " + why)
 
@@ -329,6 +345,10 @@ def _cycling_risk(work: _Step) -> str | None:
     last = work.boiler["last_cooldown_ms"]
     if last is not None and 0 <= work.now_ms - last <= _int(work.config, "cooldown_lookback_ms"):
         return "recent cooldown"
+    if work.boiler["cooldown"]:
+        # Still cooling down from a cooldown that began longer ago than the lookback: the
+        # burner relights the moment it ends, into the same small load.
+        return "cooldown in progress"
     returned = work.boiler["return_dc"]
     if work.boiler["on"] and returned is not None and \
             returned > work.boiler["setpoint_dc"] - _int(work.config, "return_temp_risk_delta_dc"):
@@ -475,23 +495,27 @@ def _evaluate_active(work: _Step) -> None:
         elif active[rid]["tier"] == 3 and \
                 work.now_ms - _int(active[rid], "since_ms") >= _int(config, "tier_3_max_duration_ms"):
             work.remove(rid, "tier 3 limit reached")
+    trigger = context["trigger_rooms"]
+    assert isinstance(trigger, list)
+    joined = [rid for rid in work.calling if rid not in trigger]
+    enough = _int(config, "sufficient_capacity_w") + _int(config, "deactivation_hysteresis_w")
+    if joined and work.calling_w < enough:
+        # B without its exit: the new calling pattern is still short, it becomes the trigger set.
+        context["trigger_rooms"] = list(work.calling)
+        context["trigger_capacity_w"] = work.calling_w
+        work.log.append("trigger rooms now " + ",".join(work.calling))
+        joined = []
     activated = context["activated_at_ms"]
     assert isinstance(activated, int)
     if work.now_ms - activated >= _int(config, "min_activation_duration_ms"):
+        if joined:
+            _exit(work, "B, " + ",".join(joined) + " joined: calling rooms take " + str(work.calling_w) + " W")
+            return
         trigger = context["trigger_rooms"]
         assert isinstance(trigger, list)
         if not [rid for rid in trigger if rid in work.calling]:
             _exit(work, "A, the trigger rooms stopped calling")
             return
-        joined = [rid for rid in work.calling if rid not in trigger]
-        if joined:
-            enough = _int(config, "sufficient_capacity_w") + _int(config, "deactivation_hysteresis_w")
-            if work.calling_w >= enough:
-                _exit(work, "B, " + ",".join(joined) + " joined: calling rooms take " + str(work.calling_w) + " W")
-                return
-            context["trigger_rooms"] = list(work.calling)
-            context["trigger_capacity_w"] = work.calling_w
-            work.log.append("trigger rooms now " + ",".join(work.calling))
         if not active:
             _exit(work, "C, no load-sharing room remains")
             return

@@ -1,0 +1,1 @@
+"""loadmesh.companion.sim: the simulated site (scenario, plant, network hub, trace) around real MicroPython nodes."""

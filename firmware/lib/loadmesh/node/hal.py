@@ -1,0 +1,136 @@
+"""The hardware abstraction: what the node reads and drives, one interface for the ESP32 and the simulator."""
+
+from loadmesh.core import pilot
+
+# The runtime talks to the hardware only through these methods; hal_esp32
+# implements them with machine.PWM/Pin/ADC/WDT, hal_sim with datagrams to the
+# plant process. Everything else in the node is the same on both. Duck typed:
+# Hal is the documented base with the answers of a node that has nothing
+# attached, and an implementation overrides what its hardware has.
+#
+# Once per control tick the runtime calls, in this order:
+#   poll(now_ms)            take in new readings (non-blocking; never waits)
+#   the readers             pilot_state(), current_ma(), meter(), temperature_dc(),
+#                           valve_pct(), flame(), week_ms(); each returns the
+#                           latest value or "unknown", never blocks
+#   the drivers             set_pilot_ma(), set_relay(), set_valve_pct(),
+#                           set_boiler_call(); each takes effect at once
+#   report(...)             the node's numbers, for the simulator's trace
+#   feed_watchdog()         last, once the tick has done its work
+#
+# Units are the core's: mA, deg C x 10 (dC), percent, ms. Unknown is None.
+# Readings are raw (unsmoothed, unchecked): the runtime passes them through
+# loadmesh.core.sensor channels, which reject the absurd and hold or expire.
+#
+# Safe states (safe(), and what a node has from power-up until main.py
+# drives it): the pilot at a constant +12 V (100 % duty: the car may not
+# draw), every relay and contactor open, the valve commanded closed, the
+# boiler call off. With the boiler call off nothing is heated, so a closed
+# valve is safe; the interlock (docs/heating.md) keeps the boiler from firing
+# against closed valves.
+
+PHASES = 3
+PILOT_STATES = ("A", "B", "C", "D", "E", "F")  # IEC 61851: +12, +9, +6, +3, 0, -12 V
+TEMPERATURES = ("room", "flow", "return", "outside")
+
+# What open() builds, by the "hal" field of the wiring (hw.json).
+KINDS = ("esp32", "sim", "none")
+
+
+class Hal:
+    """A node with nothing attached: every reading unknown, every driver a no-op on nothing."""
+
+    def __init__(self) -> None:
+        self.pilot_permille = pilot.PILOT_OFF_PERMILLE  # the duty being driven
+        self.relay_on = False
+        self.valve_command_pct = 0
+        self.boiler_call = False
+        self._unknown3: list[int | None] = [None, None, None]
+
+    # Readings.
+
+    def poll(self, now_ms: int) -> None:
+        """Take in what the hardware has measured since the last call; never blocks."""
+
+    def pilot_state(self) -> str:
+        """The control pilot state "A".."F" read from the CP voltage; "" without a pilot."""
+        return ""
+
+    def current_ma(self) -> list[int | None]:
+        """Measured current per phase L1, L2, L3 in mA (None: not measured). The list is reused: copy to keep."""
+        return self._unknown3
+
+    def meter(self) -> tuple[list[int | None], int, int] | None:
+        """The mains meter: (signed mA per phase, reading sequence number, reading age in ms); None if absent."""
+        return None
+
+    def temperature_dc(self, name: str) -> int | None:
+        """Temperature name (one of TEMPERATURES) in deg C x 10, or None."""
+        return None
+
+    def valve_pct(self) -> int | None:
+        """The valve's confirmed position in percent (from feedback), or None."""
+        return None
+
+    def flame(self) -> bool | None:
+        """Whether the boiler's burner is lit, or None if not wired."""
+        return None
+
+    def week_ms(self) -> int | None:
+        """The local time of week (ms since Monday 00:00) from a set clock, or None."""
+        return None
+
+    # Drivers: each takes effect at once.
+
+    def set_pilot_ma(self, limit_ma: int) -> int:
+        """Signal limit_ma on the pilot (below 6 A: no charging); returns the duty in per mille."""
+        self.pilot_permille = pilot.duty_permille(limit_ma)
+        return self.pilot_permille
+
+    def set_relay(self, on: bool) -> None:
+        """Close (True) or open the load's relay or contactor."""
+        self.relay_on = on
+
+    def set_valve_pct(self, pct: int) -> None:
+        """Command the valve to pct percent open (0..100)."""
+        self.valve_command_pct = 0 if pct < 0 else 100 if pct > 100 else pct
+
+    def set_boiler_call(self, on: bool) -> None:
+        """Switch the boiler's call-for-heat relay."""
+        self.boiler_call = on
+
+    def safe(self) -> None:
+        """Every actuator to its safe state: no charging, relays open, valve closed, no boiler call."""
+        self.set_pilot_ma(0)
+        self.set_relay(False)
+        self.set_valve_pct(0)
+        self.set_boiler_call(False)
+
+    def report(self, applied_ma: int, target_ma: int, failsafe: bool, mem_alloc: int, peers: int) -> None:
+        """The node's numbers for the simulator's trace and table; a device ignores them."""
+
+    def feed_watchdog(self) -> None:
+        """Tell the watchdog this tick completed."""
+
+    def close(self) -> None:
+        """Release sockets and peripherals (tests, orderly shutdown)."""
+
+
+def open_hal(hw: dict[str, object]) -> Hal:
+    """The HAL the wiring names (hw["hal"]), in its safe state; ValueError if it cannot be built."""
+    kind = hw.get("hal", "none")
+    hal: Hal
+    if kind == "esp32":
+        from . import hal_esp32
+
+        hal = hal_esp32.Esp32Hal(hw)
+    elif kind == "sim":
+        from . import hal_sim
+
+        hal = hal_sim.SimHal(hw)
+    elif kind == "none":
+        hal = Hal()
+    else:
+        raise ValueError("hw.hal: " + repr(kind) + " is not one of " + ", ".join(KINDS))
+    hal.safe()
+    return hal

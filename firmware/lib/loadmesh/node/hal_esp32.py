@@ -1,0 +1,267 @@
+"""The ESP32 HAL: pilot PWM and CP sensing, relays, valve, CT currents, DS18B20 temperatures, watchdog."""
+
+import array
+import time
+
+import machine
+import onewire
+
+try:
+    from micropython import const
+except ImportError:  # CPython: importable on the host as well
+
+    def const(value: int) -> int:  # type: ignore[misc]
+        return value
+
+from . import hwconfig, signals
+from .hal import TEMPERATURES, Hal
+
+# Only peripheral calls live here; every conversion is in signals (tested on
+# the host). The wiring comes from hw.json, checked by hwconfig.
+#
+# Time per poll(), so that the 100 ms tick keeps its pace:
+# - CP: a burst of `samples` ADC reads (about 2 ms), spanning at least one
+#   1 kHz PWM period; its maximum is the high level, its minimum the low.
+# - CT: one phase per tick, sampled evenly over one mains cycle (20 ms at
+#   50 Hz) for an unbiased RMS; each phase is renewed every third tick.
+# - DS18B20: one conversion per second for all sensors (they convert in
+#   parallel), and one scratchpad read per tick.
+#
+# The watchdog starts in the constructor; once started it cannot be stopped.
+
+_CT_SAMPLES = const(100)
+_CONVERT_MS = const(1000)  # a 12-bit conversion takes 750 ms
+
+
+class Esp32Hal(Hal):
+    """The node's hardware per its wiring (see hwconfig)."""
+
+    def __init__(self, hw: dict[str, object]) -> None:
+        super().__init__()
+        self.hw = hwconfig.parse(hw)
+        self._wdt = machine.WDT(timeout=_int(self.hw["wdt_ms"]))
+        self._pilot_pwm: machine.PWM | None = None
+        self._cp_adc: machine.ADC | None = None
+        self._relay: machine.Pin | None = None
+        self._boiler: machine.Pin | None = None
+        self._valve_pwm: machine.PWM | None = None
+        self._valve_pin: machine.Pin | None = None
+        self._feedback_adc: machine.ADC | None = None
+        self._feedback_pin: machine.Pin | None = None
+        self._cts: list[machine.ADC | None] = [None, None, None]
+        self._state = ""
+        self._current: list[int | None] = [None, None, None]
+        self._ct_samples = array.array("H", [0] * _CT_SAMPLES)
+        self._ct_next = 0
+        self._temps: list[int | None] = [None, None, None, None]
+        self._roms: list[bytes | None] = [None, None, None, None]
+        self._wire: onewire.OneWire | None = None
+        self._converted_ms = -_CONVERT_MS
+        self._sensor_next = 0
+        self._scratch = bytearray(9)
+        self._build()
+
+    def _build(self) -> None:
+        hw = self.hw
+        pilot = hw.get("pilot")
+        if isinstance(pilot, dict):
+            # Constant high (no charging) from the first instant.
+            self._pilot_pwm = machine.PWM(machine.Pin(_int(pilot["pwm_pin"]), machine.Pin.OUT), freq=1000,
+                                          duty_u16=signals.duty_u16(1000, pilot["inverted"] is True))
+            self._cp_adc = _adc(_int(pilot["adc_pin"]))
+        for name in ("relay", "boiler"):
+            switch = hw.get(name)
+            if isinstance(switch, dict):
+                pin = machine.Pin(_int(switch["pin"]), machine.Pin.OUT)
+                pin.value(0 if switch["active_high"] is True else 1)  # open
+                if name == "relay":
+                    self._relay = pin
+                else:
+                    self._boiler = pin
+        valve = hw.get("valve")
+        if isinstance(valve, dict):
+            if valve["kind"] == "relay":
+                self._valve_pin = machine.Pin(_int(valve["pin"]), machine.Pin.OUT)
+            else:
+                self._valve_pwm = machine.PWM(machine.Pin(_int(valve["pin"]), machine.Pin.OUT),
+                                              freq=_int(valve["freq_hz"]), duty_u16=0)
+            feedback = valve.get("feedback")
+            if isinstance(feedback, dict):
+                if feedback["kind"] == "adc":
+                    self._feedback_adc = _adc(_int(feedback["pin"]))
+                else:
+                    self._feedback_pin = machine.Pin(_int(feedback["pin"]), machine.Pin.IN)
+        cts = hw.get("ct")
+        if isinstance(cts, list):
+            for phase in range(3):
+                ct = cts[phase]
+                if isinstance(ct, dict):
+                    self._cts[phase] = _adc(_int(ct["pin"]))
+        wire = hw.get("onewire")
+        if isinstance(wire, dict):
+            self._wire = onewire.OneWire(machine.Pin(_int(wire["pin"])))
+            sensors = wire["sensors"]
+            assert isinstance(sensors, dict)
+            for index in range(4):
+                rom = sensors.get(TEMPERATURES[index])
+                if isinstance(rom, str):
+                    self._roms[index] = bytes.fromhex(rom)
+
+    # Readings.
+
+    def poll(self, now_ms: int) -> None:
+        if self._cp_adc is not None:
+            self._read_pilot()
+        self._read_ct()
+        if self._wire is not None:
+            self._read_temperatures(now_ms)
+
+    def _read_pilot(self) -> None:
+        pilot = self.hw["pilot"]
+        assert isinstance(pilot, dict) and self._cp_adc is not None
+        zero_uv = _int(pilot["zero_uv"])
+        uv_per_v = _int(pilot["uv_per_v"])
+        high = -1000000
+        low = 1000000
+        adc = self._cp_adc
+        for _ in range(_int(pilot["samples"])):
+            level = signals.cp_mv(adc.read_uv(), zero_uv, uv_per_v)
+            high = level if level > high else high
+            low = level if level < low else low
+        pwm_on = 0 < self.pilot_permille < 1000
+        self._state = signals.cp_state(high, low, self._state, pwm_on)
+
+    def _read_ct(self) -> None:
+        # One phase per call, round robin over the wired ones.
+        cts = self.hw.get("ct")
+        if not isinstance(cts, list):
+            return
+        for _ in range(3):
+            phase = self._ct_next
+            self._ct_next = (phase + 1) % 3
+            ct = cts[phase]
+            adc = self._cts[phase]
+            if isinstance(ct, dict) and adc is not None:
+                break
+        else:
+            return
+        samples = self._ct_samples
+        period_us = 1000000 // _int(self.hw["mains_hz"])
+        start = time.ticks_us()
+        for index in range(_CT_SAMPLES):
+            due = index * period_us // _CT_SAMPLES
+            while time.ticks_diff(time.ticks_us(), start) < due:
+                pass
+            samples[index] = adc.read_uv() // 1000
+        self._current[phase] = signals.ct_ma(signals.rms(samples, _CT_SAMPLES), _int(ct["ma_per_v"]),
+                                             _int(ct["floor_ma"]))
+
+    def _read_temperatures(self, now_ms: int) -> None:
+        wire = self._wire
+        assert wire is not None
+        if now_ms - self._converted_ms >= _CONVERT_MS:
+            self._converted_ms = now_ms
+            self._sensor_next = 0
+            try:
+                # Every sensor converts at once: skip ROM, convert T.
+                wire.reset(True)
+                wire.writebyte(0xCC)  # type: ignore[no-untyped-call]
+                wire.writebyte(0x44)  # type: ignore[no-untyped-call]
+            except (OSError, onewire.OneWireError):  # no presence pulse: nothing answers on the bus
+                for index in range(4):
+                    self._temps[index] = None
+            return
+        index = self._sensor_next
+        if index >= 4:
+            return
+        self._sensor_next = index + 1
+        rom = self._roms[index]
+        if rom is None:
+            return
+        try:
+            wire.reset(True)
+            wire.select_rom(rom)
+            wire.writebyte(0xBE)  # type: ignore[no-untyped-call]  # read scratchpad
+            wire.readinto(self._scratch)
+            self._temps[index] = signals.ds18b20_dc(self._scratch)
+        except (OSError, onewire.OneWireError):
+            self._temps[index] = None
+
+    def pilot_state(self) -> str:
+        return self._state
+
+    def current_ma(self) -> list[int | None]:
+        return self._current
+
+    def temperature_dc(self, name: str) -> int | None:
+        for index in range(4):
+            if TEMPERATURES[index] == name:
+                return self._temps[index]
+        return None
+
+    def valve_pct(self) -> int | None:
+        valve = self.hw.get("valve")
+        if not isinstance(valve, dict):
+            return None
+        feedback = valve.get("feedback")
+        if not isinstance(feedback, dict):
+            return None
+        if self._feedback_adc is not None:
+            return signals.feedback_pct(self._feedback_adc.read_uv() // 1000, _int(feedback["closed_mv"]),
+                                        _int(feedback["open_mv"]))
+        if self._feedback_pin is not None:
+            return 100 if self._feedback_pin.value() == feedback["open_level"] else 0
+        return None
+
+    # Drivers.
+
+    def set_pilot_ma(self, limit_ma: int) -> int:
+        duty = super().set_pilot_ma(limit_ma)
+        pilot = self.hw.get("pilot")
+        if self._pilot_pwm is not None and isinstance(pilot, dict):
+            self._pilot_pwm.duty_u16(signals.duty_u16(duty, pilot["inverted"] is True))
+        return duty
+
+    def set_relay(self, on: bool) -> None:
+        super().set_relay(on)
+        _drive(self._relay, self.hw.get("relay"), on)
+
+    def set_boiler_call(self, on: bool) -> None:
+        super().set_boiler_call(on)
+        _drive(self._boiler, self.hw.get("boiler"), on)
+
+    def set_valve_pct(self, pct: int) -> None:
+        super().set_valve_pct(pct)
+        valve = self.hw.get("valve")
+        if not isinstance(valve, dict):
+            return
+        pct = self.valve_command_pct
+        if self._valve_pin is not None:
+            # An on/off actuator: any opening asked for opens it.
+            self._valve_pin.value(1 if (pct > 0) == (valve["active_high"] is True) else 0)
+        elif self._valve_pwm is not None:
+            if valve["kind"] == "servo":
+                self._valve_pwm.duty_ns(signals.servo_pulse_ns(pct, _int(valve["closed_us"]),
+                                                               _int(valve["open_us"])))
+            else:
+                duty = signals.valve_duty_u16(pct)
+                self._valve_pwm.duty_u16(duty if valve["active_high"] is True else signals.U16_MAX - duty)
+
+    def feed_watchdog(self) -> None:
+        self._wdt.feed()
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
+
+
+def _adc(pin: int) -> machine.ADC:
+    adc = machine.ADC(machine.Pin(pin))
+    adc.atten(machine.ADC.ATTN_11DB)  # read_uv is calibrated over about 0.15-2.45 V
+    return adc
+
+
+def _drive(pin: machine.Pin | None, wiring: object, on: bool) -> None:
+    if pin is not None and isinstance(wiring, dict):
+        pin.value(1 if on == (wiring["active_high"] is True) else 0)

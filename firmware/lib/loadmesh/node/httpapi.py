@@ -1,0 +1,286 @@
+"""The node's local HTTP API on asyncio streams: GET /status, and GET/PUT /config behind a bearer token."""
+
+import asyncio
+
+try:
+    from micropython import const
+except ImportError:  # CPython: importable on the host as well
+
+    def const(value: int) -> int:  # type: ignore[misc]
+        return value
+
+from loadmesh.core import canon, hmac256
+from loadmesh.core.errors import FieldError
+
+# For the companion and for people with curl:
+#
+#   GET /status    200, JSON from Api.status(); no token (it shows no secret)
+#   GET /config    200, JSON from Api.config(); needs the token
+#   PUT /config    the body (bytes) to Api.put_config(), its JSON answer with
+#                  200; 400 with {"error"} if it raises FieldError/ValueError
+#
+# The token is HMAC-SHA256 of TOKEN_LABEL under the group key, in hex, sent as
+# "Authorization: Bearer <token>" and compared in constant time. An
+# unadopted node (no key) has no token and answers every /config with 401.
+#
+# What a client gets wrong gets a status, never a crash: unknown path 404,
+# wrong method 405 (with Allow), no or bad token 401, request head or body
+# over its bound 413, a PUT without Content-Length 411, chunked bodies 501,
+# anything unparseable 400, an exception in a callback 500. Every request
+# must arrive whole within timeout_ms, or the connection is closed without an
+# answer (slowloris); beyond max_clients open connections, a newcomer gets
+# 503. The server is one more asyncio task: it yields at every read and write
+# and holds at most max_clients requests in memory, so it never holds up the
+# control tick. Each connection serves one request (HTTP/1.0, Connection: close).
+
+TOKEN_LABEL = b"loadmesh http token v1"
+
+_MAX_HEAD = const(1024)  # request line and headers
+_MAX_BODY = const(8192)  # a group config of 16 members with room to spare
+_TIMEOUT_MS = const(2000)
+_MAX_CLIENTS = const(2)
+_CHUNK = const(256)
+_LINGER_MS = const(200)  # after an error answer, how long to take in what the client still sends
+_LINGER_BYTES = const(4096)
+
+
+def token_for(key: bytes) -> str:
+    """The bearer token for a group key: HMAC-SHA256 of TOKEN_LABEL under it, hex."""
+    return hmac256.hmac_sha256(key, TOKEN_LABEL).hex()
+
+
+class Api:
+    """What the server serves; the runtime overrides these (every answer JSON-able, no floats)."""
+
+    def status(self) -> object:
+        """The node's status, for GET /status."""
+        return {}
+
+    def config(self) -> object:
+        """The stored config, for GET /config."""
+        return None
+
+    def put_config(self, body: bytes) -> object:
+        """Take a new config from a PUT body; FieldError or ValueError refuse it (400)."""
+        raise FieldError("config", "this node takes no config")
+
+    def token(self) -> str | None:
+        """The bearer token /config requires (token_for(key)); None refuses everyone."""
+        return None
+
+
+class _Refused(Exception):
+    """A request answered with an error status."""
+
+    def __init__(self, status: int, message: str, allow: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.allow = allow  # for 405: the methods the path takes
+
+
+class HttpServer:
+    """Serve api on host:port; start() in a running asyncio loop, close() to stop."""
+
+    def __init__(self, api: Api, port: int = 80, host: str = "0.0.0.0", timeout_ms: int = _TIMEOUT_MS,
+                 max_body: int = _MAX_BODY, max_clients: int = _MAX_CLIENTS) -> None:
+        self.api = api
+        self.port = port
+        self.host = host
+        self.timeout_ms = timeout_ms
+        self.max_body = max_body
+        self.max_clients = max_clients
+        self._server: asyncio.Server | None = None
+        self._clients = 0
+        self.requests = 0  # answered, any status
+        self.refused = 0  # answered with 4xx or 5xx
+        self.busy = 0  # turned away with 503
+        self.timeouts = 0  # closed unanswered
+
+    async def start(self) -> None:
+        """Listen; connections are served as tasks of the running loop."""
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+
+    def close(self) -> None:
+        """Stop listening."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+
+    def counts(self) -> dict[str, int]:
+        """The server's counters, for /status."""
+        return {"requests": self.requests, "refused": self.refused, "busy": self.busy, "timeouts": self.timeouts}
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._clients >= self.max_clients:
+            self.busy += 1
+            await self._finish(reader, writer, 503, {"error": "busy"}, "", True)
+            return
+        self._clients += 1
+        answered: tuple[int, object, str] | None = None
+        unread = [True]  # whether the client may still be sending: the head or a body not read
+        try:
+            answered = await asyncio.wait_for(self._handle(reader, unread), self.timeout_ms / 1000)
+        except asyncio.TimeoutError:  # noqa: UP041  (MicroPython has no builtin TimeoutError)
+            self.timeouts += 1
+        except Exception:  # a MemoryError, a bug: the server carries on
+            answered = 500, {"error": "internal"}, ""
+        finally:
+            self._clients -= 1
+        if answered is None:
+            await self._close(writer)
+        else:
+            await self._finish(reader, writer, answered[0], answered[1], answered[2], unread[0])
+
+    async def _handle(self, reader: asyncio.StreamReader, unread: list[bool]) -> tuple[int, object, str]:
+        try:
+            return 200, await self._route(reader, unread), ""
+        except _Refused as refused:
+            return refused.status, {"error": refused.message}, refused.allow
+        except (FieldError, ValueError) as exc:
+            return 400, {"error": str(exc)}, ""
+
+    async def _route(self, reader: asyncio.StreamReader, unread: list[bool]) -> object:
+        method, path, headers, rest = await _read_head(reader)
+        length = _header(headers, b"content-length")
+        unread[0] = (length is not None and length != b"0") or _header(headers, b"transfer-encoding") is not None
+        if path == "/status":
+            if method != b"GET":
+                raise _Refused(405, "method not allowed", "GET")
+            return self.api.status()
+        if path != "/config":
+            raise _Refused(404, "not found")
+        if method != b"GET" and method != b"PUT":
+            raise _Refused(405, "method not allowed", "GET, PUT")
+        expected = self.api.token()
+        offered = _bearer(headers)
+        if expected is None or offered is None or not hmac256.equal(offered, expected.encode()):
+            raise _Refused(401, "a valid token is required")
+        if method == b"GET":
+            return self.api.config()
+        body = await self._read_body(reader, headers, rest)
+        unread[0] = False
+        return self.api.put_config(body)
+
+    async def _read_body(self, reader: asyncio.StreamReader, headers: list[bytes], rest: bytes) -> bytes:
+        if _header(headers, b"transfer-encoding") is not None:
+            raise _Refused(501, "chunked bodies are not supported")
+        text = _header(headers, b"content-length")
+        if text is None:
+            raise _Refused(411, "Content-Length is required")
+        if not text or len(text) > 9 or not text.isdigit():
+            raise _Refused(400, "bad Content-Length")
+        length = int(text)
+        if length > self.max_body:
+            raise _Refused(413, "body over " + str(self.max_body) + " bytes")
+        body = bytearray(rest[:length])
+        while len(body) < length:
+            chunk = await reader.read(length - len(body))
+            if not chunk:
+                raise _Refused(400, "body shorter than Content-Length")
+            body += chunk
+        return bytes(body)
+
+    async def _finish(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int,
+                      answer: object, allow: str, unread: bool) -> None:
+        self.requests += 1
+        if status >= 400:
+            self.refused += 1
+        try:
+            text = canon.dumps(answer)
+        except TypeError:  # a callback returned something JSON cannot carry
+            status, text = 500, '{"error":"internal"}'
+        body = text.encode()
+        head = "HTTP/1.0 " + str(status) + " " + _reason(status) + "\r\nContent-Type: application/json\r\n"
+        if status == 401:
+            head += "WWW-Authenticate: Bearer\r\n"
+        if allow:
+            head += "Allow: " + allow + "\r\n"
+        head += "Content-Length: " + str(len(body)) + "\r\nConnection: close\r\n\r\n"
+        try:
+            writer.write(head.encode())
+            writer.write(body)
+            # A client that does not read gets the same time as one that does not write.
+            await asyncio.wait_for(writer.drain(), self.timeout_ms / 1000)
+            if unread:
+                # Closing with unread input resets the connection, and a reset
+                # can destroy the answer before the client reads it: take in
+                # (and drop) a little of what it is still sending first.
+                await asyncio.wait_for(_discard(reader), _LINGER_MS / 1000)
+        except Exception:  # timeout, reset by peer: nothing left to tell it
+            pass
+        await self._close(writer)
+
+    async def _close(self, writer: asyncio.StreamWriter) -> None:
+        try:
+            writer.close()
+            await writer.wait_closed()
+        except Exception:
+            pass
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, str, list[bytes], bytes]:
+    """(method, path, header lines, body bytes read with the head); _Refused if bad or too big."""
+    head = bytearray()
+    while True:
+        end = head.find(b"\r\n\r\n")
+        if end >= 0:
+            skip = 4
+            break
+        end = head.find(b"\n\n")
+        if end >= 0:
+            skip = 2
+            break
+        if len(head) >= _MAX_HEAD:
+            raise _Refused(413, "request head over " + str(_MAX_HEAD) + " bytes")
+        chunk = await reader.read(_CHUNK)
+        if not chunk:
+            raise _Refused(400, "incomplete request")
+        head += chunk
+    if end > _MAX_HEAD:
+        raise _Refused(413, "request head over " + str(_MAX_HEAD) + " bytes")
+    lines = bytes(head[:end]).split(b"\n")
+    parts = lines[0].strip().split(b" ")
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1.") or not parts[1].startswith(b"/"):
+        raise _Refused(400, "bad request line")
+    try:
+        target = parts[1].decode()
+    except ValueError:
+        raise _Refused(400, "bad request line") from None
+    query = target.find("?")
+    path = target[:query] if query >= 0 else target
+    return parts[0], path, lines[1:], bytes(head[end + skip:])
+
+
+async def _discard(reader: asyncio.StreamReader) -> None:
+    dropped = 0
+    while dropped < _LINGER_BYTES:
+        chunk = await reader.read(_CHUNK)
+        if not chunk:
+            return
+        dropped += len(chunk)
+
+
+def _header(lines: list[bytes], name: bytes) -> bytes | None:
+    """The value of header name (lowercase), stripped; None if absent."""
+    for line in lines:
+        key, colon, value = line.partition(b":")
+        if colon and key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
+def _bearer(lines: list[bytes]) -> bytes | None:
+    value = _header(lines, b"authorization")
+    if value is None or not value.startswith(b"Bearer "):
+        return None
+    return value[7:].strip()
+
+
+def _reason(status: int) -> str:
+    for code, text in ((200, "OK"), (400, "Bad Request"), (401, "Unauthorized"), (404, "Not Found"),
+                       (405, "Method Not Allowed"), (411, "Length Required"), (413, "Content Too Large"),
+                       (500, "Internal Server Error"), (501, "Not Implemented"), (503, "Service Unavailable")):
+        if code == status:
+            return text
+    return "Error"

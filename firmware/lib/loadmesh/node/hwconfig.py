@@ -1,0 +1,167 @@
+"""The ESP32 node's wiring (hw.json): pins, calibration and watchdog, checked, with defaults filled in."""
+
+from loadmesh.core import fieldcheck as fc
+from loadmesh.core.errors import FieldError
+
+from .hal import TEMPERATURES
+
+# Every part is optional: a node has the parts its load needs (an EVSE the
+# pilot and a CT per phase, a valve node the valve and a room sensor, the
+# boiler node the call relay and flow/return sensors). An example:
+#
+#   {"hal": "esp32", "wdt_ms": 2000,
+#    "pilot": {"pwm_pin": 25, "adc_pin": 36},
+#    "relay": {"pin": 26},
+#    "ct": [{"pin": 32, "ma_per_v": 30000}, null, null],
+#    "valve": {"kind": "servo", "pin": 14, "feedback": {"kind": "adc", "pin": 35, "closed_mv": 300, "open_mv": 2900}},
+#    "onewire": {"pin": 4, "sensors": {"room": "28ff4a1b03170467"}}}
+#
+# The watchdog: 2 s by default. A littlefs rename commits a metadata block,
+# and at worst compacts one: a 4 KB sector erase (up to 400 ms on common SPI
+# flash such as the W25Q32) plus programming; writing a config file can need
+# one more erase. 2 s covers twice that worst case, and stays within the
+# 3 s peer timeout, which the safety rules assume (a hung node is reset, and
+# boots safe, before its peers stop reserving its last applied limit).
+
+MAX_PIN = 39
+WDT_MIN_MS = 1000
+WDT_MAX_MS = 8000
+WDT_DEFAULT_MS = 2000
+VALVE_KINDS = ("pwm", "servo", "relay")
+FEEDBACK_KINDS = ("switch", "adc")
+
+_TOP = ("hal", "wdt_ms", "mains_hz", "pilot", "relay", "boiler", "valve", "ct", "onewire")
+_PILOT = ("pwm_pin", "adc_pin", "inverted", "zero_uv", "uv_per_v", "samples")
+_SWITCH = ("pin", "active_high")
+_VALVE = ("kind", "pin", "freq_hz", "closed_us", "open_us", "active_high", "feedback")
+_FEEDBACK = ("kind", "pin", "closed_mv", "open_mv", "open_level")
+_CT = ("pin", "ma_per_v", "floor_ma")
+_ONEWIRE = ("pin", "sensors")
+
+
+def parse(hw: object) -> dict[str, object]:
+    """The wiring checked and completed; FieldError names the first bad field."""
+    top = fc.obj(hw, "hw")
+    fc.only(top, _TOP, "hw")
+    fc.choice_field(top, "hal", "hw", ("esp32",))
+    out: dict[str, object] = {
+        "hal": "esp32",
+        "wdt_ms": fc.int_field(top, "wdt_ms", "hw", WDT_MIN_MS, WDT_MAX_MS, WDT_DEFAULT_MS),
+        "mains_hz": fc.int_field(top, "mains_hz", "hw", 50, 60, 50),
+    }
+    if out["mains_hz"] not in (50, 60):
+        raise FieldError("hw.mains_hz", str(out["mains_hz"]) + " is not 50 or 60")
+    if top.get("pilot") is not None:
+        out["pilot"] = _pilot(top["pilot"])
+    for name in ("relay", "boiler"):
+        if top.get(name) is not None:
+            out[name] = _switch(top[name], "hw." + name)
+    if top.get("valve") is not None:
+        out["valve"] = _valve(top["valve"])
+    if top.get("ct") is not None:
+        out["ct"] = _cts(top["ct"])
+    if top.get("onewire") is not None:
+        out["onewire"] = _onewire(top["onewire"])
+    return out
+
+
+def _pin(part: dict[str, object], path: str, key: str = "pin") -> int:
+    return fc.int_field(part, key, path, 0, MAX_PIN)
+
+
+def _pilot(value: object) -> dict[str, object]:
+    path = "hw.pilot"
+    part = fc.obj(value, path)
+    fc.only(part, _PILOT, path)
+    return {
+        "pwm_pin": _pin(part, path, "pwm_pin"),
+        "adc_pin": _pin(part, path, "adc_pin"),
+        "inverted": fc.bool_field(part, "inverted", path, False),
+        # The board's CP front end: the ADC voltage at 0 V on CP, and per volt.
+        # The defaults map -12..+12 V to 0.25..2.35 V, inside the range the
+        # ESP32's ADC reads accurately at 11 dB; calibrate them per board.
+        "zero_uv": fc.int_field(part, "zero_uv", path, 0, 3300000, 1300000),
+        "uv_per_v": fc.int_field(part, "uv_per_v", path, 1000, 1000000, 87500),
+        "samples": fc.int_field(part, "samples", path, 8, 200, 40),
+    }
+
+
+def _switch(value: object, path: str) -> dict[str, object]:
+    part = fc.obj(value, path)
+    fc.only(part, _SWITCH, path)
+    return {"pin": _pin(part, path), "active_high": fc.bool_field(part, "active_high", path, True)}
+
+
+def _valve(value: object) -> dict[str, object]:
+    path = "hw.valve"
+    part = fc.obj(value, path)
+    fc.only(part, _VALVE, path)
+    kind = fc.choice_field(part, "kind", path, VALVE_KINDS)
+    out: dict[str, object] = {
+        "kind": kind,
+        "pin": _pin(part, path),
+        # Servos want 50 Hz; a PWM actuator input (filtered to 0-10 V) 1 kHz.
+        "freq_hz": fc.int_field(part, "freq_hz", path, 10, 40000, 50 if kind == "servo" else 1000),
+        "closed_us": fc.int_field(part, "closed_us", path, 300, 3000, 1000),
+        "open_us": fc.int_field(part, "open_us", path, 300, 3000, 2000),
+        "active_high": fc.bool_field(part, "active_high", path, True),
+    }
+    if part.get("feedback") is not None:
+        out["feedback"] = _feedback(part["feedback"])
+    return out
+
+
+def _feedback(value: object) -> dict[str, object]:
+    path = "hw.valve.feedback"
+    part = fc.obj(value, path)
+    fc.only(part, _FEEDBACK, path)
+    kind = fc.choice_field(part, "kind", path, FEEDBACK_KINDS)
+    out: dict[str, object] = {"kind": kind, "pin": _pin(part, path)}
+    if kind == "adc":
+        out["closed_mv"] = fc.int_field(part, "closed_mv", path, 0, 3300)
+        out["open_mv"] = fc.int_field(part, "open_mv", path, 0, 3300)
+        if out["closed_mv"] == out["open_mv"]:
+            raise FieldError(path + ".open_mv", str(out["open_mv"]) + " equals closed_mv")
+    else:
+        # The end switch's level when the valve is fully open.
+        out["open_level"] = fc.int_field(part, "open_level", path, 0, 1, 1)
+    return out
+
+
+def _cts(value: object) -> list[object]:
+    path = "hw.ct"
+    items = fc.array(value, path)
+    if len(items) > 3:
+        raise FieldError(path, "has " + str(len(items)) + " entries; one per phase, at most 3")
+    out: list[object] = [None, None, None]
+    for position in range(len(items)):
+        if items[position] is None:
+            continue
+        where = fc.index(path, position)
+        part = fc.obj(items[position], where)
+        fc.only(part, _CT, where)
+        out[position] = {
+            "pin": _pin(part, where),
+            "ma_per_v": fc.int_field(part, "ma_per_v", where, 100, 1000000),
+            "floor_ma": fc.int_field(part, "floor_ma", where, 0, 10000, 200),
+        }
+    return out
+
+
+def _onewire(value: object) -> dict[str, object]:
+    path = "hw.onewire"
+    part = fc.obj(value, path)
+    fc.only(part, _ONEWIRE, path)
+    sensors = fc.obj(part.get("sensors"), path + ".sensors")
+    fc.only(sensors, TEMPERATURES, path + ".sensors")
+    roms: dict[str, object] = {}
+    for name in sorted(sensors):
+        rom = sensors[name]
+        where = path + ".sensors." + name
+        if not isinstance(rom, str) or len(rom) != 16:
+            raise FieldError(where, fc.describe(rom) + " is not a 1-Wire ROM id (16 hex digits)")
+        for char in rom:
+            if char not in "0123456789abcdef":
+                raise FieldError(where, fc.describe(rom) + " is not lowercase hex")
+        roms[name] = rom
+    return {"pin": _pin(part, path), "sensors": roms}

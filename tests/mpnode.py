@@ -1,0 +1,133 @@
+"""Run node-side scripts (tests/nodeside) on the MicroPython unix port, as one-shot runs or live processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from loadmesh.companion import nodeimage
+from loadmesh.companion.paths import micropython_binary
+from loadmesh.companion.runtimes import SMALL_HEAP
+
+ROOT = Path(__file__).resolve().parent.parent
+NODESIDE = ROOT / "tests" / "nodeside"
+FAKES = NODESIDE / "fakes"
+
+
+_ARG_FILES = tempfile.TemporaryDirectory(prefix="loadmesh-nodeside-")
+
+
+def argfile(value: object) -> str:
+    """value as a JSON file, for a node-side script: the unix port crashes on an argument of 256+ characters."""
+    handle, path = tempfile.mkstemp(suffix=".json", dir=_ARG_FILES.name)
+    with os.fdopen(handle, "w") as out:
+        json.dump(value, out)
+    return path
+
+
+def node_image(device_root: Path) -> Path:
+    """The frozen node image, checked to hold exactly the staged library (SetupError if stale)."""
+    return nodeimage.node_binary(device_root, ROOT)
+
+
+def command(binary: Path, script: str | Path, *args: str) -> list[str]:
+    """The command line that runs a script (a name in tests/nodeside, or a path) with the ESP32's heap."""
+    path = script if isinstance(script, Path) else NODESIDE / script
+    return [str(binary), "-X", "heapsize=" + SMALL_HEAP, str(path), *args]
+
+
+def environment(device_root: Path | None, fakes: bool = False) -> dict[str, str]:
+    """MICROPYPATH: frozen modules first; then the staged .mpy tree (when device_root is given); fakes last."""
+    paths = [".frozen"]
+    if device_root is not None:
+        paths.append(str(device_root / "mpy" / "lib"))
+    if fakes:
+        paths.append(str(FAKES))
+    paths.append(str(NODESIDE))
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ":".join(paths)
+    return env
+
+
+def run(script: str, *args: str, device_root: Path, frozen: bool = True, fakes: bool = False,
+        cwd: Path | None = None, timeout_s: float = 60) -> list[object]:
+    """Run a script to its end; its stdout JSON lines, decoded. AssertionError with stderr if it failed."""
+    if frozen:
+        binary, env = node_image(device_root), environment(None, fakes)
+    else:
+        binary, env = micropython_binary(single_precision=True), environment(device_root, fakes)
+    result = subprocess.run(command(binary, script, *args), capture_output=True, text=True, env=env, cwd=cwd,
+                            timeout=timeout_s)
+    assert result.returncode == 0, f"{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+class NodeProcess:
+    """A node-side script running as its own process; its stdout JSON lines arrive in a queue."""
+
+    def __init__(self, script: str | Path, *args: str, device_root: Path, cwd: Path | None = None,
+                 fakes: bool = False) -> None:
+        self.args = command(node_image(device_root), script, *args)
+        self.env = environment(None, fakes)
+        self.cwd = cwd
+        self.lines: queue.Queue[dict[str, object]] = queue.Queue()
+        self.stderr = ""
+        self._process: subprocess.Popen[str] | None = None
+        self.start()
+
+    def start(self) -> None:
+        """Start (or restart) the process."""
+        self._process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         env=self.env, cwd=self.cwd)
+        threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.strip():
+                self.lines.put(json.loads(line))
+        assert process.stderr is not None
+        self.stderr += process.stderr.read()
+
+    def expect(self, accept: Callable[[dict[str, object]], bool], timeout_s: float = 20) -> dict[str, object]:
+        """The first line from now on that accept() takes; AssertionError after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no accepted line from {self.args[-1]} in {timeout_s} s; "
+                                     f"exit {self.poll()}; stderr: {self.stderr}")
+            try:
+                line = self.lines.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            if accept(line):
+                return line
+
+    def drain(self) -> None:
+        """Forget the lines received so far."""
+        while not self.lines.empty():
+            self.lines.get_nowait()
+
+    def poll(self) -> int | None:
+        """The exit code, or None while it runs."""
+        assert self._process is not None
+        return self._process.poll()
+
+    def kill(self) -> None:
+        """kill -9, as the simulator kills a node."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGKILL)
+            self._process.wait()
+
+    def close(self) -> None:
+        """Stop it if it still runs."""
+        self.kill()

@@ -1,0 +1,53 @@
+# Node side of tests/test_node_httpapi.py: the HTTP API on asyncio, beside a 100 ms tick, with configs
+# kept in a store. Prints {"ready": port} once it listens.
+#   http_node.py SETTINGS_FILE   JSON: {"port", "key_hex" (or null: unadopted), "root", "timeout_ms", "max_body"}
+import asyncio
+import json
+import sys
+
+from loadmesh.core import fieldcheck
+from loadmesh.node.httpapi import Api, HttpServer, token_for
+from loadmesh.node.store import CONFIG, Store
+
+with open(sys.argv[1]) as source:
+    settings = json.load(source)
+store = Store(settings["root"])
+key = None if settings["key_hex"] is None else bytes.fromhex(settings["key_hex"])
+ticks = [0]
+
+
+class NodeApi(Api):
+    def status(self):
+        return {"ticks": ticks[0], "http": server.counts()}
+
+    def config(self):
+        return store.read_json(CONFIG)
+
+    def put_config(self, body):
+        value = json.loads(body)  # ValueError: 400
+        config = fieldcheck.obj(value, "config")
+        version = fieldcheck.int_field(config, "version", "config", 1, 1000000)
+        store.write_json(CONFIG, config)
+        return {"stored": version}
+
+    def token(self):
+        return None if key is None else token_for(key)
+
+
+server = HttpServer(NodeApi(), port=settings["port"], host="127.0.0.1", timeout_ms=settings["timeout_ms"],
+                    max_body=settings["max_body"])
+
+
+async def tick():
+    while True:
+        ticks[0] += 1
+        await asyncio.sleep_ms(100)
+
+
+async def main():
+    await server.start()
+    print(json.dumps({"ready": settings["port"]}))
+    await tick()
+
+
+asyncio.run(main())

@@ -1,0 +1,135 @@
+"""The ESP32 HAL on the unix port, with machine and onewire faked at the peripheral boundary."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from loadmesh.node import signals
+
+from . import mpnode
+
+ZERO_UV = 1300000  # the default CP front end: 0 V on CP
+UV_PER_V = 87500
+
+
+def cp_uv(volts: float) -> int:
+    return round(ZERO_UV + volts * UV_PER_V)
+
+
+def run_hal(device_root: Path, tmp_path: Path, hw: dict[str, object], steps: list[list[object]]) -> list[object]:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps({"hw": hw, "steps": steps}))
+    (out,) = mpnode.run("hal_esp32_check.py", str(path), device_root=device_root, fakes=True)
+    assert isinstance(out, list | dict)
+    return out  # type: ignore[return-value]
+
+
+EVSE = {"hal": "esp32", "pilot": {"pwm_pin": 25, "adc_pin": 36}, "relay": {"pin": 26},
+        "ct": [{"pin": 32, "ma_per_v": 30000}, None, None]}
+# A 1 kHz pilot seen by a burst of ADC reads: 3 samples at the high level, 7 at the low one.
+C_WITH_DIODE = [cp_uv(6)] * 3 + [cp_uv(-12)] * 7
+C_WITHOUT_DIODE = [cp_uv(6)] * 3 + [cp_uv(-8.8)] * 7
+# One mains cycle through a CT: 1000 mV peak around the 1.65 V bias, 100 samples.
+CT_SINE = [(1650 + round(1000 * math.sin(2 * math.pi * k / 100))) * 1000 for k in range(100)]
+
+
+def test_evse_pilot_relay_and_ct(device_root: Path, tmp_path: Path) -> None:
+    out = run_hal(device_root, tmp_path, EVSE, [
+        ["set_pilot_ma", 16000], ["outputs"],
+        ["adc", 36, C_WITH_DIODE], ["adc", 32, CT_SINE], ["poll", 0], ["pilot_state"], ["current_ma"],
+        ["adc", 36, C_WITHOUT_DIODE], ["poll", 100], ["pilot_state"],
+        ["set_relay", True], ["outputs"],
+        ["safe"], ["feed_watchdog"], ["feed_watchdog"], ["outputs"],
+    ])
+    booted = out[0]
+    # No charging from the first instant: constant high at 1 kHz, relay open, watchdog running.
+    assert booted == {"pwm": {"25": {"freq": 1000, "duty_u16": 65535, "duty_ns": None}}, "pins": {"26": 0},
+                      "wdt": {"timeout": 2000, "feeds": 0}}
+    assert out[1] == 266  # per mille for 16 A
+    assert out[2]["pwm"]["25"]["duty_u16"] == 17432  # type: ignore[index]
+    assert out[6] == "C"
+    # 707 mV RMS through a 30 A/V CT on L1; L2 and L3 have none.
+    assert out[7] == [21210, None, None]
+    assert out[10] == "E"  # the negative half is not clamped: no vehicle diode
+    assert out[12]["pins"] == {"26": 1}  # type: ignore[index]
+    assert out[16] == {"pwm": {"25": {"freq": 1000, "duty_u16": 65535, "duty_ns": None}}, "pins": {"26": 0},
+                       "wdt": {"timeout": 2000, "feeds": 2}}
+
+
+def test_an_inverting_pilot_driver(device_root: Path, tmp_path: Path) -> None:
+    hw = {"hal": "esp32", "pilot": {"pwm_pin": 25, "adc_pin": 36, "inverted": True}}
+    out = run_hal(device_root, tmp_path, hw, [["set_pilot_ma", 16000], ["outputs"], ["set_pilot_ma", 3000],
+                                              ["outputs"]])
+    assert out[0]["pwm"]["25"]["duty_u16"] == 0  # type: ignore[index]
+    assert out[2]["pwm"]["25"]["duty_u16"] == 65535 - 17432  # type: ignore[index]
+    assert out[3] == 1000  # below 6 A: no charging
+    assert out[4]["pwm"]["25"]["duty_u16"] == 0  # type: ignore[index]
+
+
+ROOM_ROM = "28ff4a1b03170467"
+
+
+def _scratch(raw: int) -> list[int]:
+    data = bytes([raw & 0xFF, (raw >> 8) & 0xFF, 0x4B, 0x46, 0x7F, 0xFF, 0x01, 0x10])
+    return [*data, signals.crc8_dallas(data)]
+
+
+def test_servo_valve_with_feedback_and_a_room_sensor(device_root: Path, tmp_path: Path) -> None:
+    hw = {"hal": "esp32", "wdt_ms": 3000,
+          "valve": {"kind": "servo", "pin": 14, "feedback": {"kind": "adc", "pin": 35, "closed_mv": 300,
+                                                             "open_mv": 2900}},
+          "onewire": {"pin": 4, "sensors": {"room": ROOM_ROM}}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["set_valve_pct", 50], ["outputs"], ["adc", 35, [1600000]], ["valve_pct"],
+        ["scratch", ROOM_ROM, _scratch(0x0191)], ["poll", 0], ["temperature_dc", "room"],
+        ["poll", 100], ["temperature_dc", "room"], ["temperature_dc", "flow"],
+        ["bus", False], ["poll", 1100], ["temperature_dc", "room"],
+    ])
+    # Closed at boot: the closed pulse at 50 Hz.
+    assert out[0]["pwm"] == {"14": {"freq": 50, "duty_u16": None, "duty_ns": 1000000}}  # type: ignore[index]
+    assert out[0]["wdt"]["timeout"] == 3000  # type: ignore[index]
+    assert out[2]["pwm"]["14"]["duty_ns"] == 1500000  # type: ignore[index]
+    assert out[4] == 50
+    assert out[7] is None  # converting: nothing read yet
+    assert out[9] == 251  # 25.0625 C
+    assert out[10] is None  # no flow sensor on this node
+    assert out[13] is None  # the bus is gone: unknown, not the last value
+
+
+def test_relay_valve_with_an_end_switch_and_an_active_low_boiler_relay(device_root: Path, tmp_path: Path) -> None:
+    hw = {"hal": "esp32", "valve": {"kind": "relay", "pin": 12, "feedback": {"kind": "switch", "pin": 13}},
+          "boiler": {"pin": 27, "active_high": False}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["set_valve_pct", 30], ["outputs"], ["level", 13, 1], ["valve_pct"], ["level", 13, 0], ["valve_pct"],
+        ["set_boiler_call", True], ["outputs"], ["safe"], ["outputs"],
+    ])
+    assert out[0]["pins"] == {"12": 0, "27": 1}  # type: ignore[index]
+    assert out[2]["pins"]["12"] == 1  # type: ignore[index]
+    assert out[4] == 100 and out[6] == 0
+    assert out[8]["pins"]["27"] == 0  # type: ignore[index]
+    assert out[10]["pins"] == {"12": 0, "13": 0, "27": 1}  # type: ignore[index]
+
+
+BAD_WIRING = [
+    # (wiring, the error)
+    ({"hal": "esp32", "pilot": {"pwm_pin": 45, "adc_pin": 36}}, "hw.pilot.pwm_pin: 45 is out of range 0..39"),
+    ({"hal": "esp32", "valve": {"kind": "stepper", "pin": 1}},
+     "hw.valve.kind: 'stepper' is not one of pwm|servo|relay"),
+    ({"hal": "esp32", "wdt_ms": 500}, "hw.wdt_ms: 500 is out of range 1000..8000"),
+    ({"hal": "esp32", "ct": [None, None, None, None]}, "hw.ct: has 4 entries; one per phase, at most 3"),
+    ({"hal": "esp32", "onewire": {"pin": 4, "sensors": {"attic": ROOM_ROM}}},
+     "hw.onewire.sensors.attic: is not a known field"),
+    ({"hal": "esp32", "mains_hz": 55}, "hw.mains_hz: 55 is not 50 or 60"),
+    ({"hal": "esp32", "pilot": {"pwm_pin": 25}}, "hw.pilot.adc_pin: is missing"),
+    ({"hal": "spi"}, "hw.hal: 'spi' is not one of esp32, sim, none"),
+]
+
+
+@pytest.mark.parametrize(("hw", "error"), BAD_WIRING, ids=[e for _, e in BAD_WIRING])
+def test_bad_wiring_names_the_field(device_root: Path, tmp_path: Path, hw: dict[str, object], error: str) -> None:
+    out = run_hal(device_root, tmp_path, hw, [])
+    assert out == {"error": error}

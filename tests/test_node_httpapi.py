@@ -1,0 +1,201 @@
+"""The node's HTTP API, answered by a MicroPython process, to real HTTP requests from CPython."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from . import mpnode
+
+KEY = bytes(range(1, 33))
+# Computed here with CPython's own hmac: the documented derivation, not the node's code.
+TOKEN = hmac.new(KEY, b"loadmesh http token v1", hashlib.sha256).hexdigest()
+TIMEOUT_MS = 600
+MAX_BODY = 2048
+
+
+def free_tcp_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Node:
+    def __init__(self, device_root: Path, root: Path, key: bytes | None) -> None:
+        self.port = free_tcp_port()
+        settings = {"port": self.port, "key_hex": None if key is None else key.hex(), "root": str(root),
+                    "timeout_ms": TIMEOUT_MS, "max_body": MAX_BODY}
+        self.process = mpnode.NodeProcess("http_node.py", mpnode.argfile(settings), device_root=device_root)
+        self.process.expect(lambda line: "ready" in line)
+
+    def send(self, raw: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Send raw bytes as one request; (status, headers, body) of the answer."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as conn:
+            conn.sendall(raw)
+            return _answer(conn)
+
+    def request(self, method: str, path: str, body: bytes | None = None, token: str | None = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], object]:
+        lines = [f"{method} {path} HTTP/1.1", "Host: node"]
+        if token is not None:
+            lines.append("Authorization: Bearer " + token)
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        for name, value in (headers or {}).items():
+            lines.append(f"{name}: {value}")
+        status, answer_headers, answer = self.send(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
+        return status, answer_headers, json.loads(answer) if answer else None
+
+    def close(self) -> None:
+        self.process.close()
+
+
+def _answer(conn: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    data = b""
+    while True:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    assert int(headers["content-length"]) == len(body)
+    return status, headers, body
+
+
+@pytest.fixture
+def node(device_root: Path, tmp_path: Path) -> Iterator[Node]:
+    running = Node(device_root, tmp_path, KEY)
+    yield running
+    running.close()
+
+
+def test_status_needs_no_token(node: Node) -> None:
+    status, headers, body = node.request("GET", "/status")
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert isinstance(body, dict) and body["ticks"] > 0
+    status, _, _ = node.request("GET", "/status?verbose=1")
+    assert status == 200
+
+
+def test_config_needs_the_token_derived_from_the_group_key(node: Node) -> None:
+    cases = [
+        # (token sent, status)
+        (None, 401),
+        ("", 401),
+        ("0" * 64, 401),  # the right length, the wrong value
+        (TOKEN[:-1], 401),
+        (TOKEN.upper(), 401),  # the token is lowercase hex
+        (TOKEN, 200),
+    ]
+    for token, expected in cases:
+        status, headers, body = node.request("GET", "/config", token=token)
+        assert status == expected, token
+        if expected == 401:
+            assert headers["www-authenticate"] == "Bearer" and body == {"error": "a valid token is required"}
+    # Refused without the token, a PUT stores nothing.
+    status, _, _ = node.request("PUT", "/config", body=b'{"version": 9}', token="0" * 64)
+    assert status == 401
+    assert node.request("GET", "/config", token=TOKEN)[2] is None
+
+
+def test_put_config_stores_what_the_callback_accepts(node: Node, tmp_path: Path) -> None:
+    config = {"version": 3, "group": "home"}
+    status, _, body = node.request("PUT", "/config", body=json.dumps(config).encode(), token=TOKEN)
+    assert (status, body) == (200, {"stored": 3})
+    assert node.request("GET", "/config", token=TOKEN)[1:][1] == config
+    assert (tmp_path / "config.json").is_file()
+    refused = [
+        # (body, error)
+        (b"{not json", None),
+        (b'{"version": "three"}', "config.version: 'three' is not an integer"),
+        (b'{"version": 0}', "config.version: 0 is out of range 1..1000000"),
+        (b"[1, 2]", "config: a list is not an object"),
+    ]
+    for raw, error in refused:
+        status, _, body = node.request("PUT", "/config", body=raw, token=TOKEN)
+        assert status == 400, raw
+        if error is not None:
+            assert body == {"error": error}
+    assert node.request("GET", "/config", token=TOKEN)[2] == config  # unchanged by the refused ones
+
+
+def test_wrong_paths_methods_and_sizes(node: Node) -> None:
+    assert node.request("GET", "/")[0] == 404
+    assert node.request("GET", "/status/x")[0] == 404
+    status, headers, _ = node.request("POST", "/status", body=b"{}")
+    assert status == 405 and headers["allow"] == "GET"
+    status, headers, _ = node.request("DELETE", "/config", token=TOKEN)
+    assert status == 405 and headers["allow"] == "GET, PUT"
+    # A body over the bound is refused from its Content-Length, before it is read.
+    status, _, body = node.request("PUT", "/config", token=TOKEN, headers={"Content-Length": "100000"})
+    assert status == 413 and body == {"error": "body over 2048 bytes"}
+    assert node.request("PUT", "/config", token=TOKEN)[0] == 411
+    assert node.request("PUT", "/config", token=TOKEN, headers={"Transfer-Encoding": "chunked"})[0] == 501
+    assert node.request("PUT", "/config", token=TOKEN, headers={"Content-Length": "-1"})[0] == 400
+    # A request head over 1024 bytes.
+    status, _, _ = node.send(b"GET /status HTTP/1.1\r\nX-Padding: " + b"x" * 2000 + b"\r\n\r\n")
+    assert status == 413
+
+
+def test_garbage_gets_400_and_the_server_carries_on(node: Node) -> None:
+    for raw in (b"\x00\xff\xfe garbage\r\n\r\n", b"GET\r\n\r\n", b"GET /status\r\n\r\n",
+                b"GET status HTTP/1.1\r\n\r\n", b"GET /\xff\xfe HTTP/1.1\r\n\r\n", b"\r\n\r\n",
+                b"GET /status SMTP/1.0\r\n\r\n"):
+        status, _, _ = node.send(raw)
+        assert status == 400, raw
+    # Closed before a whole request: no answer, no harm.
+    with socket.create_connection(("127.0.0.1", node.port)) as conn:
+        conn.sendall(b"GET /sta")
+    assert node.request("GET", "/status")[0] == 200
+
+
+def test_slow_clients_time_out_and_never_hold_up_the_tick(node: Node) -> None:
+    slow = [socket.create_connection(("127.0.0.1", node.port)) for _ in range(2)]
+    try:
+        for conn in slow:
+            conn.sendall(b"GET /sta")  # and nothing more
+        time.sleep(0.2)
+        # Both client slots are taken: a third is turned away at once, not queued.
+        status, _, body = node.request("GET", "/status")
+        assert (status, body) == (503, {"error": "busy"})
+        # The slow ones are closed once their time is up, unanswered.
+        for conn in slow:
+            conn.settimeout(10)
+            assert conn.recv(100) == b""
+    finally:
+        for conn in slow:
+            conn.close()
+    status, _, body = node.request("GET", "/status")
+    assert status == 200 and isinstance(body, dict)
+    assert body["http"]["timeouts"] == 2 and body["http"]["busy"] == 1
+    before = body["ticks"]
+    # While one client dawdles, the tick goes on and others are answered.
+    with socket.create_connection(("127.0.0.1", node.port)) as conn:
+        conn.sendall(b"PUT /config HTTP/1.1\r\nContent-Length: 50\r\n")
+        time.sleep(0.3)
+        status, _, body = node.request("GET", "/status")
+        assert status == 200 and body["ticks"] > before  # type: ignore[index]
+
+
+def test_an_unadopted_node_refuses_every_config_request(device_root: Path, tmp_path: Path) -> None:
+    unadopted = Node(device_root, tmp_path, None)
+    try:
+        assert unadopted.request("GET", "/config", token=TOKEN)[0] == 401
+        assert unadopted.request("PUT", "/config", body=b'{"version": 1}', token=TOKEN)[0] == 401
+        assert unadopted.request("GET", "/status")[0] == 200
+    finally:
+        unadopted.close()

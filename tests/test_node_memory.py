@@ -1,0 +1,80 @@
+"""A node's memory on the ESP32-sized heap: the node image, 16 peers, no MemoryError, nothing kept per tick."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+from loadmesh.companion.paths import micropython_binary
+
+from . import mpnode
+
+ROOT = Path(__file__).resolve().parent.parent
+MEMORY_SCRIPT = ROOT / "tools" / "node_memory_mp.py"
+KEY = bytes(range(32))
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_the_node_image_freezes_the_staged_library(device_root: Path) -> None:
+    # node_image() checks the stamp against this session's staging; a frozen module has a relative path.
+    out = mpnode.run("frozen_check.py", device_root=device_root)
+    assert out == [{"clock": "loadmesh/node/clock.py", "peers": "loadmesh/core/peers.py"}]
+
+
+def test_the_steady_tick_keeps_nothing(device_root: Path) -> None:
+    port = free_port(socket.SOCK_DGRAM)
+    lines = mpnode.run("steady_tick.py", str(port), "1000", "100", device_root=device_root)
+    assert [line["tick"] for line in lines] == list(range(100, 1001, 100))  # type: ignore[index]
+    assert all(line["peers"] == 16 for line in lines)  # type: ignore[index]
+    # Every heartbeat sent got through the mesh socket and was accepted: 5 per tick.
+    assert lines[-1]["ok"] == 5 * 1000  # type: ignore[index]
+    # After the first hundred ticks (the table filling, dicts reaching their size) what is left after
+    # each collection stays the same: a leak of one 16-byte block per tick would add 12.8 KB here.
+    kept = [line["mem_alloc"] for line in lines[1:]]  # type: ignore[index]
+    assert max(kept) - min(kept) <= 256, kept
+
+
+def test_sixteen_peers_on_a_12k_word_heap(device_root: Path, tmp_path: Path) -> None:
+    from tools.node_memory import PEERS, send_peers
+
+    settings = {"port": free_port(socket.SOCK_DGRAM), "http_port": free_port(socket.SOCK_STREAM),
+                "key_hex": bytes(range(32)).hex(), "group": "home", "peers": PEERS, "seconds": 8,
+                "report_ms": 1000}
+    stop = threading.Event()
+    sender = threading.Thread(target=send_peers, args=(settings["port"], stop), daemon=True)
+    sender.start()
+    node = mpnode.NodeProcess(MEMORY_SCRIPT, mpnode.argfile(settings), device_root=device_root)
+    try:
+        imports = node.expect(lambda line: "imports" in line)
+        assert "memory_error" not in imports
+        table = node.expect(lambda line: "table" in line)["table"]
+        assert table["peers"] == 16  # type: ignore[index]
+        full = node.expect(lambda line: line.get("online") == 16)
+        done = node.expect(lambda line: "done" in line, timeout_s=30)["done"]
+    finally:
+        stop.set()
+        node.close()
+    assert isinstance(done, dict)
+    assert done["errors"] == 0 and done["allocations"] == done["ticks"]
+    heap = imports["heap"]
+    assert isinstance(heap, int) and done["peak"] <= heap and done["live_max"] < heap
+    assert isinstance(full["counts"], dict) and full["counts"]["ok"] > 0
+
+
+def test_from_mpy_files_the_node_does_not_fit(device_root: Path) -> None:
+    # Why the node image exists: the same modules loaded from .mpy files exhaust the heap.
+    settings = mpnode.argfile({"port": 1, "http_port": 1, "key_hex": KEY.hex(), "group": "home", "peers": [],
+                               "seconds": 0, "report_ms": 1000})
+    import subprocess
+
+    result = subprocess.run(mpnode.command(micropython_binary(single_precision=True), MEMORY_SCRIPT, settings),
+                            capture_output=True, text=True, env=mpnode.environment(device_root), timeout=60)
+    first = result.stdout.splitlines()[0]
+    assert '"memory_error"' in first, result.stdout + result.stderr

@@ -1,0 +1,226 @@
+"""The plant: cars that follow the pilot with a lag, relays, the meter, the house, the watchdog; and a real node."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from loadmesh.companion.sim import scenario as sc
+from loadmesh.companion.sim.plant import Plant, PlantServer
+from loadmesh.core import pilot
+from loadmesh.node import simproto
+
+from . import mpnode
+
+SITE = {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}
+EVSE = {"id": "ev", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000,
+        "priority": 0, "mode": "continuous"}
+RELAY = {"id": "heater", "kind": "relay", "phases": "L1", "min_ma": 8000, "max_ma": 8000, "step_ma": 1000,
+         "priority": 1, "mode": "continuous"}
+ADDRESS = ("127.0.0.1", 40000)
+BUFFER = simproto.new_buffer()
+
+
+def plant_of(nodes: list[dict[str, object]], wdt_ms: int = 60000, **extra: object) -> Plant:
+    """A plant; its watchdog is long unless a test is about it (the tests command sparsely)."""
+    data: dict[str, object] = {"duration_s": 600, "site": SITE, "nodes": nodes, **extra}
+    return Plant(sc.parse(data), wdt_ms=wdt_ms)
+
+
+def command(plant: Plant, now_ms: int, node: str = "ev", pilot_ma: int = 0, feed: bool = True,
+            relay: bool = False, valve_pct: int = 0, boiler: bool = False,
+            applied_ma: int = 0) -> tuple[int, ...]:
+    """A node's command at now_ms; the readings it gets back (decoded body)."""
+    flags = (simproto.FLAG_FEED if feed else 0) | (simproto.FLAG_RELAY if relay else 0) \
+        | (simproto.FLAG_BOILER if boiler else 0)
+    size = simproto.encode_command(BUFFER, node, 1, flags, pilot.duty_permille(pilot_ma), valve_pct, applied_ma,
+                                   applied_ma, 20000, 2)
+    answer = plant.command(bytes(BUFFER[:size]), ADDRESS, now_ms)
+    assert answer is not None
+    decoded = simproto.decode_readings(answer)
+    assert decoded is not None and decoded[0] == node
+    return decoded[1]
+
+
+def state_and_l1(body: tuple[int, ...]) -> tuple[str, int | None]:
+    return (chr(body[1]) if body[1] else ""), simproto.known(body[4])
+
+
+def test_a_car_follows_the_pilot_after_its_lag_up_and_down() -> None:
+    plant = plant_of([{**EVSE, "car": {"plug_at_s": 0, "lag_ms": 2000}}])
+    signalled_16a = pilot.signalled_ma(pilot.duty_permille(16000))  # 15960: the duty rounds down
+    assert command(plant, 100, pilot_ma=16000)[1] == ord("B")
+    rows = [
+        # (time, pilot limit commanded then, what the node reads: state and L1 current)
+        (2099, 16000, ("B", 0)),  # still within the lag
+        (2100, 16000, ("C", signalled_16a)),
+        (5000, 6000, ("C", signalled_16a)),  # lowered: the car still draws the old current
+        (6999, 6000, ("C", signalled_16a)),
+        (7000, 6000, ("C", 6000)),
+        (8000, 0, ("C", 6000)),  # no charging asked: it stops after the lag too
+        (10000, 0, ("B", 0)),
+    ]
+    for now_ms, pilot_ma, expected in rows:
+        assert state_and_l1(command(plant, now_ms, pilot_ma=pilot_ma)) == expected, now_ms
+
+
+def test_a_car_never_draws_above_its_own_maximum() -> None:
+    plant = plant_of([{**EVSE, "max_ma": 32000, "car": {"plug_at_s": 0, "max_ma": 11000, "lag_ms": 1000}}])
+    command(plant, 0, pilot_ma=32000)
+    assert state_and_l1(command(plant, 1000, pilot_ma=32000)) == ("C", 11000)
+
+
+def test_plug_and_unplug_on_schedule_and_by_event() -> None:
+    plant = plant_of([{**EVSE, "car": {"plug_at_s": 5, "unplug_at_s": 20, "lag_ms": 1000}}])
+    assert state_and_l1(command(plant, 4999, pilot_ma=10000)) == ("A", 0)
+    assert state_and_l1(command(plant, 5000, pilot_ma=10000)) == ("B", 0)
+    assert state_and_l1(command(plant, 6000, pilot_ma=10000)) == ("C", 9960)
+    # Unplugged: the draw stops at once, no lag.
+    assert state_and_l1(command(plant, 20000, pilot_ma=10000)) == ("A", 0)
+    plant.plug("ev", 30000)
+    assert state_and_l1(command(plant, 30999, pilot_ma=10000)) == ("B", 0)
+    assert state_and_l1(command(plant, 31000, pilot_ma=10000)) == ("C", 9960)
+    plant.unplug("ev", 32000)
+    assert state_and_l1(command(plant, 32000, pilot_ma=10000)) == ("A", 0)
+
+
+def test_a_killed_node_holds_its_pilot_until_its_watchdog_fires() -> None:
+    plant = plant_of([{**EVSE, "car": {"plug_at_s": 0, "lag_ms": 1000}}], wdt_ms=2000)
+    for now_ms in range(0, 1001, 100):
+        command(plant, now_ms, pilot_ma=16000, applied_ma=16000)
+    # Killed after its feed at 1000: the PWM keeps its duty until 1000 + wdt_ms.
+    held = {r["node"]: r for r in plant.sample(2999)}["ev"]
+    assert held["alive"] is True and held["applied_ma"] == 16000 and held["pilot_ma"] == 15960
+    assert held["draw_ma"] == 15960
+    reset = {r["node"]: r for r in plant.sample(3000)}["ev"]
+    assert reset["alive"] is False and reset["applied_ma"] == 0 and reset["pilot_ma"] == 0
+    assert reset["mem_alloc"] is None
+    # The car follows the reset pilot after its lag.
+    assert plant.sample(3999)[0]["draw_ma"] == 15960
+    assert plant.sample(4000)[0]["draw_ma"] == 0
+    # Restarted: its first command starts a new life.
+    command(plant, 9000, pilot_ma=6000, applied_ma=6000)
+    back = plant.sample(9000)[0]
+    assert back["alive"] is True and back["applied_ma"] == 6000
+
+
+def test_a_node_that_never_feeds_is_reset_all_the_same() -> None:
+    plant = plant_of([{**EVSE, "car": {"plug_at_s": 0, "lag_ms": 1000}}], wdt_ms=2000)
+    command(plant, 0, pilot_ma=16000, feed=False, applied_ma=16000)
+    command(plant, 1000, pilot_ma=16000, feed=False, applied_ma=16000)
+    assert plant.sample(1999)[0]["alive"] is True
+    assert plant.sample(2000)[0]["alive"] is False
+
+
+def test_a_relay_load_draws_while_closed() -> None:
+    plant = plant_of([RELAY], wdt_ms=2000)
+    assert state_and_l1(command(plant, 0, node="heater", relay=True)) == ("", 8000)
+    assert state_and_l1(command(plant, 100, node="heater", relay=False)) == ("", 0)
+    command(plant, 200, node="heater", relay=True)
+    assert plant.sample(2199)[0]["draw_ma"] == 8000
+    assert plant.sample(2200)[0]["draw_ma"] == 0  # the watchdog opened it
+
+
+def test_the_meter_sums_unmanaged_load_managed_draws_and_solar() -> None:
+    meter = {"node": "ev", "unmanaged_ma": 3000, "solar_ma": 10000, "interval_ms": 1000}
+    plant = plant_of([{**EVSE, "car": {"plug_at_s": 0, "lag_ms": 1000}}, RELAY], meter=meter)
+    command(plant, 0, pilot_ma=16000)
+    command(plant, 0, node="heater", relay=True)
+
+    def reading(now_ms: int) -> tuple[int | None, int, int]:
+        body = command(plant, now_ms, pilot_ma=16000)
+        assert body[2] & simproto.FLAG_METER
+        return simproto.known(body[7]), body[10], body[11]
+
+    # At 1000: the relay's 8 A and the car's 15.96 A, beside 3 A of others, less 10 A of solar.
+    l1, seq_before, age = reading(1000)
+    assert l1 == 3000 + 8000 + 15960 - 10000 and age == 0
+    plant.meter_stale(5000, 1500)
+    l1_stale, seq_stale, age_stale = reading(4000)
+    assert (l1_stale, seq_stale) == (l1, seq_before) and age_stale == 3000  # no new reading; it ages
+    _, seq_after, age_after = reading(6500)
+    assert seq_after == seq_before + 1 and age_after == 0
+    # Only the meter's node reads it.
+    assert not command(plant, 6500, node="heater", relay=True)[2] & simproto.FLAG_METER
+
+
+def test_valve_and_boiler_nodes_drive_the_house() -> None:
+    nodes = [{"id": "boiler", "kind": "boiler"}, {"id": "lounge", "kind": "valve"},
+             {"id": "study", "kind": "valve"}]
+    plant = plant_of(nodes, house={"start_week_s": 3600})
+    lounge = command(plant, 0, node="lounge", valve_pct=100)
+    assert simproto.known(lounge[12]) == 160 and lounge[3] == 0  # 16 C, valve closed at the start
+    assert lounge[16] == 3600 * 1000  # Monday 01:00
+    boiler = command(plant, 0, node="boiler", boiler=True)
+    assert simproto.known(boiler[12]) is None  # no room sensor on the boiler node
+    assert simproto.known(boiler[13]) == 160 and simproto.known(boiler[15]) is not None  # flow, outside
+    for now_ms in range(1000, 60001, 1000):
+        command(plant, now_ms, node="lounge", valve_pct=100)
+        command(plant, now_ms, node="study", valve_pct=0)
+        boiler = command(plant, now_ms, node="boiler", boiler=True)
+    lounge = command(plant, 60000, node="lounge", valve_pct=100)
+    study = command(plant, 60000, node="study", valve_pct=0)
+    assert lounge[3] == 100 and study[3] == 0  # a 40 s valve motor has finished its travel
+    assert boiler[2] & simproto.FLAG_FLAME  # the boiler lit against an open valve
+    assert simproto.known(boiler[13]) > 160  # type: ignore[operator]
+    assert lounge[16] == 3660 * 1000
+    records = {r["node"]: r for r in plant.sample(60000)}
+    assert records["boiler"]["boiler_on"] is True and records["boiler"]["flame"] is True
+    assert records["lounge"]["valve_pct"] == 100
+
+
+def test_malformed_commands_are_ignored() -> None:
+    plant = plant_of([EVSE])
+    for data in (b"", b"LS", b"\x00" * 40, b"LS\x01\x02\x02ev" + b"\x00" * 60):
+        assert plant.command(data, ADDRESS, 0) is None
+    size = simproto.encode_command(BUFFER, "stranger", 1, 0, 1000, 0, 0, 0, 0, 0)
+    assert plant.command(bytes(BUFFER[:size]), ADDRESS, 0) is None
+
+
+def test_a_real_node_on_the_simulated_hal(device_root: Path) -> None:
+    scenario = sc.parse({"duration_s": 600, "site": SITE, "nodes": [{**EVSE, "car": {"plug_at_s": 0,
+                                                                                     "lag_ms": 1000}}],
+                         "meter": {"node": "ev", "unmanaged_ma": 2000}})
+    samples: list[dict[str, object]] = []
+    lock = threading.Lock()
+
+    def keep(records: list[dict[str, object]]) -> None:
+        with lock:
+            samples.extend(records)
+
+    server = PlantServer(Plant(scenario, wdt_ms=1500), on_sample=keep)
+    server.start()
+    script = {"0": [["pilot_ma", 16000]]}
+    node = mpnode.NodeProcess("sim_node.py", str(server.address[1]), "ev", mpnode.argfile(script),
+                              device_root=device_root)
+    try:
+        # The car starts after its lag, and the node reads it: state C, 15.96 A on L1, the meter with it.
+        line = node.expect(lambda r: r["state"] == "C" and r["current_ma"] == [15960, None, None])
+        assert line["meter"] is not None and line["flame"] is None and line["week_ms"] is None
+        line = node.expect(lambda r: r["meter"] is not None and r["meter"][0][0] == 2000 + 15960)
+        with lock:
+            assert any(s["alive"] and s["applied_ma"] == 16000 and s["draw_ma"] == 15960 for s in samples)
+            assert all(isinstance(s["mem_alloc"], int) for s in samples if s["alive"])
+        node.kill()
+        # Its watchdog fires 1.5 s after the last feed: the pilot goes to no charging, then the car stops.
+        for _ in range(200):
+            with lock:
+                last = samples[-1]
+            if not last["alive"] and last["draw_ma"] == 0:
+                break
+            threading.Event().wait(0.1)
+        assert not last["alive"] and last["draw_ma"] == 0, samples[-5:]
+        with lock:
+            dead = [s for s in samples if not s["alive"]]
+        assert all(s["applied_ma"] == 0 and s["pilot_ma"] == 0 for s in dead)
+        # Restarted, it commands again and is alive.
+        node.start()
+        node.expect(lambda r: r["state"] == "C")
+        with lock:
+            assert samples[-1]["alive"] is True
+        # The plant stops answering: the node's readings turn unknown, not stale numbers.
+        server.stop()
+        line = node.expect(lambda r: r["state"] == "" and r["current_ma"] == [None, None, None])
+    finally:
+        node.close()
+        server.stop()
