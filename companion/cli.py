@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from loadmesh.core import canon
@@ -111,6 +112,34 @@ def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_controller_file(args: argparse.Namespace) -> int:
+    """Answer a controller step file on the chosen runtime; print one canonical line per step."""
+    line = _entry_line("controller", args, "controller")
+    if line is None:
+        return 2
+    for step in json.loads(line)["ok"]["steps"]:
+        print(canon.dumps(step))
+    return 0
+
+
+def _run_config_hash(args: argparse.Namespace) -> int:
+    """Check a group config (a config file, or {"config": ...}) and print its canonical text and hash."""
+    path = Path(args.file)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        print(f"loadmesh config-hash: {path}: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(raw, dict) and "config" not in raw:
+        # A config file itself: the entry takes it wrapped.
+        with tempfile.TemporaryDirectory() as folder:
+            wrapped = Path(folder) / "request.json"
+            wrapped.write_text(json.dumps({"config": raw}))
+            args.file = str(wrapped)
+            return _run_entry_file("config_hash", args, "config-hash")
+    return _run_entry_file("config_hash", args, "config-hash")
+
+
 def _merged(previous: object, patch: object) -> object:
     """The step inputs so far with patch merged in, key by key (as the core's step entries merge)."""
     if not isinstance(previous, dict) or not isinstance(patch, dict):
@@ -184,6 +213,9 @@ _ENTRY_COMMANDS = (
     ("heartbeat-decode", "heartbeat_decode", 'check and decode packets: {"key_hex", "group", "packets": [hex, ...]}'),
     ("peers", "peers", "run heartbeats through a peer table: replays, reboots, liveness"),
     ("sensor", "sensor", "run readings through a sensor channel: range, smoothing, hold, unknown"),
+    ("config-merge", "config_merge", 'which of {"configs": [...]} wins, and the conservative merge of them all'),
+    ("config-seal", "config_seal", 'sign a group config for PUT /config: {"key_hex", "config"}'),
+    ("config-open", "config_open", 'check sealed configs: {"key_hex", "group", "blobs": [hex, ...]}'),
 )
 
 
@@ -200,6 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("file")
         sub.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
         sub.set_defaults(func=lambda args, entry=entry, command=command: _run_entry_file(entry, args, command))
+    controller = commands.add_parser("controller", help="run one node's controller ticks in FILE (the heartbeats "
+                                                        "it hears, its inputs), one JSON line per tick")
+    controller.add_argument("file")
+    controller.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+    controller.set_defaults(func=_run_controller_file)
+    config_hash = commands.add_parser("config-hash", help="check a group config (FILE: the config, or "
+                                                          '{"config": ...}): canonical text and SHA-256')
+    config_hash.add_argument("file")
+    config_hash.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+    config_hash.set_defaults(func=_run_config_hash)
     tiers = commands.add_parser("tiers", help="run heating steps in FILE through the load-sharing tiers, "
                                               "one JSON line per step")
     tiers.add_argument("file")

@@ -13,8 +13,8 @@ KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1
 OTHER_KEY = bytes.fromhex("ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
 MAX_VALUE = (1 << 30) - 1
 
-# Every field and both optional sections: what the boiler node that also reads
-# the mains meter would send.
+# Every field and the meter and heating sections: what the boiler node that
+# also reads the mains meter would send (the control section is in CONTROLLED).
 SAMPLE: dict[str, Any] = {
     "group": "house", "node": "evse-1", "boot_id": 7, "seq": 42, "circuit": "garage",
     "phases": "L123", "mode": "continuous", "priority": 1,
@@ -24,12 +24,17 @@ SAMPLE: dict[str, Any] = {
     "config_version": 3, "config_hash": "a1b2c3d4e5f60718", "digest": "00ff" * 8,
     "meter": {"seq": 9, "age_ms": 250, "ma": [20000, -3000, None], "managed_ma": [15800, 15900, 0]},
     "heating": {"state": "TIER1_ACTIVE", "overrides": [["valve-bath", 70], ["valve-hall", 80]]},
+    "control": None,
 }
+
+
+# What a node's controller sends: the control section, no meter or heating.
+CONTROLLED: dict[str, Any] = dict(SAMPLE, meter=None, heating=None, control={"target_seq": 40, "exposure_ma": 16000})
 
 
 def minimal(**changes: Any) -> dict[str, Any]:
     """An EVSE's heartbeat without optional sections, with changes applied."""
-    message = dict(SAMPLE, meter=None, heating=None)
+    message = dict(SAMPLE, meter=None, heating=None, control=None)
     message.update(changes)
     return message
 
@@ -59,6 +64,7 @@ heartbeats = st.fixed_dictionaries({
     "target_ma": _values, "applied_ma": _values, "config_version": _values,
     "config_hash": _hashes, "digest": _hashes,
     "meter": st.none() | _meters, "heating": st.none() | _heatings,
+    "control": st.none() | st.fixed_dictionaries({"target_seq": _values, "exposure_ma": _values}),
 })
 
 
@@ -98,6 +104,9 @@ def unsigned_body(message: dict[str, Any], sections: bytes | None = None) -> byt
         for node, pct in heating["overrides"]:
             inner += _text(node) + bytes([pct])
         body += b"\x02" + struct.pack(">H", len(inner)) + inner
+    control = message.get("control")
+    if control is not None:
+        body += b"\x03" + struct.pack(">Hii", 8, control["target_seq"], control["exposure_ma"])
     return body
 
 

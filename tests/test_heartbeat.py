@@ -11,7 +11,18 @@ import pytest
 from hypothesis import given
 
 from .conftest import VECTORS_DIR
-from .heartbeats import KEY, OTHER_KEY, SAMPLE, heartbeats, independent_encode, minimal, sign, unsigned_body
+from .heartbeats import (
+    CONTROLLED,
+    KEY,
+    MAX_VALUE,
+    OTHER_KEY,
+    SAMPLE,
+    heartbeats,
+    independent_encode,
+    minimal,
+    sign,
+    unsigned_body,
+)
 
 
 def _pads(core: ModuleType, key: bytes = KEY) -> tuple[bytes, bytes]:
@@ -21,6 +32,12 @@ def _pads(core: ModuleType, key: bytes = KEY) -> tuple[bytes, bytes]:
 
 def test_sample_has_the_documented_bytes(core: ModuleType) -> None:
     assert core.heartbeat.encode(_pads(core), SAMPLE) == independent_encode(SAMPLE)
+
+
+def test_the_control_section_has_the_documented_bytes(core: ModuleType) -> None:
+    data = core.heartbeat.encode(_pads(core), CONTROLLED)
+    assert data == independent_encode(CONTROLLED)
+    assert core.heartbeat.decode(_pads(core), "house", data) == ("ok", CONTROLLED)
 
 
 def test_the_encoding_vector_holds_the_documented_bytes() -> None:
@@ -44,15 +61,16 @@ def test_every_valid_heartbeat_survives_the_round_trip(core: ModuleType, message
 
 
 def test_the_largest_heartbeat_fits_in_512_bytes(core: ModuleType) -> None:
-    # Every id at 16 characters, both hashes at 32 bytes, 12 overrides.
+    # Every id at 16 characters, both hashes at 32 bytes, 12 overrides, every section.
     longest = "n" * 16
     overrides = [["valve-" + "x" * 8 + f"{index:02d}", 100] for index in range(12)]
     message = dict(SAMPLE, group=longest, node=longest, circuit=longest, config_hash="ab" * 32, digest="cd" * 32,
-                   heating={"state": "TIER3_ESCALATED", "overrides": overrides})
+                   heating={"state": "TIER3_ESCALATED", "overrides": overrides},
+                   control={"target_seq": MAX_VALUE, "exposure_ma": MAX_VALUE})
     data = core.heartbeat.encode(_pads(core), message)
     # header 4 + ids 3 x 17 + boot/seq 8 + facts 40 + hashes 2 x 33 + meter 3 + 32
-    # + heating 3 + 2 + 12 x 18 + tag 16
-    assert len(data) == 4 + 51 + 8 + 40 + 66 + 35 + 221 + 16 == 441
+    # + heating 3 + 2 + 12 x 18 + control 3 + 8 + tag 16
+    assert len(data) == 4 + 51 + 8 + 40 + 66 + 35 + 221 + 11 + 16 == 452
     assert core.heartbeat.decode(_pads(core), longest, data) == ("ok", message)
 
 
@@ -211,6 +229,13 @@ _DRAW = _FACTS + 4 + 5 * 4  # after phases, mode, priority, min, max, step, targ
     (_BODY + _section(2, b"\x01\x02\x01a\x0a"), "truncated", None),  # fewer overrides than counted
     (_BODY + _section(2, b"\x01\x0d" + b"".join(b"\x02v" + bytes([65 + n, 10]) for n in range(13))),
      "bad_field", None),  # 13 overrides
+    (_BODY + _section(3, struct.pack(">ii", 17, 6000)), "ok", {"control": {"target_seq": 17, "exposure_ma": 6000}}),
+    (_BODY + _section(2, b"\x01\x00") + _section(3, struct.pack(">ii", 0, 0)), "ok",
+     {"heating": {"state": "INACTIVE", "overrides": []}, "control": {"target_seq": 0, "exposure_ma": 0}}),
+    (_BODY + _section(3, struct.pack(">ii", -1, 0)), "bad_field", None),  # a sequence number is never negative
+    (_BODY + _section(3, struct.pack(">ii", 0, -1)), "bad_field", None),  # nor a current
+    (_BODY + _section(3, struct.pack(">i", 1)), "bad_field", None),  # the control section has 8 bytes
+    (_BODY + _section(3, b"\x00" * 8) + _section(2, b"\x01\x00"), "bad_field", None),  # out of order
 ])
 def test_an_authenticated_but_malformed_message_is_rejected(core: ModuleType, body: bytes, reason: str,
                                                             changes: dict[str, Any] | None) -> None:

@@ -21,6 +21,9 @@ MODULES = ("loadmesh.core.errors", "loadmesh.core.canon", "loadmesh.core.fieldch
 
 
 def measure_imports():
+    # Room to report a MemoryError in: without it, whether the report itself
+    # fits depends on a few hundred bytes of whichever module failed to load.
+    reserve = bytearray(2048)
     gc.collect()
     start = gc.mem_alloc()
     costs = []
@@ -30,10 +33,13 @@ def measure_imports():
         try:
             __import__(name)
         except MemoryError:
+            del reserve
+            gc.collect()
             print(json.dumps({"imports": costs, "memory_error": name}))
             sys.exit(0)
         gc.collect()
         costs.append([name, gc.mem_alloc() - before])
+    del reserve
     gc.collect()
     print(json.dumps({"imports": costs, "total": gc.mem_alloc() - start, "heap": gc.mem_alloc() + gc.mem_free()}))
 

@@ -21,11 +21,12 @@ TAG_BYTES = 16  # 128 bits of HMAC-SHA256
 MIN_KEY_BYTES = 16
 MAX_ID_LEN = 16  # group, node and circuit ids: printable ASCII, no space
 MAX_HASH_BYTES = 32  # config hash and view digest, sent as given (up to SHA-256 size)
-MAX_OVERRIDES = 12  # valve overrides in the heating section (keeps the worst case at 441 bytes)
+MAX_OVERRIDES = 12  # valve overrides in the heating section (keeps the worst case at 452 bytes)
 MAX_VALUE = (1 << 30) - 1  # integers stay small ints on ESP32 (31-bit)
 
 SECTION_METER = 1
 SECTION_HEATING = 2
+SECTION_CONTROL = 3
 
 # Stable names of what decode() returns; callers count them.
 OK = "ok"
@@ -58,6 +59,10 @@ _FACTS_BYTES = struct.calcsize(_FACTS)  # 40
 # meter sequence number, age, signed current L1-L3, managed draws L1-L3
 _METER = ">iiiiiiii"
 _METER_BYTES = struct.calcsize(_METER)  # 32
+# the sequence number of the first heartbeat that carried the current target,
+# and the most the sender's load may still draw (a lowered limit, while the car follows)
+_CONTROL = ">ii"
+_CONTROL_BYTES = struct.calcsize(_CONTROL)  # 8
 
 
 def prepare_key(key: bytes) -> tuple[bytes, bytes]:
@@ -120,7 +125,10 @@ def encode_into(buffer: bytearray, pads: tuple[bytes, bytes], heartbeat: object)
     heating = heartbeat.get("heating")
     if heating is not None:
         offset = _put_heating(buffer, offset, heating)
-    # The bounds on ids, hashes and overrides keep the largest message at 441
+    control = heartbeat.get("control")
+    if control is not None:
+        offset = _put_control(buffer, offset, control)
+    # The bounds on ids, hashes and overrides keep the largest message at 452
     # bytes (a test pins it); this catches a future section that breaks them.
     if offset + TAG_BYTES > MAX_BYTES:
         raise FieldError("heartbeat", "encodes to more than " + str(MAX_BYTES) + " bytes")
@@ -197,7 +205,7 @@ def _parse(view: memoryview, end: int) -> dict[str, object]:
         "config_version": facts[11], "config_hash": config_hash, "digest": digest,
         "failsafe": flags & _FLAG_FAILSAFE != 0, "demand": flags & _FLAG_DEMAND != 0,
         "active": flags & _FLAG_ACTIVE != 0,  # the other flag bits are reserved and ignored
-        "meter": None, "heating": None,
+        "meter": None, "heating": None, "control": None,
     }
     last_kind = 0
     while offset < end:
@@ -216,6 +224,8 @@ def _parse(view: memoryview, end: int) -> dict[str, object]:
             heartbeat["meter"] = _parse_meter(view, offset, length)
         elif kind == SECTION_HEATING:
             heartbeat["heating"] = _parse_heating(view, offset, offset + length)
+        elif kind == SECTION_CONTROL:
+            heartbeat["control"] = _parse_control(view, offset, length)
         offset += length
     return heartbeat
 
@@ -255,6 +265,15 @@ def _parse_heating(view: memoryview, offset: int, end: int) -> dict[str, object]
     if offset != end:
         raise _Malformed(BAD_FIELD)
     return {"state": state, "overrides": overrides}
+
+
+def _parse_control(view: memoryview, offset: int, length: int) -> dict[str, object]:
+    if length != _CONTROL_BYTES:
+        raise _Malformed(BAD_FIELD)
+    target_seq, exposure_ma = struct.unpack_from(_CONTROL, view, offset)
+    if not 0 <= target_seq <= MAX_VALUE or not 0 <= exposure_ma <= MAX_VALUE:
+        raise _Malformed(BAD_FIELD)
+    return {"target_seq": target_seq, "exposure_ma": exposure_ma}
 
 
 def _need(offset: int, count: int, end: int) -> None:
@@ -396,6 +415,18 @@ def _put_meter(buffer: bytearray, offset: int, meter: object) -> int:
     struct.pack_into(">H" + _METER[1:], buffer, offset + 1, _METER_BYTES, seq, age_ms,
                      current[0], current[1], current[2], managed[0], managed[1], managed[2])
     return offset + 3 + _METER_BYTES
+
+
+def _put_control(buffer: bytearray, offset: int, control: object) -> int:
+    if not isinstance(control, dict):
+        raise FieldError("heartbeat.control", "must be an object or null")
+    target_seq = _check_int(_get(control, "target_seq", "heartbeat.control"), "heartbeat.control.target_seq", 0,
+                            MAX_VALUE)
+    exposure_ma = _check_int(_get(control, "exposure_ma", "heartbeat.control"), "heartbeat.control.exposure_ma",
+                             0, MAX_VALUE)
+    buffer[offset] = SECTION_CONTROL
+    struct.pack_into(">H" + _CONTROL[1:], buffer, offset + 1, _CONTROL_BYTES, target_seq, exposure_ma)
+    return offset + 3 + _CONTROL_BYTES
 
 
 def _put_heating(buffer: bytearray, offset: int, heating: object) -> int:

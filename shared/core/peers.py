@@ -1,6 +1,5 @@
 """The peer table: each peer's last verified heartbeat, with replay protection and liveness."""
 
-from . import heartbeat as hb
 from .errors import FieldError
 
 # Only receive() changes the table, and it decodes with the group key first:
@@ -21,6 +20,11 @@ from .errors import FieldError
 # whose counter went back (flash wiped) is refused until forget() is called.
 
 MAX_PEERS = 16
+
+# heartbeat's OK and MAX_VALUE: the codec is imported only when a packet
+# arrives, so code that reads a table (the controller) does not load it.
+OK = "ok"
+MAX_BOOT_ID = (1 << 30) - 1
 
 # What receive() returns beyond heartbeat.decode()'s reasons.
 OWN = "own"  # our own node id: our broadcast echoed back, or a replay of it
@@ -98,9 +102,21 @@ class PeerTable:
 
     def receive(self, data: object, now_ms: int) -> str:
         """Take one packet heard at now_ms; "ok" if it updated the table, else why not."""
-        reason, message = hb.decode(self._pads, self.group, data)
+        from . import heartbeat
+
+        reason, message = heartbeat.decode(self._pads, self.group, data)
         if message is not None:
             reason = self._accept(message, now_ms)
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        return reason
+
+    def accept_decoded(self, message: dict[str, object], now_ms: int) -> str:
+        """Take a heartbeat that heartbeat.decode() returned with "ok" for this group; the replay checks apply.
+
+        receive() is this after decoding. Never pass anything else: a message
+        that did not pass decode() is unauthenticated.
+        """
+        reason = self._accept(message, now_ms)
         self.counts[reason] = self.counts.get(reason, 0) + 1
         return reason
 
@@ -124,7 +140,7 @@ class PeerTable:
                 return OLD_BOOT
             self._boot_floor.pop(node, None)
             self._peers[node] = Peer(node, message, now_ms)
-            return hb.OK
+            return OK
         if boot_id < peer.boot_id:
             return OLD_BOOT
         if boot_id > peer.boot_id:
@@ -139,7 +155,7 @@ class PeerTable:
         peer.seq = seq
         peer.heartbeat = message
         peer.heard_ms = now_ms
-        return hb.OK
+        return OK
 
     def peer(self, node: str) -> Peer | None:
         """The entry for node, or None if it has not been heard."""
@@ -180,8 +196,8 @@ class PeerTable:
         """Refuse boot ids below these, for peers not yet heard (after this node reboots)."""
         for node in sorted(boot_ids):
             boot_id = boot_ids[node]
-            if not isinstance(boot_id, int) or isinstance(boot_id, bool) or not 1 <= boot_id <= hb.MAX_VALUE:
-                raise FieldError("boot_ids." + str(node), "must be an integer 1.." + str(hb.MAX_VALUE))
+            if not isinstance(boot_id, int) or isinstance(boot_id, bool) or not 1 <= boot_id <= MAX_BOOT_ID:
+                raise FieldError("boot_ids." + str(node), "must be an integer 1.." + str(MAX_BOOT_ID))
             if node not in self._peers:
                 self._boot_floor[node] = boot_id
 

@@ -1,0 +1,84 @@
+"""The mains meter in a node's view: the meter node's published reading, the same numbers on every node."""
+
+from .controller import KEY_WIDTH, Plan
+from .peers import Peer
+
+# Loaded only for a site with a meter node (site.meter_node): every node
+# reads the section the meter node last published, so their views agree; the
+# meter node reads what it published, not what it measures now. Missing,
+# older than meter_stale_ms, or with a phase unknown: stale (rule 5), and the
+# allocation gives minimums only.
+
+
+def unmanaged_ma(plan: Plan, state: dict[str, object], peers: list[Peer | None], fresh: list[bool],
+                   now_ms: int) -> list[int] | None:
+    """The unmanaged current per phase from the meter node's last published reading; None when stale or missing."""
+    # Every node reads the same published section, so views built from it
+    # agree; the meter node itself reads what it published, not what it
+    # measures now. Missing, old, or with a phase unknown: stale (rule 5).
+    index = plan.meter_index
+    if index == plan.own:
+        section = state["meter"]
+        sent_ms = state["sent_ms"]
+        since = now_ms - sent_ms if isinstance(sent_ms, int) else 0
+    else:
+        peer = peers[index]
+        if peer is None or not fresh[index]:
+            return None
+        section = peer.heartbeat["meter"]
+        since = now_ms - peer.heard_ms
+    if section is None:
+        return None
+    assert isinstance(section, dict)
+    age_ms = section["age_ms"]
+    assert isinstance(age_ms, int)
+    if age_ms + (since if since > 0 else 0) > plan.meter_stale_ms:
+        return None
+    readings = section["ma"]
+    managed = section["managed_ma"]
+    assert isinstance(readings, list) and isinstance(managed, list)
+    unmanaged = []
+    for phase in range(plan.phases):
+        reading = readings[phase]
+        if reading is None:
+            return None
+        unmanaged.append(reading - managed[phase])
+    return unmanaged
+
+
+def scenario_meter(plan: Plan, unmanaged: list[int] | None, key: list[object]) -> dict[str, object]:
+    """The scenario's meter: readings that give back exactly the published unmanaged current."""
+    # site.parse subtracts each load's draw from the reading on its phases; the
+    # meter node already did, so the draws are added back here.
+    if unmanaged is None:
+        return {"ma": [0] * plan.phases, "age_ms": plan.meter_stale_ms + 1}
+    readings = list(unmanaged)
+    for index in range(len(plan.ids)):
+        draw = key[index * KEY_WIDTH + 6]
+        assert isinstance(draw, int)
+        if draw:
+            for phase in plan.load_phases[index]:
+                if phase < plan.phases:
+                    readings[phase] += draw
+    return {"ma": readings, "age_ms": 0}
+
+
+def section(plan: Plan, reading: dict[str, object] | None, peers: list[Peer | None], fresh: list[bool],
+                   draw: list[int | None]) -> dict[str, object] | None:
+    """The meter node's published section: its reading and the managed draws it contains, per phase."""
+    if reading is None:
+        return None
+    managed = [0, 0, 0]
+    for index in range(len(plan.ids)):
+        peer = peers[index]
+        draws: object = draw
+        if index != plan.own:
+            if peer is None or not fresh[index]:
+                continue
+            draws = peer.heartbeat["draw_ma"]
+        assert isinstance(draws, list)
+        for phase in plan.load_phases[index]:
+            value = draws[phase]
+            if value is not None:
+                managed[phase] += value
+    return {"seq": reading["seq"], "age_ms": reading["age_ms"], "ma": reading["ma"], "managed_ma": managed}
