@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,11 +26,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchkit import ROOT, run_on_micropython
 
-from loadmesh.companion.paths import device_tree  # noqa: E402
-from loadmesh.companion.runtimes import MicroPythonRuntime, load_compiled_core, load_pure_core, open_runtime  # noqa: E402
+from loadmesh.companion.paths import device_tree
+from loadmesh.companion.runtimes import load_compiled_core, load_pure_core
 
 SIZES = (8, 32, 128)
 GOAL_F32_32_US = 2000
@@ -141,26 +139,15 @@ def _cpython(core: ModuleType, scenario: dict[str, Any], seconds: float) -> dict
 
 
 def _micropython(name: str, scenario_file: Path, count: int) -> dict[str, Any]:
-    runtime = open_runtime(name, device_tree())
-    assert isinstance(runtime, MicroPythonRuntime)
-    heaps = [runtime.heap, LARGER_HEAP] if runtime.heap else [None]
-    failure = ""
-    for heap in heaps:
-        with tempfile.TemporaryDirectory() as scratch:
-            script = Path(scratch) / "bench.py"
-            script.write_text(_MICROPYTHON_BENCH)
-            options = ["-X", "heapsize=" + heap] if heap else []
-            iterations = max(2, 400 // count)
-            done = subprocess.run([str(runtime.binary), *options, str(script), str(scenario_file), "5",
-                                   str(iterations)], capture_output=True, text=True, env=runtime.environment())
-        if done.returncode == 0:
-            result: dict[str, Any] = json.loads(done.stdout)
-            if heap != runtime.heap:
-                result["note"] = f"heap {heap}: does not fit in {runtime.heap} ({failure})"
-            return result
-        lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
-        failure = lines[-1] if lines else "failed"
-    return {"error": failure}
+    iterations = max(2, 400 // count)
+    ok, output, note = run_on_micropython(name, _MICROPYTHON_BENCH, [str(scenario_file), "5", str(iterations)],
+                                          LARGER_HEAP)
+    if not ok:
+        return {"error": output}
+    result: dict[str, Any] = json.loads(output)
+    if note:
+        result["note"] = note
+    return result
 
 
 def main() -> int:

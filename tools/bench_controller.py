@@ -7,45 +7,24 @@ nothing changed since the last tick (the allocation is reused), and when the
 view changed (the allocation and its digest are computed again). Runs on the
 staged device tree (build/device, from ./tools/setup). A script that prints
 figures, never a test: timings on a shared machine are noise. The
-single-precision runtime runs with its ESP32-sized heap where the modules
-and the group fit; where they do not (from .mpy the controller's modules
-alone take most of a 12K-word heap) it says so and uses a larger one.
+single-precision runtime is the node image (modules frozen) with its
+ESP32-sized heap; a group that does not fit in it runs again in a larger
+heap, and the output says so.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-from loadmesh.companion.paths import device_tree
-from loadmesh.companion.runtimes import SMALL_HEAP, MicroPythonRuntime, load_compiled_core, load_pure_core, open_runtime
+from benchkit import run_in_process, run_on_micropython
 
-# The same script runs in-process on CPython and as a file on MicroPython.
+from loadmesh.companion.runtimes import SMALL_HEAP
+
+# The same code runs in-process on CPython and as a script on MicroPython
+# (benchkit.TIMING gives both best()).
 BENCH = r'''
 import gc
-try:
-    from time import ticks_us, ticks_diff
-except ImportError:
-    from time import perf_counter
-    def ticks_us():
-        return int(perf_counter() * 1000000)
-    def ticks_diff(a, b):
-        return a - b
-
-
-def best(action, rounds):
-    # The fastest of five runs: on a shared machine the rest is someone else's time.
-    fastest = None
-    for _ in range(5):
-        start = ticks_us()
-        for _ in range(rounds):
-            action()
-        spent = ticks_diff(ticks_us(), start)
-        fastest = spent if fastest is None or spent < fastest else fastest
-    return fastest / rounds
 
 
 def group(count):
@@ -108,37 +87,14 @@ SIZES = (2, 8, 17)
 
 
 def _in_process(name: str, rounds: int) -> list[str]:
-    tree = device_tree()
-    package = load_pure_core(tree / "py" / "lib" / "loadmesh" / "core") if name == "cpython-pure" \
-        else load_compiled_core(None)
-    for module in ("groupconfig", "controller", "peers"):
-        __import__(package.__name__ + "." + module)
-    namespace: dict[str, object] = {}
-    exec(BENCH, namespace)
-    run = namespace["run"]
-    assert callable(run)
-    return [str(run(package, rounds, count)) for count in SIZES]
+    return [str(run_in_process(name, BENCH, "run", rounds, count)) for count in SIZES]
 
 
 def _micropython(name: str, rounds: int) -> list[str]:
-    runtime = open_runtime(name, device_tree())
-    assert isinstance(runtime, MicroPythonRuntime)
     lines = []
-    with tempfile.TemporaryDirectory() as folder:
-        script = Path(folder) / "bench.py"
-        script.write_text(BENCH + MICROPYTHON_MAIN)
-        for count in SIZES:
-            line = ""
-            for heap in ([runtime.heap, "256wK"] if runtime.heap else [None]):
-                flags = ["-X", "heapsize=" + heap] if heap else []
-                done = subprocess.run([str(runtime.binary), *flags, str(script), str(rounds), str(count)],
-                                      capture_output=True, text=True, env=runtime.environment())
-                if done.returncode == 0:
-                    line = done.stdout.strip() + ("" if heap == runtime.heap else f"  (heap {heap}: "
-                                                  f"{runtime.heap} is too small from .mpy)")
-                    break
-                line = "failed: " + done.stderr.strip().splitlines()[-1]
-            lines.append(line)
+    for count in SIZES:
+        ok, output, note = run_on_micropython(name, BENCH + MICROPYTHON_MAIN, [str(rounds), str(count)], "256wK")
+        lines.append((output + ("  (" + note + ")" if note else "")) if ok else "failed: " + output)
     return lines
 
 

@@ -9,38 +9,16 @@ that prints figures, never a test: timings on a shared machine are noise.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
-from loadmesh.companion.paths import device_tree
-from loadmesh.companion.runtimes import SMALL_HEAP, MicroPythonRuntime, load_compiled_core, load_pure_core, open_runtime
+from benchkit import run_in_process, run_on_micropython
 
-# The same script runs in-process on CPython and as a file on MicroPython;
-# only what both have (time.ticks_us is MicroPython's, perf_counter CPython's).
+from loadmesh.companion.runtimes import SMALL_HEAP
+
+# The same code runs in-process on CPython and as a script on MicroPython
+# (benchkit.TIMING gives both best()).
 BENCH = r'''
 import gc
-try:
-    from time import ticks_us, ticks_diff
-except ImportError:
-    from time import perf_counter
-    def ticks_us():
-        return int(perf_counter() * 1000000)
-    def ticks_diff(a, b):
-        return a - b
-
-
-def best(action, rounds):
-    # The fastest of five runs: on a shared machine the rest is someone else's time.
-    fastest = None
-    for _ in range(5):
-        start = ticks_us()
-        for _ in range(rounds):
-            action()
-        spent = ticks_diff(ticks_us(), start)
-        fastest = spent if fastest is None or spent < fastest else fastest
-    return fastest / rounds
 
 
 def run(core, rounds):
@@ -87,28 +65,12 @@ print(run(core, int(sys.argv[1])))
 
 
 def _in_process(name: str, rounds: int) -> str:
-    tree = device_tree()
-    package = load_pure_core(tree / "py" / "lib" / "loadmesh" / "core") if name == "cpython-pure" \
-        else load_compiled_core(None)
-    namespace: dict[str, object] = {}
-    exec(BENCH, namespace)
-    run = namespace["run"]
-    assert callable(run)
-    return str(run(package, rounds))
+    return str(run_in_process(name, BENCH, "run", rounds))
 
 
 def _micropython(name: str, rounds: int) -> str:
-    runtime = open_runtime(name, device_tree())
-    assert isinstance(runtime, MicroPythonRuntime)
-    with tempfile.TemporaryDirectory() as folder:
-        script = Path(folder) / "bench.py"
-        script.write_text(BENCH + MICROPYTHON_MAIN)
-        heap = ["-X", "heapsize=" + runtime.heap] if runtime.heap else []
-        done = subprocess.run([str(runtime.binary), *heap, str(script), str(rounds)], capture_output=True,
-                              text=True, env=runtime.environment())
-    if done.returncode != 0:
-        return "failed: " + done.stderr.strip()
-    return done.stdout.strip()
+    ok, output, _ = run_on_micropython(name, BENCH + MICROPYTHON_MAIN, [str(rounds)])
+    return output if ok else "failed: " + output
 
 
 def main() -> int:

@@ -20,22 +20,10 @@ import random
 import sys
 import time
 from collections import Counter
-from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
+from benchkit import ROOT, cpython_core, mutate
+
 KEY = bytes(range(32))
-
-
-def _core(compiled: bool) -> ModuleType:
-    from loadmesh.companion.paths import device_tree
-    from loadmesh.companion.runtimes import load_compiled_core, load_pure_core
-
-    tree = device_tree() / "py" / "lib" / "loadmesh" / "core"
-    package = load_compiled_core(None) if compiled else load_pure_core(tree)
-    for name in ("groupconfig", "configsync", "hmac256"):
-        __import__(package.__name__ + "." + name)
-    return package
 
 
 def _sign(body: bytes) -> bytes:
@@ -48,7 +36,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--compiled", action="store_true")
     args = parser.parse_args()
-    core = _core(args.compiled)
+    core = cpython_core("cpython-compiled" if args.compiled else "cpython-pure")
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
     pads = core.hmac256.prepare(KEY)
@@ -60,22 +48,8 @@ def main() -> int:
     end = time.monotonic() + args.seconds
     while time.monotonic() < end:
         kind = rng.randrange(4)
-        buffer = bytearray(sealed if kind < 2 else text)
-        for _ in range(rng.randint(1, 4)):
-            action = rng.randrange(5)
-            if action == 0 and buffer:
-                bit = rng.randrange(len(buffer) * 8)
-                buffer[bit // 8] ^= 1 << (bit % 8)
-            elif action == 1 and buffer:
-                buffer[rng.randrange(len(buffer))] = rng.randrange(256)
-            elif action == 2 and buffer:
-                del buffer[rng.randrange(len(buffer)):]
-            elif action == 3:
-                buffer += bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
-            else:
-                cut = rng.randrange(len(buffer) + 1)
-                buffer = buffer[:cut] + bytes(rng.randrange(32, 127) for _ in range(rng.randint(0, 8))) + buffer[cut:]
-        data = bytes(buffer) if kind < 2 else _sign(b"LMC\x01" + bytes(buffer))
+        buffer = mutate(sealed if kind < 2 else text, rng)
+        data = buffer if kind < 2 else _sign(b"LMC\x01" + buffer)
         if kind == 3:
             data = bytes(rng.randrange(256) for _ in range(rng.randint(0, 200)))
         try:

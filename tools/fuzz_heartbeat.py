@@ -22,13 +22,11 @@ import random
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 from types import ModuleType
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchkit import cpython_core, mutate
 
-from tests.heartbeats import KEY, SAMPLE, independent_encode, minimal  # noqa: E402
+from tests.heartbeats import KEY, SAMPLE, independent_encode, minimal
 
 
 def _sign(body: bytes) -> bytes:
@@ -38,29 +36,6 @@ def _sign(body: bytes) -> bytes:
 def _seeds() -> list[bytes]:
     return [independent_encode(SAMPLE), independent_encode(minimal()),
             independent_encode(minimal(node="v", circuit="c", digest="", config_hash="", draw_ma=[None] * 3))]
-
-
-def _mutate(data: bytes, rng: random.Random, seeds: list[bytes]) -> bytes:
-    buffer = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        action = rng.randrange(6)
-        if action == 0 and buffer:
-            bit = rng.randrange(len(buffer) * 8)
-            buffer[bit // 8] ^= 1 << (bit % 8)
-        elif action == 1 and buffer:
-            buffer[rng.randrange(len(buffer))] = rng.randrange(256)
-        elif action == 2 and buffer:
-            del buffer[rng.randrange(len(buffer)):]
-        elif action == 3:
-            buffer += bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
-        elif action == 4:
-            other = rng.choice(seeds)
-            cut = rng.randrange(len(other))
-            buffer = buffer[:cut] + other[cut:]
-        else:
-            position = rng.randrange(len(buffer) + 1)
-            buffer[position:position] = bytes([rng.choice((0, 1, 2, 0x7F, 0x80, 0xFF))] * rng.randint(1, 4))
-    return bytes(buffer)
 
 
 def _check(core: ModuleType, pads: tuple[bytes, bytes], data: bytes, signed: bool, counts: Counter[str]) -> None:
@@ -90,13 +65,7 @@ def main() -> int:
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
-    if args.compiled:
-        import loadmesh.core as core
-        import loadmesh.core.heartbeat  # noqa: F401
-    else:
-        from loadmesh.companion.paths import device_tree
-        from loadmesh.companion.runtimes import load_pure_core
-        core = load_pure_core(device_tree() / "py" / "lib" / "loadmesh" / "core")
+    core = cpython_core("cpython-compiled" if args.compiled else "cpython-pure")
     pads = core.heartbeat.prepare_key(KEY)
     seeds = _seeds()
     counts: Counter[str] = Counter()
@@ -108,9 +77,9 @@ def main() -> int:
             if kind == 0:
                 data, signed = bytes(rng.randrange(256) for _ in range(rng.randint(0, 600))), False
             elif kind == 1:
-                data, signed = _mutate(rng.choice(seeds), rng, seeds), False
+                data, signed = mutate(rng.choice(seeds), rng, seeds), False
             else:
-                data, signed = _sign(_mutate(rng.choice(seeds)[:-16], rng, seeds)), True
+                data, signed = _sign(mutate(rng.choice(seeds)[:-16], rng, seeds)), True
             try:
                 _check(core, pads, data, signed, counts)
             except AssertionError as exc:
