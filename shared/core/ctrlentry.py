@@ -63,7 +63,7 @@ def run(request: object) -> object:
         if state is None:
             state = controller.boot(plan, boot_id, now_ms, last_applied_ma)
         if "inputs" in step_map:
-            inputs = _merged(inputs, fc.obj(step_map["inputs"], path + ".inputs"))
+            inputs = fc.merged(inputs, fc.obj(step_map["inputs"], path + ".inputs"))
         heard = []
         for number, item in enumerate(fc.array(step_map.get("hear", []), path + ".hear")):
             message = _heartbeat(plan, fc.obj(item, fc.index(path + ".hear", number)),
@@ -85,15 +85,6 @@ def run(request: object) -> object:
             "sent": sent["seq"] if isinstance(sent, dict) else None,
         })
     return {"steps": out}
-
-
-def _merged(previous: object, patch: object) -> object:
-    if not isinstance(previous, dict) or not isinstance(patch, dict):
-        return patch
-    merged = dict(previous)
-    for key in patch:
-        merged[key] = _merged(previous.get(key), patch[key])
-    return merged
 
 
 _BOOLS = ("demand", "active", "failsafe")

@@ -1,6 +1,7 @@
 """The core's contract entries: a JSON request in, one canonical JSON line out."""
 
 from . import canon
+from . import fieldcheck as fc
 from .errors import FieldError
 
 # Every runtime (CPython pure and compiled, both MicroPython builds) answers
@@ -10,7 +11,7 @@ from .errors import FieldError
 def _pilot(request: object) -> object:
     from . import pilot
 
-    currents = _field(request, "ma")
+    currents = fc.required(request, "ma")
     if not isinstance(currents, list):
         raise FieldError("ma", "must be a list of integers")
     duties = []
@@ -22,14 +23,6 @@ def _pilot(request: object) -> object:
         duties.append(duty)
         readback.append(pilot.signalled_ma(duty))
     return {"duty_permille": duties, "signalled_ma": readback}
-
-
-def _field(request: object, name: str) -> object:
-    if not isinstance(request, dict):
-        raise FieldError("request", "must be an object")
-    if name not in request:
-        raise FieldError(name, "is missing")
-    return request[name]
 
 
 def _allocate(request: object) -> object:

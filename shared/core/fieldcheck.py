@@ -33,6 +33,35 @@ def index(path: str, position: int) -> str:
     return path + "[" + str(position) + "]"
 
 
+def required(request: object, name: str) -> object:
+    """request[name], request being a contract entry's request object."""
+    if not isinstance(request, dict):
+        raise FieldError("request", "must be an object")
+    if name not in request:
+        raise FieldError(name, "is missing")
+    return request[name]
+
+
+def merged(previous: object, patch: object) -> object:
+    """patch laid over previous, object by object: a step names only what changed since the step before."""
+    if not isinstance(previous, dict) or not isinstance(patch, dict):
+        return patch
+    result = dict(previous)
+    for key in patch:
+        result[key] = merged(previous.get(key), patch[key])
+    return result
+
+
+def same_keys(mapping: dict[str, object], ids: list[str], path: str) -> None:
+    """mapping has a key for every configured id in ids, and no other."""
+    for key in sorted(mapping):
+        if key not in ids:
+            raise FieldError(join(path, key), "is not a configured room")
+    for key in ids:
+        if key not in mapping:
+            raise FieldError(join(path, key), "is missing")
+
+
 def obj(value: object, path: str) -> dict[str, object]:
     """value, which must be a JSON object."""
     if not isinstance(value, dict):

@@ -21,15 +21,6 @@ _COMPACT = hasattr(gc, "mem_free")  # MicroPython only; CPython's heap does not 
 MAX_STEPS = 200
 
 
-def _merged(previous: object, patch: object) -> object:
-    if not isinstance(previous, dict) or not isinstance(patch, dict):
-        return patch
-    merged = dict(previous)
-    for key in patch:
-        merged[key] = _merged(previous.get(key), patch[key])
-    return merged
-
-
 class _Kind:
     """One kind of step file: how to load its config, state and inputs, and run a step."""
 
@@ -110,14 +101,10 @@ class _Boiler(_Kind):
         ids = config["rooms"]
         assert isinstance(ids, list)
         rooms_raw = fc.obj(mapping.get("rooms"), "rooms")
-        for rid in sorted(rooms_raw):
-            if rid not in ids:
-                raise FieldError("rooms." + rid, "is not a configured room")
+        fc.same_keys(rooms_raw, ids, "rooms")
         rooms: dict[str, object] = {}
         for rid in ids:
             path = "rooms." + rid
-            if rid not in rooms_raw:
-                raise FieldError(path, "is missing")
             room = fc.obj(rooms_raw[rid], path)
             fc.only(room, ("normal_pct", "calling", "confirmed_pct", "correction_pct"), path)
             rooms[rid] = {"normal_pct": fc.int_field(room, "normal_pct", path, 0, 100),
@@ -269,7 +256,7 @@ def _steps(request: object, kind: _Kind) -> object:
         if now_ms < last_ms:
             raise FieldError(where + ".now_ms", str(now_ms) + " is before the step before")
         last_ms = now_ms
-        raw = _merged(raw, body)
+        raw = fc.merged(raw, body)
         try:
             inputs = kind.inputs(config, raw, now_ms)
         except FieldError as exc:

@@ -115,14 +115,10 @@ def load_inputs(config: dict[str, object], raw: object) -> dict[str, object]:
     fc.only(mapping, ("week_ms", "enabled", "rooms", "boiler"), "")
     rooms_raw = fc.obj(mapping.get("rooms"), "rooms")
     ids = [str(room["id"]) for room in _rooms(config)]
-    for rid in sorted(rooms_raw):
-        if rid not in ids:
-            raise FieldError("rooms." + rid, "is not a configured room")
+    fc.same_keys(rooms_raw, ids, "rooms")
     rooms: dict[str, object] = {}
     for rid in ids:
         path = "rooms." + rid
-        if rid not in rooms_raw:
-            raise FieldError(path, "is missing")
         room = fc.obj(rooms_raw[rid], path)
         fc.only(room, ("mode", "temp_dc", "temp_age_ms", "manual_target_dc", "confirmed_pct", "correction_pct"),
                 path)

@@ -1,5 +1,6 @@
 """Contract entries for the mesh: HMAC, heartbeat encode and decode, the peer table, sensor channels."""
 
+from . import fieldcheck as fc
 from .errors import FieldError
 
 
@@ -16,14 +17,6 @@ def run(kind: str, request: object) -> object:
     return _sensor(request)
 
 
-def _field(request: object, name: str) -> object:
-    if not isinstance(request, dict):
-        raise FieldError("request", "must be an object")
-    if name not in request:
-        raise FieldError(name, "is missing")
-    return request[name]
-
-
 def _bytes_from_hex(value: object, field: str) -> bytes:
     if not isinstance(value, str):
         raise FieldError(field, "must be a hex string")
@@ -36,14 +29,14 @@ def _bytes_from_hex(value: object, field: str) -> bytes:
 def _int_field(request: object, name: str, default: int | None = None) -> int:
     if default is not None and isinstance(request, dict) and name not in request:
         return default
-    value = _field(request, name)
+    value = fc.required(request, name)
     if not isinstance(value, int) or isinstance(value, bool):
         raise FieldError(name, "must be an integer")
     return value
 
 
 def _list_field(request: object, name: str) -> list[object]:
-    value = _field(request, name)
+    value = fc.required(request, name)
     if not isinstance(value, list):
         raise FieldError(name, "must be a list")
     return value
@@ -52,15 +45,15 @@ def _list_field(request: object, name: str) -> list[object]:
 def _group_key(request: object) -> tuple[bytes, bytes]:
     from . import heartbeat
 
-    return heartbeat.prepare_key(_bytes_from_hex(_field(request, "key_hex"), "key_hex"))
+    return heartbeat.prepare_key(_bytes_from_hex(fc.required(request, "key_hex"), "key_hex"))
 
 
 def _hmac_sha256(request: object) -> object:
     # {"key_hex", "message_hex"} -> the full 32-byte HMAC-SHA256, for RFC 4231's vectors.
     from . import hmac256
 
-    key = _bytes_from_hex(_field(request, "key_hex"), "key_hex")
-    message = _bytes_from_hex(_field(request, "message_hex"), "message_hex")
+    key = _bytes_from_hex(fc.required(request, "key_hex"), "key_hex")
+    message = _bytes_from_hex(fc.required(request, "message_hex"), "message_hex")
     return {"hex": hmac256.hmac_sha256(key, message).hex()}
 
 
@@ -68,7 +61,7 @@ def _heartbeat_encode(request: object) -> object:
     # {"key_hex", "heartbeat": {...}} -> the signed message in hex.
     from . import heartbeat
 
-    data = heartbeat.encode(_group_key(request), _field(request, "heartbeat"))
+    data = heartbeat.encode(_group_key(request), fc.required(request, "heartbeat"))
     return {"hex": data.hex(), "bytes": len(data)}
 
 
@@ -77,7 +70,7 @@ def _heartbeat_decode(request: object) -> object:
     from . import heartbeat
 
     pads = _group_key(request)
-    group = _field(request, "group")
+    group = fc.required(request, "group")
     if not isinstance(group, str):
         raise FieldError("group", "must be a string")
     results = []
@@ -96,8 +89,8 @@ def _peers(request: object) -> object:
     from . import heartbeat, peers
 
     pads = _group_key(request)
-    group = _field(request, "group")
-    own = _field(request, "own")
+    group = fc.required(request, "group")
+    own = fc.required(request, "own")
     if not isinstance(group, str):
         raise FieldError("group", "must be a string")
     if not isinstance(own, str):
@@ -112,7 +105,7 @@ def _peers(request: object) -> object:
         if not isinstance(boot_ids, dict):
             raise FieldError("boot_ids", "must be an object")
         table.restore_boot_ids(boot_ids)
-    base = _field(request, "base")
+    base = fc.required(request, "base")
     if not isinstance(base, dict):
         raise FieldError("base", "must be a heartbeat object")
     out = []
