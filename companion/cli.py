@@ -260,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", action="append", default=[], metavar="NAME=INTEGER",
                        help="a load-sharing setting for both runs (e.g. tier_3_rest_ms=900000); repeatable")
     bench.set_defaults(func=_house_bench)
+    from .sim import command as sim_command
+
+    sim_command.add_parser(commands)
     return parser
 
 

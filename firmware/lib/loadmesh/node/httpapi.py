@@ -18,6 +18,8 @@ from loadmesh.core.errors import FieldError
 #   GET /config    200, JSON from Api.config(); needs the token
 #   PUT /config    the body (bytes) to Api.put_config(), its JSON answer with
 #                  200; 400 with {"error"} if it raises FieldError/ValueError
+#   PUT /adopt     the body to Api.adopt(), no token: an unadopted node has
+#                  none, and the body authenticates itself (node.adoption)
 #
 # The token is HMAC-SHA256 of TOKEN_LABEL under the group key, in hex, sent as
 # "Authorization: Bearer <token>" and compared in constant time. An
@@ -63,6 +65,10 @@ class Api:
     def put_config(self, body: bytes) -> object:
         """Take a new config from a PUT body; FieldError or ValueError refuse it (400)."""
         raise FieldError("config", "this node takes no config")
+
+    def adopt(self, body: bytes) -> object:
+        """Take an adoption request from a PUT /adopt body; FieldError or ValueError refuse it (400)."""
+        raise FieldError("adopt", "this node takes no adoption")
 
     def token(self) -> str | None:
         """The bearer token /config requires (token_for(key)); None refuses everyone."""
@@ -148,6 +154,12 @@ class HttpServer:
             if method != b"GET":
                 raise _Refused(405, "method not allowed", "GET")
             return self.api.status()
+        if path == "/adopt":
+            if method != b"PUT":
+                raise _Refused(405, "method not allowed", "PUT")
+            body = await self._read_body(reader, headers, rest)
+            unread[0] = False
+            return self.api.adopt(body)
         if path != "/config":
             raise _Refused(404, "not found")
         if method != b"GET" and method != b"PUT":
