@@ -54,6 +54,7 @@ from .hub import Hub
 from .plant import Plant, PlantServer
 from .scenario import Event, Scenario
 from .trace import TraceWriter
+from .virtual import VirtualNodes
 
 START_TIMEOUT_S = 20.0  # a loaded machine can take a while to start a dozen processes
 PUT_TIMEOUT_S = 5.0
@@ -121,7 +122,8 @@ class Simulation:
                  device_root: Path | None = None, sample_ms: int = 100, seed: int = 1,
                  progress: Callable[[str], None] | None = None,
                  on_sample: Callable[[list[dict[str, object]]], None] | None = None,
-                 keep_records: bool = False, extra_hub_ports: dict[str, int] | None = None) -> None:
+                 keep_records: bool = False, extra_hub_ports: dict[str, int] | None = None,
+                 virtual: tuple[str, ...] = (), heap: str = SMALL_HEAP) -> None:
         self.scenario = scenario
         self.workdir = workdir
         self.trace = trace
@@ -133,6 +135,9 @@ class Simulation:
         self.records: list[dict[str, object]] = []
         self.latest: dict[str, dict[str, object]] = {}
         self.extra_hub_ports = dict(extra_hub_ports or {})
+        self.virtual_ids = tuple(sorted(virtual))
+        self.heap = heap  # MicroPython's -X heapsize: the ESP32's unless a measurement needs more
+        self.virtual: VirtualNodes | None = None
         root = repo_root()
         staged = device_root if device_root is not None else device_tree(root)
         self.image = nodeimage.node_binary(staged, root)
@@ -170,11 +175,20 @@ class Simulation:
         self.plant.start()
         for node in self.nodes.values():
             self._write_folder(node, wdt_ms)
-        self.progress(f"starting {len(self.nodes)} nodes ({self.image.name}, heap {SMALL_HEAP}) in {self.workdir}")
-        for node in self.nodes.values():
+        processes = [node for node in self.nodes.values() if node.id not in self.virtual_ids]
+        self.progress(f"starting {len(processes)} nodes ({self.image.name}, heap {self.heap}) in {self.workdir}"
+                      + (f", and {len(self.virtual_ids)} virtual ones" if self.virtual_ids else ""))
+        if self.virtual_ids:
+            self.virtual = VirtualNodes(self.now_ms, self.progress)
+            for node_id in self.virtual_ids:
+                self.virtual.boot(node_id, str(self.nodes[node_id].folder))
+                if self.virtual.mode(node_id) != "running":
+                    raise SimError(f"virtual node {node_id} could not start")
+            self.virtual.start()
+        for node in processes:
             self._start_node(node)
         deadline = time.monotonic() + START_TIMEOUT_S
-        for node in self.nodes.values():
+        for node in processes:
             self._wait_running(node, deadline)
         self.progress(f"{len(self.nodes)} nodes running at t={self.now_ms() / 1000:.1f} s")
 
@@ -182,8 +196,10 @@ class Simulation:
         assert self.plant is not None and self.hub is not None
         node.folder.mkdir(parents=True, exist_ok=True)
         store = Store(str(node.folder))
-        store.write_json(HARDWARE, {"hal": "sim", "node": node.id, "plant_port": self.plant.address[1],
-                                    "wdt_ms": wdt_ms})
+        hw: dict[str, object] = {"hal": "sim", "node": node.id, "plant_port": self.plant.address[1], "wdt_ms": wdt_ms}
+        if node.id in self.virtual_ids:
+            hw["rtc_file"] = str(node.folder / "rtc.mem")  # a virtual node does not run in its folder
+        store.write_json(HARDWARE, hw)
         peers = {other.id: ["127.0.0.1", other.http_port] for other in self.nodes.values() if other.id != node.id}
         store.write_json(node_settings.FILE, {
             "id": node.id, "mesh_port": node.mesh_port, "mesh_host": "127.0.0.1",
@@ -196,7 +212,7 @@ class Simulation:
         env = dict(os.environ, MICROPYPATH=".frozen")
         with (node.folder / "node.log").open("ab") as log:
             # Its own session: a Ctrl-C at the terminal reaches the simulator, which stops the nodes.
-            node.process = subprocess.Popen([str(self.image), "-X", "heapsize=" + SMALL_HEAP, str(self.main_py)],
+            node.process = subprocess.Popen([str(self.image), "-X", "heapsize=" + self.heap, str(self.main_py)],
                                             cwd=node.folder, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True,
                                             preexec_fn=self._arm)
@@ -292,6 +308,9 @@ class Simulation:
         """kill -9 a node (it stays down until restart())."""
         node = self.nodes[node_id]
         node.killed = True
+        if self.virtual is not None and node_id in self.virtual_ids:
+            self.virtual.kill(node_id)
+            return
         self._kill(node)
 
     def _kill(self, node: SimNode) -> None:
@@ -302,6 +321,10 @@ class Simulation:
     def restart(self, node_id: str) -> None:
         """Start a node again in its folder (kill it first if it runs)."""
         node = self.nodes[node_id]
+        if self.virtual is not None and node_id in self.virtual_ids:
+            node.killed = False
+            self.virtual.boot(node_id, str(node.folder))
+            return
         self._kill(node)
         self._start_node(node)
 
@@ -349,7 +372,11 @@ class Simulation:
 
     def _deliver(self, node: SimNode, sealed: bytes) -> dict[str, object]:
         node.tried_ms = self.now_ms()
-        status, answer = self.request(node.id, "PUT", "/config", sealed)
+        if self.virtual is not None and node.id in self.virtual_ids:
+            answer = self.virtual.put_config(node.id, sealed)
+            status = 400 if "error" in answer else 200
+        else:
+            status, answer = self.request(node.id, "PUT", "/config", sealed)
         if status == 200 or (status == 400 and "does not win" in str(answer.get("error"))):
             node.pending = None  # taken (or a newer one is there already)
         else:
@@ -377,6 +404,9 @@ class Simulation:
 
     def status(self, node_id: str) -> dict[str, object] | None:
         """A node's GET /status, or None if it does not answer."""
+        if self.virtual is not None and node_id in self.virtual_ids:
+            mode = self.virtual.mode(node_id)
+            return None if mode is None else {"state": mode, "virtual": True}
         status, answer = self.request(node_id, "GET", "/status", token=False)
         return answer if status == 200 else None
 
@@ -407,6 +437,8 @@ class Simulation:
         for node in self.nodes.values():
             with contextlib.suppress(OSError):
                 self._kill(node)
+        if self.virtual is not None:
+            self.virtual.stop()
         if self.plant is not None:
             self.plant.stop()
         if self.hub is not None:

@@ -21,9 +21,12 @@ from loadmesh.core.errors import FieldError
 # exactly as it checks a PUT. A fetch needs the peer's HTTP address, which the
 # node's settings give (peers_http); a node without it only detects the
 # mismatch (GET /status: config_mismatch), and waits for the companion's PUT.
+#
+# The node imports this module (and with it configsync and groupconfig) only
+# when a config arrives or a peer announces another one, and forgets it
+# afterwards: on an ESP32-sized heap the modules cost more than they are used.
 
 FETCH_BYTES = 20000  # the head and a sealed config of configsync's maximum
-FETCH_TIMEOUT_MS = 3000
 RETRY_MS = 2000  # between two fetches of one announced hash
 
 
@@ -103,61 +106,44 @@ async def fetch(host: str, port: int, token: str) -> bytes:
     return data[end + 4:]
 
 
-class ConfigSet:
-    """The adopted config, and the others peers announce, with the conservative merge of those in use."""
+def wins(config: dict[str, object], adopted: dict[str, object] | None) -> int:
+    """1 if config wins over the adopted one (or none is), 0 if it is the same config, -1 if it loses."""
+    if adopted is None:
+        return 1
+    return configsync.compare(config, adopted)
 
-    def __init__(self) -> None:
-        self.adopted: dict[str, object] | None = None
-        self.announced = ""
-        self.known: dict[str, dict[str, object]] = {}  # announced hash -> a config a peer runs
-        self.in_use: list[str] = []  # the announced hashes the running plan merges (besides the adopted one)
-        self.tried_ms: dict[str, int] = {}
-        self.fetched = 0
-        self.fetch_errors = 0
-        self.last_error = ""
 
-    def adopt(self, config: dict[str, object]) -> None:
-        """config is adopted from now on (the one it replaces stays known while peers run it)."""
-        if self.adopted is not None:
-            self.known[self.announced] = self.adopted
-        self.adopted = config
-        self.announced = groupconfig.announced(config)
-        self.known.pop(self.announced, None)
+def announced(config: dict[str, object]) -> str:
+    """The hash prefix heartbeats carry for config."""
+    return groupconfig.announced(config)
 
-    def wins(self, config: dict[str, object]) -> int:
-        """1 if config wins over the adopted one (or none is), 0 if it is the same, -1 if it loses."""
-        if self.adopted is None:
-            return 1
-        return configsync.compare(config, self.adopted)
 
-    def wanted(self, announced_by: dict[str, str], now_ms: int) -> list[tuple[str, str]]:
-        """(announced hash, peer) for each unknown config a peer announces, not tried within RETRY_MS."""
-        out = []
-        for announced in sorted(announced_by):
-            if announced in self.known:
-                continue
-            tried = self.tried_ms.get(announced)
-            if tried is None or now_ms - tried >= RETRY_MS:
-                out.append((announced, announced_by[announced]))
-        return out
+def wanted(known: dict[str, dict[str, object]], tried_ms: dict[str, int], announced_by: dict[str, str],
+           now_ms: int) -> list[tuple[str, str]]:
+    """(announced hash, peer) for each unknown config a peer announces, not tried within RETRY_MS."""
+    out = []
+    for hash_prefix in sorted(announced_by):
+        if hash_prefix in known:
+            continue
+        tried = tried_ms.get(hash_prefix)
+        if tried is None or now_ms - tried >= RETRY_MS:
+            out.append((hash_prefix, announced_by[hash_prefix]))
+    return out
 
-    def take(self, announced: str, config: dict[str, object]) -> None:
-        """A config fetched from a peer that announced it (kept only if its hash is the one announced)."""
-        if groupconfig.announced(config) != announced:
-            raise FieldError("config", "the peer's config is not the one it announces")
-        self.known[announced] = config
-        self.fetched += 1
 
-    def merged(self, announced_by: dict[str, str]) -> tuple[list[str], dict[str, object] | None]:
-        """(hashes in use besides the adopted one, the conservative merge to run, or None for the adopted alone)."""
-        assert self.adopted is not None
-        for announced in sorted(self.known):
-            if announced not in announced_by:
-                del self.known[announced]  # nobody runs it any more
-        in_use = sorted(self.known)
-        if not in_use:
-            return in_use, None
-        configs = [self.adopted]
-        for announced in in_use:
-            configs.append(self.known[announced])
-        return in_use, configsync.conservative(configs)
+def merged(adopted: dict[str, object], known: dict[str, dict[str, object]],
+           announced_by: dict[str, str]) -> tuple[list[str], dict[str, object] | None]:
+    """(the hashes in use besides the adopted one, their conservative merge with it; None: the adopted alone).
+
+    Forgets the known configs no peer announces any more.
+    """
+    for hash_prefix in sorted(known):
+        if hash_prefix not in announced_by:
+            del known[hash_prefix]
+    in_use = sorted(known)
+    if not in_use:
+        return in_use, None
+    configs = [adopted]
+    for hash_prefix in in_use:
+        configs.append(known[hash_prefix])
+    return in_use, configsync.conservative(configs)

@@ -11,17 +11,16 @@ except ImportError:  # CPython: importable on the host as well
     def const(value: int) -> int:  # type: ignore[misc]
         return value
 
-from loadmesh.core import controller, groupconfig, heartbeat
+from loadmesh.core import controller, heartbeat
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 
-from . import groupsync, lastlimit, settings
+from . import lastlimit
 from .clock import Clock
 from .hal import Hal, open_hal
 from .httpapi import Api, token_for
 from .mesh import Mesh
 from .roles import Role, open_role
-from .store import CONFIG, HARDWARE, Store
 
 # Boot (Node()), in this order:
 #   1. read the wiring (hw.json) and open the HAL: every actuator safe;
@@ -50,9 +49,23 @@ from .store import CONFIG, HARDWARE, Store
 # The tick's work is in plain methods, not in the coroutine: a coroutine's
 # frame lives on the heap and would keep a tick's temporaries alive until
 # overwritten (docs/firmware.md, Memory).
+#
+# Memory: a node with 16 peers on the ESP32's 12K-word heap has little to
+# spare (docs/firmware.md). What only boot, a new config or adoption needs
+# (the store, the settings, the group config's parser, config sync) is
+# imported when needed and forgotten afterwards (_forget), and the tick keeps
+# no more of its output than GET /status shows.
 
 TICK_MS = const(100)
 SYNC_MS = const(500)
+FETCH_TIMEOUT_MS = const(3000)  # a peer's GET /config
+GC_THRESHOLD = const(8192)
+CONFIG = "config.json"
+HARDWARE = "hw.json"
+SETTINGS = "node.json"
+# Modules used only now and then; on MicroPython they are dropped after use and imported again when needed.
+_OCCASIONAL = ("loadmesh.node.groupsync", "loadmesh.core.configsync", "loadmesh.core.groupconfig",
+               "loadmesh.core.fieldcheck", "loadmesh.node.settings", "loadmesh.node.store", "loadmesh.node.adoption")
 
 UNADOPTED = "unadopted"  # no group key: PUT /adopt
 NO_CONFIG = "no_config"  # a key, but no config this node can run: PUT /config
@@ -63,32 +76,28 @@ HALTED = "halted"  # the tick failed: actuators safe, the watchdog no longer fed
 class Node:
     """One node: its store, HAL, settings, and (once it has a config) plan, peer table, mesh, role and state."""
 
-    def __init__(self, root: str = "") -> None:
-        self.store = store = Store(root)
-        self.clock = Clock()
+    def __init__(self, root: str = "", clock: Clock | None = None) -> None:
+        self.root = root
+        self.clock = clock if clock is not None else Clock()
         self.error = ""  # the last thing that kept the node from running, for /status
-        hw = store.read_json(HARDWARE)
-        self.hal = self._open_hal(hw)
         self.boot_id = 0
-        try:
-            self.boot_id = store.next_boot_id()
-        except OSError as exc:
-            self.error = "boot counter: " + str(exc)
-        self.last_applied_ma = lastlimit.decode(self.hal.retained())
-        self.settings = settings.defaults()
-        raw_settings = store.read_json(settings.FILE)
-        if raw_settings is not None:
-            try:
-                self.settings = settings.parse(raw_settings)
-            except FieldError as exc:
-                self.error = str(exc)
-        self.key = store.read_key()
-        raw_config = store.read_json(CONFIG)
-        store.clean()
+        self.last_applied_ma = 0
+        self.settings: dict[str, object] = {}
+        self.store_state: dict[str, str] = {}
+        self.boot_state = ""
+        self.key: bytes | None = None
         self.code = b""
         self.pads: tuple[bytes, bytes] | None = None
         self.http_token: str | None = None
-        self.configs = groupsync.ConfigSet()
+        # Config sync (groupsync): the adopted config, its announced hash, and the configs peers run.
+        self.adopted: dict[str, object] | None = None
+        self.announced = ""
+        self.known: dict[str, dict[str, object]] = {}
+        self.in_use: list[str] = []  # the announced hashes merged into the running plan
+        self.tried_ms: dict[str, int] = {}
+        self.fetched = 0
+        self.fetch_errors = 0
+        self.sync_error = ""
         self.plan: controller.Plan | None = None
         self.table: PeerTable | None = None
         self.mesh: Mesh | None = None
@@ -106,24 +115,54 @@ class Node:
         self.mem_live_max = 0
         self.mem_peak = 0
         self.halted = False
+        self.mode = UNADOPTED
+        self.hal = self._boot()
+        _forget()
+
+    def _boot(self) -> Hal:
+        """Steps 1 to 6 above; the HAL (safe)."""
+        from . import settings
+        from .store import Store
+
+        store = Store(self.root)
+        hal = self._open_hal(store.read_json(HARDWARE))
+        try:
+            self.boot_id = store.next_boot_id()
+        except OSError as exc:
+            self.error = "boot counter: " + str(exc)
+        self.last_applied_ma = lastlimit.decode(hal.retained())
+        self.settings = settings.defaults()
+        raw_settings = store.read_json(SETTINGS)
+        if raw_settings is not None:
+            try:
+                self.settings = settings.parse(raw_settings)
+            except FieldError as exc:
+                self.error = str(exc)
+        self.key = store.read_key()
+        store.clean()
+        self.store_state = store.state
+        self.boot_state = store.boot_state
+        self.hal = hal
         if self.key is None:
-            self.mode = UNADOPTED
             self.code = _adoption_code(store)
             print("loadmesh node: unadopted; adoption code " + self.code.hex())
-            return
+            return hal
         self._keyed(self.key)
         self.mode = NO_CONFIG
-        if raw_config is None:
-            self.error = self.error or "no config"
-            return
         try:
-            config = groupconfig.parse(raw_config)
-            self._use(config, self._prepare(config, None))
+            config = _read_config(store)
+            if config is None:
+                self.error = self.error or "no config"
+            else:
+                self._use(config, self._prepare(config, None))
         except FieldError as exc:
             self.error = "config.json: " + str(exc)
-            return
-        print("loadmesh node " + self.node_id() + ": boot " + str(self.boot_id) + ", config version "
-              + str(config["version"]) + " " + self.configs.announced)
+        head = "loadmesh node " + (self.node_id() or "?") + ": boot " + str(self.boot_id)
+        if self.adopted is None:
+            print(head + ", no config it can run (" + self.error + ")")
+        else:
+            print(head + ", config version " + str(self.adopted["version"]) + " " + self.announced)
+        return hal
 
     def _open_hal(self, hw: object) -> Hal:
         if hw is None:
@@ -163,17 +202,21 @@ class Node:
                              + str(wdt_ms) + " ms (hw.json)")
         if merged is None:
             return controller.prepare(config, node)
-        return controller.prepare(merged, node, _int(config, "version"), groupconfig.announced(config))
+        return controller.prepare(merged, node, _int(config, "version"), self.announced)
 
     def _use(self, config: dict[str, object], plan: controller.Plan) -> None:
-        """Run plan (of config, the adopted one) from the next tick on."""
-        if self.configs.adopted is not config:
-            self.configs.adopt(config)
+        """Run plan (of config, now the adopted one) from the next tick on."""
+        if config is not self.adopted:
+            if self.adopted is not None:
+                self.known[self.announced] = self.adopted  # while peers still run it
+            self.adopted = config
+            self.announced = plan.announced  # the config's hash prefix, as prepare() computed it
+            self.known.pop(self.announced, None)
         self._run_plan(plan, [])
 
     def _run_plan(self, plan: controller.Plan, in_use: list[str]) -> None:
         assert self.pads is not None
-        self.configs.in_use = in_use
+        self.in_use = in_use
         now_ms = self.clock.now_ms()
         if self.table is None or self.table.group != plan.group:
             self.table = PeerTable(self.pads, plan.group, plan.node, plan.ids)
@@ -195,36 +238,52 @@ class Node:
 
     def put_config(self, body: bytes) -> object:
         """PUT /config: adopt the sealed config in body if it wins over the adopted one."""
+        try:
+            return self._put_config(body)
+        finally:
+            _forget()
+
+    def _put_config(self, body: bytes) -> object:
+        from . import groupsync
+
         assert self.pads is not None
         group = self.plan.group if self.plan is not None else None
         config = groupsync.unseal(self.pads, group, body)
-        order = self.configs.wins(config)
+        order = groupsync.wins(config, self.adopted)
         if order == 0:
-            return {"adopted": False, "reason": "same", "version": config["version"],
-                    "announced": self.configs.announced}
+            return {"adopted": False, "reason": "same", "version": config["version"], "announced": self.announced}
         if order < 0:
+            assert self.adopted is not None
             raise FieldError("config", "version " + str(config["version"]) + " does not win over the adopted "
-                             "version " + str(self.configs.adopted["version"]))  # type: ignore[index]
+                             "version " + str(self.adopted["version"]))
         self._adopt(config)
-        return {"adopted": True, "version": config["version"], "announced": self.configs.announced}
+        return {"adopted": True, "version": config["version"], "announced": self.announced}
 
     def _adopt(self, config: dict[str, object]) -> None:
         """Check, keep and run a config that wins; FieldError (nothing changed) if this node cannot run it."""
+        from .store import Store
+
         plan = self._prepare(config, None)
         self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
-        self.store.write_json(CONFIG, config)
+        store = Store(self.root)
+        store.write_json(CONFIG, config)
+        self.store_state[CONFIG] = store.state[CONFIG]
         self._use(config, plan)
 
     def get_config(self) -> object:
         """GET /config."""
+        from . import groupsync
+
         assert self.pads is not None
-        return groupsync.answer(self.pads, self.configs.adopted)
+        try:
+            return groupsync.answer(self.pads, self.adopted)
+        finally:
+            _forget()
 
     async def sync(self) -> None:
         """Fetch the configs peers announce, adopt a winner, and run the merge of those in use."""
         table = self.table
         plan = self.plan
-        configs = self.configs
         if table is None or plan is None or self.pads is None or self.http_token is None:
             return
         now_ms = self.clock.now_ms()
@@ -234,56 +293,80 @@ class Node:
             if peer is None or member == plan.node or not table.online(member, now_ms, plan.peer_timeout_ms):
                 continue
             announced = peer.heartbeat["config_hash"]
-            if isinstance(announced, str) and announced != configs.announced and announced not in announced_by:
+            if isinstance(announced, str) and announced != self.announced and announced not in announced_by:
                 announced_by[announced] = member
+        if not announced_by and not self.known and not self.in_use:
+            return  # everyone runs the adopted config: nothing to do (and nothing to import)
+        try:
+            await self._fetch(announced_by, now_ms)
+            self._merge(announced_by)
+        finally:
+            _forget()
+
+    async def _fetch(self, announced_by: dict[str, str], now_ms: int) -> None:
+        from . import groupsync
+
+        plan = self.plan
+        assert plan is not None and self.pads is not None and self.http_token is not None
         addresses = self.settings["peers_http"]
         assert isinstance(addresses, dict)
-        for announced, member in configs.wanted(announced_by, now_ms):
+        for announced, member in groupsync.wanted(self.known, self.tried_ms, announced_by, now_ms):
             address = addresses.get(member)
             if address is None:
                 continue
-            configs.tried_ms[announced] = now_ms
+            self.tried_ms[announced] = now_ms
             try:
                 body = await asyncio_wait(groupsync.fetch(address[0], address[1], self.http_token))
                 fetched = groupsync.from_answer(self.pads, plan.group, body)
-                configs.take(announced, fetched)
-                if configs.wins(fetched) > 0:
+                if groupsync.announced(fetched) != announced:
+                    raise FieldError("config", "the peer's config is not the one it announces")
+                self.known[announced] = fetched
+                self.fetched += 1
+                if groupsync.wins(fetched, self.adopted) > 0:
                     self._adopt(fetched)
             except Exception as exc:  # a peer gone, a bad answer, a config this node cannot run
-                configs.fetch_errors += 1
-                configs.last_error = member + ": " + str(exc)
-                configs.known.pop(announced, None)
-        self._merge(announced_by)
+                self.fetch_errors += 1
+                self.sync_error = member + ": " + str(exc)
+                self.known.pop(announced, None)
 
     def _merge(self, announced_by: dict[str, str]) -> None:
-        configs = self.configs
-        adopted = configs.adopted
+        from . import groupsync
+
+        adopted = self.adopted
         if adopted is None:
             return
-        in_use, merged = configs.merged(announced_by)
-        if in_use == configs.in_use:
+        in_use, merged = groupsync.merged(adopted, self.known, announced_by)
+        if in_use == self.in_use:
             return
         try:
             self._run_plan(self._prepare(adopted, merged), in_use)
         except FieldError as exc:
-            configs.last_error = "merge: " + str(exc)
+            self.sync_error = "merge: " + str(exc)
 
     def adopt(self, body: bytes) -> object:
         """PUT /adopt: take the group key and settings from a request made with this node's code."""
+        try:
+            return self._adopt_node(body)
+        finally:
+            _forget()
+
+    def _adopt_node(self, body: bytes) -> object:
         from . import adoption
+        from .store import Store
 
         if self.key is not None:
             raise FieldError("adopt", "this node is adopted already")
         node, key, boot_floor, node_settings = adoption.open_request(self.code, body)
-        store = self.store
+        store = Store(self.root)
         self.hal.feed_watchdog()
         # Settings first and the key last: a reset in between leaves an unadopted node with its code.
-        store.write_json(settings.FILE, node_settings)
+        store.write_json(SETTINGS, node_settings)
         if boot_floor >= self.boot_id:
             store.raise_boot_floor(boot_floor)
             self.boot_id = store.next_boot_id()
         store.write_key(key)
         store.remove(adoption.CODE_FILE)
+        self.store_state.update(store.state)
         self.code = b""
         self.settings = node_settings
         self.key = key
@@ -305,7 +388,8 @@ class Node:
         if plan is None or table is None or role is None or self.state is None or self.mesh is None:
             hal.report(0, 0, True, self.mem_live, 0)
             return
-        self.mesh.receive(table, now_ms)
+        if self.mesh.receive(table, now_ms) > 2:
+            gc.collect()  # the decoded heartbeats the table replaced: room for the step's allocation
         inputs = role.inputs(hal, table, now_ms)
         if plan.meter_index == plan.own:
             meter = _meter_input(hal)
@@ -322,6 +406,7 @@ class Node:
         if isinstance(message, dict):
             role.heartbeat(message, table, now_ms)
             self.mesh.send(self.pads, message)  # type: ignore[arg-type]
+            out["heartbeat"] = None  # status keeps out: not the message as well
         online = 0
         for member in plan.ids:
             if member != plan.node and table.online(member, now_ms, plan.peer_timeout_ms):
@@ -376,7 +461,7 @@ class Node:
         status: dict[str, object] = {
             "node": self.node_id() or None, "kind": self.role.kind if self.role is not None else None,
             "state": self.mode, "error": self.error or None, "boot_id": self.boot_id, "uptime_ms": now_ms,
-            "store": dict(self.store.state), "boot_state": self.store.boot_state,
+            "store": self.store_state, "boot_state": self.boot_state,
             "memory": {"alloc": gc.mem_alloc(), "free": gc.mem_free(), "live": self.mem_live,
                        "live_max": self.mem_live_max, "peak": self.mem_peak},
             "ticks": {"count": self.ticks, "late": self.late_ticks, "max_ms": self.max_tick_ms},
@@ -387,17 +472,24 @@ class Node:
                 status[key] = out[key]
         if self.role is not None:
             status["role"] = self.role.status()
-        configs = self.configs
-        if configs.adopted is not None:
-            status["config"] = {"version": configs.adopted["version"], "announced": configs.announced,
-                                "merged_with": configs.in_use, "fetched": configs.fetched,
-                                "fetch_errors": configs.fetch_errors, "last_error": configs.last_error or None}
+        if self.adopted is not None:
+            status["config"] = {"version": self.adopted["version"], "announced": self.announced,
+                                "merged_with": self.in_use, "fetched": self.fetched,
+                                "fetch_errors": self.fetch_errors, "last_error": self.sync_error or None}
         counters: dict[str, object] = {}
         if table is not None and plan is not None:
-            snapshot = table.snapshot(now_ms, plan.peer_timeout_ms)
-            status["peers"] = snapshot["peers"]
+            # Each peer as [age_ms, online, applied_ma, target_ma, failsafe, boot_id]: a list, not an
+            # object, so that sixteen of them fit the heap beside everything else.
+            peers: dict[str, object] = {}
+            for member in table.nodes():
+                peer = table.peer(member)
+                assert peer is not None
+                peers[member] = [table.age_ms(member, now_ms), table.online(member, now_ms, plan.peer_timeout_ms),
+                                 peer.applied_ma(), peer.target_ma(), peer.heartbeat["failsafe"], peer.boot_id]
+            status["peers"] = peers
+            status["peer_fields"] = PEER_FIELDS
             status["peers_online"] = self.peers_online
-            counters["heartbeats"] = snapshot["counts"]
+            counters["heartbeats"] = table.counts
         if self.mesh is not None:
             counters["mesh"] = self.mesh.counts()
         server = self.server
@@ -450,7 +542,25 @@ class Node:
             try:
                 await self.sync()
             except Exception as exc:  # never let config sync stop the node; /status tells
-                self.configs.last_error = "sync: " + repr(exc)[:120]
+                self.sync_error = "sync: " + repr(exc)[:120]
+
+
+PEER_FIELDS = ("age_ms", "online", "applied_ma", "target_ma", "failsafe", "boot_id")
+
+
+def _forget() -> None:
+    """Drop the occasional modules (MicroPython): imported again when needed, they cost nothing meanwhile."""
+    if sys.implementation.name != "micropython":
+        return  # CPython (virtual nodes in the simulator) shares its modules with the companion
+    import loadmesh.core
+    import loadmesh.node
+
+    for name in _OCCASIONAL:
+        if sys.modules.pop(name, None) is not None:
+            package = loadmesh.core if name.startswith("loadmesh.core.") else loadmesh.node
+            short = name.rsplit(".", 1)[1]
+            if short in dir(package):
+                delattr(package, short)
 
 
 class NodeApi(Api):
@@ -479,15 +589,25 @@ async def asyncio_wait(coroutine: object) -> bytes:
     """coroutine's result, or TimeoutError after groupsync.FETCH_TIMEOUT_MS."""
     import asyncio
 
-    result: bytes = await asyncio.wait_for(coroutine, groupsync.FETCH_TIMEOUT_MS / 1000)
+    result: bytes = await asyncio.wait_for(coroutine, FETCH_TIMEOUT_MS / 1000)
     return result
 
 
-def _adoption_code(store: Store) -> bytes:
+def _read_config(store: object) -> dict[str, object] | None:
+    """The stored config, checked; None if there is none. FieldError if it is not a config."""
+    raw = store.read_json(CONFIG)  # type: ignore[attr-defined]
+    if raw is None:
+        return None
+    from loadmesh.core import groupconfig
+
+    return groupconfig.parse(raw)  # the raw text and its first parse die with this frame
+
+
+def _adoption_code(store: object) -> bytes:
     from . import adoption
 
     try:
-        return adoption.code(store)
+        return adoption.code(store)  # type: ignore[arg-type]
     except OSError:  # a file system that cannot keep the code: no adoption this boot, still safe
         return b""
 
@@ -523,6 +643,10 @@ def main(root: str = "") -> None:
     import asyncio
 
     gc.collect()
+    # Collect after every GC_THRESHOLD bytes allocated rather than only when the heap is full: the
+    # peer table's heartbeats, replaced every half second, are then placed where the last tick's
+    # garbage was, and the heap does not fragment into holes too small for a datagram.
+    gc.threshold(GC_THRESHOLD)
     asyncio.run(_start(root))
 
 
