@@ -12,13 +12,17 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from . import nodeimage
 from .paths import SetupError, micropython_binary
 
 RUNTIME_NAMES = ("cpython-pure", "cpython-compiled", "micropython", "micropython-f32")
 
-# The single-precision runtime stands in for an ESP32: 32-bit floats and a heap
-# of 12K words. MicroPython's "w" suffix means bytes on a 32-bit machine,
-# scaled to the host's word size, so 48wK is 12K words (48 KB on an ESP32).
+# The single-precision runtime stands in for an ESP32: the node image (32-bit
+# floats, the library frozen in as a node's firmware holds it, see
+# companion/nodeimage.py) with a heap of 12K words. MicroPython's "w" suffix
+# means bytes on a 32-bit machine, scaled to the host's word size, so 48wK is
+# 12K words (48 KB on an ESP32). Loaded from .mpy files instead, the modules
+# would take most of that heap, which no node has to give them.
 SMALL_HEAP = "48wK"
 
 _RUNNER = Path(__file__).with_name("core_runner.py")
@@ -52,13 +56,15 @@ class InProcessRuntime(Runtime):
 
 
 class MicroPythonRuntime(Runtime):
-    """MicroPython unix-port processes running the staged .mpy tree, one per entry.
+    """MicroPython unix-port processes running the core, one per entry.
 
-    A node loads only its own modules; one process per entry keeps each entry
-    to the heap a node would give it, instead of every entry's modules at once.
+    With a device_root, the modules come from its staged .mpy tree; without
+    one, only the binary's frozen modules are on the path (the node image).
+    One process per entry keeps each entry to the heap a node would give it,
+    instead of every entry's modules at once.
     """
 
-    def __init__(self, name: str, binary: Path, device_root: Path, heap: str | None) -> None:
+    def __init__(self, name: str, binary: Path, device_root: Path | None, heap: str | None) -> None:
         self.name = name
         self.binary = binary
         self.device_root = device_root
@@ -71,9 +77,9 @@ class MicroPythonRuntime(Runtime):
         return [str(self.binary), *heap, str(_RUNNER), *args]
 
     def environment(self) -> dict[str, str]:
-        """MICROPYPATH: the frozen modules (asyncio), then the device's lib."""
+        """MICROPYPATH: the frozen modules, then the device's lib if there is one."""
         env = dict(os.environ)
-        env["MICROPYPATH"] = ".frozen:" + str(self.device_root / "lib")
+        env["MICROPYPATH"] = ".frozen" + ("" if self.device_root is None else ":" + str(self.device_root / "lib"))
         return env
 
     def _start(self, entry: str) -> subprocess.Popen[str]:
@@ -186,5 +192,6 @@ def open_runtime(name: str, device_root: Path, source_dir: Path | None = None) -
     if name == "micropython":
         return MicroPythonRuntime(name, micropython_binary(single_precision=False), device_root / "mpy", None)
     if name == "micropython-f32":
-        return MicroPythonRuntime(name, micropython_binary(single_precision=True), device_root / "mpy", SMALL_HEAP)
+        # node_binary checks that the image freezes exactly this staged tree.
+        return MicroPythonRuntime(name, nodeimage.node_binary(device_root), None, SMALL_HEAP)
     raise SetupError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIME_NAMES)}")

@@ -7,6 +7,7 @@ import importlib.machinery
 import subprocess
 from pathlib import Path
 
+from loadmesh.companion import nodeimage
 from loadmesh.companion.paths import micropython_binary
 from loadmesh.companion.runtimes import SMALL_HEAP, MicroPythonRuntime, Runtime, core_module_names
 
@@ -46,10 +47,19 @@ def _micropython(all_runtimes: list[Runtime], name: str) -> MicroPythonRuntime:
 
 
 def test_micropython_runs_the_staged_mpy_files(all_runtimes: list[Runtime]) -> None:
-    for name in ("micropython", "micropython-f32"):
-        runtime = _micropython(all_runtimes, name)
-        out = _probe(runtime, "import sys, loadmesh.core.pilot as p; print(sys.implementation.name, p.__file__)")
-        assert out == "micropython lib/loadmesh/core/pilot.mpy".replace("lib/", str(runtime.device_root / "lib") + "/")
+    runtime = _micropython(all_runtimes, "micropython")
+    assert runtime.device_root is not None
+    out = _probe(runtime, "import sys, loadmesh.core.pilot as p; print(sys.implementation.name, p.__file__)")
+    assert out == "micropython " + str(runtime.device_root / "lib" / "loadmesh" / "core" / "pilot.mpy")
+
+
+def test_f32_runtime_runs_the_frozen_library_of_the_node_image(all_runtimes: list[Runtime],
+                                                                device_root: Path) -> None:
+    runtime = _micropython(all_runtimes, "micropython-f32")
+    assert runtime.device_root is None  # nothing but the frozen modules on its path
+    assert runtime.binary == nodeimage.node_binary(device_root)
+    out = _probe(runtime, "import loadmesh.core.pilot as p, loadmesh.core.controller as c; print(p.__file__, c.__file__)")
+    assert out == "loadmesh/core/pilot.py loadmesh/core/controller.py"  # frozen modules' names
 
 
 def test_float_precision_per_build(all_runtimes: list[Runtime]) -> None:
