@@ -20,6 +20,7 @@ from .clock import Clock
 from .hal import Hal, open_hal
 from .httpapi import Api, token_for
 from .mesh import Mesh
+from .retell import Retell
 from .roles import Role, open_role
 
 # Boot (Node()), in this order:
@@ -104,6 +105,7 @@ class Node:
         self.role: Role | None = None
         self.state: dict[str, object] | None = None
         self.out: dict[str, object] | None = None
+        self.retell = Retell()
         self.server: object = None
         self.sync_task: object = None
         self.kept_ma = -1  # what RTC memory holds (-1: not yet written this boot)
@@ -395,7 +397,9 @@ class Node:
             meter = _meter_input(hal)
             if meter is not None:
                 inputs["meter"] = meter
-        out, self.state = controller.step(plan, self.state, inputs, table, now_ms)
+        out, state = controller.step(plan, self.state, inputs, table, now_ms)
+        self.retell.after_step(plan, state, out, now_ms)
+        self.state = state
         applied_ma = out["applied_ma"]
         assert isinstance(applied_ma, int)
         role.apply(hal, out, table, now_ms)
