@@ -141,6 +141,7 @@ def test_a_node_without_a_config_it_can_run_stays_safe_and_says_why(node: NodeRu
     store.write_json("config.json", CONFIG)
     node.start()
     status, answer = node.request("GET", "/status")
+    assert status == 200
     assert answer["state"] == "no_config"
     assert answer["error"] == "config.json: node: 'ghost' is not a member of the group"
     assert "applied_ma" not in answer

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,3 +112,61 @@ def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
     assert "sim: interrupted:" in err
     assert node_processes(workdir) == []
     assert json.loads(out.read_text().splitlines()[-1])["node"] == "evse3"
+
+
+def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    # The demo keeps its nodes' folders in a temporary folder: TMPDIR puts it where the test can look.
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    return subprocess.Popen([str(Path(sys.executable).parent / "loadmesh"), "demo", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _tables(out: str) -> list[list[str]]:
+    """The tables the demo printed (not on a terminal: one after another, a blank line between)."""
+    return [block.splitlines() for block in out.split("\n\n") if block.startswith("loadmesh sim:")]
+
+
+def test_the_demo_runs_the_three_evse_site_with_a_row_per_node_and_stops_after_its_duration(tmp_path: Path) -> None:
+    process = _demo(tmp_path, "--duration", "6")
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    tables = _tables(out)
+    assert tables, out
+    head, columns, *rows = tables[-1]
+    assert "Three EV chargers on one 32 A single-phase supply" in head
+    assert columns.split() == ["node", "state", "target", "applied", "draw", "peers", "failsafe"]
+    assert [row.split()[0] for row in rows] == ["evse1", "evse2", "evse3"]
+    assert "over a limit: applied 0, drawn 0" in err
+    assert node_processes(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []  # the nodes' folders are gone too
+
+
+def test_ctrl_c_stops_the_demo_and_every_node(tmp_path: Path) -> None:
+    process = _demo(tmp_path)
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("evse3 ") for line in lines):  # a whole table is out
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.1)
+        assert len(node_processes(tmp_path)) == 3
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert process.stderr is not None
+    assert "sim: interrupted:" in process.stderr.read()
+    assert node_processes(tmp_path) == []
+    assert _tables("".join(lines))

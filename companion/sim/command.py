@@ -13,11 +13,13 @@ from typing import TextIO
 
 from loadmesh.core.errors import FieldError
 
+from ..paths import repo_root
 from . import scenario as sc
 from . import trace
 from .runner import SimError, Simulation
 
 TABLE_EVERY_S = 1.0
+DEMO_SCENARIO = Path("tools") / "scenarios" / "evse3_32a.yaml"  # in the checkout
 # A lowered limit holds once every node has the new config and has ticked with it: the check
 # starts GRACE_MS after the event (the delivery to every node, and a tick, with room to spare).
 GRACE_MS = 2000
@@ -36,6 +38,23 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sim.add_argument("--seed", type=int, default=1, help="the network's random seed (packet loss)")
     sim.add_argument("--sample-ms", type=int, default=100, help="trace sample period (default 100)")
     sim.set_defaults(func=main)
+
+
+def add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The demo subcommand (./tools/run): the bundled 3-EVSE site with the live table."""
+    demo = commands.add_parser("demo", help="run the bundled site of 3 EVSEs on 32 A on node processes and show "
+                                            "a live table of the nodes until Ctrl-C")
+    demo.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
+                      help="stop after this long (default 0: until Ctrl-C)")
+    demo.add_argument("--trace", type=Path, help="write the trace (JSON lines) here as well")
+    demo.set_defaults(func=demo_main)
+
+
+def demo_main(args: argparse.Namespace) -> int:
+    """`loadmesh demo`: `loadmesh sim` of DEMO_SCENARIO with the live table."""
+    sim_args = argparse.Namespace(scenario=repo_root() / DEMO_SCENARIO, trace=args.trace, live=True,
+                                  duration=args.duration, workdir=None, seed=1, sample_ms=100)
+    return main(sim_args)
 
 
 def main(args: argparse.Namespace) -> int:
