@@ -483,6 +483,10 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
         unmanaged = meterview.unmanaged_ma(plan, state, peers, fresh, now_ms)
     key.append(unmanaged)
     if key != plan._view_key or plan._model is None:
+        # Let the last view's model go before this one is built: a node's small heap (12K words,
+        # 16 peers in the table) has room for one of them at a time, not two.
+        plan._model = None
+        plan._view_key = None
         loads = []
         for index in range(len(plan.ids)):
             member = plan.members[index]

@@ -140,6 +140,7 @@ class Node:
                 self.settings = settings.parse(raw_settings)
             except FieldError as exc:
                 self.error = str(exc)
+        self.settings["peers_http"] = None  # read again when a fetch needs it: sixteen addresses take 2.5 KB
         self.key = store.read_key()
         store.clean()
         self.store_state = store.state
@@ -310,8 +311,7 @@ class Node:
 
         plan = self.plan
         assert plan is not None and self.pads is not None and self.http_token is not None
-        addresses = self.settings["peers_http"]
-        assert isinstance(addresses, dict)
+        addresses = _peer_addresses(self.root)
         for announced, member in groupsync.wanted(self.known, self.tried_ms, announced_by, now_ms):
             address = addresses.get(member)
             if address is None:
@@ -370,6 +370,7 @@ class Node:
         store.remove(adoption.CODE_FILE)
         self.store_state.update(store.state)
         self.code = b""
+        node_settings["peers_http"] = None
         self.settings = node_settings
         self.key = key
         self._keyed(key)
@@ -605,6 +606,20 @@ def _read_config(store: object) -> dict[str, object] | None:
     from loadmesh.core import groupconfig
 
     return groupconfig.parse(raw)  # the raw text and its first parse die with this frame
+
+
+def _peer_addresses(root: str) -> dict[str, list[object]]:
+    """The peers' HTTP APIs from the node's settings (node.json); none if it cannot be read."""
+    from . import settings
+    from .store import Store
+
+    raw = Store(root).read_json(SETTINGS)
+    try:
+        addresses = settings.parse(raw)["peers_http"] if raw is not None else {}
+    except FieldError:
+        return {}
+    assert isinstance(addresses, dict)
+    return addresses
 
 
 def _adoption_code(store: object) -> bytes:
