@@ -316,9 +316,11 @@ class Node:
             address = addresses.get(member)
             if address is None:
                 continue
+            host, port = address
+            assert isinstance(host, str) and isinstance(port, int)
             self.tried_ms[announced] = now_ms
             try:
-                body = await asyncio_wait(groupsync.fetch(address[0], address[1], self.http_token))
+                body = await asyncio_wait(groupsync.fetch(host, port, self.http_token))
                 fetched = groupsync.from_answer(self.pads, plan.group, body)
                 if groupsync.announced(fetched) != announced:
                     raise FieldError("config", "the peer's config is not the one it announces")
