@@ -24,8 +24,17 @@ run to run. From each run's trace (100 ms samples, the trace's own clock):
   holds from the cut too.
 
 Every figure includes the plant's view of the node (a pilot state change is
-read at the next tick) and up to one sample (100 ms) of the trace. Not a
-test: timings on a shared machine are noise; the tests check behaviour.
+read at the next tick, a node's numbers reach the plant at the end of its
+tick) and up to one sample (100 ms) of the trace; on a loaded machine, late
+ticks too. Not a test: timings on a shared machine are noise; the tests
+check behaviour.
+
+The second plug-in (evse1 again, at 11 s) converges twice: first on an
+allocation that gives the odd ampere to the two charging nodes, then, once
+evse1 charges too (`active`), on the one that gives it to evse1 by id; evse3
+lowers at once, and evse1 may take that ampere only after evse3's car has
+followed (ev_lag_ms again). That is the allocation's tie-break (core
+`allocate`), not the mesh.
 """
 
 from __future__ import annotations
@@ -197,6 +206,7 @@ def main() -> int:
         return 0
     print(f"{args.runs} runs of 3 EVSEs on 32 A, {args.loss_pct} % packet loss, 100 ms samples; "
           f"samples over a limit: {over}")
+    print("(each figure on the trace's clock: up to one 100 ms sample more than the node saw)")
     print(f"{'figure':<20} {'n':>4} {'p50':>8} {'p99':>8} {'max':>8} {'goal':>8}  met")
     for kind, row in summary.items():
         p99 = row["p99_ms"]

@@ -505,6 +505,7 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
             site_raw["meter"] = meterview.scenario_meter(plan, unmanaged, key)
             scenario["site"] = site_raw
         model = site.parse(scenario)
+        del scenario, loads  # the model holds what it needs: room for the allocation's work on a small heap
         targets, reasons = allocate.targets_ma(model)
         plan._model = model
         plan._targets = targets
