@@ -15,7 +15,7 @@ the most live after a collection, the heap's size, and whether the node
 ever halted (a MemoryError in a tick halts it and its watchdog resets it).
 Figures are bytes on this 64-bit host (objects take about twice their ESP32
 size; the 48wK heap is scaled to match): compare them with the heap size.
-Not a test (tests/test_node_memory_peers.py runs 25 seconds of it).
+Not a test (tests/test_node_memory.py runs 25 seconds of it).
 """
 
 from __future__ import annotations
