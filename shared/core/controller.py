@@ -83,6 +83,7 @@ class Plan:
         # The memo: step() is a pure function of its arguments; this only
         # spares recomputing the allocation when its inputs did not change.
         self._view_key: list[object] | None = None
+        self._key_spare: list[object] | None = None  # the key list of an earlier tick, filled again
         self._model: site.Site | None = None
         self._targets: list[int] = []
         self._reasons: list[str] = []
@@ -425,7 +426,12 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
     """Targets and reasons per member from the view this node holds, recomputed only when the view changed."""
     with_meter = plan.meter_index >= 0
     deadline_pad = plan.peer_timeout_ms + plan.ev_lag_ms + plan.margin_ms
-    key: list[object] = []
+    # The view's key is filled in place, in a list kept from an earlier tick: a new one every tick
+    # (a kilobyte for 17 members) is the largest block a node's small heap would be asked for.
+    width = len(plan.ids) * KEY_WIDTH + 1
+    spare = plan._key_spare
+    plan._key_spare = None
+    key: list[object] = spare if spare is not None and len(spare) == width else [None] * width
     for index in range(len(plan.ids)):
         member = plan.members[index]
         reserve = 0
@@ -469,23 +475,27 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
                 reserve = counts[plan.ids[index]]
                 if now_ms >= peer.heard_ms + deadline_pad and reserve > plan.failsafe_ma[index]:
                     reserve = plan.failsafe_ma[index]
-        key.append(online)
-        key.append(demand)
-        key.append(mode)
-        key.append(priority)
-        key.append(active)
-        key.append(reserve)
-        key.append(draw)
+        base = index * KEY_WIDTH
+        key[base] = online
+        key[base + 1] = demand
+        key[base + 2] = mode
+        key[base + 3] = priority
+        key[base + 4] = active
+        key[base + 5] = reserve
+        key[base + 6] = draw
     unmanaged = None
     if with_meter:
         from . import meterview  # only a site with a mains meter loads it
 
         unmanaged = meterview.unmanaged_ma(plan, state, peers, fresh, now_ms)
-    key.append(unmanaged)
-    if key != plan._view_key or plan._model is None:
+    key[width - 1] = unmanaged
+    if key == plan._view_key and plan._model is not None:
+        plan._key_spare = key
+    else:
         # Let the last view's model go before this one is built: a node's small heap (12K words,
         # 16 peers in the table) has room for one of them at a time, not two.
         plan._model = None
+        old_key = plan._view_key
         plan._view_key = None
         loads = []
         for index in range(len(plan.ids)):
@@ -512,6 +522,7 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
         plan._reasons = reasons
         plan._view_digest = view.digest(model)
         plan._view_key = key
+        plan._key_spare = old_key
     return plan._targets, plan._reasons, plan._model
 
 
