@@ -84,7 +84,6 @@ class Plan:
         # spares recomputing the allocation when its inputs did not change.
         self._view_key: list[object] | None = None
         self._key_spare: list[object] | None = None  # the key list of an earlier tick, filled again
-        self._model: site.Site | None = None
         self._targets: list[int] = []
         self._reasons: list[str] = []
         self._view_digest = ""
@@ -209,7 +208,9 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     limited = False
     if prev_ma > cap:
         applied = _lattice(plan, cap)  # rule 1: lower at once
-    elif prev_ma < cap and agreed and model is not None:
+    elif prev_ma < cap and agreed and plan._view_key is not None:
+        if model is None:
+            model = _model_of(plan, plan._view_key)  # the view did not change: the memo has no model
         room = headroom.allowed_ma(model, plan.node, counts)
         rise = cap if cap < room else room
         if plan.ramp_ma:
@@ -489,41 +490,47 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
 
         unmanaged = meterview.unmanaged_ma(plan, state, peers, fresh, now_ms)
     key[width - 1] = unmanaged
-    if key == plan._view_key and plan._model is not None:
+    if key == plan._view_key:
         plan._key_spare = key
-    else:
-        # Let the last view's model go before this one is built: a node's small heap (12K words,
-        # 16 peers in the table) has room for one of them at a time, not two.
-        plan._model = None
-        old_key = plan._view_key
-        plan._view_key = None
-        loads = []
-        for index in range(len(plan.ids)):
-            member = plan.members[index]
-            base = index * KEY_WIDTH
-            load = {"id": member["id"], "circuit": member["circuit"], "phases": member["phases"],
-                    "min_ma": member["min_ma"], "max_ma": member["max_ma"], "step_ma": member["step_ma"],
-                    "priority": key[base + 3], "mode": key[base + 2], "demand": key[base + 1],
-                    "online": key[base], "active": key[base + 4], "draw_ma": key[base + 6]}
-            if not key[base]:
-                load["reserve_ma"] = key[base + 5]
-            loads.append(load)
-        scenario = dict(plan.scenario)
-        scenario["loads"] = loads
-        if with_meter:
-            site_raw = dict(plan.scenario["site"])  # type: ignore[call-overload]
-            site_raw["meter"] = meterview.scenario_meter(plan, unmanaged, key)
-            scenario["site"] = site_raw
-        model = site.parse(scenario)
-        del scenario, loads  # the model holds what it needs: room for the allocation's work on a small heap
-        targets, reasons = allocate.targets_ma(model)
-        plan._model = model
-        plan._targets = targets
-        plan._reasons = reasons
-        plan._view_digest = view.digest(model)
-        plan._view_key = key
-        plan._key_spare = old_key
-    return plan._targets, plan._reasons, plan._model
+        return plan._targets, plan._reasons, None
+    # The memo keeps the targets and the digest, not the model: on a node's small heap (12K words,
+    # 16 peers in the table) the model of 17 loads is room the next tick's work needs. A tick that
+    # may raise builds it again from the key (_model_of).
+    old_key = plan._view_key
+    plan._view_key = None
+    model = _model_of(plan, key)
+    targets, reasons = allocate.targets_ma(model)
+    plan._targets = targets
+    plan._reasons = reasons
+    plan._view_digest = view.digest(model)
+    plan._view_key = key
+    plan._key_spare = old_key
+    return targets, reasons, model
+
+
+def _model_of(plan: Plan, key: list[object]) -> site.Site:
+    """The site model of the view whose key this is (the loads' dicts die with the call)."""
+    loads = []
+    for index in range(len(plan.ids)):
+        member = plan.members[index]
+        base = index * KEY_WIDTH
+        load = {"id": member["id"], "circuit": member["circuit"], "phases": member["phases"],
+                "min_ma": member["min_ma"], "max_ma": member["max_ma"], "step_ma": member["step_ma"],
+                "priority": key[base + 3], "mode": key[base + 2], "demand": key[base + 1],
+                "online": key[base], "active": key[base + 4], "draw_ma": key[base + 6]}
+        if not key[base]:
+            load["reserve_ma"] = key[base + 5]
+        loads.append(load)
+    scenario = dict(plan.scenario)
+    scenario["loads"] = loads
+    if plan.meter_index >= 0:
+        from . import meterview
+
+        unmanaged = key[len(key) - 1]
+        site_raw = dict(plan.scenario["site"])  # type: ignore[call-overload]
+        site_raw["meter"] = meterview.scenario_meter(plan, unmanaged, key)  # type: ignore[arg-type]
+        scenario["site"] = site_raw
+    return site.parse(scenario)
 
 
 KEY_WIDTH = 7  # online, demand, mode, priority, active, reserve, draw
