@@ -14,37 +14,6 @@ from . import devtree
 from .paths import SetupError, device_tree
 from .runtimes import MicroPythonRuntime, open_runtime
 
-DEMO_LIMITS_MA = [0, 5000, 6000, 10000, 16000, 32000, 51000, 52000, 63000, 80000, 100000]
-
-
-def _demo(_args: argparse.Namespace) -> int:
-    tree = device_tree()
-    request = {"ma": DEMO_LIMITS_MA}
-    cpython = open_runtime("cpython", tree)
-    micropython = open_runtime("micropython-f32", tree)
-    try:
-        lines = {runtime.name: runtime.respond("pilot", request) for runtime in (cpython, micropython)}
-    finally:
-        micropython.close()
-    print("loadmesh demo: the EVSE pilot duty (IEC 61851) for each current limit, computed by")
-    print("loadmesh.core on CPython (Cython-compiled) and on MicroPython (single precision, as on ESP32)\n")
-    results = {name: json.loads(line)["ok"] for name, line in lines.items()}
-    header = ("limit mA", "CPython duty", "car reads mA", "MicroPython duty", "car reads mA")
-    print("{:>9} | {:>12} {:>12} | {:>16} {:>12}".format(*header))
-    for index, limit_ma in enumerate(DEMO_LIMITS_MA):
-        cells = []
-        for result in results.values():
-            duty = result["duty_permille"][index]
-            cells.append((f"{duty / 10:.1f} %", result["signalled_ma"][index]))
-        (cd, cr), (md, mr) = cells
-        print(f"{limit_ma:>9} | {cd:>12} {cr:>12} | {md:>16} {mr:>12}")
-    same = len(set(lines.values())) == 1
-    print()
-    for name, line in lines.items():
-        print(f"{name:>16}: {line}")
-    print("\nidentical bytes on both runtimes:", "yes" if same else "NO")
-    return 0 if same else 1
-
 
 def _stage(args: argparse.Namespace) -> int:
     return devtree.main(["--out", str(args.out)] if args.out else [])
@@ -222,8 +191,6 @@ _ENTRY_COMMANDS = (
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loadmesh", description="Home loads sharing one limited supply.")
     commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="run a core function on CPython and on MicroPython, print both")
-    demo.set_defaults(func=_demo)
     stage = commands.add_parser("stage", help="stage the device tree into build/device (.py and .mpy)")
     stage.add_argument("--out", type=Path, help="destination folder")
     stage.set_defaults(func=_stage)
@@ -260,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", action="append", default=[], metavar="NAME=INTEGER",
                        help="a load-sharing setting for both runs (e.g. tier_3_rest_ms=900000); repeatable")
     bench.set_defaults(func=_house_bench)
+    from .sim import command as sim_command
+
+    sim_command.add_parser(commands)
+    sim_command.add_demo_parser(commands)
     return parser
 
 

@@ -1,5 +1,6 @@
-# loadmesh node entry point. The node runtime arrives with the firmware issue;
-# until then the node does nothing, so every actuator stays in its safe state.
-import loadmesh.node  # noqa: F401  (proves the staged tree imports)
+# loadmesh node entry point: boot from the store and run the node (loadmesh.node.runtime,
+# frozen into the firmware). boot.py has driven nothing, so every actuator is in its safe
+# state until the runtime decides otherwise; the HAL it opens starts safe too.
+from loadmesh.node import runtime
 
-print("loadmesh node: no runtime yet; actuators stay safe")
+runtime.main()

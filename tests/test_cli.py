@@ -41,13 +41,6 @@ def test_bad_input_is_one_line_naming_the_field(device_root: Path, tmp_path: Pat
     assert done.stderr == "loadmesh pilot: ma[1]: None is not an integer\n"
 
 
-def test_demo_prints_both_runtimes(device_root: Path) -> None:
-    done = _run(device_root, "demo")
-    assert done.returncode == 0, done.stderr
-    assert "identical bytes on both runtimes: yes" in done.stdout
-    assert " micropython-f32: " in done.stdout and " cpython: " in done.stdout
-
-
 def test_missing_device_tree_says_how_to_fix(tmp_path: Path) -> None:
     done = _run(tmp_path / "nowhere", "pilot", "--runtime", "micropython", str(tmp_path / "x.json"))
     assert done.returncode != 0

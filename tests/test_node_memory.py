@@ -78,3 +78,17 @@ def test_from_mpy_files_the_node_does_not_fit(device_root: Path) -> None:
                             capture_output=True, text=True, env=mpnode.environment(device_root), timeout=60)
     first = result.stdout.splitlines()[0]
     assert '"memory_error"' in first, result.stdout + result.stderr
+
+
+def test_the_node_runtime_with_sixteen_peers_runs_on_a_12k_word_heap(device_root: Path, tmp_path: Path) -> None:
+    # The real runtime (controller, HTTP API, config sync) in the node image on the ESP32's heap, its 16
+    # peers virtual nodes on CPython, cars coming and going: tools/node_memory_peers.py, 25 s of it.
+    from tools.node_memory_peers import run
+
+    figures = run(25, tmp_path / "site", device_root=device_root, quiet=True)
+    assert figures["state"] == "running" and figures["error"] is None, figures
+    assert figures["resets"] == 0, figures  # a MemoryError would have halted the node: its watchdog resets it
+    assert figures["peers_online_end"] == 16, figures
+    heap = figures["heap"]
+    assert isinstance(heap, int) and isinstance(figures["peak"], int) and figures["peak"] <= heap
+    assert figures["violations"] == 0

@@ -83,7 +83,7 @@ class Plan:
         # The memo: step() is a pure function of its arguments; this only
         # spares recomputing the allocation when its inputs did not change.
         self._view_key: list[object] | None = None
-        self._model: site.Site | None = None
+        self._key_spare: list[object] | None = None  # the key list of an earlier tick, filled again
         self._targets: list[int] = []
         self._reasons: list[str] = []
         self._view_digest = ""
@@ -208,7 +208,9 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     limited = False
     if prev_ma > cap:
         applied = _lattice(plan, cap)  # rule 1: lower at once
-    elif prev_ma < cap and agreed and model is not None:
+    elif prev_ma < cap and agreed and plan._view_key is not None:
+        if model is None:
+            model = _model_of(plan, plan._view_key)  # the view did not change: the memo has no model
         room = headroom.allowed_ma(model, plan.node, counts)
         rise = cap if cap < room else room
         if plan.ramp_ma:
@@ -425,7 +427,12 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
     """Targets and reasons per member from the view this node holds, recomputed only when the view changed."""
     with_meter = plan.meter_index >= 0
     deadline_pad = plan.peer_timeout_ms + plan.ev_lag_ms + plan.margin_ms
-    key: list[object] = []
+    # The view's key is filled in place, in a list kept from an earlier tick: a new one every tick
+    # (a kilobyte for 17 members) is the largest block a node's small heap would be asked for.
+    width = len(plan.ids) * KEY_WIDTH + 1
+    spare = plan._key_spare
+    plan._key_spare = None
+    key: list[object] = spare if spare is not None and len(spare) == width else [None] * width
     for index in range(len(plan.ids)):
         member = plan.members[index]
         reserve = 0
@@ -469,45 +476,61 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
                 reserve = counts[plan.ids[index]]
                 if now_ms >= peer.heard_ms + deadline_pad and reserve > plan.failsafe_ma[index]:
                     reserve = plan.failsafe_ma[index]
-        key.append(online)
-        key.append(demand)
-        key.append(mode)
-        key.append(priority)
-        key.append(active)
-        key.append(reserve)
-        key.append(draw)
+        base = index * KEY_WIDTH
+        key[base] = online
+        key[base + 1] = demand
+        key[base + 2] = mode
+        key[base + 3] = priority
+        key[base + 4] = active
+        key[base + 5] = reserve
+        key[base + 6] = draw
     unmanaged = None
     if with_meter:
         from . import meterview  # only a site with a mains meter loads it
 
         unmanaged = meterview.unmanaged_ma(plan, state, peers, fresh, now_ms)
-    key.append(unmanaged)
-    if key != plan._view_key or plan._model is None:
-        loads = []
-        for index in range(len(plan.ids)):
-            member = plan.members[index]
-            base = index * KEY_WIDTH
-            load = {"id": member["id"], "circuit": member["circuit"], "phases": member["phases"],
-                    "min_ma": member["min_ma"], "max_ma": member["max_ma"], "step_ma": member["step_ma"],
-                    "priority": key[base + 3], "mode": key[base + 2], "demand": key[base + 1],
-                    "online": key[base], "active": key[base + 4], "draw_ma": key[base + 6]}
-            if not key[base]:
-                load["reserve_ma"] = key[base + 5]
-            loads.append(load)
-        scenario = dict(plan.scenario)
-        scenario["loads"] = loads
-        if with_meter:
-            site_raw = dict(plan.scenario["site"])  # type: ignore[call-overload]
-            site_raw["meter"] = meterview.scenario_meter(plan, unmanaged, key)
-            scenario["site"] = site_raw
-        model = site.parse(scenario)
-        targets, reasons = allocate.targets_ma(model)
-        plan._model = model
-        plan._targets = targets
-        plan._reasons = reasons
-        plan._view_digest = view.digest(model)
-        plan._view_key = key
-    return plan._targets, plan._reasons, plan._model
+    key[width - 1] = unmanaged
+    if key == plan._view_key:
+        plan._key_spare = key
+        return plan._targets, plan._reasons, None
+    # The memo keeps the targets and the digest, not the model: on a node's small heap (12K words,
+    # 16 peers in the table) the model of 17 loads is room the next tick's work needs. A tick that
+    # may raise builds it again from the key (_model_of).
+    old_key = plan._view_key
+    plan._view_key = None
+    model = _model_of(plan, key)
+    targets, reasons = allocate.targets_ma(model)
+    plan._targets = targets
+    plan._reasons = reasons
+    plan._view_digest = view.digest(model)
+    plan._view_key = key
+    plan._key_spare = old_key
+    return targets, reasons, model
+
+
+def _model_of(plan: Plan, key: list[object]) -> site.Site:
+    """The site model of the view whose key this is (the loads' dicts die with the call)."""
+    loads = []
+    for index in range(len(plan.ids)):
+        member = plan.members[index]
+        base = index * KEY_WIDTH
+        load = {"id": member["id"], "circuit": member["circuit"], "phases": member["phases"],
+                "min_ma": member["min_ma"], "max_ma": member["max_ma"], "step_ma": member["step_ma"],
+                "priority": key[base + 3], "mode": key[base + 2], "demand": key[base + 1],
+                "online": key[base], "active": key[base + 4], "draw_ma": key[base + 6]}
+        if not key[base]:
+            load["reserve_ma"] = key[base + 5]
+        loads.append(load)
+    scenario = dict(plan.scenario)
+    scenario["loads"] = loads
+    if plan.meter_index >= 0:
+        from . import meterview
+
+        unmanaged = key[len(key) - 1]
+        site_raw = dict(plan.scenario["site"])  # type: ignore[call-overload]
+        site_raw["meter"] = meterview.scenario_meter(plan, unmanaged, key)  # type: ignore[arg-type]
+        scenario["site"] = site_raw
+    return site.parse(scenario)
 
 
 KEY_WIDTH = 7  # online, demand, mode, priority, active, reserve, draw

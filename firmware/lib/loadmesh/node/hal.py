@@ -18,6 +18,11 @@ from loadmesh.core import pilot
 #   report(...)             the node's numbers, for the simulator's trace
 #   feed_watchdog()         last, once the tick has done its work
 #
+# Besides, retained() / retain(data): a few bytes that survive a watchdog
+# reset but not a power cut (RTC memory on ESP32), where the runtime keeps the
+# limit it enforces (docs/safety.md, rule 6); and wdt_ms, the watchdog's
+# timeout (None: no watchdog), which the runtime checks against the config.
+#
 # Units are the core's: mA, deg C x 10 (dC), percent, ms. Unknown is None.
 # Readings are raw (unsmoothed, unchecked): the runtime passes them through
 # loadmesh.core.sensor channels, which reject the absurd and hold or expire.
@@ -45,6 +50,8 @@ class Hal:
         self.relay_on = False
         self.valve_command_pct = 0
         self.boiler_call = False
+        self.wdt_ms: int | None = None  # no watchdog
+        self._retained = b""
         self._unknown3: list[int | None] = [None, None, None]
 
     # Readings.
@@ -111,6 +118,14 @@ class Hal:
 
     def feed_watchdog(self) -> None:
         """Tell the watchdog this tick completed."""
+
+    def retained(self) -> bytes:
+        """What retain() kept before a watchdog reset; b"" after a power cut (here: only within this process)."""
+        return self._retained
+
+    def retain(self, data: bytes) -> None:
+        """Keep data (at most 64 bytes) where a watchdog reset leaves it."""
+        self._retained = bytes(data)
 
     def close(self) -> None:
         """Release sockets and peripherals (tests, orderly shutdown)."""

@@ -39,7 +39,8 @@ class Esp32Hal(Hal):
     def __init__(self, hw: dict[str, object]) -> None:
         super().__init__()
         self.hw = hwconfig.parse(hw)
-        self._wdt = machine.WDT(timeout=_int(self.hw["wdt_ms"]))
+        self.wdt_ms = _int(self.hw["wdt_ms"])
+        self._wdt = machine.WDT(timeout=self.wdt_ms)
         self._pilot_pwm: machine.PWM | None = None
         self._cp_adc: machine.ADC | None = None
         self._relay: machine.Pin | None = None
@@ -249,6 +250,15 @@ class Esp32Hal(Hal):
 
     def feed_watchdog(self) -> None:
         self._wdt.feed()
+
+    def retained(self) -> bytes:
+        # RTC slow memory keeps its content through a watchdog (or any
+        # software) reset; MicroPython clears it at power-on.
+        data: bytes = machine.RTC().memory()
+        return data
+
+    def retain(self, data: bytes) -> None:
+        machine.RTC().memory(data)
 
 
 def _int(value: object) -> int:

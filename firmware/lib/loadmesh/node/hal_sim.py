@@ -1,5 +1,6 @@
 """The simulated HAL: actuator commands to a plant process and readings back, over UDP on loopback."""
 
+import os
 import socket
 
 try:
@@ -17,13 +18,21 @@ from .hal import Hal
 # plant models its watchdog reset. Readings are answers to commands: poll()
 # drains whatever arrived, keeps the latest, and never waits. Readings older
 # than stale_ms (the plant stopped answering) read as unknown.
+#
+# The watchdog is the plant's (it models the reset wdt_ms after the last
+# feed); wdt_ms here is what the node tells its runtime the timeout is. RTC
+# memory, which survives a watchdog reset, is a file beside the node's others
+# (a killed node process is a crashed node, and its restart a reset).
 
 _STALE_MS = const(1000)
+_WDT_MS = const(2000)
+_RETAINED_FILE = "rtc.mem"
 _MAX_DRAIN = const(8)  # answers read per poll; there is about one per command
 
 
 class SimHal(Hal):
-    """A node wired to the plant: hw = {"hal": "sim", "node", "plant_port", optional "plant_host", "stale_ms"}."""
+    """A node wired to the plant: hw = {"hal": "sim", "node", "plant_port", optional "plant_host", "stale_ms",
+    "wdt_ms", "rtc_file"}."""
 
     def __init__(self, hw: dict[str, object]) -> None:
         super().__init__()
@@ -31,6 +40,8 @@ class SimHal(Hal):
         port = hw.get("plant_port")
         host = hw.get("plant_host", "127.0.0.1")
         stale_ms = hw.get("stale_ms", _STALE_MS)
+        wdt_ms = hw.get("wdt_ms", _WDT_MS)
+        rtc_file = hw.get("rtc_file", _RETAINED_FILE)
         if not isinstance(node, str) or not 1 <= len(node) <= 16:
             raise ValueError("hw.node: must be the node id (1 to 16 characters)")
         if not isinstance(port, int) or not 0 < port < 65536:
@@ -39,6 +50,12 @@ class SimHal(Hal):
             raise ValueError("hw.plant_host: must be an address")
         if not isinstance(stale_ms, int) or stale_ms < 1:
             raise ValueError("hw.stale_ms: must be a positive integer")
+        if not isinstance(wdt_ms, int) or not 100 <= wdt_ms <= 60000:
+            raise ValueError("hw.wdt_ms: must be an integer 100..60000")
+        if not isinstance(rtc_file, str) or not rtc_file:
+            raise ValueError("hw.rtc_file: must be a file name")
+        self.wdt_ms = wdt_ms
+        self._rtc_file = rtc_file
         self.node = node
         self.stale_ms = stale_ms
         self._plant = socket.getaddrinfo(host, port)[0][-1]
@@ -176,6 +193,21 @@ class SimHal(Hal):
 
     def feed_watchdog(self) -> None:
         self._send(simproto.FLAG_FEED)
+
+    def retained(self) -> bytes:
+        try:
+            with open(self._rtc_file, "rb") as source:
+                data: bytes = source.read(64)
+        except OSError:
+            return b""
+        return data
+
+    def retain(self, data: bytes) -> None:
+        # Temp file and rename: a kill between the two leaves the old bytes, never half of them.
+        temp = self._rtc_file + ".tmp"
+        with open(temp, "wb") as out:
+            out.write(data)
+        os.rename(temp, self._rtc_file)
 
     def _send(self, flags: int) -> None:
         if self.relay_on:

@@ -18,6 +18,8 @@ from loadmesh.core.errors import FieldError
 #   GET /config    200, JSON from Api.config(); needs the token
 #   PUT /config    the body (bytes) to Api.put_config(), its JSON answer with
 #                  200; 400 with {"error"} if it raises FieldError/ValueError
+#   PUT /adopt     the body to Api.adopt(), no token: an unadopted node has
+#                  none, and the body authenticates itself (node.adoption)
 #
 # The token is HMAC-SHA256 of TOKEN_LABEL under the group key, in hex, sent as
 # "Authorization: Bearer <token>" and compared in constant time. An
@@ -63,6 +65,10 @@ class Api:
     def put_config(self, body: bytes) -> object:
         """Take a new config from a PUT body; FieldError or ValueError refuse it (400)."""
         raise FieldError("config", "this node takes no config")
+
+    def adopt(self, body: bytes) -> object:
+        """Take an adoption request from a PUT /adopt body; FieldError or ValueError refuse it (400)."""
+        raise FieldError("adopt", "this node takes no adoption")
 
     def token(self) -> str | None:
         """The bearer token /config requires (token_for(key)); None refuses everyone."""
@@ -114,7 +120,7 @@ class HttpServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._clients >= self.max_clients:
             self.busy += 1
-            await self._finish(reader, writer, 503, {"error": "busy"}, "", True)
+            await self._send(reader, writer, self._response(503, {"error": "busy"}, ""), True)
             return
         self._clients += 1
         answered: tuple[int, object, str] | None = None
@@ -129,8 +135,12 @@ class HttpServer:
             self._clients -= 1
         if answered is None:
             await self._close(writer)
-        else:
-            await self._finish(reader, writer, answered[0], answered[1], answered[2], unread[0])
+            return
+        response = self._response(answered[0], answered[1], answered[2])
+        # A coroutine's frame keeps what it refers to while it waits: let the answer (a status with
+        # sixteen peers) go before the client's pace decides how long sending takes.
+        answered = None
+        await self._send(reader, writer, response, unread[0])
 
     async def _handle(self, reader: asyncio.StreamReader, unread: list[bool]) -> tuple[int, object, str]:
         try:
@@ -148,6 +158,12 @@ class HttpServer:
             if method != b"GET":
                 raise _Refused(405, "method not allowed", "GET")
             return self.api.status()
+        if path == "/adopt":
+            if method != b"PUT":
+                raise _Refused(405, "method not allowed", "PUT")
+            body = await self._read_body(reader, headers, rest)
+            unread[0] = False
+            return self.api.adopt(body)
         if path != "/config":
             raise _Refused(404, "not found")
         if method != b"GET" and method != b"PUT":
@@ -181,8 +197,8 @@ class HttpServer:
             body += chunk
         return bytes(body)
 
-    async def _finish(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: int,
-                      answer: object, allow: str, unread: bool) -> None:
+    def _response(self, status: int, answer: object, allow: str) -> bytes:
+        """The whole answer, head and body (a plain function: its temporaries die with the call)."""
         self.requests += 1
         if status >= 400:
             self.refused += 1
@@ -197,9 +213,12 @@ class HttpServer:
         if allow:
             head += "Allow: " + allow + "\r\n"
         head += "Content-Length: " + str(len(body)) + "\r\nConnection: close\r\n\r\n"
+        return head.encode() + body
+
+    async def _send(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, response: bytes,
+                    unread: bool) -> None:
         try:
-            writer.write(head.encode())
-            writer.write(body)
+            writer.write(response)
             # A client that does not read gets the same time as one that does not write.
             await asyncio.wait_for(writer.drain(), self.timeout_ms / 1000)
             if unread:

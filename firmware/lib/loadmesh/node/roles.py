@@ -1,0 +1,74 @@
+"""Roles: what a node's load is (an EVSE, a relay load, a valve, the boiler), plugged into the runtime's tick."""
+
+from loadmesh.core.controller import Plan
+from loadmesh.core.peers import PeerTable
+
+from .hal import Hal
+
+# The runtime owns the clock, the mesh, the controller and the HTTP API; a
+# role owns what is particular to its load. Every tick the runtime calls, in
+# this order:
+#
+#   inputs(hal, table, now_ms)          the controller's inputs: demand, idle,
+#                                       draw_ma (the runtime adds the meter
+#                                       on the meter node)
+#   (controller.step)
+#   apply(hal, out, table, now_ms)      drive the actuators from the
+#                                       controller's output (out["applied_ma"]
+#                                       is the limit in force from now on)
+#   heartbeat(message, table, now_ms)   only when a heartbeat goes out: add
+#                                       this role's section (the boiler node's
+#                                       "heating") before it is signed
+#
+# and status() for GET /status. A role keeps its own state between ticks;
+# replan(plan) hands it a new plan (a new config). The work of a tick runs in
+# plain functions (not coroutines), so temporaries die with the call.
+#
+# A role must never raise the limit it drives above out["applied_ma"]: that
+# is what the node tells its peers it enforces. An exception in any call is a
+# failed tick: the runtime puts the HAL in its safe state and the watchdog
+# resets the node.
+
+
+class Role:
+    """A member that draws no managed current and drives nothing: every actuator stays in its safe state."""
+
+    kind = "none"
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def replan(self, plan: Plan) -> None:
+        """A new config is in force."""
+        self.plan = plan
+
+    def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
+        """The controller's inputs for this tick."""
+        return {"demand": False, "idle": True}
+
+    def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
+        """Drive the actuators from the controller's output."""
+
+    def heartbeat(self, message: dict[str, object], table: PeerTable, now_ms: int) -> None:
+        """Add this role's sections to a heartbeat about to be sent."""
+
+    def status(self) -> dict[str, object]:
+        """This role's part of GET /status."""
+        return {}
+
+
+def open_role(plan: Plan) -> Role:
+    """The role of this node's member kind in the plan's config."""
+    kind = plan.me["kind"]
+    if kind == "evse":
+        from . import role_evse
+
+        return role_evse.EvseRole(plan)
+    if kind == "relay":
+        from . import role_relay
+
+        return role_relay.RelayRole(plan)
+    # Valve and boiler nodes: their heating roles arrive next. Until then the
+    # node takes part in the mesh (heard, counted for liveness) and keeps its
+    # valve closed and its call for heat off.
+    return Role(plan)

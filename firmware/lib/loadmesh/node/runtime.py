@@ -1,0 +1,677 @@
+"""The node runtime: boot from the store, the 100 ms control tick, the mesh, the HTTP API, config adoption."""
+
+import gc
+import sys
+import time
+
+try:
+    from micropython import const
+except ImportError:  # CPython: importable on the host as well
+
+    def const(value: int) -> int:  # type: ignore[misc]
+        return value
+
+from loadmesh.core import controller, heartbeat
+from loadmesh.core.errors import FieldError
+from loadmesh.core.peers import PeerTable
+
+from . import lastlimit
+from .clock import Clock
+from .hal import Hal, open_hal
+from .httpapi import Api, token_for
+from .mesh import Mesh
+from .retell import Retell
+from .roles import Role, open_role
+
+# Boot (Node()), in this order:
+#   1. read the wiring (hw.json) and open the HAL: every actuator safe;
+#   2. raise the boot counter in flash (before any heartbeat can carry it;
+#      a node that cannot keep it never joins the mesh);
+#   3. read the limit enforced before a watchdog reset (RTC memory), the
+#      node's settings (node.json), the group key and the config;
+#   4. clean the store's leftover temp files;
+#   5. unadopted (no key): make or read the one-time adoption code and print
+#      it; the HTTP API takes PUT /adopt. Adopted without a config it can run:
+#      the HTTP API takes PUT /config. Either way the actuators stay safe and
+#      the watchdog is fed: the node is alive, and off.
+#   6. with a config: the plan, the peer table, the mesh socket, the role,
+#      and the controller's boot state (at most the failsafe current and the
+#      limit kept in RTC memory: DESIGN rule 6).
+# run() then starts the HTTP server and the config sync task and runs the
+# control loop: one tick() every TICK_MS, gc between ticks, the watchdog fed
+# at the end of a good tick. The mesh is read and written inside the tick
+# (non-blocking: at most Mesh.max_packets per tick, the rest waits in the
+# socket), so the controller sees what arrived up to its tick, and nothing
+# in the mesh or the HTTP API can hold the tick up longer than one request's
+# handling. An exception in the tick (MemoryError included) puts the HAL in
+# its safe state and stops feeding the watchdog: the node resets and boots
+# safe. Without a watchdog (the "none" HAL) the process exits instead.
+#
+# The tick's work is in plain methods, not in the coroutine: a coroutine's
+# frame lives on the heap and would keep a tick's temporaries alive until
+# overwritten (docs/firmware.md, Memory).
+#
+# Memory: a node with 16 peers on the ESP32's 12K-word heap has little to
+# spare (docs/firmware.md). What only boot, a new config or adoption needs
+# (the store, the settings, the group config's parser, config sync) is
+# imported when needed and forgotten afterwards (_forget), and the tick keeps
+# no more of its output than GET /status shows.
+
+TICK_MS = const(100)
+SYNC_MS = const(500)
+FETCH_TIMEOUT_MS = const(3000)  # a peer's GET /config
+GC_THRESHOLD = const(8192)
+CONFIG = "config.json"
+HARDWARE = "hw.json"
+SETTINGS = "node.json"
+# Modules used only now and then; on MicroPython they are dropped after use and imported again when needed.
+_OCCASIONAL = ("loadmesh.node.groupsync", "loadmesh.core.configsync", "loadmesh.core.groupconfig",
+               "loadmesh.core.fieldcheck", "loadmesh.node.settings", "loadmesh.node.store", "loadmesh.node.adoption")
+
+UNADOPTED = "unadopted"  # no group key: PUT /adopt
+NO_CONFIG = "no_config"  # a key, but no config this node can run: PUT /config
+RUNNING = "running"
+HALTED = "halted"  # the tick failed: actuators safe, the watchdog no longer fed
+
+
+class Node:
+    """One node: its store, HAL, settings, and (once it has a config) plan, peer table, mesh, role and state."""
+
+    def __init__(self, root: str = "", clock: Clock | None = None) -> None:
+        self.root = root
+        self.clock = clock if clock is not None else Clock()
+        self.error = ""  # the last thing that kept the node from running, for /status
+        self.boot_id = 0
+        self.last_applied_ma = 0
+        self.settings: dict[str, object] = {}
+        self.store_state: dict[str, str] = {}
+        self.boot_state = ""
+        self.key: bytes | None = None
+        self.code = b""
+        self.pads: tuple[bytes, bytes] | None = None
+        self.http_token: str | None = None
+        # Config sync (groupsync): the adopted config, its announced hash, and the configs peers run.
+        self.adopted: dict[str, object] | None = None
+        self.announced = ""
+        self.known: dict[str, dict[str, object]] = {}
+        self.in_use: list[str] = []  # the announced hashes merged into the running plan
+        self.tried_ms: dict[str, int] = {}
+        self.fetched = 0
+        self.fetch_errors = 0
+        self.sync_error = ""
+        self.plan: controller.Plan | None = None
+        self.table: PeerTable | None = None
+        self.mesh: Mesh | None = None
+        self.role: Role | None = None
+        self.state: dict[str, object] | None = None
+        self.out: dict[str, object] | None = None
+        self.retell = Retell()
+        self.server: object = None
+        self.sync_task: object = None
+        self.kept_ma = -1  # what RTC memory holds (-1: not yet written this boot)
+        self.peers_online = 0
+        self.ticks = 0
+        self.late_ticks = 0
+        self.max_tick_ms = 0
+        self.mem_live = 0
+        self.mem_live_max = 0
+        self.mem_peak = 0
+        self.halted = False
+        self.mode = UNADOPTED
+        self.hal = self._boot()
+        _forget()
+
+    def _boot(self) -> Hal:
+        """Steps 1 to 6 above; the HAL (safe)."""
+        from . import settings
+        from .store import Store
+
+        store = Store(self.root)
+        hal = self._open_hal(store.read_json(HARDWARE))
+        try:
+            self.boot_id = store.next_boot_id()
+        except OSError as exc:
+            self.error = "boot counter: " + str(exc)
+        self.last_applied_ma = lastlimit.decode(hal.retained())
+        self.settings = settings.defaults()
+        raw_settings = store.read_json(SETTINGS)
+        if raw_settings is not None:
+            try:
+                self.settings = settings.parse(raw_settings)
+            except FieldError as exc:
+                self.error = str(exc)
+        self.settings["peers_http"] = None  # read again when a fetch needs it: sixteen addresses take 2.5 KB
+        self.key = store.read_key()
+        store.clean()
+        self.store_state = store.state
+        self.boot_state = store.boot_state
+        self.hal = hal
+        if self.key is None:
+            self.code = _adoption_code(store)
+            print("loadmesh node: unadopted; adoption code " + self.code.hex())
+            return hal
+        self._keyed(self.key)
+        self.mode = NO_CONFIG
+        try:
+            config = _read_config(store)
+            if config is None:
+                self.error = self.error or "no config"
+            else:
+                self._use(config, self._prepare(config, None))
+        except FieldError as exc:
+            self.error = "config.json: " + str(exc)
+        head = "loadmesh node " + (self.node_id() or "?") + ": boot " + str(self.boot_id)
+        if self.adopted is None:
+            print(head + ", no config it can run (" + self.error + ")")
+        else:
+            print(head + ", config version " + str(self.adopted["version"]) + " " + self.announced)
+        return hal
+
+    def _open_hal(self, hw: object) -> Hal:
+        if hw is None:
+            hw = {"hal": "none"}
+        try:
+            if not isinstance(hw, dict):
+                raise ValueError("hw.json: not an object")
+            return open_hal(hw)
+        except ValueError as exc:  # FieldError is one: nothing is driven, every actuator stays as it booted
+            self.error = str(exc)
+            hal = Hal()
+            hal.safe()
+            return hal
+
+    def _keyed(self, key: bytes) -> None:
+        self.pads = heartbeat.prepare_key(key)
+        self.http_token = token_for(key)
+
+    def node_id(self) -> str:
+        """This node's member id ("" when it has none)."""
+        node = self.settings["id"]
+        return node if isinstance(node, str) else ""
+
+    # Configs.
+
+    def _prepare(self, config: dict[str, object], merged: dict[str, object] | None) -> controller.Plan:
+        """The plan of config for this node (merged: the conservative merge to run meanwhile); FieldError if refused."""
+        node = self.node_id()
+        if not node:
+            raise FieldError("node.id", "this node has no member id (node.json)")
+        if self.boot_id < 1:
+            raise FieldError("boot_id", "the boot counter cannot be kept: " + self.error)
+        wdt_ms = self.hal.wdt_ms
+        if wdt_ms is not None and wdt_ms > _int(config, "wdt_ms"):
+            # The safety rules assume a hung node is reset within wdt_ms <= peer_timeout_ms.
+            raise FieldError("wdt_ms", str(config["wdt_ms"]) + " is shorter than this node's watchdog, "
+                             + str(wdt_ms) + " ms (hw.json)")
+        if merged is None:
+            return controller.prepare(config, node)
+        return controller.prepare(merged, node, _int(config, "version"), self.announced)
+
+    def _use(self, config: dict[str, object], plan: controller.Plan) -> None:
+        """Run plan (of config, now the adopted one) from the next tick on."""
+        if config is not self.adopted:
+            if self.adopted is not None:
+                self.known[self.announced] = self.adopted  # while peers still run it
+            self.adopted = config
+            self.announced = plan.announced  # the config's hash prefix, as prepare() computed it
+            self.known.pop(self.announced, None)
+        self._run_plan(plan, [])
+
+    def _run_plan(self, plan: controller.Plan, in_use: list[str]) -> None:
+        assert self.pads is not None
+        self.in_use = in_use
+        now_ms = self.clock.now_ms()
+        if self.table is None or self.table.group != plan.group:
+            self.table = PeerTable(self.pads, plan.group, plan.node, plan.ids)
+        else:
+            self.table.set_members(plan.ids)
+        if self.mesh is None:
+            config = self.settings
+            self.mesh = Mesh(_int(config, "mesh_port"), str(config["mesh_host"]), _int(config, "mesh_dest_port"),
+                             str(config["bind_host"]))
+        if self.role is None or self.role.kind != plan.me["kind"]:
+            self.role = open_role(plan)
+        else:
+            self.role.replan(plan)
+        if self.state is None:
+            self.state = controller.boot(plan, self.boot_id, now_ms, self.last_applied_ma)
+        self.plan = plan
+        self.mode = RUNNING
+        self.error = ""
+
+    def put_config(self, body: bytes) -> object:
+        """PUT /config: adopt the sealed config in body if it wins over the adopted one."""
+        try:
+            return self._put_config(body)
+        finally:
+            _forget()
+
+    def _put_config(self, body: bytes) -> object:
+        from . import groupsync
+
+        assert self.pads is not None
+        group = self.plan.group if self.plan is not None else None
+        config = groupsync.unseal(self.pads, group, body)
+        order = groupsync.wins(config, self.adopted)
+        if order == 0:
+            return {"adopted": False, "reason": "same", "version": config["version"], "announced": self.announced}
+        if order < 0:
+            assert self.adopted is not None
+            raise FieldError("config", "version " + str(config["version"]) + " does not win over the adopted "
+                             "version " + str(self.adopted["version"]))
+        self._adopt(config)
+        return {"adopted": True, "version": config["version"], "announced": self.announced}
+
+    def _adopt(self, config: dict[str, object]) -> None:
+        """Check, keep and run a config that wins; FieldError (nothing changed) if this node cannot run it."""
+        from .store import Store
+
+        plan = self._prepare(config, None)
+        self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
+        store = Store(self.root)
+        store.write_json(CONFIG, config)
+        self.store_state[CONFIG] = store.state[CONFIG]
+        self._use(config, plan)
+
+    def get_config(self) -> object:
+        """GET /config."""
+        from . import groupsync
+
+        assert self.pads is not None
+        try:
+            return groupsync.answer(self.pads, self.adopted)
+        finally:
+            _forget()
+
+    async def sync(self) -> None:
+        """Fetch the configs peers announce, adopt a winner, and run the merge of those in use."""
+        table = self.table
+        plan = self.plan
+        if table is None or plan is None or self.pads is None or self.http_token is None:
+            return
+        now_ms = self.clock.now_ms()
+        announced_by: dict[str, str] = {}
+        for member in plan.ids:
+            peer = table.peer(member)
+            if peer is None or member == plan.node or not table.online(member, now_ms, plan.peer_timeout_ms):
+                continue
+            announced = peer.heartbeat["config_hash"]
+            if isinstance(announced, str) and announced != self.announced and announced not in announced_by:
+                announced_by[announced] = member
+        if not announced_by and not self.known and not self.in_use:
+            return  # everyone runs the adopted config: nothing to do (and nothing to import)
+        try:
+            await self._fetch(announced_by, now_ms)
+            self._merge(announced_by)
+        finally:
+            _forget()
+
+    async def _fetch(self, announced_by: dict[str, str], now_ms: int) -> None:
+        from . import groupsync
+
+        plan = self.plan
+        assert plan is not None and self.pads is not None and self.http_token is not None
+        addresses = _peer_addresses(self.root)
+        for announced, member in groupsync.wanted(self.known, self.tried_ms, announced_by, now_ms):
+            address = addresses.get(member)
+            if address is None:
+                continue
+            host, port = address
+            assert isinstance(host, str) and isinstance(port, int)
+            self.tried_ms[announced] = now_ms
+            try:
+                body = await asyncio_wait(groupsync.fetch(host, port, self.http_token))
+                fetched = groupsync.from_answer(self.pads, plan.group, body)
+                if groupsync.announced(fetched) != announced:
+                    raise FieldError("config", "the peer's config is not the one it announces")
+                self.known[announced] = fetched
+                self.fetched += 1
+                if groupsync.wins(fetched, self.adopted) > 0:
+                    self._adopt(fetched)
+            except Exception as exc:  # a peer gone, a bad answer, a config this node cannot run
+                self.fetch_errors += 1
+                self.sync_error = member + ": " + str(exc)
+                self.known.pop(announced, None)
+
+    def _merge(self, announced_by: dict[str, str]) -> None:
+        from . import groupsync
+
+        adopted = self.adopted
+        if adopted is None:
+            return
+        in_use, merged = groupsync.merged(adopted, self.known, announced_by)
+        if in_use == self.in_use:
+            return
+        try:
+            self._run_plan(self._prepare(adopted, merged), in_use)
+        except FieldError as exc:
+            self.sync_error = "merge: " + str(exc)
+
+    def adopt(self, body: bytes) -> object:
+        """PUT /adopt: take the group key and settings from a request made with this node's code."""
+        try:
+            return self._adopt_node(body)
+        finally:
+            _forget()
+
+    def _adopt_node(self, body: bytes) -> object:
+        from . import adoption
+        from .store import Store
+
+        if self.key is not None:
+            raise FieldError("adopt", "this node is adopted already")
+        node, key, boot_floor, node_settings = adoption.open_request(self.code, body)
+        store = Store(self.root)
+        self.hal.feed_watchdog()
+        # Settings first and the key last: a reset in between leaves an unadopted node with its code.
+        store.write_json(SETTINGS, node_settings)
+        if boot_floor >= self.boot_id:
+            store.raise_boot_floor(boot_floor)
+            self.boot_id = store.next_boot_id()
+        store.write_key(key)
+        store.remove(adoption.CODE_FILE)
+        self.store_state.update(store.state)
+        self.code = b""
+        node_settings["peers_http"] = None
+        self.settings = node_settings
+        self.key = key
+        self._keyed(key)
+        self.mode = NO_CONFIG
+        self.error = "no config"
+        return {"adopted": node, "boot_id": self.boot_id}
+
+    # The tick.
+
+    def tick(self) -> None:
+        """One control tick: read, decide, drive, tell. Raises only on a bug or a MemoryError."""
+        now_ms = self.clock.now_ms()
+        hal = self.hal
+        hal.poll(now_ms)
+        plan = self.plan
+        table = self.table
+        role = self.role
+        if plan is None or table is None or role is None or self.state is None or self.mesh is None:
+            hal.report(0, 0, True, self.mem_live, 0)
+            return
+        if self.mesh.receive(table, now_ms) > 2:
+            gc.collect()  # the decoded heartbeats the table replaced: room for the step's allocation
+        inputs = role.inputs(hal, table, now_ms)
+        if plan.meter_index == plan.own:
+            meter = _meter_input(hal)
+            if meter is not None:
+                inputs["meter"] = meter
+        out, state = controller.step(plan, self.state, inputs, table, now_ms)
+        self.retell.after_step(plan, state, out, now_ms)
+        self.state = state
+        applied_ma = out["applied_ma"]
+        assert isinstance(applied_ma, int)
+        role.apply(hal, out, table, now_ms)
+        if applied_ma != self.kept_ma:
+            hal.retain(lastlimit.encode(applied_ma))
+            self.kept_ma = applied_ma
+        message = out["heartbeat"]
+        if isinstance(message, dict):
+            role.heartbeat(message, table, now_ms)
+            self.mesh.send(self.pads, message)  # type: ignore[arg-type]
+            out["heartbeat"] = None  # status keeps out: not the message as well
+        online = 0
+        for member in plan.ids:
+            if member != plan.node and table.online(member, now_ms, plan.peer_timeout_ms):
+                online += 1
+        self.peers_online = online
+        self.out = out
+        target_ma = out["target_ma"]
+        assert isinstance(target_ma, int)
+        hal.report(applied_ma, target_ma, out["failsafe"] is True, self.mem_live, online)
+
+    def tick_and_collect(self) -> bool:
+        """A tick, gc, and the watchdog fed; False (and the HAL safe, the watchdog unfed) if the tick failed."""
+        started = time.ticks_ms()
+        try:
+            self.tick()
+        except Exception as exc:  # MemoryError too
+            self._halt(exc)
+            return False
+        in_use = gc.mem_alloc()
+        if in_use > self.mem_peak:
+            self.mem_peak = in_use
+        gc.collect()
+        live = gc.mem_alloc()
+        self.mem_live = live
+        if live > self.mem_live_max:
+            self.mem_live_max = live
+        self.ticks += 1
+        took_ms = time.ticks_diff(time.ticks_ms(), started)
+        if took_ms > self.max_tick_ms:
+            self.max_tick_ms = took_ms
+        self.hal.feed_watchdog()
+        return True
+
+    def _halt(self, exc: BaseException) -> None:
+        self.halted = True
+        self.mode = HALTED
+        try:
+            self.hal.safe()
+        except Exception as failed:  # the HAL itself failed: the watchdog still resets the node
+            self.error = "safe: " + repr(failed)[:60]
+        self.error = "tick: " + repr(exc)[:120]
+        sys.print_exception(exc)
+
+    # Status.
+
+    def status(self) -> dict[str, object]:
+        """GET /status: what the node does and why, its peers, its counters, its memory."""
+        now_ms = self.clock.now_ms()
+        out = self.out
+        plan = self.plan
+        table = self.table
+        status: dict[str, object] = {
+            "node": self.node_id() or None, "kind": self.role.kind if self.role is not None else None,
+            "state": self.mode, "error": self.error or None, "boot_id": self.boot_id, "uptime_ms": now_ms,
+            "store": self.store_state, "boot_state": self.boot_state,
+            "memory": {"alloc": gc.mem_alloc(), "free": gc.mem_free(), "live": self.mem_live,
+                       "live_max": self.mem_live_max, "peak": self.mem_peak},
+            "ticks": {"count": self.ticks, "late": self.late_ticks, "max_ms": self.max_tick_ms},
+        }
+        if out is not None:
+            for key in ("applied_ma", "target_ma", "exposure_ma", "failsafe", "reason", "alloc_reason", "silent",
+                        "disagree", "config_mismatch"):
+                status[key] = out[key]
+        if self.role is not None:
+            status["role"] = self.role.status()
+        if self.adopted is not None:
+            status["config"] = {"version": self.adopted["version"], "announced": self.announced,
+                                "merged_with": self.in_use, "fetched": self.fetched,
+                                "fetch_errors": self.fetch_errors, "last_error": self.sync_error or None}
+        counters: dict[str, object] = {}
+        if table is not None and plan is not None:
+            # Each peer as [age_ms, online, applied_ma, target_ma, failsafe, boot_id]: a list, not an
+            # object, so that sixteen of them fit the heap beside everything else.
+            peers: dict[str, object] = {}
+            for member in table.nodes():
+                peer = table.peer(member)
+                assert peer is not None
+                peers[member] = [table.age_ms(member, now_ms), table.online(member, now_ms, plan.peer_timeout_ms),
+                                 peer.applied_ma(), peer.target_ma(), peer.heartbeat["failsafe"], peer.boot_id]
+            status["peers"] = peers
+            status["peer_fields"] = PEER_FIELDS
+            status["peers_online"] = self.peers_online
+            counters["heartbeats"] = table.counts
+        if self.mesh is not None:
+            counters["mesh"] = self.mesh.counts()
+        server = self.server
+        if server is not None:
+            counters["http"] = server.counts()  # type: ignore[attr-defined]
+        status["counters"] = counters
+        return status
+
+    # The loops.
+
+    async def run(self) -> None:
+        """Serve the HTTP API, sync configs, and tick until the node halts."""
+        import asyncio
+
+        from .httpapi import HttpServer
+
+        server = HttpServer(NodeApi(self), port=_int(self.settings, "http_port"),
+                            host=str(self.settings["http_host"]))
+        try:
+            await server.start()
+            self.server = server
+        except OSError as exc:  # the control loop does not depend on the API
+            self.error = "http: " + str(exc)
+        self.sync_task = asyncio.create_task(self._sync_loop())
+        await self._control_loop()
+
+    async def _control_loop(self) -> None:
+        import asyncio
+
+        due_ms = time.ticks_ms()
+        while self.tick_and_collect():
+            due_ms = time.ticks_add(due_ms, TICK_MS)
+            wait_ms = time.ticks_diff(due_ms, time.ticks_ms())
+            if wait_ms < 0:
+                self.late_ticks += 1
+                if wait_ms < -TICK_MS:
+                    due_ms = time.ticks_ms()  # far behind: start again from now rather than rush
+                wait_ms = 0
+            await asyncio.sleep_ms(wait_ms)
+        if self.hal.wdt_ms is None:
+            raise SystemExit(3)  # no watchdog to reset this node: stop, with the actuators safe
+        while True:  # the watchdog resets the node; the API answers until then
+            await asyncio.sleep_ms(1000)
+
+    async def _sync_loop(self) -> None:
+        import asyncio
+
+        while not self.halted:
+            await asyncio.sleep_ms(SYNC_MS)
+            try:
+                await self.sync()
+            except Exception as exc:  # never let config sync stop the node; /status tells
+                self.sync_error = "sync: " + repr(exc)[:120]
+
+
+PEER_FIELDS = ("age_ms", "online", "applied_ma", "target_ma", "failsafe", "boot_id")
+
+
+def _forget() -> None:
+    """Drop the occasional modules (MicroPython): imported again when needed, they cost nothing meanwhile."""
+    if sys.implementation.name != "micropython":
+        return  # CPython (virtual nodes in the simulator) shares its modules with the companion
+    import loadmesh.core
+    import loadmesh.node
+
+    for name in _OCCASIONAL:
+        if sys.modules.pop(name, None) is not None:
+            package = loadmesh.core if name.startswith("loadmesh.core.") else loadmesh.node
+            short = name.rsplit(".", 1)[1]
+            if short in dir(package):
+                delattr(package, short)
+
+
+class NodeApi(Api):
+    """The HTTP API's callbacks, answered by the node."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def status(self) -> object:
+        return self.node.status()
+
+    def config(self) -> object:
+        return self.node.get_config()
+
+    def put_config(self, body: bytes) -> object:
+        return self.node.put_config(body)
+
+    def adopt(self, body: bytes) -> object:
+        return self.node.adopt(body)
+
+    def token(self) -> str | None:
+        return self.node.http_token
+
+
+async def asyncio_wait(coroutine: object) -> bytes:
+    """coroutine's result, or TimeoutError after groupsync.FETCH_TIMEOUT_MS."""
+    import asyncio
+
+    result: bytes = await asyncio.wait_for(coroutine, FETCH_TIMEOUT_MS / 1000)
+    return result
+
+
+def _read_config(store: object) -> dict[str, object] | None:
+    """The stored config, checked; None if there is none. FieldError if it is not a config."""
+    raw = store.read_json(CONFIG)  # type: ignore[attr-defined]
+    if raw is None:
+        return None
+    from loadmesh.core import groupconfig
+
+    return groupconfig.parse(raw)  # the raw text and its first parse die with this frame
+
+
+def _peer_addresses(root: str) -> dict[str, list[object]]:
+    """The peers' HTTP APIs from the node's settings (node.json); none if it cannot be read."""
+    from . import settings
+    from .store import Store
+
+    raw = Store(root).read_json(SETTINGS)
+    try:
+        addresses = settings.parse(raw)["peers_http"] if raw is not None else {}
+    except FieldError:
+        return {}
+    assert isinstance(addresses, dict)
+    return addresses
+
+
+def _adoption_code(store: object) -> bytes:
+    from . import adoption
+
+    try:
+        return adoption.code(store)  # type: ignore[arg-type]
+    except OSError:  # a file system that cannot keep the code: no adoption this boot, still safe
+        return b""
+
+
+def _meter_input(hal: Hal) -> dict[str, object] | None:
+    """The mains meter's reading for the controller (the meter node), absurd phases as unknown; None if absent."""
+    reading = hal.meter()
+    if reading is None:
+        return None
+    values, seq, age_ms = reading
+    phases: list[int | None] = [None, None, None]
+    for phase in range(3):
+        value = values[phase]
+        if isinstance(value, int) and -_METER_MAX_MA <= value <= _METER_MAX_MA:
+            phases[phase] = value
+    if not 0 <= seq <= _MAX_VALUE or not 0 <= age_ms <= _MAX_VALUE:
+        return None
+    return {"seq": seq, "age_ms": age_ms, "ma": phases}
+
+
+_METER_MAX_MA = 1000000  # a house's connection carries far less; beyond this a reading is absurd (unknown)
+_MAX_VALUE = (1 << 30) - 1
+
+
+def _int(mapping: dict[str, object], key: str) -> int:
+    value = mapping[key]
+    assert isinstance(value, int)
+    return value
+
+
+def main(root: str = "") -> None:
+    """Boot the node and run it (main.py)."""
+    import asyncio
+
+    gc.collect()
+    # Collect after every GC_THRESHOLD bytes allocated rather than only when the heap is full: the
+    # peer table's heartbeats, replaced every half second, are then placed where the last tick's
+    # garbage was, and the heap does not fragment into holes too small for a datagram.
+    gc.threshold(GC_THRESHOLD)
+    asyncio.run(_start(root))
+
+
+async def _start(root: str) -> None:
+    # The node is built inside a function, so that no module-level frame keeps boot's temporaries.
+    node = Node(root)
+    await node.run()

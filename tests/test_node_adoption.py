@@ -1,0 +1,147 @@
+"""Adoption of a real node process: its one-time code, its key and settings over PUT /adopt, then its config."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from loadmesh.companion.runtimes import SMALL_HEAP
+from loadmesh.companion.sim.runner import free_port, http_token
+from loadmesh.core import configsync, groupconfig, heartbeat
+from loadmesh.node import adoption
+from loadmesh.node.store import Store
+
+from . import mpnode
+
+KEY = bytes(range(7, 39))
+CONFIG = groupconfig.parse({
+    "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
+    "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
+    "members": [{"id": "solo", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}]})
+
+
+class NodeRun:
+    """The node's main.py in a folder, as a process; killed when the test ends."""
+
+    def __init__(self, device_root: Path, folder: Path, http_port: int) -> None:
+        self.command = [str(mpnode.node_image(device_root)), "-X", "heapsize=" + SMALL_HEAP,
+                        str(device_root / "py" / "main.py")]
+        self.folder = folder
+        self.http_port = http_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start it; the first line it prints, once its HTTP API answers."""
+        log = self.folder / "node.log"
+        with log.open("w") as out:
+            self.process = subprocess.Popen(self.command, cwd=self.folder, stdout=out, stderr=subprocess.STDOUT,
+                                            env=dict(os.environ, MICROPYPATH=".frozen"))
+        deadline = time.monotonic() + 10
+        while self.request("GET", "/status")[0] != 200:
+            assert self.process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        return log.read_text().splitlines()[0]
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                token: str | None = None) -> tuple[int, dict[str, object]]:
+        import http.client
+        import json
+
+        headers = {"Authorization": "Bearer " + token} if token else {}
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=5)
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            answer = json.loads(response.read() or b"null")
+            connection.close()
+        except OSError as exc:
+            return 0, {"error": str(exc)}
+        return response.status, answer
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def node(device_root: Path, tmp_path: Path) -> Iterator[NodeRun]:
+    folder = tmp_path / "node"
+    folder.mkdir()
+    http_port = free_port(socket.SOCK_STREAM)
+    # What the node has before adoption: its wiring, and where its HTTP API listens.
+    store = Store(str(folder))
+    store.write_json("hw.json", {"hal": "none"})
+    store.write_json("node.json", {"http_port": http_port, "http_host": "127.0.0.1"})
+    running = NodeRun(device_root, folder, http_port)
+    yield running
+    running.kill()
+
+
+def test_a_node_is_adopted_with_its_code_once_then_runs_its_config_after_a_reboot(node: NodeRun) -> None:
+    first = node.start()
+    assert first.startswith("loadmesh node: unadopted; adoption code ")
+    code = bytes.fromhex(first.rsplit(" ", 1)[1])
+    assert len(code) == adoption.CODE_BYTES
+    status, answer = node.request("GET", "/status")
+    assert (answer["state"], answer["node"]) == ("unadopted", None)
+    assert node.request("GET", "/config", token=http_token(KEY))[0] == 401  # no key: no token is valid
+
+    settings = {"http_port": node.http_port, "http_host": "127.0.0.1", "mesh_port": free_port(socket.SOCK_DGRAM),
+                "mesh_host": "127.0.0.1", "mesh_dest_port": 9, "bind_host": "127.0.0.1"}
+    good = adoption.make_request(code, "solo", KEY, 41, settings, os.urandom(16))
+    assert KEY.hex().encode() not in good  # the key does not cross the network in clear
+    other_code = bytes(16)
+    refused = [
+        # (body, error)
+        (adoption.make_request(other_code, "solo", KEY, 41, settings, os.urandom(16)),
+         "adopt.tag: does not match this node's adoption code"),
+        (good.replace(b'"boot_floor":41', b'"boot_floor":42'), "adopt.tag: does not match this node's adoption code"),
+        (b"{not json", "adopt: the body is not JSON"),
+        (b'{"node": "solo"}', "adopt.tag: None is not hex"),
+    ]
+    for body, error in refused:
+        assert node.request("PUT", "/adopt", body) == (400, {"error": error})
+    assert node.request("GET", "/status")[1]["state"] == "unadopted"
+
+    assert node.request("PUT", "/adopt", good) == (200, {"adopted": "solo", "boot_id": 42})
+    assert node.request("PUT", "/adopt", good) == (400, {"error": "adopt: this node is adopted already"})
+    assert node.request("GET", "/status")[1]["state"] == "no_config"
+
+    sealed = configsync.seal(heartbeat.prepare_key(KEY), CONFIG)
+    assert node.request("PUT", "/config", sealed) == (401, {"error": "a valid token is required"})
+    status, answer = node.request("PUT", "/config", sealed, token=http_token(KEY))
+    assert (status, answer) == (200, {"adopted": True, "version": 1, "announced": groupconfig.announced(CONFIG)})
+    status, answer = node.request("GET", "/status")
+    assert (answer["state"], answer["node"], answer["boot_id"]) == ("running", "solo", 42)
+    status, answer = node.request("GET", "/config", token=http_token(KEY))
+    assert answer == {"config": CONFIG, "tag": sealed[-32:].hex(), "version": 1,
+                      "announced": groupconfig.announced(CONFIG)}
+
+    # What it keeps: the key, its settings and its config; the code is spent.
+    store = Store(str(node.folder))
+    assert store.read_key() == KEY and store.read(adoption.CODE_FILE) is None
+    node.kill()
+    assert node.start() == "loadmesh node solo: boot 43, config version 1 " + groupconfig.announced(CONFIG)
+    status, answer = node.request("GET", "/status")
+    assert (answer["state"], answer["boot_id"]) == ("running", 43)
+    assert node.request("PUT", "/adopt", good)[0] == 400
+
+
+def test_a_node_without_a_config_it_can_run_stays_safe_and_says_why(node: NodeRun) -> None:
+    store = Store(str(node.folder))
+    store.write_key(KEY)
+    store.write_json("node.json", {"id": "ghost", "http_port": node.http_port, "http_host": "127.0.0.1"})
+    store.write_json("config.json", CONFIG)
+    node.start()
+    status, answer = node.request("GET", "/status")
+    assert status == 200
+    assert answer["state"] == "no_config"
+    assert answer["error"] == "config.json: node: 'ghost' is not a member of the group"
+    assert "applied_ma" not in answer

@@ -1,0 +1,172 @@
+"""`loadmesh sim`: the trace, the live table, bad scenarios, nodes that cannot start, and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from loadmesh.companion import cli
+from loadmesh.companion.sim import trace
+from loadmesh.companion.sim.runner import SimError, Simulation
+
+from .simsite import three_evses
+
+ROOT = Path(__file__).resolve().parent.parent
+EVSE3 = ROOT / "tools" / "scenarios" / "evse3_32a.yaml"
+
+
+def node_processes(folder: Path) -> list[int]:
+    """The node processes running in a folder below folder (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if b"micropython-node-f32" in command and cwd.startswith(str(folder)):
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_demo_table_and_the_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "trace.jsonl"
+    workdir = tmp_path / "site"
+    assert cli.main(["sim", str(EVSE3), "--live", "--duration", "3", "--trace", str(out),
+                     "--workdir", str(workdir)]) == 0
+    printed = capsys.readouterr()
+    tables = printed.out.split("\n\n")
+    last = [table for table in tables if table.strip()][-1].splitlines()
+    assert last[0].startswith("loadmesh sim: Three EV chargers on one 32 A single-phase supply  t=")
+    assert last[1].split() == ["node", "state", "target", "applied", "draw", "peers", "failsafe"]
+    assert [row.split()[0] for row in last[2:]] == ["evse1", "evse2", "evse3"]
+    assert "sim: done:" in printed.err and "over a limit: applied 0, drawn 0" in printed.err
+    records = trace.read(out)
+    assert {record["node"] for record in records} == {"evse1", "evse2", "evse3"}
+    assert all(set(trace.REQUIRED) <= set(record) for record in records)
+    assert max(record["t_ms"] for record in records) >= 2800  # type: ignore[type-var]
+    assert node_processes(workdir) == []
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    # (scenario file, the one line it gives)
+    ('{"duration_s": 10, "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}, '
+     '"nodes": []}', "nodes: has 0 nodes; 1 to 17 are allowed"),
+    ('{"duration_s": 10, "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}, '
+     '"nodes": [{"id": "a", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000, '
+     '"priority": 0, "mode": "continuous"}], "group": {"peer_timeout_ms": 100}}',
+     "peer_timeout_ms: 100 is out of range 1500..60000"),
+])
+def test_a_bad_scenario_is_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     text: str, error: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    assert cli.main(["sim", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"loadmesh sim: {path}: {error}\n"
+
+
+def test_a_node_that_cannot_start_stops_the_run_with_its_reason(tmp_path: Path, device_root: Path) -> None:
+    broken = tmp_path / "main.py"
+    broken.write_text("raise ImportError('no module named loadmesh.node.runtime')\n")
+    sim = Simulation(three_evses(10, []), tmp_path / "site", device_root=device_root)
+    sim.main_py = broken
+    try:
+        with pytest.raises(SimError, match=r"^node evse1 could not start \(exit 1\): .*ImportError: no module named "
+                                           r"loadmesh.node.runtime"):
+            sim.start()
+    finally:
+        sim.close()
+    assert node_processes(tmp_path) == []
+
+
+def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
+    out = tmp_path / "trace.jsonl"
+    workdir = tmp_path / "site"
+    command = [str(Path(sys.executable).parent / "loadmesh"), "sim", str(EVSE3), "--duration", "0",
+               "--trace", str(out), "--workdir", str(workdir)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (out.exists() and out.stat().st_size > 2000):
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.1)
+        assert len(node_processes(workdir)) == 3
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "sim: interrupted:" in err
+    assert node_processes(workdir) == []
+    assert json.loads(out.read_text().splitlines()[-1])["node"] == "evse3"
+
+
+def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    # The demo keeps its nodes' folders in a temporary folder: TMPDIR puts it where the test can look.
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    return subprocess.Popen([str(Path(sys.executable).parent / "loadmesh"), "demo", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _tables(out: str) -> list[list[str]]:
+    """The tables the demo printed (not on a terminal: one after another, a blank line between)."""
+    return [block.splitlines() for block in out.split("\n\n") if block.startswith("loadmesh sim:")]
+
+
+def test_the_demo_runs_the_three_evse_site_with_a_row_per_node_and_stops_after_its_duration(tmp_path: Path) -> None:
+    process = _demo(tmp_path, "--duration", "6")
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    tables = _tables(out)
+    assert tables, out
+    head, columns, *rows = tables[-1]
+    assert "Three EV chargers on one 32 A single-phase supply" in head
+    assert columns.split() == ["node", "state", "target", "applied", "draw", "peers", "failsafe"]
+    assert [row.split()[0] for row in rows] == ["evse1", "evse2", "evse3"]
+    assert "over a limit: applied 0, drawn 0" in err
+    assert node_processes(tmp_path) == []
+    assert list(tmp_path.iterdir()) == []  # the nodes' folders are gone too
+
+
+def test_ctrl_c_stops_the_demo_and_every_node(tmp_path: Path) -> None:
+    process = _demo(tmp_path)
+    lines: list[str] = []
+    assert process.stdout is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("evse3 ") for line in lines):  # a whole table is out
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.1)
+        assert len(node_processes(tmp_path)) == 3
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0
+    assert process.stderr is not None
+    assert "sim: interrupted:" in process.stderr.read()
+    assert node_processes(tmp_path) == []
+    assert _tables("".join(lines))

@@ -1,0 +1,129 @@
+"""A node with 16 peers, run for a while: the real node runtime on the 12K-word heap, its memory and its ticks.
+
+    .venv/bin/python tools/node_memory_peers.py [--seconds 600]
+
+One node (n01) runs as a process of the frozen single-precision node image
+with the ESP32's heap (-X heapsize=48wK), exactly as in `loadmesh sim`; its
+16 peers are the same runtime ticked on CPython in this process (virtual
+nodes: the same heartbeats on the wire, the same controller), so that a
+2-core machine can hold the run. All 17 share a three-phase 63 A supply,
+and their cars come and go every few seconds, so views, allocations and
+heartbeats keep changing. The script polls the node's GET /status (as a
+companion would) and prints: ticks, late ticks, the longest tick, peers
+heard, the peak gc.mem_alloc() (in use just before a tick's collection),
+the most live after a collection, the heap's size, and whether the node
+ever halted (a MemoryError in a tick halts it and its watchdog resets it).
+Figures are bytes on this 64-bit host (objects take about twice their ESP32
+size; the 48wK heap is scaled to match): compare them with the heap size.
+Not a test (tests/test_node_memory.py runs 25 seconds of it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from loadmesh.companion.runtimes import SMALL_HEAP
+from loadmesh.companion.sim import scenario as sc
+from loadmesh.companion.sim import trace
+from loadmesh.companion.sim.runner import Simulation
+
+NODES = [f"n{index:02d}" for index in range(1, 18)]
+MEASURED = "n01"
+STATUS_EVERY_S = 5.0
+
+
+def scenario(seconds: int) -> sc.Scenario:
+    """17 EVSEs on 3 x 63 A: 5 on all phases, 4 on each phase; a car leaves and one returns every 4 s."""
+    nodes = []
+    for index, node in enumerate(NODES):
+        phases = "L123" if index < 5 else ("L1", "L2", "L3")[index % 3]
+        nodes.append({"id": node, "kind": "evse", "phases": phases, "min_ma": 6000, "max_ma": 16000,
+                      "step_ma": 1000, "priority": index % 3, "mode": "continuous",
+                      "car": {"plug_at_s": 0, "lag_ms": 1000 + 250 * (index % 5)}})
+    events = []
+    at_s = 6
+    turn = 0
+    while at_s + 2 < seconds:
+        node = NODES[turn % len(NODES)]
+        events.append({"at_s": at_s, "unplug": node})
+        events.append({"at_s": at_s + 2, "plug": node})
+        at_s += 4
+        turn += 1
+    return sc.parse({"about": "a node with 16 peers", "duration_s": seconds,
+                     "site": {"phases": 3, "voltage_v": 230, "limit_ma": 63000, "safety_pct": 100},
+                     "group": {"heartbeat_ms": 500, "peer_timeout_ms": 3000, "ev_lag_ms": 2000},
+                     "nodes": nodes, "events": events})
+
+
+def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: bool = False,
+        heap: str = SMALL_HEAP) -> dict[str, object]:
+    """Run it; the figures (see the module's docstring)."""
+    site = scenario(seconds)
+    progress = (lambda _line: None) if quiet else (lambda line: print("sim:", line, file=sys.stderr, flush=True))
+    polled: list[dict[str, object]] = []
+
+    def poll(sim: Simulation) -> None:
+        if not polled or time.monotonic() - float(polled[-1]["at_s"]) >= STATUS_EVERY_S:  # type: ignore[arg-type]
+            status = sim.status(MEASURED) or {}
+            polled.append({"at_s": time.monotonic(), "status": status})
+
+    sim = Simulation(site, workdir, device_root=device_root, keep_records=True, progress=progress,
+                     virtual=tuple(node for node in NODES if node != MEASURED), heap=heap)
+    try:
+        sim.start()
+        sim.run(on_tick=poll)
+        final = sim.status(MEASURED) or {}
+        resets = sim.nodes[MEASURED].resets
+        records = list(sim.records)
+    finally:
+        sim.close()
+    measured = [record for record in records if record["node"] == MEASURED]
+    online = [s["status"].get("peers_online") for s in polled if s["status"]]  # type: ignore[attr-defined]
+    memory = final.get("memory", {})
+    ticks = final.get("ticks", {})
+    assert isinstance(memory, dict) and isinstance(ticks, dict)
+    return {
+        "seconds": seconds, "state": final.get("state"), "error": final.get("error"), "resets": resets,
+        "ticks": ticks.get("count"), "late_ticks": ticks.get("late"), "max_tick_ms": ticks.get("max_ms"),
+        "peers_online_min": min((n for n in online if isinstance(n, int)), default=None),
+        "peers_online_end": final.get("peers_online"),
+        "heap": (memory.get("alloc") or 0) + (memory.get("free") or 0),
+        "peak": memory.get("peak"), "live_max": memory.get("live_max"),
+        "trace_mem_alloc_max": max((r["mem_alloc"] for r in measured if isinstance(r["mem_alloc"], int)),
+                                   default=None),
+        "heartbeats": final.get("counters", {}).get("heartbeats"),  # type: ignore[attr-defined]
+        "violations": len(trace.violations(records, site)),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=int, default=60, help="length of the run (default 60; the issue's: 600)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--heap", default=SMALL_HEAP, help="MicroPython's heap size (default the ESP32's, "
+                                                           + SMALL_HEAP + "; more only to see what it would need)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="loadmesh-memory-") as folder:
+        figures = run(args.seconds, Path(folder), heap=args.heap)
+    if args.json:
+        print(json.dumps(figures, sort_keys=True))
+        return 0
+    print(f"node {MEASURED}, 16 peers, {args.seconds} s, node image, heap {args.heap} = {figures['heap']} bytes here")
+    print(f"state at the end: {figures['state']} (watchdog resets: {figures['resets']}; error: {figures['error']})")
+    print(f"ticks {figures['ticks']}, late {figures['late_ticks']}, longest {figures['max_tick_ms']} ms")
+    print(f"peers heard: {figures['peers_online_min']} at least (polled every {STATUS_EVERY_S:.0f} s), "
+          f"{figures['peers_online_end']} at the end")
+    print(f"peak gc.mem_alloc() before a tick's collection: {figures['peak']} bytes")
+    print(f"most live after a tick's collection: {figures['live_max']} bytes")
+    print(f"heartbeats: {figures['heartbeats']}")
+    print(f"samples with the applied limits over a limit: {figures['violations']}")
+    return 0 if figures["state"] == "running" and figures["resets"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
