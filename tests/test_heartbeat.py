@@ -24,7 +24,6 @@ from .heartbeats import (
     unsigned_body,
 )
 
-
 _UNKNOWN = -0x80000000
 _ROOM = {"mode": "manual", "calling": True, "stale": False, "temp_dc": 195, "temp_age_ms": 1200, "normal_pct": 70,
          "command_pct": 80, "valve_pct": 60, "next_start_in_ms": 1800000, "next_target_dc": 210}
@@ -136,7 +135,8 @@ def test_encode_into_reuses_one_buffer(core: ModuleType) -> None:
     ({"room": dict(_ROOM, stale=None)}, "heartbeat.room.stale: None is not true or false"),
     ({"room": dict(_ROOM, next_target_dc=None)},
      "heartbeat.room.next_start_in_ms: and next_target_dc must both be null or both be given"),
-    ({"boiler": {"fsm": "ON", "on": True, "hold": False, "cooldown": False}}, "heartbeat.boiler.setpoint_dc: is missing"),
+    ({"boiler": {"fsm": "ON", "on": True, "hold": False, "cooldown": False}},
+     "heartbeat.boiler.setpoint_dc: is missing"),
     ({"boiler": {"fsm": "LIT", "on": True, "hold": False, "cooldown": False, "setpoint_dc": 700}},
      "heartbeat.boiler.fsm: 'LIT' is not one of OFF, BLOCKED, ON, PENDING_OFF, PUMP_OVERRUN"),
 ])

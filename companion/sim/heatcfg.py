@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from loadmesh.node import role_boiler, role_valve
+from loadmesh.node import heatsettings
 
 from .. import house as house_model
 from .scenario import Scenario
 
-HEATING = role_valve.HEATING  # the file name, on valve and boiler nodes alike
+HEATING = heatsettings.HEATING  # the file name, on valve and boiler nodes alike
 
 # A valve node gets its room's mode, manual target and schedule; the boiler
 # node the facts of every room that has a valve node (keyed by the valve
@@ -49,7 +49,7 @@ def heating_files(scenario: Scenario) -> dict[str, dict[str, object]]:
         # JSON as the node reads it (no tuples), checked as the node checks it.
         files[node_id] = json.loads(json.dumps(files[node_id]))
         if scenario.node(node_id).kind == "boiler":
-            role_boiler.load_heating(files[node_id])
+            heatsettings.load_heating(files[node_id])
         else:
-            role_valve.load_room(files[node_id])
+            heatsettings.load_room(files[node_id])
     return files

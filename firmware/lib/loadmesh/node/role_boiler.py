@@ -1,12 +1,12 @@
-"""The boiler role: the boiler state machine, load sharing and the valve arbitration, from the valve nodes' heartbeats."""
+"""The boiler role: boiler state machine, load sharing and valve arbitration, from the valve nodes' heartbeats."""
 
 from loadmesh.core import boiler, sensor, tiers, valves
-from loadmesh.core import fieldcheck as fc
 from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 
 from .hal import Hal
+from .heatsettings import HEATING, load_heating
 from .roles import Role
 
 # Every tick, the boiler node's part of the heating chain (docs/heating.md,
@@ -29,46 +29,13 @@ from .roles import Role
 # apply while they hear this node); the boiler section carries the state
 # machine (state, on, hold, cooldown, setpoint).
 #
-# The settings are in heating.json in the node's file system:
-#   {"rooms": [{"id": valve node id, "rated_w", "exponent_permille",
-#               "load_sharing": {"lookahead_ms", "fallback_priority"}}],
-#    "boiler": {boiler settings}, "load_sharing": {tiers settings}}
-# Missing or refused: no rooms, so the boiler never fires; /status says why.
+# The settings: heating.json (heatsettings). Missing or refused: no rooms,
+# so the boiler never fires; /status says why.
 
-HEATING = "heating.json"
 WATER_LOW_DC = -400  # a flow or return reading outside -40..150 °C is absurd
 WATER_HIGH_DC = 1500
 WATER_HOLD_MS = 10000
 _SOURCES = ("safety", "load_sharing")  # the layers that override a valve node's own control
-
-
-def load_heating(raw: object) -> tuple[list[str], dict[str, object], dict[str, int], dict[str, int]]:
-    """(room ids, tiers config, boiler config, valves config) from heating.json, checked."""
-    top = fc.obj(raw, "heating")
-    fc.only(top, ("rooms", "boiler", "load_sharing"), "heating")
-    boiler_config = boiler.load_config(top.get("boiler", {}), "heating.boiler")
-    sharing = dict(fc.obj(top.get("load_sharing", {}), "heating.load_sharing"))
-    if "rooms" in sharing:
-        raise FieldError("heating.load_sharing.rooms", "is not a known field (room facts go in rooms[])")
-    tier_rooms: list[object] = []
-    for position, room_raw in enumerate(fc.array(top.get("rooms"), "heating.rooms")):
-        path = fc.index("heating.rooms", position)
-        room = fc.obj(room_raw, path)
-        fc.only(room, ("id", "rated_w", "exponent_permille", "load_sharing"), path)
-        per_room = fc.obj(room.get("load_sharing", {}), fc.join(path, "load_sharing"))
-        fc.only(per_room, ("lookahead_ms", "fallback_priority"), fc.join(path, "load_sharing"))
-        tier_room = dict(per_room)
-        for key in ("id", "rated_w", "exponent_permille"):
-            if key in room:
-                tier_room[key] = room[key]
-        tier_rooms.append(tier_room)
-    sharing["rooms"] = tier_rooms
-    tiers_config = tiers.load_config(sharing, "heating")
-    rooms = tiers_config["rooms"]
-    assert isinstance(rooms, list)
-    ids = sorted([str(room["id"]) for room in rooms])
-    valves_config = valves.load_config({"min_valve_open_pct": boiler_config["min_valve_open_pct"]}, "heating.boiler")
-    return ids, tiers_config, boiler_config, valves_config
 
 
 class BoilerRole(Role):
@@ -138,7 +105,7 @@ class BoilerRole(Role):
             age_ms = room["temp_age_ms"]
             assert isinstance(age_ms, int)
             tier_rooms[rid] = {"mode": room["mode"], "temp_dc": temp_dc,
-                               "temp_age_ms": age_ms + table.age_ms(rid, now_ms), "calling": calling,
+                               "temp_age_ms": age_ms + (table.age_ms(rid, now_ms) or 0), "calling": calling,
                                "next_start_in_ms": room["next_start_in_ms"], "next_target_dc": room["next_target_dc"]}
             feedback = room["valve_pct"]
             command = room["command_pct"]

@@ -1,12 +1,12 @@
 """The valve role: its room's control (call, bands, frost), and the boiler node's overrides while it is heard."""
 
-from loadmesh.core import fieldcheck as fc
 from loadmesh.core import roomctl, schedule, sensor
 from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 
 from .hal import Hal
+from .heatsettings import FALLBACK_SCHEDULE, HEATING, load_room
 from .roles import Role
 
 # Every tick (docs/heating.md, "Where each part runs"): the room temperature
@@ -21,33 +21,13 @@ from .roles import Role
 # corrections > normal); when it falls silent they are dropped and the room
 # is back under its own control at the next tick.
 #
-# The room's settings are in heating.json in the node's file system (written
-# by the installer or the companion, like node.json):
-#   {"room": {"mode": "auto"|"manual"|"off", "manual_target_dc": int (manual),
-#             "schedule": {schedule.load format}, "control": {roomctl settings}}}
-# Missing or refused: the room runs in "off" mode with the defaults (frost
-# protection only) and /status says why.
+# The room's settings: heating.json (heatsettings). Missing or refused: the
+# room runs in "off" mode with the defaults (frost protection only) and
+# /status says why.
 
-HEATING = "heating.json"
 ROOM_LOW_DC = -400  # a room reading outside -40..60 °C is absurd
 ROOM_HIGH_DC = 600
 TEMP_HOLD_MS = 60000  # a DS18B20 read that fails now and then keeps the last good value for a minute
-_FALLBACK_SCHEDULE = {"default_target_dc": 160, "blocks": []}
-
-
-def load_room(raw: object) -> dict[str, object]:
-    """The room settings of heating.json, checked: mode, manual_target_dc, schedule, control."""
-    top = fc.obj(raw, "heating")
-    fc.only(top, ("room",), "heating")
-    room = fc.obj(top.get("room"), "heating.room")
-    fc.only(room, ("mode", "manual_target_dc", "schedule", "control"), "heating.room")
-    mode = fc.choice_field(room, "mode", "heating.room", roomctl.MODES)
-    manual = fc.opt_int_field(room, "manual_target_dc", "heating.room", schedule.TARGET_MIN_DC, schedule.TARGET_MAX_DC)
-    if mode == "manual" and manual is None:
-        raise FieldError("heating.room.manual_target_dc", "is missing for a room in manual mode")
-    return {"mode": mode, "manual_target_dc": manual,
-            "schedule": schedule.load(room.get("schedule", _FALLBACK_SCHEDULE), "heating.room.schedule"),
-            "control": roomctl.load_config(room.get("control", {}), "heating.room.control")}
 
 
 def boiler_node(plan: Plan) -> str:
@@ -182,7 +162,7 @@ def _read_room(root: str, role: ValveRole) -> dict[str, object]:
         return load_room(raw)
     except FieldError as exc:
         role.error = str(exc) + "; the room is off (frost protection only)"
-        return {"mode": "off", "manual_target_dc": None, "schedule": schedule.load(_FALLBACK_SCHEDULE, "schedule"),
+        return {"mode": "off", "manual_target_dc": None, "schedule": schedule.load(FALLBACK_SCHEDULE, "schedule"),
                 "control": roomctl.load_config({}, "control")}
 
 
