@@ -140,7 +140,7 @@ def test_a_node_without_a_config_it_can_run_stays_safe_and_says_why(node: NodeRu
     store.write_json("node.json", {"id": "ghost", "http_port": node.http_port, "http_host": "127.0.0.1"})
     store.write_json("config.json", CONFIG)
     node.start()
-    status, answer = node.request("GET", "/status")
+    _status, answer = node.request("GET", "/status")
     assert answer["state"] == "no_config"
     assert answer["error"] == "config.json: node: 'ghost' is not a member of the group"
     assert "applied_ma" not in answer

@@ -58,7 +58,8 @@ def test_f32_runtime_runs_the_frozen_library_of_the_node_image(all_runtimes: lis
     runtime = _micropython(all_runtimes, "micropython-f32")
     assert runtime.device_root is None  # nothing but the frozen modules on its path
     assert runtime.binary == nodeimage.node_binary(device_root)
-    out = _probe(runtime, "import loadmesh.core.pilot as p, loadmesh.core.controller as c; print(p.__file__, c.__file__)")
+    out = _probe(runtime,
+                 "import loadmesh.core.pilot as p, loadmesh.core.controller as c; print(p.__file__, c.__file__)")
     assert out == "loadmesh/core/pilot.py loadmesh/core/controller.py"  # frozen modules' names
 
 
