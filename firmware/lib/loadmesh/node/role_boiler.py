@@ -74,6 +74,8 @@ class BoilerRole(Role):
         return {"demand": False, "idle": True}
 
     def _decide(self, hal: Hal, table: PeerTable, now_ms: int) -> None:
+        if not self.rooms:
+            return  # no settings: nothing to heat, the call stays off
         flow_dc = _read(self.flow, hal.temperature_dc("flow"), now_ms)
         return_dc = _read(self.back, hal.temperature_dc("return"), now_ms)
         tier_rooms: dict[str, object] = {}
@@ -193,7 +195,8 @@ def _read_heating(root: str, role: BoilerRole) -> tuple[list[str], dict[str, obj
         return load_heating(raw)
     except FieldError as exc:
         role.error = str(exc) + "; no rooms: the boiler stays off"
-        return load_heating({"rooms": []})
+        _ids, tiers_config, boiler_config, valves_config = load_heating({"rooms": [{"id": "none", "rated_w": 1000}]})
+        return [], tiers_config, boiler_config, valves_config  # no room: _decide never lets it fire
 
 
 def _rejected(channel: sensor.Channel) -> int:
