@@ -53,6 +53,18 @@ _heatings = st.fixed_dictionaries({
     "overrides": st.dictionaries(ids, st.integers(0, 100), max_size=12).map(
         lambda pcts: [[node, pcts[node]] for node in sorted(pcts)]),
 })
+_temps = st.integers(-2000, 2000)
+_pcts = st.integers(0, 100)
+_rooms = st.fixed_dictionaries({
+    "mode": st.sampled_from(["auto", "manual", "off"]), "calling": st.booleans(), "stale": st.booleans(),
+    "temp_dc": st.none() | _temps, "temp_age_ms": _values, "normal_pct": _pcts, "command_pct": _pcts,
+    "valve_pct": st.none() | _pcts,
+}).flatmap(lambda room: (st.just((None, None)) | st.tuples(_values, _temps)).map(
+    lambda block: dict(room, next_start_in_ms=block[0], next_target_dc=block[1])))
+_boilers = st.fixed_dictionaries({
+    "fsm": st.sampled_from(["OFF", "BLOCKED", "ON", "PENDING_OFF", "PUMP_OVERRUN"]), "on": st.booleans(),
+    "hold": st.booleans(), "cooldown": st.booleans(), "setpoint_dc": st.integers(0, 2000),
+})
 heartbeats = st.fixed_dictionaries({
     "group": ids, "node": ids, "boot_id": st.integers(1, MAX_VALUE), "seq": _values, "circuit": ids,
     "phases": st.sampled_from(["L1", "L2", "L3", "L123"]),
@@ -65,7 +77,7 @@ heartbeats = st.fixed_dictionaries({
     "config_hash": _hashes, "digest": _hashes,
     "meter": st.none() | _meters, "heating": st.none() | _heatings,
     "control": st.none() | st.fixed_dictionaries({"target_seq": _values, "exposure_ma": _values}),
-})
+}, optional={"room": _rooms, "boiler": _boilers})
 
 
 def _text(value: str) -> bytes:
@@ -107,6 +119,19 @@ def unsigned_body(message: dict[str, Any], sections: bytes | None = None) -> byt
     control = message.get("control")
     if control is not None:
         body += b"\x03" + struct.pack(">Hii", 8, control["target_seq"], control["exposure_ma"])
+    room = message.get("room")
+    if room is not None:
+        flags = int(room["calling"]) | int(room["stale"]) << 1
+        valve = 255 if room["valve_pct"] is None else room["valve_pct"]
+        body += b"\x04" + struct.pack(">HBBiiBBBii", 21, ["auto", "manual", "off"].index(room["mode"]), flags,
+                                       _known(room["temp_dc"]), room["temp_age_ms"], room["normal_pct"],
+                                       room["command_pct"], valve, _known(room["next_start_in_ms"]),
+                                       _known(room["next_target_dc"]))
+    boiler = message.get("boiler")
+    if boiler is not None:
+        flags = int(boiler["on"]) | int(boiler["hold"]) << 1 | int(boiler["cooldown"]) << 2
+        fsm = ["OFF", "BLOCKED", "ON", "PENDING_OFF", "PUMP_OVERRUN"].index(boiler["fsm"])
+        body += b"\x05" + struct.pack(">HBBi", 6, fsm, flags, boiler["setpoint_dc"])
     return body
 
 

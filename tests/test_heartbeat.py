@@ -24,6 +24,15 @@ from .heartbeats import (
     unsigned_body,
 )
 
+_UNKNOWN = -0x80000000
+_ROOM = {"mode": "manual", "calling": True, "stale": False, "temp_dc": 195, "temp_age_ms": 1200, "normal_pct": 70,
+         "command_pct": 80, "valve_pct": 60, "next_start_in_ms": 1800000, "next_target_dc": 210}
+
+
+def _room(mode: int = 1, flags: int = 1, temp: int = 195, normal: int = 70, valve: int = 60, start: int = 1800000,
+          target: int = 210) -> bytes:
+    return struct.pack(">BBiiBBBii", mode, flags, temp, 1200, normal, 80, valve, start, target)
+
 
 def _pads(core: ModuleType, key: bytes = KEY) -> tuple[bytes, bytes]:
     pads: tuple[bytes, bytes] = core.heartbeat.prepare_key(key)
@@ -66,11 +75,12 @@ def test_the_largest_heartbeat_fits_in_512_bytes(core: ModuleType) -> None:
     overrides = [["valve-" + "x" * 8 + f"{index:02d}", 100] for index in range(12)]
     message = dict(SAMPLE, group=longest, node=longest, circuit=longest, config_hash="ab" * 32, digest="cd" * 32,
                    heating={"state": "TIER3_ESCALATED", "overrides": overrides},
-                   control={"target_seq": MAX_VALUE, "exposure_ma": MAX_VALUE})
+                   control={"target_seq": MAX_VALUE, "exposure_ma": MAX_VALUE}, room=_ROOM,
+                   boiler={"fsm": "ON", "on": True, "hold": False, "cooldown": False, "setpoint_dc": 700})
     data = core.heartbeat.encode(_pads(core), message)
     # header 4 + ids 3 x 17 + boot/seq 8 + facts 40 + hashes 2 x 33 + meter 3 + 32
-    # + heating 3 + 2 + 12 x 18 + control 3 + 8 + tag 16
-    assert len(data) == 4 + 51 + 8 + 40 + 66 + 35 + 221 + 11 + 16 == 452
+    # + heating 3 + 2 + 12 x 18 + control 3 + 8 + room 3 + 21 + boiler 3 + 6 + tag 16
+    assert len(data) == 4 + 51 + 8 + 40 + 66 + 35 + 221 + 11 + 24 + 9 + 16 == 485
     assert core.heartbeat.decode(_pads(core), longest, data) == ("ok", message)
 
 
@@ -119,6 +129,16 @@ def test_encode_into_reuses_one_buffer(core: ModuleType) -> None:
      "heartbeat.heating.overrides[0][1]: 101 is outside 0..100"),
     ({"heating": {"state": "INACTIVE", "overrides": [["v" + str(n), 10] for n in range(10, 23)]}},
      "heartbeat.heating.overrides: must be a list of at most 12 [node, pct] pairs"),
+    ({"room": dict(_ROOM, mode="away")}, "heartbeat.room.mode: 'away' is not one of auto, manual, off"),
+    ({"room": dict(_ROOM, temp_dc=19.5)}, "heartbeat.room.temp_dc: a float is not an integer"),
+    ({"room": dict(_ROOM, valve_pct=101)}, "heartbeat.room.valve_pct: 101 is outside 0..100"),
+    ({"room": dict(_ROOM, stale=None)}, "heartbeat.room.stale: None is not true or false"),
+    ({"room": dict(_ROOM, next_target_dc=None)},
+     "heartbeat.room.next_start_in_ms: and next_target_dc must both be null or both be given"),
+    ({"boiler": {"fsm": "ON", "on": True, "hold": False, "cooldown": False}},
+     "heartbeat.boiler.setpoint_dc: is missing"),
+    ({"boiler": {"fsm": "LIT", "on": True, "hold": False, "cooldown": False, "setpoint_dc": 700}},
+     "heartbeat.boiler.fsm: 'LIT' is not one of OFF, BLOCKED, ON, PENDING_OFF, PUMP_OVERRUN"),
 ])
 def test_a_bad_field_is_named(core: ModuleType, changes: dict[str, Any], error: str) -> None:
     with pytest.raises(core.errors.FieldError) as raised:
@@ -236,6 +256,27 @@ _DRAW = _FACTS + 4 + 5 * 4  # after phases, mode, priority, min, max, step, targ
     (_BODY + _section(3, struct.pack(">ii", 0, -1)), "bad_field", None),  # nor a current
     (_BODY + _section(3, struct.pack(">i", 1)), "bad_field", None),  # the control section has 8 bytes
     (_BODY + _section(3, b"\x00" * 8) + _section(2, b"\x01\x00"), "bad_field", None),  # out of order
+    # The room section (4): mode, flags, temperature, its age, normal, commanded and confirmed openings, next block.
+    (_BODY + _section(4, _room()), "ok", {"room": _ROOM}),
+    (_BODY + _section(4, _room(temp=_UNKNOWN, valve=255, start=_UNKNOWN, target=_UNKNOWN, flags=2)), "ok",
+     {"room": dict(_ROOM, temp_dc=None, valve_pct=None, next_start_in_ms=None, next_target_dc=None, calling=False,
+                   stale=True)}),  # unknown temperature and feedback, no block: the room is stale
+    (_BODY + _section(4, _room(mode=3)), "bad_field", None),  # mode 3 does not exist
+    (_BODY + _section(4, _room(temp=2001)), "bad_field", None),  # 200.1 °C is no room temperature
+    (_BODY + _section(4, _room(normal=101)), "bad_field", None),  # 101 %
+    (_BODY + _section(4, _room(valve=254)), "bad_field", None),  # feedback is 0..100 or 255 (unknown)
+    (_BODY + _section(4, _room(start=_UNKNOWN)), "bad_field", None),  # a block without a start
+    (_BODY + _section(4, _room(start=-5)), "bad_field", None),  # a block that started: not the next one
+    (_BODY + _section(4, _room()[:-1]), "bad_field", None),  # the room section has 21 bytes
+    # The boiler section (5): state machine, flags (on, hold, cooldown), setpoint.
+    (_BODY + _section(5, struct.pack(">BBi", 2, 1, 700)), "ok",
+     {"boiler": {"fsm": "ON", "on": True, "hold": False, "cooldown": False, "setpoint_dc": 700}}),
+    (_BODY + _section(5, struct.pack(">BBi", 4, 6, 300)), "ok",
+     {"boiler": {"fsm": "PUMP_OVERRUN", "on": False, "hold": True, "cooldown": True, "setpoint_dc": 300}}),
+    (_BODY + _section(5, struct.pack(">BBi", 5, 0, 700)), "bad_field", None),  # state 5 does not exist
+    (_BODY + _section(5, struct.pack(">BBi", 0, 0, -1)), "bad_field", None),  # a setpoint below 0 °C
+    (_BODY + _section(5, struct.pack(">BB", 0, 0)), "bad_field", None),  # the boiler section has 6 bytes
+    (_BODY + _section(5, struct.pack(">BBi", 0, 0, 0)) + _section(4, _room()), "bad_field", None),  # order
 ])
 def test_an_authenticated_but_malformed_message_is_rejected(core: ModuleType, body: bytes, reason: str,
                                                             changes: dict[str, Any] | None) -> None:

@@ -372,6 +372,11 @@ class Plant:
                 record["state"] = car.pilot_state(now_ms) if car is not None else "A"
             if state.kind == "valve":
                 record["valve_pct"] = valve_pct
+                if self.house is not None and node_id in self._rooms:
+                    # The valve's position (what its feedback confirms), behind the command by its motor's travel.
+                    rooms_now = self.house.readings()["rooms"]
+                    assert isinstance(rooms_now, dict)
+                    record["valve_confirmed_pct"] = rooms_now[self._rooms[node_id]]["valve_pct"]
             if state.kind == "boiler":
                 record["boiler_on"] = boiler_call
                 record["flame"] = bool(self.house is not None and self.house.burner_on)

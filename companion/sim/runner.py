@@ -49,7 +49,7 @@ from loadmesh.node.store import CONFIG, HARDWARE, Store
 from .. import nodeimage
 from ..paths import device_tree, repo_root
 from ..runtimes import SMALL_HEAP
-from . import groupcfg
+from . import groupcfg, heatcfg
 from .hub import Hub
 from .plant import Plant, PlantServer
 from .scenario import Event, Scenario
@@ -144,6 +144,7 @@ class Simulation:
         self.main_py = staged / "py" / "main.py"
         self.configs = groupcfg.configs(scenario)  # every version the scenario will run, checked now
         self.config = self.configs[0][1]
+        self.heating = heatcfg.heating_files(scenario)  # valve and boiler nodes' heating.json, checked now
         self.key = secrets.token_bytes(32)
         self.pads = heartbeat.prepare_key(self.key)
         self.token = http_token(self.key)
@@ -207,6 +208,8 @@ class Simulation:
             "http_port": node.http_port, "peers_http": peers})
         store.write_key(self.key)
         store.write_json(CONFIG, self.config)
+        if node.id in self.heating:
+            store.write_json(heatcfg.HEATING, self.heating[node.id])
 
     def _start_node(self, node: SimNode) -> None:
         env = dict(os.environ, MICROPYPATH=".frozen")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -37,7 +37,9 @@ from loadmesh.core.errors import FieldError
 #             phase; default 0), interval_ms (default 1000)
 #   house:    model "reference" (companion.house), start_week_s (default
 #             -86400: the warm-up Sunday), speed (simulated seconds per
-#             second, default 1), setpoint_dc (flow setpoint, default 700)
+#             second, default 1), setpoint_dc (flow setpoint, default 700),
+#             boiler and load_sharing (the boiler node's settings, as in
+#             docs/heating.md; default {}: the core's defaults)
 
 KINDS = ("evse", "relay", "valve", "boiler")
 NODE_ACTIONS = ("kill", "restart", "isolate", "heal", "plug", "unplug")
@@ -54,7 +56,7 @@ _LOAD_FIELDS = ("circuit", "phases", "min_ma", "max_ma", "step_ma", "priority", 
 _NODE = ("id", "kind", *_LOAD_FIELDS, "room", "car")
 _CAR = ("plug_at_s", "unplug_at_s", "max_ma", "lag_ms")
 _METER = ("node", "unmanaged_ma", "solar_ma", "interval_ms")
-_HOUSE = ("model", "start_week_s", "speed", "setpoint_dc")
+_HOUSE = ("model", "start_week_s", "speed", "setpoint_dc", "boiler", "load_sharing")
 _HEATING_DEFAULTS = {"phases": "L1", "min_ma": 0, "max_ma": 0, "step_ma": 1000, "priority": 0, "mode": "off"}
 
 
@@ -112,6 +114,8 @@ class House:
     start_week_s: int
     speed: int
     setpoint_dc: int
+    boiler: dict[str, object] = field(default_factory=dict)  # the boiler node's boiler settings
+    load_sharing: dict[str, object] = field(default_factory=dict)  # and its load-sharing settings
 
 
 @dataclass(frozen=True)
@@ -329,7 +333,9 @@ def _house(value: object) -> House | None:
     return House(model=fc.choice_field(part, "model", "house", HOUSE_MODELS, "reference"),
                  start_week_s=fc.int_field(part, "start_week_s", "house", -604800, 604800, -86400),
                  speed=fc.int_field(part, "speed", "house", 1, 3600, 1),
-                 setpoint_dc=fc.int_field(part, "setpoint_dc", "house", 300, 850, 700))
+                 setpoint_dc=fc.int_field(part, "setpoint_dc", "house", 300, 850, 700),
+                 boiler=dict(fc.obj(part.get("boiler", {}), "house.boiler")),
+                 load_sharing=dict(fc.obj(part.get("load_sharing", {}), "house.load_sharing")))
 
 
 def _events(value: object, nodes: list[Node], model: core_site.Site, meter: Meter | None,

@@ -21,12 +21,14 @@ TAG_BYTES = 16  # 128 bits of HMAC-SHA256
 MIN_KEY_BYTES = 16
 MAX_ID_LEN = 16  # group, node and circuit ids: printable ASCII, no space
 MAX_HASH_BYTES = 32  # config hash and view digest, sent as given (up to SHA-256 size)
-MAX_OVERRIDES = 12  # valve overrides in the heating section (keeps the worst case at 452 bytes)
+MAX_OVERRIDES = 12  # valve overrides in the heating section (keeps the worst case at 485 bytes)
 MAX_VALUE = (1 << 30) - 1  # integers stay small ints on ESP32 (31-bit)
 
 SECTION_METER = 1
 SECTION_HEATING = 2
 SECTION_CONTROL = 3
+SECTION_ROOM = 4
+SECTION_BOILER = 5
 
 # Stable names of what decode() returns; callers count them.
 OK = "ok"
@@ -128,7 +130,11 @@ def encode_into(buffer: bytearray, pads: tuple[bytes, bytes], heartbeat: object)
     control = heartbeat.get("control")
     if control is not None:
         offset = _put_control(buffer, offset, control)
-    # The bounds on ids, hashes and overrides keep the largest message at 452
+    if heartbeat.get("room") is not None or heartbeat.get("boiler") is not None:
+        from . import heatsections  # only heating nodes send these: an EVSE's heap never holds the codec
+
+        offset = heatsections.put(buffer, offset, heartbeat)
+    # The bounds on ids, hashes and overrides keep the largest message at 485
     # bytes (a test pins it); this catches a future section that breaks them.
     if offset + TAG_BYTES > MAX_BYTES:
         raise FieldError("heartbeat", "encodes to more than " + str(MAX_BYTES) + " bytes")
@@ -226,6 +232,10 @@ def _parse(view: memoryview, end: int) -> dict[str, object]:
             heartbeat["heating"] = _parse_heating(view, offset, offset + length)
         elif kind == SECTION_CONTROL:
             heartbeat["control"] = _parse_control(view, offset, length)
+        elif kind in (SECTION_ROOM, SECTION_BOILER):
+            from . import heatsections
+
+            heatsections.parse(heartbeat, kind, view, offset, length)
         offset += length
     return heartbeat
 

@@ -57,8 +57,8 @@ class Role:
         return {}
 
 
-def open_role(plan: Plan) -> Role:
-    """The role of this node's member kind in the plan's config."""
+def open_role(plan: Plan, root: str = "") -> Role:
+    """The role of this node's member kind in the plan's config (root: the node's file system, for its settings)."""
     kind = plan.me["kind"]
     if kind == "evse":
         from . import role_evse
@@ -68,7 +68,13 @@ def open_role(plan: Plan) -> Role:
         from . import role_relay
 
         return role_relay.RelayRole(plan)
-    # Valve and boiler nodes: their heating roles arrive next. Until then the
-    # node takes part in the mesh (heard, counted for liveness) and keeps its
-    # valve closed and its call for heat off.
+    # The heating roles read their settings (heating.json) from the node's file system.
+    if kind == "valve":
+        from . import role_valve
+
+        return role_valve.ValveRole(plan, root)
+    if kind == "boiler":
+        from . import role_boiler
+
+        return role_boiler.BoilerRole(plan, root)
     return Role(plan)

@@ -230,7 +230,7 @@ class Node:
             self.mesh = Mesh(_int(config, "mesh_port"), str(config["mesh_host"]), _int(config, "mesh_dest_port"),
                              str(config["bind_host"]))
         if self.role is None or self.role.kind != plan.me["kind"]:
-            self.role = open_role(plan)
+            self.role = open_role(plan, self.root)
         else:
             self.role.replan(plan)
         if self.state is None:

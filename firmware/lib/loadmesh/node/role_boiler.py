@@ -1,0 +1,207 @@
+"""The boiler role: boiler state machine, load sharing and valve arbitration, from the valve nodes' heartbeats."""
+
+from loadmesh.core import boiler, sensor, tiers, valves
+from loadmesh.core.controller import Plan
+from loadmesh.core.errors import FieldError
+from loadmesh.core.peers import PeerTable
+
+from .hal import Hal
+from .heatsettings import HEATING, load_heating
+from .roles import Role
+
+# Every tick, the boiler node's part of the heating chain (docs/heating.md,
+# "Where each part runs"), in heating.step's order:
+#   1. each configured room from its valve node's last heartbeat ("room"
+#      section), only if that node is online (heard within peer_timeout_ms);
+#      a silent valve node is the worst case: its valve counts as closed, its
+#      room neither calls nor can be opened (mode "off" for load sharing);
+#      a room whose sensor is stale or absurd (the valve node says so) has no
+#      temperature and is left out of load sharing;
+#   2. boiler.step on the confirmed openings: each valve's feedback, up to
+#      what the valve node commands now and what this node last decided for
+#      it (valves.confirmed_pct): the interlock;
+#   3. tiers.step (load sharing) on the boiler's state of this tick;
+#   4. valves.step: the arbitration of safety (hold, interlock raise,
+#      make-before-break) > load sharing > normal.
+# The call-for-heat relay follows boiler_on. The heartbeat's heating section
+# carries the tier state and, per room, the command of every room whose
+# arbitration source is safety or load sharing (the overrides the valve nodes
+# apply while they hear this node); the boiler section carries the state
+# machine (state, on, hold, cooldown, setpoint).
+#
+# The settings: heating.json (heatsettings). Missing or refused: no rooms,
+# so the boiler never fires; /status says why.
+
+WATER_LOW_DC = -400  # a flow or return reading outside -40..150 °C is absurd
+WATER_HIGH_DC = 1500
+WATER_HOLD_MS = 10000
+_SOURCES = ("safety", "load_sharing")  # the layers that override a valve node's own control
+
+
+class BoilerRole(Role):
+    """The boiler: its call for heat, and the load-sharing decisions the valve nodes follow."""
+
+    kind = "boiler"
+
+    def __init__(self, plan: Plan, root: str = "") -> None:
+        super().__init__(plan)
+        self.error = ""
+        self.rooms, self.tiers_config, self.boiler_config, self.valves_config = _read_heating(root, self)
+        self.tiers_state = tiers.initial_state(self.tiers_config)
+        self.boiler_state = boiler.initial_state()
+        self.valves_state = valves.initial_state()
+        self.flow = sensor.Channel(WATER_LOW_DC, WATER_HIGH_DC, WATER_HOLD_MS)
+        self.back = sensor.Channel(WATER_LOW_DC, WATER_HIGH_DC, WATER_HOLD_MS)
+        self.boiler_on = False
+        self.fsm = boiler.OFF
+        self.hold = False
+        self.cooldown = False
+        self.setpoint_dc = self.boiler_config["flow_setpoint_dc"]
+        self.tier_state = str(self.tiers_state["state"])
+        self.overrides: list[list[object]] = []
+        self.sharing: object = {}  # load sharing's own openings (tiers), by room, for /status
+        self.confirmed_pct = 0
+        self.interlock = "idle"
+        self.demand = False
+        self.heard = 0  # valve nodes online
+        self.stale_rooms = 0  # rooms online without a temperature, this tick
+        self.silent_ticks = 0  # room-ticks with the valve node silent (counted as closed)
+        self.stale_ticks = 0  # room-ticks left out of load sharing for a stale or absurd sensor
+        self.fired = 0  # times the call for heat went on
+
+    def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
+        self._decide(hal, table, now_ms)
+        return {"demand": False, "idle": True}
+
+    def _decide(self, hal: Hal, table: PeerTable, now_ms: int) -> None:
+        if not self.rooms:
+            return  # no settings: nothing to heat, the call stays off
+        flow_dc = _read(self.flow, hal.temperature_dc("flow"), now_ms)
+        return_dc = _read(self.back, hal.temperature_dc("return"), now_ms)
+        tier_rooms: dict[str, object] = {}
+        valve_rooms: dict[str, object] = {}
+        confirmed: dict[str, int] = {}
+        demand = False
+        heard = 0
+        stale = 0
+        timeout_ms = self.plan.peer_timeout_ms
+        for rid in self.rooms:
+            room = None
+            if table.online(rid, now_ms, timeout_ms):
+                peer = table.peer(rid)
+                room = peer.heartbeat.get("room") if peer is not None else None
+            if not isinstance(room, dict):
+                self.silent_ticks += 1
+                tier_rooms[rid] = {"mode": "off", "temp_dc": None, "temp_age_ms": 0, "calling": False,
+                                   "next_start_in_ms": None, "next_target_dc": None}
+                valve_rooms[rid] = {"normal_pct": 0, "calling": False, "correction_pct": None, "confirmed_pct": 0}
+                confirmed[rid] = 0
+                continue
+            heard += 1
+            calling = room["calling"] is True
+            demand = demand or calling
+            temp_dc = room["temp_dc"]
+            if room["stale"] is True or temp_dc is None:
+                temp_dc = None
+                stale += 1
+            age_ms = room["temp_age_ms"]
+            assert isinstance(age_ms, int)
+            tier_rooms[rid] = {"mode": room["mode"], "temp_dc": temp_dc,
+                               "temp_age_ms": age_ms + (table.age_ms(rid, now_ms) or 0), "calling": calling,
+                               "next_start_in_ms": room["next_start_in_ms"], "next_target_dc": room["next_target_dc"]}
+            feedback = room["valve_pct"]
+            command = room["command_pct"]
+            assert isinstance(command, int)
+            # Unknown feedback is closed; an opening counts only up to what the valve node commands.
+            opening = 0 if not isinstance(feedback, int) else feedback if feedback < command else command
+            confirmed[rid] = opening
+            valve_rooms[rid] = {"normal_pct": room["normal_pct"], "calling": calling, "correction_pct": None,
+                                "confirmed_pct": opening}
+        self.heard = heard
+        self.stale_rooms = stale
+        self.stale_ticks += stale
+        self.demand = demand
+        self.confirmed_pct = valves.confirmed_pct(self.valves_state, confirmed)
+        config = self.boiler_config
+        boiler_out, self.boiler_state = boiler.step(
+            config, self.boiler_state,
+            {"demand": demand, "confirmed_pct": self.confirmed_pct, "flame": hal.flame() is True,
+             "flow_dc": flow_dc, "return_dc": return_dc}, now_ms)
+        enabled = self.tiers_config["enabled"] is True
+        tiers_out, self.tiers_state = tiers.step(
+            self.tiers_config, self.tiers_state,
+            {"enabled": enabled, "rooms": tier_rooms,
+             "boiler": {"on": boiler_out["boiler_on"], "return_dc": return_dc,
+                        "setpoint_dc": config["flow_setpoint_dc"],
+                        "last_cooldown_ms": boiler_out["last_cooldown_ms"], "cooldown": boiler_out["cooldown"]}},
+            now_ms)
+        valves_out, self.valves_state = valves.step(
+            self.valves_config, self.valves_state,
+            {"rooms": valve_rooms, "load_sharing": tiers_out["valve_pct"], "hold": boiler_out["hold_valves"],
+             "demand": demand, "firing": boiler_out["boiler_on"]}, now_ms)
+        pcts = valves_out["valve_pct"]
+        sources = valves_out["source"]
+        assert isinstance(pcts, dict) and isinstance(sources, dict)
+        overrides: list[list[object]] = []
+        for rid in self.rooms:
+            if sources[rid] in _SOURCES:
+                overrides.append([rid, pcts[rid]])
+        self.overrides = overrides
+        on = boiler_out["boiler_on"] is True
+        if on and not self.boiler_on:
+            self.fired += 1
+        self.boiler_on = on
+        self.fsm = str(boiler_out["fsm"])
+        self.hold = boiler_out["hold_valves"] is True
+        self.cooldown = boiler_out["cooldown"] is True
+        setpoint = boiler_out["setpoint_dc"]
+        assert isinstance(setpoint, int)
+        self.setpoint_dc = setpoint
+        self.tier_state = str(tiers_out["state"])
+        self.sharing = tiers_out["valve_pct"]
+        self.interlock = str(valves_out["interlock"])
+
+    def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
+        hal.set_boiler_call(self.boiler_on)
+
+    def heartbeat(self, message: dict[str, object], table: PeerTable, now_ms: int) -> None:
+        message["heating"] = {"state": self.tier_state, "overrides": self.overrides}
+        message["boiler"] = {"fsm": self.fsm, "on": self.boiler_on, "hold": self.hold, "cooldown": self.cooldown,
+                             "setpoint_dc": self.setpoint_dc}
+
+    def status(self) -> dict[str, object]:
+        return {"boiler_on": self.boiler_on, "fsm": self.fsm, "hold": self.hold, "cooldown": self.cooldown,
+                "setpoint_dc": self.setpoint_dc, "tiers": self.tier_state, "load_sharing": self.sharing,
+                "overrides": self.overrides,
+                "interlock": self.interlock, "confirmed_pct": self.confirmed_pct, "demand": self.demand,
+                "rooms": len(self.rooms), "heard": self.heard, "stale_rooms": self.stale_rooms,
+                "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
+                "rejected": _rejected(self.flow) + _rejected(self.back), "error": self.error or None}
+
+
+def _read(channel: sensor.Channel, raw: int | None, now_ms: int) -> int | None:
+    if raw is not None:
+        channel.update(raw, now_ms)
+    return channel.read(now_ms)[1]
+
+
+def _read_heating(root: str, role: BoilerRole) -> tuple[list[str], dict[str, object], dict[str, int], dict[str, int]]:
+    from .store import Store
+
+    raw = Store(root).read_json(HEATING)
+    try:
+        if raw is None:
+            raise FieldError("heating.json", "is missing or corrupt")
+        return load_heating(raw)
+    except FieldError as exc:
+        role.error = str(exc) + "; no rooms: the boiler stays off"
+        _ids, tiers_config, boiler_config, valves_config = load_heating({"rooms": [{"id": "none", "rated_w": 1000}]})
+        return [], tiers_config, boiler_config, valves_config  # no room: _decide never lets it fire
+
+
+def _rejected(channel: sensor.Channel) -> int:
+    total = 0
+    for reason in channel.counts:
+        if reason != sensor.OK:
+            total += channel.counts[reason]
+    return total

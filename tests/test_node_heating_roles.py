@@ -1,0 +1,170 @@
+"""The heating roles on their own (CPython, the same modules the node image freezes): a fake HAL, a real peer table.
+
+The boiler role hears valve nodes only through signed heartbeats carrying
+their room section; the valve role hears the boiler node's heating section.
+Each case is one behaviour the house relies on; the expected values follow
+from the settings (docs/heating.md), not from a run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from loadmesh.core import controller, groupconfig, heartbeat
+from loadmesh.core.peers import PeerTable
+from loadmesh.node.hal import Hal
+from loadmesh.node.heatsettings import HEATING
+from loadmesh.node.role_boiler import BoilerRole
+from loadmesh.node.role_valve import ValveRole
+from loadmesh.node.store import Store
+
+KEY = bytes(range(32))
+PADS = heartbeat.prepare_key(KEY)
+TIMEOUT_MS = 3000
+ROOMS = ("bath", "bedroom", "study")
+CONFIG = groupconfig.parse({
+    "group": "house", "version": 1, "updated_at": 1, "origin": "test", "key_id": "house",
+    "site": {"phases": 1, "voltage_v": 230, "limit_ma": [25000], "safety_pct": 100},
+    "circuits": [], "heartbeat_ms": 500, "peer_timeout_ms": TIMEOUT_MS,
+    "members": [{"id": node, "kind": "boiler" if node == "boiler" else "valve", "phases": "L1", "min_ma": 0,
+                 "max_ma": 0, "step_ma": 1000, "priority": 0, "mode": "off"} for node in ("boiler", *ROOMS)],
+})
+BOILER_SETTINGS = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400},
+                             {"id": "study", "rated_w": 1100, "load_sharing": {"fallback_priority": 1}}],
+                   "boiler": {"min_off_ms": 0}}
+
+
+class FakeHal(Hal):
+    """Readings set by the test."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.temps: dict[str, object] = {}
+        self.feedback: int | None = None
+        self.week: int | None = None
+
+    def temperature_dc(self, name: str) -> int | None:
+        return self.temps.get(name)  # type: ignore[return-value]
+
+    def valve_pct(self) -> int | None:
+        return self.feedback
+
+    def week_ms(self) -> int | None:
+        return self.week
+
+    def flame(self) -> bool | None:
+        return self.boiler_call
+
+
+def _plan(node: str) -> controller.Plan:
+    return controller.prepare(CONFIG, node)
+
+
+def _folder(tmp_path: Path, settings: dict[str, object]) -> str:
+    Store(str(tmp_path)).write_json(HEATING, json.loads(json.dumps(settings)))
+    return str(tmp_path)
+
+
+def _heard(table: PeerTable, node: str, seq: int, now_ms: int, **sections: object) -> None:
+    message: dict[str, object] = {
+        "group": "house", "node": node, "boot_id": 1, "seq": seq, "circuit": "site", "phases": "L1", "mode": "off",
+        "priority": 0, "min_ma": 0, "max_ma": 0, "step_ma": 1000, "demand": False, "active": False,
+        "failsafe": False, "draw_ma": [None, None, None], "target_ma": 0, "applied_ma": 0, "config_version": 1,
+        "config_hash": "", "digest": "", "meter": None, "heating": None, "control": None}
+    message.update(sections)
+    assert table.receive(heartbeat.encode(PADS, message), now_ms) == "ok"
+
+
+def _room(calling: bool, temp_dc: int | None, pct: int, **changes: object) -> dict[str, object]:
+    room: dict[str, object] = {"mode": "auto", "calling": calling, "stale": temp_dc is None, "temp_dc": temp_dc,
+                               "temp_age_ms": 0, "normal_pct": pct, "command_pct": pct, "valve_pct": pct,
+                               "next_start_in_ms": None, "next_target_dc": None}
+    room.update(changes)
+    return room
+
+
+def _boiler(tmp_path: Path) -> tuple[BoilerRole, FakeHal, PeerTable]:
+    role = BoilerRole(_plan("boiler"), _folder(tmp_path, BOILER_SETTINGS))
+    assert role.error == ""
+    table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
+    hal = FakeHal()
+    hal.temps = {"flow": 400, "return": 350}
+    return role, hal, table
+
+
+def _tick(role: BoilerRole | ValveRole, hal: FakeHal, table: PeerTable, now_ms: int) -> None:
+    role.inputs(hal, table, now_ms)
+    role.apply(hal, {"applied_ma": 0}, table, now_ms)
+
+
+def test_the_boiler_fires_only_on_openings_its_valve_nodes_confirm(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    # bath calls, its valve commanded fully open but still closed: the interlock (100 %) is not met.
+    _heard(table, "bath", 1, 1000, room=_room(True, 160, 100, valve_pct=0))
+    _tick(role, hal, table, 1000)
+    assert (hal.boiler_call, role.fsm) == (False, "BLOCKED")
+    # Its feedback says 100 %, but it counts only up to what this node last decided for it (100 %): fires.
+    _heard(table, "bath", 2, 1100, room=_room(True, 160, 100))
+    _tick(role, hal, table, 1100)
+    assert (hal.boiler_call, role.confirmed_pct) == (True, 100)
+    # The valve node falls silent: its valve counts as closed, the boiler goes off at once (pump overrun).
+    _tick(role, hal, table, 1100 + TIMEOUT_MS)
+    assert (hal.boiler_call, role.fsm, role.heard) == (False, "PUMP_OVERRUN", 0)
+
+
+def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    # A cooldown in progress is the evidence of cycling; bath calls alone (900 W < 3500 W).
+    role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=0)
+    for seq, now_ms in enumerate((1000, 1100), start=1):
+        _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
+        _heard(table, "bedroom", seq, now_ms, room=_room(False, None, 0))  # stale: no temperature
+        _heard(table, "study", seq, now_ms, room=_room(False, 150, 0))
+        _tick(role, hal, table, now_ms)
+    # The study, the fallback room, is opened (and escalated to its 70 % maximum at once: bath and the study are
+    # far short of the 4000 W target at any opening); the bedroom, whose temperature is unknown, never.
+    assert role.tier_state == "TIER3_ESCALATED", role.tier_state
+    assert role.sharing == {"study": 70}
+    assert ["study", 70] in role.overrides and all(pair[0] != "bedroom" for pair in role.overrides)
+    assert role.stale_rooms == 1
+
+
+def test_a_valve_node_follows_the_boiler_node_only_while_it_hears_it(tmp_path: Path) -> None:
+    settings = {"room": {"mode": "auto", "schedule": {"default_target_dc": 150, "blocks": []}}}
+    role = ValveRole(_plan("study"), _folder(tmp_path, settings))
+    table = PeerTable(PADS, "house", "study", ["boiler", *ROOMS])
+    hal = FakeHal()
+    hal.temps = {"room": 170}  # above its 15 °C: it does not call
+    _heard(table, "boiler", 1, 1000, heating={"state": "TIER3_ACTIVE", "overrides": [["bath", 100], ["study", 50]]})
+    _tick(role, hal, table, 1000)
+    assert (hal.valve_command_pct, role.normal_pct, role.override_pct) == (50, 0, 50)
+    # Heard 2999 ms ago: still online; 3000 ms: silent, the override is dropped and the room closes.
+    _tick(role, hal, table, 1000 + TIMEOUT_MS - 1)
+    assert hal.valve_command_pct == 50
+    _tick(role, hal, table, 1000 + TIMEOUT_MS)
+    assert (hal.valve_command_pct, role.override_pct, role.overrides_dropped) == (0, None, 1)
+
+
+def test_an_absurd_room_reading_is_refused_and_counted_never_used(tmp_path: Path) -> None:
+    settings = {"room": {"mode": "auto", "schedule": {"default_target_dc": 200, "blocks": []}}}
+    role = ValveRole(_plan("bath"), _folder(tmp_path, settings))
+    table = PeerTable(PADS, "house", "bath", ["boiler", *ROOMS])
+    hal = FakeHal()
+    hal.temps = {"room": 850}  # 85 °C in a room: a broken sensor, not a hot room
+    _tick(role, hal, table, 1000)
+    assert (role.temp_dc, role.stale, role.calling) == (None, True, False)
+    message: dict[str, object] = {}
+    role.heartbeat(message, table, 1000)
+    assert message["room"]["temp_dc"] is None and message["room"]["stale"] is True  # type: ignore[index]
+    assert role.status()["rejected"] == 1
+    hal.temps = {"room": 150.0}  # a float from the HAL: taken in fixed point, 15 °C, 5 K below target
+    _tick(role, hal, table, 1100)
+    assert (role.temp_dc, role.calling, hal.valve_command_pct) == (150, True, 100)
+
+
+def test_missing_settings_leave_a_safe_node(tmp_path: Path) -> None:
+    boiler = BoilerRole(_plan("boiler"), str(tmp_path))
+    assert boiler.rooms == [] and "heating.json" in boiler.error
+    valve = ValveRole(_plan("bath"), str(tmp_path))
+    assert valve.room["mode"] == "off" and "frost protection only" in valve.error

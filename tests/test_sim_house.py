@@ -1,0 +1,118 @@
+"""End to end: the 6-room house with a boiler node, on real node processes (frozen f32 image, 12K-word heap).
+
+One run of the reference house (companion/house.py) at 20 times real time:
+a cold Monday from 05:31 to 05:54, the house at 16 °C. The kids' room (manual, 18 °C)
+and the bath (17 °C setback) call; their radiators (1.9 kW) cannot take the
+boiler's 6 kW minimum, so the boiler node opens extra rooms. The bedroom's
+and the kitchen's schedule blocks start at 06:00 and 06:30, within their
+lookahead: tier 1. The study is off and the kids' room manual: load sharing
+never opens them. Then the boiler node is cut off the mesh (the valve nodes
+must drop its overrides within peer_timeout plus a tick, and its relay goes
+off: it no longer hears any valve confirm an opening), healed, and killed
+(the overrides drop again; the plant resets its relay when its watchdog
+fires). The boiler's timings are shortened in its settings (minutes in the
+house's time are seconds here); the node's clock is never accelerated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from loadmesh.companion.sim import scenario as sc
+from loadmesh.companion.sim.runner import Simulation
+
+from .simsite import TICK_MS, between, samples, simulation
+
+PEER_TIMEOUT_MS = 3000
+WDT_MS = 2000
+SCHEDULING_MS = 400  # a loaded 2-core machine can hold a node's tick back a little
+HEARTBEAT_MS = 500
+ISOLATE_MS, HEAL_MS, KILL_MS, END_MS = 30000, 40000, 62000, 70000
+MIN_VALVE_OPEN_PCT = 100
+VALVES = ("bath", "bedroom", "kids", "kitchen", "lounge", "study")
+
+HOUSE = sc.parse({
+    "about": "the reference house, accelerated", "duration_s": END_MS / 1000,
+    "site": {"phases": 1, "voltage_v": 230, "limit_ma": 25000, "safety_pct": 100},
+    "group": {"heartbeat_ms": HEARTBEAT_MS, "peer_timeout_ms": PEER_TIMEOUT_MS},
+    "house": {"model": "reference", "start_week_s": 5 * 3600 + 31 * 60, "speed": 20, "setpoint_dc": 700,
+              "boiler": {"min_on_ms": 10000, "min_off_ms": 10000, "pump_overrun_ms": 6000}},
+    "nodes": [{"id": "boiler", "kind": "boiler"}] + [{"id": room, "kind": "valve"} for room in VALVES],
+    "events": [{"at_s": ISOLATE_MS / 1000, "isolate": "boiler"}, {"at_s": HEAL_MS / 1000, "heal": "boiler"},
+               {"at_s": KILL_MS / 1000, "kill": "boiler"}],
+})
+
+
+def test_the_house_shares_load_keeps_the_interlock_and_falls_back_when_the_boiler_node_goes(
+        tmp_path: Path, device_root: Path) -> None:
+    polled: list[tuple[int, dict[str, object]]] = []  # (t_ms, the boiler node's role status)
+    rooms: list[tuple[int, dict[str, object]]] = []  # (t_ms, every valve node's role status)
+    last_ms = [-1000]
+
+    def poll(sim: Simulation) -> None:
+        now_ms = sim.now_ms()
+        if now_ms - last_ms[0] < 1000 or now_ms >= KILL_MS:
+            return
+        last_ms[0] = now_ms
+        status = sim.status("boiler")
+        if status is not None and isinstance(status.get("role"), dict):
+            polled.append((now_ms, status["role"]))  # type: ignore[arg-type]
+        if ISOLATE_MS - 8000 <= now_ms < ISOLATE_MS:
+            found = {room: (sim.status(room) or {}).get("role") for room in ("bedroom", "kitchen")}
+            rooms.append((now_ms, found))
+
+    with simulation(HOUSE, tmp_path, device_root) as sim:
+        sim.run(on_tick=poll)
+        found = samples(sim)
+    boiler = [(t_ms, by_node["boiler"]) for t_ms, by_node in found]
+
+    # Load sharing: tier 1 opened rooms whose schedule block starts soon, never the off or manual room.
+    tier1 = [(t_ms, role) for t_ms, role in polled if str(role["tiers"]).startswith("TIER1")]
+    assert tier1, [(t_ms, role["tiers"]) for t_ms, role in polled]
+    opened = set()
+    for _t_ms, role in polled:
+        sharing = role["load_sharing"]
+        assert isinstance(sharing, dict)
+        assert "study" not in sharing and "kids" not in sharing, sharing  # off and manual: never
+        opened.update(room for room, pct in sharing.items() if pct > 0)
+    assert {"bedroom", "kitchen"} <= opened, opened
+    # A valve node under an override follows it while it hears the boiler node, over its own 0 %.
+    under = [role for _t_ms, found_rooms in rooms for role in found_rooms.values()
+             if isinstance(role, dict) and role["override_pct"] is not None]
+    assert under and all(role["normal_pct"] == 0 and role["command_pct"] == role["override_pct"] > 0
+                         and role["boiler_heard"] for role in under), under
+
+    # The study (off, far above frost) is never opened, whoever commands.
+    assert all(by_node["study"]["valve_pct"] == 0 for _t_ms, by_node in found)
+
+    # The interlock: every time the call for heat goes on, the valves' positions already add up to the minimum.
+    starts = [index for index in range(1, len(found)) if boiler[index][1]["boiler_on"]
+              and not boiler[index - 1][1]["boiler_on"]]
+    assert starts
+    for index in starts:
+        t_ms, by_node = found[index]
+        confirmed = sum(int(by_node[room]["valve_confirmed_pct"]) for room in VALVES)  # type: ignore[call-overload]
+        assert confirmed >= MIN_VALVE_OPEN_PCT, (t_ms, {room: by_node[room]["valve_confirmed_pct"] for room in VALVES})
+
+    # Isolated: the overrides drop within the timeout plus a tick (the rooms back under their own control,
+    # bedroom and kitchen at their own 0 %), and the boiler's relay goes off with its view of the valves.
+    bound_ms = PEER_TIMEOUT_MS + TICK_MS + SCHEDULING_MS
+    before = [by_node for t_ms, by_node in found if ISOLATE_MS - 2000 <= t_ms < ISOLATE_MS]
+    assert before and all(by_node["boiler"]["boiler_on"] for by_node in before)  # it was firing
+    assert all(by_node["bedroom"]["valve_pct"] > 0 and by_node["kitchen"]["valve_pct"] > 0 for by_node in before)
+    after = between(found, ISOLATE_MS + bound_ms, HEAL_MS)
+    assert after
+    for _t_ms, by_node in after:
+        assert by_node["boiler"]["boiler_on"] is False
+        assert by_node["bedroom"]["valve_pct"] == 0 and by_node["kitchen"]["valve_pct"] == 0
+
+    # Killed: the overrides drop again within the timeout plus a tick; the relay is off once its watchdog fires.
+    healed = [by_node for t_ms, by_node in found if KILL_MS - 2000 <= t_ms < KILL_MS]
+    assert any(by_node["bedroom"]["valve_pct"] > 0 or by_node["kitchen"]["valve_pct"] > 0 for by_node in healed)
+    for _t_ms, by_node in between(found, KILL_MS + bound_ms, END_MS):
+        assert by_node["bedroom"]["valve_pct"] == 0 and by_node["kitchen"]["valve_pct"] == 0
+    for _t_ms, by_node in between(found, KILL_MS + WDT_MS + SCHEDULING_MS, END_MS):
+        assert by_node["boiler"]["boiler_on"] is False and by_node["boiler"]["alive"] is False
+
+    # Memory: no node ran out of its 12K-word heap (each fed its watchdog to the end, none was restarted).
+    assert all(sim.nodes[node].resets == 0 for node in VALVES)
