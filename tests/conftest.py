@@ -101,14 +101,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             names = RUNTIME_NAMES
         else:
             names = ()
+        # An expected failure (a known gap, pinned) is not a skip: say which it is.
+        outcome = "xfailed" if hasattr(report, "wasxfail") and report.outcome == "skipped" else report.outcome
         for name in names:
-            _per_runtime[(name, report.outcome)] += 1
+            _per_runtime[(name, outcome)] += 1
     return report
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("tests per runtime")
     for name in RUNTIME_NAMES:
-        counts = ", ".join(f"{_per_runtime[(name, o)]} {o}" for o in ("passed", "failed", "skipped")
+        counts = ", ".join(f"{_per_runtime[(name, o)]} {o}" for o in ("passed", "failed", "xfailed", "skipped")
                            if _per_runtime[(name, o)])
         terminalreporter.write_line(f"{name:>18}: {counts or 'NOTHING RAN'}")
