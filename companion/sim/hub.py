@@ -23,10 +23,11 @@ import contextlib
 import heapq
 import random
 import selectors
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
+
+from .udpthread import UdpThread
 
 MAX_DATAGRAM = 2048
 
@@ -43,10 +44,13 @@ class HubCounts:
     delivered_to: dict[str, int] = field(default_factory=dict)
 
 
-class Hub:
+class Hub(UdpThread):
     """Forwards datagrams between node ports on loopback; thread-safe controls; start() / stop()."""
 
+    thread_name = "hub"
+
     def __init__(self, nodes: dict[str, int], host: str = "127.0.0.1", port: int = 0, seed: int = 1) -> None:
+        super().__init__(host, port)
         self.host = host
         self.nodes = dict(nodes)  # node id -> its mesh port
         self.loss_pct = 0
@@ -59,12 +63,6 @@ class Hub:
         self._lock = threading.Lock()
         self._queue: list[tuple[float, int, bytes, str]] = []  # (due, order, data, receiver)
         self._order = 0
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind((host, port))
-        self._sock.setblocking(False)
-        self.address: tuple[str, int] = self._sock.getsockname()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # Controls (any thread).
 
@@ -144,20 +142,6 @@ class Hub:
                 self._sock.sendto(data, (self.host, port))
 
     # The thread.
-
-    def start(self) -> None:
-        """Forward until stop()."""
-        self._thread = threading.Thread(target=self._serve, name="hub", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop forwarding and close the socket (again: nothing)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._sock.fileno() >= 0:
-            self._sock.close()
 
     def _serve(self) -> None:
         with selectors.DefaultSelector() as selector:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import contextlib
 import selectors
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from loadmesh.node import simproto
 
 from .. import house as house_model
 from .scenario import Car, Scenario
+from .udpthread import UdpThread
 
 PHASE_INDEX = {"L1": (0,), "L2": (1,), "L3": (2,), "L123": (0, 1, 2)}
 DEFAULT_WDT_MS = 2000
@@ -384,40 +384,23 @@ class Plant:
         return records
 
 
-class PlantServer:
+class PlantServer(UdpThread):
     """Serves a Plant on a UDP port in a thread, in real time; samples it every sample_ms into on_sample."""
+
+    thread_name = "plant"
 
     def __init__(self, plant: Plant, host: str = "127.0.0.1", port: int = 0, sample_ms: int = 100,
                  on_sample: Callable[[list[dict[str, object]]], None] | None = None) -> None:
+        super().__init__(host, port)
         self.plant = plant
         self.sample_ms = sample_ms
         self.on_sample = on_sample
         self.lock = threading.Lock()  # hold it to call plant methods from another thread
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.bind((host, port))
-        self._sock.setblocking(False)
-        self.address: tuple[str, int] = self._sock.getsockname()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._origin = time.monotonic()  # the plant's time 0: the scenario starts now
 
     def now_ms(self) -> int:
         """Milliseconds on the plant's clock."""
         return int((time.monotonic() - self._origin) * 1000)
-
-    def start(self) -> None:
-        """Serve until stop()."""
-        self._thread = threading.Thread(target=self._serve, name="plant", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and close the socket (again: nothing)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._sock.fileno() >= 0:
-            self._sock.close()
 
     def plug(self, node_id: str) -> None:
         """Plug node_id's car in, now."""

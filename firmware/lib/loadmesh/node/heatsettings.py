@@ -18,6 +18,16 @@ HEATING = "heating.json"
 FALLBACK_SCHEDULE = {"default_target_dc": 160, "blocks": []}
 
 
+def read(root: str) -> object:
+    """The raw heating.json of the node at root; FieldError when it is missing or corrupt."""
+    from .store import Store
+
+    raw = Store(root).read_json(HEATING)
+    if raw is None:
+        raise FieldError(HEATING, "is missing or corrupt")
+    return raw
+
+
 def load_room(raw: object) -> dict[str, object]:
     """The room settings of heating.json, checked: mode, manual_target_dc, schedule, control."""
     top = fc.obj(raw, "heating")

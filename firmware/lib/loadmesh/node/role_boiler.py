@@ -5,8 +5,9 @@ from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 
+from . import heatsettings
 from .hal import Hal
-from .heatsettings import HEATING, load_heating
+from .heatsettings import load_heating
 from .roles import Role
 
 # Every tick, the boiler node's part of the heating chain (docs/heating.md,
@@ -186,13 +187,8 @@ def _read(channel: sensor.Channel, raw: int | None, now_ms: int) -> int | None:
 
 
 def _read_heating(root: str, role: BoilerRole) -> tuple[list[str], dict[str, object], dict[str, int], dict[str, int]]:
-    from .store import Store
-
-    raw = Store(root).read_json(HEATING)
     try:
-        if raw is None:
-            raise FieldError("heating.json", "is missing or corrupt")
-        return load_heating(raw)
+        return load_heating(heatsettings.read(root))
     except FieldError as exc:
         role.error = str(exc) + "; no rooms: the boiler stays off"
         _ids, tiers_config, boiler_config, valves_config = load_heating({"rooms": [{"id": "none", "rated_w": 1000}]})

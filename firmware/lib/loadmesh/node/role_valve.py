@@ -5,8 +5,9 @@ from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 
+from . import heatsettings
 from .hal import Hal
-from .heatsettings import FALLBACK_SCHEDULE, HEATING, load_room
+from .heatsettings import FALLBACK_SCHEDULE, load_room
 from .roles import Role
 
 # Every tick (docs/heating.md, "Where each part runs"): the room temperature
@@ -153,13 +154,8 @@ class ValveRole(Role):
 
 
 def _read_room(root: str, role: ValveRole) -> dict[str, object]:
-    from .store import Store
-
-    raw = Store(root).read_json(HEATING)
     try:
-        if raw is None:
-            raise FieldError("heating.json", "is missing or corrupt")
-        return load_room(raw)
+        return load_room(heatsettings.read(root))
     except FieldError as exc:
         role.error = str(exc) + "; the room is off (frost protection only)"
         return {"mode": "off", "manual_target_dc": None, "schedule": schedule.load(FALLBACK_SCHEDULE, "schedule"),
