@@ -240,14 +240,14 @@ def test_staged_reservation_of_a_silent_peer(core: ModuleType) -> None:
     assert (out["target_ma"], out["applied_ma"], out["alloc_reason"]) == (26000, 6000, "equal_share")
 
 
-def test_a_narrower_config_caps_at_the_static_share_until_agreed(core: ModuleType) -> None:
+def test_a_narrower_config_caps_at_the_transition_share_until_agreed(core: ModuleType) -> None:
     raw = config([evse("a"), evse("b"), evse("c")], limit_ma=40000)
     net = Net(core, raw)
     net["a"].inputs["demand"] = True
     net["b"].inputs["demand"] = True
     net.run(2000)
     assert net.applied() == {"a": 20000, "b": 20000, "c": 0}
-    # 30 A now: with every member asking, each would get 10 A (the static share).
+    # 30 A now: each gets its 6 A minimum and a third of the 12 A left (the transition share).
     lower = core.groupconfig.parse(dict(raw, version=2, site=dict(raw["site"], limit_ma=30000)))
     net["a"].plan = core.controller.prepare(lower, "a")
     net["a"].tick(net.now_ms)
@@ -268,8 +268,9 @@ def test_a_lowered_limit_holds_at_the_first_tick_even_while_views_differ(core: M
     # 48 A, three cars at 16 A each. The limit drops to 32 A while c has just
     # become the most important: c's view gives the 2 A left after 10 A each
     # to c and a, a's and b's views (c's news not heard) to a and b. Each
-    # lowering to its own target would make 33 A; the static share (the
-    # config alone decides it, so every node computes the same) holds 32 A.
+    # lowering to its own target would make 33 A; the transition share (the
+    # config alone decides it, so every node computes the same: each minimum
+    # and a third of the 14 A left, on 1 A steps) holds 32 A.
     raw = config([evse("a"), evse("b"), evse("c")], limit_ma=48000)
     net = Net(core, raw)
     for node in net.nodes.values():
@@ -283,7 +284,7 @@ def test_a_lowered_limit_holds_at_the_first_tick_even_while_views_differ(core: M
     net.tick()
     assert {node_id: node.out["target_ma"] for node_id, node in net.nodes.items()} == \
         {"a": 11000, "b": 11000, "c": 11000}
-    assert net.applied() == {"a": 11000, "b": 11000, "c": 10000}
+    assert net.applied() == {"a": 10000, "b": 10000, "c": 10000}
     net.run(2000)
     assert net.applied() == {"a": 11000, "b": 10000, "c": 11000}
 

@@ -215,10 +215,6 @@ class MeshMachine(RuleBasedStateMachine):
         self.mesh.restart(self._node(number))
         self._advance(after)
 
-    # A second limit change only once the first has reached every node: two
-    # configs each delivered to only some nodes are a known gap, pinned in
-    # tests/test_controller_mesh_known_gap.py (docs/safety.md, "Not protected").
-    @precondition(lambda self: self.mesh is not None and not self.mesh.pending_config)
     @rule(site_ma=st.sampled_from([12000, 20000, 25000, 32000, 50000]), garage_ma=st.sampled_from([8000, 16000, 30000]),
           safety=st.sampled_from([80, 100]), first=st.sets(st.integers(0, 7)), after=st.integers(0, 600))
     def limit_change(self, site_ma: int, garage_ma: int, safety: int, first: set[int], after: int) -> None:

@@ -220,13 +220,69 @@ def test_node_facts_refuse_a_stranger(core: ModuleType) -> None:
         core.groupconfig.node_facts(core.groupconfig.parse(GARAGE), "barn")
 
 
-@settings(max_examples=200)
-@given(st.lists(st.sampled_from([6000, 10000, 16000]), min_size=1, max_size=6), st.sampled_from([16000, 25000, 40000]))
-def test_static_shares_fit_every_constraint(core: ModuleType, maxes: list[int], limit: int) -> None:
-    members = [{"id": "m" + str(index), "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": top,
-                "step_ma": 1000} for index, top in enumerate(maxes)]
-    raw = _config(site={"phases": 1, "voltage_v": 230, "limit_ma": limit, "safety_pct": 100}, circuits=[],
-                  members=members, failsafe={"mode": "disable", "current_ma": 0})
-    shares = core.groupconfig.static_share_ma(core.groupconfig.parse(raw))
-    assert sum(shares.values()) <= limit
-    assert all(share == 0 or 6000 <= share <= top for share, top in zip(shares.values(), maxes, strict=True))
+_MEMBER = st.fixed_dictionaries({
+    "kind": st.sampled_from(["evse", "evse", "relay", "valve"]), "circuit": st.sampled_from(["site", "garage", "shed"]),
+    "phases": st.sampled_from(["L1", "L2", "L123"]), "min_ma": st.sampled_from([2000, 6000]),
+    "max_ma": st.sampled_from([6000, 16000, 32000]), "step_ma": st.sampled_from([100, 1000]),
+    "priority": st.integers(-2, 2), "mode": st.sampled_from(["continuous", "solar_priority", "excess"])})
+_LIMITS = st.fixed_dictionaries({"site": st.sampled_from([6000, 12000, 20000, 25000, 40000, 63000]),
+                                 "garage": st.sampled_from([4000, 8000, 16000, 30000]),
+                                 "shed": st.sampled_from([2000, 6000, 10000]), "safety": st.sampled_from([80, 100])})
+
+
+def _shared_site(members: list[dict[str, Any]], limits: dict[str, int]) -> dict[str, Any]:
+    """A three-phase site with a garage and a shed inside it; members as drawn (a relay switches 2 A)."""
+    listed = []
+    for index, drawn in enumerate(members):
+        member = dict(drawn, id="m" + str(index))
+        if member["kind"] == "relay":
+            member["min_ma"] = member["max_ma"] = 2000
+        if member["kind"] == "valve":
+            for key in ("min_ma", "max_ma", "step_ma"):
+                del member[key]
+        listed.append(member)
+    return _config(site={"phases": 3, "voltage_v": 230, "limit_ma": limits["site"], "safety_pct": limits["safety"]},
+                   circuits=[{"id": "garage", "parent": "site", "limit_ma": limits["garage"]},
+                             {"id": "shed", "parent": "garage", "limit_ma": limits["shed"]}],
+                   members=listed, failsafe={"mode": "disable", "current_ma": 0})
+
+
+@settings(max_examples=300)
+@given(st.lists(_MEMBER, min_size=1, max_size=8), st.lists(_LIMITS, min_size=1, max_size=3), st.data())
+def test_any_mixture_of_configs_keeps_transition_shares_within_the_widest(
+        core: ModuleType, members: list[dict[str, Any]], limits: list[dict[str, int]], data: st.DataObject) -> None:
+    # Configs over the same members and circuits with different limits, each
+    # running on some of the nodes: on every constraint the transition shares
+    # together stay within the largest capacity among the configs running.
+    configs = [core.groupconfig.parse(_shared_site(members, each)) for each in limits]
+    shares = [core.groupconfig.transition_share_ma(config) for config in configs]
+    running = data.draw(st.lists(st.integers(0, len(configs) - 1), min_size=len(members), max_size=len(members)))
+    mixture = {"m" + str(index): shares[which]["m" + str(index)] for index, which in enumerate(running)}
+    widest: dict[tuple[str, str], int] = {}
+    for which in set(running):
+        for name, capacity, ids in core.groupconfig.capacities(configs[which]):
+            key = (name, ",".join(ids))
+            widest[key] = max(widest.get(key, 0), capacity)
+    for (name, ids), capacity in widest.items():
+        assert sum(mixture[load_id] for load_id in ids.split(",") if load_id) <= capacity, name
+    # Each share is on its member's lattice, and where every minimum fits, every member gets its minimum.
+    for config, by_id in zip(configs, shares, strict=True):
+        minimums_fit = all(capacity >= sum(member["min_ma"] for member in config["members"]
+                                           if member["id"] in ids and member["max_ma"] > 0)
+                           for _name, capacity, ids in core.groupconfig.capacities(config))
+        for member in config["members"]:
+            share = by_id[member["id"]]
+            assert share == core.groupconfig.lattice_ma(member, share)
+            if minimums_fit and member["max_ma"] > 0:
+                assert share >= member["min_ma"], (member, share)
+
+
+@settings(max_examples=300)
+@given(st.lists(_MEMBER, min_size=1, max_size=8), _LIMITS, st.sampled_from(["site", "garage", "shed", "safety"]))
+def test_a_wider_limit_never_lowers_a_transition_share(core: ModuleType, members: list[dict[str, Any]],
+                                                       limits: dict[str, int], wider: str) -> None:
+    raised = dict(limits, **{wider: limits[wider] + (20 if wider == "safety" else 5000)})
+    raised["safety"] = min(raised["safety"], 100)
+    before = core.groupconfig.transition_share_ma(core.groupconfig.parse(_shared_site(members, limits)))
+    after = core.groupconfig.transition_share_ma(core.groupconfig.parse(_shared_site(members, raised)))
+    assert all(after[member_id] >= share for member_id, share in before.items()), (before, after)

@@ -149,12 +149,28 @@ def test_at_20_percent_packet_loss_no_violation_and_convergence_in_a_few_heartbe
     # have followed (ev_lag_ms), and then within a few heartbeats.
     plugged = settled(found, 3000, lambda by_node: at_allocation(by_node, shared), until_ms=unplug_ms)
     assert plugged is not None and plugged < unplug_ms
-    assert plugged - 3000 <= GROUP["ev_lag_ms"] + 6 * GROUP["heartbeat_ms"], plugged
+    start = _after_failsafe(found, 3000, plugged)
+    assert plugged - start <= GROUP["ev_lag_ms"] + 6 * GROUP["heartbeat_ms"], (start, plugged)
     rest = expected(scenario, {"evse2": True, "evse3": True})
     left = settled(found, unplug_ms, lambda by_node: at_allocation(by_node, rest))
     assert left is not None
     # An unplugged car frees its share at once: six heartbeat periods, lossy ones, are plenty.
-    assert left - unplug_ms <= 6 * GROUP["heartbeat_ms"], left - unplug_ms
+    start = _after_failsafe(found, unplug_ms, left)
+    assert left - start <= 6 * GROUP["heartbeat_ms"], (start, left)
+
+
+def _after_failsafe(found: list[tuple[int, dict[str, dict[str, object]]]], start_ms: int, end_ms: int) -> int:
+    """start_ms, or the end of the last failsafe between start_ms and end_ms.
+
+    At 20 % loss, peer_timeout_ms (six heartbeats) of a peer's packets all
+    lost happens in about one run in a hundred: that is silence, and failsafe
+    is the answer (rule 3). Convergence then counts from the failsafe's end,
+    and the failsafe itself must not have broken the limit (checked above).
+    """
+    for t_ms, by_node in between(found, start_ms, end_ms):
+        if any(record["failsafe"] for record in by_node.values()):
+            start_ms = t_ms
+    return start_ms
 
 
 def test_forged_and_replayed_heartbeats_are_dropped_counted_and_change_nothing(tmp_path: Path,

@@ -24,14 +24,14 @@ from .peers import Peer, PeerTable
 #  5. A stale or missing meter is the allocation's worst case, never zero.
 #  6. Boot at the failsafe current, never above the limit enforced before the
 #     reset, and raise only as rule 2 allows.
-# Besides: a config whose limits are lower caps each node at its static share
+# Besides: a config whose limits are lower caps each node at its transition share
 # until the group agrees under it; a load paused while it wanted current does
 # not ask again before the anti-flap guard; a raise may be ramped.
 
 TARGET = "target"  # applied is the target
 FAILSAFE = "failsafe"  # a member is silent
 AGREEMENT = "agreement"  # waiting for every peer to carry this node's digest
-TRANSITION = "transition"  # a narrower config, not yet agreed: capped at the static share
+TRANSITION = "transition"  # a narrower config, not yet agreed: capped at the transition share
 HEADROOM = "headroom"  # a peer still holds (or may still draw) what the target needs
 RAMP = "ramp"  # rising by ramp_ma per tick
 ANTIFLAP = "antiflap"  # paused while it wanted current: no new demand before the guard ends
@@ -57,7 +57,7 @@ class Plan:
         self.max_ma = _int(self.me, "max_ma")
         self.step_ma = _int(self.me, "step_ma")
         self.failsafe_ma: list[int] = facts["failsafe_ma"]  # type: ignore[assignment]
-        self.share_ma: list[int] = facts["share_ma"]  # type: ignore[assignment]
+        self.transition_ma: list[int] = facts["transition_ma"]  # type: ignore[assignment]
         # Only members that can draw current make the group fail safe when silent.
         self.draws_current = [_int(member, "max_ma") > 0 for member in members]
         self.hash = str(facts["hash"])
@@ -203,7 +203,7 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
         # one never heard since boot) need not push anyone lower.
         cap = min(plan.failsafe_ma[own], prev_ma) if demand and mode != "off" else 0
     if transition:
-        cap = min(cap, plan.share_ma[own])
+        cap = min(cap, plan.transition_ma[own])
     applied = prev_ma
     limited = False
     if prev_ma > cap:
@@ -229,7 +229,7 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
         reason = TARGET
     elif failsafe:
         reason = FAILSAFE
-    elif transition and new["agreed_caps"] is not None and applied == _lattice(plan, plan.share_ma[own]):
+    elif transition and new["agreed_caps"] is not None and applied == _lattice(plan, plan.transition_ma[own]):
         reason = TRANSITION
     elif not agreed:
         reason = AGREEMENT

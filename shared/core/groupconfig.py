@@ -226,20 +226,55 @@ def check_failsafe_fits(config: dict[str, object]) -> None:
                              "failsafe.current_ma or use mode disable")
 
 
-def static_share_ma(config: dict[str, object]) -> dict[str, int]:
-    """Each member's target when every member asks for current: shares that fit every constraint together."""
+def transition_share_ma(config: dict[str, object]) -> dict[str, int]:
+    """Each member's cap while a narrower config is not yet agreed: shares of every constraint that only shrink.
+
+    Two configs may each reach only some nodes, so that nodes running
+    different configs hold their caps at once; what must hold then, for each
+    constraint, is the largest capacity among the configs running. A cap that
+    is split from each constraint alone, in a fixed order, by a rule that
+    never gives a member less when the capacity grows, keeps any mixture of
+    configs (over the same members and circuits) within that: for each
+    constraint the mixture sums to at most what the widest config's split
+    sums to, which is at most its capacity. The allocation's own targets are
+    no such rule (a member its scarcity leaves at 0 under one limit may hold
+    its minimum under a lower one). Per constraint, over the members that can
+    draw current, in the allocation's order of preference by the config's
+    facts (urgency, priority, id): while the minimums do not all fit, each
+    member gets its minimum if it and every member before it fit, else 0;
+    once they do, each gets its minimum plus an equal part of what is left.
+    A member's cap is the smallest over its constraints, on its steps.
+    """
     members = config["members"]
     assert isinstance(members, list)
-    loads = []
+    min_ma: dict[str, int] = {}
+    cap_ma: dict[str, int] = {}
+    rank: dict[str, int] = {}
+    draws: dict[str, bool] = {}
     for member in members:
-        load = _member_load(member)
-        load["mode"] = "continuous"
-        load["demand"] = True
-        loads.append(load)
-    from . import allocate
-
-    targets, _ = allocate.targets_ma(site.parse(scenario(config, loads)))
-    return {member["id"]: targets[index] for index, member in enumerate(members)}
+        member_id = member["id"]
+        min_ma[member_id] = member["min_ma"]
+        cap_ma[member_id] = member["max_ma"]
+        draws[member_id] = member["max_ma"] > 0
+        rank[member_id] = site.MODE_NAMES.index(member["mode"]) * (2 * site.MAX_PRIORITY + 1) + member["priority"]
+    for _name, capacity, ids in capacities(config):
+        assert isinstance(capacity, int) and isinstance(ids, list)
+        ranked = sorted((rank[load_id], load_id) for load_id in ids if draws[load_id])
+        total_min = 0
+        for _, load_id in ranked:
+            total_min += min_ma[load_id]
+        # What is left once every minimum fits, split equally; the odd mA go
+        # to the first ones (each part only grows with the capacity, and the
+        # parts add up to exactly what is left).
+        left_ma = capacity - total_min if capacity >= total_min else 0
+        count = len(ranked)
+        before_ma = 0
+        for position, (_, load_id) in enumerate(ranked):
+            before_ma += min_ma[load_id]
+            share = min_ma[load_id] + (left_ma + count - 1 - position) // count if before_ma <= capacity else 0
+            if share < cap_ma[load_id]:
+                cap_ma[load_id] = share
+    return {member["id"]: lattice_ma(member, cap_ma[member["id"]]) for member in members}
 
 
 def node_facts(config: dict[str, object], node: str, announce_version: int | None = None,
@@ -252,13 +287,13 @@ def node_facts(config: dict[str, object], node: str, announce_version: int | Non
         raise FieldError("node", site.show(node) + " is not a member of the group")
     site_cfg = config["site"]
     assert isinstance(site_cfg, dict)
-    shares = static_share_ma(config)
+    shares = transition_share_ma(config)
     digest = config_hash(config)
     meter_node = site_cfg["meter_node"]
     facts = {
         "node": node, "group": config["group"], "own": ids.index(node), "members": members,
         "failsafe_ma": [member_failsafe_ma(config, member) for member in members],
-        "share_ma": [shares[member_id] for member_id in ids],
+        "transition_ma": [shares[member_id] for member_id in ids],
         "hash": digest, "version": config["version"] if announce_version is None else announce_version,
         "announced": digest[:ANNOUNCED_HEX] if announce_hash is None else announce_hash,
         "caps": capacities(config), "scenario": scenario(config, []),
