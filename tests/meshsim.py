@@ -362,7 +362,7 @@ class Mesh:
             return False
         loads = []
         for member in self.config["members"]:
-            _, _, _, _, demand, mode, priority, active = facts[member["id"]]
+            _, _, _, _, demand, mode, priority, active, _ = facts[member["id"]]
             loads.append({"id": member["id"], "circuit": member["circuit"], "phases": member["phases"],
                           "min_ma": member["min_ma"], "max_ma": member["max_ma"], "step_ma": member["step_ma"],
                           "priority": priority, "mode": mode, "demand": demand, "online": True, "active": active})

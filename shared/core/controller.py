@@ -36,6 +36,8 @@ HEADROOM = "headroom"  # a peer still holds (or may still draw) what the target 
 RAMP = "ramp"  # rising by ramp_ma per tick
 ANTIFLAP = "antiflap"  # paused while it wanted current: no new demand before the guard ends
 
+RETELLS = 3  # heartbeats that tell a change again, min_gap_ms apart
+
 _MODES = site.MODE_NAMES
 _MAX_MA = site.MAX_MA
 _INPUT_KEYS = ("demand", "idle", "mode", "priority", "draw_ma", "meter")
@@ -123,7 +125,7 @@ def boot(plan: Plan, boot_id: int, now_ms: int, last_applied_ma: int = 0) -> dic
     return {
         "boot_id": boot_id, "booted_ms": now_ms, "seq": 0, "sent_ms": None,
         "target_ma": 0, "target_seq": 0, "applied_ma": applied,
-        "draw_ma": [None, None, None], "meter": None, "sent": None,
+        "draw_ma": [None, None, None], "meter": None, "sent": None, "retells": 0,
         # A load stopped by the reset itself waits out the anti-flap guard.
         "paused_ms": now_ms if applied == 0 and last_applied_ma > 0 else None,
         # Its car may still be following the limit enforced before the reset.
@@ -251,10 +253,19 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
         if value > exposure:
             exposure = value
 
-    told = [digest, target, applied, failsafe, demand, mode, priority, active]
+    # A heartbeat every heartbeat_ms, and one at once (at most every
+    # min_gap_ms) when what it tells changes, the exposure included (its end
+    # frees room for the peers). A lost change would otherwise wait a whole
+    # period, and agreement takes about three rounds (the change, the peers'
+    # new targets, their digests): so a change is told RETELLS times more,
+    # min_gap_ms apart, each a heartbeat of its own (a new seq, nothing for
+    # the peers to drop as a duplicate). docs/firmware.md has the figures.
+    told = [digest, target, applied, failsafe, demand, mode, priority, active, exposure]
+    changed = told != state["sent"]
+    retells = _int(state, "retells")
     message: dict[str, object] | None = None
     if sent_ms is None or now_ms - sent_ms >= plan.heartbeat_ms or (
-            told != state["sent"] and now_ms - sent_ms >= plan.min_gap_ms):
+            (changed or retells > 0) and now_ms - sent_ms >= plan.min_gap_ms):
         meter = None
         if plan.meter_index == own:
             from . import meterview
@@ -272,6 +283,7 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
         new["seq"] = seq + 1
         new["sent_ms"] = now_ms
         new["sent"] = told
+        new["retells"] = RETELLS if changed else retells - 1 if retells > 0 else 0
         # What the view reads for this node from now on: what its peers read.
         new["draw_ma"] = draw
         new["meter"] = meter

@@ -20,7 +20,6 @@ from .clock import Clock
 from .hal import Hal, open_hal
 from .httpapi import Api, token_for
 from .mesh import Mesh
-from .retell import Retell
 from .roles import Role, open_role
 
 # Boot (Node()), in this order:
@@ -105,7 +104,6 @@ class Node:
         self.role: Role | None = None
         self.state: dict[str, object] | None = None
         self.out: dict[str, object] | None = None
-        self.retell = Retell()
         self.server: object = None
         self.sync_task: object = None
         self.kept_ma = -1  # what RTC memory holds (-1: not yet written this boot)
@@ -401,7 +399,6 @@ class Node:
             if meter is not None:
                 inputs["meter"] = meter
         out, state = controller.step(plan, self.state, inputs, table, now_ms)
-        self.retell.after_step(plan, state, out, now_ms)
         self.state = state
         applied_ma = out["applied_ma"]
         assert isinstance(applied_ma, int)
