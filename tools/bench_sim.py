@@ -29,12 +29,11 @@ tick) and up to one sample (100 ms) of the trace; on a loaded machine, late
 ticks too. Not a test: timings on a shared machine are noise; the tests
 check behaviour.
 
-The second plug-in (evse1 again, at 11 s) converges twice: first on an
-allocation that gives the odd ampere to the two charging nodes, then, once
-evse1 charges too (`active`), on the one that gives it to evse1 by id; evse3
-lowers at once, and evse1 may take that ampere only after evse3's car has
-followed (ev_lag_ms again). That is the allocation's tie-break (core
-`allocate`), not the mesh.
+The second plug-in (evse1 again, at 11 s) converged twice while the
+allocation placed the odd ampere of a split by the active flag too: first
+to the two charging nodes, then, once evse1 charged, to evse1 by id, and
+evse1 waited for evse3's car a second time. The allocation now places it by
+priority and id alone (docs/allocation.md, step 4).
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from .view import digest
 #     constraint is respected at every moment, so what a full circuit cannot
 #     use goes to loads elsewhere.
 #  4. Each rise is rounded down to the load's step. The current that rounding
-#     frees goes back one step at a time, in order of preference, round after
-#     round, while a whole step fits; a remainder smaller than the step of
-#     every load that could still take it stays unallocated.
+#     frees goes back one step at a time, by priority then id (not the active
+#     flag), round after round, while a whole step fits; a remainder smaller
+#     than the step of every load that could still take it stays unallocated.
 
 OFFLINE_RESERVE = "offline_reserve"
 OFF = "off"
@@ -143,12 +143,22 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
         if urgency[index] == _EXCESS:
             keep_ma = threshold_ma
             break
+    # The rises go by priority, then id, without the active flag: the order
+    # places what rounding frees (step 4), and a load that starts drawing
+    # must not take the odd step from one that runs (that one would lower,
+    # and the newcomer wait for its car to follow before rising again).
+    preferred = []
+    for index in admitted:
+        rank = urgency[index] * _PRIORITY_SPAN + priority[index] + sitemodel.MAX_PRIORITY
+        preferred.append((rank << _INDEX_BITS) + index)
+    preferred.sort()
     counts = [0] * len(room)
     full = [False] * len(room)
     moving = [False] * count
     for mode in range(_CONTINUOUS, _EXCESS + 1):
         rising = []
-        for index in admitted:
+        for key in preferred:
+            index = key & _INDEX_MASK
             if urgency[index] != mode:
                 continue
             if alloc[index] >= max_ma[index]:
