@@ -23,7 +23,7 @@ cdef long long _PRIORITY_SPAN
                rank=cython.longlong,
                alloc=list, reason=list, room=list, load_cons=list, urgency=list, online=list, demand=list,
                reserve=list, priority=list, active=list, order=list, load_phases=list, scarce=list, admitted=list,
-               min_ma=list, max_ma=list, counts=list, full=list, moving=list, rising=list, cons=list, preferred=list)
+               min_ma=list, max_ma=list, counts=list, full=list, moving=list, rising=list, cons=list, preferred=list, ranks=list)
 cpdef tuple targets_ma(Site model)
 
 @cython.locals(has_solar=cython.bint, index=Py_ssize_t, con=Py_ssize_t, first=Py_ssize_t,

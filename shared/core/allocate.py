@@ -71,6 +71,7 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
     priority = model.load_priority
     active = model.load_active
     order = []
+    ranks = [0] * count
     for index in range(count):
         if not online[index]:
             held = reserve[index]
@@ -87,6 +88,7 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
             # One int per load sorts as (urgency, priority, active first, id):
             # load indexes follow the ids' order. Below 2^30 by site's bounds.
             rank = urgency[index] * _PRIORITY_SPAN + priority[index] + sitemodel.MAX_PRIORITY
+            ranks[index] = rank
             order.append(((rank * 2 + (0 if active[index] else 1)) << _INDEX_BITS) + index)
     order.sort()
 
@@ -149,8 +151,7 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
     # and the newcomer wait for its car to follow before rising again).
     preferred = []
     for index in admitted:
-        rank = urgency[index] * _PRIORITY_SPAN + priority[index] + sitemodel.MAX_PRIORITY
-        preferred.append((rank << _INDEX_BITS) + index)
+        preferred.append((ranks[index] << _INDEX_BITS) + index)
     preferred.sort()
     counts = [0] * len(room)
     full = [False] * len(room)
