@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from pathlib import Path
@@ -86,9 +87,10 @@ def test_the_node_runtime_with_sixteen_peers_runs_on_a_12k_word_heap(device_root
     from tools.node_memory_peers import run
 
     figures = run(25, tmp_path / "site", device_root=device_root, quiet=True)
-    assert figures["state"] == "running" and figures["error"] is None, figures
-    assert figures["resets"] == 0, figures  # a MemoryError would have halted the node: its watchdog resets it
-    assert figures["peers_online_end"] == 16, figures
+    shown = json.dumps(figures, sort_keys=True)  # whole, where pytest would cut a dict short
+    assert figures["state"] == "running" and figures["error"] is None, shown
+    assert figures["resets"] == 0, shown  # a MemoryError would have halted the node: its watchdog resets it
+    assert figures["peers_online_end"] == 16, shown
     heap = figures["heap"]
     assert isinstance(heap, int) and isinstance(figures["peak"], int) and figures["peak"] <= heap
     assert figures["violations"] == 0

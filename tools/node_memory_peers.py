@@ -79,6 +79,7 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
         sim.run(on_tick=poll)
         final = sim.status(MEASURED) or {}
         resets = sim.nodes[MEASURED].resets
+        peer_failures = dict(sim.virtual.errors) if sim.virtual is not None else {}
         records = list(sim.records)
     finally:
         sim.close()
@@ -92,6 +93,9 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
         "ticks": ticks.get("count"), "late_ticks": ticks.get("late"), "max_tick_ms": ticks.get("max_ms"),
         "peers_online_min": min((n for n in online if isinstance(n, int)), default=None),
         "peers_online_end": final.get("peers_online"),
+        # Why a peer was not heard at the end: how long ago each was, and any virtual peer that failed.
+        "peer_ages_end_ms": {peer: row[0] for peer, row in sorted(final.get("peers", {}).items())},
+        "peer_failures": peer_failures,
         "heap": (memory.get("alloc") or 0) + (memory.get("free") or 0),
         "peak": memory.get("peak"), "live_max": memory.get("live_max"),
         "trace_mem_alloc_max": max((r["mem_alloc"] for r in measured if isinstance(r["mem_alloc"], int)),
