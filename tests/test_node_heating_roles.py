@@ -113,6 +113,28 @@ def test_the_boiler_fires_only_on_openings_its_valve_nodes_confirm(tmp_path: Pat
     assert (hal.boiler_call, role.fsm, role.heard) == (False, "PUMP_OVERRUN", 0)
 
 
+def test_a_boiler_node_that_boots_waits_its_minimum_off_time_before_it_fires(tmp_path: Path) -> None:
+    # The default 3 min: a node reset while the burner ran must not relight it a second later.
+    role = BoilerRole(_plan("boiler"), _folder(tmp_path, dict(BOILER_SETTINGS, boiler={})))
+    table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
+    hal = FakeHal()
+    hal.temps = {"flow": 400, "return": 350}
+    min_off_ms = role.boiler_config["min_off_ms"]
+    assert min_off_ms == 180000
+    boot_ms = 500
+    _tick(role, hal, table, boot_ms)  # nobody heard yet: no demand
+    seq = 0
+    for now_ms in (boot_ms + 100, boot_ms + min_off_ms - 100):
+        seq += 1
+        _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))  # calls, its valve confirmed open
+        _tick(role, hal, table, now_ms)
+        assert (hal.boiler_call, role.fsm, role.reason) == (False, "BLOCKED", "minimum off time")
+    seq += 1
+    _heard(table, "bath", seq, boot_ms + min_off_ms, room=_room(True, 160, 100))
+    _tick(role, hal, table, boot_ms + min_off_ms)
+    assert (hal.boiler_call, role.fsm, role.status()["reason"]) == (True, "ON", "demand")
+
+
 def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path) -> None:
     role, hal, table = _boiler(tmp_path)
     # A cooldown in progress is the evidence of cycling; bath calls alone (900 W < 3500 W).

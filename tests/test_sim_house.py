@@ -11,7 +11,12 @@ must drop its overrides within peer_timeout plus a tick, and its relay goes
 off: it no longer hears any valve confirm an opening), healed, and killed
 (the overrides drop again; the plant resets its relay when its watchdog
 fires). The boiler's timings are shortened in its settings (minutes in the
-house's time are seconds here); the node's clock is never accelerated.
+house's time are seconds here); the node's clock is never accelerated. Its
+minimum off time, which it also waits after its boot, is 2 s, so that it
+fires as the first valves open; load sharing takes a return above 50 °C
+(not 55) as the evidence of cycling, which the water reaches about 4 s
+before the lounge starts calling too (the calling rooms would then take
+the boiler's minimum, and there would be nothing to share).
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ HOUSE = sc.parse({
     "site": {"phases": 1, "voltage_v": 230, "limit_ma": 25000, "safety_pct": 100},
     "group": {"heartbeat_ms": HEARTBEAT_MS, "peer_timeout_ms": PEER_TIMEOUT_MS},
     "house": {"model": "reference", "start_week_s": 5 * 3600 + 31 * 60, "speed": 20, "setpoint_dc": 700,
-              "boiler": {"min_on_ms": 10000, "min_off_ms": 10000, "pump_overrun_ms": 6000}},
+              "boiler": {"min_on_ms": 10000, "min_off_ms": 2000, "pump_overrun_ms": 6000},
+              "load_sharing": {"return_temp_risk_delta_dc": 200}},
     "nodes": [{"id": "boiler", "kind": "boiler"}] + [{"id": room, "kind": "valve"} for room in VALVES],
     "events": [{"at_s": ISOLATE_MS / 1000, "isolate": "boiler"}, {"at_s": HEAL_MS / 1000, "heal": "boiler"},
                {"at_s": KILL_MS / 1000, "kill": "boiler"}],

@@ -32,6 +32,12 @@ from .roles import Role
 #
 # The settings: heating.json (heatsettings). Missing or refused: no rooms,
 # so the boiler never fires; /status says why.
+#
+# A boot is taken as the moment the relay went off (it is off from power-up
+# until the first tick): the boiler waits its minimum off time before it may
+# fire. A node that resets while the burner runs (a watchdog, a brown-out,
+# over and over in the worst case) would otherwise relight it within a
+# second of every reset.
 
 WATER_LOW_DC = -400  # a flow or return reading outside -40..150 °C is absurd
 WATER_HIGH_DC = 1500
@@ -69,6 +75,8 @@ class BoilerRole(Role):
         self.silent_ticks = 0  # room-ticks with the valve node silent (counted as closed)
         self.stale_ticks = 0  # room-ticks left out of load sharing for a stale or absurd sensor
         self.fired = 0  # times the call for heat went on
+        self.reason = "booting"  # the boiler state machine's last reason, for /status
+        self.booted = False
 
     def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
         self._decide(hal, table, now_ms)
@@ -76,7 +84,11 @@ class BoilerRole(Role):
 
     def _decide(self, hal: Hal, table: PeerTable, now_ms: int) -> None:
         if not self.rooms:
-            return  # no settings: nothing to heat, the call stays off
+            self.reason = "no rooms in the heating settings"
+            return  # nothing to heat, the call stays off
+        if not self.booted:
+            self.booted = True
+            self.boiler_state = dict(self.boiler_state, off_at_ms=now_ms)
         flow_dc = _read(self.flow, hal.temperature_dc("flow"), now_ms)
         return_dc = _read(self.back, hal.temperature_dc("return"), now_ms)
         tier_rooms: dict[str, object] = {}
@@ -153,6 +165,7 @@ class BoilerRole(Role):
             self.fired += 1
         self.boiler_on = on
         self.fsm = str(boiler_out["fsm"])
+        self.reason = str(boiler_out["reason"])
         self.hold = boiler_out["hold_valves"] is True
         self.cooldown = boiler_out["cooldown"] is True
         setpoint = boiler_out["setpoint_dc"]
@@ -171,9 +184,9 @@ class BoilerRole(Role):
                              "setpoint_dc": self.setpoint_dc}
 
     def status(self) -> dict[str, object]:
-        return {"boiler_on": self.boiler_on, "fsm": self.fsm, "hold": self.hold, "cooldown": self.cooldown,
-                "setpoint_dc": self.setpoint_dc, "tiers": self.tier_state, "load_sharing": self.sharing,
-                "overrides": self.overrides,
+        return {"boiler_on": self.boiler_on, "fsm": self.fsm, "reason": self.reason, "hold": self.hold,
+                "cooldown": self.cooldown, "setpoint_dc": self.setpoint_dc, "tiers": self.tier_state,
+                "load_sharing": self.sharing, "overrides": self.overrides,
                 "interlock": self.interlock, "confirmed_pct": self.confirmed_pct, "demand": self.demand,
                 "rooms": len(self.rooms), "heard": self.heard, "stale_rooms": self.stale_rooms,
                 "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
