@@ -76,7 +76,6 @@ class BoilerRole(Role):
         self.stale_ticks = 0  # room-ticks left out of load sharing for a stale or absurd sensor
         self.fired = 0  # times the call for heat went on
         self.reason = "booting"  # the boiler state machine's last reason, for /status
-        self.booted = False
 
     def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
         self._decide(hal, table, now_ms)
@@ -86,8 +85,7 @@ class BoilerRole(Role):
         if not self.rooms:
             self.reason = "no rooms in the heating settings"
             return  # nothing to heat, the call stays off
-        if not self.booted:
-            self.booted = True
+        if self.boiler_state["off_at_ms"] is None:  # the first tick since the boot
             self.boiler_state = dict(self.boiler_state, off_at_ms=now_ms)
         flow_dc = _read(self.flow, hal.temperature_dc("flow"), now_ms)
         return_dc = _read(self.back, hal.temperature_dc("return"), now_ms)
