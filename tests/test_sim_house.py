@@ -17,6 +17,9 @@ fires as the first valves open; load sharing takes a return above 50 °C
 (not 55) as the evidence of cycling, which the water reaches about 4 s
 before the lounge starts calling too (the calling rooms would then take
 the boiler's minimum, and there would be nothing to share).
+
+A second, shorter run kills a valve node whose opening the interlock needs
+(below).
 """
 
 from __future__ import annotations
@@ -122,3 +125,70 @@ def test_the_house_shares_load_keeps_the_interlock_and_falls_back_when_the_boile
 
     # Memory: no node ran out of its 12K-word heap (each fed its watchdog to the end, none was restarted).
     assert all(sim.nodes[node].resets == 0 for node in VALVES)
+
+
+# A valve node dies while the boiler fires on the opening it confirmed. Two rooms call from 05:31 (the kids'
+# room, manual, and the bath below its setback) and the interlock asks for 150 %, so the boiler needs both
+# valves; nothing else has a valve node, so load sharing has no room to open. The bath's node is killed and
+# later restarted: the boiler must stop counting its valve (and its call) within peer_timeout plus a tick,
+# stay off while the kids' room still calls, and fire again only once the bath's node confirms its opening.
+DEAD_KILL_MS, DEAD_RESTART_MS, DEAD_END_MS = 10000, 20000, 30000
+TWO_VALVES = ("bath", "kids")
+INTERLOCK_PCT = 150
+TWO_ROOMS = sc.parse({
+    "about": "two calling rooms, an interlock that needs both valves", "duration_s": DEAD_END_MS / 1000,
+    "site": {"phases": 1, "voltage_v": 230, "limit_ma": 25000, "safety_pct": 100},
+    "group": {"heartbeat_ms": HEARTBEAT_MS, "peer_timeout_ms": PEER_TIMEOUT_MS},
+    "house": {"model": "reference", "start_week_s": 5 * 3600 + 31 * 60, "speed": 20, "setpoint_dc": 700,
+              "boiler": {"min_on_ms": 10000, "min_off_ms": 2000, "pump_overrun_ms": 6000,
+                         "min_valve_open_pct": INTERLOCK_PCT}},
+    "nodes": [{"id": "boiler", "kind": "boiler"}] + [{"id": room, "kind": "valve"} for room in TWO_VALVES],
+    "events": [{"at_s": DEAD_KILL_MS / 1000, "kill": "bath"}, {"at_s": DEAD_RESTART_MS / 1000, "restart": "bath"}],
+})
+
+
+def test_a_valve_node_that_dies_no_longer_counts_toward_the_interlock(tmp_path: Path, device_root: Path) -> None:
+    polled: list[tuple[int, dict[str, object], dict[str, object]]] = []  # (t_ms, boiler role, kids role)
+    last_ms = [-1000]
+
+    def poll(sim: Simulation) -> None:
+        now_ms = sim.now_ms()
+        if now_ms - last_ms[0] < 500:
+            return
+        last_ms[0] = now_ms
+        boiler = (sim.status("boiler") or {}).get("role")
+        kids = (sim.status("kids") or {}).get("role")
+        if isinstance(boiler, dict) and isinstance(kids, dict):
+            polled.append((now_ms, boiler, kids))
+
+    with simulation(TWO_ROOMS, tmp_path, device_root) as sim:
+        sim.run(on_tick=poll)
+        found = samples(sim)
+    on = [(t_ms, by_node["boiler"]["boiler_on"] is True) for t_ms, by_node in found]
+
+    # Both valves open, the boiler fires: every time the call goes on, the positions already reach 150 %.
+    starts = [index for index in range(1, len(found)) if on[index][1] and not on[index - 1][1]]
+    assert starts and found[starts[0]][0] < DEAD_KILL_MS, on
+    for index in starts:
+        t_ms, by_node = found[index]
+        positions = {room: by_node[room]["valve_confirmed_pct"] for room in TWO_VALVES}
+        assert sum(positions.values()) >= INTERLOCK_PCT, (t_ms, positions)  # type: ignore[arg-type]
+    assert all(is_on for t_ms, is_on in on if DEAD_KILL_MS - 1000 <= t_ms < DEAD_KILL_MS), on
+
+    # Killed: within the timeout plus a tick the boiler hears one valve node, still has the kids' call
+    # (demand), and keeps its relay off on the interlock until the bath's node is back.
+    bound_ms = PEER_TIMEOUT_MS + TICK_MS + SCHEDULING_MS
+    dead = [is_on for t_ms, is_on in on if DEAD_KILL_MS + bound_ms <= t_ms < DEAD_RESTART_MS]
+    assert dead and not any(dead), on
+    blocked = [(t_ms, boiler, kids) for t_ms, boiler, kids in polled
+               if DEAD_KILL_MS + bound_ms <= t_ms < DEAD_RESTART_MS]
+    assert blocked
+    for t_ms, boiler, kids in blocked:
+        assert kids["calling"] is True, (t_ms, kids)
+        assert (boiler["heard"], boiler["demand"], boiler["boiler_on"]) == (1, True, False), (t_ms, boiler)
+        assert boiler["confirmed_pct"] < INTERLOCK_PCT, (t_ms, boiler)
+        assert "bath" not in boiler["load_sharing"], (t_ms, boiler)  # a silent room is never opened
+    assert any(str(boiler["reason"]).startswith("interlock") for _t_ms, boiler, _kids in blocked), blocked
+
+    # Restarted: the boiler fires again once the bath's node confirms its opening.
+    assert any(is_on for t_ms, is_on in on if t_ms >= DEAD_RESTART_MS), on
