@@ -145,6 +145,32 @@ def _entry_line(entry: str, args: argparse.Namespace, command: str) -> str | Non
     return line
 
 
+def _heating_check(args: argparse.Namespace) -> int:
+    """Check a heating.json as its node would (with --group, against the group's nodes); print what it would run."""
+    from loadmesh.core.errors import FieldError
+
+    from . import heatcheck
+
+    raws: list[object] = []
+    for path in (args.file, args.group):
+        if path is None:
+            raws.append(None)
+            continue
+        try:
+            raws.append(json.loads(Path(path).read_text()))
+        except (OSError, ValueError) as exc:
+            print(f"loadmesh heating-check: {path}: {exc}", file=sys.stderr)
+            return 2
+    try:
+        settings = heatcheck.check(raws[0], raws[1])
+    except FieldError as exc:
+        where = args.file if exc.field.startswith("heating") else args.group  # the node's loaders say "heating"
+        print(f"loadmesh heating-check: {where}: {exc}", file=sys.stderr)
+        return 2
+    print(canon.dumps(settings))
+    return 0
+
+
 def _house_bench(args: argparse.Namespace) -> int:
     from . import housebench
 
@@ -220,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Not micropython-f32: the whole chain's modules do not fit an ESP32-sized heap at once (no node runs it).
     heating.add_argument("--runtime", default="cpython", choices=("cpython", "micropython"))
     heating.set_defaults(func=lambda args: _run_steps_file("heating", args))
+    check = commands.add_parser("heating-check", help="check a node's heating.json as the node would; print the "
+                                                      "settings it would run, defaults filled in")
+    check.add_argument("file")
+    check.add_argument("--group", metavar="CONFIG", help="the group config (node.json's config): the boiler's rooms "
+                                                        "must be its valve nodes, and every valve node a room")
+    check.set_defaults(func=_heating_check)
     bench = commands.add_parser("house-bench", help="the reference house over a cold week, load sharing off and on")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",

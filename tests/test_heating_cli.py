@@ -95,3 +95,78 @@ def test_house_bench_refuses_a_bad_setting(device_root: Path) -> None:
     assert done.returncode == 2
     message = "loadmesh house-bench: load_sharing.tier_3_max_pct: 75 is not a multiple of 10"
     assert done.stderr.splitlines()[-1] == message
+
+
+def _house_files(tmp_path: Path) -> tuple[dict[str, dict[str, object]], Path]:
+    """The bundled house's heating.json per node (as the simulator installs them), and its group config file."""
+    from loadmesh.companion.sim import groupcfg, heatcfg, scenario
+
+    house = scenario.load(ROOT / "tools" / "scenarios" / "house6_boiler.yaml")
+    group = tmp_path / "config.json"
+    group.write_text(json.dumps(groupcfg.raw_config(house)))
+    return heatcfg.heating_files(house), group
+
+
+def _write(tmp_path: Path, name: str, content: object) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(content))
+    return path
+
+
+def test_heating_check_prints_the_settings_a_node_would_run(device_root: Path, tmp_path: Path) -> None:
+    files, group = _house_files(tmp_path)
+    done = _run(device_root, "heating-check", str(_write(tmp_path, "boiler.json", files["boiler"])),
+                "--group", str(group))
+    assert done.returncode == 0, done.stderr
+    boiler = json.loads(done.stdout)
+    assert boiler["kind"] == "boiler"
+    assert boiler["rooms"] == sorted(room["id"] for room in files["boiler"]["rooms"])  # type: ignore[union-attr]
+    # What the file leaves out is the issue's default.
+    assert boiler["boiler"]["min_valve_open_pct"] == 100 and boiler["boiler"]["pump_overrun_ms"] == 180000
+    assert boiler["load_sharing"]["min_calling_capacity_w"] == 3500
+    assert boiler["load_sharing"]["tier_3_max_duration_ms"] == 900000
+
+    kids = {"room": {"mode": "manual", "manual_target_dc": 180}}
+    done = _run(device_root, "heating-check", str(_write(tmp_path, "kids.json", kids)), "--group", str(group))
+    assert done.returncode == 0, done.stderr
+    valve = json.loads(done.stdout)
+    assert (valve["kind"], valve["room"]["mode"], valve["room"]["manual_target_dc"]) == ("valve", "manual", 180)
+    assert valve["room"]["control"]["on_delta_dc"] == 3 and valve["room"]["control"]["frost_dc"] == 80
+
+
+def test_heating_check_refuses_with_the_file_the_field_and_the_value(device_root: Path, tmp_path: Path) -> None:
+    files, group = _house_files(tmp_path)
+    boiler = json.loads(json.dumps(files["boiler"]))
+    cases = []
+    # A rating that is not a number.
+    bad = json.loads(json.dumps(boiler))
+    bad["rooms"][1]["rated_w"] = "1400 W"
+    cases.append((bad, None, "boiler.json: heating.rooms[1].rated_w: '1400 W'"))
+    # A room the group has no valve node for (a misspelt id), against the group config.
+    bad = json.loads(json.dumps(boiler))
+    bad["rooms"][0]["id"] = "bathroom"
+    cases.append((bad, group, "boiler.json: heating.rooms[0].id: 'bathroom' is not a valve node of group 'sim'"))
+    # A valve node the boiler would never hear.
+    bad = json.loads(json.dumps(boiler))
+    missing = bad["rooms"].pop()["id"]
+    cases.append((bad, group, f"boiler.json: heating.rooms: has no room for the valve node '{missing}'"))
+    # A manual room without its target.
+    cases.append(({"room": {"mode": "manual"}}, None, "boiler.json: heating.room.manual_target_dc: is missing"))
+    for content, group_file, expected in cases:
+        path = _write(tmp_path, "boiler.json", content)
+        args = ["heating-check", str(path)] + (["--group", str(group_file)] if group_file is not None else [])
+        done = _run(device_root, *args)
+        assert done.returncode == 2 and done.stdout == "", (expected, done)
+        assert expected in done.stderr and len(done.stderr.splitlines()) == 1, (expected, done.stderr)
+
+    # A group config with no boiler node: a valve node's room would never be heated.
+    lonely = json.loads(group.read_text())
+    lonely["members"] = [member for member in lonely["members"] if member["kind"] != "boiler"]
+    done = _run(device_root, "heating-check", str(_write(tmp_path, "kids.json", json.loads(json.dumps(files["kids"])))),
+                "--group", str(_write(tmp_path, "lonely.json", lonely)))
+    assert done.returncode == 2 and "lonely.json: members: has no boiler node" in done.stderr, done.stderr
+    # Not JSON at all.
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"room": {"mode": "auto"')
+    done = _run(device_root, "heating-check", str(broken))
+    assert done.returncode == 2 and done.stderr.startswith(f"loadmesh heating-check: {broken}:"), done.stderr
