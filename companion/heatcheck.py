@@ -13,7 +13,7 @@ from loadmesh.node.heatsettings import load_heating, load_room
 # that is no valve node is never heard (its valve counts as closed, its room
 # never calls), and a valve node without a room is one the boiler never
 # hears. Both are refused here; the node itself would run and show it only
-# in /status (rooms against heard).
+# in /status (the boiler node's "silent" rooms).
 
 
 def check(raw: object, group_raw: object = None) -> dict[str, object]:

@@ -107,10 +107,11 @@ def test_the_boiler_fires_only_on_openings_its_valve_nodes_confirm(tmp_path: Pat
     # Its feedback says 100 %, but it counts only up to what this node last decided for it (100 %): fires.
     _heard(table, "bath", 2, 1100, room=_room(True, 160, 100))
     _tick(role, hal, table, 1100)
-    assert (hal.boiler_call, role.confirmed_pct) == (True, 100)
+    assert (hal.boiler_call, role.confirmed_pct, role.status()["silent"]) == (True, 100, ["bedroom", "study"])
     # The valve node falls silent: its valve counts as closed, the boiler goes off at once (pump overrun).
     _tick(role, hal, table, 1100 + TIMEOUT_MS)
     assert (hal.boiler_call, role.fsm, role.heard) == (False, "PUMP_OVERRUN", 0)
+    assert role.status()["silent"] == ["bath", "bedroom", "study"]
 
 
 def test_a_boiler_node_that_boots_waits_its_minimum_off_time_before_it_fires(tmp_path: Path) -> None:

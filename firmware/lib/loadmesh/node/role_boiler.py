@@ -71,6 +71,7 @@ class BoilerRole(Role):
         self.interlock = "idle"
         self.demand = False
         self.heard = 0  # valve nodes online
+        self.silent: list[str] = []  # the rooms whose valve node is not heard now (a misspelt id stays here)
         self.stale_rooms = 0  # rooms online without a temperature, this tick
         self.silent_ticks = 0  # room-ticks with the valve node silent (counted as closed)
         self.stale_ticks = 0  # room-ticks left out of load sharing for a stale or absurd sensor
@@ -95,6 +96,7 @@ class BoilerRole(Role):
         demand = False
         heard = 0
         stale = 0
+        silent: list[str] = []
         timeout_ms = self.plan.peer_timeout_ms
         for rid in self.rooms:
             room = None
@@ -103,6 +105,7 @@ class BoilerRole(Role):
                 room = peer.heartbeat.get("room") if peer is not None else None
             if not isinstance(room, dict):
                 self.silent_ticks += 1
+                silent.append(rid)
                 tier_rooms[rid] = {"mode": "off", "temp_dc": None, "temp_age_ms": 0, "calling": False,
                                    "next_start_in_ms": None, "next_target_dc": None}
                 valve_rooms[rid] = {"normal_pct": 0, "calling": False, "correction_pct": None, "confirmed_pct": 0}
@@ -129,6 +132,7 @@ class BoilerRole(Role):
             valve_rooms[rid] = {"normal_pct": room["normal_pct"], "calling": calling, "correction_pct": None,
                                 "confirmed_pct": opening}
         self.heard = heard
+        self.silent = silent
         self.stale_rooms = stale
         self.stale_ticks += stale
         self.demand = demand
@@ -186,7 +190,7 @@ class BoilerRole(Role):
                 "cooldown": self.cooldown, "setpoint_dc": self.setpoint_dc, "tiers": self.tier_state,
                 "load_sharing": self.sharing, "overrides": self.overrides,
                 "interlock": self.interlock, "confirmed_pct": self.confirmed_pct, "demand": self.demand,
-                "rooms": len(self.rooms), "heard": self.heard, "stale_rooms": self.stale_rooms,
+                "rooms": len(self.rooms), "heard": self.heard, "silent": self.silent, "stale_rooms": self.stale_rooms,
                 "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
                 "rejected": _rejected(self.flow) + _rejected(self.back), "error": self.error or None}
 
