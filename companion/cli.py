@@ -164,7 +164,8 @@ def _heating_check(args: argparse.Namespace) -> int:
     try:
         settings = heatcheck.check(raws[0], raws[1])
     except FieldError as exc:
-        where = args.file if exc.field.startswith("heating") else args.group  # the node's loaders say "heating"
+        # The node's loaders name their fields from "heating"; the rest is the group config's.
+        where = args.group if args.group is not None and not exc.field.startswith("heating") else args.file
         print(f"loadmesh heating-check: {where}: {exc}", file=sys.stderr)
         return 2
     print(canon.dumps(settings))
@@ -249,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("heating-check", help="check a node's heating.json as the node would; print the "
                                                       "settings it would run, defaults filled in")
     check.add_argument("file")
-    check.add_argument("--group", metavar="CONFIG", help="the group config (node.json's config): the boiler's rooms "
-                                                        "must be its valve nodes, and every valve node a room")
+    check.add_argument("--group", metavar="CONFIG", help="the group config (as in a node's config.json): the boiler's "
+                                                        "rooms must be its valve nodes, and every valve node a room")
     check.set_defaults(func=_heating_check)
     bench = commands.add_parser("house-bench", help="the reference house over a cold week, load sharing off and on")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
