@@ -94,7 +94,6 @@ class BoilerRole(Role):
         valve_rooms: dict[str, object] = {}
         confirmed: dict[str, int] = {}
         demand = False
-        heard = 0
         stale = 0
         silent: list[str] = []
         timeout_ms = self.plan.peer_timeout_ms
@@ -111,7 +110,6 @@ class BoilerRole(Role):
                 valve_rooms[rid] = {"normal_pct": 0, "calling": False, "correction_pct": None, "confirmed_pct": 0}
                 confirmed[rid] = 0
                 continue
-            heard += 1
             calling = room["calling"] is True
             demand = demand or calling
             temp_dc = room["temp_dc"]
@@ -131,7 +129,7 @@ class BoilerRole(Role):
             confirmed[rid] = opening
             valve_rooms[rid] = {"normal_pct": room["normal_pct"], "calling": calling, "correction_pct": None,
                                 "confirmed_pct": opening}
-        self.heard = heard
+        self.heard = len(self.rooms) - len(silent)
         self.silent = silent
         self.stale_rooms = stale
         self.stale_ticks += stale
