@@ -12,11 +12,14 @@ import json
 from pathlib import Path
 
 from loadmesh.core import controller, groupconfig, heartbeat
+from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
+from loadmesh.node import heatsettings
 from loadmesh.node.hal import Hal
 from loadmesh.node.heatsettings import HEATING
 from loadmesh.node.role_boiler import BoilerRole
 from loadmesh.node.role_valve import ValveRole
+from loadmesh.node.roles import Role
 from loadmesh.node.store import Store
 
 KEY = bytes(range(32))
@@ -191,3 +194,128 @@ def test_missing_settings_leave_a_safe_node(tmp_path: Path) -> None:
     assert boiler.rooms == [] and "heating.json" in boiler.error
     valve = ValveRole(_plan("bath"), str(tmp_path))
     assert valve.room["mode"] == "off" and "frost protection only" in valve.error
+
+
+def _sharing(role: BoilerRole, hal: FakeHal, table: PeerTable, start_ms: int) -> int:
+    """Bath calls alone after a cooldown: load sharing opens the study (the fallback room). The next seq."""
+    role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=0)
+    for seq, now_ms in enumerate((start_ms, start_ms + 100), start=1):
+        _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
+        _heard(table, "bedroom", seq, now_ms, room=_room(False, 150, 0))
+        _heard(table, "study", seq, now_ms, room=_room(False, 150, 0))
+        _tick(role, hal, table, now_ms)
+    assert (role.tier_state, role.sharing) == ("TIER3_ESCALATED", {"study": 70})
+    return 3
+
+
+def test_the_switch_stops_load_sharing_at_once_and_holds_across_a_reboot(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    assert role.load_sharing() == {"switch": True, "settings": True, "enabled": True, "file": "missing",
+                                   "state": "INACTIVE"}
+    seq = _sharing(role, hal, table, 1000)
+    # Off within the minimum activation duration (5 min): the switch is checked first, so it ends now.
+    answer = role.put_load_sharing({"enabled": False})
+    assert answer["switch"] is False and answer["enabled"] is False and answer["file"] == "ok"
+    _heard(table, "bath", seq, 1200, room=_room(True, 160, 100))
+    _tick(role, hal, table, 1200)
+    assert (role.tier_state, role.sharing, role.overrides) == ("DISABLED", {}, [])
+    # The node reboots: the switch is read back off, and load sharing stays off on the same evidence.
+    again = BoilerRole(_plan("boiler"), str(tmp_path))
+    assert (again.switch, again.switch_file, again.status()["switch"]) == (False, "ok", False)
+    again.put_load_sharing({"enabled": True})
+    assert BoilerRole(_plan("boiler"), str(tmp_path)).load_sharing()["enabled"] is True
+
+
+def test_a_switch_request_that_is_not_a_bool_changes_nothing(tmp_path: Path) -> None:
+    role, _hal, _table = _boiler(tmp_path)
+    for raw, field in (({"enabled": "off"}, "load_sharing.enabled"), ({}, "load_sharing.enabled"),
+                       ({"enabled": False, "until": 5}, "load_sharing"), ([False], "load_sharing")):
+        try:
+            role.put_load_sharing(raw)
+        except FieldError as exc:
+            assert exc.field.startswith(field), (raw, exc.field)
+        else:
+            raise AssertionError("accepted " + repr(raw))
+    assert (role.switch, role.switch_file) == (True, "missing")
+    assert not (tmp_path / "load_sharing.json").exists()
+
+
+def test_a_damaged_switch_file_reads_as_off(tmp_path: Path) -> None:
+    Store(str(tmp_path)).write_json(HEATING, json.loads(json.dumps(BOILER_SETTINGS)))
+    (tmp_path / "load_sharing.json").write_bytes(b"LM1 0000000000000000\n{\"enabled\":true}")
+    role = BoilerRole(_plan("boiler"), str(tmp_path))
+    assert (role.switch, role.switch_file) == (False, "corrupt")
+    Store(str(tmp_path)).write_json("load_sharing.json", {"enabled": 1})  # whole, but not a bool
+    assert BoilerRole(_plan("boiler"), str(tmp_path)).switch_file == "corrupt"
+
+
+def test_new_boiler_settings_take_effect_without_cutting_the_burner(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    seq = _sharing(role, hal, table, 1000)
+    assert hal.boiler_call is True
+    on_at_ms = role.boiler_state["on_at_ms"]
+    # The study leaves; the bath gets a bigger radiator. Load sharing's settings changed: it starts afresh (the
+    # study's opening goes at once), while the burner keeps its state machine: still on, the same run.
+    settings = {"rooms": [{"id": "bath", "rated_w": 5000}, {"id": "bedroom", "rated_w": 1400}],
+                "boiler": {"min_off_ms": 0}}
+    assert role.put_heating(json.loads(json.dumps(settings))) == {"saved": True, "kind": "boiler",
+                                                                  "rooms": ["bath", "bedroom"]}
+    assert (role.tier_state, role.sharing) == ("INACTIVE", {})
+    _heard(table, "bath", seq, 1300, room=_room(True, 160, 100))
+    _tick(role, hal, table, 1300)
+    assert (hal.boiler_call, role.fsm, role.boiler_state["on_at_ms"]) == (True, "ON", on_at_ms)
+    assert role.status()["rooms"] == 2 and all(pair[0] != "study" for pair in role.overrides)
+    assert role.tier_state == "INACTIVE"  # 5000 W calling: nothing to share
+    assert heatsettings.stored(str(tmp_path)) == {"heating": settings, "file": "ok"}
+    # A refused file changes nothing, in force or kept.
+    bad = dict(settings, rooms=[{"id": "bath", "rated_w": "5 kW"}])
+    try:
+        role.put_heating(bad)
+    except FieldError as exc:
+        assert str(exc) == "heating.rooms[0].rated_w: '5 kW' is not an integer", str(exc)
+    else:
+        raise AssertionError("accepted a rating in words")
+    assert role.rooms == ["bath", "bedroom"] and heatsettings.stored(str(tmp_path))["heating"] == settings
+
+
+def test_settings_put_on_a_node_that_booted_without_them_bring_it_up(tmp_path: Path) -> None:
+    role = BoilerRole(_plan("boiler"), str(tmp_path))
+    assert role.rooms == [] and role.error
+    assert role.heating() == {"heating": None, "file": "missing"}
+    role.put_heating(json.loads(json.dumps(BOILER_SETTINGS)))
+    assert (role.rooms, role.error) == (["bath", "bedroom", "study"], "")
+    assert BoilerRole(_plan("boiler"), str(tmp_path)).rooms == ["bath", "bedroom", "study"]
+
+
+def test_a_valve_room_turned_off_stops_calling_at_the_next_tick(tmp_path: Path) -> None:
+    auto = {"room": {"mode": "auto", "schedule": {"default_target_dc": 200, "blocks": []}}}
+    role = ValveRole(_plan("bath"), _folder(tmp_path, auto))
+    table = PeerTable(PADS, "house", "bath", ["boiler", *ROOMS])
+    hal = FakeHal()
+    hal.temps = {"room": 150}
+    _tick(role, hal, table, 1000)
+    assert (role.calling, hal.valve_command_pct) == (True, 100)
+    off = {"room": {"mode": "off"}}
+    assert role.put_heating(off) == {"saved": True, "kind": "valve", "mode": "off"}
+    _tick(role, hal, table, 1100)
+    assert (role.calling, hal.valve_command_pct, role.status()["mode"]) == (False, 0, "off")
+    try:
+        role.put_heating({"room": {"mode": "manual"}})
+    except FieldError as exc:
+        assert exc.field == "heating.room.manual_target_dc"
+    else:
+        raise AssertionError("accepted a manual room without a target")
+    assert ValveRole(_plan("bath"), str(tmp_path)).room["mode"] == "off"
+
+
+def test_other_roles_refuse_heating_settings_and_the_switch(tmp_path: Path) -> None:
+    valve = ValveRole(_plan("bath"), str(tmp_path))
+    for call, field in ((lambda: valve.put_load_sharing({"enabled": False}), "load_sharing"),
+                        (valve.load_sharing, "load_sharing"),
+                        (lambda: Role(_plan("bath")).put_heating({}), "heating")):
+        try:
+            call()
+        except FieldError as exc:
+            assert exc.field == field and "this is a" in exc.problem
+        else:
+            raise AssertionError("accepted")

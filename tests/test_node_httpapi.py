@@ -133,6 +133,20 @@ def test_put_config_stores_what_the_callback_accepts(node: Node, tmp_path: Path)
     assert node.request("GET", "/config", token=TOKEN)[2] == config  # unchanged by the refused ones
 
 
+def test_heating_settings_and_the_switch_need_the_token_too(node: Node) -> None:
+    for path in ("/heating", "/load_sharing"):
+        assert node.request("GET", path)[0] == 401, path
+        assert node.request("PUT", path, body=b"{}", token="0" * 64)[0] == 401, path
+        status, headers, _ = node.request("DELETE", path, token=TOKEN)
+        assert status == 405 and headers["allow"] == "GET, PUT", path
+    # This Api is the base class's for both: nothing kept, every PUT refused with the reason.
+    assert node.request("GET", "/heating", token=TOKEN)[::2] == (200, None)
+    status, _, body = node.request("PUT", "/heating", body=b'{"room": {}}', token=TOKEN)
+    assert (status, body) == (400, {"error": "heating: this node takes no heating settings"})
+    status, _, body = node.request("PUT", "/load_sharing", body=b'{"enabled": false}', token=TOKEN)
+    assert (status, body) == (400, {"error": "load_sharing: this node runs no load sharing"})
+
+
 def test_wrong_paths_methods_and_sizes(node: Node) -> None:
     assert node.request("GET", "/")[0] == 404
     assert node.request("GET", "/status/x")[0] == 404

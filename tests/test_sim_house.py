@@ -24,6 +24,7 @@ A second, shorter run kills a valve node whose opening the interlock needs
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from loadmesh.companion.sim import scenario as sc
@@ -193,3 +194,96 @@ def test_a_valve_node_that_dies_no_longer_counts_toward_the_interlock(tmp_path: 
 
     # Restarted: the boiler fires again once the bath's node confirms its opening.
     assert any(is_on for t_ms, is_on in on if t_ms >= DEAD_RESTART_MS), on
+
+
+# The runtime switch and the heating settings over the nodes' HTTP APIs, on the accelerated house of the first
+# test: once load sharing runs, PUT /load_sharing {"enabled": false} on the boiler node ends it at once (within
+# the minimum activation duration, which only exits need) and it stays off on the same evidence, across a kill
+# and a restart of the boiler node (the switch is kept in its file system); switched on again, it may run
+# again. Meanwhile the bath's valve node is turned off by PUT /heating.
+SW_KILL_MS, SW_RESTART_MS, SW_ON_MS, SW_END_MS = 24000, 25000, 31000, 36000
+SWITCH = sc.parse({
+    "about": "the reference house, accelerated, its load sharing switched", "duration_s": SW_END_MS / 1000,
+    "site": {"phases": 1, "voltage_v": 230, "limit_ma": 25000, "safety_pct": 100},
+    "group": {"heartbeat_ms": HEARTBEAT_MS, "peer_timeout_ms": PEER_TIMEOUT_MS},
+    "house": {"model": "reference", "start_week_s": 5 * 3600 + 31 * 60, "speed": 20, "setpoint_dc": 700,
+              "boiler": {"min_on_ms": 10000, "min_off_ms": 2000, "pump_overrun_ms": 6000},
+              "load_sharing": {"return_temp_risk_delta_dc": 200}},
+    "nodes": [{"id": "boiler", "kind": "boiler"}] + [{"id": room, "kind": "valve"} for room in VALVES],
+    "events": [{"at_s": SW_KILL_MS / 1000, "kill": "boiler"}, {"at_s": SW_RESTART_MS / 1000, "restart": "boiler"}],
+})
+
+
+def test_the_load_sharing_switch_and_heating_settings_over_http(tmp_path: Path, device_root: Path) -> None:
+    polled: list[tuple[int, dict[str, object]]] = []  # (t_ms, the boiler node's role status)
+    baths: list[tuple[int, dict[str, object]]] = []  # (t_ms, the bath's valve node's role status)
+    answers: dict[str, tuple[int, object]] = {}  # what the nodes answered, by request
+    switched = {"off": -1, "on": -1, "bath": -1}
+    last_ms = [-1000]
+
+    def put(sim: Simulation, name: str, node: str, path: str, body: object, token: bool = True) -> None:
+        answers[name] = sim.request(node, "PUT", path, json.dumps(body).encode(), token=token)
+
+    def poll(sim: Simulation) -> None:
+        now_ms = sim.now_ms()
+        if now_ms - last_ms[0] < 250:
+            return
+        last_ms[0] = now_ms
+        role = (sim.status("boiler") or {}).get("role")
+        if isinstance(role, dict):
+            polled.append((now_ms, role))
+        bath = (sim.status("bath") or {}).get("role")
+        if isinstance(bath, dict):
+            baths.append((now_ms, bath))
+        if isinstance(role, dict) and switched["off"] < 0 and str(role["tiers"]).startswith("TIER"):
+            put(sim, "off", "boiler", "/load_sharing", {"enabled": False})
+            switched["off"] = sim.now_ms()
+            answers["get"] = sim.request("boiler", "GET", "/load_sharing")
+            put(sim, "no token", "boiler", "/load_sharing", {"enabled": True}, token=False)
+            put(sim, "not a bool", "boiler", "/load_sharing", {"enabled": "yes"})
+            put(sim, "on a valve node", "bath", "/load_sharing", {"enabled": True})
+        if switched["bath"] < 0 and now_ms >= 6000:
+            put(sim, "bad heating", "bath", "/heating", {"room": {"mode": "away"}})
+            put(sim, "bath off", "bath", "/heating", {"room": {"mode": "off"}})
+            switched["bath"] = sim.now_ms()
+            answers["bath heating"] = sim.request("bath", "GET", "/heating")
+        if switched["on"] < 0 and now_ms >= SW_ON_MS:
+            put(sim, "on", "boiler", "/load_sharing", {"enabled": True})
+            switched["on"] = sim.now_ms()
+
+    with simulation(SWITCH, tmp_path, device_root) as sim:
+        sim.run(on_tick=poll)
+
+    # Switched off while load sharing ran, before the kill.
+    off_ms = switched["off"]
+    assert 0 < off_ms < SW_KILL_MS - 3000, [(t_ms, role["tiers"]) for t_ms, role in polled]
+    assert answers["off"] == (200, {"switch": False, "settings": True, "enabled": False, "file": "ok",
+                                    "state": answers["off"][1]["state"]}), answers  # type: ignore[index]
+    assert answers["get"][0] == 200 and answers["get"][1]["switch"] is False, answers  # type: ignore[index]
+    assert answers["no token"][0] == 401, answers
+    assert answers["not a bool"] == (400, {"error": "load_sharing.enabled: 'yes' is not true or false"}), answers
+    assert answers["on a valve node"][0] == 400, answers
+    assert "boiler node's switch" in str(answers["on a valve node"][1]), answers
+    # From the next ticks on, no load sharing until switched on again, on the boiler node's first boot and its
+    # second: the switch was read back off after the kill.
+    bound_ms = 2 * TICK_MS + SCHEDULING_MS
+    off = [(t_ms, role) for t_ms, role in polled if off_ms + bound_ms <= t_ms < SW_ON_MS]
+    assert any(t_ms > SW_RESTART_MS + 1000 for t_ms, _role in off), off
+    for t_ms, role in off:
+        assert (role["tiers"], role["load_sharing"], role["switch"]) == ("DISABLED", {}, False), (t_ms, role)
+    # Switched on: load sharing leaves DISABLED, and with the evidence still there (the return above 50 °C), the
+    # rooms are short of the boiler's minimum again: it opens rooms again.
+    on_ms = switched["on"]
+    assert answers["on"][0] == 200 and answers["on"][1]["enabled"] is True, answers  # type: ignore[index]
+    later = [str(role["tiers"]) for t_ms, role in polled if t_ms >= on_ms + bound_ms]
+    assert later and "DISABLED" not in later and any(state.startswith("TIER") for state in later), later
+
+    # The bath's node: a refused mode changes nothing; "off" is kept and in force from the next ticks.
+    assert answers["bad heating"][0] == 400 and "heating.room.mode" in str(answers["bad heating"][1]), answers
+    assert answers["bath off"] == (200, {"saved": True, "kind": "valve", "mode": "off"}), answers
+    assert answers["bath heating"] == (200, {"heating": {"room": {"mode": "off"}}, "file": "ok"}), answers
+    bath_ms = switched["bath"]
+    before = [bath for t_ms, bath in baths if bath_ms - 2000 <= t_ms < bath_ms - 500]
+    assert before and all(bath["calling"] and bath["mode"] == "auto" for bath in before), before
+    after = [bath for t_ms, bath in baths if t_ms >= bath_ms + bound_ms]
+    assert after and all(bath["mode"] == "off" and not bath["calling"] for bath in after), after

@@ -28,6 +28,22 @@ def read(root: str) -> object:
     return raw
 
 
+def stored(root: str) -> dict[str, object]:
+    """GET /heating: the heating.json kept at root (None if missing or corrupt), and which of ok/missing/corrupt."""
+    from .store import MISSING, Store
+
+    store = Store(root)
+    raw = store.read_json(HEATING)
+    return {"heating": raw, "file": store.state.get(HEATING, MISSING)}
+
+
+def save(root: str, raw: object) -> None:
+    """Keep raw (already checked) as the heating.json at root, atomically; OSError if the file system refuses."""
+    from .store import Store
+
+    Store(root).write_json(HEATING, raw)
+
+
 def load_room(raw: object) -> dict[str, object]:
     """The room settings of heating.json, checked: mode, manual_target_dc, schedule, control."""
     top = fc.obj(raw, "heating")

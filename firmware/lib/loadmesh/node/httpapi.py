@@ -1,4 +1,4 @@
-"""The node's local HTTP API on asyncio streams: GET /status, and GET/PUT /config behind a bearer token."""
+"""The node's local HTTP API on asyncio streams: GET /status, and GET/PUT of the settings behind a bearer token."""
 
 import asyncio
 
@@ -20,10 +20,15 @@ from loadmesh.core.errors import FieldError
 #                  200; 400 with {"error"} if it raises FieldError/ValueError
 #   PUT /adopt     the body to Api.adopt(), no token: an unadopted node has
 #                  none, and the body authenticates itself (node.adoption)
+#   GET /heating, PUT /heating            a valve or boiler node's heating
+#                  settings (Api.heating(), Api.put_heating()); needs the token
+#   GET /load_sharing, PUT /load_sharing  the boiler node's runtime switch
+#                  (Api.load_sharing(), Api.put_load_sharing()); needs the token
 #
 # The token is HMAC-SHA256 of TOKEN_LABEL under the group key, in hex, sent as
 # "Authorization: Bearer <token>" and compared in constant time. An
-# unadopted node (no key) has no token and answers every /config with 401.
+# unadopted node (no key) has no token and answers every request that needs
+# one with 401.
 #
 # What a client gets wrong gets a status, never a crash: unknown path 404,
 # wrong method 405 (with Allow), no or bad token 401, request head or body
@@ -44,6 +49,7 @@ _MAX_CLIENTS = const(2)
 _CHUNK = const(256)
 _LINGER_MS = const(200)  # after an error answer, how long to take in what the client still sends
 _LINGER_BYTES = const(4096)
+_SETTINGS = ("/config", "/heating", "/load_sharing")  # GET and PUT, behind the token
 
 
 def token_for(key: bytes) -> str:
@@ -69,6 +75,22 @@ class Api:
     def adopt(self, body: bytes) -> object:
         """Take an adoption request from a PUT /adopt body; FieldError or ValueError refuse it (400)."""
         raise FieldError("adopt", "this node takes no adoption")
+
+    def heating(self) -> object:
+        """The heating settings, for GET /heating."""
+        return None
+
+    def put_heating(self, body: bytes) -> object:
+        """Take new heating settings from a PUT body; FieldError or ValueError refuse them (400)."""
+        raise FieldError("heating", "this node takes no heating settings")
+
+    def load_sharing(self) -> object:
+        """The load-sharing switch, for GET /load_sharing."""
+        return None
+
+    def put_load_sharing(self, body: bytes) -> object:
+        """Set the load-sharing switch from a PUT body; FieldError or ValueError refuse it (400)."""
+        raise FieldError("load_sharing", "this node runs no load sharing")
 
     def token(self) -> str | None:
         """The bearer token /config requires (token_for(key)); None refuses everyone."""
@@ -164,7 +186,7 @@ class HttpServer:
             body = await self._read_body(reader, headers, rest)
             unread[0] = False
             return self.api.adopt(body)
-        if path != "/config":
+        if path not in _SETTINGS:
             raise _Refused(404, "not found")
         if method != b"GET" and method != b"PUT":
             raise _Refused(405, "method not allowed", "GET, PUT")
@@ -172,11 +194,16 @@ class HttpServer:
         offered = _bearer(headers)
         if expected is None or offered is None or not hmac256.equal(offered, expected.encode()):
             raise _Refused(401, "a valid token is required")
+        api = self.api
         if method == b"GET":
-            return self.api.config()
+            if path == "/config":
+                return api.config()
+            return api.heating() if path == "/heating" else api.load_sharing()
         body = await self._read_body(reader, headers, rest)
         unread[0] = False
-        return self.api.put_config(body)
+        if path == "/config":
+            return api.put_config(body)
+        return api.put_heating(body) if path == "/heating" else api.put_load_sharing(body)
 
     async def _read_body(self, reader: asyncio.StreamReader, headers: list[bytes], rest: bytes) -> bytes:
         if _header(headers, b"transfer-encoding") is not None:

@@ -1,6 +1,7 @@
 """The boiler role: boiler state machine, load sharing and valve arbitration, from the valve nodes' heartbeats."""
 
 from loadmesh.core import boiler, sensor, tiers, valves
+from loadmesh.core import fieldcheck as fc
 from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
@@ -31,7 +32,19 @@ from .roles import Role
 # machine (state, on, hold, cooldown, setpoint).
 #
 # The settings: heating.json (heatsettings). Missing or refused: no rooms,
-# so the boiler never fires; /status says why.
+# so the boiler never fires; /status says why. PUT /heating replaces them
+# from the next tick. The boiler's state machine and the valve arbitration
+# carry on (its minimum times, pump overrun and held valves hold across the
+# change); load sharing starts afresh if its own settings changed (its rooms
+# leave at once: a decrease; entry needs new evidence).
+#
+# The runtime switch (PUT /load_sharing {"enabled": false}, kept in
+# load_sharing.json so that it holds across a reboot) is tiers' "enabled"
+# input: load sharing runs only while both it and heating.json's
+# load_sharing.enabled are true, and stops at once (no minimum duration) when
+# either goes false. Missing: on (heating.json decides). Corrupt: off, and
+# /status says so: a switch someone turned off is not turned back on by a
+# damaged file.
 #
 # A boot is taken as the moment the relay went off (it is off from power-up
 # until the first tick): the boiler waits its minimum off time before it may
@@ -43,6 +56,7 @@ WATER_LOW_DC = -400  # a flow or return reading outside -40..150 °C is absurd
 WATER_HIGH_DC = 1500
 WATER_HOLD_MS = 10000
 _SOURCES = ("safety", "load_sharing")  # the layers that override a valve node's own control
+SWITCH = "load_sharing.json"
 
 
 class BoilerRole(Role):
@@ -52,8 +66,10 @@ class BoilerRole(Role):
 
     def __init__(self, plan: Plan, root: str = "") -> None:
         super().__init__(plan)
+        self.root = root
         self.error = ""
         self.rooms, self.tiers_config, self.boiler_config, self.valves_config = _read_heating(root, self)
+        self.switch, self.switch_file = _read_switch(root)
         self.tiers_state = tiers.initial_state(self.tiers_config)
         self.boiler_state = boiler.initial_state()
         self.valves_state = valves.initial_state()
@@ -85,7 +101,8 @@ class BoilerRole(Role):
     def _decide(self, hal: Hal, table: PeerTable, now_ms: int) -> None:
         if not self.rooms:
             self.reason = "no rooms in the heating settings"
-            return  # nothing to heat, the call stays off
+            self.boiler_on = False  # nothing to heat: the call is off
+            return
         if self.boiler_state["off_at_ms"] is None:  # the first tick since the boot
             self.boiler_state = dict(self.boiler_state, off_at_ms=now_ms)
         flow_dc = _read(self.flow, hal.temperature_dc("flow"), now_ms)
@@ -140,10 +157,9 @@ class BoilerRole(Role):
             config, self.boiler_state,
             {"demand": demand, "confirmed_pct": self.confirmed_pct, "flame": hal.flame() is True,
              "flow_dc": flow_dc, "return_dc": return_dc}, now_ms)
-        enabled = self.tiers_config["enabled"] is True
         tiers_out, self.tiers_state = tiers.step(
             self.tiers_config, self.tiers_state,
-            {"enabled": enabled, "rooms": tier_rooms,
+            {"enabled": self.switch, "rooms": tier_rooms,
              "boiler": {"on": boiler_out["boiler_on"], "return_dc": return_dc,
                         "setpoint_dc": config["flow_setpoint_dc"],
                         "last_cooldown_ms": boiler_out["last_cooldown_ms"], "cooldown": boiler_out["cooldown"]}},
@@ -188,9 +204,57 @@ class BoilerRole(Role):
                 "cooldown": self.cooldown, "setpoint_dc": self.setpoint_dc, "tiers": self.tier_state,
                 "load_sharing": self.sharing, "overrides": self.overrides,
                 "interlock": self.interlock, "confirmed_pct": self.confirmed_pct, "demand": self.demand,
+                "switch": self.switch, "switch_file": self.switch_file,
                 "rooms": len(self.rooms), "heard": self.heard, "silent": self.silent, "stale_rooms": self.stale_rooms,
                 "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
                 "rejected": _rejected(self.flow) + _rejected(self.back), "error": self.error or None}
+
+
+    def heating(self) -> object:
+        return heatsettings.stored(self.root)
+
+    def put_heating(self, raw: object) -> object:
+        rooms, tiers_config, boiler_config, valves_config = load_heating(raw)
+        heatsettings.save(self.root, raw)
+        if tiers_config != self.tiers_config:
+            self.tiers_state = tiers.initial_state(tiers_config)
+            self.tier_state = str(self.tiers_state["state"])
+            self.sharing = {}
+        self.rooms, self.tiers_config, self.boiler_config, self.valves_config = (
+            rooms, tiers_config, boiler_config, valves_config)
+        self.error = ""
+        return {"saved": True, "kind": self.kind, "rooms": rooms}
+
+    def load_sharing(self) -> object:
+        return {"switch": self.switch, "settings": self.tiers_config["enabled"] is True,
+                "enabled": self.switch and self.tiers_config["enabled"] is True, "file": self.switch_file,
+                "state": self.tier_state}
+
+    def put_load_sharing(self, raw: object) -> object:
+        from .store import OK, Store
+
+        mapping = fc.obj(raw, "load_sharing")
+        fc.only(mapping, ("enabled",), "load_sharing")
+        switch = fc.bool_field(mapping, "enabled", "load_sharing")
+        Store(self.root).write_json(SWITCH, {"enabled": switch})
+        self.switch, self.switch_file = switch, OK
+        return self.load_sharing()
+
+
+def _read_switch(root: str) -> tuple[bool, str]:
+    from .store import CORRUPT, MISSING, Store
+
+    store = Store(root)
+    raw = store.read_json(SWITCH)
+    state = store.state.get(SWITCH, MISSING)
+    if raw is None:
+        return state != CORRUPT, state
+    try:
+        mapping = fc.obj(raw, "load_sharing")
+        fc.only(mapping, ("enabled",), "load_sharing")
+        return fc.bool_field(mapping, "enabled", "load_sharing"), state
+    except FieldError:
+        return False, CORRUPT
 
 
 def _read(channel: sensor.Channel, raw: int | None, now_ms: int) -> int | None:

@@ -24,7 +24,8 @@ from .roles import Role
 #
 # The room's settings: heating.json (heatsettings). Missing or refused: the
 # room runs in "off" mode with the defaults (frost protection only) and
-# /status says why.
+# /status says why. PUT /heating replaces them from the next tick; the room's
+# call (its hysteresis) and its sensor history carry on.
 
 ROOM_LOW_DC = -400  # a room reading outside -40..60 °C is absurd
 ROOM_HIGH_DC = 600
@@ -46,6 +47,7 @@ class ValveRole(Role):
 
     def __init__(self, plan: Plan, root: str = "") -> None:
         super().__init__(plan)
+        self.root = root
         self.error = ""
         self.room = _read_room(root, self)
         self.boiler = boiler_node(plan)
@@ -151,6 +153,17 @@ class ValveRole(Role):
                 "boiler_heard": self.boiler_heard, "overrides_taken": self.overrides_taken,
                 "overrides_dropped": self.overrides_dropped, "rejected": _rejected(self.channel),
                 "error": self.error or None}
+
+
+    def heating(self) -> object:
+        return heatsettings.stored(self.root)
+
+    def put_heating(self, raw: object) -> object:
+        room = load_room(raw)
+        heatsettings.save(self.root, raw)
+        self.room = room
+        self.error = ""
+        return {"saved": True, "kind": self.kind, "mode": room["mode"]}
 
 
 def _read_room(root: str, role: ValveRole) -> dict[str, object]:

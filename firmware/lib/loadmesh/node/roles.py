@@ -1,6 +1,7 @@
 """Roles: what a node's load is (an EVSE, a relay load, a valve, the boiler), plugged into the runtime's tick."""
 
 from loadmesh.core.controller import Plan
+from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 
 from .hal import Hal
@@ -23,6 +24,13 @@ from .hal import Hal
 # and status() for GET /status. A role keeps its own state between ticks;
 # replan(plan) hands it a new plan (a new config). The work of a tick runs in
 # plain functions (not coroutines), so temporaries die with the call.
+#
+# The HTTP API's role settings go to the role between ticks (the server is an
+# asyncio task of the same loop): heating() and put_heating(raw) for GET and
+# PUT /heating (valve and boiler nodes), load_sharing() and
+# put_load_sharing(raw) for the boiler node's switch. A put checks raw in
+# full, keeps it in the store, and only then puts it in force (from the next
+# tick); FieldError refuses it with nothing changed. Other roles refuse both.
 #
 # A role must never raise the limit it drives above out["applied_ma"]: that
 # is what the node tells its peers it enforces. An exception in any call is a
@@ -55,6 +63,22 @@ class Role:
     def status(self) -> dict[str, object]:
         """This role's part of GET /status."""
         return {}
+
+    def heating(self) -> object:
+        """GET /heating: the stored heating settings (valve and boiler nodes)."""
+        raise FieldError("heating", "is for valve and boiler nodes; this is a " + repr(self.kind) + " node")
+
+    def put_heating(self, raw: object) -> object:
+        """PUT /heating: check, keep and use new heating settings; FieldError leaves everything as it was."""
+        raise FieldError("heating", "is for valve and boiler nodes; this is a " + repr(self.kind) + " node")
+
+    def load_sharing(self) -> object:
+        """GET /load_sharing: the boiler node's runtime switch."""
+        raise FieldError("load_sharing", "is the boiler node's switch; this is a " + repr(self.kind) + " node")
+
+    def put_load_sharing(self, raw: object) -> object:
+        """PUT /load_sharing: set and keep the switch; FieldError leaves it as it was."""
+        raise FieldError("load_sharing", "is the boiler node's switch; this is a " + repr(self.kind) + " node")
 
 
 def open_role(plan: Plan, root: str = "") -> Role:

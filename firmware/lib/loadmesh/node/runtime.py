@@ -277,6 +277,28 @@ class Node:
         self.store_state[CONFIG] = store.state[CONFIG]
         self._use(config, plan)
 
+    def role_settings(self, name: str, body: bytes | None) -> object:
+        """GET (body None) or PUT of the role's settings "heating" or "load_sharing"; FieldError: nothing changed."""
+        import json
+
+        try:
+            role = self.role
+            if role is None:
+                raise FieldError(name, "this node runs no config yet (" + self.mode + "): its kind is not known")
+            if body is None:
+                return role.heating() if name == "heating" else role.load_sharing()
+            try:
+                raw = json.loads(body)
+            except ValueError:
+                raise FieldError(name, "the body is not JSON") from None
+            self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
+            try:
+                return role.put_heating(raw) if name == "heating" else role.put_load_sharing(raw)
+            except OSError as exc:
+                raise FieldError(name, "could not be kept (" + repr(exc) + "); nothing changed") from None
+        finally:
+            _forget()
+
     def get_config(self) -> object:
         """GET /config."""
         from . import groupsync
@@ -590,6 +612,18 @@ class NodeApi(Api):
 
     def adopt(self, body: bytes) -> object:
         return self.node.adopt(body)
+
+    def heating(self) -> object:
+        return self.node.role_settings("heating", None)
+
+    def put_heating(self, body: bytes) -> object:
+        return self.node.role_settings("heating", body)
+
+    def load_sharing(self) -> object:
+        return self.node.role_settings("load_sharing", None)
+
+    def put_load_sharing(self, body: bytes) -> object:
+        return self.node.role_settings("load_sharing", body)
 
     def token(self) -> str | None:
         return self.node.http_token
