@@ -196,6 +196,13 @@ def test_missing_settings_leave_a_safe_node(tmp_path: Path) -> None:
     assert valve.room["mode"] == "off" and "frost protection only" in valve.error
 
 
+def _put_heating(role: BoilerRole | ValveRole | Role, root: Path, raw: object) -> object:
+    """What the runtime does with a PUT /heating: check, keep the body, use."""
+    checked = role.check_heating(raw)
+    heatsettings.save(str(root), json.dumps(raw).encode())
+    return role.use_heating(checked)
+
+
 def _sharing(role: BoilerRole, hal: FakeHal, table: PeerTable, start_ms: int) -> int:
     """Bath calls alone after a cooldown: load sharing opens the study (the fallback room). The next seq."""
     role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=0)
@@ -258,7 +265,7 @@ def test_new_boiler_settings_take_effect_without_cutting_the_burner(tmp_path: Pa
     # study's opening goes at once), while the burner keeps its state machine: still on, the same run.
     settings = {"rooms": [{"id": "bath", "rated_w": 5000}, {"id": "bedroom", "rated_w": 1400}],
                 "boiler": {"min_off_ms": 0}}
-    assert role.put_heating(json.loads(json.dumps(settings))) == {"saved": True, "kind": "boiler",
+    assert _put_heating(role, tmp_path, settings) == {"saved": True, "kind": "boiler",
                                                                   "rooms": ["bath", "bedroom"]}
     assert (role.tier_state, role.sharing) == ("INACTIVE", {})
     _heard(table, "bath", seq, 1300, room=_room(True, 160, 100))
@@ -270,7 +277,7 @@ def test_new_boiler_settings_take_effect_without_cutting_the_burner(tmp_path: Pa
     # A refused file changes nothing, in force or kept.
     bad = dict(settings, rooms=[{"id": "bath", "rated_w": "5 kW"}])
     try:
-        role.put_heating(bad)
+        _put_heating(role, tmp_path, bad)
     except FieldError as exc:
         assert str(exc) == "heating.rooms[0].rated_w: '5 kW' is not an integer", str(exc)
     else:
@@ -282,7 +289,7 @@ def test_settings_put_on_a_node_that_booted_without_them_bring_it_up(tmp_path: P
     role = BoilerRole(_plan("boiler"), str(tmp_path))
     assert role.rooms == [] and role.error
     assert role.heating() == {"heating": None, "file": "missing"}
-    role.put_heating(json.loads(json.dumps(BOILER_SETTINGS)))
+    _put_heating(role, tmp_path, BOILER_SETTINGS)
     assert (role.rooms, role.error) == (["bath", "bedroom", "study"], "")
     assert BoilerRole(_plan("boiler"), str(tmp_path)).rooms == ["bath", "bedroom", "study"]
 
@@ -296,11 +303,11 @@ def test_a_valve_room_turned_off_stops_calling_at_the_next_tick(tmp_path: Path) 
     _tick(role, hal, table, 1000)
     assert (role.calling, hal.valve_command_pct) == (True, 100)
     off = {"room": {"mode": "off"}}
-    assert role.put_heating(off) == {"saved": True, "kind": "valve", "mode": "off"}
+    assert _put_heating(role, tmp_path, off) == {"saved": True, "kind": "valve", "mode": "off"}
     _tick(role, hal, table, 1100)
     assert (role.calling, hal.valve_command_pct, role.status()["mode"]) == (False, 0, "off")
     try:
-        role.put_heating({"room": {"mode": "manual"}})
+        _put_heating(role, tmp_path, {"room": {"mode": "manual"}})
     except FieldError as exc:
         assert exc.field == "heating.room.manual_target_dc"
     else:
@@ -312,7 +319,8 @@ def test_other_roles_refuse_heating_settings_and_the_switch(tmp_path: Path) -> N
     valve = ValveRole(_plan("bath"), str(tmp_path))
     for call, field in ((lambda: valve.put_load_sharing({"enabled": False}), "load_sharing"),
                         (valve.load_sharing, "load_sharing"),
-                        (lambda: Role(_plan("bath")).put_heating({}), "heating")):
+                        (lambda: Role(_plan("bath")).check_heating({}), "heating"),
+                        (lambda: Role(_plan("bath")).use_heating({}), "heating")):
         try:
             call()
         except FieldError as exc:

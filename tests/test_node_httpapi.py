@@ -147,6 +147,18 @@ def test_heating_settings_and_the_switch_need_the_token_too(node: Node) -> None:
     assert (status, body) == (400, {"error": "load_sharing: this node runs no load sharing"})
 
 
+def test_a_request_that_runs_the_heap_out_gets_413_and_the_node_runs_on(node: Node) -> None:
+    # The callback takes 1 KB at a time until the heap (as on an ESP32) has none left.
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "hoard_kb": 100000}', token=TOKEN)
+    assert (status, body) == (413, {"error": "the request does not fit in this node's free memory now"})
+    assert node.request("GET", "/config", token=TOKEN)[2] is None  # nothing kept
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4}', token=TOKEN)
+    assert (status, body) == (200, {"stored": 4})
+    ticks = node.request("GET", "/status")[2]
+    time.sleep(0.3)
+    assert node.request("GET", "/status")[2]["ticks"] > ticks["ticks"]  # type: ignore[index]
+
+
 def test_wrong_paths_methods_and_sizes(node: Node) -> None:
     assert node.request("GET", "/")[0] == 404
     assert node.request("GET", "/status/x")[0] == 404

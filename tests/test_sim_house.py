@@ -214,6 +214,13 @@ SWITCH = sc.parse({
 })
 
 
+# Four blocks every day, each day written on its own (28 blocks, about 2 KB of JSON): the valve node takes the file on
+# its 12K-word heap while it runs (docs/heating.md: how much fits).
+BATH_OFF = {"room": {"mode": "off", "schedule": {"default_target_dc": 170, "blocks": [
+    {"days": [day], "start_min": start, "end_min": start + 60, "target_dc": 210}
+    for day in range(7) for start in (360, 720, 1020, 1260)]}}}
+
+
 def test_the_load_sharing_switch_and_heating_settings_over_http(tmp_path: Path, device_root: Path) -> None:
     polled: list[tuple[int, dict[str, object]]] = []  # (t_ms, the boiler node's role status)
     baths: list[tuple[int, dict[str, object]]] = []  # (t_ms, the bath's valve node's role status)
@@ -236,6 +243,10 @@ def test_the_load_sharing_switch_and_heating_settings_over_http(tmp_path: Path, 
         if isinstance(bath, dict):
             baths.append((now_ms, bath))
         if isinstance(role, dict) and switched["off"] < 0 and str(role["tiers"]).startswith("TIER"):
+            # The boiler node's whole heating.json, read back and put again on its 12K-word heap.
+            answers["boiler heating"] = sim.request("boiler", "GET", "/heating")
+            kept = answers["boiler heating"][1]
+            put(sim, "boiler again", "boiler", "/heating", kept.get("heating") if isinstance(kept, dict) else None)
             put(sim, "off", "boiler", "/load_sharing", {"enabled": False})
             switched["off"] = sim.now_ms()
             answers["get"] = sim.request("boiler", "GET", "/load_sharing")
@@ -244,7 +255,7 @@ def test_the_load_sharing_switch_and_heating_settings_over_http(tmp_path: Path, 
             put(sim, "on a valve node", "bath", "/load_sharing", {"enabled": True})
         if switched["bath"] < 0 and now_ms >= 6000:
             put(sim, "bad heating", "bath", "/heating", {"room": {"mode": "away"}})
-            put(sim, "bath off", "bath", "/heating", {"room": {"mode": "off"}})
+            put(sim, "bath off", "bath", "/heating", BATH_OFF)
             switched["bath"] = sim.now_ms()
             answers["bath heating"] = sim.request("bath", "GET", "/heating")
         if switched["on"] < 0 and now_ms >= SW_ON_MS:
@@ -264,6 +275,11 @@ def test_the_load_sharing_switch_and_heating_settings_over_http(tmp_path: Path, 
     assert answers["not a bool"] == (400, {"error": "load_sharing.enabled: 'yes' is not true or false"}), answers
     assert answers["on a valve node"][0] == 400, answers
     assert "boiler node's switch" in str(answers["on a valve node"][1]), answers
+    status, kept = answers["boiler heating"]
+    assert status == 200 and kept["file"] == "ok", answers  # type: ignore[index]
+    rooms = sorted(room["id"] for room in kept["heating"]["rooms"])  # type: ignore[index]
+    assert rooms == sorted(VALVES), kept
+    assert answers["boiler again"] == (200, {"saved": True, "kind": "boiler", "rooms": rooms}), answers
     # From the next ticks on, no load sharing until switched on again, on the boiler node's first boot and its
     # second: the switch was read back off after the kill.
     bound_ms = 2 * TICK_MS + SCHEDULING_MS
@@ -281,7 +297,8 @@ def test_the_load_sharing_switch_and_heating_settings_over_http(tmp_path: Path, 
     # The bath's node: a refused mode changes nothing; "off" is kept and in force from the next ticks.
     assert answers["bad heating"][0] == 400 and "heating.room.mode" in str(answers["bad heating"][1]), answers
     assert answers["bath off"] == (200, {"saved": True, "kind": "valve", "mode": "off"}), answers
-    assert answers["bath heating"] == (200, {"heating": {"room": {"mode": "off"}}, "file": "ok"}), answers
+    assert answers["bath heating"] == (200, {"heating": BATH_OFF, "file": "ok"}), answers
+    assert len(BATH_OFF["room"]["schedule"]["blocks"]) == 28  # type: ignore[index]
     bath_ms = switched["bath"]
     before = [bath for t_ms, bath in baths if bath_ms - 2000 <= t_ms < bath_ms - 500]
     assert before and all(bath["calling"] and bath["mode"] == "auto" for bath in before), before

@@ -26,6 +26,10 @@ class NodeApi(Api):
     def put_config(self, body):
         value = json.loads(body)  # ValueError: 400
         config = fieldcheck.obj(value, "config")
+        if "hoard_kb" in config:  # a callback that runs out of the heap: a real MemoryError
+            hoard = []
+            for _ in range(config["hoard_kb"]):
+                hoard.append(bytearray(1024))
         version = fieldcheck.int_field(config, "version", "config", 1, 1000000)
         store.write_json(CONFIG, config)
         return {"stored": version}

@@ -37,11 +37,15 @@ def stored(root: str) -> dict[str, object]:
     return {"heating": raw, "file": store.state.get(HEATING, MISSING)}
 
 
-def save(root: str, raw: object) -> None:
-    """Keep raw (already checked) as the heating.json at root, atomically; OSError if the file system refuses."""
+def save(root: str, body: bytes) -> None:
+    """Keep body (JSON, already checked) as the heating.json at root, atomically; OSError if the file system refuses.
+
+    The bytes as they came: a canonical copy would need the whole text again
+    in one piece of a node's heap, beside the parsed and the checked file.
+    """
     from .store import Store
 
-    Store(root).write_json(HEATING, raw)
+    Store(root).write(HEATING, body)
 
 
 def load_room(raw: object) -> dict[str, object]:

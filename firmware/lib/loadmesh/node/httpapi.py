@@ -33,12 +33,13 @@ from loadmesh.core.errors import FieldError
 # What a client gets wrong gets a status, never a crash: unknown path 404,
 # wrong method 405 (with Allow), no or bad token 401, request head or body
 # over its bound 413, a PUT without Content-Length 411, chunked bodies 501,
-# anything unparseable 400, an exception in a callback 500. Every request
-# must arrive whole within timeout_ms, or the connection is closed without an
-# answer (slowloris); beyond max_clients open connections, a newcomer gets
-# 503. The server is one more asyncio task: it yields at every read and write
-# and holds at most max_clients requests in memory, so it never holds up the
-# control tick. Each connection serves one request (HTTP/1.0, Connection: close).
+# anything unparseable 400, a request that does not fit in the free heap
+# 413, an exception in a callback 500. Every request must arrive whole within
+# timeout_ms, or the connection is closed without an answer (slowloris);
+# beyond max_clients open connections, a newcomer gets 503. The server is one
+# more asyncio task: it yields at every read and write and holds at most
+# max_clients requests in memory, so it never holds up the control tick.
+# Each connection serves one request (HTTP/1.0, Connection: close).
 
 TOKEN_LABEL = b"loadmesh http token v1"
 
@@ -171,6 +172,8 @@ class HttpServer:
             return refused.status, {"error": refused.message}, refused.allow
         except (FieldError, ValueError) as exc:
             return 400, {"error": str(exc)}, ""
+        except MemoryError:  # what the request took is free again; the node runs on with what it had
+            return 413, {"error": "the request does not fit in this node's free memory now"}, ""
 
     async def _route(self, reader: asyncio.StreamReader, unread: list[bool]) -> object:
         method, path, headers, rest = await _read_head(reader)
@@ -216,12 +219,18 @@ class HttpServer:
         length = int(text)
         if length > self.max_body:
             raise _Refused(413, "body over " + str(self.max_body) + " bytes")
-        body = bytearray(rest[:length])
-        while len(body) < length:
-            chunk = await reader.read(length - len(body))
+        # One buffer of the announced length, filled in place (growing it
+        # would need the body two or three times over on a node's heap), then
+        # one copy as bytes; the buffer is garbage before the body is parsed.
+        body = bytearray(length)
+        got = len(rest) if len(rest) < length else length
+        body[:got] = rest[:got]
+        while got < length:
+            chunk = await reader.read(length - got)
             if not chunk:
                 raise _Refused(400, "body shorter than Content-Length")
-            body += chunk
+            body[got:got + len(chunk)] = chunk
+            got += len(chunk)
         return bytes(body)
 
     def _response(self, status: int, answer: object, allow: str) -> bytes:

@@ -213,9 +213,12 @@ class BoilerRole(Role):
     def heating(self) -> object:
         return heatsettings.stored(self.root)
 
-    def put_heating(self, raw: object) -> object:
-        rooms, tiers_config, boiler_config, valves_config = load_heating(raw)
-        heatsettings.save(self.root, raw)
+    def check_heating(self, raw: object) -> object:
+        return load_heating(raw)
+
+    def use_heating(self, checked: object) -> object:
+        assert isinstance(checked, tuple)
+        rooms, tiers_config, boiler_config, valves_config = checked
         if tiers_config != self.tiers_config:
             self.tiers_state = tiers.initial_state(tiers_config)
             self.tier_state = str(self.tiers_state["state"])

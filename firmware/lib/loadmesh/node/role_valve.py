@@ -158,12 +158,14 @@ class ValveRole(Role):
     def heating(self) -> object:
         return heatsettings.stored(self.root)
 
-    def put_heating(self, raw: object) -> object:
-        room = load_room(raw)
-        heatsettings.save(self.root, raw)
-        self.room = room
+    def check_heating(self, raw: object) -> object:
+        return load_room(raw)
+
+    def use_heating(self, checked: object) -> object:
+        assert isinstance(checked, dict)
+        self.room = checked
         self.error = ""
-        return {"saved": True, "kind": self.kind, "mode": room["mode"]}
+        return {"saved": True, "kind": self.kind, "mode": checked["mode"]}
 
 
 def _read_room(root: str, role: ValveRole) -> dict[str, object]:

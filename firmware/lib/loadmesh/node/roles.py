@@ -26,11 +26,12 @@ from .hal import Hal
 # plain functions (not coroutines), so temporaries die with the call.
 #
 # The HTTP API's role settings go to the role between ticks (the server is an
-# asyncio task of the same loop): heating() and put_heating(raw) for GET and
-# PUT /heating (valve and boiler nodes), load_sharing() and
-# put_load_sharing(raw) for the boiler node's switch. A put checks raw in
-# full, keeps it in the store, and only then puts it in force (from the next
-# tick); FieldError refuses it with nothing changed. Other roles refuse both.
+# asyncio task of the same loop): heating() for GET /heating; for PUT
+# /heating (valve and boiler nodes) the runtime calls check_heating(raw),
+# which checks the whole file (FieldError: refused, nothing changed), keeps
+# the body in the store, and only then calls use_heating(checked), in force
+# from the next tick. load_sharing() and put_load_sharing(raw) are the
+# boiler node's switch. Other roles refuse all of them.
 #
 # A role must never raise the limit it drives above out["applied_ma"]: that
 # is what the node tells its peers it enforces. An exception in any call is a
@@ -68,8 +69,12 @@ class Role:
         """GET /heating: the stored heating settings (valve and boiler nodes)."""
         raise FieldError("heating", "is for valve and boiler nodes; this is a " + repr(self.kind) + " node")
 
-    def put_heating(self, raw: object) -> object:
-        """PUT /heating: check, keep and use new heating settings; FieldError leaves everything as it was."""
+    def check_heating(self, raw: object) -> object:
+        """PUT /heating, first: raw (heating.json) checked, in the form use_heating() takes; FieldError if refused."""
+        raise FieldError("heating", "is for valve and boiler nodes; this is a " + repr(self.kind) + " node")
+
+    def use_heating(self, checked: object) -> object:
+        """PUT /heating, once the file is kept: run the settings check_heating() returned; the answer."""
         raise FieldError("heating", "is for valve and boiler nodes; this is a " + repr(self.kind) + " node")
 
     def load_sharing(self) -> object:

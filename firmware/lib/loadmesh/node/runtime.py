@@ -279,8 +279,6 @@ class Node:
 
     def role_settings(self, name: str, body: bytes | None) -> object:
         """GET (body None) or PUT of the role's settings "heating" or "load_sharing"; FieldError: nothing changed."""
-        import json
-
         try:
             role = self.role
             if role is None:
@@ -288,16 +286,30 @@ class Node:
             if body is None:
                 return role.heating() if name == "heating" else role.load_sharing()
             try:
-                raw = json.loads(body)
-            except ValueError:
-                raise FieldError(name, "the body is not JSON") from None
-            self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
-            try:
-                return role.put_heating(raw) if name == "heating" else role.put_load_sharing(raw)
+                return self._put_role_settings(role, name, body)
             except OSError as exc:
                 raise FieldError(name, "could not be kept (" + repr(exc) + "); nothing changed") from None
         finally:
             _forget()
+
+    def _put_role_settings(self, role: Role, name: str, body: bytes) -> object:
+        import json
+
+        from . import heatsettings
+
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            raise FieldError(name, "the body is not JSON") from None
+        if name != "heating":
+            self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
+            return role.put_load_sharing(raw)
+        checked = role.check_heating(raw)
+        raw = None  # the parsed file: the checked settings are what stays
+        gc.collect()
+        self.hal.feed_watchdog()
+        heatsettings.save(self.root, body)
+        return role.use_heating(checked)
 
     def get_config(self) -> object:
         """GET /config."""
