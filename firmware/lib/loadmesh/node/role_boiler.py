@@ -209,7 +209,6 @@ class BoilerRole(Role):
                 "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
                 "rejected": _rejected(self.flow) + _rejected(self.back), "error": self.error or None}
 
-
     def heating(self) -> object:
         return heatsettings.stored(self.root)
 

@@ -154,7 +154,6 @@ class ValveRole(Role):
                 "overrides_dropped": self.overrides_dropped, "rejected": _rejected(self.channel),
                 "error": self.error or None}
 
-
     def heating(self) -> object:
         return heatsettings.stored(self.root)
 

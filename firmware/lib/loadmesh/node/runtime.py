@@ -306,7 +306,8 @@ class Node:
             return role.put_load_sharing(raw)
         checked = role.check_heating(raw)
         raw = None  # the parsed file: the checked settings are what stays
-        gc.collect()
+        if _COMPACT:
+            gc.collect()
         self.hal.feed_watchdog()
         heatsettings.save(self.root, body)
         return role.use_heating(checked)
