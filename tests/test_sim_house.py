@@ -40,17 +40,24 @@ ISOLATE_MS, HEAL_MS, KILL_MS, END_MS = 30000, 40000, 62000, 70000
 MIN_VALVE_OPEN_PCT = 100
 VALVES = ("bath", "bedroom", "kids", "kitchen", "lounge", "study")
 
-HOUSE = sc.parse({
-    "about": "the reference house, accelerated", "duration_s": END_MS / 1000,
-    "site": {"phases": 1, "voltage_v": 230, "limit_ma": 25000, "safety_pct": 100},
-    "group": {"heartbeat_ms": HEARTBEAT_MS, "peer_timeout_ms": PEER_TIMEOUT_MS},
-    "house": {"model": "reference", "start_week_s": 5 * 3600 + 31 * 60, "speed": 20, "setpoint_dc": 700,
-              "boiler": {"min_on_ms": 10000, "min_off_ms": 2000, "pump_overrun_ms": 6000},
-              "load_sharing": {"return_temp_risk_delta_dc": 200}},
-    "nodes": [{"id": "boiler", "kind": "boiler"}] + [{"id": room, "kind": "valve"} for room in VALVES],
-    "events": [{"at_s": ISOLATE_MS / 1000, "isolate": "boiler"}, {"at_s": HEAL_MS / 1000, "heal": "boiler"},
-               {"at_s": KILL_MS / 1000, "kill": "boiler"}],
-})
+
+def accelerated_house(about: str, end_ms: int, events: list[dict[str, object]]) -> sc.Scenario:
+    """The six valve nodes and the boiler node of the reference house at 20 times real time, from Monday 05:31."""
+    return sc.parse({
+        "about": about, "duration_s": end_ms / 1000,
+        "site": {"phases": 1, "voltage_v": 230, "limit_ma": 25000, "safety_pct": 100},
+        "group": {"heartbeat_ms": HEARTBEAT_MS, "peer_timeout_ms": PEER_TIMEOUT_MS},
+        "house": {"model": "reference", "start_week_s": 5 * 3600 + 31 * 60, "speed": 20, "setpoint_dc": 700,
+                  "boiler": {"min_on_ms": 10000, "min_off_ms": 2000, "pump_overrun_ms": 6000},
+                  "load_sharing": {"return_temp_risk_delta_dc": 200}},
+        "nodes": [{"id": "boiler", "kind": "boiler"}] + [{"id": room, "kind": "valve"} for room in VALVES],
+        "events": events,
+    })
+
+
+HOUSE = accelerated_house("the reference house, accelerated", END_MS, [
+    {"at_s": ISOLATE_MS / 1000, "isolate": "boiler"}, {"at_s": HEAL_MS / 1000, "heal": "boiler"},
+    {"at_s": KILL_MS / 1000, "kill": "boiler"}])
 
 
 def test_the_house_shares_load_keeps_the_interlock_and_falls_back_when_the_boiler_node_goes(
@@ -202,16 +209,8 @@ def test_a_valve_node_that_dies_no_longer_counts_toward_the_interlock(tmp_path: 
 # and a restart of the boiler node (the switch is kept in its file system); switched on again, it may run
 # again. Meanwhile the bath's valve node is turned off by PUT /heating.
 SW_KILL_MS, SW_RESTART_MS, SW_ON_MS, SW_END_MS = 24000, 25000, 31000, 36000
-SWITCH = sc.parse({
-    "about": "the reference house, accelerated, its load sharing switched", "duration_s": SW_END_MS / 1000,
-    "site": {"phases": 1, "voltage_v": 230, "limit_ma": 25000, "safety_pct": 100},
-    "group": {"heartbeat_ms": HEARTBEAT_MS, "peer_timeout_ms": PEER_TIMEOUT_MS},
-    "house": {"model": "reference", "start_week_s": 5 * 3600 + 31 * 60, "speed": 20, "setpoint_dc": 700,
-              "boiler": {"min_on_ms": 10000, "min_off_ms": 2000, "pump_overrun_ms": 6000},
-              "load_sharing": {"return_temp_risk_delta_dc": 200}},
-    "nodes": [{"id": "boiler", "kind": "boiler"}] + [{"id": room, "kind": "valve"} for room in VALVES],
-    "events": [{"at_s": SW_KILL_MS / 1000, "kill": "boiler"}, {"at_s": SW_RESTART_MS / 1000, "restart": "boiler"}],
-})
+SWITCH = accelerated_house("the reference house, accelerated, its load sharing switched", SW_END_MS, [
+    {"at_s": SW_KILL_MS / 1000, "kill": "boiler"}, {"at_s": SW_RESTART_MS / 1000, "restart": "boiler"}])
 
 
 # Four blocks every day, each day written on its own (28 blocks, about 2 KB of JSON): the valve node takes the file on
