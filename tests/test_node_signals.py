@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from loadmesh.core import pilot
@@ -28,6 +28,10 @@ CASES: list[tuple[str, str, list[object], object]] = [
     ("100 % duty is constant high", "duty_u16", [1000], 65535),
     ("16 A: 266 per mille, rounded down", "duty_u16", [266], 17432),
     ("10 % duty", "duty_u16", [100], 6553),
+    ("96 %, the highest duty with a current (80 A)", "duty_u16", [960], 62913),
+    ("96.1 % signals no current: off, not just under 96.1 % (80 A)", "duty_u16", [961], 65535),
+    ("9.9 % signals no current: off", "duty_u16", [99], 65535),
+    ("0 %: constant low", "duty_u16", [0], 0),
     ("an inverting driver", "duty_u16", [266, True], 65535 - 17432),
     ("an inverting driver, no charging", "duty_u16", [1000, True], 0),
     ("CP +12 V with the default front end", "cp_mv", [2350000, 1300000, 87500], 12000),
@@ -92,6 +96,8 @@ def test_conversions(device_root: Path, tmp_path: Path) -> None:
 
 
 @given(st.integers(min_value=0, max_value=1000))
+@example(961)  # once found by the search: rounded down to just under 96.1 %, read as 80 A
+@example(99)
 def test_the_pilot_never_signals_more_than_the_core_rounded_to(permille: int) -> None:
     # What the car reads from the 16-bit duty is never above what the core's per mille signals.
     actual_permille = signals.duty_u16(permille) * 1000 / 65535

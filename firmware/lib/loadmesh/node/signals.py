@@ -22,8 +22,13 @@ U16_MAX = 65535
 
 
 def duty_u16(permille: int, inverted: bool = False) -> int:
-    """PWM.duty_u16 for a pilot duty in per mille (1000: constant high); rounded down, as the core rounds."""
-    if permille >= 1000:
+    """PWM.duty_u16 for a pilot duty in per mille (1000: constant high); rounded down, as the core rounds.
+
+    A duty the core never signals a current with (1..99, 961..999: 0 A in
+    pilot.signalled_ma) is constant high, the core's "off": rounded down,
+    961 would come out just under 96.1 %, which a car reads as 80 A.
+    """
+    if permille > 960 or 0 < permille < 100:  # 1000 and over too: constant high
         value = U16_MAX
     elif permille <= 0:
         value = 0
