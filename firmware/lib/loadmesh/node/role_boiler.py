@@ -228,19 +228,24 @@ class BoilerRole(Role):
         return {"saved": True, "kind": self.kind, "rooms": rooms}
 
     def load_sharing(self) -> object:
-        return {"switch": self.switch, "settings": self.tiers_config["enabled"] is True,
-                "enabled": self.switch and self.tiers_config["enabled"] is True, "file": self.switch_file,
-                "state": self.tier_state}
+        settings = self.tiers_config["enabled"] is True
+        return {"switch": self.switch, "settings": settings, "enabled": self.switch and settings,
+                "file": self.switch_file, "state": self.tier_state}
 
     def put_load_sharing(self, raw: object) -> object:
         from .store import OK, Store
 
-        mapping = fc.obj(raw, "load_sharing")
-        fc.only(mapping, ("enabled",), "load_sharing")
-        switch = fc.bool_field(mapping, "enabled", "load_sharing")
+        switch = _load_switch(raw)
         Store(self.root).write_json(SWITCH, {"enabled": switch})
         self.switch, self.switch_file = switch, OK
         return self.load_sharing()
+
+
+def _load_switch(raw: object) -> bool:
+    """{"enabled": bool}, the body of PUT /load_sharing and the payload of SWITCH, checked."""
+    mapping = fc.obj(raw, "load_sharing")
+    fc.only(mapping, ("enabled",), "load_sharing")
+    return fc.bool_field(mapping, "enabled", "load_sharing")
 
 
 def _read_switch(root: str) -> tuple[bool, str]:
@@ -252,9 +257,7 @@ def _read_switch(root: str) -> tuple[bool, str]:
     if raw is None:
         return state != CORRUPT, state
     try:
-        mapping = fc.obj(raw, "load_sharing")
-        fc.only(mapping, ("enabled",), "load_sharing")
-        return fc.bool_field(mapping, "enabled", "load_sharing"), state
+        return _load_switch(raw), state
     except FieldError:
         return False, CORRUPT
 
