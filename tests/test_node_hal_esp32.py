@@ -101,17 +101,34 @@ def test_servo_valve_with_feedback_and_a_room_sensor(device_root: Path, tmp_path
 
 
 def test_relay_valve_with_an_end_switch_and_an_active_low_boiler_relay(device_root: Path, tmp_path: Path) -> None:
-    hw = {"hal": "esp32", "valve": {"kind": "relay", "pin": 12, "feedback": {"kind": "switch", "pin": 13}},
+    # The end switch on an input-only pin (an input needs no output driver).
+    hw = {"hal": "esp32", "valve": {"kind": "relay", "pin": 12, "feedback": {"kind": "switch", "pin": 39}},
           "boiler": {"pin": 27, "active_high": False}}
     out = run_hal(device_root, tmp_path, hw, [
-        ["set_valve_pct", 30], ["outputs"], ["level", 13, 1], ["valve_pct"], ["level", 13, 0], ["valve_pct"],
+        ["set_valve_pct", 30], ["outputs"], ["level", 39, 1], ["valve_pct"], ["level", 39, 0], ["valve_pct"],
         ["set_boiler_call", True], ["outputs"], ["safe"], ["outputs"],
     ])
     assert out[0]["pins"] == {"12": 0, "27": 1}  # type: ignore[index]
     assert out[2]["pins"]["12"] == 1  # type: ignore[index]
     assert out[4] == 100 and out[6] == 0
     assert out[8]["pins"]["27"] == 0  # type: ignore[index]
-    assert out[10]["pins"] == {"12": 0, "13": 0, "27": 1}  # type: ignore[index]
+    assert out[10]["pins"] == {"12": 0, "39": 0, "27": 1}  # type: ignore[index]
+
+
+def test_a_boiler_with_a_setpoint_input(device_root: Path, tmp_path: Path) -> None:
+    hw = {"hal": "esp32", "boiler": {"pin": 27}, "setpoint": {"pin": 33, "low_dc": 200, "high_dc": 900}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["set_boiler_call", True], ["set_flow_setpoint_dc", 700], ["outputs"],
+        ["set_flow_setpoint_dc", 300], ["outputs"], ["set_flow_setpoint_dc", 1200], ["outputs"],
+        ["safe"], ["outputs"],
+    ])
+    # 0 V at boot, 1 kHz into the PWM-to-0-10 V converter.
+    assert out[0]["pwm"] == {"33": {"freq": 1000, "duty_u16": 0, "duty_ns": None}}  # type: ignore[index]
+    assert out[3]["pwm"]["33"]["duty_u16"] == 500 * 65535 // 700  # type: ignore[index]
+    assert out[3]["pins"] == {"27": 1}  # type: ignore[index]
+    assert out[5]["pwm"]["33"]["duty_u16"] == 100 * 65535 // 700  # type: ignore[index]
+    assert out[7]["pwm"]["33"]["duty_u16"] == 65535  # type: ignore[index]  # the top of its scale, no more
+    assert out[9]["pwm"]["33"]["duty_u16"] == 0 and out[9]["pins"] == {"27": 0}  # type: ignore[index]
 
 
 BAD_WIRING = [
@@ -126,6 +143,20 @@ BAD_WIRING = [
     ({"hal": "esp32", "mains_hz": 55}, "hw.mains_hz: 55 is not 50 or 60"),
     ({"hal": "esp32", "pilot": {"pwm_pin": 25}}, "hw.pilot.adc_pin: is missing"),
     ({"hal": "spi"}, "hw.hal: 'spi' is not one of esp32, sim, none"),
+    ({"hal": "esp32", "setpoint": {"pin": 33, "low_dc": 900, "high_dc": 200}},
+     "hw.setpoint.high_dc: 200 is not above low_dc 900"),
+    ({"hal": "esp32", "setpoint": {"pin": 33, "volts": 10}}, "hw.setpoint.volts: is not a known field"),
+    ({"hal": "esp32", "pilot": {"pwm_pin": 36, "adc_pin": 39}},
+     "hw.pilot.pwm_pin: 36 is input only (GPIO 34..39); an output needs another pin"),
+    ({"hal": "esp32", "ct": [{"pin": 25, "ma_per_v": 30000}]},
+     "hw.ct[0].pin: 25 is not an ADC1 pin (GPIO 32..39); ADC2 cannot be read while Wi-Fi runs"),
+    ({"hal": "esp32", "relay": {"pin": 26}, "boiler": {"pin": 26}},
+     "hw.boiler.pin: 26 is already used by hw.relay.pin"),
+    ({"hal": "esp32", "valve": {"kind": "servo", "pin": 14, "feedback": {"kind": "adc", "pin": 35, "closed_mv": 300,
+                                                                        "open_mv": 2900}},
+      "ct": [None, {"pin": 35, "ma_per_v": 30000}]}, "hw.ct[1].pin: 35 is already used by hw.valve.feedback.pin"),
+    ({"hal": "esp32", "onewire": {"pin": 7, "sensors": {}}},
+     "hw.onewire.pin: 7 is wired to the module's flash (GPIO 6..11)"),
 ]
 
 

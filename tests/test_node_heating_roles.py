@@ -46,6 +46,7 @@ class FakeHal(Hal):
         self.temps: dict[str, object] = {}
         self.feedback: int | None = None
         self.week: int | None = None
+        self.flame_out = False  # the boiler's own thermostat has put the flame out
 
     def temperature_dc(self, name: str) -> int | None:
         return self.temps.get(name)  # type: ignore[return-value]
@@ -57,7 +58,7 @@ class FakeHal(Hal):
         return self.week
 
     def flame(self) -> bool | None:
-        return self.boiler_call
+        return self.boiler_call and not self.flame_out
 
 
 def _plan(node: str) -> controller.Plan:
@@ -139,6 +140,33 @@ def test_a_boiler_node_that_boots_waits_its_minimum_off_time_before_it_fires(tmp
     assert (hal.boiler_call, role.fsm, role.status()["reason"]) == (True, "ON", "demand")
 
 
+def test_the_boiler_node_drives_the_cooldown_setpoint_until_the_water_recovers(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    assert hal.flow_setpoint_dc is None  # not driven before the first tick
+    hal.temps = {"flow": 720, "return": 600}  # hot water from the start (the readings are smoothed)
+    for seq, now_ms in ((1, 1000), (2, 1100), (3, 1200)):  # fired on the confirmed opening, then lit
+        _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
+        _tick(role, hal, table, now_ms)
+    assert (hal.boiler_call, role.boiler_state["flame"], role.cooldown, hal.flow_setpoint_dc) == (True, True, False,
+                                                                                                 700)
+    # The flame goes out at 72 C while bath still calls: the water cannot take the heat.
+    hal.flame_out = True
+    _heard(table, "bath", 4, 1300, room=_room(True, 160, 100))
+    _tick(role, hal, table, 1300)
+    assert (role.cooldown, hal.boiler_call, hal.flow_setpoint_dc) == (True, True, 300)  # 30 C: no relight
+    # The water cools 1 K a tick: the cooldown holds 30 C until flow and return are at 55 C (70 - 15), then 70 C.
+    driven = []
+    for seq in range(5, 100):
+        hal.temps = {"flow": 720 - 10 * (seq - 4), "return": 600 - 10 * (seq - 4)}
+        _heard(table, "bath", seq, seq * 100, room=_room(True, 160, 100))
+        _tick(role, hal, table, seq * 100)
+        driven.append((hal.temps["flow"], role.cooldown, hal.flow_setpoint_dc))
+        if not role.cooldown:
+            break
+    assert driven[-2:] == [(560, True, 300), (550, False, 700)]
+    assert {setpoint for _, _, setpoint in driven[:-1]} == {300}
+
+
 def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path) -> None:
     role, hal, table = _boiler(tmp_path)
     # A cooldown in progress is the evidence of cycling; bath calls alone (900 W < 3500 W).
@@ -192,6 +220,10 @@ def test_an_absurd_room_reading_is_refused_and_counted_never_used(tmp_path: Path
 def test_missing_settings_leave_a_safe_node(tmp_path: Path) -> None:
     boiler = BoilerRole(_plan("boiler"), str(tmp_path))
     assert boiler.rooms == [] and "heating.json" in boiler.error
+    hal = FakeHal()
+    hal.set_flow_setpoint_dc(700)
+    _tick(boiler, hal, PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS]), 1000)
+    assert (hal.boiler_call, hal.flow_setpoint_dc) == (False, None)  # no call, no setpoint driven
     valve = ValveRole(_plan("bath"), str(tmp_path))
     assert valve.room["mode"] == "off" and "frost protection only" in valve.error
 

@@ -130,6 +130,11 @@ def test_the_house_shares_load_keeps_the_interlock_and_falls_back_when_the_boile
         assert by_node["bedroom"]["valve_pct"] == 0 and by_node["kitchen"]["valve_pct"] == 0
     for _t_ms, by_node in between(found, KILL_MS + WDT_MS + SCHEDULING_MS, END_MS):
         assert by_node["boiler"]["boiler_on"] is False and by_node["boiler"]["alive"] is False
+        assert by_node["boiler"]["setpoint_dc"] is None
+
+    # The boiler node drives the boiler's flow setpoint: 70 C, or 30 C while it cools down.
+    driven = [by_node["boiler"]["setpoint_dc"] for _t_ms, by_node in between(found, 2000, KILL_MS)]
+    assert driven and set(driven) <= {700, 300} and 700 in driven, sorted(set(map(str, driven)))
 
     # Memory: no node ran out of its 12K-word heap (each fed its watchdog to the end, none was restarted).
     assert all(sim.nodes[node].resets == 0 for node in VALVES)

@@ -28,13 +28,13 @@ def plant_of(nodes: list[dict[str, object]], wdt_ms: int = 60000, **extra: objec
 
 
 def command(plant: Plant, now_ms: int, node: str = "ev", pilot_ma: int = 0, feed: bool = True,
-            relay: bool = False, valve_pct: int = 0, boiler: bool = False,
+            relay: bool = False, valve_pct: int = 0, boiler: bool = False, setpoint_dc: int | None = None,
             applied_ma: int = 0) -> tuple[int, ...]:
     """A node's command at now_ms; the readings it gets back (decoded body)."""
     flags = (simproto.FLAG_FEED if feed else 0) | (simproto.FLAG_RELAY if relay else 0) \
         | (simproto.FLAG_BOILER if boiler else 0)
-    size = simproto.encode_command(BUFFER, node, 1, flags, pilot.duty_permille(pilot_ma), valve_pct, applied_ma,
-                                   applied_ma, 20000, 2)
+    size = simproto.encode_command(BUFFER, node, 1, flags, pilot.duty_permille(pilot_ma), valve_pct, setpoint_dc,
+                                   applied_ma, applied_ma, 20000, 2)
     answer = plant.command(bytes(BUFFER[:size]), ADDRESS, now_ms)
     assert answer is not None
     decoded = simproto.decode_readings(answer)
@@ -169,11 +169,31 @@ def test_valve_and_boiler_nodes_drive_the_house() -> None:
     assert records["lounge"]["valve_pct"] == 100
 
 
+def test_the_boiler_nodes_setpoint_drives_the_boiler() -> None:
+    # Two houses heated alike for 2 min; then one boiler node drives the cooldown setpoint (30 C).
+    nodes = [{"id": "boiler", "kind": "boiler"}, {"id": "lounge", "kind": "valve"}]
+    plants = {None: plant_of(nodes, house={"start_week_s": 3600}), 300: plant_of(nodes, house={"start_week_s": 3600})}
+    flame: dict[int | None, bool] = {}
+    for setpoint_dc, plant in plants.items():
+        for now_ms in range(0, 140001, 1000):
+            command(plant, now_ms, node="lounge", valve_pct=100)
+            boiler = command(plant, now_ms, node="boiler", boiler=True,
+                             setpoint_dc=setpoint_dc if now_ms > 120000 else None)
+            if now_ms == 120000:
+                assert boiler[2] & simproto.FLAG_FLAME and simproto.known(boiler[13]) > 550  # type: ignore[operator]
+        flame[setpoint_dc] = bool(boiler[2] & simproto.FLAG_FLAME)
+        assert plant.sample(140000)[0]["setpoint_dc"] == setpoint_dc
+    # Not driven: the boiler's own setpoint (the scenario's 70 C) keeps the burner lit; 30 C puts it out.
+    assert flame == {None: True, 300: False}
+    # A node whose watchdog fired drives nothing.
+    assert plants[300].sample(140000 + 60001)[0]["setpoint_dc"] is None
+
+
 def test_malformed_commands_are_ignored() -> None:
     plant = plant_of([EVSE])
     for data in (b"", b"LS", b"\x00" * 40, b"LS\x01\x02\x02ev" + b"\x00" * 60):
         assert plant.command(data, ADDRESS, 0) is None
-    size = simproto.encode_command(BUFFER, "stranger", 1, 0, 1000, 0, 0, 0, 0, 0)
+    size = simproto.encode_command(BUFFER, "stranger", 1, 0, 1000, 0, None, 0, 0, 0, 0)
     assert plant.command(bytes(BUFFER[:size]), ADDRESS, 0) is None
 
 

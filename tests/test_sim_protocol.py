@@ -21,14 +21,17 @@ maybe = st.one_of(st.none(), i32)
 
 
 @given(node_ids, st.integers(0, 0x3FFFFFFF), st.integers(0, 15), st.integers(0, 1000), st.integers(0, 100),
-       i32, i32, i32, st.integers(0, 400))
+       st.one_of(st.none(), st.integers(-100, 1600)), i32, i32, i32, st.integers(0, 400))
 def test_a_command_round_trips(node: str, seq: int, flags: int, pilot_permille: int, valve_pct: int,
-                               applied_ma: int, target_ma: int, mem_alloc: int, peers: int) -> None:
+                               setpoint_dc: int | None, applied_ma: int, target_ma: int, mem_alloc: int,
+                               peers: int) -> None:
     buffer = simproto.new_buffer()
-    size = simproto.encode_command(buffer, node, seq, flags, pilot_permille, valve_pct, applied_ma, target_ma,
-                                   mem_alloc, peers)
+    size = simproto.encode_command(buffer, node, seq, flags, pilot_permille, valve_pct, setpoint_dc, applied_ma,
+                                   target_ma, mem_alloc, peers)
+    # A setpoint outside 0..150 deg C goes out as not driven, never as another setpoint.
+    sent = simproto.SETPOINT_NONE if setpoint_dc is None or not 0 <= setpoint_dc <= 1500 else setpoint_dc
     assert simproto.decode_command(bytes(buffer[:size])) == (
-        node, (seq, flags, pilot_permille, valve_pct, applied_ma, target_ma, mem_alloc, min(peers, 255)))
+        node, (seq, flags, pilot_permille, valve_pct, sent, applied_ma, target_ma, mem_alloc, min(peers, 255)))
 
 
 @given(node_ids, st.sampled_from(["", "A", "B", "C", "D", "E", "F"]), st.integers(0, 7),
@@ -63,12 +66,17 @@ def test_decoding_never_raises(data: bytes) -> None:
 
 def test_a_cut_datagram_is_refused() -> None:
     buffer = simproto.new_buffer()
-    size = simproto.encode_command(buffer, "ev", 1, 1, 266, 0, 16000, 16000, 100, 2)
+    size = simproto.encode_command(buffer, "ev", 1, 1, 266, 0, None, 16000, 16000, 100, 2)
     whole = bytes(buffer[:size])
     for cut in range(size):
         assert simproto.decode_command(whole[:cut]) is None
     assert simproto.decode_command(whole + b"\x00") is None
     assert simproto.decode_readings(whole) is None  # a command is not readings
+    # A setpoint field above 150 deg C that is not "not driven" is not a command.
+    setpoint_at = size - 15
+    assert whole[setpoint_at:setpoint_at + 2] == b"\xff\xff"
+    assert simproto.decode_command(whole[:setpoint_at] + b"\x05\xdd" + whole[setpoint_at + 2:]) is None
+    assert simproto.decode_command(whole[:setpoint_at] + b"\x05\xdc" + whole[setpoint_at + 2:]) is not None
 
 
 def test_the_hub_drops_cuts_delays_and_duplicates() -> None:

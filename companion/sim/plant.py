@@ -13,9 +13,11 @@ Models:
   without a car, C while it draws, else B.
 - A relay load draws its max_ma on its phases while its relay is closed.
 - Valve and boiler nodes drive the reference house (companion.house): valve
-  openings per room, the boiler's call for heat; they read room, flow,
-  return and outside temperatures, the confirmed valve position and the
-  flame. The house steps in simulated time at `speed` times real time.
+  openings per room, the boiler's call for heat and its flow setpoint (the
+  scenario's setpoint, the boiler's own, while the node drives none); they
+  read room, flow, return and outside temperatures, the confirmed valve
+  position and the flame. The house steps in simulated time at `speed`
+  times real time.
 - The mains meter, read by one node: per phase, the unmanaged load plus
   every managed draw on that phase minus solar production (negative is
   export), a new reading every interval_ms, each with a sequence number.
@@ -124,6 +126,7 @@ class NodeState:
         self.relay = False
         self.valve_pct = 0
         self.boiler_call = False
+        self.setpoint_dc: int | None = None  # not driven
         # Telemetry.
         self.applied_ma = 0
         self.target_ma = 0
@@ -215,7 +218,7 @@ class Plant:
         node_id, body = decoded
         self.step(now_ms)
         state = self.nodes[node_id]
-        seq, flags, pilot_permille, valve_pct, applied_ma, target_ma, mem_alloc, peers = body
+        seq, flags, pilot_permille, valve_pct, setpoint_dc, applied_ma, target_ma, mem_alloc, peers = body
         if not state.alive(now_ms):
             state.fed_ms = now_ms  # a new life (a first boot, or after a reset): its watchdog starts now
             state.reset_seen = False
@@ -226,6 +229,7 @@ class Plant:
         state.relay = bool(flags & simproto.FLAG_RELAY)
         state.boiler_call = bool(flags & simproto.FLAG_BOILER)
         state.valve_pct = valve_pct
+        state.setpoint_dc = None if setpoint_dc == simproto.SETPOINT_NONE else setpoint_dc
         state.failsafe = bool(flags & simproto.FLAG_FAILSAFE)
         state.applied_ma = applied_ma
         state.target_ma = target_ma
@@ -326,9 +330,19 @@ class Plant:
         assert self.house is not None and self.scenario.house is not None
         valves = {room: self.nodes[node_id].effective(now_ms)[2] for node_id, room in sorted(self._rooms.items())}
         boiler_on = False
+        setpoint_dc = self.scenario.house.setpoint_dc
         if self._boiler_node is not None:
             boiler_on = self.nodes[self._boiler_node].effective(now_ms)[3]
-        self.house.command(valves, boiler_on, self.scenario.house.setpoint_dc)
+            driven = self.boiler_setpoint_dc(now_ms)
+            setpoint_dc = driven if driven is not None else setpoint_dc
+        self.house.command(valves, boiler_on, setpoint_dc)
+
+    def boiler_setpoint_dc(self, now_ms: int) -> int | None:
+        """The flow setpoint the boiler node drives now; None if none (or its commands are not in force)."""
+        if self._boiler_node is None:
+            return None
+        state = self.nodes[self._boiler_node]
+        return state.setpoint_dc if state.alive(now_ms) else None
 
     def _step_meter(self, now_ms: int) -> None:
         meter = self.scenario.meter
@@ -379,6 +393,7 @@ class Plant:
                     record["valve_confirmed_pct"] = rooms_now[self._rooms[node_id]]["valve_pct"]
             if state.kind == "boiler":
                 record["boiler_on"] = boiler_call
+                record["setpoint_dc"] = state.setpoint_dc if alive else None
                 record["flame"] = bool(self.house is not None and self.house.burner_on)
             records.append(record)
         return records

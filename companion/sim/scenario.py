@@ -37,7 +37,9 @@ from loadmesh.core.errors import FieldError
 #             phase; default 0), interval_ms (default 1000)
 #   house:    model "reference" (companion.house), start_week_s (default
 #             -86400: the warm-up Sunday), speed (simulated seconds per
-#             second, default 1), setpoint_dc (flow setpoint, default 700),
+#             second, default 1), setpoint_dc (the boiler's own flow
+#             setpoint, and the boiler node's unless its settings say
+#             otherwise; default 700),
 #             boiler and load_sharing (the boiler node's settings, as in
 #             docs/heating.md; default {}: the core's defaults)
 

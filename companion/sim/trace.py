@@ -9,7 +9,8 @@ last collection; null when unknown or dead), and for heating valve_pct
 (a valve node's command in force) and boiler_on (the boiler node's call for
 heat in force). The plant adds alive,
 pilot_ma (the current the pilot signals), peers (heard within the timeout),
-state (an EVSE's pilot state) and flame (the boiler's burner).
+state (an EVSE's pilot state), flame (the boiler's burner) and setpoint_dc
+(the flow setpoint the boiler node drives; null when it drives none).
 
 Every node is sampled at the same t_ms, so a sum over nodes at one t_ms is a
 sum at one instant.

@@ -14,7 +14,8 @@ from loadmesh.core import pilot
 #                           valve_pct(), flame(), week_ms(); each returns the
 #                           latest value or "unknown", never blocks
 #   the drivers             set_pilot_ma(), set_relay(), set_valve_pct(),
-#                           set_boiler_call(); each takes effect at once
+#                           set_boiler_call(), set_flow_setpoint_dc(); each
+#                           takes effect at once
 #   report(...)             the node's numbers, for the simulator's trace
 #   feed_watchdog()         last, once the tick has done its work
 #
@@ -30,9 +31,9 @@ from loadmesh.core import pilot
 # Safe states (safe(), and what a node has from power-up until main.py
 # drives it): the pilot at a constant +12 V (100 % duty: the car may not
 # draw), every relay and contactor open, the valve commanded closed, the
-# boiler call off. With the boiler call off nothing is heated, so a closed
-# valve is safe; the interlock (docs/heating.md) keeps the boiler from firing
-# against closed valves.
+# boiler call off, its flow setpoint input at 0 %. With the boiler call off
+# nothing is heated, so a closed valve is safe; the interlock
+# (docs/heating.md) keeps the boiler from firing against closed valves.
 
 PHASES = 3
 PILOT_STATES = ("A", "B", "C", "D", "E", "F")  # IEC 61851: +12, +9, +6, +3, 0, -12 V
@@ -50,6 +51,7 @@ class Hal:
         self.relay_on = False
         self.valve_command_pct = 0
         self.boiler_call = False
+        self.flow_setpoint_dc: int | None = None  # not driven
         self.wdt_ms: int | None = None  # no watchdog
         self._retained = b""
         self._unknown3: list[int | None] = [None, None, None]
@@ -106,12 +108,21 @@ class Hal:
         """Switch the boiler's call-for-heat relay."""
         self.boiler_call = on
 
+    def set_flow_setpoint_dc(self, setpoint_dc: int | None) -> None:
+        """Drive the boiler's flow setpoint input (deg C x 10); None: not driven, the input at 0 %.
+
+        The boiler role drives its setpoint here, the cooldown setpoint while
+        it cools down; a boiler wired by its call relay alone keeps its own.
+        """
+        self.flow_setpoint_dc = setpoint_dc
+
     def safe(self) -> None:
         """Every actuator to its safe state: no charging, relays open, valve closed, no boiler call."""
         self.set_pilot_ma(0)
         self.set_relay(False)
         self.set_valve_pct(0)
         self.set_boiler_call(False)
+        self.set_flow_setpoint_dc(None)
 
     def report(self, applied_ma: int, target_ma: int, failsafe: bool, mem_alloc: int, peers: int) -> None:
         """The node's numbers for the simulator's trace and table; a device ignores them."""

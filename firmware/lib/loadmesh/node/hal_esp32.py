@@ -45,6 +45,7 @@ class Esp32Hal(Hal):
         self._cp_adc: machine.ADC | None = None
         self._relay: machine.Pin | None = None
         self._boiler: machine.Pin | None = None
+        self._setpoint_pwm: machine.PWM | None = None
         self._valve_pwm: machine.PWM | None = None
         self._valve_pin: machine.Pin | None = None
         self._feedback_adc: machine.ADC | None = None
@@ -79,6 +80,11 @@ class Esp32Hal(Hal):
                     self._relay = pin
                 else:
                     self._boiler = pin
+        setpoint = hw.get("setpoint")
+        if isinstance(setpoint, dict):
+            # 0 V from the first instant: the boiler's lowest setpoint (its call relay is open anyway).
+            self._setpoint_pwm = machine.PWM(machine.Pin(_int(setpoint["pin"]), machine.Pin.OUT),
+                                             freq=_int(setpoint["freq_hz"]), duty_u16=0)
         valve = hw.get("valve")
         if isinstance(valve, dict):
             if valve["kind"] == "relay":
@@ -230,6 +236,13 @@ class Esp32Hal(Hal):
     def set_boiler_call(self, on: bool) -> None:
         super().set_boiler_call(on)
         _drive(self._boiler, self.hw.get("boiler"), on)
+
+    def set_flow_setpoint_dc(self, setpoint_dc: int | None) -> None:
+        super().set_flow_setpoint_dc(setpoint_dc)
+        setpoint = self.hw.get("setpoint")
+        if self._setpoint_pwm is not None and isinstance(setpoint, dict):
+            self._setpoint_pwm.duty_u16(signals.setpoint_duty_u16(setpoint_dc, _int(setpoint["low_dc"]),
+                                                                  _int(setpoint["high_dc"])))
 
     def set_valve_pct(self, pct: int) -> None:
         super().set_valve_pct(pct)

@@ -184,6 +184,12 @@ class SimHal(Hal):
         if on != before:
             self._send(0)
 
+    def set_flow_setpoint_dc(self, setpoint_dc: int | None) -> None:
+        before = self.flow_setpoint_dc
+        super().set_flow_setpoint_dc(setpoint_dc)
+        if setpoint_dc != before:
+            self._send(0)
+
     def report(self, applied_ma: int, target_ma: int, failsafe: bool, mem_alloc: int, peers: int) -> None:
         self._applied_ma = applied_ma
         self._target_ma = target_ma
@@ -218,8 +224,8 @@ class SimHal(Hal):
             flags |= simproto.FLAG_FAILSAFE
         self._seq = (self._seq + 1) & 0x3FFFFFFF  # a small int, and an i32 on the wire
         size = simproto.encode_command(self._tx, self.node, self._seq, flags, self.pilot_permille,
-                                       self.valve_command_pct, self._applied_ma, self._target_ma,
-                                       self._mem_alloc, self._peers)
+                                       self.valve_command_pct, self.flow_setpoint_dc, self._applied_ma,
+                                       self._target_ma, self._mem_alloc, self._peers)
         try:
             self._sock.sendto(memoryview(self._tx)[:size], self._plant)
             self.sent += 1

@@ -16,6 +16,12 @@ from .hal import TEMPERATURES
 #    "valve": {"kind": "servo", "pin": 14, "feedback": {"kind": "adc", "pin": 35, "closed_mv": 300, "open_mv": 2900}},
 #    "onewire": {"pin": 4, "sensors": {"room": "28ff4a1b03170467"}}}
 #
+# A boiler node: "boiler" (the call-for-heat relay) and, for a boiler with a
+# 0-10 V flow setpoint input, "setpoint": a PWM pin into a PWM-to-0-10 V
+# converter, low_dc at 0 V and high_dc at 10 V (the boiler's scale; the
+# default 0-100 °C is 0.1 V per °C). Without it the boiler keeps its own
+# setpoint, and the cooldown (docs/heating.md) is only published.
+#
 # The watchdog: 2 s by default. A littlefs rename commits a metadata block,
 # and at worst compacts one: a 4 KB sector erase (up to 400 ms on common SPI
 # flash such as the W25Q32) plus programming; writing a config file can need
@@ -24,15 +30,19 @@ from .hal import TEMPERATURES
 # boots safe, before its peers stop reserving its last applied limit).
 
 MAX_PIN = 39
+FLASH_PINS = (6, 7, 8, 9, 10, 11)  # wired to the module's SPI flash: driving one stops the chip
+INPUT_ONLY_MIN = 34  # GPIO 34..39 have no output driver
+ADC1_MIN = 32  # ADC1 is GPIO 32..39; ADC2 cannot be read while Wi-Fi runs
 WDT_MIN_MS = 1000
 WDT_MAX_MS = 8000
 WDT_DEFAULT_MS = 2000
 VALVE_KINDS = ("pwm", "servo", "relay")
 FEEDBACK_KINDS = ("switch", "adc")
 
-_TOP = ("hal", "wdt_ms", "mains_hz", "pilot", "relay", "boiler", "valve", "ct", "onewire")
+_TOP = ("hal", "wdt_ms", "mains_hz", "pilot", "relay", "boiler", "setpoint", "valve", "ct", "onewire")
 _PILOT = ("pwm_pin", "adc_pin", "inverted", "zero_uv", "uv_per_v", "samples")
 _SWITCH = ("pin", "active_high")
+_SETPOINT = ("pin", "freq_hz", "low_dc", "high_dc")
 _VALVE = ("kind", "pin", "freq_hz", "closed_us", "open_us", "active_high", "feedback")
 _FEEDBACK = ("kind", "pin", "closed_mv", "open_mv", "open_level")
 _CT = ("pin", "ma_per_v", "floor_ma")
@@ -56,13 +66,62 @@ def parse(hw: object) -> dict[str, object]:
     for name in ("relay", "boiler"):
         if top.get(name) is not None:
             out[name] = _switch(top[name], "hw." + name)
+    if top.get("setpoint") is not None:
+        out["setpoint"] = _setpoint(top["setpoint"])
     if top.get("valve") is not None:
         out["valve"] = _valve(top["valve"])
     if top.get("ct") is not None:
         out["ct"] = _cts(top["ct"])
     if top.get("onewire") is not None:
         out["onewire"] = _onewire(top["onewire"])
+    _check_pins(out)
     return out
+
+
+def _check_pins(out: dict[str, object]) -> None:
+    """Each pin used once, and able to do what it is used for on the ESP32."""
+    seen: dict[int, str] = {}
+    for path, pin, use in _pins(out):
+        assert isinstance(pin, int)
+        if pin in FLASH_PINS:
+            raise FieldError(path, str(pin) + " is wired to the module's flash (GPIO 6..11)")
+        if use == "out" and pin >= INPUT_ONLY_MIN:
+            raise FieldError(path, str(pin) + " is input only (GPIO 34..39); an output needs another pin")
+        if use == "adc" and pin < ADC1_MIN:
+            raise FieldError(path, str(pin) + " is not an ADC1 pin (GPIO 32..39); ADC2 cannot be read "
+                             "while Wi-Fi runs")
+        if pin in seen:
+            raise FieldError(path, str(pin) + " is already used by " + seen[pin])
+        seen[pin] = path
+
+
+def _pins(out: dict[str, object]) -> list[tuple[str, object, str]]:
+    """Every pin the wiring uses, in a fixed order: (field, GPIO, "out" | "in" | "adc")."""
+    found: list[tuple[str, object, str]] = []
+    pilot = out.get("pilot")
+    if isinstance(pilot, dict):
+        found.append(("hw.pilot.pwm_pin", pilot["pwm_pin"], "out"))
+        found.append(("hw.pilot.adc_pin", pilot["adc_pin"], "adc"))
+    for name in ("relay", "boiler", "setpoint"):
+        part = out.get(name)
+        if isinstance(part, dict):
+            found.append(("hw." + name + ".pin", part["pin"], "out"))
+    valve = out.get("valve")
+    if isinstance(valve, dict):
+        found.append(("hw.valve.pin", valve["pin"], "out"))
+        feedback = valve.get("feedback")
+        if isinstance(feedback, dict):
+            found.append(("hw.valve.feedback.pin", feedback["pin"], "adc" if feedback["kind"] == "adc" else "in"))
+    cts = out.get("ct")
+    if isinstance(cts, list):
+        for phase in range(len(cts)):
+            ct = cts[phase]
+            if isinstance(ct, dict):
+                found.append((fc.index("hw.ct", phase) + ".pin", ct["pin"], "adc"))
+    wire = out.get("onewire")
+    if isinstance(wire, dict):
+        found.append(("hw.onewire.pin", wire["pin"], "out"))  # open drain: it drives the bus low
+    return found
 
 
 def _pin(part: dict[str, object], path: str, key: str = "pin") -> int:
@@ -90,6 +149,18 @@ def _switch(value: object, path: str) -> dict[str, object]:
     part = fc.obj(value, path)
     fc.only(part, _SWITCH, path)
     return {"pin": _pin(part, path), "active_high": fc.bool_field(part, "active_high", path, True)}
+
+
+def _setpoint(value: object) -> dict[str, object]:
+    path = "hw.setpoint"
+    part = fc.obj(value, path)
+    fc.only(part, _SETPOINT, path)
+    low_dc = fc.int_field(part, "low_dc", path, 0, 1500, 0)
+    high_dc = fc.int_field(part, "high_dc", path, 0, 1500, 1000)
+    if high_dc <= low_dc:
+        raise FieldError(path + ".high_dc", str(high_dc) + " is not above low_dc " + str(low_dc))
+    return {"pin": _pin(part, path), "freq_hz": fc.int_field(part, "freq_hz", path, 10, 40000, 1000),
+            "low_dc": low_dc, "high_dc": high_dc}
 
 
 def _valve(value: object) -> dict[str, object]:

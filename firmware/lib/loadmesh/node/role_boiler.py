@@ -25,7 +25,10 @@ from .roles import Role
 #   3. tiers.step (load sharing) on the boiler's state of this tick;
 #   4. valves.step: the arbitration of safety (hold, interlock raise,
 #      make-before-break) > load sharing > normal.
-# The call-for-heat relay follows boiler_on. The heartbeat's heating section
+# The call-for-heat relay follows boiler_on, the flow setpoint output (where
+# the boiler has one, hwconfig "setpoint") the state machine's setpoint: the
+# cooldown setpoint while it cools down, so that the burner cannot relight;
+# not driven without rooms. The heartbeat's heating section
 # carries the tier state and, per room, the command of every room whose
 # arbitration source is safety or load sharing (the overrides the valve nodes
 # apply while they hear this node); the boiler section carries the state
@@ -193,6 +196,7 @@ class BoilerRole(Role):
 
     def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
         hal.set_boiler_call(self.boiler_on)
+        hal.set_flow_setpoint_dc(self.setpoint_dc if self.rooms else None)
 
     def heartbeat(self, message: dict[str, object], table: PeerTable, now_ms: int) -> None:
         message["heating"] = {"state": self.tier_state, "overrides": self.overrides}

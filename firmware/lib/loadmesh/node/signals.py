@@ -113,6 +113,20 @@ def valve_duty_u16(pct: int) -> int:
     return pct * U16_MAX // 100
 
 
+def setpoint_duty_u16(setpoint_dc: int | None, low_dc: int, high_dc: int) -> int:
+    """PWM.duty_u16 for a flow setpoint on an input scaled from low_dc (0 %) to high_dc (100 %); None: 0 %.
+
+    The boiler's 0-10 V setpoint input behind a PWM-to-voltage converter.
+    Rounded down and clamped: the boiler is never asked for more than the
+    setpoint, nor above high_dc.
+    """
+    if setpoint_dc is None or setpoint_dc <= low_dc:
+        return 0
+    if setpoint_dc >= high_dc:
+        return U16_MAX
+    return (setpoint_dc - low_dc) * U16_MAX // (high_dc - low_dc)
+
+
 def servo_pulse_ns(pct: int, closed_us: int, open_us: int) -> int:
     """The servo pulse width (PWM.duty_ns) for pct percent open, between the closed and open pulses."""
     pct = 0 if pct < 0 else 100 if pct > 100 else pct

@@ -10,20 +10,21 @@ import struct
 # MicroPython, the plant (loadmesh.companion.sim.plant) on CPython.
 #
 # COMMAND (node -> plant)
-#   0   2  magic "LS"          2  1  version (1)        3  1  type (1)
+#   0   2  magic "LS"          2  1  version (2)        3  1  type (1)
 #   4  1+n node id (1..16 printable ASCII)
 #      4  seq            i32, rises with every command of one process
 #      1  flags          bit 0 feed (watchdog fed), 1 relay closed, 2 boiler call,
 #                        3 failsafe (telemetry)
 #      2  pilot_permille u16, 0..1000 (1000: constant +12 V, no charging)
 #      1  valve_pct      u8, 0..100 (commanded)
+#      2  setpoint_dc    u16, the boiler's flow setpoint 0..1500, SETPOINT_NONE not driven
 #      4  applied_ma     i32  \
 #      4  target_ma      i32   | telemetry for the trace and the demo table;
 #      4  mem_alloc      i32   | not actuator state (UNKNOWN when not known)
 #      1  peers          u8   /  peers heard within the timeout
 #
 # READINGS (plant -> node)
-#   0   2  magic "LS"          2  1  version (1)        3  1  type (2)
+#   0   2  magic "LS"          2  1  version (2)        3  1  type (2)
 #   4  1+n node id
 #      4  seq            i32, the command answered
 #      1  pilot_state    ASCII "A".."F", or 0 without a pilot
@@ -38,12 +39,14 @@ import struct
 
 MAGIC0 = 0x4C  # "L"
 MAGIC1 = 0x53  # "S"
-VERSION = 1
+VERSION = 2
 COMMAND = 1
 READINGS = 2
 MAX_BYTES = 128
 UNKNOWN = -0x80000000  # i32 minimum: a reading that is not known
 VALVE_UNKNOWN = 255
+SETPOINT_NONE = 0xFFFF
+SETPOINT_MAX_DC = 1500
 
 FLAG_FEED = 1
 FLAG_RELAY = 2
@@ -57,7 +60,7 @@ FLAG_BURNER = 4
 TEMPS = ("room", "flow", "return", "outside")
 PILOT_STATES = "ABCDEF"
 
-_COMMAND_BODY = ">iBHBiiiB"  # seq, flags, pilot, valve, applied, target, mem_alloc, peers
+_COMMAND_BODY = ">iBHBHiiiB"  # seq, flags, pilot, valve, setpoint, applied, target, mem_alloc, peers
 _COMMAND_BODY_BYTES = struct.calcsize(_COMMAND_BODY)
 _READINGS_BODY = ">iBBBiiiiiiiiiiiii"  # seq, state, flags, valve, current x3, meter x3, meter seq, age, temps x4, week
 _READINGS_BODY_BYTES = struct.calcsize(_READINGS_BODY)
@@ -70,16 +73,18 @@ def new_buffer() -> bytearray:
 
 
 def encode_command(buffer: bytearray, node: str, seq: int, flags: int, pilot_permille: int, valve_pct: int,
-                   applied_ma: int, target_ma: int, mem_alloc: int, peers: int) -> int:
-    """Write a COMMAND into buffer; its length."""
+                   setpoint_dc: int | None, applied_ma: int, target_ma: int, mem_alloc: int, peers: int) -> int:
+    """Write a COMMAND into buffer; its length. A setpoint outside 0..SETPOINT_MAX_DC is sent as not driven."""
     offset = _header(buffer, COMMAND, node)
-    struct.pack_into(_COMMAND_BODY, buffer, offset, seq, flags, pilot_permille, valve_pct,
+    setpoint = SETPOINT_NONE if setpoint_dc is None or not 0 <= setpoint_dc <= SETPOINT_MAX_DC else setpoint_dc
+    struct.pack_into(_COMMAND_BODY, buffer, offset, seq, flags, pilot_permille, valve_pct, setpoint,
                      _i32(applied_ma), _i32(target_ma), _i32(mem_alloc), peers if peers < 255 else 255)
     return offset + _COMMAND_BODY_BYTES
 
 
 def decode_command(data: bytes | bytearray | memoryview) -> tuple[str, tuple[int, ...]] | None:
-    """(node, (seq, flags, pilot_permille, valve_pct, applied_ma, target_ma, mem_alloc, peers)), or None."""
+    """(node, (seq, flags, pilot_permille, valve_pct, setpoint_dc, applied_ma, target_ma, mem_alloc, peers)),
+    or None; setpoint_dc is SETPOINT_NONE when not driven."""
     head = _read_header(data, COMMAND)
     if head is None:
         return None
@@ -87,7 +92,7 @@ def decode_command(data: bytes | bytearray | memoryview) -> tuple[str, tuple[int
     if len(data) != offset + _COMMAND_BODY_BYTES:
         return None
     body = struct.unpack_from(_COMMAND_BODY, data, offset)
-    if body[2] > 1000 or body[3] > 100:
+    if body[2] > 1000 or body[3] > 100 or (body[4] > SETPOINT_MAX_DC and body[4] != SETPOINT_NONE):
         return None
     return node, body
 
