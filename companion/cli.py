@@ -172,6 +172,25 @@ def _heating_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hw_check(args: argparse.Namespace) -> int:
+    """Check an ESP32 node's hw.json as the node would; print the wiring it would run, defaults filled in."""
+    from loadmesh.core.errors import FieldError
+    from loadmesh.node import hwconfig
+
+    try:
+        raw = json.loads(Path(args.file).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"loadmesh hw-check: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        wiring = hwconfig.parse(raw)
+    except FieldError as exc:
+        print(f"loadmesh hw-check: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    print(canon.dumps(wiring))
+    return 0
+
+
 def _house_bench(args: argparse.Namespace) -> int:
     from . import housebench
 
@@ -253,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--group", metavar="CONFIG", help="the group config (as in a node's config.json): the boiler's "
                                                         "rooms must be its valve nodes, and every valve node a room")
     check.set_defaults(func=_heating_check)
+    hw_check = commands.add_parser("hw-check", help="check an ESP32 node's hw.json (the wiring) as the node would; "
+                                                    "print the wiring it would run, defaults filled in")
+    hw_check.add_argument("file")
+    hw_check.set_defaults(func=_hw_check)
     bench = commands.add_parser("house-bench", help="the reference house over a cold week, load sharing off and on")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",

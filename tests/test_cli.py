@@ -46,3 +46,25 @@ def test_missing_device_tree_says_how_to_fix(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "./tools/setup" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_hw_check_prints_the_wiring_a_node_would_run_or_the_first_error(device_root: Path, tmp_path: Path) -> None:
+    # A boiler node: the call relay, a 0-10 V setpoint input at 20..90 C, flow and return sensors.
+    wiring = {"hal": "esp32", "boiler": {"pin": 27}, "setpoint": {"pin": 33, "low_dc": 200, "high_dc": 900},
+              "onewire": {"pin": 4, "sensors": {"flow": "28ff4a1b03170467", "return": "28ff4a1b03170468"}}}
+    path = tmp_path / "hw.json"
+    path.write_text(json.dumps(wiring))
+    done = _run(device_root, "hw-check", str(path))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "hal": "esp32", "wdt_ms": 2000, "mains_hz": 50, "boiler": {"pin": 27, "active_high": True},
+        "setpoint": {"pin": 33, "freq_hz": 1000, "low_dc": 200, "high_dc": 900}, "onewire": wiring["onewire"]}
+    # The setpoint output moved onto an input-only pin: refused, naming the file, the field and the pin.
+    path.write_text(json.dumps({**wiring, "setpoint": {"pin": 34}}))
+    done = _run(device_root, "hw-check", str(path))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"loadmesh hw-check: {path}: hw.setpoint.pin: 34 is input only (GPIO 34..39); "
+                           "an output needs another pin\n")
+    path.write_text("{")
+    done = _run(device_root, "hw-check", str(path))
+    assert done.returncode == 2 and done.stderr.startswith(f"loadmesh hw-check: {path}:"), done.stderr

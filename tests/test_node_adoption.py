@@ -145,3 +145,30 @@ def test_a_node_without_a_config_it_can_run_stays_safe_and_says_why(node: NodeRu
     assert answer["state"] == "no_config"
     assert answer["error"] == "config.json: node: 'ghost' is not a member of the group"
     assert "applied_ma" not in answer
+
+
+def test_a_node_whose_wiring_is_refused_drives_nothing_and_says_so_once_running(device_root: Path,
+                                                                                tmp_path: Path) -> None:
+    folder = tmp_path / "node"
+    folder.mkdir()
+    http_port = free_port(socket.SOCK_STREAM)
+    store = Store(str(folder))
+    store.write_json("hw.json", {"hal": "spi"})
+    store.write_json("node.json", {"http_port": http_port, "http_host": "127.0.0.1"})
+    node = NodeRun(device_root, folder, http_port)
+    try:
+        refused = "hw.hal: 'spi' is not one of esp32, sim, none"
+        assert node.start() == "loadmesh node: hw.json refused (" + refused + "); nothing is driven"
+        code = bytes.fromhex((folder / "node.log").read_text().splitlines()[1].rsplit(" ", 1)[1])
+        assert node.request("GET", "/status")[1]["hw_error"] == refused
+        settings = {"http_port": http_port, "http_host": "127.0.0.1", "mesh_port": free_port(socket.SOCK_DGRAM),
+                    "mesh_host": "127.0.0.1", "mesh_dest_port": 9, "bind_host": "127.0.0.1"}
+        assert node.request("PUT", "/adopt", adoption.make_request(code, "solo", KEY, 1, settings,
+                                                                   os.urandom(16)))[0] == 200
+        sealed = configsync.seal(heartbeat.prepare_key(KEY), CONFIG)
+        assert node.request("PUT", "/config", sealed, token=http_token(KEY))[0] == 200
+        # Running its config (the other nodes go on), and still saying why nothing is driven.
+        answer = node.request("GET", "/status")[1]
+        assert (answer["state"], answer["error"], answer["hw_error"]) == ("running", None, refused)
+    finally:
+        node.kill()

@@ -86,6 +86,7 @@ class Node:
         self.root = root
         self.clock = clock if clock is not None else Clock()
         self.error = ""  # the last thing that kept the node from running, for /status
+        self.hw_error = ""  # why hw.json was refused (then nothing is driven), for /status until a reboot
         self.boot_id = 0
         self.last_applied_ma = 0
         self.settings: dict[str, object] = {}
@@ -179,7 +180,8 @@ class Node:
                 raise ValueError("hw.json: not an object")
             return open_hal(hw)
         except ValueError as exc:  # FieldError is one: nothing is driven, every actuator stays as it booted
-            self.error = str(exc)
+            self.error = self.hw_error = str(exc)
+            print("loadmesh node: hw.json refused (" + self.hw_error + "); nothing is driven")
             hal = Hal()
             hal.safe()
             return hal
@@ -505,7 +507,8 @@ class Node:
         table = self.table
         status: dict[str, object] = {
             "node": self.node_id() or None, "kind": self.role.kind if self.role is not None else None,
-            "state": self.mode, "error": self.error or None, "boot_id": self.boot_id, "uptime_ms": now_ms,
+            "state": self.mode, "error": self.error or None, "hw_error": self.hw_error or None,
+            "boot_id": self.boot_id, "uptime_ms": now_ms,
             "store": self.store_state, "boot_state": self.boot_state,
             "memory": {"alloc": gc.mem_alloc(), "free": gc.mem_free(), "live": self.mem_live,
                        "live_max": self.mem_live_max, "peak": self.mem_peak},
