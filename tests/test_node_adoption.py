@@ -70,16 +70,20 @@ class NodeRun:
             self.process.wait()
 
 
-@pytest.fixture
-def node(device_root: Path, tmp_path: Path) -> Iterator[NodeRun]:
+def unadopted_node(device_root: Path, tmp_path: Path, hw: dict[str, object]) -> NodeRun:
+    """A node folder as before adoption: its wiring, and where its HTTP API listens."""
     folder = tmp_path / "node"
     folder.mkdir()
     http_port = free_port(socket.SOCK_STREAM)
-    # What the node has before adoption: its wiring, and where its HTTP API listens.
     store = Store(str(folder))
-    store.write_json("hw.json", {"hal": "none"})
+    store.write_json("hw.json", hw)
     store.write_json("node.json", {"http_port": http_port, "http_host": "127.0.0.1"})
-    running = NodeRun(device_root, folder, http_port)
+    return NodeRun(device_root, folder, http_port)
+
+
+@pytest.fixture
+def node(device_root: Path, tmp_path: Path) -> Iterator[NodeRun]:
+    running = unadopted_node(device_root, tmp_path, {"hal": "none"})
     yield running
     running.kill()
 
@@ -149,19 +153,14 @@ def test_a_node_without_a_config_it_can_run_stays_safe_and_says_why(node: NodeRu
 
 def test_a_node_whose_wiring_is_refused_drives_nothing_and_says_so_once_running(device_root: Path,
                                                                                 tmp_path: Path) -> None:
-    folder = tmp_path / "node"
-    folder.mkdir()
-    http_port = free_port(socket.SOCK_STREAM)
-    store = Store(str(folder))
-    store.write_json("hw.json", {"hal": "spi"})
-    store.write_json("node.json", {"http_port": http_port, "http_host": "127.0.0.1"})
-    node = NodeRun(device_root, folder, http_port)
+    node = unadopted_node(device_root, tmp_path, {"hal": "spi"})
     try:
         refused = "hw.hal: 'spi' is not one of esp32, sim, none"
         assert node.start() == "loadmesh node: hw.json refused (" + refused + "); nothing is driven"
-        code = bytes.fromhex((folder / "node.log").read_text().splitlines()[1].rsplit(" ", 1)[1])
+        code = bytes.fromhex((node.folder / "node.log").read_text().splitlines()[1].rsplit(" ", 1)[1])
         assert node.request("GET", "/status")[1]["hw_error"] == refused
-        settings = {"http_port": http_port, "http_host": "127.0.0.1", "mesh_port": free_port(socket.SOCK_DGRAM),
+        settings = {"http_port": node.http_port, "http_host": "127.0.0.1",
+                    "mesh_port": free_port(socket.SOCK_DGRAM),
                     "mesh_host": "127.0.0.1", "mesh_dest_port": 9, "bind_host": "127.0.0.1"}
         assert node.request("PUT", "/adopt", adoption.make_request(code, "solo", KEY, 1, settings,
                                                                    os.urandom(16)))[0] == 200
