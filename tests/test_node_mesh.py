@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from loadmesh.companion.sim.hub import Hub
+from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import heartbeat
 
 from . import mpnode
@@ -18,13 +19,6 @@ GROUP = "home"
 NODES = ("a", "b", "c")
 HEARTBEAT_MS = 200
 TIMEOUT_MS = 1500
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def genuine(node: str, boot_id: int, seq: int, applied_ma: int, key: bytes = KEY, group: str = GROUP) -> bytes:
@@ -43,7 +37,7 @@ class Site:
     """Three nodes on the hub."""
 
     def __init__(self, device_root: Path) -> None:
-        self.ports = {node: free_udp_port() for node in NODES}
+        self.ports = {node: free_port(socket.SOCK_DGRAM) for node in NODES}
         self.hub = Hub(self.ports, seed=7)
         self.hub.start()
         self.nodes = {}

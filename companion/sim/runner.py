@@ -88,12 +88,42 @@ class SimNode:
         return self.process is not None and self.process.poll() is None
 
 
+# Ports for nodes are taken below the kernel's ephemeral range, one after the
+# other: a port probed with bind(0) and released could be handed out again to
+# the next bind(0) (the hub, the plant, another probe, a client's own end)
+# before its node binds it, and the node then fails with EADDRINUSE.
+_PORT_LOW = 20000
+_next_port = [0]
+
+
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as source:
+            return int(source.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port(kind: int) -> int:
-    """A port nobody listens on now, on loopback."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A port nobody listens on now, on loopback, not handed out before by this process, that no bind(0) takes."""
+    high = _ephemeral_low()
+    if high - _PORT_LOW < 1000:  # no room below the ephemeral range: let the kernel choose
+        with socket.socket(socket.AF_INET, kind) as probe:
+            probe.bind(("127.0.0.1", 0))
+            chosen: int = probe.getsockname()[1]
+            return chosen
+    if not _next_port[0]:
+        _next_port[0] = _PORT_LOW + (os.getpid() * 7919) % (high - _PORT_LOW)  # apart from a parallel run
+    for _ in range(high - _PORT_LOW):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < high else _PORT_LOW
+        with socket.socket(socket.AF_INET, kind) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port below " + str(high))
 
 
 def _parent_death_signal() -> Callable[[], None]:
