@@ -101,18 +101,19 @@ def test_servo_valve_with_feedback_and_a_room_sensor(device_root: Path, tmp_path
 
 
 def test_relay_valve_with_an_end_switch_and_an_active_low_boiler_relay(device_root: Path, tmp_path: Path) -> None:
-    # The end switch on an input-only pin (an input needs no output driver).
-    hw = {"hal": "esp32", "valve": {"kind": "relay", "pin": 12, "feedback": {"kind": "switch", "pin": 39}},
-          "boiler": {"pin": 27, "active_high": False}}
+    # The end switch on an input-only pin (an input needs no output driver); the
+    # active-low boiler relay on GPIO 15, pulled up at reset: off until driven.
+    hw = {"hal": "esp32", "valve": {"kind": "relay", "pin": 13, "feedback": {"kind": "switch", "pin": 39}},
+          "boiler": {"pin": 15, "active_high": False}}
     out = run_hal(device_root, tmp_path, hw, [
         ["set_valve_pct", 30], ["outputs"], ["level", 39, 1], ["valve_pct"], ["level", 39, 0], ["valve_pct"],
         ["set_boiler_call", True], ["outputs"], ["safe"], ["outputs"],
     ])
-    assert out[0]["pins"] == {"12": 0, "27": 1}  # type: ignore[index]
-    assert out[2]["pins"]["12"] == 1  # type: ignore[index]
+    assert out[0]["pins"] == {"13": 0, "15": 1}  # type: ignore[index]
+    assert out[2]["pins"]["13"] == 1  # type: ignore[index]
     assert out[4] == 100 and out[6] == 0
-    assert out[8]["pins"]["27"] == 0  # type: ignore[index]
-    assert out[10]["pins"] == {"12": 0, "39": 0, "27": 1}  # type: ignore[index]
+    assert out[8]["pins"]["15"] == 0  # type: ignore[index]
+    assert out[10]["pins"] == {"13": 0, "39": 0, "15": 1}  # type: ignore[index]
 
 
 def test_a_boiler_with_a_setpoint_input(device_root: Path, tmp_path: Path) -> None:
@@ -157,6 +158,16 @@ BAD_WIRING = [
       "ct": [None, {"pin": 35, "ma_per_v": 30000}]}, "hw.ct[1].pin: 35 is already used by hw.valve.feedback.pin"),
     ({"hal": "esp32", "onewire": {"pin": 7, "sensors": {}}},
      "hw.onewire.pin: 7 is wired to the module's flash (GPIO 6..11)"),
+    ({"hal": "esp32", "valve": {"kind": "servo", "pin": 1}}, "hw.valve.pin: 1 is the console's UART (GPIO 1 and 3)"),
+    ({"hal": "esp32", "valve": {"kind": "relay", "pin": 25, "feedback": {"kind": "switch", "pin": 12}}},
+     "hw.valve.feedback.pin: 12 is a strapping pin (GPIO 0 and 12): what is wired to it can keep the node from "
+     "booting"),
+    ({"hal": "esp32", "relay": {"pin": 15}},
+     "hw.relay.pin: 15 is pulled up at reset (GPIO 5, 13, 15): an active-high relay there can switch on at every "
+     "restart; use another pin or an active-low relay"),
+    ({"hal": "esp32", "boiler": {"pin": 4, "active_high": False}},
+     "hw.boiler.pin: 4 is pulled down at reset (GPIO 2, 4): an active-low relay there can switch on at every "
+     "restart; use another pin or an active-high relay"),
 ]
 
 

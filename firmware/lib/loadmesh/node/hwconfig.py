@@ -31,6 +31,16 @@ from .hal import TEMPERATURES
 
 MAX_PIN = 39
 FLASH_PINS = (6, 7, 8, 9, 10, 11)  # wired to the module's SPI flash: driving one stops the chip
+CONSOLE_PINS = (1, 3)  # UART0: the boot log and the REPL, the way back into a node
+# Strapping pins read at reset: GPIO 0 held low boots the ROM downloader,
+# GPIO 12 held high selects 1.8 V for a 3.3 V flash. Whatever is wired to them
+# can keep the node from booting, so they are left alone.
+BOOT_PINS = (0, 12)
+# Weakly pulled up or down inside the chip from reset until the firmware sets
+# the pin (ESP32 datasheet; ESP-IDF "SD pull-up requirements"). A contactor or
+# burner relay whose "on" level is that pull can switch on at every restart.
+PULLED_UP_AT_RESET = (5, 13, 15)
+PULLED_DOWN_AT_RESET = (2, 4)
 INPUT_ONLY_MIN = 34  # GPIO 34..39 have no output driver
 ADC1_MIN = 32  # ADC1 is GPIO 32..39; ADC2 cannot be read while Wi-Fi runs
 WDT_MIN_MS = 1000
@@ -85,7 +95,18 @@ def _check_pins(out: dict[str, object]) -> None:
         assert isinstance(pin, int)
         if pin in FLASH_PINS:
             raise FieldError(path, str(pin) + " is wired to the module's flash (GPIO 6..11)")
-        if use == "out" and pin >= INPUT_ONLY_MIN:
+        if pin in CONSOLE_PINS:
+            raise FieldError(path, str(pin) + " is the console's UART (GPIO 1 and 3)")
+        if pin in BOOT_PINS:
+            raise FieldError(path, str(pin) + " is a strapping pin (GPIO 0 and 12): what is wired to it can "
+                             "keep the node from booting")
+        if use == "switch_high" and pin in PULLED_UP_AT_RESET:
+            raise FieldError(path, str(pin) + " is pulled up at reset (GPIO 5, 13, 15): an active-high relay "
+                             "there can switch on at every restart; use another pin or an active-low relay")
+        if use == "switch_low" and pin in PULLED_DOWN_AT_RESET:
+            raise FieldError(path, str(pin) + " is pulled down at reset (GPIO 2, 4): an active-low relay "
+                             "there can switch on at every restart; use another pin or an active-high relay")
+        if use != "in" and use != "adc" and pin >= INPUT_ONLY_MIN:
             raise FieldError(path, str(pin) + " is input only (GPIO 34..39); an output needs another pin")
         if use == "adc" and pin < ADC1_MIN:
             raise FieldError(path, str(pin) + " is not an ADC1 pin (GPIO 32..39); ADC2 cannot be read "
@@ -96,16 +117,22 @@ def _check_pins(out: dict[str, object]) -> None:
 
 
 def _pins(out: dict[str, object]) -> list[tuple[str, object, str]]:
-    """Every pin the wiring uses, in a fixed order: (field, GPIO, "out" | "in" | "adc")."""
+    """Every pin the wiring uses, in a fixed order: (field, GPIO, use).
+
+    use: "in", "adc", "out", or for the contactor and the burner's call
+    relay "switch_high" / "switch_low" (the level that switches it on)."""
     found: list[tuple[str, object, str]] = []
     pilot = out.get("pilot")
     if isinstance(pilot, dict):
         found.append(("hw.pilot.pwm_pin", pilot["pwm_pin"], "out"))
         found.append(("hw.pilot.adc_pin", pilot["adc_pin"], "adc"))
-    for name in ("relay", "boiler", "setpoint"):
+    for name in ("relay", "boiler"):
         part = out.get(name)
         if isinstance(part, dict):
-            found.append(("hw." + name + ".pin", part["pin"], "out"))
+            found.append(("hw." + name + ".pin", part["pin"], "switch_high" if part["active_high"] else "switch_low"))
+    setpoint = out.get("setpoint")
+    if isinstance(setpoint, dict):
+        found.append(("hw.setpoint.pin", setpoint["pin"], "out"))
     valve = out.get("valve")
     if isinstance(valve, dict):
         found.append(("hw.valve.pin", valve["pin"], "out"))
