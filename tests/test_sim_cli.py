@@ -95,7 +95,8 @@ def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
     workdir = tmp_path / "site"
     command = [str(Path(sys.executable).parent / "loadmesh"), "sim", str(EVSE3), "--duration", "0",
                "--trace", str(out), "--workdir", str(workdir)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_ctrl_c_default)
     try:
         deadline = time.monotonic() + 30
         while not (out.exists() and out.stat().st_size > 2000):
@@ -114,11 +115,43 @@ def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
     assert json.loads(out.read_text().splitlines()[-1])["node"] == "evse3"
 
 
+def _ctrl_c_default() -> None:
+    # In the child: SIGINT as a terminal's foreground job has it, however pytest
+    # was started (a background job inherits it ignored, and so would the child).
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_ignored_by_the_parent_stays_ignored_and_sigterm_stops_the_run(tmp_path: Path) -> None:
+    # As under nohup or in a background job: the run goes on through SIGINT.
+    workdir = tmp_path / "site"
+    command = [str(Path(sys.executable).parent / "loadmesh"), "sim", str(EVSE3), "--duration", "0",
+               "--workdir", str(workdir)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        deadline = time.monotonic() + 30
+        while len(node_processes(workdir)) < 3:
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+            time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        time.sleep(1)
+        assert process.poll() is None and len(node_processes(workdir)) == 3
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "sim: interrupted:" in err
+    assert node_processes(workdir) == []
+
+
 def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     # The demo keeps its nodes' folders in a temporary folder: TMPDIR puts it where the test can look.
     env = dict(os.environ, TMPDIR=str(tmp_path))
     return subprocess.Popen([str(Path(sys.executable).parent / "loadmesh"), "demo", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_default)
 
 
 def _tables(out: str) -> list[list[str]]:

@@ -73,18 +73,40 @@ def main(args: argparse.Namespace) -> int:
     if workdir is None:
         temporary = tempfile.mkdtemp(prefix="loadmesh-sim-")
         workdir = Path(temporary)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     writer = trace.TraceWriter(args.trace) if args.trace is not None else None
     try:
         sim = Simulation(scenario, workdir, trace=writer, sample_ms=args.sample_ms, seed=args.seed,
                          progress=_progress, keep_records=True)
     except FieldError as exc:  # a limit event the group config refuses
         print(f"loadmesh sim: {args.scenario}: {exc}", file=sys.stderr)
+        if writer is not None:
+            writer.close()
+        if temporary is not None:
+            shutil.rmtree(temporary, ignore_errors=True)
         return 2
     live = LiveTable(sys.stdout) if args.live else None
     interrupted = False
+    phase = "starting"
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        if phase == "starting":
+            raise KeyboardInterrupt  # stop where it is; close() takes down what started
+        # Running: the run loop ends at its next turn (an exception raised in the
+        # middle of its work could leave a lock held that close() then waits on).
+        # Closing: it is stopping already.
+        sim.stop_requested = True
+
+    # Ctrl-C and SIGTERM stop the run; a SIGINT ignored by whoever started us
+    # (a background job, nohup) stays ignored.
+    handled = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        handled.append(signal.SIGINT)
+    previous = {signum: signal.signal(signum, interrupt) for signum in handled}
     try:
         sim.start()
+        phase = "running"
         sim.run(duration_ms, on_tick=live.update if live is not None else None)
     except SimError as exc:
         print(f"loadmesh sim: {exc}", file=sys.stderr)
@@ -92,16 +114,14 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        phase = "closing"
         sim.close()
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
     _summary(sim, scenario, interrupted)
     return 0
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _progress(line: str) -> None:

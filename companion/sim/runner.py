@@ -185,6 +185,7 @@ class Simulation:
         self._next_event = 0
         self._limit_changes = 0
         self._closed = False
+        self.stop_requested = False  # set (from a signal handler, say) to end run() at its next turn
         self._arm = _parent_death_signal()
 
     # Setting up.
@@ -287,10 +288,12 @@ class Simulation:
         return self.plant.now_ms()
 
     def run(self, duration_ms: int | None = None, on_tick: Callable[[Simulation], None] | None = None) -> None:
-        """Play the scenario's events until duration_ms (default the scenario's; 0: until interrupted)."""
+        """Play the scenario's events until duration_ms (default the scenario's; 0: until interrupted).
+
+        Ends early once stop_requested is set."""
         end_ms = self.scenario.duration_ms if duration_ms is None else duration_ms
         events = self.scenario.events
-        while True:
+        while not self.stop_requested:
             now_ms = self.now_ms()
             if end_ms and now_ms >= end_ms:
                 return
