@@ -217,6 +217,22 @@ def test_slow_clients_time_out_and_never_hold_up_the_tick(node: Node) -> None:
         assert status == 200 and body["ticks"] > before  # type: ignore[index]
 
 
+def test_one_body_at_a_time(node: Node) -> None:
+    # Two clients with the token could otherwise make the node hold two bodies
+    # of max_body at once; the second is turned away while the first is read.
+    with socket.create_connection(("127.0.0.1", node.port)) as first:
+        first.sendall(f"PUT /config HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                      f"Content-Length: {MAX_BODY}\r\n\r\n{{".encode())
+        time.sleep(0.2)
+        body = b'{"version": 2}'
+        status, _, answer = node.request("PUT", "/config", body=body, token=TOKEN)
+        assert (status, answer) == (503, {"error": "busy: another request's body is being read"})
+        first.settimeout(10)
+        assert first.recv(100) == b""  # its time is up, unanswered
+    # Once it is gone, a body is read again.
+    assert node.request("PUT", "/config", body=b"{not json", token=TOKEN)[0] == 400
+
+
 def test_an_unadopted_node_refuses_every_config_request(device_root: Path, tmp_path: Path) -> None:
     unadopted = Node(device_root, tmp_path, None)
     try:

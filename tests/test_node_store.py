@@ -161,6 +161,20 @@ def test_re_adoption_raises_the_boot_floor(device_root: Path, tmp_path: Path) ->
     assert third["boot_id"] == 502
 
 
+def test_clean_puts_a_complete_temp_file_in_place_before_anyone_reads(device_root: Path, tmp_path: Path) -> None:
+    # The runtime cleans at boot before it reads the config: on FAT the only
+    # copy of a config whose rename did not happen is its temp file.
+    folder = tmp_path / "node"
+    folder.mkdir()
+    newer = _envelope_of(device_root, tmp_path / "scratch", "config.json", {"version": 2})
+    (folder / "config.json.tmp").write_bytes(newer)
+    (folder / "hw.json.tmp").write_bytes(newer[:10])  # torn, and no hw.json: nothing to recover
+    cleaned, read = store(device_root, folder, ["clean"], ["read_json", "config.json"])
+    assert cleaned == {"removed": ["hw.json.tmp"]}
+    assert read == {"value": {"version": 2}, "state": "ok"}
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json"]
+
+
 def test_remove_and_clean_touch_only_their_files(device_root: Path, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "hw.json.tmp").write_text("torn")

@@ -19,7 +19,9 @@ from loadmesh.core.errors import FieldError
 #   PUT /config    the body (bytes) to Api.put_config(), its JSON answer with
 #                  200; 400 with {"error"} if it raises FieldError/ValueError
 #   PUT /adopt     the body to Api.adopt(), no token: an unadopted node has
-#                  none, and the body authenticates itself (node.adoption)
+#                  none, and the body authenticates itself (node.adoption);
+#                  409 before any of the body is read unless Api.adoptable()
+#                  (an adopted node: nobody gets to make it hold a body)
 #   GET /heating, PUT /heating            a valve or boiler node's heating
 #                  settings (Api.heating(), Api.put_heating()); needs the token
 #   GET /load_sharing, PUT /load_sharing  the boiler node's runtime switch
@@ -36,9 +38,12 @@ from loadmesh.core.errors import FieldError
 # anything unparseable 400, a request that does not fit in the free heap
 # 413, an exception in a callback 500. Every request must arrive whole within
 # timeout_ms, or the connection is closed without an answer (slowloris);
-# beyond max_clients open connections, a newcomer gets 503. The server is one
-# more asyncio task: it yields at every read and write and holds at most
-# max_clients requests in memory, so it never holds up the control tick.
+# beyond max_clients open connections, a newcomer gets 503, and so does a
+# body while another is being read (one body buffer at a time). The server is
+# one more asyncio task: it yields at every read and write and holds at most
+# max_clients request heads and one body in memory, so it never holds up the
+# control tick. Only a client with the token (or, on an unadopted node, any
+# client of /adopt) can make it hold a body.
 # Each connection serves one request (HTTP/1.0, Connection: close).
 
 TOKEN_LABEL = b"loadmesh http token v1"
@@ -72,6 +77,10 @@ class Api:
     def put_config(self, body: bytes) -> object:
         """Take a new config from a PUT body; FieldError or ValueError refuse it (400)."""
         raise FieldError("config", "this node takes no config")
+
+    def adoptable(self) -> str:
+        """Why PUT /adopt is refused before its body is read ("" if it is not: the node waits to be adopted)."""
+        return "this node takes no adoption"
 
     def adopt(self, body: bytes) -> object:
         """Take an adoption request from a PUT /adopt body; FieldError or ValueError refuse it (400)."""
@@ -121,6 +130,7 @@ class HttpServer:
         self.max_clients = max_clients
         self._server: asyncio.Server | None = None
         self._clients = 0
+        self._body_busy = False  # a body is being read
         self.requests = 0  # answered, any status
         self.refused = 0  # answered with 4xx or 5xx
         self.busy = 0  # turned away with 503
@@ -186,6 +196,9 @@ class HttpServer:
         if path == "/adopt":
             if method != b"PUT":
                 raise _Refused(405, "method not allowed", "PUT")
+            refusal = self.api.adoptable()
+            if refusal:
+                raise _Refused(409, "adopt: " + refusal)
             body = await self._read_body(reader, headers, rest)
             unread[0] = False
             return self.api.adopt(body)
@@ -219,6 +232,15 @@ class HttpServer:
         length = int(text)
         if length > self.max_body:
             raise _Refused(413, "body over " + str(self.max_body) + " bytes")
+        if self._body_busy:
+            raise _Refused(503, "busy: another request's body is being read")
+        self._body_busy = True
+        try:
+            return await self._fill(reader, rest, length)
+        finally:
+            self._body_busy = False
+
+    async def _fill(self, reader: asyncio.StreamReader, rest: bytes, length: int) -> bytes:
         # One buffer of the announced length, filled in place (growing it
         # would need the body two or three times over on a node's heap), then
         # one copy as bytes; the buffer is garbage before the body is parsed.
@@ -334,8 +356,9 @@ def _bearer(lines: list[bytes]) -> bytes | None:
 
 def _reason(status: int) -> str:
     for code, text in ((200, "OK"), (400, "Bad Request"), (401, "Unauthorized"), (404, "Not Found"),
-                       (405, "Method Not Allowed"), (411, "Length Required"), (413, "Content Too Large"),
-                       (500, "Internal Server Error"), (501, "Not Implemented"), (503, "Service Unavailable")):
+                       (405, "Method Not Allowed"), (409, "Conflict"), (411, "Length Required"),
+                       (413, "Content Too Large"), (500, "Internal Server Error"), (501, "Not Implemented"),
+                       (503, "Service Unavailable")):
         if code == status:
             return text
     return "Error"

@@ -153,7 +153,11 @@ class Node:
         self.hal = hal
         if self.key is None:
             self.code = _adoption_code(store)
-            print("loadmesh node: unadopted; adoption code " + self.code.hex())
+            if self.code:
+                print("loadmesh node: unadopted; adoption code " + self.code.hex())
+            else:
+                print("loadmesh node: unadopted, and the file system cannot keep an adoption code: "
+                      "no adoption this boot")
             return hal
         self._keyed(self.key)
         self.mode = NO_CONFIG
@@ -395,12 +399,21 @@ class Node:
         finally:
             _forget()
 
+    def adoptable(self) -> str:
+        """Why PUT /adopt is refused now, before its body is read; "" while the node waits to be adopted."""
+        if self.key is not None:
+            return "this node is adopted already"
+        if not self.code:
+            return "this node could not keep an adoption code at boot (its file system refused it)"
+        return ""
+
     def _adopt_node(self, body: bytes) -> object:
         from . import adoption
         from .store import Store
 
-        if self.key is not None:
-            raise FieldError("adopt", "this node is adopted already")
+        refusal = self.adoptable()
+        if refusal:
+            raise FieldError("adopt", refusal)
         node, key, boot_floor, node_settings = adoption.open_request(self.code, body)
         store = Store(self.root)
         self.hal.feed_watchdog()
@@ -625,6 +638,9 @@ class NodeApi(Api):
 
     def put_config(self, body: bytes) -> object:
         return self.node.put_config(body)
+
+    def adoptable(self) -> str:
+        return self.node.adoptable()
 
     def adopt(self, body: bytes) -> object:
         return self.node.adopt(body)

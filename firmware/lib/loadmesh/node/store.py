@@ -90,12 +90,21 @@ class Store:
         self.state[name] = MISSING
 
     def clean(self) -> list[str]:
-        """Remove temp files left by torn writes (after read() had its chance to use them); their names."""
+        """Settle temp files left by torn writes; the names of those removed.
+
+        A complete temp file whose file is missing or corrupt is a write whose
+        rename did not happen (FAT: the old file was removed first): read()
+        puts it in place. Any other is an unfinished write: removed."""
         removed = []
         for name in sorted(os.listdir(self.root or ".")):
-            if name.endswith(TMP):
-                os.remove(self.path(name))
-                removed.append(name)
+            if name.endswith(TMP) and len(name) > len(TMP):
+                try:  # noqa: SIM105 (MicroPython has no contextlib)
+                    self.read(name[:-len(TMP)])
+                except OSError:  # it could not be put in place (a folder in the way): dropped as unfinished
+                    pass
+                if _exists(self.path(name)):
+                    os.remove(self.path(name))
+                    removed.append(name)
         return removed
 
     def read_json(self, name: str) -> object | None:
