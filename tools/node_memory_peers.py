@@ -16,14 +16,22 @@ ever halted (a MemoryError in a tick halts it and its watchdog resets it).
 Figures are bytes on this 64-bit host (objects take about twice their ESP32
 size; the 48wK heap is scaled to match): compare them with the heap size.
 Not a test (tests/test_node_memory.py runs 25 seconds of it).
+
+--flood adds a LAN client that needs no token, from the 5th second on:
+connections as fast as it can make them, each announcing an 8 KB PUT /adopt
+body (sent whole) and closing after the first bytes of the answer, and a
+second one doing the same with GET /status. The node must run on unreset.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from loadmesh.companion.runtimes import SMALL_HEAP
@@ -60,8 +68,27 @@ def scenario(seconds: int) -> sc.Scenario:
                      "nodes": nodes, "events": events})
 
 
+FLOOD_FROM_S = 5
+FLOOD_REQUESTS = (b"PUT /adopt HTTP/1.0\r\nContent-Length: 8192\r\n\r\n" + b" " * 8192,
+                  b"GET /status HTTP/1.0\r\n\r\n")
+
+
+def _flood(port: int, request: bytes, stop: threading.Event, counts: dict[str, int]) -> None:
+    """Connect, send request, read a little, close; again, until stop."""
+    stop.wait(FLOOD_FROM_S)
+    while not stop.is_set():
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=3) as client:
+                client.sendall(request)
+                client.recv(200)
+            counts["connections"] += 1
+        except OSError:
+            counts["refused"] += 1
+            time.sleep(0.001)
+
+
 def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: bool = False,
-        heap: str = SMALL_HEAP) -> dict[str, object]:
+        heap: str = SMALL_HEAP, flood: bool = False) -> dict[str, object]:
     """Run it; the figures (see the module's docstring)."""
     site = scenario(seconds)
     progress = (lambda _line: None) if quiet else (lambda line: print("sim:", line, file=sys.stderr, flush=True))
@@ -74,9 +101,21 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
 
     sim = Simulation(site, workdir, device_root=device_root, keep_records=True, progress=progress,
                      virtual=tuple(node for node in NODES if node != MEASURED), heap=heap)
+    stop = threading.Event()
+    flooding: list[threading.Thread] = []
+    flood_counts = {"connections": 0, "refused": 0}
     try:
         sim.start()
+        if flood:
+            port = sim.nodes[MEASURED].http_port
+            flooding = [threading.Thread(target=_flood, args=(port, request, stop, flood_counts), daemon=True)
+                        for request in FLOOD_REQUESTS]
+            for thread in flooding:
+                thread.start()
         sim.run(on_tick=poll)
+        stop.set()
+        for thread in flooding:
+            thread.join()
         final = sim.status(MEASURED) or {}
         resets = sim.nodes[MEASURED].resets
         peer_failures = dict(sim.virtual.errors) if sim.virtual is not None else {}
@@ -105,6 +144,8 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
                                    default=None),
         "heartbeats": final.get("counters", {}).get("heartbeats"),  # type: ignore[attr-defined]
         "violations": len(trace.violations(records, site)),
+        "flood": flood_counts if flood else None,
+        "http": final.get("counters", {}).get("http"),  # type: ignore[attr-defined]
     }
 
 
@@ -114,9 +155,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     parser.add_argument("--heap", default=SMALL_HEAP, help="MicroPython's heap size (default the ESP32's, "
                                                            + SMALL_HEAP + "; more only to see what it would need)")
+    parser.add_argument("--flood", action="store_true", help="flood the node's HTTP API from the 5th second on "
+                                                              "(clients without the token)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="loadmesh-memory-") as folder:
-        figures = run(args.seconds, Path(folder), heap=args.heap)
+        figures = run(args.seconds, Path(folder), heap=args.heap, flood=args.flood)
     if args.json:
         print(json.dumps(figures, sort_keys=True))
         return 0
@@ -130,6 +173,8 @@ def main() -> int:
     print(f"most live after a tick's collection: {figures['live_max']} bytes")
     print(f"heartbeats: {figures['heartbeats']}")
     print(f"samples with the applied limits over a limit: {figures['violations']}")
+    if args.flood:
+        print(f"flood: {figures['flood']}; the node's HTTP counters at the end: {figures['http']}")
     return 0 if figures["state"] == "running" and figures["resets"] == 0 else 1
 
 

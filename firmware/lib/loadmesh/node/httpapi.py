@@ -1,6 +1,7 @@
 """The node's local HTTP API on asyncio streams: GET /status, and GET/PUT of the settings behind a bearer token."""
 
 import asyncio
+import socket
 
 try:
     from micropython import const
@@ -37,9 +38,12 @@ from loadmesh.core.errors import FieldError
 # over its bound 413, a PUT without Content-Length 411, chunked bodies 501,
 # anything unparseable 400, a request that does not fit in the free heap
 # 413, an exception in a callback 500. Every request must arrive whole within
-# timeout_ms, or the connection is closed without an answer (slowloris);
-# beyond max_clients open connections, a newcomer gets 503, and so does a
-# body while another is being read (one body buffer at a time). The server is
+# timeout_ms, or the connection is closed without an answer (slowloris).
+# Beyond max_clients requests being read and handled, a newcomer gets 503;
+# beyond those and two being told 503 the server accepts no connection (the
+# kernel holds two more and refuses the rest: a flood costs the heap
+# nothing). At most max_clients answers linger at a time, and a body while
+# another is being read gets 503 (one body buffer at a time). The server is
 # one more asyncio task: it yields at every read and write and holds at most
 # max_clients request heads and one body in memory, so it never holds up the
 # control tick. Only a client with the token (or, on an unadopted node, any
@@ -52,6 +56,9 @@ _MAX_HEAD = const(1024)  # request line and headers
 _MAX_BODY = const(8192)  # a group config of 16 members with room to spare
 _TIMEOUT_MS = const(2000)
 _MAX_CLIENTS = const(2)
+_MAX_TURNING_AWAY = const(2)  # connections answered 503 at once
+_BACKLOG = const(2)  # connections the kernel holds while the server is full; it refuses the rest
+_ACCEPT_POLL_MS = const(20)  # how often a server that is full, or idle, looks for a new connection
 _CHUNK = const(256)
 _LINGER_MS = const(200)  # after an error answer, how long to take in what the client still sends
 _LINGER_BYTES = const(4096)
@@ -128,8 +135,11 @@ class HttpServer:
         self.timeout_ms = timeout_ms
         self.max_body = max_body
         self.max_clients = max_clients
-        self._server: asyncio.Server | None = None
+        self._sock: socket.socket | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._open = 0  # connections accepted and not yet closed
         self._clients = 0
+        self._finishing = 0  # answers being sent (and lingering)
         self._body_busy = False  # a body is being read
         self.requests = 0  # answered, any status
         self.refused = 0  # answered with 4xx or 5xx
@@ -138,13 +148,50 @@ class HttpServer:
 
     async def start(self) -> None:
         """Listen; connections are served as tasks of the running loop."""
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        address = socket.getaddrinfo(self.host, self.port)[0][-1]
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(_BACKLOG)
+        sock.setblocking(False)
+        self._sock = sock
+        self._task = asyncio.create_task(self._accept(sock))
 
     def close(self) -> None:
         """Stop listening."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    async def _accept(self, sock: socket.socket) -> None:
+        # Our own accept loop rather than asyncio.start_server, which accepts
+        # every connection as it comes: a flood of them then costs a task and
+        # its buffers each, faster than they close, until the tick finds no
+        # memory. This one accepts only while it has room (max_clients being
+        # served, _MAX_TURNING_AWAY being told 503); the kernel holds _BACKLOG
+        # more and refuses the rest, at no cost to the node's heap.
+        while True:
+            if self._open < self.max_clients + _MAX_TURNING_AWAY:
+                try:
+                    client, _peer = sock.accept()
+                except OSError:  # nobody is waiting
+                    client = None
+                if client is not None:
+                    client.setblocking(False)
+                    self._open += 1
+                    stream = asyncio.StreamReader(client)  # MicroPython: Stream(socket), for reading and writing
+                    asyncio.create_task(self._connection(stream))  # noqa: RUF006 (the loop holds its tasks)
+                    continue
+            await asyncio.sleep(_ACCEPT_POLL_MS / 1000)
+
+    async def _connection(self, stream: asyncio.StreamReader) -> None:
+        try:
+            await self._serve(stream, stream)  # type: ignore[arg-type]  # one Stream reads and writes
+        finally:
+            self._open -= 1
 
     def counts(self) -> dict[str, int]:
         """The server's counters, for /status."""
@@ -152,6 +199,8 @@ class HttpServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._clients >= self.max_clients:
+            # Turned away (at most _MAX_TURNING_AWAY at a time: the accept
+            # loop takes no more), with an answer it lingers to deliver.
             self.busy += 1
             await self._send(reader, writer, self._response(503, {"error": "busy"}, ""), True)
             return
@@ -173,7 +222,14 @@ class HttpServer:
         # A coroutine's frame keeps what it refers to while it waits: let the answer (a status with
         # sixteen peers) go before the client's pace decides how long sending takes.
         answered = None
-        await self._send(reader, writer, response, unread[0])
+        # Lingering helps a client see an error answer; a few at a time, so
+        # that connections in a flood cannot pile up while they linger.
+        linger = unread[0] and self._finishing < self.max_clients
+        self._finishing += 1
+        try:
+            await self._send(reader, writer, response, linger)
+        finally:
+            self._finishing -= 1
 
     async def _handle(self, reader: asyncio.StreamReader, unread: list[bool]) -> tuple[int, object, str]:
         try:
