@@ -217,6 +217,30 @@ def test_slow_clients_time_out_and_never_hold_up_the_tick(node: Node) -> None:
         assert status == 200 and body["ticks"] > before  # type: ignore[index]
 
 
+def test_a_full_server_accepts_no_more_connections_than_it_has_room_for(node: Node) -> None:
+    # Two slow clients fill the server; of four more, two are told 503 and two
+    # wait in the kernel's queue until there is room, instead of each costing
+    # the node a task and buffers at once (a flood ran a node out of memory so).
+    slow = [socket.create_connection(("127.0.0.1", node.port)) for _ in range(2)]
+    more: list[socket.socket] = []
+    try:
+        for conn in slow:
+            conn.sendall(b"GET /sta")
+        time.sleep(0.1)
+        for _ in range(4):
+            conn = socket.create_connection(("127.0.0.1", node.port), timeout=10)
+            conn.sendall(b"GET /status HTTP/1.0\r\n\r\n")
+            more.append(conn)
+        answers = sorted(_answer(conn)[0] for conn in more)
+    finally:
+        for conn in slow + more:
+            conn.close()
+    assert len(answers) == 4 and set(answers) <= {200, 503}  # each answered in turn
+    status, _, body = node.request("GET", "/status")
+    assert status == 200
+    assert body["http"]["open_max"] <= 4  # type: ignore[index]  # 2 served and 2 told 503, never more
+
+
 def test_one_body_at_a_time(node: Node) -> None:
     # Two clients with the token could otherwise make the node hold two bodies
     # of max_body at once; the second is turned away while the first is read.

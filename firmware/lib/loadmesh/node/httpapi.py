@@ -138,6 +138,7 @@ class HttpServer:
         self._sock: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
         self._open = 0  # connections accepted and not yet closed
+        self.open_max = 0  # the most at once
         self._clients = 0
         self._finishing = 0  # answers being sent (and lingering)
         self._body_busy = False  # a body is being read
@@ -182,6 +183,8 @@ class HttpServer:
                 if client is not None:
                     client.setblocking(False)
                     self._open += 1
+                    if self._open > self.open_max:
+                        self.open_max = self._open
                     stream = asyncio.StreamReader(client)  # MicroPython: Stream(socket), for reading and writing
                     asyncio.create_task(self._connection(stream))  # noqa: RUF006 (the loop holds its tasks)
                     continue
@@ -195,7 +198,8 @@ class HttpServer:
 
     def counts(self) -> dict[str, int]:
         """The server's counters, for /status."""
-        return {"requests": self.requests, "refused": self.refused, "busy": self.busy, "timeouts": self.timeouts}
+        return {"requests": self.requests, "refused": self.refused, "busy": self.busy, "timeouts": self.timeouts,
+                "open_max": self.open_max}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._clients >= self.max_clients:
