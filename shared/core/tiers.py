@@ -143,6 +143,13 @@ def _rooms(config: dict[str, object]) -> list[dict[str, object]]:
     return rooms
 
 
+def _room(config: dict[str, object], rid: str) -> dict[str, object]:
+    for room in _rooms(config):
+        if room["id"] == rid:
+            return room
+    raise KeyError(rid)
+
+
 def room_ids(config: dict[str, object]) -> list[str]:
     """The configured room ids, in config order."""
     return [str(room["id"]) for room in _rooms(config)]
@@ -195,8 +202,15 @@ def load_state(config: dict[str, object], raw: object, path: str = "state") -> d
         reason = entry.get("reason")
         if not isinstance(reason, str):
             raise FieldError(fc.join(where, "reason"), fc.describe(reason) + " is not a string")
-        active[rid] = {"tier": fc.int_field(entry, "tier", where, 1, 3),
-                       "pct": fc.pct_step(fc.int_field(entry, "pct", where, 10, 100), fc.join(where, "pct")),
+        # Only what step() could have produced: a tier the state has reached, an
+        # opening within that tier's cap, and tier 3 only for a fallback room.
+        top_tier = LADDER.index(state) // 2 + 1 if state in LADDER else 0
+        tier = fc.int_field(entry, "tier", where, 1, top_tier if top_tier else 3)
+        cap = _int(config, "tier_" + str(tier) + "_max_pct")
+        if tier == 3 and _room(config, rid)["fallback_priority"] is None:
+            raise FieldError(fc.join(where, "tier"), "3 needs a fallback_priority, and room " + rid + " has none")
+        active[rid] = {"tier": tier,
+                       "pct": fc.pct_step(fc.int_field(entry, "pct", where, 10, cap), fc.join(where, "pct")),
                        "reason": reason,
                        "since_ms": fc.int_field(entry, "since_ms", where, 0, 1 << 62)}
     context["rooms"] = active
@@ -484,6 +498,7 @@ def _evaluate_active(work: _Step) -> None:
     context = work.context
     active = work.active()
     # Releasing a room is not an exit: these go at once, minimum duration or not.
+    natural = False  # a room left because it calls on its own (what exit C is about)
     for rid in sorted(active):
         state = work.inputs[rid]
         if state["mode"] != "auto":
@@ -492,6 +507,7 @@ def _evaluate_active(work: _Step) -> None:
             work.remove(rid, "stale sensor")
         elif rid in work.calling:
             work.remove(rid, "calls on its own, back to normal control")
+            natural = True
         elif active[rid]["tier"] == 3 and \
                 work.now_ms - _int(active[rid], "since_ms") >= _int(config, "tier_3_max_duration_ms"):
             work.remove(rid, "tier 3 limit reached")
@@ -507,7 +523,8 @@ def _evaluate_active(work: _Step) -> None:
         joined = []
     activated = context["activated_at_ms"]
     assert isinstance(activated, int)
-    if work.now_ms - activated >= _int(config, "min_activation_duration_ms"):
+    may_exit = work.now_ms - activated >= _int(config, "min_activation_duration_ms")
+    if may_exit:
         if joined:
             _exit(work, "B, " + ",".join(joined) + " joined: calling rooms take " + str(work.calling_w) + " W")
             return
@@ -516,11 +533,15 @@ def _evaluate_active(work: _Step) -> None:
         if not [rid for rid in trigger if rid in work.calling]:
             _exit(work, "A, the trigger rooms stopped calling")
             return
-        if not active:
+        if not active and natural:
             _exit(work, "C, no load-sharing room remains")
             return
     if work.calling:  # with no room calling the boiler is going off: nothing to dump heat for
+        # Rooms released for another reason (tier 3's limit, a mode change, a stale
+        # sensor) are replaced as the cascade finds others: the need is unchanged.
         _cascade(work)
+    if may_exit and not active:
+        _exit(work, "no load-sharing room remains, and none to open")
 
 
 def step(config: dict[str, object], state: dict[str, object], inputs: dict[str, object],
@@ -536,8 +557,9 @@ def step(config: dict[str, object], state: dict[str, object], inputs: dict[str, 
     if not config["enabled"] or not inputs["enabled"]:
         if context["state"] != DISABLED:
             work.log.append("disabled: load sharing switched off")
-        context.clear()
-        context.update(_fresh(DISABLED))
+            for rid in sorted(work.active()):
+                work.remove(rid, "")  # a tier-3 room rests as after any release
+        _reset(context, DISABLED)
     else:
         if context["state"] == DISABLED:
             work.log.append("enabled")
