@@ -58,6 +58,7 @@ class VirtualNodes:
             old = self.nodes.pop(node_id, None)
             if old is not None:
                 _close(old)
+            self.errors.pop(node_id, None)
             self.nodes[node_id] = _runtime().Node(folder, clock=self._clock)
 
     def kill(self, node_id: str) -> None:
@@ -98,6 +99,9 @@ class VirtualNodes:
                 for node_id in sorted(self.nodes):
                     node = self.nodes[node_id]
                     if node_id in self.errors:
+                        continue
+                    if node.halted:  # type: ignore[attr-defined]  # it stopped itself (a config switch failed)
+                        self.errors[node_id] = str(node.error)  # type: ignore[attr-defined]
                         continue
                     try:
                         node.tick()  # type: ignore[attr-defined]

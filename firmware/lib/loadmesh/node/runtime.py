@@ -228,6 +228,17 @@ class Node:
         self._run_plan(plan, [])
 
     def _run_plan(self, plan: controller.Plan, in_use: list[str]) -> None:
+        try:
+            self._switch_to(plan, in_use)
+        except Exception as exc:  # MemoryError above all
+            # Half switched (the new members in the peer table, the old plan in
+            # the controller, a config adopted but not in force): no state to
+            # run on, least of all with a lowered limit. Safe now, and the
+            # watchdog boots the node into the config it keeps.
+            self._halt(exc, "config switch")
+            raise
+
+    def _switch_to(self, plan: controller.Plan, in_use: list[str]) -> None:
         assert self.pads is not None
         self.in_use = in_use
         now_ms = self.clock.now_ms()
@@ -479,6 +490,8 @@ class Node:
 
     def tick_and_collect(self) -> bool:
         """A tick, gc, and the watchdog fed; False (and the HAL safe, the watchdog unfed) if the tick failed."""
+        if self.halted:  # by a config switch that failed half way (_run_plan)
+            return False
         started = time.ticks_ms()
         try:
             self.tick()
@@ -500,15 +513,17 @@ class Node:
         self.hal.feed_watchdog()
         return True
 
-    def _halt(self, exc: BaseException) -> None:
+    def _halt(self, exc: BaseException, where: str = "tick") -> None:
         self.halted = True
         self.mode = HALTED
         try:
             self.hal.safe()
         except Exception as failed:  # the HAL itself failed: the watchdog still resets the node
             self.error = "safe: " + repr(failed)[:60]
-        self.error = "tick: " + repr(exc)[:120]
-        sys.print_exception(exc)
+        self.error = where + ": " + repr(exc)[:120]
+        printer = getattr(sys, "print_exception", None)  # MicroPython's; a virtual node on CPython keeps error
+        if printer is not None:
+            printer(exc)
 
     # Status.
 

@@ -1,0 +1,46 @@
+"""A config switch that fails half way (out of memory) halts the node safe; it boots into the config it kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loadmesh.core import configsync, pilot
+
+from .simsite import simulation, three_evses
+
+NODES = ("evse1", "evse2", "evse3")
+
+
+def test_a_config_switch_that_fails_half_way_halts_the_node_and_it_boots_into_the_kept_config(
+        tmp_path: Path, device_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The runtime's own code on CPython (virtual nodes), so that the failure can be put where a
+    # node's heap would give out: in the role's replan, after the peer table took the new members.
+    scenario = three_evses(60, [{"at_s": 50, "limit_ma": 24000}])
+    with simulation(scenario, tmp_path, device_root, virtual=NODES) as sim:
+        sim.run(2000)
+        assert sim.virtual is not None
+        lowered = sim.configs[1][1]
+        node = sim.virtual.nodes["evse1"]
+
+        def out_of_memory(*_args: object) -> None:
+            raise MemoryError
+
+        with sim.virtual.lock:
+            assert node.mode == "running"  # type: ignore[attr-defined]
+            monkeypatch.setattr(type(node.role), "replan", out_of_memory)  # type: ignore[attr-defined]
+            with pytest.raises(MemoryError):
+                node.put_config(configsync.seal(sim.pads, lowered))  # type: ignore[attr-defined]
+            monkeypatch.undo()
+            # Not running the old plan under the new config's name: halted, its outputs safe.
+            assert node.mode == "halted"  # type: ignore[attr-defined]
+            assert node.error == "config switch: MemoryError()"  # type: ignore[attr-defined]
+            assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+        sim.run(4500)
+        assert sim.virtual.errors["evse1"] == "config switch: MemoryError()"  # no more ticks
+        # The watchdog's reset: it boots into the lowered config, which it kept.
+        sim.restart("evse1")
+        sim.run(7500)
+        assert sim.virtual.mode("evse1") == "running"
+        assert sim.virtual.nodes["evse1"].adopted["version"] == 2  # type: ignore[attr-defined]
