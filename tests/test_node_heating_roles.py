@@ -317,6 +317,32 @@ def test_new_boiler_settings_take_effect_without_cutting_the_burner(tmp_path: Pa
     assert role.rooms == ["bath", "bedroom"] and heatsettings.stored(str(tmp_path))["heating"] == settings
 
 
+def test_new_settings_keep_the_rest_a_tier_3_room_earned(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    seq = _sharing(role, hal, table, 1000)  # the study opens at 1 s, as the fallback room
+    served_ms = 600000
+    for now_ms in (1000 + served_ms, 1100 + served_ms):
+        _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
+        _heard(table, "bedroom", seq, now_ms, room=_room(False, 150, 0))
+        _heard(table, "study", seq, now_ms, room=_room(False, 150, 0))
+        _tick(role, hal, table, now_ms)
+        seq += 1
+    assert role.sharing == {"study": 70}
+    opened_ms = role.tiers_state["rooms"]["study"]["since_ms"]  # type: ignore[index]
+    taken_ms = 1100 + served_ms
+    # New settings (a bigger bedroom radiator): load sharing starts afresh, and the study, open for 10 min,
+    # rests 10 min before tier 3 may take it again, as after any release.
+    settings = json.loads(json.dumps(BOILER_SETTINGS))
+    settings["rooms"][1]["rated_w"] = 1600
+    _put_heating(role, tmp_path, settings)
+    rest_until_ms = taken_ms + (taken_ms - opened_ms)  # type: ignore[operator]
+    assert (role.tier_state, role.tiers_state["tier3_rest_until_ms"]) == ("INACTIVE", {"study": rest_until_ms})
+    _heard(table, "bath", seq, 1200 + served_ms, room=_room(True, 160, 100))
+    _heard(table, "study", seq, 1200 + served_ms, room=_room(False, 150, 0))
+    _tick(role, hal, table, 1200 + served_ms)
+    assert (role.tier_state, role.sharing) == ("INACTIVE", {})  # the study rests: nothing to open
+
+
 def test_settings_put_on_a_node_that_booted_without_them_bring_it_up(tmp_path: Path) -> None:
     role = BoilerRole(_plan("boiler"), str(tmp_path))
     assert role.rooms == [] and role.error

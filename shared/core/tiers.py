@@ -337,22 +337,47 @@ class _Step:
     def remove(self, rid: str, why: str) -> None:
         """Release a room; a tier-3 room then rests, in proportion to its service, before tier 3 takes it again."""
         room = self.active().pop(rid)
-        if room["tier"] == 3:
-            # tier_3_rest_ms after a full tier_3_max_duration_ms, less after a shorter service
-            # (an exit, a call of its own): the room is never open longer than the maximum at a
-            # stretch, nor more than max / (max + rest) of the time, and a room released after
-            # a few minutes is not kept from the very next activation for the whole rest.
-            limit_ms = _int(self.config, "tier_3_max_duration_ms")
-            served_ms = self.now_ms - _int(room, "since_ms")
-            if served_ms > limit_ms:  # released late (a sparse step): the limit is what it was owed
-                served_ms = limit_ms
-            rest_ms = served_ms * _int(self.config, "tier_3_rest_ms") // limit_ms
-            if rest_ms > 0:
-                rests = self.context["tier3_rest_until_ms"]
-                assert isinstance(rests, dict)
-                rests[rid] = self.now_ms + rest_ms
+        until = _rest_until(self.config, room, self.now_ms)
+        if until > self.now_ms:
+            rests = self.context["tier3_rest_until_ms"]
+            assert isinstance(rests, dict)
+            rests[rid] = until
         if why:
             self.log.append("release " + rid + ": " + why)
+
+
+def _rest_until(config: dict[str, object], room: dict[str, object], now_ms: int) -> int:
+    """Until when a room released at now_ms rests (now_ms: not at all)."""
+    if room["tier"] != 3:
+        return now_ms
+    # tier_3_rest_ms after a full tier_3_max_duration_ms, less after a shorter service
+    # (an exit, a call of its own): the room is never open longer than the maximum at a
+    # stretch, nor more than max / (max + rest) of the time, and a room released after
+    # a few minutes is not kept from the very next activation for the whole rest.
+    limit_ms = _int(config, "tier_3_max_duration_ms")
+    served_ms = now_ms - _int(room, "since_ms")
+    if served_ms > limit_ms:  # released late (a sparse step): the limit is what it was owed
+        served_ms = limit_ms
+    return now_ms + served_ms * _int(config, "tier_3_rest_ms") // limit_ms
+
+
+def reconfigured(old_config: dict[str, object], context: dict[str, object], new_config: dict[str, object],
+                 now_ms: int) -> dict[str, object]:
+    """The context for new settings taken at now_ms: nothing open (the cascade starts afresh under them),
+    and the tier-3 rests kept, those its open rooms earned until now included, for the rooms still configured."""
+    rests = context["tier3_rest_until_ms"]
+    rooms = context["rooms"]
+    assert isinstance(rests, dict) and isinstance(rooms, dict)
+    kept: dict[str, int] = {}
+    known = room_ids(new_config)
+    for rid in sorted(rests):
+        if rid in known and rests[rid] > now_ms:
+            kept[rid] = rests[rid]
+    for rid in sorted(rooms):
+        until = _rest_until(old_config, rooms[rid], now_ms)
+        if rid in known and until > now_ms:
+            kept[rid] = until
+    return _fresh(INACTIVE if new_config["enabled"] else DISABLED, kept)
 
 
 def _cycling_risk(work: _Step) -> str | None:

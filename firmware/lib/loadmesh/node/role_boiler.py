@@ -96,6 +96,7 @@ class BoilerRole(Role):
         self.stale_ticks = 0  # room-ticks left out of load sharing for a stale or absurd sensor
         self.fired = 0  # times the call for heat went on
         self.reason = "booting"  # the boiler state machine's last reason, for /status
+        self.last_ms: int | None = None  # the last tick with rooms: when new settings are taken
 
     def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
         self._decide(hal, table, now_ms)
@@ -106,6 +107,7 @@ class BoilerRole(Role):
             self.reason = "no rooms in the heating settings"
             self.boiler_on = False  # nothing to heat: the call is off
             return
+        self.last_ms = now_ms
         if self.boiler_state["off_at_ms"] is None:  # the first tick since the boot
             self.boiler_state = dict(self.boiler_state, off_at_ms=now_ms)
         flow_dc = _read(self.flow, hal.temperature_dc("flow"), now_ms)
@@ -223,7 +225,11 @@ class BoilerRole(Role):
         assert isinstance(checked, tuple)
         rooms, tiers_config, boiler_config, valves_config = checked
         if tiers_config != self.tiers_config:
-            self.tiers_state = tiers.initial_state(tiers_config)
+            if self.last_ms is None or not self.rooms:
+                self.tiers_state = tiers.initial_state(tiers_config)
+            else:  # afresh, but a tier-3 room that just served keeps its rest
+                self.tiers_state = tiers.reconfigured(self.tiers_config, self.tiers_state, tiers_config,
+                                                      self.last_ms)
             self.tier_state = str(self.tiers_state["state"])
             self.sharing = {}
         self.rooms, self.tiers_config, self.boiler_config, self.valves_config = (
