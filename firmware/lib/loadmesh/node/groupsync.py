@@ -26,7 +26,8 @@ from loadmesh.core.errors import FieldError
 # when a config arrives or a peer announces another one, and forgets it
 # afterwards: on an ESP32-sized heap the modules cost more than they are used.
 
-FETCH_BYTES = 20000  # the head and a sealed config of configsync's maximum
+FETCH_BYTES = 20000  # a sealed config of configsync's maximum, with room
+FETCH_HEAD_LINES = 16  # header lines of a peer's answer (the node's own server sends 3)
 RETRY_MS = 2000  # between two fetches of one announced hash
 
 
@@ -89,21 +90,37 @@ async def fetch(host: str, port: int, token: str) -> bytes:
     try:
         writer.write(b"GET /config HTTP/1.0\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n")
         await writer.drain()
-        data = b""
-        while len(data) <= FETCH_BYTES:
-            chunk = await reader.read(1024)
-            if not chunk:
+        # The head line by line, then the body into one buffer of its announced
+        # length: growing a bytes object chunk by chunk would need the answer
+        # two or three times over on the node's heap.
+        status = await reader.readline()
+        if not status.startswith(b"HTTP/1.0 200 "):
+            raise ValueError("no 200 answer: " + repr(status[:24]))
+        length = -1
+        for _ in range(FETCH_HEAD_LINES):
+            line = await reader.readline()
+            if not line or line == b"\r\n" or line == b"\n":
                 break
-            data += chunk
+            name, colon, value = line.partition(b":")
+            if colon and name.strip().lower() == b"content-length":
+                text = value.strip()
+                length = int(text) if text.isdigit() and len(text) <= 9 else -1
+        else:
+            raise ValueError("answer head over " + str(FETCH_HEAD_LINES) + " lines")
+        if not 0 <= length <= FETCH_BYTES:
+            raise ValueError("answer without a Content-Length up to " + str(FETCH_BYTES) + " bytes")
+        body = bytearray(length)
+        got = 0
+        while got < length:
+            chunk = await reader.read(length - got)
+            if not chunk:
+                raise ValueError("answer shorter than its Content-Length")
+            body[got:got + len(chunk)] = chunk
+            got += len(chunk)
     finally:
         writer.close()
         await writer.wait_closed()
-    if len(data) > FETCH_BYTES:
-        raise ValueError("answer over " + str(FETCH_BYTES) + " bytes")
-    end = data.find(b"\r\n\r\n")
-    if end < 0 or not data.startswith(b"HTTP/1.0 200 "):
-        raise ValueError("no 200 answer: " + repr(data[:24]))
-    return data[end + 4:]
+    return bytes(body)
 
 
 def wins(config: dict[str, object], adopted: dict[str, object] | None) -> int:
