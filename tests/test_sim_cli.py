@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,58 +92,62 @@ def test_a_node_that_cannot_start_stops_the_run_with_its_reason(tmp_path: Path, 
     assert node_processes(tmp_path) == []
 
 
-def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
-    out = tmp_path / "trace.jsonl"
-    workdir = tmp_path / "site"
-    command = [str(Path(sys.executable).parent / "loadmesh"), "sim", str(EVSE3), "--duration", "0",
-               "--trace", str(out), "--workdir", str(workdir)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=_ctrl_c_default)
-    try:
-        deadline = time.monotonic() + 30
-        while not (out.exists() and out.stat().st_size > 2000):
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.1)
-        assert len(node_processes(workdir)) == 3
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err
-    assert "sim: interrupted:" in err
-    assert node_processes(workdir) == []
-    assert json.loads(out.read_text().splitlines()[-1])["node"] == "evse3"
-
-
 def _ctrl_c_default() -> None:
     # In the child: SIGINT as a terminal's foreground job has it, however pytest
     # was started (a background job inherits it ignored, and so would the child).
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_ignored_by_the_parent_stays_ignored_and_sigterm_stops_the_run(tmp_path: Path) -> None:
-    # As under nohup or in a background job: the run goes on through SIGINT.
-    workdir = tmp_path / "site"
+def _ctrl_c_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup or in a background job
+
+
+@contextlib.contextmanager
+def _sim_until_stopped(workdir: Path, *options: str,
+                       preexec_fn: Callable[[], None] = _ctrl_c_default) -> Iterator[subprocess.Popen[str]]:
+    """`loadmesh sim` of the three-EVSE site with no end, its nodes in workdir; killed if a test leaves it running."""
     command = [str(Path(sys.executable).parent / "loadmesh"), "sim", str(EVSE3), "--duration", "0",
-               "--workdir", str(workdir)]
+               "--workdir", str(workdir), *options]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+                               preexec_fn=preexec_fn)
     try:
-        deadline = time.monotonic() + 30
-        while len(node_processes(workdir)) < 3:
-            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
-            time.sleep(0.1)
-        process.send_signal(signal.SIGINT)
-        time.sleep(1)
-        assert process.poll() is None and len(node_processes(workdir)) == 3
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
+        yield process
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def _wait_until(process: subprocess.Popen[str], ready: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while not ready():
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+
+
+def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
+    out = tmp_path / "trace.jsonl"
+    workdir = tmp_path / "site"
+    with _sim_until_stopped(workdir, "--trace", str(out)) as process:
+        _wait_until(process, lambda: out.exists() and out.stat().st_size > 2000)
+        assert len(node_processes(workdir)) == 3
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "sim: interrupted:" in err
+    assert node_processes(workdir) == []
+    assert json.loads(out.read_text().splitlines()[-1])["node"] == "evse3"
+
+
+def test_ctrl_c_ignored_by_the_parent_stays_ignored_and_sigterm_stops_the_run(tmp_path: Path) -> None:
+    workdir = tmp_path / "site"
+    with _sim_until_stopped(workdir, preexec_fn=_ctrl_c_ignored) as process:
+        _wait_until(process, lambda: len(node_processes(workdir)) == 3)
+        process.send_signal(signal.SIGINT)
+        time.sleep(1)
+        assert process.poll() is None and len(node_processes(workdir)) == 3  # the run goes on
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
     assert process.returncode == 0, err
     assert "sim: interrupted:" in err
     assert node_processes(workdir) == []
