@@ -193,6 +193,9 @@ def load_state(config: dict[str, object], raw: object, path: str = "state") -> d
     rooms_path = fc.join(path, "rooms")
     rooms = fc.obj(mapping.get("rooms", {}), rooms_path)
     active: dict[str, object] = {}
+    # Only what step() could have produced: a tier the state has reached, an
+    # opening within that tier's cap, and tier 3 only for a fallback room.
+    top_tier = LADDER.index(state) // 2 + 1 if state in LADDER else 3  # not active: refused below anyway
     for rid in sorted(rooms):
         where = fc.join(rooms_path, rid)
         if rid not in known:
@@ -202,10 +205,7 @@ def load_state(config: dict[str, object], raw: object, path: str = "state") -> d
         reason = entry.get("reason")
         if not isinstance(reason, str):
             raise FieldError(fc.join(where, "reason"), fc.describe(reason) + " is not a string")
-        # Only what step() could have produced: a tier the state has reached, an
-        # opening within that tier's cap, and tier 3 only for a fallback room.
-        top_tier = LADDER.index(state) // 2 + 1 if state in LADDER else 0
-        tier = fc.int_field(entry, "tier", where, 1, top_tier if top_tier else 3)
+        tier = fc.int_field(entry, "tier", where, 1, top_tier)
         cap = _int(config, "tier_" + str(tier) + "_max_pct")
         if tier == 3 and _room(config, rid)["fallback_priority"] is None:
             raise FieldError(fc.join(where, "tier"), "3 needs a fallback_priority, and room " + rid + " has none")
@@ -485,9 +485,14 @@ def _cascade(work: _Step) -> None:
 
 def _exit(work: _Step, why: str) -> None:
     work.log.append("deactivate: " + why)
+    _release_all(work, INACTIVE)
+
+
+def _release_all(work: _Step, state: str) -> None:
+    """Every room released (tier-3 rooms then rest), and the context back to state."""
     for rid in sorted(work.active()):
         work.remove(rid, "")
-    _reset(work.context, INACTIVE)
+    _reset(work.context, state)
 
 
 def _reset(context: dict[str, object], state: str) -> None:
@@ -582,9 +587,7 @@ def step(config: dict[str, object], state: dict[str, object], inputs: dict[str, 
     if not config["enabled"] or not inputs["enabled"]:
         if context["state"] != DISABLED:
             work.log.append("disabled: load sharing switched off")
-            for rid in sorted(work.active()):
-                work.remove(rid, "")  # a tier-3 room rests as after any release
-        _reset(context, DISABLED)
+        _release_all(work, DISABLED)
     else:
         if context["state"] == DISABLED:
             work.log.append("enabled")

@@ -6,6 +6,8 @@ import json
 from loadmesh.core import configsync, groupconfig
 from loadmesh.core.errors import FieldError
 
+from .httpapi import read_exactly
+
 # docs/safety.md ("Config", "Mismatch"). A config reaches a node three ways:
 # PUT /config (the companion, or anyone with the token), a fetch from a peer
 # whose heartbeats announce another config hash, or the store at boot. Each is
@@ -90,9 +92,7 @@ async def fetch(host: str, port: int, token: str) -> bytes:
     try:
         writer.write(b"GET /config HTTP/1.0\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n")
         await writer.drain()
-        # The head line by line, then the body into one buffer of its announced
-        # length: growing a bytes object chunk by chunk would need the answer
-        # two or three times over on the node's heap.
+        # The head line by line, then the body in one buffer of its announced length.
         status = await reader.readline()
         if not status.startswith(b"HTTP/1.0 200 "):
             raise ValueError("no 200 answer: " + repr(status[:24]))
@@ -109,18 +109,13 @@ async def fetch(host: str, port: int, token: str) -> bytes:
             raise ValueError("answer head over " + str(FETCH_HEAD_LINES) + " lines")
         if not 0 <= length <= FETCH_BYTES:
             raise ValueError("answer without a Content-Length up to " + str(FETCH_BYTES) + " bytes")
-        body = bytearray(length)
-        got = 0
-        while got < length:
-            chunk = await reader.read(length - got)
-            if not chunk:
-                raise ValueError("answer shorter than its Content-Length")
-            body[got:got + len(chunk)] = chunk
-            got += len(chunk)
+        body = await read_exactly(reader, length)
     finally:
         writer.close()
         await writer.wait_closed()
-    return bytes(body)
+    if body is None:
+        raise ValueError("answer shorter than its Content-Length")
+    return body
 
 
 def wins(config: dict[str, object], adopted: dict[str, object] | None) -> int:

@@ -301,19 +301,10 @@ class HttpServer:
             self._body_busy = False
 
     async def _fill(self, reader: asyncio.StreamReader, rest: bytes, length: int) -> bytes:
-        # One buffer of the announced length, filled in place (growing it
-        # would need the body two or three times over on a node's heap), then
-        # one copy as bytes; the buffer is garbage before the body is parsed.
-        body = bytearray(length)
-        got = len(rest) if len(rest) < length else length
-        body[:got] = rest[:got]
-        while got < length:
-            chunk = await reader.read(length - got)
-            if not chunk:
-                raise _Refused(400, "body shorter than Content-Length")
-            body[got:got + len(chunk)] = chunk
-            got += len(chunk)
-        return bytes(body)
+        body = await read_exactly(reader, length, rest)
+        if body is None:
+            raise _Refused(400, "body shorter than Content-Length")
+        return body
 
     def _response(self, status: int, answer: object, allow: str) -> bytes:
         """The whole answer, head and body (a plain function: its temporaries die with the call)."""
@@ -354,6 +345,24 @@ class HttpServer:
             await writer.wait_closed()
         except Exception:
             pass
+
+
+async def read_exactly(reader: asyncio.StreamReader, length: int, rest: bytes = b"") -> bytes | None:
+    """length bytes (rest: those already read), or None if the stream ends first.
+
+    One buffer of that length, filled in place (growing a bytes object chunk
+    by chunk would need it two or three times over on a node's heap), then
+    one copy as bytes; the buffer is garbage before the caller parses it."""
+    body = bytearray(length)
+    got = len(rest) if len(rest) < length else length
+    body[:got] = rest[:got]
+    while got < length:
+        chunk = await reader.read(length - got)
+        if not chunk:
+            return None
+        body[got:got + len(chunk)] = chunk
+        got += len(chunk)
+    return bytes(body)
 
 
 async def _read_head(reader: asyncio.StreamReader) -> tuple[bytes, str, list[bytes], bytes]:

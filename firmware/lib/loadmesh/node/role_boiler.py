@@ -225,11 +225,10 @@ class BoilerRole(Role):
         assert isinstance(checked, tuple)
         rooms, tiers_config, boiler_config, valves_config = checked
         if tiers_config != self.tiers_config:
-            if self.last_ms is None or not self.rooms:
-                self.tiers_state = tiers.initial_state(tiers_config)
-            else:  # afresh, but a tier-3 room that just served keeps its rest
-                self.tiers_state = tiers.reconfigured(self.tiers_config, self.tiers_state, tiers_config,
-                                                      self.last_ms)
+            # Afresh, but a tier-3 room that just served keeps its rest (before the first
+            # tick with rooms the context holds neither rooms nor rests: any time will do).
+            taken_ms = self.last_ms if self.last_ms is not None else 0
+            self.tiers_state = tiers.reconfigured(self.tiers_config, self.tiers_state, tiers_config, taken_ms)
             self.tier_state = str(self.tiers_state["state"])
             self.sharing = {}
         self.rooms, self.tiers_config, self.boiler_config, self.valves_config = (
