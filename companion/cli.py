@@ -53,19 +53,26 @@ def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
     runtime = open_runtime(cpython, device_tree())
     try:
         state = request.get("state")
+        config = request["config"]
         merged: object = {}
         steps = request["steps"]
         for first in range(0, len(steps), STEPS_PER_CHUNK):
             chunk: list[dict[str, object]] = []
+            chunk_config = config
             for patch in steps[first:first + STEPS_PER_CHUNK]:
-                body = {key: value for key, value in patch.items() if key != "now_ms"}
+                body = {key: value for key, value in patch.items() if key not in ("now_ms", "config")}
                 merged = _merged(merged, body)
+                if "config" in patch:
+                    # New settings within the file (tiers): the inputs carried
+                    # forward keep only the rooms still configured, as the entry does.
+                    config = patch["config"]
+                    merged = _configured_rooms(merged, config)
                 if chunk:
                     chunk.append(dict(patch))
                 else:
                     assert isinstance(merged, dict)
-                    chunk.append(dict(merged, now_ms=patch["now_ms"]))
-            part = {"config": request["config"], "steps": chunk}
+                    chunk.append(dict(merged, **{key: patch[key] for key in ("now_ms", "config") if key in patch}))
+            part = {"config": chunk_config, "steps": chunk}
             if state is not None:
                 part["state"] = state
             answer = json.loads(runtime.respond(entry, part))
@@ -79,6 +86,16 @@ def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
     finally:
         runtime.close()
     return 0
+
+
+def _configured_rooms(inputs: object, config: dict[str, object]) -> object:
+    """A tiers step's inputs without the rooms config does not name (config checked already)."""
+    if not isinstance(inputs, dict) or not isinstance(inputs.get("rooms"), dict):
+        return inputs
+    rooms = config["rooms"]
+    assert isinstance(rooms, list)
+    known = {room["id"] for room in rooms if isinstance(room, dict)}
+    return dict(inputs, rooms={rid: value for rid, value in inputs["rooms"].items() if rid in known})
 
 
 def _run_controller_file(args: argparse.Namespace) -> int:

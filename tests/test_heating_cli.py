@@ -47,6 +47,28 @@ def test_tiers_prints_one_line_per_step_the_same_on_every_runtime(device_root: P
     assert len(outputs) == 1
 
 
+def test_tiers_settings_change_within_a_file_the_same_on_every_runtime(device_root: Path, tmp_path: Path) -> None:
+    # The vector's settings change falls inside MicroPython's first chunk; a second
+    # one (kids back, study dropped) opens the second chunk, so that chunk starts under
+    # the settings in force and from inputs that no longer name study.
+    vector = json.loads((VECTORS_DIR / "tiers" / "settings_change_keeps_rests.json").read_text())
+    request = vector["input"]
+    first_config = request["config"]
+    kids = request["steps"][0]["rooms"]["kids"]
+    request["steps"].append({"now_ms": 1500000, "config": first_config, "rooms": {"kids": kids}})
+    for minute in range(26, 31):
+        request["steps"].append({"now_ms": minute * 60000, "rooms": {"bath": {"calling": minute < 29}}})
+    path = tmp_path / "steps.json"
+    path.write_text(json.dumps(request))
+    expected = json.loads(entry.respond("tiers", request))["ok"]["steps"]
+    assert len(expected) == 10
+    assert "study" not in expected[4]["valve_pct"]
+    for runtime in ("cpython", "micropython", "micropython-f32"):
+        done = _run(device_root, "tiers", "--runtime", runtime, str(path))
+        assert done.returncode == 0, done.stderr
+        assert [json.loads(line) for line in done.stdout.splitlines()] == expected
+
+
 @pytest.mark.parametrize("cli_runtime", ["cpython", "micropython-f32"])
 def test_tiers_bad_input_is_one_line_naming_the_step(device_root: Path, tmp_path: Path, cli_runtime: str) -> None:
     path = _long_steps(tmp_path, 10)

@@ -11,6 +11,9 @@ _COMPACT = hasattr(gc, "mem_free")  # MicroPython only; CPython's heap does not 
 # Every step after the first only needs what changed: its objects are merged
 # into the previous step's inputs, key by key. The answer is
 # {"steps": [one object per step], "state": the state after the last step}.
+# A tiers step may carry "config": new load-sharing settings taken at its now_ms,
+# as a boiler node takes a PUT /heating (tiers.reconfigured), before the step runs;
+# the inputs carried forward then drop the rooms no longer configured.
 # Each kind imports only its own modules, as the node that runs it would:
 #   tiers    the load-sharing state machine (boiler node)
 #   boiler   the boiler state machine and the valve arbitration (boiler node)
@@ -39,6 +42,11 @@ class _Kind:
              now_ms: int) -> tuple[dict[str, object], dict[str, object]]:
         raise NotImplementedError
 
+    def reconfigure(self, old_config: dict[str, object], state: dict[str, object], new_config: dict[str, object],
+                    raw: object, now_ms: int) -> tuple[dict[str, object], object]:
+        """The state and the carried-forward inputs under new_config, taken at now_ms."""
+        raise FieldError("config", "cannot change within a step file of this kind")
+
 
 class _Tiers(_Kind):
     keep = ("state", "valve_pct", "reasons", "calling_w", "total_w", "stale", "log")
@@ -63,6 +71,18 @@ class _Tiers(_Kind):
         from . import tiers
 
         return tiers.step(config, state, inputs, now_ms)
+
+    def reconfigure(self, old_config: dict[str, object], state: dict[str, object], new_config: dict[str, object],
+                    raw: object, now_ms: int) -> tuple[dict[str, object], object]:
+        from . import tiers
+
+        mapping = fc.obj(raw, "")
+        rooms = mapping.get("rooms")
+        if isinstance(rooms, dict):
+            known = tiers.room_ids(new_config)
+            mapping = dict(mapping)
+            mapping["rooms"] = {rid: rooms[rid] for rid in rooms if rid in known}
+        return tiers.reconfigured(old_config, state, new_config, now_ms), mapping
 
 
 class _Boiler(_Kind):
@@ -256,7 +276,16 @@ def _steps(request: object, kind: _Kind) -> object:
         if now_ms < last_ms:
             raise FieldError(where + ".now_ms", str(now_ms) + " is before the step before")
         last_ms = now_ms
-        raw = fc.merged(raw, body)
+        if "config" in body:
+            try:
+                new_config = kind.config(body.pop("config"))
+                raw = fc.merged(raw, body)
+                state, raw = kind.reconfigure(config, state, new_config, raw, now_ms)
+            except FieldError as exc:
+                raise FieldError(where + "." + exc.field if exc.field else where, exc.problem) from None
+            config = new_config
+        else:
+            raw = fc.merged(raw, body)
         try:
             inputs = kind.inputs(config, raw, now_ms)
         except FieldError as exc:
