@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from loadmesh.core import configsync, pilot
+from loadmesh.core.errors import FieldError
 
 from .simsite import simulation, three_evses
 
@@ -37,6 +38,13 @@ def test_a_config_switch_that_fails_half_way_halts_the_node_and_it_boots_into_th
             assert node.mode == "halted"  # type: ignore[attr-defined]
             assert node.error == "config switch: MemoryError()"  # type: ignore[attr-defined]
             assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+            # Halted, it takes nothing more until the reset: a newer config is refused, and the
+            # halt (mode and reason) stays what /status shows.
+            newer = dict(lowered, version=int(lowered["version"]) + 1)  # type: ignore[call-overload]
+            with pytest.raises(FieldError, match="the node halted"):
+                node.put_config(configsync.seal(sim.pads, newer))  # type: ignore[attr-defined]
+            assert node.mode == "halted"  # type: ignore[attr-defined]
+            assert node.error == "config switch: MemoryError()"  # type: ignore[attr-defined]
         sim.run(4500)
         assert sim.virtual.errors["evse1"] == "config switch: MemoryError()"  # no more ticks
         # The watchdog's reset: it boots into the lowered config, which it kept.
@@ -44,3 +52,29 @@ def test_a_config_switch_that_fails_half_way_halts_the_node_and_it_boots_into_th
         sim.run(7500)
         assert sim.virtual.mode("evse1") == "running"
         assert sim.virtual.nodes["evse1"].adopted["version"] == 2  # type: ignore[attr-defined]
+
+
+def test_a_config_that_changes_the_node_kind_leaves_no_old_actuator_driven(
+        tmp_path: Path, device_root: Path) -> None:
+    # evse1 charges, then a config makes it a relay load: its pilot must stop offering current at once
+    # (the relay role never drives the pilot again), and the relay is the new role's to close.
+    scenario = three_evses(60, [])
+    with simulation(scenario, tmp_path, device_root, virtual=NODES) as sim:
+        sim.run(3000)
+        assert sim.virtual is not None
+        node = sim.virtual.nodes["evse1"]
+        config = dict(sim.config)
+        members = [dict(member) for member in config["members"]]  # type: ignore[union-attr]
+        for member in members:
+            if member["id"] == "evse1":
+                member.update(kind="relay", min_ma=6000, max_ma=6000)
+        config.update(members=members, version=int(config["version"]) + 1)  # type: ignore[call-overload]
+        with sim.virtual.lock:
+            assert node.hal.pilot_permille != pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+            answer = node.put_config(configsync.seal(sim.pads, config))  # type: ignore[attr-defined]
+            assert answer["adopted"] is True
+            assert node.role.kind == "relay"  # type: ignore[attr-defined]
+            assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+        sim.run(5000)
+        assert sim.virtual.mode("evse1") == "running"
+        assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]

@@ -132,7 +132,13 @@ def announced(config: dict[str, object]) -> str:
 
 def wanted(known: dict[str, dict[str, object]], tried_ms: dict[str, int], announced_by: dict[str, str],
            now_ms: int) -> list[tuple[str, str]]:
-    """(announced hash, peer) for each unknown config a peer announces, not tried within RETRY_MS."""
+    """(announced hash, peer) for each unknown config a peer announces, not tried within RETRY_MS.
+
+    Forgets the tries of configs no peer announces any more (else one entry per version, for good).
+    """
+    for hash_prefix in sorted(tried_ms):
+        if hash_prefix not in announced_by:
+            del tried_ms[hash_prefix]
     out = []
     for hash_prefix in sorted(announced_by):
         if hash_prefix in known:

@@ -251,6 +251,10 @@ class Node:
             self.mesh = Mesh(_int(config, "mesh_port"), str(config["mesh_host"]), _int(config, "mesh_dest_port"),
                              str(config["bind_host"]))
         if self.role is None or self.role.kind != plan.me["kind"]:
+            if self.role is not None:
+                # Each role drives only its own actuator: the old one's (a pilot still
+                # offering current, a burner call) would stay as it was for good.
+                self.hal.safe()
             self.role = open_role(plan, self.root)
         else:
             self.role.replan(plan)
@@ -283,10 +287,16 @@ class Node:
         self._adopt(config)
         return {"adopted": True, "version": config["version"], "announced": self.announced}
 
+    def _refuse_if_halted(self, field: str) -> None:
+        """Once halted, the node changes nothing and feeds no watchdog until the reset (its error stays)."""
+        if self.halted:
+            raise FieldError(field, "the node halted (" + self.error + "); the watchdog resets it")
+
     def _adopt(self, config: dict[str, object]) -> None:
         """Check, keep and run a config that wins; FieldError (nothing changed) if this node cannot run it."""
         from .store import Store
 
+        self._refuse_if_halted("config")  # a PUT, or a fetch that was under way when the tick failed
         plan = self._prepare(config, None)
         self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
         store = Store(self.root)
@@ -302,6 +312,7 @@ class Node:
                 raise FieldError(name, "this node runs no config yet (" + self.mode + "): its kind is not known")
             if body is None:
                 return role.heating() if name == "heating" else role.load_sharing()
+            self._refuse_if_halted(name)
             try:
                 return self._put_role_settings(role, name, body)
             except OSError as exc:
@@ -393,7 +404,7 @@ class Node:
         from . import groupsync
 
         adopted = self.adopted
-        if adopted is None:
+        if adopted is None or self.halted:  # halted while the fetch was under way
             return
         in_use, merged = groupsync.merged(adopted, self.known, announced_by)
         if in_use == self.in_use:
@@ -425,6 +436,7 @@ class Node:
         refusal = self.adoptable()
         if refusal:
             raise FieldError("adopt", refusal)
+        self._refuse_if_halted("adopt")
         node, key, boot_floor, node_settings = adoption.open_request(self.code, body)
         store = Store(self.root)
         self.hal.feed_watchdog()
