@@ -174,6 +174,10 @@ def test_heating_check_refuses_with_the_file_the_field_and_the_value(device_root
     cases.append((bad, group, f"boiler.json: heating.rooms: has no room for the valve node '{missing}'"))
     # A manual room without its target.
     cases.append(({"room": {"mode": "manual"}}, None, "boiler.json: heating.room.manual_target_dc: is missing"))
+    # More rooms than a boiler node's heartbeat can hold at once (pump overrun holds them all).
+    bad = json.loads(json.dumps(boiler))
+    bad["rooms"] = [{"id": f"room{number}", "rated_w": 800} for number in range(13)]
+    cases.append((bad, None, "boiler.json: heating.rooms: has 13 rooms; a boiler node commands at most 12 valves"))
     for content, group_file, expected in cases:
         path = _write(tmp_path, "boiler.json", content)
         args = ["heating-check", str(path)] + (["--group", str(group_file)] if group_file is not None else [])

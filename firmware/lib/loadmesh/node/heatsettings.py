@@ -1,6 +1,6 @@
 """The heating settings of valve and boiler nodes (heating.json in the node's file system), checked."""
 
-from loadmesh.core import boiler, roomctl, schedule, tiers, valves
+from loadmesh.core import boiler, heartbeat, roomctl, schedule, tiers, valves
 from loadmesh.core import fieldcheck as fc
 from loadmesh.core.errors import FieldError
 
@@ -71,8 +71,15 @@ def load_heating(raw: object) -> tuple[list[str], dict[str, object], dict[str, i
     sharing = dict(fc.obj(top.get("load_sharing", {}), "heating.load_sharing"))
     if "rooms" in sharing:
         raise FieldError("heating.load_sharing.rooms", "is not a known field (room facts go in rooms[])")
+    rooms_raw = fc.array(top.get("rooms"), "heating.rooms")
+    if len(rooms_raw) > heartbeat.MAX_OVERRIDES:
+        # Every room may be held at once (pump overrun): the heartbeat that tells the
+        # valve nodes so has room for this many overrides, and a node that cannot send
+        # it would halt at every heating cycle.
+        raise FieldError("heating.rooms", "has " + str(len(rooms_raw)) + " rooms; a boiler node commands at most "
+                         + str(heartbeat.MAX_OVERRIDES) + " valves")
     tier_rooms: list[object] = []
-    for position, room_raw in enumerate(fc.array(top.get("rooms"), "heating.rooms")):
+    for position, room_raw in enumerate(rooms_raw):
         path = fc.index("heating.rooms", position)
         room = fc.obj(room_raw, path)
         fc.only(room, ("id", "rated_w", "exponent_permille", "load_sharing"), path)
