@@ -78,3 +78,33 @@ def test_a_config_that_changes_the_node_kind_leaves_no_old_actuator_driven(
         sim.run(5000)
         assert sim.virtual.mode("evse1") == "running"
         assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+
+
+def test_a_node_a_config_leaves_out_stops_and_stays_stopped_across_a_reset(tmp_path: Path, device_root: Path) -> None:
+    # Its peers stop counting what it draws once they run that config: it must not go on charging.
+    scenario = three_evses(60, [])
+    with simulation(scenario, tmp_path, device_root, virtual=NODES) as sim:
+        sim.run(3000)
+        assert sim.virtual is not None
+        node = sim.virtual.nodes["evse3"]
+        config = dict(sim.config)
+        config["members"] = [member for member in config["members"]  # type: ignore[union-attr]
+                             if member["id"] != "evse3"]
+        config["version"] = int(config["version"]) + 1  # type: ignore[call-overload]
+        with sim.virtual.lock:
+            assert node.hal.pilot_permille != pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+            answer = node.put_config(configsync.seal(sim.pads, config))  # type: ignore[attr-defined]
+            assert answer["adopted"] is True
+            assert node.mode == "left_out"  # type: ignore[attr-defined]
+            assert node.error == "config version 2 has no member 'evse3': nothing driven"  # type: ignore[attr-defined]
+            assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+        sim.run(5000)
+        assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+        assert sim.virtual.mode("evse3") == "left_out"
+        # A reset boots it into the config it kept, left out again, rather than back into the old one.
+        sim.restart("evse3")
+        sim.run(7000)
+        rebooted = sim.virtual.nodes["evse3"]
+        assert sim.virtual.mode("evse3") == "left_out"
+        assert rebooted.adopted["version"] == 2  # type: ignore[attr-defined]
+        assert rebooted.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]

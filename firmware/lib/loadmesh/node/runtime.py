@@ -75,6 +75,7 @@ _OCCASIONAL = ("loadmesh.node.groupsync", "loadmesh.core.configsync", "loadmesh.
 
 UNADOPTED = "unadopted"  # no group key: PUT /adopt
 NO_CONFIG = "no_config"  # a key, but no config this node can run: PUT /config
+LEFT_OUT = "left_out"  # the winning config has no member of this id: nothing driven, PUT /config
 RUNNING = "running"
 HALTED = "halted"  # the tick failed: actuators safe, the watchdog no longer fed
 
@@ -165,6 +166,8 @@ class Node:
             config = _read_config(store)
             if config is None:
                 self.error = self.error or "no config"
+            elif self._left_out(config):
+                self._leave(config)
             else:
                 self._use(config, self._prepare(config, None))
         except FieldError as exc:
@@ -297,12 +300,35 @@ class Node:
         from .store import Store
 
         self._refuse_if_halted("config")  # a PUT, or a fetch that was under way when the tick failed
-        plan = self._prepare(config, None)
+        plan = None if self._left_out(config) else self._prepare(config, None)
         self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
         store = Store(self.root)
         store.write_json(CONFIG, config)
         self.store_state[CONFIG] = store.state[CONFIG]
-        self._use(config, plan)
+        if plan is None:
+            self._leave(config)
+        else:
+            self._use(config, plan)
+
+    def _left_out(self, config: dict[str, object]) -> bool:
+        """Whether config, sealed with the group key, has no member of this node's id (a node without an id
+        is refused by _prepare instead)."""
+        node = self.node_id()
+        return bool(node) and not _names(config, node)
+
+    def _leave(self, config: dict[str, object]) -> None:
+        """Stop for good under a config that leaves this node out: its peers no longer count what it draws."""
+        from . import groupsync
+
+        self.hal.safe()
+        self.plan = self.role = self.state = None
+        self.in_use = []
+        self.known = {}
+        self.adopted = config
+        self.announced = groupsync.announced(config)
+        self.mode = LEFT_OUT
+        self.error = "config version " + str(config["version"]) + " has no member " + repr(self.node_id()) + \
+            ": nothing driven"
 
     def role_settings(self, name: str, body: bytes | None) -> object:
         """GET (body None) or PUT of the role's settings "heating" or "load_sharing"; FieldError: nothing changed."""
@@ -694,6 +720,13 @@ async def asyncio_wait(coroutine: object) -> bytes:
 
     result: bytes = await asyncio.wait_for(coroutine, FETCH_TIMEOUT_MS / 1000)
     return result
+
+
+def _names(config: dict[str, object], node: str) -> bool:
+    """Whether config has a member of id node."""
+    members = config["members"]
+    assert isinstance(members, list)
+    return any(member["id"] == node for member in members)
 
 
 def _read_config(store: object) -> dict[str, object] | None:
