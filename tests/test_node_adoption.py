@@ -190,11 +190,13 @@ def test_a_node_without_a_config_it_can_run_stays_safe_and_says_why(node: NodeRu
     store.write_key(KEY)
     store.write_json("node.json", {"id": "ghost", "http_port": node.http_port, "http_host": "127.0.0.1"})
     store.write_json("config.json", CONFIG)
-    node.start()
+    version = CONFIG["version"]
+    assert node.start() == f"loadmesh node ghost: boot 1, no config it can run (config version {version} has no " \
+                           "member 'ghost': nothing driven)"
     status, answer = node.request("GET", "/status")
     assert status == 200
-    assert answer["state"] == "no_config"
-    assert answer["error"] == "config.json: node: 'ghost' is not a member of the group"
+    assert answer["state"] == "left_out"
+    assert answer["error"] == f"config version {version} has no member 'ghost': nothing driven"
     assert "applied_ma" not in answer
 
 

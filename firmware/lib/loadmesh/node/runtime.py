@@ -134,6 +134,9 @@ class Node:
 
         store = Store(self.root)
         hal = self._open_hal(store.read_json(HARDWARE))
+        # The watchdog runs from here: each of boot's littlefs writes (the boot
+        # counter, twice; a temp file put in place) can take a sector erase or two.
+        hal.feed_watchdog()
         try:
             self.boot_id = store.next_boot_id()
         except OSError as exc:
@@ -148,7 +151,9 @@ class Node:
                 self.error = str(exc)
         self.settings["peers_http"] = None  # read again when a fetch needs it: sixteen addresses take 2.5 KB
         self.key = store.read_key()
+        hal.feed_watchdog()
         store.clean()
+        hal.feed_watchdog()
         self.store_state = store.state
         self.boot_state = store.boot_state
         self.hal = hal
@@ -173,7 +178,7 @@ class Node:
         except FieldError as exc:
             self.error = "config.json: " + str(exc)
         head = "loadmesh node " + (self.node_id() or "?") + ": boot " + str(self.boot_id)
-        if self.adopted is None:
+        if self.adopted is None or self.mode == LEFT_OUT:
             print(head + ", no config it can run (" + self.error + ")")
         else:
             print(head + ", config version " + str(self.adopted["version"]) + " " + self.announced)

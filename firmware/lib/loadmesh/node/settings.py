@@ -13,7 +13,7 @@ from loadmesh.core.errors import FieldError
 #    "mesh_dest_port": 4210,                that destination's port (default mesh_port)
 #    "bind_host": "0.0.0.0",                the address the mesh socket binds
 #    "http_host": "0.0.0.0", "http_port": 80,
-#    "peers_http": {"evse2": ["192.168.1.12", 80]}}   peers' HTTP APIs, for fetching their config
+#    "peers_http": {"evse2": ["192.168.1.12", 80]}}   peers' HTTP APIs (IPv4 addresses), for fetching their config
 #
 # A node without the file (or with a bad one), or with no id in it, cannot
 # run a config: it waits for adoption (node.adoption), which writes the id.
@@ -56,7 +56,7 @@ def parse(raw: object) -> dict[str, object]:
         pair = fc.array(peers[peer], path)
         if len(pair) != 2:
             raise FieldError(path, "must be [host, port]")
-        addresses[peer] = [_host(pair[0], path + "[0]"), fc.integer(pair[1], path + "[1]", 1, 65535)]
+        addresses[peer] = [_ipv4(pair[0], path + "[0]"), fc.integer(pair[1], path + "[1]", 1, 65535)]
     out["peers_http"] = addresses
     return out
 
@@ -75,3 +75,13 @@ def _host(value: object, path: str) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= 64:
         raise FieldError(path, fc.describe(value) + " is not a host name or address")
     return value
+
+
+def _ipv4(value: object, path: str) -> str:
+    # A name would be resolved in the fetch, and MicroPython's getaddrinfo blocks
+    # the whole loop, control tick included, for as long as DNS takes.
+    parts = value.split(".") if isinstance(value, str) else []
+    if len(parts) != 4 or not all(part.isdigit() and len(part) <= 3 and int(part) <= 255 for part in parts):
+        raise FieldError(path, fc.describe(value) + " is not an IPv4 address (a name would block the node "
+                         "while it is looked up)")
+    return str(value)
