@@ -30,13 +30,13 @@ class Node:
     """One controller: its plan, state and peer table, and the heartbeats it sent (its outbox)."""
 
     def __init__(self, core: ModuleType, parsed: dict[str, Any], node_id: str, boot_id: int = 1,
-                 now_ms: int = 0, last_applied_ma: int = 0) -> None:
+                 now_ms: int = 0, last_applied_ma: int = 0, last_exposure_ma: int = 0) -> None:
         self.core = core
         self.id = node_id
         self.pads = core.heartbeat.prepare_key(KEY)
         self.plan = core.controller.prepare(parsed, node_id)
         self.table = core.peers.PeerTable(self.pads, parsed["group"], node_id, self.plan.ids)
-        self.state = core.controller.boot(self.plan, boot_id, now_ms, last_applied_ma)
+        self.state = core.controller.boot(self.plan, boot_id, now_ms, last_applied_ma, last_exposure_ma)
         self.inputs: dict[str, Any] = {"demand": False}
         self.out: dict[str, Any] = {}
         self.outbox: list[bytes] = []

@@ -34,6 +34,33 @@ def test_boot_state(core: ModuleType, failsafe: dict[str, Any], member: dict[str
     assert node.applied == boot_ma
 
 
+def test_a_reset_soon_after_lowering_keeps_telling_what_the_car_may_still_draw(core: ModuleType) -> None:
+    # a charges at 32 A, lowers to 16 A for b, and is reset 0.5 s later: its car may draw 32 A until
+    # ev_lag after the lowering. What RTC memory kept (applied 16 A, exposure 32 A) is what it tells
+    # after the reset, so b cannot take the 16 A a's car has not yet given back.
+    net = Net(core, config([evse("a"), evse("b")], ev_lag_ms=5000, wdt_ms=2000,
+                           failsafe={"mode": "safe_current", "current_ma": 6000}))
+    net["a"].inputs["demand"] = True
+    net.run(2000)
+    assert net.applied() == {"a": 32000, "b": 0}
+    net["b"].inputs["demand"] = True
+    lowered_ms = net.now_ms
+    net.run(500)
+    assert net["a"].applied == 16000 and net["a"].out["exposure_ma"] == 32000
+    kept = (net["a"].applied, net["a"].out["exposure_ma"])
+    del net.nodes["a"]
+    net.run(2000)  # the watchdog's reset
+    net.nodes["a"] = Node(core, net.config, "a", boot_id=2, now_ms=net.now_ms, last_applied_ma=kept[0],
+                          last_exposure_ma=kept[1])
+    net["a"].inputs["demand"] = True
+    while net.now_ms < lowered_ms + 5000:
+        net.run(100)
+        assert net["a"].out["exposure_ma"] == 32000
+        assert 32000 + net["b"].applied <= 32000, (net.now_ms - lowered_ms, net.applied())
+    net.run(8000)  # the lag is over, and the group shares again
+    assert net["a"].out["exposure_ma"] == net["a"].applied and net["b"].applied > 0
+
+
 def test_no_raise_until_every_member_is_heard_and_agrees(core: ModuleType) -> None:
     net = Net(core, config([evse("a"), evse("b"), evse("c")]))
     net["a"].inputs["demand"] = True

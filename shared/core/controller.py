@@ -108,18 +108,27 @@ def prepare(config: dict[str, object], node: str, announce_version: int | None =
     return Plan(groupconfig.node_facts(config, node, announce_version, announce_hash))
 
 
-def boot(plan: Plan, boot_id: int, now_ms: int, last_applied_ma: int = 0) -> dict[str, object]:
+def boot(plan: Plan, boot_id: int, now_ms: int, last_applied_ma: int = 0,
+         last_exposure_ma: int = 0) -> dict[str, object]:
     """The state a node starts in: at most its failsafe current, and never above last_applied_ma.
 
-    last_applied_ma is the limit the node enforced before a watchdog reset, if
-    the firmware kept it (RTC memory); 0 after a power cut or when unknown. A
-    node that booted above it would raise without evidence.
+    last_applied_ma is the limit the node enforced before a watchdog reset, and
+    last_exposure_ma what its car could still draw then (a limit lowered less
+    than ev_lag ago), if the firmware kept them (RTC memory); 0 after a power
+    cut or when unknown. A node that booted above last_applied_ma would raise
+    without evidence; one that told its peers less than last_exposure_ma would
+    let them raise into current its car may still draw.
     """
     if isinstance(boot_id, bool) or not isinstance(boot_id, int) or not 1 <= boot_id <= (1 << 30) - 1:
         raise FieldError("boot_id", site.show(boot_id) + " is not an integer 1..1073741823")
     _check_ms(now_ms, "now_ms")
     if isinstance(last_applied_ma, bool) or not isinstance(last_applied_ma, int) or last_applied_ma < 0:
         raise FieldError("last_applied_ma", site.show(last_applied_ma) + " is not a current in mA")
+    if isinstance(last_exposure_ma, bool) or not isinstance(last_exposure_ma, int) or last_exposure_ma < 0:
+        raise FieldError("last_exposure_ma", site.show(last_exposure_ma) + " is not a current in mA")
+    # Its car may still be following a limit enforced before the reset, for up to
+    # ev_lag from now (the reset took some of it: held a little longer is the safe side).
+    exposed = last_exposure_ma if last_exposure_ma > last_applied_ma else last_applied_ma
     failsafe = plan.failsafe_ma[plan.own]
     applied = _lattice(plan, failsafe if failsafe < last_applied_ma else last_applied_ma)
     return {
@@ -128,8 +137,7 @@ def boot(plan: Plan, boot_id: int, now_ms: int, last_applied_ma: int = 0) -> dic
         "draw_ma": [None, None, None], "meter": None, "sent": None, "retells": 0,
         # A load stopped by the reset itself waits out the anti-flap guard.
         "paused_ms": now_ms if applied == 0 and last_applied_ma > 0 else None,
-        # Its car may still be following the limit enforced before the reset.
-        "held": [[last_applied_ma, now_ms + plan.lag_ms]] if last_applied_ma > applied and plan.lag_ms else [],
+        "held": [[exposed, now_ms + plan.lag_ms]] if exposed > applied and plan.lag_ms else [],
         "agreed": None, "agreed_caps": None,
     }
 

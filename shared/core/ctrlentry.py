@@ -7,7 +7,8 @@ from .errors import FieldError
 
 _COMPACT = hasattr(gc, "mem_free")  # MicroPython: collect between ticks, as a node does
 
-# A step file: {"config", "node", "boot_id", optional "last_applied_ma",
+# A step file: {"config", "node", "boot_id", optional "last_applied_ma" and
+# "last_exposure_ma" (what RTC memory kept across a watchdog reset),
 # "steps": [{"t_ms", optional "inputs", optional "hear": [...]}]}. Inputs
 # are merged key by key into the previous step's. Each heard heartbeat is a
 # peer's decoded heartbeat (docs/heartbeat.md), built from the sender's
@@ -27,7 +28,7 @@ def run(request: object) -> object:
     from . import groupconfig
 
     mapping = fc.obj(request, "")
-    fc.only(mapping, ("config", "node", "boot_id", "last_applied_ma", "steps"), "")
+    fc.only(mapping, ("config", "node", "boot_id", "last_applied_ma", "last_exposure_ma", "steps"), "")
     node = mapping.get("node")
     if not isinstance(node, str):
         raise FieldError("node", fc.describe(node) + " is not a member id")
@@ -48,6 +49,7 @@ def run(request: object) -> object:
     table = peers.PeerTable((b"", b""), plan.group, node, plan.ids)  # fed decoded heartbeats only
     boot_id = fc.int_field(mapping, "boot_id", "", 1, _MAX_VALUE)
     last_applied_ma = fc.int_field(mapping, "last_applied_ma", "", 0, 1000000, 0)
+    last_exposure_ma = fc.int_field(mapping, "last_exposure_ma", "", 0, 1000000, 0)
     steps = fc.array(mapping.get("steps"), "steps")
     if len(steps) > MAX_STEPS:
         raise FieldError("steps", "has " + str(len(steps)) + " steps, more than " + str(MAX_STEPS))
@@ -61,7 +63,7 @@ def run(request: object) -> object:
         fc.only(step_map, ("t_ms", "inputs", "hear"), path)
         now_ms = fc.int_field(step_map, "t_ms", path, 0, _MAX_VALUE)
         if state is None:
-            state = controller.boot(plan, boot_id, now_ms, last_applied_ma)
+            state = controller.boot(plan, boot_id, now_ms, last_applied_ma, last_exposure_ma)
         if "inputs" in step_map:
             inputs = fc.merged(inputs, fc.obj(step_map["inputs"], path + ".inputs"))
         heard = []
