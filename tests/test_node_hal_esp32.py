@@ -100,6 +100,21 @@ def test_servo_valve_with_feedback_and_a_room_sensor(device_root: Path, tmp_path
     assert out[13] is None  # the bus is gone: unknown, not the last value
 
 
+def test_a_feedback_line_out_of_range_reads_unknown(device_root: Path, tmp_path: Path) -> None:
+    # A valve whose feedback falls as it opens (2.9 V closed, 0.3 V open): a broken
+    # or grounded feedback wire reads 0 V, which clamping took for fully open.
+    hw = {"hal": "esp32", "valve": {"kind": "pwm", "pin": 14, "feedback": {"kind": "adc", "pin": 35,
+                                                                           "closed_mv": 2900, "open_mv": 300}}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["adc", 35, [0]], ["valve_pct"], ["adc", 35, [3300000]], ["valve_pct"],
+        ["adc", 35, [250000]], ["valve_pct"], ["adc", 35, [1600000]], ["valve_pct"],
+    ])
+    assert out[2] is None  # 0 V: the wire is broken or grounded, the position unknown (not 100)
+    assert out[4] is None  # 3.3 V: shorted to the supply
+    assert out[6] == 100  # 50 mV past the open end: within the margin, open
+    assert out[8] == 50
+
+
 def test_relay_valve_with_an_end_switch_and_an_active_low_boiler_relay(device_root: Path, tmp_path: Path) -> None:
     # The end switch on an input-only pin (an input needs no output driver); the
     # active-low boiler relay on GPIO 15, pulled up at reset: off until driven.

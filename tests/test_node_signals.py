@@ -75,8 +75,18 @@ CASES: list[tuple[str, str, list[object], object]] = [
     ("a servo asked below 0 %", "servo_pulse_ns", [-5, 1000, 2000], 1000000),
     ("feedback halfway", "feedback_pct", [1600, 300, 2900], 50),
     ("feedback falling as it opens", "feedback_pct", [1600, 2900, 300], 50),
-    ("feedback past the open end", "feedback_pct", [3000, 300, 2900], 100),
-    ("feedback below the closed end", "feedback_pct", [100, 300, 2900], 0),
+    ("feedback past the open end, within the margin", "feedback_pct", [3000, 300, 2900], 100),
+    ("feedback below the closed end, within the margin", "feedback_pct", [200, 300, 2900], 0),
+    # The margin is 5 % of the 2600 mV span, 130 mV; further out the line is broken or shorted.
+    ("feedback at the margin past the open end", "feedback_pct", [3030, 300, 2900], 100),
+    ("feedback just beyond it: unknown, not open", "feedback_pct", [3031, 300, 2900], None),
+    ("feedback at the margin below the closed end", "feedback_pct", [170, 300, 2900], 0),
+    ("feedback just below it: unknown", "feedback_pct", [169, 300, 2900], None),
+    ("a falling feedback's wire broken or shorted to ground: unknown, not open", "feedback_pct",
+     [0, 2900, 300], None),
+    ("feedback shorted to the supply: unknown, not open", "feedback_pct", [3300, 300, 2900], None),
+    ("a falling feedback a little past its closed end", "feedback_pct", [2990, 2900, 300], 0),
+    ("a feedback wired from 0 V at closed reads a broken wire as closed", "feedback_pct", [0, 0, 2500], 0),
     ("Maxim AN27's ROM code example", "crc8_dallas", [[0x02, 0x1C, 0xB8, 0x01, 0, 0, 0]], 0xA2),
     ("DS18B20 +25.0625 C", "ds18b20_dc", [_scratch(0x0191)], 251),
     ("DS18B20 -10.125 C", "ds18b20_dc", [_scratch(0xFF5E)], -101),
@@ -110,6 +120,19 @@ def test_the_pilot_never_signals_more_than_the_core_rounded_to(permille: int) ->
         assert actual_permille <= permille
         assert permille - actual_permille < 0.02
     assert pilot.signalled_ma(math.floor(actual_permille)) <= pilot.signalled_ma(permille)
+
+
+@given(st.integers(min_value=0, max_value=3300), st.integers(min_value=0, max_value=3300),
+       st.integers(min_value=0, max_value=3300))
+def test_feedback_out_of_range_is_unknown(mv: int, closed_mv: int, open_mv: int) -> None:
+    # A position is only ever read from a voltage within the margin of the closed..open range.
+    pct = signals.feedback_pct(mv, closed_mv, open_mv)
+    low, high = min(closed_mv, open_mv), max(closed_mv, open_mv)
+    margin = (high - low) * signals.FEEDBACK_MARGIN_PCT // 100
+    if low - margin <= mv <= high + margin and low < high:
+        assert pct is not None and 0 <= pct <= 100
+    else:
+        assert pct is None
 
 
 @given(st.integers(min_value=0, max_value=1 << 62))

@@ -133,11 +133,29 @@ def servo_pulse_ns(pct: int, closed_us: int, open_us: int) -> int:
     return closed_us * 1000 + (open_us - closed_us) * 10 * pct
 
 
-def feedback_pct(mv: int, closed_mv: int, open_mv: int) -> int:
-    """A valve's position in percent from its feedback voltage (either direction), clamped to 0..100."""
+# How far outside its closed..open voltages a valve's feedback may read and
+# still be taken as that end: 5 % of the span (130 mV on a 0.3-2.9 V
+# feedback). That covers the ESP32 ADC's calibrated error (tens of mV), a
+# divider's 1 % resistors and an actuator that travels a little past its end
+# stop; a broken wire, or one shorted to ground or the supply, reads at a
+# rail, further out whenever the ends are wired away from the rails.
+FEEDBACK_MARGIN_PCT = 5
+
+
+def feedback_pct(mv: int, closed_mv: int, open_mv: int) -> int | None:
+    """A valve's position in percent from its feedback voltage (either direction); None if out of range.
+
+    Within FEEDBACK_MARGIN_PCT of the span outside closed..open it clamps to
+    0..100; further out the line is broken or shorted, and the position is
+    unknown: never 100, which would count toward the boiler's interlock.
+    """
     span = open_mv - closed_mv
     if span == 0:
-        return 0
+        return None
+    low, high = (closed_mv, open_mv) if span > 0 else (open_mv, closed_mv)
+    margin = (high - low) * FEEDBACK_MARGIN_PCT // 100
+    if mv < low - margin or mv > high + margin:
+        return None
     pct = (mv - closed_mv) * 100 // span if span > 0 else (closed_mv - mv) * 100 // -span
     return 0 if pct < 0 else 100 if pct > 100 else pct
 
