@@ -147,6 +147,42 @@ def test_a_boiler_with_a_setpoint_input(device_root: Path, tmp_path: Path) -> No
     assert out[9]["pwm"]["33"]["duty_u16"] == 0 and out[9]["pins"] == {"27": 0}  # type: ignore[index]
 
 
+BOOT_WIRINGS = [
+    # (about, wiring, every output pin -> the only things it may drive from power-up until a driver is called)
+    ("an EVSE: pilot constant high, active-high contactor open", EVSE,
+     {"25": [["level", 1], ["duty_u16", 65535]], "26": [["level", 0]]}),
+    ("an inverting pilot driver, an active-low contactor",
+     {"hal": "esp32", "pilot": {"pwm_pin": 25, "adc_pin": 36, "inverted": True},
+      "relay": {"pin": 26, "active_high": False}},
+     {"25": [["level", 0], ["duty_u16", 0]], "26": [["level", 1]]}),
+    ("an active-low burner call, an active-low valve relay, the setpoint at 0 V",
+     {"hal": "esp32", "boiler": {"pin": 27, "active_high": False}, "setpoint": {"pin": 33},
+      "valve": {"kind": "relay", "pin": 14, "active_high": False}},
+     {"27": [["level", 1]], "33": [["level", 0], ["duty_u16", 0]], "14": [["level", 1]]}),
+    ("an inverted PWM valve input: closed is full scale",
+     {"hal": "esp32", "valve": {"kind": "pwm", "pin": 14, "active_high": False}},
+     {"14": [["level", 1], ["duty_u16", 65535]]}),
+    ("a servo valve: the closed pulse, never none or 0 %",
+     {"hal": "esp32", "valve": {"kind": "servo", "pin": 14, "closed_us": 1200, "open_us": 1800}},
+     {"14": [["level", 0], ["duty_ns", 1200000]]}),
+]
+
+
+@pytest.mark.parametrize(("hw", "off"), [(hw, off) for _, hw, off in BOOT_WIRINGS],
+                         ids=[about for about, _, _ in BOOT_WIRINGS])
+def test_every_output_is_off_from_its_first_instant(device_root: Path, tmp_path: Path, hw: dict[str, object],
+                                                    off: dict[str, list[list[object]]]) -> None:
+    # Everything each output drove while the HAL was built and made safe, as the
+    # fake machine module recorded it (a Pin built as an output without value=
+    # drives 0 on the ESP32 until told otherwise: "on" for an active-low relay).
+    (history,) = run_hal(device_root, tmp_path, hw, [["history"]])[1:]
+    assert isinstance(history, dict)
+    assert sorted(history) == sorted(off)
+    for pin, driven in history.items():
+        assert driven, pin
+        assert all(event in off[pin] for event in driven), (pin, driven)
+
+
 BAD_WIRING = [
     # (wiring, the error)
     ({"hal": "esp32", "pilot": {"pwm_pin": 45, "adc_pin": 36}}, "hw.pilot.pwm_pin: 45 is out of range 0..39"),

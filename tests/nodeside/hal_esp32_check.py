@@ -18,7 +18,9 @@ def outputs():
     for pin in sorted(machine.pwms):
         p = machine.pwms[pin]
         pwm[str(pin)] = {"freq": p.freq_hz, "duty_u16": p.u16, "duty_ns": p.ns}
-    return {"pwm": pwm, "pins": {str(pin): machine.levels[pin] for pin in sorted(machine.levels)},
+    # A PWM's pin is reported by its PWM: its level is the one it had before the PWM took it.
+    return {"pwm": pwm, "pins": {str(pin): machine.levels[pin] for pin in sorted(machine.levels)
+                                 if pin not in machine.pwms},
             "wdt": dict(machine.watchdog)}
 
 
@@ -45,6 +47,8 @@ for step in script["steps"]:
         result = None
     elif name == "outputs":
         result = outputs()
+    elif name == "history":
+        result = {str(pin): machine.history[pin] for pin in sorted(machine.history)}
     else:
         result = getattr(hal, name)(*args)
     results.append(result)

@@ -3,6 +3,12 @@
 pwms = {}  # pin id -> the PWM on it
 levels = {}  # pin id -> the level driven (outputs) or read (inputs)
 adc_uv = {}  # pin id -> readings to return in turn, cycling
+# pin id -> everything an output ever drove, in order: ["level", 0|1], ["duty_u16", n], ["duty_ns", n].
+history = {}
+
+
+def _record(pin_id, kind, value):
+    history.setdefault(pin_id, []).append([kind, value])
 watchdog = {"timeout": None, "feeds": 0}
 
 
@@ -10,24 +16,41 @@ class Pin:
     IN = 1
     OUT = 3
 
-    def __init__(self, pin_id, mode=-1, pull=-1):
+    def __init__(self, pin_id, mode=-1, pull=-1, value=None):
         self.id = pin_id
         self.mode = mode
+        if mode == Pin.OUT:
+            # As the ESP32 port does: value= is set before the output driver is
+            # enabled; without it the pin drives what its output register
+            # holds, 0 after reset.
+            level = levels.get(pin_id, 0) if value is None else value
+            levels[pin_id] = level
+            _record(pin_id, "level", level)
 
     def value(self, level=None):
         if level is None:
             return levels.get(self.id, 0)
         levels[self.id] = level
+        if self.mode == Pin.OUT:
+            _record(self.id, "level", level)
         return None
 
 
 class PWM:
-    def __init__(self, pin, freq=0, duty_u16=None):
+    def __init__(self, pin, freq=0, duty_u16=None, duty_ns=None):
+        if duty_u16 is not None and duty_ns is not None:
+            raise ValueError("only one of parameters 'duty', 'duty_u16' or 'duty_ns' is allowed")
         self.pin = pin.id
         self.freq_hz = freq
         self.u16 = duty_u16
-        self.ns = None
+        self.ns = duty_ns
+        if duty_u16 is None and duty_ns is None:
+            self.u16 = 32768  # the ESP32 port's default: 50 %
         pwms[pin.id] = self
+        if self.ns is None:
+            _record(self.pin, "duty_u16", self.u16)
+        else:
+            _record(self.pin, "duty_ns", self.ns)
 
     def duty_u16(self, value=None):
         if value is None:
@@ -36,6 +59,7 @@ class PWM:
             raise ValueError("duty_u16 out of range")
         self.u16 = value
         self.ns = None
+        _record(self.pin, "duty_u16", value)
         return None
 
     def duty_ns(self, value=None):
@@ -43,6 +67,7 @@ class PWM:
             return self.ns
         self.ns = value
         self.u16 = None
+        _record(self.pin, "duty_ns", value)
         return None
 
     def freq(self, value=None):

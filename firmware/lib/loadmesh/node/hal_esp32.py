@@ -28,6 +28,13 @@ from .hal import TEMPERATURES, Hal
 #   parallel), and one scratchpad read per tick.
 #
 # The watchdog starts in the constructor; once started it cannot be stopped.
+#
+# Every output is built at its safe level from the first instant. On the
+# ESP32 port Pin(n, Pin.OUT) keeps the output register's value, 0 after
+# reset, unless value= is given (which is set before the driver is enabled):
+# built first and set after, an active-low relay or burner call switched on
+# for a moment at every boot. A PWM is built at its safe duty, on a pin whose
+# level until the PWM takes it over is that duty's idle level.
 
 _CT_SAMPLES = const(100)
 _CONVERT_MS = const(1000)  # a 12-bit conversion takes 750 ms
@@ -68,14 +75,12 @@ class Esp32Hal(Hal):
         pilot = hw.get("pilot")
         if isinstance(pilot, dict):
             # Constant high (no charging) from the first instant.
-            self._pilot_pwm = machine.PWM(machine.Pin(_int(pilot["pwm_pin"]), machine.Pin.OUT), freq=1000,
-                                          duty_u16=signals.duty_u16(1000, pilot["inverted"] is True))
+            self._pilot_pwm = _pwm(_int(pilot["pwm_pin"]), 1000, signals.duty_u16(1000, pilot["inverted"] is True))
             self._cp_adc = _adc(_int(pilot["adc_pin"]))
         for name in ("relay", "boiler"):
             switch = hw.get(name)
             if isinstance(switch, dict):
-                pin = machine.Pin(_int(switch["pin"]), machine.Pin.OUT)
-                pin.value(0 if switch["active_high"] is True else 1)  # open
+                pin = _output(_int(switch["pin"]), 0 if switch["active_high"] is True else 1)  # open
                 if name == "relay":
                     self._relay = pin
                 else:
@@ -83,15 +88,20 @@ class Esp32Hal(Hal):
         setpoint = hw.get("setpoint")
         if isinstance(setpoint, dict):
             # 0 V from the first instant: the boiler's lowest setpoint (its call relay is open anyway).
-            self._setpoint_pwm = machine.PWM(machine.Pin(_int(setpoint["pin"]), machine.Pin.OUT),
-                                             freq=_int(setpoint["freq_hz"]), duty_u16=0)
+            self._setpoint_pwm = _pwm(_int(setpoint["pin"]), _int(setpoint["freq_hz"]), 0)
         valve = hw.get("valve")
         if isinstance(valve, dict):
+            # Closed from the first instant: the relay's off level, the closed
+            # pulse, or the closed duty (full scale for an inverted PWM input).
             if valve["kind"] == "relay":
-                self._valve_pin = machine.Pin(_int(valve["pin"]), machine.Pin.OUT)
+                self._valve_pin = _output(_int(valve["pin"]), 0 if valve["active_high"] is True else 1)
+            elif valve["kind"] == "servo":
+                self._valve_pwm = machine.PWM(_output(_int(valve["pin"]), 0), freq=_int(valve["freq_hz"]),
+                                              duty_ns=signals.servo_pulse_ns(0, _int(valve["closed_us"]),
+                                                                             _int(valve["open_us"])))
             else:
-                self._valve_pwm = machine.PWM(machine.Pin(_int(valve["pin"]), machine.Pin.OUT),
-                                              freq=_int(valve["freq_hz"]), duty_u16=0)
+                self._valve_pwm = _pwm(_int(valve["pin"]), _int(valve["freq_hz"]),
+                                       _valve_duty(0, valve["active_high"] is True))
             feedback = valve.get("feedback")
             if isinstance(feedback, dict):
                 if feedback["kind"] == "adc":
@@ -258,8 +268,7 @@ class Esp32Hal(Hal):
                 self._valve_pwm.duty_ns(signals.servo_pulse_ns(pct, _int(valve["closed_us"]),
                                                                _int(valve["open_us"])))
             else:
-                duty = signals.valve_duty_u16(pct)
-                self._valve_pwm.duty_u16(duty if valve["active_high"] is True else signals.U16_MAX - duty)
+                self._valve_pwm.duty_u16(_valve_duty(pct, valve["active_high"] is True))
 
     def feed_watchdog(self) -> None:
         self._wdt.feed()
@@ -277,6 +286,21 @@ class Esp32Hal(Hal):
 def _int(value: object) -> int:
     assert isinstance(value, int)
     return value
+
+
+def _output(pin: int, level: int) -> machine.Pin:
+    """An output pin driving level from the moment it is one."""
+    return machine.Pin(pin, machine.Pin.OUT, value=level)
+
+
+def _pwm(pin: int, freq_hz: int, duty_u16: int) -> machine.PWM:
+    """A PWM at duty_u16 from the start, its pin held at that duty's idle level until the PWM takes it."""
+    return machine.PWM(_output(pin, 1 if duty_u16 == signals.U16_MAX else 0), freq=freq_hz, duty_u16=duty_u16)
+
+
+def _valve_duty(pct: int, active_high: bool) -> int:
+    duty = signals.valve_duty_u16(pct)
+    return duty if active_high else signals.U16_MAX - duty
 
 
 def _adc(pin: int) -> machine.ADC:
