@@ -115,6 +115,29 @@ def test_a_feedback_line_out_of_range_reads_unknown(device_root: Path, tmp_path:
     assert out[8] == 50
 
 
+FLOW_ROM = "28aa5c1b03170411"
+
+
+def test_a_ds18b20s_power_on_value_is_unknown_until_a_conversion_completed(device_root: Path,
+                                                                           tmp_path: Path) -> None:
+    hw = {"hal": "esp32", "onewire": {"pin": 4, "sensors": {"flow": FLOW_ROM}}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["scratch", FLOW_ROM, _scratch(0x0550)],
+        # Converting from 0 ms; the flow sensor (the second slot) is read at 200 ms.
+        ["poll", 0], ["poll", 100], ["poll", 200], ["temperature_dc", "flow"],
+        # The first conversion completed at 750 ms: a real 85.0 C is taken from then on.
+        ["poll", 1000], ["poll", 1100], ["poll", 1200], ["temperature_dc", "flow"],
+        # The bus goes and comes back (the sensors may have lost power): refused again until it has converted.
+        ["bus", False], ["poll", 2000], ["bus", True],
+        ["poll", 3000], ["poll", 3100], ["poll", 3200], ["temperature_dc", "flow"],
+        ["poll", 4000], ["poll", 4100], ["poll", 4200], ["temperature_dc", "flow"],
+    ])
+    assert out[5] is None  # the power-on 0x0550, read before any conversion completed
+    assert out[9] == 850
+    assert out[16] is None
+    assert out[20] == 850
+
+
 def test_relay_valve_with_an_end_switch_and_an_active_low_boiler_relay(device_root: Path, tmp_path: Path) -> None:
     # The end switch on an input-only pin (an input needs no output driver); the
     # active-low boiler relay on GPIO 15, pulled up at reset: off until driven.

@@ -37,7 +37,8 @@ from .hal import TEMPERATURES, Hal
 # level until the PWM takes it over is that duty's idle level.
 
 _CT_SAMPLES = const(100)
-_CONVERT_MS = const(1000)  # a 12-bit conversion takes 750 ms
+_CONVERT_MS = const(1000)  # one conversion every second
+_CONVERSION_MS = const(750)  # the longest a 12-bit conversion takes
 
 
 class Esp32Hal(Hal):
@@ -66,6 +67,9 @@ class Esp32Hal(Hal):
         self._roms: list[bytes | None] = [None, None, None, None]
         self._wire: onewire.OneWire | None = None
         self._converted_ms = -_CONVERT_MS
+        # When the first conversion since the bus answered will have completed;
+        # None: none started yet. Before then a pad may hold the power-on value.
+        self._complete_ms: int | None = None
         self._sensor_next = 0
         self._scratch = bytearray(9)
         self._build()
@@ -184,9 +188,12 @@ class Esp32Hal(Hal):
                 wire.reset(True)
                 wire.writebyte(0xCC)  # type: ignore[no-untyped-call]
                 wire.writebyte(0x44)  # type: ignore[no-untyped-call]
+                if self._complete_ms is None:
+                    self._complete_ms = now_ms + _CONVERSION_MS
             except (OSError, onewire.OneWireError):  # no presence pulse: nothing answers on the bus
                 for index in range(4):
                     self._temps[index] = None
+                self._complete_ms = None  # the sensors may lose power with the bus: wait for a conversion again
             return
         index = self._sensor_next
         if index >= 4:
@@ -200,7 +207,16 @@ class Esp32Hal(Hal):
             wire.select_rom(rom)
             wire.writebyte(0xBE)  # type: ignore[no-untyped-call]  # read scratchpad
             wire.readinto(self._scratch)
-            self._temps[index] = signals.ds18b20_dc(self._scratch)
+            dc = signals.ds18b20_dc(self._scratch)
+            # Reads come 100-400 ms into a conversion and give the previous one's
+            # result; until a conversion has completed that may be the power-on
+            # 85.0 C, which a flow or return sensor would take as real. Only
+            # exactly that value is refused, and only until then: a node reset
+            # by its watchdog finds its sensors' last readings still valid.
+            complete_ms = self._complete_ms
+            if dc == signals.DS18B20_POWER_ON_DC and (complete_ms is None or now_ms < complete_ms):
+                dc = None
+            self._temps[index] = dc
         except (OSError, onewire.OneWireError):
             self._temps[index] = None
 

@@ -173,6 +173,11 @@ def crc8_dallas(data: bytes | bytearray) -> int:
     return crc
 
 
+# A DS18B20's temperature register holds 0x0550, +85.0 C, from power-up until
+# its first conversion completes (no other raw value rounds to 850).
+DS18B20_POWER_ON_DC = 850
+
+
 def ds18b20_dc(scratch: bytes | bytearray) -> int | None:
     """deg C x 10 from a DS18B20's 9-byte scratchpad (rounded half up); None if it is not a valid one."""
     if len(scratch) != 9 or crc8_dallas(scratch[:8]) != scratch[8]:
