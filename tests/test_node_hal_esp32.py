@@ -115,6 +115,16 @@ def test_a_feedback_line_out_of_range_reads_unknown(device_root: Path, tmp_path:
     assert out[8] == 50
 
 
+def test_an_end_switchs_input_gets_the_pull_the_wiring_names(device_root: Path, tmp_path: Path) -> None:
+    switch = {"kind": "switch", "pin": 33, "open_level": 0}
+    for pull, expected in (("up", {"33": "up"}), ("down", {"33": "down"}), (None, {})):
+        hw = {"hal": "esp32", "valve": {"kind": "relay", "pin": 13, "feedback": dict(switch, pull=pull)}}
+        assert run_hal(device_root, tmp_path, hw, [["pulls"]])[1] == expected, pull
+    # Absent is none too, as before the field: the pin is built without a pull argument.
+    hw = {"hal": "esp32", "valve": {"kind": "relay", "pin": 13, "feedback": switch}}
+    assert run_hal(device_root, tmp_path, hw, [["pulls"]])[1] == {}
+
+
 FLOW_ROM = "28aa5c1b03170411"
 
 
@@ -236,6 +246,14 @@ BAD_WIRING = [
     ({"hal": "esp32", "valve": {"kind": "relay", "pin": 25, "feedback": {"kind": "switch", "pin": 12}}},
      "hw.valve.feedback.pin: 12 is a strapping pin (GPIO 0 and 12): what is wired to it can keep the node from "
      "booting"),
+    ({"hal": "esp32", "valve": {"kind": "relay", "pin": 25, "feedback": {"kind": "switch", "pin": 33,
+                                                                         "pull": "sideways"}}},
+     "hw.valve.feedback.pull: 'sideways' is not one of up|down"),
+    ({"hal": "esp32", "valve": {"kind": "relay", "pin": 25, "feedback": {"kind": "switch", "pin": 39, "pull": "up"}}},
+     "hw.valve.feedback.pull: 'up': GPIO 39 has no internal pull (GPIO 34..39); fit a resistor, or use another pin"),
+    ({"hal": "esp32", "valve": {"kind": "servo", "pin": 14, "feedback": {"kind": "adc", "pin": 35, "closed_mv": 300,
+                                                                        "open_mv": 2900, "pull": "down"}}},
+     "hw.valve.feedback.pull: is for an end switch (kind switch) only: a pull would shift an ADC feedback's voltage"),
     ({"hal": "esp32", "relay": {"pin": 15}},
      "hw.relay.pin: 15 is pulled up at reset (GPIO 5, 13, 15): an active-high relay there can switch on at every "
      "restart; use another pin or an active-low relay"),

@@ -47,6 +47,8 @@ for step in script["steps"]:
         result = None
     elif name == "outputs":
         result = outputs()
+    elif name == "pulls":
+        result = {str(pin): machine.pulls[pin] for pin in sorted(machine.pulls)}
     elif name == "history":
         result = {str(pin): machine.history[pin] for pin in sorted(machine.history)}
     else:

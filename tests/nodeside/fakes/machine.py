@@ -5,6 +5,7 @@ levels = {}  # pin id -> the level driven (outputs) or read (inputs)
 adc_uv = {}  # pin id -> readings to return in turn, cycling
 # pin id -> everything an output ever drove, in order: ["level", 0|1], ["duty_u16", n], ["duty_ns", n].
 history = {}
+pulls = {}  # pin id -> the pull it was built with ("up", "down", None: none), when one was given
 
 
 def _record(pin_id, kind, value):
@@ -15,10 +16,14 @@ watchdog = {"timeout": None, "feeds": 0}
 class Pin:
     IN = 1
     OUT = 3
+    PULL_UP = 2
+    PULL_DOWN = 1
 
     def __init__(self, pin_id, mode=-1, pull=-1, value=None):
         self.id = pin_id
         self.mode = mode
+        if pull != -1:
+            pulls[pin_id] = "up" if pull == Pin.PULL_UP else "down" if pull == Pin.PULL_DOWN else pull
         if mode == Pin.OUT:
             # As the ESP32 port does: value= is set before the output driver is
             # enabled; without it the pin drives what its output register

@@ -111,7 +111,13 @@ class Esp32Hal(Hal):
                 if feedback["kind"] == "adc":
                     self._feedback_adc = _adc(_int(feedback["pin"]))
                 else:
-                    self._feedback_pin = machine.Pin(_int(feedback["pin"]), machine.Pin.IN)
+                    number = _int(feedback["pin"])
+                    pull = feedback["pull"]
+                    if pull is None:  # none asked for: the pin as it is
+                        self._feedback_pin = machine.Pin(number, machine.Pin.IN)
+                    else:
+                        self._feedback_pin = machine.Pin(number, machine.Pin.IN, machine.Pin.PULL_UP if pull == "up"
+                                                         else machine.Pin.PULL_DOWN)
         cts = hw.get("ct")
         if isinstance(cts, list):
             for phase in range(3):

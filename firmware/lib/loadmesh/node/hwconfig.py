@@ -54,7 +54,8 @@ _PILOT = ("pwm_pin", "adc_pin", "inverted", "zero_uv", "uv_per_v", "samples")
 _SWITCH = ("pin", "active_high")
 _SETPOINT = ("pin", "freq_hz", "low_dc", "high_dc")
 _VALVE = ("kind", "pin", "freq_hz", "closed_us", "open_us", "active_high", "feedback")
-_FEEDBACK = ("kind", "pin", "closed_mv", "open_mv", "open_level")
+_FEEDBACK = ("kind", "pin", "closed_mv", "open_mv", "open_level", "pull")
+PULLS = ("up", "down")
 _CT = ("pin", "ma_per_v", "floor_ma")
 _ONEWIRE = ("pin", "sensors")
 
@@ -214,8 +215,12 @@ def _feedback(value: object) -> dict[str, object]:
     part = fc.obj(value, path)
     fc.only(part, _FEEDBACK, path)
     kind = fc.choice_field(part, "kind", path, FEEDBACK_KINDS)
-    out: dict[str, object] = {"kind": kind, "pin": _pin(part, path)}
+    pin = _pin(part, path)
+    out: dict[str, object] = {"kind": kind, "pin": pin}
     if kind == "adc":
+        if part.get("pull") is not None:
+            raise FieldError(path + ".pull", "is for an end switch (kind switch) only: a pull would shift an ADC "
+                             "feedback's voltage")
         out["closed_mv"] = fc.int_field(part, "closed_mv", path, 0, 3300)
         out["open_mv"] = fc.int_field(part, "open_mv", path, 0, 3300)
         if out["closed_mv"] == out["open_mv"]:
@@ -223,6 +228,16 @@ def _feedback(value: object) -> dict[str, object]:
     else:
         # The end switch's level when the valve is fully open.
         out["open_level"] = fc.int_field(part, "open_level", path, 0, 1, 1)
+        # The chip's own pull on the switch's input, so that a broken wire reads
+        # a fixed level rather than floating; null (the default): none, as for
+        # a switch with its own resistor.
+        pull = part.get("pull")
+        if pull is not None:
+            pull = fc.choice_field(part, "pull", path, PULLS)
+            if pin >= INPUT_ONLY_MIN:
+                raise FieldError(path + ".pull", repr(pull) + ": GPIO " + str(pin) + " has no internal "
+                                 "pull (GPIO 34..39); fit a resistor, or use another pin")
+        out["pull"] = pull
     return out
 
 
