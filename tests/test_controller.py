@@ -335,6 +335,21 @@ def test_the_meter_is_the_meter_nodes_published_reading(core: ModuleType) -> Non
     assert net["a"].applied == 6000 and net["a"].out["alloc_reason"] == "meter_stale"
 
 
+def test_a_stale_meter_is_stale_at_the_largest_meter_stale_ms(core: ModuleType) -> None:
+    # The view of a stale meter once told site.parse an age of meter_stale_ms
+    # + 1, out of bounds at the largest meter_stale_ms the config accepts:
+    # every node's step raised FieldError instead of giving minimums.
+    raw = config([evse("a"), evse("m", max_ma=16000)])
+    raw["site"] = dict(raw["site"], meter_node="m", meter_stale_ms=core.site.MAX_MS)
+    net = Net(core, raw)
+    net["a"].inputs["demand"] = True
+    net.run(2000)  # no reading yet: stale
+    assert net["a"].out["alloc_reason"] == "meter_stale" and net.applied() == {"a": 6000, "m": 0}
+    net["m"].inputs["meter"] = {"seq": 1, "age_ms": 0, "ma": [10000, 0, 0]}
+    net.run(2000)
+    assert net["a"].out["alloc_reason"] == "equal_share" and net.applied() == {"a": 22000, "m": 0}
+
+
 @pytest.mark.parametrize(("inputs", "error"), [
     ({}, "inputs.demand: None is not true or false"),
     ({"demand": 1}, "inputs.demand: 1 is not true or false"),

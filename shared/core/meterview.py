@@ -2,6 +2,9 @@
 
 from .controller import KEY_WIDTH, Plan
 from .peers import Peer
+from .site import ABSURD_FACTOR, MAX_MA
+
+_STALE_MA = ABSURD_FACTOR * MAX_MA + 1
 
 # Loaded only for a site with a meter node (site.meter_node): every node
 # reads the section the meter node last published, so their views agree; the
@@ -51,7 +54,10 @@ def scenario_meter(plan: Plan, unmanaged: list[int] | None, key: list[object]) -
     # site.parse subtracts each load's draw from the reading on its phases; the
     # meter node already did, so the draws are added back here.
     if unmanaged is None:
-        return {"ma": [0] * plan.phases, "age_ms": plan.meter_stale_ms + 1}
+        # Stale: readings site.parse must call absurd (above 4 x any limit it
+        # accepts), so the model is stale at every meter_stale_ms. An age above
+        # meter_stale_ms cannot say it: at site.MAX_MS it is out of bounds.
+        return {"ma": [_STALE_MA] * plan.phases, "age_ms": 0}
     readings = list(unmanaged)
     for index in range(len(plan.ids)):
         draw = key[index * KEY_WIDTH + 6]
