@@ -6,6 +6,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from .controllers import Net, Node, config, evse
 
@@ -348,6 +350,35 @@ def test_a_stale_meter_is_stale_at_the_largest_meter_stale_ms(core: ModuleType) 
     net["m"].inputs["meter"] = {"seq": 1, "age_ms": 0, "ma": [10000, 0, 0]}
     net.run(2000)
     assert net["a"].out["alloc_reason"] == "equal_share" and net.applied() == {"a": 22000, "m": 0}
+
+
+_CT = st.one_of(st.none(), st.integers(0, 40000), st.integers(0, (1 << 30) - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(house_ma=st.integers(0, 40000), ct_a=_CT, ct_b=_CT)
+@example(house_ma=20000, ct_a=150000, ct_b=None)  # a's CT mis-scaled: it once made 60 A on 40 A
+@example(house_ma=1, ct_a=None, ct_b=1)  # a's draw heard after its pilot fell to 0 once counted: 40.001 A
+def test_no_ct_reading_widens_the_site(core: ModuleType, house_ma: int, ct_a: int | None, ct_b: int | None) -> None:
+    # Site 40 A with a house load the mesh does not manage; the meter node m
+    # publishes a fresh, true reading every tick, minus the draws the EVSEs'
+    # CTs report (None: the true draw; else any value, a mis-scaled or broken
+    # CT). The cars draw what their pilots allow. Whatever the CTs say, the
+    # site holds: a draw is subtracted at most at what the member may draw
+    # (its applied limit or exposure as it sent the draw), and not at all
+    # above its max.
+    raw = config([{"id": "m", "kind": "valve", "phases": "L1"}, evse("a", max_ma=16000), evse("b")], 40000)
+    raw["site"] = dict(raw["site"], meter_node="m")
+    net = Net(core, raw)
+    net["a"].inputs["demand"] = True
+    net["b"].inputs["demand"] = True
+    for _ in range(40):
+        real = house_ma + net["a"].applied + net["b"].applied
+        assert real <= 40000, net.applied()
+        net["m"].inputs["meter"] = {"seq": net.now_ms, "age_ms": 0, "ma": [real, None, None]}
+        for node_id, ct in (("a", ct_a), ("b", ct_b)):
+            net[node_id].inputs["draw_ma"] = [net[node_id].applied if ct is None else ct, None, None]
+        net.run(100)
 
 
 @pytest.mark.parametrize(("inputs", "error"), [

@@ -278,7 +278,7 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
         if plan.meter_index == own:
             from . import meterview
 
-            meter = meterview.section(plan, meter_in, peers, fresh, draw)
+            meter = meterview.section(plan, meter_in, peers, fresh, draw, exposure)
         message = {
             "group": plan.group, "node": plan.node, "boot_id": state["boot_id"], "seq": seq,
             "circuit": me["circuit"], "phases": me["phases"], "mode": mode, "priority": priority,
@@ -464,7 +464,7 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
             if with_meter:
                 own_draws = state["draw_ma"]
                 assert isinstance(own_draws, list)
-                draw = _max_draw(own_draws, plan.load_phases[index])
+                draw = _max_draw(own_draws, plan.load_phases[index], _int(member, "max_ma"))
         elif peer is not None and fresh[index]:
             message = peer.heartbeat
             online = True
@@ -479,7 +479,7 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
             if with_meter:
                 peer_draws = message["draw_ma"]
                 assert isinstance(peer_draws, list)
-                draw = _max_draw(peer_draws, plan.load_phases[index])
+                draw = _max_draw(peer_draws, plan.load_phases[index], _int(member, "max_ma"))
         else:
             # Staged reservation (rule 4): what it last reported, until it
             # must have reached failsafe; then its failsafe current at most.
@@ -556,13 +556,16 @@ def _model_of(plan: Plan, key: list[object]) -> site.Site:
 KEY_WIDTH = 7  # online, demand, mode, priority, active, reserve, draw
 
 
-def _max_draw(draws: list[object], phases: tuple[int, ...]) -> int:
+def _max_draw(draws: list[object], phases: tuple[int, ...], max_ma: int) -> int:
+    # A draw above the member's max is unknown, as in the meter node's
+    # section (meterview.section): read as 0, it cannot make the surplus
+    # larger, nor the meter look absurd when the draws are added back.
     most = 0
     for phase in phases:
         draw = draws[phase]
-        if isinstance(draw, int) and draw > most:
+        if isinstance(draw, int) and most < draw <= max_ma:
             most = draw
-    return most if most < _MAX_MA else _MAX_MA
+    return most
 
 
 def _digest(plan: Plan, boot_id: int, target_seq: int, peers: list[Peer | None]) -> str:

@@ -70,7 +70,7 @@ def scenario_meter(plan: Plan, unmanaged: list[int] | None, key: list[object]) -
 
 
 def section(plan: Plan, reading: dict[str, object] | None, peers: list[Peer | None], fresh: list[bool],
-                   draw: list[int | None]) -> dict[str, object] | None:
+            draw: list[int | None], exposure_ma: int) -> dict[str, object] | None:
     """The meter node's published section: its reading and the managed draws it contains, per phase."""
     if reading is None:
         return None
@@ -78,13 +78,29 @@ def section(plan: Plan, reading: dict[str, object] | None, peers: list[Peer | No
     for index in range(len(plan.ids)):
         peer = peers[index]
         draws: object = draw
+        most = exposure_ma
         if index != plan.own:
             if peer is None or not fresh[index]:
                 continue
-            draws = peer.heartbeat["draw_ma"]
-        assert isinstance(draws, list)
+            message = peer.heartbeat
+            draws = message["draw_ma"]
+            # What its load may be drawing as it sent the draw: its applied
+            # limit, or more while its car follows a lowered pilot (exposure).
+            applied = message["applied_ma"]
+            assert isinstance(applied, int)
+            most = applied
+            control = message["control"]
+            if isinstance(control, dict) and control["exposure_ma"] > most:
+                most = control["exposure_ma"]
+        # Every mA subtracted here widens the site by a mA (rule 5: absurd
+        # data is the worst case, never favourable). A draw above the member's
+        # max is a broken CT or a wrong unit: unknown, nothing subtracted. One
+        # above what the member may be drawing counts at that much; the rest
+        # is read as unmanaged load, which is safe whether it is real or not.
+        max_ma = plan.members[index]["max_ma"]
+        assert isinstance(draws, list) and isinstance(max_ma, int) and isinstance(most, int)
         for phase in plan.load_phases[index]:
             value = draws[phase]
-            if value is not None:
-                managed[phase] += value
+            if value is not None and value <= max_ma:
+                managed[phase] += value if value < most else most
     return {"seq": reading["seq"], "age_ms": reading["age_ms"], "ma": reading["ma"], "managed_ma": managed}
