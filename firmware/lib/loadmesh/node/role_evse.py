@@ -18,8 +18,12 @@ from .roles import Role
 #   E, F, "" an error, or no reading: no demand, not idle (keep the exposure)
 # Idle only in A is more cautious than docs/safety.md allows (A or B): a freed
 # share is taken up after the car's lag rather than at once, unless unplugged.
+# And only once A has been read IDLE_TICKS ticks in a row: idle drops the
+# exposure at once, and a single misread of the CP (a glitch while the car
+# charges) must not tell the peers the car draws nothing.
 
 _ASKING = "BCD"
+IDLE_TICKS = 3
 
 
 class EvseRole(Role):
@@ -32,12 +36,17 @@ class EvseRole(Role):
         self.channels = CurrentChannels()
         self.pilot_state = ""
         self.duty_permille = 1000
+        self.a_ticks = 0  # ticks in a row the pilot read A
 
     def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
         state = hal.pilot_state()
         self.pilot_state = state
         demand = len(state) == 1 and state in _ASKING
-        return {"demand": demand, "idle": state == "A", "draw_ma": self.channels.read(hal, now_ms)}
+        if state != "A":
+            self.a_ticks = 0
+        elif self.a_ticks < IDLE_TICKS:
+            self.a_ticks += 1
+        return {"demand": demand, "idle": self.a_ticks >= IDLE_TICKS, "draw_ma": self.channels.read(hal, now_ms)}
 
     def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
         applied_ma = out["applied_ma"]
