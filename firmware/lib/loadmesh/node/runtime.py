@@ -565,11 +565,11 @@ class Node:
     def _halt(self, exc: BaseException, where: str = "tick") -> None:
         self.halted = True
         self.mode = HALTED
+        self.error = where + ": " + repr(exc)[:120]
         try:
             self.hal.safe()
         except Exception as failed:  # the HAL itself failed: the watchdog still resets the node
-            self.error = "safe: " + repr(failed)[:60]
-        self.error = where + ": " + repr(exc)[:120]
+            self.error += "; safe: " + repr(failed)[:60]
         printer = getattr(sys, "print_exception", None)  # MicroPython's; a virtual node on CPython keeps error
         if printer is not None:
             printer(exc)
