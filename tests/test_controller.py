@@ -327,8 +327,9 @@ def test_the_meter_is_the_meter_nodes_published_reading(core: ModuleType) -> Non
     net["a"].inputs["demand"] = True
     net.run(2000)
     assert net["a"].out["alloc_reason"] == "meter_stale" and net["a"].applied == 6000
-    net["m"].inputs["meter"] = {"seq": 1, "age_ms": 0, "ma": [16000, 0, 0]}  # 6 A managed (a) + 10 A unmanaged
     net["a"].inputs["draw_ma"] = [6000, 0, 0]
+    net.run(1000)  # a's draw is heard before the reading is taken: subtracted (meter skew)
+    net["m"].inputs["meter"] = {"seq": 1, "age_ms": 0, "ma": [16000, 0, 0]}  # 6 A managed (a) + 10 A unmanaged
     net.run(2000)
     assert net.applied() == {"a": 22000, "m": 0}
     assert net["a"].out["digest"] == net["m"].out["digest"]
@@ -378,6 +379,48 @@ def test_no_ct_reading_widens_the_site(core: ModuleType, house_ma: int, ct_a: in
         net["m"].inputs["meter"] = {"seq": net.now_ms, "age_ms": 0, "ma": [real, None, None]}
         for node_id, ct in (("a", ct_a), ("b", ct_b)):
             net[node_id].inputs["draw_ma"] = [net[node_id].applied if ct is None else ct, None, None]
+        net.run(100)
+
+
+@settings(max_examples=40, deadline=None)
+@given(house_ma=st.integers(0, 28000), every_ms=st.sampled_from([100, 1000, 3000, 10000]),
+       delay_ms=st.sampled_from([0, 100, 400, 900, 1500]), ramp_ma=st.sampled_from([1000, 4000, 32000]),
+       b_from_ms=st.integers(0, 30).map(lambda seconds: seconds * 1000))
+@example(house_ma=20000, every_ms=10000, delay_ms=0, ramp_ma=32000, b_from_ms=0)  # once 60 A on 40 A
+def test_cars_ramping_between_slow_readings_do_not_widen_the_site(
+        core: ModuleType, house_ma: int, every_ms: int, delay_ms: int, ramp_ma: int, b_from_ms: int) -> None:
+    # Site 40 A with a constant house load; the meter node m gets one reading
+    # every every_ms, taken delay_ms before it arrives (age_ms says so). The
+    # cars ramp up by ramp_ma per 100 ms towards their pilots (and follow a
+    # lower one at once: ev_lag 0), so they draw more at the meter node's
+    # ticks than at the reading's time. A draw subtracted from a reading is
+    # one the reading held, or less: the real site current stays within 40 A.
+    # (Until the first reading arrives the meter is stale, and both cars get
+    # their minimums, 12 A: the house load is at most 28 A here.)
+    raw = config([{"id": "m", "kind": "valve", "phases": "L1"}, evse("a", max_ma=16000), evse("b")], 40000)
+    raw["site"] = dict(raw["site"], meter_node="m")
+    net = Net(core, raw)
+    net["a"].inputs["demand"] = True
+    cars = {"a": 0, "b": 0}
+    history = [(0, house_ma)]  # (t_ms, real site current)
+    reading: dict[str, Any] | None = None
+    for _ in range(300):
+        if net.now_ms >= b_from_ms:
+            net["b"].inputs["demand"] = True
+        for node_id in cars:
+            pilot = net[node_id].applied
+            cars[node_id] = pilot if cars[node_id] >= pilot else min(pilot, cars[node_id] + ramp_ma)
+            net[node_id].inputs["draw_ma"] = [cars[node_id], None, None]
+        real = house_ma + cars["a"] + cars["b"]
+        assert real <= 40000, (net.now_ms, cars, reading)
+        history.append((net.now_ms, real))
+        if net.now_ms % every_ms == 0 and net.now_ms >= delay_ms:
+            taken_ms = net.now_ms - delay_ms
+            ma = [real for t_ms, real in history if t_ms <= taken_ms][-1]
+            reading = {"seq": net.now_ms // every_ms, "taken_ms": taken_ms, "ma": [ma, None, None]}
+        if reading is not None:
+            net["m"].inputs["meter"] = {"seq": reading["seq"], "age_ms": net.now_ms - reading["taken_ms"],
+                                        "ma": reading["ma"]}
         net.run(100)
 
 

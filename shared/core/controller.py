@@ -135,6 +135,7 @@ def boot(plan: Plan, boot_id: int, now_ms: int, last_applied_ma: int = 0,
         "boot_id": boot_id, "booted_ms": now_ms, "seq": 0, "sent_ms": None,
         "target_ma": 0, "target_seq": 0, "applied_ma": applied,
         "draw_ma": [None, None, None], "meter": None, "sent": None, "retells": 0,
+        "skew": None,  # the meter node's: its members' draws since its readings (meterview.track)
         # A load stopped by the reset itself waits out the anti-flap guard.
         "paused_ms": now_ms if applied == 0 and last_applied_ma > 0 else None,
         "held": [[exposed, now_ms + plan.lag_ms]] if exposed > applied and plan.lag_ms else [],
@@ -261,6 +262,17 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
         if value > exposure:
             exposure = value
 
+    skew = None
+    if plan.meter_index == own:
+        from . import meterview
+
+        # Every tick, so that the draws heard between two heartbeats of this
+        # node are in the minima the published section subtracts (meter skew).
+        skew = meterview.track(plan, state["skew"], meter_in, peers, fresh,  # type: ignore[arg-type]
+                               draw, exposure, now_ms)
+        if skew is not state["skew"]:
+            new["skew"] = skew
+
     # A heartbeat every heartbeat_ms, and one at once (at most every
     # min_gap_ms) when what it tells changes, the exposure included (its end
     # frees room for the peers). A lost change would otherwise wait a whole
@@ -275,10 +287,10 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     if sent_ms is None or now_ms - sent_ms >= plan.heartbeat_ms or (
             (changed or retells > 0) and now_ms - sent_ms >= plan.min_gap_ms):
         meter = None
-        if plan.meter_index == own:
+        if skew is not None:
             from . import meterview
 
-            meter = meterview.section(plan, meter_in, peers, fresh, draw, exposure)
+            meter = meterview.section(plan, meter_in, skew)
         message = {
             "group": plan.group, "node": plan.node, "boot_id": state["boot_id"], "seq": seq,
             "circuit": me["circuit"], "phases": me["phases"], "mode": mode, "priority": priority,

@@ -69,19 +69,36 @@ def scenario_meter(plan: Plan, unmanaged: list[int] | None, key: list[object]) -
     return {"ma": readings, "age_ms": 0}
 
 
-def section(plan: Plan, reading: dict[str, object] | None, peers: list[Peer | None], fresh: list[bool],
-            draw: list[int | None], exposure_ma: int) -> dict[str, object] | None:
-    """The meter node's published section: its reading and the managed draws it contains, per phase."""
-    if reading is None:
-        return None
-    managed = [0, 0, 0]
+# Meter skew. A reading is taken at some time T (now - its age) and the
+# members' draws are heard at heartbeats, before and after T: subtracting the
+# draws heard now would subtract a car's ramp after T, which the reading does
+# not hold (the unmanaged load under-counted by it, until the next reading).
+# So the meter node subtracts, per member and phase, the smallest draw it
+# heard from the last heartbeat before T to the first ones after it: with a
+# draw that moves one way between two of its member's heartbeats (a car
+# ramping), no more than it drew at T. The history that needs is short and
+# coarse: BUCKETS running minima, one per heartbeat_ms, each started from the
+# draw last heard before it (so it holds a draw from before its start). A
+# reading older than the oldest bucket, or the first after boot, gets nothing
+# subtracted: its unmanaged load reads as the whole reading (rule 5, safe).
+# After arrival, the reading's minimum takes the draws heard for one more
+# heartbeat_ms and a min gap (each fresh member has then told a draw from
+# after T), and is then frozen: a later fall (a car lowered) is not in the
+# reading, and would only make it read more unmanaged load than there is.
+BUCKETS = 4
+
+
+def _credits(plan: Plan, peers: list[Peer | None], fresh: list[bool], draw: list[int | None],
+             exposure_ma: int) -> list[int]:
+    """Per member and phase (index x 3 + phase), the draw heard now that the meter node may subtract."""
+    credits = [0] * (3 * len(plan.ids))
     for index in range(len(plan.ids)):
         peer = peers[index]
         draws: object = draw
         most = exposure_ma
         if index != plan.own:
             if peer is None or not fresh[index]:
-                continue
+                continue  # not heard: nothing subtracted
             message = peer.heartbeat
             draws = message["draw_ma"]
             # What its load may be drawing as it sent the draw: its applied
@@ -92,15 +109,106 @@ def section(plan: Plan, reading: dict[str, object] | None, peers: list[Peer | No
             control = message["control"]
             if isinstance(control, dict) and control["exposure_ma"] > most:
                 most = control["exposure_ma"]
-        # Every mA subtracted here widens the site by a mA (rule 5: absurd
-        # data is the worst case, never favourable). A draw above the member's
-        # max is a broken CT or a wrong unit: unknown, nothing subtracted. One
-        # above what the member may be drawing counts at that much; the rest
-        # is read as unmanaged load, which is safe whether it is real or not.
+        # Every mA subtracted widens the site by a mA (rule 5: absurd data is
+        # the worst case, never favourable). A draw above the member's max is
+        # a broken CT or a wrong unit: unknown, nothing subtracted. One above
+        # what the member may be drawing counts at that much; the rest is
+        # read as unmanaged load, which is safe whether it is real or not.
         max_ma = plan.members[index]["max_ma"]
         assert isinstance(draws, list) and isinstance(max_ma, int) and isinstance(most, int)
         for phase in plan.load_phases[index]:
             value = draws[phase]
             if value is not None and value <= max_ma:
-                managed[phase] += value if value < most else most
+                credits[index * 3 + phase] = value if value < most else most
+    return credits
+
+
+def _lower(low: list[int], credits: list[int]) -> list[int]:
+    """low with each value at most the credit (low itself when none is lower: the state is not changed)."""
+    out = low
+    for position in range(len(low)):
+        if credits[position] < out[position]:
+            if out is low:
+                out = list(low)
+            out[position] = credits[position]
+    return out
+
+
+def track(plan: Plan, skew: dict[str, object] | None, reading: dict[str, object] | None,
+          peers: list[Peer | None], fresh: list[bool], draw: list[int | None], exposure_ma: int,
+          now_ms: int) -> dict[str, object]:
+    """The meter node's draw minima after this tick (skew itself when nothing changed); run every tick."""
+    credits = _credits(plan, peers, fresh, draw, exposure_ma)
+    if skew is None:  # boot: no history, every member at 0 until heard
+        skew = {"starts": [], "lows": [], "seq": None, "low": None, "until": 0}
+    starts = skew["starts"]
+    lows = skew["lows"]
+    assert isinstance(starts, list) and isinstance(lows, list)
+    new = skew
+    if not starts or now_ms >= starts[-1] + plan.heartbeat_ms:
+        # A new bucket, started from the draws heard now (before its start's
+        # next tick); the oldest goes.
+        keep = len(starts) - BUCKETS + 1 if len(starts) >= BUCKETS else 0
+        new = dict(skew)
+        kept_starts = starts[keep:]
+        kept_starts.append(now_ms)
+        kept_lows = lows[keep:]
+        kept_lows.append(credits)
+        new["starts"] = kept_starts
+        new["lows"] = kept_lows
+    else:
+        last = _lower(lows[-1], credits)
+        if last is not lows[-1]:
+            new = dict(skew)
+            kept_lows = list(lows)
+            kept_lows[-1] = last
+            new["lows"] = kept_lows
+    if reading is not None and reading["seq"] != skew["seq"]:
+        # A new reading (a new seq): its minimum starts from the bucket
+        # holding its time, if the history reaches back to it; else nothing.
+        age_ms = reading["age_ms"]
+        assert isinstance(age_ms, int)
+        taken_ms = now_ms - age_ms
+        starts = new["starts"]
+        lows = new["lows"]
+        assert isinstance(starts, list) and isinstance(lows, list)
+        low: list[int] = [0] * len(credits)
+        first = len(starts) - 1
+        while first >= 0:
+            start = starts[first]
+            assert isinstance(start, int)
+            if start <= taken_ms:
+                break
+            first -= 1
+        if first >= 0:
+            low = lows[first]
+            for position in range(first + 1, len(lows)):
+                low = _lower(low, lows[position])
+        if new is skew:
+            new = dict(skew)
+        new["seq"] = reading["seq"]
+        new["low"] = low
+        new["until"] = now_ms + plan.heartbeat_ms + plan.min_gap_ms
+    elif skew["low"] is not None:
+        until = skew["until"]
+        assert isinstance(skew["low"], list) and isinstance(until, int)
+        if now_ms > until:
+            return new
+        low = _lower(skew["low"], credits)
+        if low is not skew["low"]:
+            if new is skew:
+                new = dict(skew)
+            new["low"] = low
+    return new
+
+
+def section(plan: Plan, reading: dict[str, object] | None, skew: dict[str, object]) -> dict[str, object] | None:
+    """The meter node's published section: its reading and the managed draws it surely contains, per phase."""
+    if reading is None or reading["seq"] != skew["seq"]:
+        return None
+    low = skew["low"]
+    assert isinstance(low, list)
+    managed = [0, 0, 0]
+    for position in range(len(low)):
+        managed[position % 3] += low[position]
     return {"seq": reading["seq"], "age_ms": reading["age_ms"], "ma": reading["ma"], "managed_ma": managed}
