@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from loadmesh.companion.sim.runner import Simulation
 from loadmesh.core import configsync, pilot
 from loadmesh.core.errors import FieldError
 
@@ -54,6 +55,14 @@ def test_a_config_switch_that_fails_half_way_halts_the_node_and_it_boots_into_th
         assert sim.virtual.nodes["evse1"].adopted["version"] == 2  # type: ignore[attr-defined]
 
 
+def _push_next_version(sim: Simulation, node: object, members: list[dict[str, object]]) -> None:
+    """PUT to node, while its car charges, the running config's next version with these members; adopted."""
+    config = dict(sim.config, members=members, version=int(sim.config["version"]) + 1)  # type: ignore[call-overload]
+    assert node.hal.pilot_permille != pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+    answer = node.put_config(configsync.seal(sim.pads, config))  # type: ignore[attr-defined]
+    assert answer["adopted"] is True
+
+
 def test_a_config_that_changes_the_node_kind_leaves_no_old_actuator_driven(
         tmp_path: Path, device_root: Path) -> None:
     # evse1 charges, then a config makes it a relay load: its pilot must stop offering current at once
@@ -63,16 +72,12 @@ def test_a_config_that_changes_the_node_kind_leaves_no_old_actuator_driven(
         sim.run(3000)
         assert sim.virtual is not None
         node = sim.virtual.nodes["evse1"]
-        config = dict(sim.config)
-        members = [dict(member) for member in config["members"]]  # type: ignore[union-attr]
+        members = [dict(member) for member in sim.config["members"]]  # type: ignore[union-attr]
         for member in members:
             if member["id"] == "evse1":
                 member.update(kind="relay", min_ma=6000, max_ma=6000)
-        config.update(members=members, version=int(config["version"]) + 1)  # type: ignore[call-overload]
         with sim.virtual.lock:
-            assert node.hal.pilot_permille != pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
-            answer = node.put_config(configsync.seal(sim.pads, config))  # type: ignore[attr-defined]
-            assert answer["adopted"] is True
+            _push_next_version(sim, node, members)
             assert node.role.kind == "relay"  # type: ignore[attr-defined]
             assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
         sim.run(5000)
@@ -87,14 +92,9 @@ def test_a_node_a_config_leaves_out_stops_and_stays_stopped_across_a_reset(tmp_p
         sim.run(3000)
         assert sim.virtual is not None
         node = sim.virtual.nodes["evse3"]
-        config = dict(sim.config)
-        config["members"] = [member for member in config["members"]  # type: ignore[union-attr]
-                             if member["id"] != "evse3"]
-        config["version"] = int(config["version"]) + 1  # type: ignore[call-overload]
+        members = [member for member in sim.config["members"] if member["id"] != "evse3"]  # type: ignore[union-attr]
         with sim.virtual.lock:
-            assert node.hal.pilot_permille != pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
-            answer = node.put_config(configsync.seal(sim.pads, config))  # type: ignore[attr-defined]
-            assert answer["adopted"] is True
+            _push_next_version(sim, node, members)
             assert node.mode == "left_out"  # type: ignore[attr-defined]
             assert node.error == "config version 2 has no member 'evse3': nothing driven"  # type: ignore[attr-defined]
             assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]

@@ -268,9 +268,10 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
 
         # Every tick, so that the draws heard between two heartbeats of this
         # node are in the minima the published section subtracts (meter skew).
-        skew = meterview.track(plan, state["skew"], meter_in, peers, fresh,  # type: ignore[arg-type]
-                               draw, exposure, now_ms)
-        if skew is not state["skew"]:
+        kept = state["skew"]
+        assert kept is None or isinstance(kept, dict)
+        skew = meterview.track(plan, kept, meter_in, peers, fresh, draw, exposure, now_ms)
+        if skew is not kept:
             new["skew"] = skew
 
     # A heartbeat every heartbeat_ms, and one at once (at most every
