@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from loadmesh.companion.sim import trace
 from loadmesh.companion.sim.runner import Simulation
 from loadmesh.core import configsync, pilot
 from loadmesh.core.errors import FieldError
 
-from .simsite import simulation, three_evses
+from .simsite import at_allocation, last_before, samples, settled, simulation, three_evses
 
 NODES = ("evse1", "evse2", "evse3")
 
@@ -108,3 +109,42 @@ def test_a_node_a_config_leaves_out_stops_and_stays_stopped_across_a_reset(tmp_p
         assert sim.virtual.mode("evse3") == "left_out"
         assert rebooted.adopted["version"] == 2  # type: ignore[attr-defined]
         assert rebooted.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+
+
+def test_a_removed_member_still_charging_holds_every_raise_until_it_is_gone(tmp_path: Path, device_root: Path) -> None:
+    # evse3 is removed by a config that reaches only evse1 and evse2 (virtual nodes do not sync, so it
+    # would run the old config for good). Before the hold, the two agreed under the new config and took
+    # 16 A each while evse3's car still drew its share: 42 A on 32 A.
+    scenario = three_evses(60, [])
+    with simulation(scenario, tmp_path, device_root, virtual=NODES) as sim:
+        sim.run(3000)
+        assert sim.virtual is not None
+        nodes = sim.virtual.nodes
+        members = [member for member in sim.config["members"] if member["id"] != "evse3"]  # type: ignore[union-attr]
+        removed = dict(sim.config, members=members, version=int(sim.config["version"]) + 1)  # type: ignore[call-overload]
+        sealed = configsync.seal(sim.pads, removed)
+        with sim.virtual.lock:
+            for node_id in ("evse1", "evse2"):
+                assert nodes[node_id].put_config(sealed)["adopted"] is True  # type: ignore[attr-defined]
+        switched_ms = sim.now_ms()
+        sim.run(12000)
+        held = last_before(samples(sim), sim.now_ms())
+        with sim.virtual.lock:
+            for node_id in ("evse1", "evse2"):
+                node = nodes[node_id]
+                assert (node.out["reason"], sorted(node.departed)) == ("hold", ["evse3"])  # type: ignore[attr-defined]
+        assert held["evse3"]["draw_ma"] > 0  # type: ignore[operator]  # still charging, on the old config
+        # It gets the config, stops, and falls silent: once silent for peer_timeout + ev_lag + margin,
+        # the two raise into its share.
+        with sim.virtual.lock:
+            assert nodes["evse3"].put_config(sealed)["adopted"] is True  # type: ignore[attr-defined]
+        left_ms = sim.now_ms()
+        sim.run(23000)
+        all_samples = samples(sim)
+        raised = settled(all_samples, left_ms, lambda by_node: at_allocation(by_node, {"evse1": 16000, "evse2": 16000}))
+        assert raised is not None
+        assert raised >= left_ms + 3000 + 2000 + 1000 - 500  # not before it was silent that long (a tick or so early)
+        assert nodes["evse1"].departed == {}  # type: ignore[attr-defined]
+        assert switched_ms < left_ms
+        violations = trace.violations(list(sim.records), scenario, field="draw_ma")  # type: ignore[arg-type]
+        assert violations == []

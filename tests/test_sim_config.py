@@ -78,3 +78,35 @@ def test_configs_are_adopted_when_newer_refused_otherwise_and_fetched_from_a_pee
         # Never over the limit in force: 24 A until version 3 raises it to 28 A.
         with_raise = dataclasses.replace(scenario, events=(*scenario.events, Event(raised_ms, "limit_ma", [28000])))
         assert trace.violations(list(sim.records), with_raise, grace_ms=2000) == []
+
+
+def test_a_member_removed_by_a_config_is_held_for_until_it_has_left(tmp_path: Path, device_root: Path) -> None:
+    # The config that removes evse3 reaches evse1 and evse2; evse3, still charging on the old one, fetches
+    # it from them and leaves. Until it has been silent for peer_timeout + ev_lag + margin, nobody raises
+    # into the share its car may still draw.
+    scenario = three_evses(40, [])
+    with simulation(scenario, tmp_path, device_root) as sim:
+        sim.run(4000)
+        members = [member for member in sim.config["members"] if member["id"] != "evse3"]  # type: ignore[union-attr]
+        removed = dict(sim.config, members=members, version=int(sim.config["version"]) + 1)  # type: ignore[call-overload]
+        answers = sim.put_config(groupconfig.parse(removed), ["evse1", "evse2"])
+        assert [answers[node]["adopted"] for node in ("evse1", "evse2")] == [True, True]
+        deadline = time.monotonic() + 5
+        status = sim.status("evse1")
+        while time.monotonic() < deadline and status is not None and status["reason"] != "hold":
+            time.sleep(0.1)
+            status = sim.status("evse1")
+        # Its target is 16 A now, but it holds (evse3 is still heard drawing, or not yet silent long enough).
+        assert status is not None and status["departed"] == ["evse3"] and status["target_ma"] == 16000, status
+        assert status["reason"] == "hold" and status["applied_ma"] < 16000, status
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (sim.status("evse3") or {}).get("state") != "left_out":
+            time.sleep(0.2)
+        assert (sim.status("evse3") or {}).get("state") == "left_out"
+        sim.run(sim.now_ms() + 12000)
+        found = samples(sim)
+        assert at_allocation(found[-1][1], {"evse1": 16000, "evse2": 16000}), field(found[-1][1], "applied_ma")
+        for node in ("evse1", "evse2"):
+            status = sim.status(node)
+            assert status is not None and status["departed"] == [], status
+        assert trace.violations(list(sim.records), scenario, field="draw_ma") == []

@@ -35,12 +35,13 @@ TRANSITION = "transition"  # a narrower config, not yet agreed: capped at the tr
 HEADROOM = "headroom"  # a peer still holds (or may still draw) what the target needs
 RAMP = "ramp"  # rising by ramp_ma per tick
 ANTIFLAP = "antiflap"  # paused while it wanted current: no new demand before the guard ends
+HOLD = "hold"  # a member the config removed may still draw: no raise anywhere until it is gone
 
 RETELLS = 3  # heartbeats that tell a change again, min_gap_ms apart
 
 _MODES = site.MODE_NAMES
 _MAX_MA = site.MAX_MA
-_INPUT_KEYS = ("demand", "idle", "mode", "priority", "draw_ma", "meter")
+_INPUT_KEYS = ("demand", "idle", "mode", "priority", "draw_ma", "meter", "hold")
 
 
 class Plan:
@@ -149,8 +150,10 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
 
     inputs: demand (the load asks for current), idle (optional: it cannot draw
     now, no car or IEC 61851 state A/B), mode and priority (optional: the
-    config's), draw_ma ([L1, L2, L3], None when unknown), and on the meter
-    node meter ({seq, age_ms, ma: [L1, L2, L3]}). outputs: applied_ma (to
+    config's), draw_ma ([L1, L2, L3], None when unknown), on the meter node
+    meter ({seq, age_ms, ma: [L1, L2, L3]}), and hold (optional: a member an
+    earlier config had and this one removed may still be drawing; the node
+    tracks it, see docs/safety.md "Removed members"). outputs: applied_ma (to
     enforce now), target_ma, exposure_ma, failsafe, reason, alloc_reason,
     digest, silent / disagree / config_mismatch (member ids), and heartbeat:
     the fields to sign and broadcast now (heartbeat.encode_into), or None.
@@ -158,7 +161,7 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     _check_ms(now_ms, "now_ms")
     me = plan.me
     own = plan.own
-    demand_in, idle, mode, priority, draw, meter_in = _inputs(plan, inputs)
+    demand_in, idle, mode, priority, draw, meter_in, hold = _inputs(plan, inputs)
     new = dict(state)
     prev_ma = _int(state, "applied_ma")
     # Anti-flap: a load paused while it wanted current does not ask again
@@ -180,7 +183,7 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     if target != state["target_ma"]:
         new["target_ma"] = target
         new["target_seq"] = seq  # the next heartbeat is the first to carry it
-    digest = _digest(plan, _int(state, "boot_id"), _int(new, "target_seq"), peers)
+    digest = _digest(plan, _int(state, "boot_id"), _int(new, "target_seq"), peers, hold)
 
     silent = []
     disagree = []
@@ -200,7 +203,10 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     failsafe = len(silent) > 0
     # The digest covers the config, so a peer on another config cannot agree;
     # its announced hash is checked too, as a second lock on the same door.
-    agreed = not failsafe and not disagree and not mismatch
+    # A hold changes the digest as well: no peer agrees with a holding node, so
+    # no one raises into what a removed member may still draw, not even a node
+    # that never ran the config that had it.
+    agreed = not failsafe and not disagree and not mismatch and not hold
     if agreed:
         new["agreed"] = plan.hash
         new["agreed_caps"] = plan.caps
@@ -242,6 +248,8 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
         reason = FAILSAFE
     elif transition and new["agreed_caps"] is not None and applied == _lattice(plan, plan.transition_ma[own]):
         reason = TRANSITION
+    elif hold:
+        reason = HOLD
     elif not agreed:
         reason = AGREEMENT
     else:
@@ -355,7 +363,8 @@ def _opt_int(mapping: dict[str, object], key: str) -> int | None:
     return value
 
 
-def _inputs(plan: Plan, inputs: object) -> tuple[bool, bool, str, int, list[int | None], dict[str, object] | None]:
+def _inputs(plan: Plan,
+            inputs: object) -> tuple[bool, bool, str, int, list[int | None], dict[str, object] | None, bool]:
     if not isinstance(inputs, dict):
         raise FieldError("inputs", site.show(inputs) + " is not an object")
     for key in inputs:
@@ -367,6 +376,9 @@ def _inputs(plan: Plan, inputs: object) -> tuple[bool, bool, str, int, list[int 
     idle = inputs.get("idle", False)
     if idle is not True and idle is not False:
         raise FieldError("inputs.idle", site.show(idle) + " is not true or false")
+    hold = inputs.get("hold", False)
+    if hold is not True and hold is not False:
+        raise FieldError("inputs.hold", site.show(hold) + " is not true or false")
     mode = inputs.get("mode", plan.me["mode"])
     if not isinstance(mode, str) or mode not in _MODES:
         raise FieldError("inputs.mode", site.show(mode) + " is not one of " + ", ".join(_MODES))
@@ -385,7 +397,7 @@ def _inputs(plan: Plan, inputs: object) -> tuple[bool, bool, str, int, list[int 
         meter = {"seq": _int_in(raw_meter.get("seq"), "inputs.meter.seq", 0, _MAX_VALUE),
                  "age_ms": _int_in(raw_meter.get("age_ms"), "inputs.meter.age_ms", 0, _MAX_VALUE),
                  "ma": _readings(raw_meter.get("ma"), "inputs.meter.ma", -_MAX_VALUE)}
-    return demand, idle, mode, priority, draw, meter
+    return demand, idle, mode, priority, draw, meter, hold
 
 
 _MAX_VALUE = (1 << 30) - 1
@@ -581,8 +593,8 @@ def _max_draw(draws: list[object], phases: tuple[int, ...], max_ma: int) -> int:
     return most
 
 
-def _digest(plan: Plan, boot_id: int, target_seq: int, peers: list[Peer | None]) -> str:
-    """The digest of this node's view, the config, and every member's (boot id, target sequence number)."""
+def _digest(plan: Plan, boot_id: int, target_seq: int, peers: list[Peer | None], hold: bool) -> str:
+    """The digest of this node's view, the config, every member's (boot id, target sequence number), and a hold."""
     key: list[object] = [plan._view_digest]
     for index in range(len(plan.ids)):
         peer = peers[index]
@@ -596,6 +608,8 @@ def _digest(plan: Plan, boot_id: int, target_seq: int, peers: list[Peer | None])
             control = peer.heartbeat["control"]
             key.append(peer.heartbeat["boot_id"])
             key.append(control["target_seq"] if isinstance(control, dict) else -1)
+    if hold:
+        key.append("hold")
     if key != plan._digest_key:
         text = plan.hash + ";" + ";".join([str(part) for part in key])
         raw: bytes = hashlib.sha256(text.encode()).digest()

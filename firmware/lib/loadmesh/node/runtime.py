@@ -13,7 +13,7 @@ except ImportError:  # CPython: importable on the host as well
 
 from loadmesh.core import controller, heartbeat
 from loadmesh.core.errors import FieldError
-from loadmesh.core.peers import PeerTable
+from loadmesh.core.peers import MAX_PEERS, PeerTable
 
 from . import lastlimit
 from .clock import Clock
@@ -71,7 +71,8 @@ HARDWARE = "hw.json"
 SETTINGS = "node.json"
 # Modules used only now and then; on MicroPython they are dropped after use and imported again when needed.
 _OCCASIONAL = ("loadmesh.node.groupsync", "loadmesh.core.configsync", "loadmesh.core.groupconfig",
-               "loadmesh.core.fieldcheck", "loadmesh.node.settings", "loadmesh.node.store", "loadmesh.node.adoption")
+               "loadmesh.core.fieldcheck", "loadmesh.node.settings", "loadmesh.node.store", "loadmesh.node.adoption",
+               "loadmesh.node.departed")
 
 UNADOPTED = "unadopted"  # no group key: PUT /adopt
 NO_CONFIG = "no_config"  # a key, but no config this node can run: PUT /config
@@ -104,6 +105,8 @@ class Node:
         self.known: dict[str, dict[str, object]] = {}
         self.in_use: list[str] = []  # the announced hashes merged into the running plan
         self.tried_ms: dict[str, int] = {}
+        # Members a config removed that may still draw (departed.py): id -> [since_ms, pad_ms].
+        self.departed: dict[str, list[int]] = {}
         self.fetched = 0
         self.fetch_errors = 0
         self.sync_error = ""
@@ -252,10 +255,21 @@ class Node:
         assert self.pads is not None
         self.in_use = in_use
         now_ms = self.clock.now_ms()
+        old = self.plan
+        listen = plan.ids
+        if self.departed or (old is not None and [node for node in old.ids if node not in plan.ids]):
+            from . import departed
+
+            pad_ms = _pad_ms(plan)
+            if old is not None and _pad_ms(old) > pad_ms:
+                pad_ms = _pad_ms(old)
+            departed.track(self.departed, old.ids if old is not None else [], plan.ids, plan.node, now_ms, pad_ms)
+            max_peers = self.table.max_peers if self.table is not None else MAX_PEERS
+            listen = departed.listened(self.departed, plan.ids, plan.node, max_peers)
         if self.table is None or self.table.group != plan.group:
-            self.table = PeerTable(self.pads, plan.group, plan.node, plan.ids)
+            self.table = PeerTable(self.pads, plan.group, plan.node, listen)
         else:
-            self.table.set_members(plan.ids)
+            self.table.set_members(listen)
         if self.mesh is None:
             config = self.settings
             self.mesh = Mesh(_int(config, "mesh_port"), str(config["mesh_host"]), _int(config, "mesh_dest_port"),
@@ -506,6 +520,8 @@ class Node:
         if self.mesh.receive(table, now_ms) > 2 and _COMPACT:
             gc.collect()  # the decoded heartbeats the table replaced: room for the step's allocation
         inputs = role.inputs(hal, table, now_ms)
+        if self.departed:
+            self._hold_for_departed(inputs, plan, table, now_ms)
         if plan.meter_index == plan.own:
             meter = _meter_input(hal)
             if meter is not None:
@@ -536,6 +552,17 @@ class Node:
         target_ma = out["target_ma"]
         assert isinstance(target_ma, int)
         hal.report(applied_ma, target_ma, out["failsafe"] is True, self.mem_live, online)
+
+    def _hold_for_departed(self, inputs: dict[str, object], plan: controller.Plan, table: PeerTable,
+                           now_ms: int) -> None:
+        """Hold every raise while a member the config removed may still draw; stop listening to the gone."""
+        from . import departed
+
+        count = len(self.departed)
+        if departed.holding(self.departed, table, now_ms):
+            inputs["hold"] = True
+        if len(self.departed) != count:
+            table.set_members(departed.listened(self.departed, plan.ids, plan.node, table.max_peers))
 
     def tick_and_collect(self) -> bool:
         """A tick, gc, and the watchdog fed; False (and the HAL safe, the watchdog unfed) if the tick failed."""
@@ -591,6 +618,7 @@ class Node:
                        "live_max": self.mem_live_max, "peak": self.mem_peak},
             "ticks": {"count": self.ticks, "late": self.late_ticks, "max_ms": self.max_tick_ms},
         }
+        status["departed"] = sorted(self.departed)
         if out is not None:
             for key in ("applied_ma", "target_ma", "exposure_ma", "failsafe", "reason", "alloc_reason", "silent",
                         "disagree", "config_mismatch"):
@@ -671,6 +699,11 @@ class Node:
 
 
 PEER_FIELDS = ("age_ms", "online", "applied_ma", "target_ma", "failsafe", "boot_id")
+
+
+def _pad_ms(plan: controller.Plan) -> int:
+    """How long a silent member of plan may still draw what it last reported (the staged reservation's wait)."""
+    return plan.peer_timeout_ms + plan.ev_lag_ms + plan.margin_ms
 
 
 def _forget() -> None:

@@ -1,0 +1,73 @@
+"""Members a config removed, while they may still draw current: no raise in the group until each is gone."""
+
+from loadmesh.core.peers import PeerTable
+
+# docs/safety.md ("Removed members"). A node that adopts a config without a
+# member stops counting that member at once, but the member runs the old
+# config until it has the new one (a push, or a fetch within a sync round),
+# and its car follows its pilot within ev_lag after that. Meanwhile this node
+# passes the controller "hold": it does not raise, and the hold changes its
+# digest, so no peer agrees with it and no peer raises either, not even one
+# that never ran the old config. The node keeps listening to the removed
+# member's heartbeats, and the member is gone when
+#
+# - its latest heartbeat reports nothing it may draw (applied, target and
+#   exposure 0): on the old config it cannot raise again, since its peers,
+#   on the new one, never carry its config hash; or
+# - it has been silent for the old config's and the new one's longest
+#   peer_timeout + ev_lag + margin, counted from the switch at the earliest:
+#   the staged reservation's wait for a silent member. A member that adopted
+#   the new config stops sending (left_out), so this is how most leave.
+#
+# Entries: node id -> [since_ms (the switch), pad_ms].
+
+
+def track(departed: dict[str, list[int]], old_ids: list[str], new_ids: list[str], own: str, now_ms: int,
+          pad_ms: int) -> None:
+    """Add the members old_ids had and new_ids has not; drop those new_ids has (back in the group)."""
+    for node in old_ids:
+        if node != own and node not in new_ids and node not in departed:
+            departed[node] = [now_ms, pad_ms]
+    for node in new_ids:
+        departed.pop(node, None)
+
+
+def listened(departed: dict[str, list[int]], member_ids: list[str], own: str, max_peers: int) -> list[str]:
+    """The ids the peer table admits: the members, and as many removed members as it has room for."""
+    room = max_peers - len([node for node in member_ids if node != own])
+    extra = sorted(departed)[:room] if room > 0 else []
+    return member_ids + extra
+
+
+def holding(departed: dict[str, list[int]], table: PeerTable, now_ms: int) -> bool:
+    """Whether a removed member may still draw current; the ones that are gone are dropped from departed."""
+    hold = False
+    for node in sorted(departed):
+        since_ms, pad_ms = departed[node]
+        last_ms = since_ms
+        peer = table.peer(node)
+        if peer is not None:
+            if _may_draw_ma(peer.heartbeat) == 0:
+                del departed[node]
+                continue
+            if peer.heard_ms > last_ms:
+                last_ms = peer.heard_ms
+        if now_ms - last_ms >= pad_ms:
+            del departed[node]
+            continue
+        hold = True
+    return hold
+
+
+def _may_draw_ma(message: dict[str, object]) -> int:
+    """The most a heartbeat reports its load enforcing, targeting or still exposed to (as the controller counts)."""
+    most = 0
+    for value in (message["applied_ma"], message["target_ma"]):
+        if isinstance(value, int) and value > most:
+            most = value
+    control = message["control"]
+    if isinstance(control, dict):
+        exposure = control["exposure_ma"]
+        if isinstance(exposure, int) and exposure > most:
+            most = exposure
+    return most
