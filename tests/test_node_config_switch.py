@@ -148,3 +148,33 @@ def test_a_removed_member_still_charging_holds_every_raise_until_it_is_gone(tmp_
         assert switched_ms < left_ms
         violations = trace.violations(list(sim.records), scenario, field="draw_ma")  # type: ignore[arg-type]
         assert violations == []
+
+
+def test_a_left_out_node_named_again_restarts_into_the_config_at_0_a(tmp_path: Path, device_root: Path) -> None:
+    # Rejoining within the boot would start from the limit kept before it left (6 A at once, unheard by
+    # peers still on the config without it: 38 A on 32 A) and at sequence number 0 under a boot id its
+    # peers saw (refused as replays). It restarts instead: a new boot id, and 0 A kept.
+    scenario = three_evses(60, [])
+    with simulation(scenario, tmp_path, device_root, virtual=NODES) as sim:
+        sim.run(3000)
+        assert sim.virtual is not None
+        node = sim.virtual.nodes["evse3"]
+        members = sim.config["members"]
+        without = [member for member in members if member["id"] != "evse3"]  # type: ignore[union-attr]
+        with sim.virtual.lock:
+            _push_next_version(sim, node, without)
+            assert node.mode == "left_out"  # type: ignore[attr-defined]
+            boot_id = node.boot_id  # type: ignore[attr-defined]
+            named_again = dict(sim.config, members=members, version=3)
+            assert node.put_config(configsync.seal(sim.pads, named_again))["adopted"] is True  # type: ignore[attr-defined]
+            assert node.mode == "halted"  # type: ignore[attr-defined]
+            assert node.error == ("rejoin: config version 3 names this node again; "  # type: ignore[attr-defined]
+                                  "the watchdog restarts it into that config")
+            assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
+        sim.restart("evse3")
+        with sim.virtual.lock:
+            rebooted = sim.virtual.nodes["evse3"]
+            assert rebooted.mode == "running"  # type: ignore[attr-defined]
+            assert rebooted.adopted["version"] == 3  # type: ignore[attr-defined]
+            assert rebooted.boot_id > boot_id  # type: ignore[attr-defined]
+            assert rebooted.state["applied_ma"] == 0  # type: ignore[attr-defined]

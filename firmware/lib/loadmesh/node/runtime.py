@@ -328,6 +328,8 @@ class Node:
         self.store_state[CONFIG] = store.state[CONFIG]
         if plan is None:
             self._leave(config)
+        elif self.mode == LEFT_OUT:
+            self._rejoin(config)
         else:
             self._use(config, plan)
 
@@ -342,6 +344,16 @@ class Node:
         from . import groupsync
 
         self.hal.safe()
+        # What a reset finds kept from here on: nothing enforced, and what the car may
+        # still draw for ev_lag (the limit before, or a lowered one it still follows).
+        exposure_ma = self.last_exposure_ma if self.kept_exposure_ma < 0 else self.kept_exposure_ma
+        applied_ma = self.last_applied_ma if self.kept_ma < 0 else self.kept_ma
+        if applied_ma > exposure_ma:
+            exposure_ma = applied_ma
+        if self.kept_ma != 0 or self.kept_exposure_ma != exposure_ma:
+            self.hal.retain(lastlimit.encode(0, exposure_ma))
+            self.kept_ma = 0
+            self.kept_exposure_ma = exposure_ma
         self.plan = self.role = self.state = None
         self.in_use = []
         self.known = {}
@@ -350,6 +362,20 @@ class Node:
         self.mode = LEFT_OUT
         self.error = "config version " + str(config["version"]) + " has no member " + repr(self.node_id()) + \
             ": nothing driven"
+
+    def _rejoin(self, config: dict[str, object]) -> None:
+        """A config names this left-out node again: restart into it (the watchdog), as a new boot.
+
+        Rejoining within this boot would start its heartbeats again at sequence
+        number 0 under the boot id its peers saw before (refused as replays:
+        silent to them, the group at failsafe), and from the limit kept before
+        it left. After the reset it boots at 0 A (_leave kept that) with a new
+        boot id, into the config kept above.
+        """
+        self.halted = True
+        self.mode = HALTED
+        self.error = "rejoin: config version " + str(config["version"]) + " names this node again; " \
+            "the watchdog restarts it into that config"
 
     def role_settings(self, name: str, body: bytes | None) -> object:
         """GET (body None) or PUT of the role's settings "heating" or "load_sharing"; FieldError: nothing changed."""
