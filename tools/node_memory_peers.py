@@ -17,6 +17,12 @@ Figures are bytes on this 64-bit host (objects take about twice their ESP32
 size; the 48wK heap is scaled to match): compare them with the heap size.
 Not a test (tests/test_node_memory.py runs 25 seconds of it).
 
+--meter makes the site's mains meter n01's (site.meter_node): the plant
+gives it a reading every second (8 A of house load per phase beside the
+cars' draws), and n01 runs what only a meter node runs on top of a member's
+tick (meterview: its members' draw minima every tick, the section it
+publishes in its heartbeats) while every node's view reads the meter.
+
 --flood adds a LAN client that needs no token, from the 5th second on:
 connections as fast as it can make them, each announcing an 8 KB PUT /adopt
 body (sent whole) and closing after the first bytes of the answer, and a
@@ -45,8 +51,15 @@ STATUS_EVERY_S = 5.0
 WARM_UP_MS = 3000  # every peer heard by then (heartbeats every 500 ms)
 
 
-def scenario(seconds: int) -> sc.Scenario:
-    """17 EVSEs on 3 x 63 A: 5 on all phases, 4 on each phase; a car leaves and one returns every 4 s."""
+HOUSE_MA = 8000  # the unmanaged load per phase the meter reads beside the cars (--meter)
+METER_INTERVAL_MS = 1000  # a reading a second, as a DSMR 5 P1 port sends them
+
+
+def scenario(seconds: int, meter: bool = False) -> sc.Scenario:
+    """17 EVSEs on 3 x 63 A: 5 on all phases, 4 on each phase; a car leaves and one returns every 4 s.
+
+    With meter, the mains meter is the measured node's.
+    """
     nodes = []
     for index, node in enumerate(NODES):
         phases = "L123" if index < 5 else ("L1", "L2", "L3")[index % 3]
@@ -62,10 +75,14 @@ def scenario(seconds: int) -> sc.Scenario:
         events.append({"at_s": at_s + 2, "plug": node})
         at_s += 4
         turn += 1
-    return sc.parse({"about": "a node with 16 peers", "duration_s": seconds,
-                     "site": {"phases": 3, "voltage_v": 230, "limit_ma": 63000, "safety_pct": 100},
-                     "group": {"heartbeat_ms": 500, "peer_timeout_ms": 3000, "ev_lag_ms": 2000},
-                     "nodes": nodes, "events": events})
+    raw: dict[str, object] = {
+        "about": "a node with 16 peers", "duration_s": seconds,
+        "site": {"phases": 3, "voltage_v": 230, "limit_ma": 63000, "safety_pct": 100},
+        "group": {"heartbeat_ms": 500, "peer_timeout_ms": 3000, "ev_lag_ms": 2000},
+        "nodes": nodes, "events": events}
+    if meter:
+        raw["meter"] = {"node": MEASURED, "unmanaged_ma": HOUSE_MA, "interval_ms": METER_INTERVAL_MS}
+    return sc.parse(raw)
 
 
 FLOOD_FROM_S = 5
@@ -88,9 +105,9 @@ def _flood(port: int, request: bytes, stop: threading.Event, counts: dict[str, i
 
 
 def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: bool = False,
-        heap: str = SMALL_HEAP, flood: bool = False) -> dict[str, object]:
+        heap: str = SMALL_HEAP, flood: bool = False, meter: bool = False) -> dict[str, object]:
     """Run it; the figures (see the module's docstring)."""
-    site = scenario(seconds)
+    site = scenario(seconds, meter)
     progress = (lambda _line: None) if quiet else (lambda line: print("sim:", line, file=sys.stderr, flush=True))
     polled: list[dict[str, object]] = []
 
@@ -130,7 +147,7 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
     ticks = final.get("ticks", {})
     assert isinstance(memory, dict) and isinstance(ticks, dict)
     return {
-        "seconds": seconds, "state": final.get("state"), "error": final.get("error"), "resets": resets,
+        "seconds": seconds, "meter": meter, "state": final.get("state"), "error": final.get("error"), "resets": resets,
         "ticks": ticks.get("count"), "late_ticks": ticks.get("late"), "max_tick_ms": ticks.get("max_ms"),
         "peers_online_min": min((n for _t, n in online if isinstance(n, int)), default=None),
         "peers_online_dips": [[t_ms, n] for t_ms, n in online if n != len(NODES) - 1],  # [t_ms, online]
@@ -157,13 +174,16 @@ def main() -> int:
                                                            + SMALL_HEAP + "; more only to see what it would need)")
     parser.add_argument("--flood", action="store_true", help="flood the node's HTTP API from the 5th second on "
                                                               "(clients without the token)")
+    parser.add_argument("--meter", action="store_true", help="the site's mains meter is the measured node's")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="loadmesh-memory-") as folder:
-        figures = run(args.seconds, Path(folder), heap=args.heap, flood=args.flood)
+        figures = run(args.seconds, Path(folder), heap=args.heap, flood=args.flood, meter=args.meter)
     if args.json:
         print(json.dumps(figures, sort_keys=True))
         return 0
-    print(f"node {MEASURED}, 16 peers, {args.seconds} s, node image, heap {args.heap} = {figures['heap']} bytes here")
+    role = ", the meter node" if args.meter else ""
+    print(f"node {MEASURED}{role}, 16 peers, {args.seconds} s, node image, heap {args.heap} = {figures['heap']} bytes "
+          "here")
     print(f"state at the end: {figures['state']} (watchdog resets: {figures['resets']}; error: {figures['error']})")
     print(f"ticks {figures['ticks']}, late {figures['late_ticks']}, longest {figures['max_tick_ms']} ms")
     print(f"peers heard: {figures['peers_online_min']} at least (polled every {STATUS_EVERY_S:.0f} s after the "
