@@ -28,8 +28,19 @@ from .httpapi import read_exactly
 # when a config arrives or a peer announces another one, and forgets it
 # afterwards: on an ESP32-sized heap the modules cost more than they are used.
 
-FETCH_BYTES = 20000  # a sealed config of configsync's maximum, with room
-FETCH_HEAD_LINES = 16  # header lines of a peer's answer (the node's own server sends 3)
+# A peer's answer is bounded before it is held. The head is read in chunks
+# into one buffer of at most FETCH_HEAD bytes (as the node's own server reads
+# a request's, httpapi): asyncio's readline() on MicroPython grows its line
+# without bound, and anything answering at a peer's address could make it
+# take the heap. The body is judged from its Content-Length before one buffer
+# of that length is made: a node's GET /config answers the config a PUT
+# brought (at most the server's 8192-byte body, sealed) with its tag, the
+# version and the hash, a little over the config's text. (20000 bytes, the
+# bound before, could never be held on a node's heap: MemoryError even on an
+# empty one, with a tick beside it.)
+FETCH_HEAD = 1024  # bytes of a peer's answer head: status line and headers
+FETCH_BYTES = 8448  # bytes of its body
+_CHUNK = 256
 RETRY_MS = 2000  # between two fetches of one announced hash
 
 
@@ -92,30 +103,47 @@ async def fetch(host: str, port: int, token: str) -> bytes:
     try:
         writer.write(b"GET /config HTTP/1.0\r\nAuthorization: Bearer " + token.encode() + b"\r\n\r\n")
         await writer.drain()
-        # The head line by line, then the body in one buffer of its announced length.
-        status = await reader.readline()
-        if not status.startswith(b"HTTP/1.0 200 "):
-            raise ValueError("no 200 answer: " + repr(status[:24]))
+        # The head within FETCH_HEAD bytes, then the body in one buffer of its announced length.
+        lines, rest = await _read_head(reader)
+        if not lines[0].startswith(b"HTTP/1.0 200 "):
+            raise ValueError("no 200 answer: " + repr(lines[0][:24]))
         length = -1
-        for _ in range(FETCH_HEAD_LINES):
-            line = await reader.readline()
-            if not line or line == b"\r\n" or line == b"\n":
-                break
+        for line in lines[1:]:
             name, colon, value = line.partition(b":")
             if colon and name.strip().lower() == b"content-length":
                 text = value.strip()
                 length = int(text) if text.isdigit() and len(text) <= 9 else -1
-        else:
-            raise ValueError("answer head over " + str(FETCH_HEAD_LINES) + " lines")
         if not 0 <= length <= FETCH_BYTES:
             raise ValueError("answer without a Content-Length up to " + str(FETCH_BYTES) + " bytes")
-        body = await read_exactly(reader, length)
+        body = await read_exactly(reader, length, rest)
     finally:
         writer.close()
         await writer.wait_closed()
     if body is None:
         raise ValueError("answer shorter than its Content-Length")
     return body
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[list[bytes], bytes]:
+    """(the answer head's lines, the bytes read after it); ValueError if it is over FETCH_HEAD bytes or cut short."""
+    head = bytearray()
+    while True:
+        end = head.find(b"\r\n\r\n")
+        skip = 4
+        if end < 0:
+            end = head.find(b"\n\n")
+            skip = 2
+        if end >= 0:
+            break
+        if len(head) >= FETCH_HEAD:
+            break
+        chunk = await reader.read(_CHUNK)
+        if not chunk:
+            raise ValueError("answer cut short in its head")
+        head += chunk
+    if end < 0 or end > FETCH_HEAD:
+        raise ValueError("answer head over " + str(FETCH_HEAD) + " bytes")
+    return bytes(head[:end]).split(b"\n"), bytes(head[end + skip:])
 
 
 def wins(config: dict[str, object], adopted: dict[str, object] | None) -> int:
