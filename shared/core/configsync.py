@@ -75,6 +75,10 @@ def conservative(configs: list[dict[str, object]]) -> dict[str, object]:
     site_cfg = merged["site"]
     circuits = {circuit["id"]: circuit for circuit in merged["circuits"]}
     members = {member["id"]: member for member in merged["members"]}
+    for member in members.values():
+        # Each member's smallest failsafe current, the winner's own included (its default when the
+        # member has none): a member without one must not take another config's, possibly higher.
+        member["failsafe_ma"] = member_failsafe_ma(base, member)
     failsafe = merged["failsafe"]
     for other in others:
         other_site = other["site"]
@@ -100,7 +104,7 @@ def conservative(configs: list[dict[str, object]]) -> dict[str, object]:
             mine["max_ma"] = min(mine["max_ma"], member["max_ma"])
             mine["min_ma"] = min(mine["min_ma"], mine["max_ma"])
             theirs = member_failsafe_ma(other, member)
-            if mine["failsafe_ma"] is None or theirs < mine["failsafe_ma"]:
+            if theirs < mine["failsafe_ma"]:
                 mine["failsafe_ma"] = theirs
         other_failsafe = other["failsafe"]
         assert isinstance(other_failsafe, dict)
