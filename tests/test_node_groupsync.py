@@ -3,15 +3,20 @@ peer's answer read on the node image."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from loadmesh.node import groupsync
+import pytest
 
-from . import mpnode
+from loadmesh.core import configsync, groupconfig, heartbeat
+from loadmesh.node import groupsync, runtime
+from loadmesh.node.store import Store
+
+from . import heartbeats, mpnode
 
 
 def test_fetch_tries_are_forgotten_once_no_peer_announces_the_config() -> None:
@@ -120,3 +125,70 @@ def test_the_largest_answer_body_taken_fits_the_node_heap(device_root: Path) -> 
     lines, _sent = _fetch_on_node(device_root, [_answer(body)], live_kb=0)
     assert (lines[0].get("bytes"), lines[0].get("head")) == (groupsync.FETCH_BYTES, '{"config'), lines[0]
     assert lines[1]["tick_error"] is None
+
+
+def _evse(node_id: str) -> dict[str, object]:
+    return {"id": node_id, "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}
+
+
+def _config(version: int, limit_ma: int) -> dict[str, object]:
+    return groupconfig.parse({
+        "group": "house", "version": version, "updated_at": version, "origin": "test", "key_id": "k",
+        "site": {"phases": 1, "voltage_v": 230, "limit_ma": limit_ma, "safety_pct": 100},
+        "circuits": [], "members": [_evse("a"), _evse("b"), _evse("c")]})
+
+
+def test_a_config_adopted_while_a_fetch_waits_stays_merged_while_peers_run_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Node c runs version 1 (20 A) with peer a; peer b announces a config c does not know, so sync()
+    # fetches it, and while that fetch waits, a PUT brings version 2 (32 A). Version 1 is now the
+    # old config, still in use by a: the node must run the merge of both (20 A) until a moves on.
+    # sync() once kept who announced what from before the fetch (nobody announced version 1 then:
+    # it was c's own), and the merge forgot version 1: 32 A while a still ran 20 A.
+    key = bytes(range(32))
+    pads = heartbeat.prepare_key(key)
+    version_1, version_2 = _config(1, 20000), _config(2, 32000)
+    unknown = "00112233445566ff"
+    store = Store(str(tmp_path))
+    store.write_json("hw.json", {"hal": "none"})
+    store.write_json("node.json", {"id": "c", "mesh_port": _free_udp_port(), "mesh_host": "127.0.0.1",
+                                   "bind_host": "127.0.0.1", "http_host": "127.0.0.1", "http_port": 8080,
+                                   "peers_http": {"b": ["127.0.0.1", 9]}})
+    store.write_key(key)
+    store.write_json("config.json", version_1)
+    clock = FixedClock()
+    node = runtime.Node(str(tmp_path), clock=clock)  # type: ignore[arg-type]
+    try:
+        assert node.mode == "running" and node.announced == groupconfig.announced(version_1)
+        assert node.table is not None
+        now_ms = clock.now_ms()
+        for seq, (peer, announced) in enumerate((("a", groupconfig.announced(version_1)), ("b", unknown))):
+            message = dict(heartbeats.CONTROLLED, group="house", node=peer, seq=seq, circuit="site", phases="L1",
+                           max_ma=16000, config_version=1, config_hash=announced)
+            assert node.table.accept_decoded(message, now_ms) == "ok"
+
+        async def fetch_meanwhile_put(host: str, port: int, token: str) -> bytes:
+            assert node.put_config(configsync.seal(pads, version_2))["adopted"] is True
+            raise OSError("peer b gone")
+
+        monkeypatch.setattr(groupsync, "fetch", fetch_meanwhile_put)
+        asyncio.run(node.sync())
+        assert node.sync_error == "b: peer b gone"
+        assert node.adopted is not None and node.adopted["version"] == 2
+        assert node.in_use == [groupconfig.announced(version_1)]
+        assert node.plan is not None and node.plan.scenario["site"]["limit_ma"] == [20000]  # type: ignore[index]
+    finally:
+        if node.mesh is not None:
+            node.mesh.close()
+
+
+class FixedClock:
+    def now_ms(self) -> int:
+        return 1000
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -425,12 +425,28 @@ class Node:
 
     async def sync(self) -> None:
         """Fetch the configs peers announce, adopt a winner, and run the merge of those in use."""
-        table = self.table
-        plan = self.plan
-        if table is None or plan is None or self.pads is None or self.http_token is None:
+        if self.table is None or self.plan is None or self.pads is None or self.http_token is None:
             return
         now_ms = self.clock.now_ms()
+        announced_by = self._announced_by(now_ms)
+        if not announced_by and not self.known and not self.in_use:
+            return  # everyone runs the adopted config: nothing to do (and nothing to import)
+        try:
+            await self._fetch(announced_by, now_ms)
+            # Looked at again after the fetches' waits: a PUT adopted meanwhile made the old adopted
+            # config one that peers announce (it is in known now), and a fetch may have changed the
+            # plan; with the list from before, the merge forgot a config peers still run.
+            self._merge(self._announced_by(self.clock.now_ms()))
+        finally:
+            _forget()
+
+    def _announced_by(self, now_ms: int) -> dict[str, str]:
+        """Each config hash that a fresh peer announces, other than the adopted one's: the first such peer."""
         announced_by: dict[str, str] = {}
+        table = self.table
+        plan = self.plan
+        if table is None or plan is None:  # left out by a config a fetch brought
+            return announced_by
         for member in plan.ids:
             peer = table.peer(member)
             if peer is None or member == plan.node or not table.online(member, now_ms, plan.peer_timeout_ms):
@@ -438,13 +454,7 @@ class Node:
             announced = peer.heartbeat["config_hash"]
             if isinstance(announced, str) and announced != self.announced and announced not in announced_by:
                 announced_by[announced] = member
-        if not announced_by and not self.known and not self.in_use:
-            return  # everyone runs the adopted config: nothing to do (and nothing to import)
-        try:
-            await self._fetch(announced_by, now_ms)
-            self._merge(announced_by)
-        finally:
-            _forget()
+        return announced_by
 
     async def _fetch(self, announced_by: dict[str, str], now_ms: int) -> None:
         from . import groupsync
