@@ -20,7 +20,13 @@ FAILSAFE_MODES = ("safe_current", "disable")
 MAX_ID_CHARS = 16  # member, circuit and group ids travel in heartbeats
 MAX_MEMBERS = 17  # a node and the 16 peers its table holds (peers.MAX_PEERS)
 MAX_VERSION = (1 << 30) - 1  # travels as the heartbeat's config_version
-MAX_UPDATED_AT = 1 << 40  # seconds or milliseconds since the epoch, as the author's clock gives them
+# updated_at is the author's clock in seconds since the epoch (the tie-break
+# on one version: the later wins). Milliseconds are refused (every time since
+# 2004 is above the bound) so that two authors' times compare like with like:
+# one author's milliseconds would win over every other's seconds. Above 2^30
+# it is a long int on ESP32 (as a time in seconds is since 2004): compared and
+# written as text only, never in arithmetic on the tick.
+MAX_UPDATED_AT = 1 << 40
 ANNOUNCED_HEX = 16  # the config hash prefix a heartbeat carries (64 bits)
 
 HEARTBEAT_MS = 500
@@ -50,7 +56,7 @@ def parse(raw: object) -> dict[str, object]:
     config: dict[str, object] = {
         "group": _id_field(top, "group", ""),
         "version": fc.int_field(top, "version", "", 0, MAX_VERSION),
-        "updated_at": fc.int_field(top, "updated_at", "", 0, MAX_UPDATED_AT),
+        "updated_at": _updated_at(top),
         "origin": _id_field(top, "origin", "", site.MAX_ID_CHARS),
         "key_id": _id_field(top, "key_id", "", site.MAX_ID_CHARS),
     }
@@ -132,6 +138,14 @@ def parse(raw: object) -> dict[str, object]:
     }
     check_failsafe_fits(config)
     return config
+
+
+def _updated_at(top: dict[str, object]) -> int:
+    value = top.get("updated_at")
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_UPDATED_AT:
+        raise FieldError("updated_at", str(value) + " is above " + str(MAX_UPDATED_AT)
+                         + ": seconds since the epoch, not milliseconds")
+    return fc.int_field(top, "updated_at", "", 0, MAX_UPDATED_AT)
 
 
 def _parse_timing(top: dict[str, object], config: dict[str, object]) -> None:
