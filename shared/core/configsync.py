@@ -1,6 +1,7 @@
 """Config sync between nodes: which config wins, the conservative merge meanwhile, and the signed transport."""
 
 import json
+import sys
 
 from . import hmac256
 from .errors import FieldError
@@ -26,6 +27,20 @@ BAD_JSON = "bad_json"
 BAD_FIELD = "bad_field"
 NOT_CANONICAL = "not_canonical"
 WRONG_GROUP = "wrong_group"
+
+# The reason for one signed text is the same on every runtime. MicroPython's
+# json has no NaN or Infinity and reads integers of any length; CPython's
+# reads NaN and Infinity as floats and refuses an integer of more than 4300
+# digits (int_max_str_digits, which describing it in an error would hit as
+# well). So on CPython the constants are not JSON (bad_json, as on
+# MicroPython), and an integer longer than any limit CPython can be set to
+# reads as infinity, which no field takes (bad_field, as MicroPython's check
+# of its range gives). What MicroPython's reader takes beyond JSON (leading
+# zeros, "1.", a trailing comma, control characters in strings) is not the
+# canonical text either: not_canonical (or bad_field) there, bad_json on
+# CPython; docs/safety.md.
+_MICROPYTHON = sys.implementation.name == "micropython"
+_INT_DIGITS = 640  # the smallest int_max_str_digits CPython accepts; no field holds an integer this long
 
 
 def compare(a: dict[str, object], b: dict[str, object]) -> int:
@@ -156,7 +171,7 @@ def open_sealed(pads: tuple[bytes, bytes], group: str, data: object) -> tuple[st
     # a bad edit, not an attack; it is still refused, never raised.
     try:
         text = bytes(view[_SEALED_HEAD:end]).decode()
-        raw = json.loads(text)
+        raw = json.loads(text) if _MICROPYTHON else _cpython_loads(text)
     except Exception:  # UnicodeError, ValueError, RecursionError: any text that is not JSON
         return BAD_JSON, None
     try:
@@ -170,3 +185,16 @@ def open_sealed(pads: tuple[bytes, bytes], group: str, data: object) -> tuple[st
     return OK, config
 
 
+
+
+def _cpython_loads(text: str) -> object:
+    # Only on CPython: MicroPython's loads takes the text alone (and its stubs say so).
+    return json.loads(text, parse_constant=_not_json, parse_int=_json_int)  # type: ignore[call-arg,unused-ignore]
+
+
+def _not_json(name: str) -> object:
+    raise ValueError(name + " is not JSON")
+
+
+def _json_int(digits: str) -> object:
+    return int(digits) if len(digits) <= _INT_DIGITS else float("inf")
