@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from .conftest import VECTORS_DIR
@@ -176,11 +176,13 @@ def test_random_bytes_are_never_accepted(core: ModuleType, data: bytes) -> None:
 @given(st.data())
 def test_a_modified_sealed_config_is_never_accepted(core: ModuleType, data: st.DataObject) -> None:
     pads = core.hmac256.prepare(KEY)
-    sealed = bytearray(core.configsync.seal(pads, core.groupconfig.parse(GARAGE)))
+    original = core.configsync.seal(pads, core.groupconfig.parse(GARAGE))
+    sealed = bytearray(original)
     for _ in range(data.draw(st.integers(1, 3), label="changes")):
         index = data.draw(st.integers(0, len(sealed) - 1), label="index")
         sealed[index] ^= data.draw(st.integers(1, 255), label="xor")
     cut = data.draw(st.integers(0, len(sealed)), label="cut")
+    assume(bytes(sealed[:cut]) != original)  # two changes of one byte can cancel out
     reason, config = core.configsync.open_sealed(pads, "house", bytes(sealed[:cut]))
     assert config is None
     assert reason in ("truncated", "bad_magic", "bad_format", "bad_tag")
