@@ -24,7 +24,8 @@ Scenario = dict[str, Any]
 @st.composite
 def scenarios(draw: st.DrawFn, *, max_loads: int = 10, max_circuits: int = 5, three_phase_loads: bool = True,
               modes: tuple[str, ...] = MODES, meter: bool = True, import_cap: bool = True,
-              circuits: bool = True, phase_counts: tuple[int, ...] = (1, 3)) -> Scenario:
+              circuits: bool = True, phase_counts: tuple[int, ...] = (1, 3),
+              steps: tuple[int, ...] = STEPS_MA) -> Scenario:
     """A valid scenario: a circuit tree, loads of every kind, optionally a meter and an import cap."""
     phases = draw(st.sampled_from(phase_counts))
     site: dict[str, Any] = {
@@ -57,7 +58,7 @@ def scenarios(draw: st.DrawFn, *, max_loads: int = 10, max_circuits: int = 5, th
             "phases": draw(st.sampled_from(phase_names)),
             "min_ma": min_ma,
             "max_ma": max_ma,
-            "step_ma": draw(st.sampled_from(STEPS_MA)),
+            "step_ma": draw(st.sampled_from(steps)),
             "priority": draw(st.sampled_from((-1000, -1, 0, 1, 2, 3, 1000))),
             "mode": draw(st.sampled_from(modes)),
             "demand": draw(st.booleans() | st.just(True)),

@@ -31,11 +31,19 @@ cpdef tuple targets_ma(Site model)
                top=cython.longlong, start=cython.longlong, movers=cython.longlong, phases=cython.longlong,
                solar_weight=cython.longlong, level=cython.longlong, delta=cython.longlong,
                room_left=cython.longlong, share=cython.longlong, floor=cython.longlong, stride=cython.longlong,
-               back=cython.longlong, increment=cython.longlong, packed=cython.longlong, slot=Py_ssize_t,
+               back=cython.longlong, packed=cython.longlong, slot=Py_ssize_t,
                load_cons=list, con_first=list, con_loads=list, load_phases=list, cap=list, by_gap=list, live=list, still=list, stopping=list, tight=list,
-               low=list, step=list, candidates=list, took=list, cons=list)
+               low=list, step=list, candidates=list, cons=list)
 cdef long long _fill(Site model, list rising, list alloc, list reason, list room, list counts, list full,
                      list moving, long long solar_ma) except? -1
+
+@cython.locals(index=Py_ssize_t, con=Py_ssize_t, start=cython.longlong, top=cython.longlong,
+               increment=cython.longlong, phases=cython.longlong, room_left=cython.longlong,
+               rounds=cython.longlong, most=cython.longlong, stride=cython.longlong, taken=cython.longlong,
+               solar_round=cython.longlong,
+               load_cons=list, load_phases=list, cap=list, step=list, took=list, touched=list, cons=list)
+cpdef long long _hand_back(Site model, list candidates, list alloc, list reason, list room, list per_round,
+                           bint has_solar, long long solar_ma) except? -1
 
 @cython.locals(start=cython.longlong, movers=cython.longlong, con=Py_ssize_t, cons=list)
 cdef void _stop(Py_ssize_t index, long long level, list alloc, list moving, list counts, list load_cons)

@@ -22,6 +22,8 @@ from .view import digest
 #     frees goes back one step at a time, by priority then id (not the active
 #     flag), round after round, while a whole step fits; a remainder smaller
 #     than the step of every load that could still take it stays unallocated.
+#     The rounds in which every load surely takes a whole step are taken at
+#     once (the same result), so this costs at most two rounds per load.
 
 OFFLINE_RESERVE = "offline_reserve"
 OFF = "off"
@@ -337,15 +339,33 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
                     phases = len(load_phases[index])
                     solar_ma += back * phases
 
-    # What rounding freed goes back a step at a time, in preference order. A
-    # load that cannot take a step now never can later (room only shrinks),
-    # so each round only revisits the loads that took one.
+    # What rounding freed goes back a step at a time, in preference order.
     candidates = []
     for index in rising:
         start = alloc[index]
         top = cap[index]
         if start < top:
             candidates.append(index)
+    if candidates:
+        # counts is all zeros again now that every load stopped: _hand_back's scratch.
+        solar_ma = _hand_back(model, candidates, alloc, reason, room, counts, has_solar, solar_ma)
+    return solar_ma
+
+
+def _hand_back(model: Site, candidates: list[int], alloc: list[int], reason: list[str], room: list[int],
+               per_round: list[int], has_solar: bool, solar_ma: int) -> int:
+    """What rounding freed, back a step at a time to candidates (in preference order); returns the surplus left.
+
+    Round after round, each candidate in turn takes one step (or what is left
+    to its max) if it fits in every constraint it touches and, with has_solar,
+    in solar_ma. A candidate that cannot, or that reaches its max, leaves the
+    rounds: room only shrinks, so it never could later. per_round is a list of
+    zeros, one per constraint, for scratch; it is left as it was.
+    """
+    load_cons = model.load_cons
+    load_phases = model.load_phases
+    cap = model.load_max_ma
+    step = model.load_step_ma
     while candidates:
         took = []
         for index in candidates:
@@ -373,6 +393,59 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
                     took.append(index)
                 else:
                     reason[index] = MAX
+        if took and len(took) == len(candidates):
+            # Nobody left this round, and the next rounds may go the same
+            # way: a load of 1 mA steps beside loads of large ones can take a
+            # million of them. So take at once the rounds in which every
+            # candidate surely takes a whole step and stays below its max:
+            # per round a constraint gives the sum of its candidates' steps,
+            # the surplus the sum of steps x phases. The result is the same,
+            # round for round. After them a candidate is within a step of its
+            # max, or a constraint or the surplus cannot give each of its
+            # candidates a step: the next round drops one. So there are at
+            # most two rounds per candidate.
+            rounds = -1
+            solar_round = 0
+            touched = []
+            for index in took:
+                start = alloc[index]
+                top = cap[index]
+                stride = step[index]
+                most = (top - start - 1) // stride
+                if rounds < 0 or most < rounds:
+                    rounds = most
+                if has_solar:
+                    phases = len(load_phases[index])
+                    solar_round += stride * phases
+                cons = load_cons[index]
+                for con in cons:
+                    taken = per_round[con]
+                    if not taken:
+                        touched.append(con)
+                    per_round[con] = taken + stride
+            for con in touched:
+                room_left = room[con]
+                taken = per_round[con]
+                most = room_left // taken
+                if most < rounds:
+                    rounds = most
+            if has_solar:
+                most = solar_ma // solar_round
+                if most < rounds:
+                    rounds = most
+            for con in touched:
+                if rounds > 0:
+                    room_left = room[con]
+                    taken = per_round[con]
+                    room[con] = room_left - rounds * taken
+                per_round[con] = 0
+            if rounds > 0:
+                for index in took:
+                    start = alloc[index]
+                    stride = step[index]
+                    alloc[index] = start + rounds * stride
+                if has_solar:
+                    solar_ma -= rounds * solar_round
         candidates = took
     return solar_ma
 
