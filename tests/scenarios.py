@@ -122,6 +122,20 @@ def surplus_ma(scenario: Scenario) -> int:
     return max(0, total) // QUANTUM_MA * QUANTUM_MA
 
 
+def continuous_rise_ma(scenario: Scenario, alloc: dict[str, int]) -> int:
+    """What the continuous loads are given above their measured draws, x phases, summed: the surplus they take
+    first. 0 unless the meter is fresh."""
+    if meter_state(scenario) != "fresh":
+        return 0
+    total = 0
+    for load in scenario["loads"]:
+        if load["mode"] == "continuous":
+            rise = alloc[load["id"]] - load.get("draw_ma", 0)
+            if rise > 0:
+                total += rise * len(PHASE_INDEXES[load["phases"]])
+    return total
+
+
 def reserve_ma(scenario: Scenario, load: dict[str, Any]) -> int:
     """What an offline load holds: its reserve_ma, else offline_reserve_ma, else its max."""
     if load["online"]:

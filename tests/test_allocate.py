@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-from .conftest import VECTORS_DIR, load_vector
-from .scenarios import meter_state, per_phase, phase_weighted_total, reserve_ma, surplus_ma, unmanaged_ma
+from .conftest import VECTORS_DIR, _runtime, load_vector
+from .scenarios import (
+    continuous_rise_ma,
+    meter_state,
+    per_phase,
+    phase_weighted_total,
+    reserve_ma,
+    surplus_ma,
+    unmanaged_ma,
+)
 
 
 def _load(load_id: str, **fields: Any) -> dict[str, Any]:
@@ -256,6 +266,41 @@ def test_a_higher_limit_may_lower_the_total(core: ModuleType, scenario: dict[str
 def test_meter_state(core: ModuleType, meter: dict[str, Any], reason: str) -> None:
     result = _allocate(core, _scenario([_load("a")], meter=meter))
     assert result["reason"] == {"a": reason}
+
+
+# ---- continuous rises and solar minimums: how many runs ----
+
+@pytest.mark.parametrize(("vector", "runs"), [
+    # nothing granted is short after the continuous rises: one run
+    ("solar_modes_share_the_export_in_urgency_order", 1),
+    ("solar_modes_in_urgency_order", 1),  # d's minimum takes what a's would need: a is never granted
+    # a solar_only minimum the continuous rise left short: a second run with that rise set aside
+    ("solar_only_waits_for_a_rising_continuous_load", 2),
+    ("solar_only_minimum_taken_back_for_a_continuous_rise", 2),
+    # short again in the second: a third with every continuous load's rise to its max set aside
+    ("solar_only_minimums_all_taken_back_by_continuous_rises", 3),
+])
+def test_a_solar_minimum_the_continuous_rise_leaves_short_runs_the_allocation_again(
+        device_root: Path, vector: str, runs: int) -> None:
+    _runtime("cpython-pure", device_root)  # loads the pure core, whose _targets a test may wrap
+    pure = importlib.import_module("_loadmesh_core_pure.allocate")
+    scenario: Any = load_vector(VECTORS_DIR / "allocate" / f"{vector}.json")["input"]
+    one_run = pure._targets
+    set_aside: list[int] = []
+
+    def counted(model: Any, ahead_ma: int) -> Any:
+        set_aside.append(ahead_ma)
+        return one_run(model, ahead_ma)
+
+    pure._targets = counted
+    try:
+        alloc = pure.allocate(importlib.import_module("_loadmesh_core_pure.site").parse(scenario))["alloc_ma"]
+    finally:
+        pure._targets = one_run
+    assert len(set_aside) == runs, set_aside
+    # whichever runs it took, no solar_only load stands on surplus a continuous rise took
+    solar = sum(alloc[load["id"]] for load in scenario["loads"] if load["mode"] == "solar_only")
+    assert solar == 0 or solar <= surplus_ma(scenario) - continuous_rise_ma(scenario, alloc)
 
 
 # ---- bad scenarios the vectors do not already cover ----

@@ -16,6 +16,7 @@ from .scenarios import (
     PHASE_INDEXES,
     SOLAR_MODES,
     Scenario,
+    continuous_rise_ma,
     limits,
     meter_state,
     phase_weighted_total,
@@ -51,15 +52,39 @@ def test_targets_keep_every_limit_and_every_load_bound(core: ModuleType, scenari
         assert given <= max(0, capacity - held), f"{name} L{phase + 1}: {given} mA given, {capacity - held} free"
 
 
+@st.composite
+def _sunny(draw: st.DrawFn) -> Scenario:
+    """A site exporting, with continuous loads that may rise beside solar ones (drawing something or nothing)."""
+    phases = draw(st.sampled_from((1, 3)))
+    names = ("L1",) if phases == 1 else ("L1", "L2", "L3", "L123")
+    loads = []
+    for number in range(draw(st.integers(1, 6))):
+        min_ma = draw(st.sampled_from((0, 1000, 6000, 6000)))
+        max_ma = draw(st.integers(min_ma, 32000))
+        load = {"id": f"l{number}", "phases": draw(st.sampled_from(names)), "min_ma": min_ma, "max_ma": max_ma,
+                "step_ma": draw(st.sampled_from((1, 100, 1000))), "priority": draw(st.integers(-1, 1)),
+                "mode": draw(st.sampled_from(("continuous", "continuous", "solar_priority", "solar_only", "excess"))),
+                "demand": True, "online": draw(st.sampled_from((True, True, True, False)))}
+        if draw(st.booleans()):
+            load["draw_ma"] = draw(st.sampled_from((0, min_ma, max_ma)) | st.integers(0, max_ma))
+        loads.append(load)
+    site = {"phases": phases, "voltage_v": 230, "limit_ma": draw(st.sampled_from((20000, 40000, 63000))),
+            "safety_pct": 100, "excess_threshold_w": draw(st.sampled_from((0, 0, 1000))),
+            "meter": {"ma": draw(st.lists(st.integers(-40000, 2000), min_size=phases, max_size=phases)),
+                      "age_ms": 0}}
+    return {"site": site, "circuits": [], "loads": loads, "offline_reserve_ma": 0}
+
+
 @settings(max_examples=1500)
-@given(scenarios(max_circuits=2))
+@given(scenarios(max_circuits=2) | _sunny())
 def test_solar_loads_live_on_the_surplus(core: ModuleType, scenario: Scenario) -> None:
     alloc = _allocate(core, scenario)["alloc_ma"]
-    surplus = surplus_ma(scenario)
+    # What continuous loads rise above their draws takes the export first.
+    surplus = surplus_ma(scenario) - continuous_rise_ma(scenario, alloc)
     site = scenario["site"]
     threshold_ma = site.get("excess_threshold_w", 0) * 1000 // site["voltage_v"]
     solar_total = grid_minimums = 0
-    excess_running = False
+    excess_running = solar_only_running = False
     for load in scenario["loads"]:
         target = alloc[load["id"]]
         phases = len(PHASE_INDEXES[load["phases"]])
@@ -69,8 +94,12 @@ def test_solar_loads_live_on_the_surplus(core: ModuleType, scenario: Scenario) -
             grid_minimums += load["min_ma"] * phases
         if load["mode"] == "excess" and target:
             excess_running = True
+        if load["mode"] == "solar_only" and target:
+            solar_only_running = True
     # Only a solar_priority minimum may come from the grid.
     assert solar_total <= max(surplus, grid_minimums)
+    if solar_only_running:
+        assert solar_total <= surplus
     if excess_running:
         assert solar_total <= surplus - threshold_ma
 

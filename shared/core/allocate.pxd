@@ -16,15 +16,30 @@ cdef long long _INDEX_BITS
 cdef long long _INDEX_MASK
 cdef long long _PRIORITY_SPAN
 
+@cython.locals(ahead_ma=cython.longlong, rise_ma=cython.longlong, alloc=list, reason=list)
+cpdef tuple targets_ma(Site model)
+
 @cython.locals(count=Py_ssize_t, index=Py_ssize_t, con=Py_ssize_t, held=cython.longlong,
                room_left=cython.longlong, need=cython.longlong, mode=cython.longlong, phases=cython.longlong,
                budget=cython.longlong, solar_ma=cython.longlong, threshold_ma=cython.longlong,
-               keep_ma=cython.longlong, fits=cython.bint, stale=cython.bint, key=cython.longlong,
-               rank=cython.longlong,
+               keep_ma=cython.longlong, fits=cython.bint, stale=cython.bint, metered=cython.bint, key=cython.longlong,
+               rank=cython.longlong, drawn=cython.longlong, start=cython.longlong, rise_ma=cython.longlong,
+               taken_ma=cython.longlong, least_ma=cython.longlong, solar_mins_ma=cython.longlong,
+               earlier=Py_ssize_t, on_surplus=list,
                alloc=list, reason=list, room=list, load_cons=list, urgency=list, online=list, demand=list,
                reserve=list, priority=list, active=list, order=list, load_phases=list, scarce=list, admitted=list,
-               min_ma=list, max_ma=list, counts=list, full=list, moving=list, rising=list, cons=list, preferred=list, ranks=list)
-cpdef tuple targets_ma(Site model)
+               min_ma=list, max_ma=list, counts=list, full=list, moving=list, rising=list, cons=list, preferred=list, ranks=list,
+               draw_ma=list)
+cdef tuple _targets(Site model, long long ahead_ma)
+
+@cython.locals(index=Py_ssize_t, mode=cython.longlong, need=cython.longlong, phases=cython.longlong,
+               budget=cython.longlong, urgency=list, min_ma=list, load_phases=list)
+cdef bint _short(Site model, list granted, long long solar_ma, long long threshold_ma) except? -1
+
+@cython.locals(index=Py_ssize_t, top=cython.longlong, drawn=cython.longlong, phases=cython.longlong,
+               total=cython.longlong, urgency=list, online=list, demand=list, draw_ma=list, max_ma=list,
+               load_phases=list)
+cdef long long _most_rise(Site model) except? -1
 
 @cython.locals(has_solar=cython.bint, index=Py_ssize_t, con=Py_ssize_t, first=Py_ssize_t,
                gaps=Py_ssize_t, next_gap=Py_ssize_t, left=Py_ssize_t, before=Py_ssize_t,

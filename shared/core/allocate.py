@@ -17,7 +17,9 @@ from .view import digest
 #     by equal amounts (water-filling) until each meets its max or a full
 #     constraint (or, for solar modes, the end of the surplus); every
 #     constraint is respected at every moment, so what a full circuit cannot
-#     use goes to loads elsewhere.
+#     use goes to loads elsewhere. With a fresh meter, what continuous loads
+#     are given above their measured draw comes out of the surplus first: it
+#     takes the export before any solar load does.
 #  4. Each rise is rounded down to the load's step. The current that rounding
 #     frees goes back one step at a time, by priority then id (not the active
 #     flag), round after round, while a whole step fits; a remainder smaller
@@ -61,6 +63,27 @@ def allocate(model: Site, reserve_ma: dict[str, int] | None = None,
 
 def targets_ma(model: Site) -> tuple[list[int], list[str]]:
     """Target current and reason per load, in model.load_ids order."""
+    # The solar_only and excess minimums are granted (step 2) before the
+    # continuous loads rise (step 3), which they leave less room: so they are
+    # granted against the surplus the continuous minimums leave. When the
+    # rises then take the surplus one of them stands on, the allocation runs
+    # again, setting that much aside for the continuous loads first. Rarely
+    # (the rise grows once more without that minimum's room), a third run sets
+    # aside all the continuous loads could take, every one at its max: then no
+    # minimum can come short. Usually there is one run.
+    ahead_ma = 0
+    for _ in range(2):
+        alloc, reason, rise_ma = _targets(model, ahead_ma)
+        if rise_ma < 0:
+            return alloc, reason
+        ahead_ma = rise_ma
+    alloc, reason, rise_ma = _targets(model, _most_rise(model))
+    return alloc, reason  # rise_ma is -1: nothing can come short of what is set aside
+
+
+def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
+    """One run, ahead_ma set aside for the continuous rises: targets, reasons, and -1; or, when the continuous
+    rises left a solar_only or excess minimum without surplus, what they took (the run is then unfinished)."""
     count = len(model.load_ids)
     alloc = [0] * count
     reason = [""] * count
@@ -96,10 +119,21 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
 
     load_phases = model.load_phases
     stale = model.meter == sitemodel.METER_STALE
+    # With a fresh meter a continuous load's target above its measured draw
+    # comes out of the export, so out of the surplus, before any solar load's.
+    metered = model.meter == sitemodel.METER_FRESH
+    draw_ma = model.load_draw_ma
+    # What the surplus gave the continuous loads so far (x phases): what is
+    # set aside for them, or more once their minimums above their draws
+    # (least_ma) or their rises take more. They come first in both steps.
+    taken_ma = ahead_ma
+    least_ma = 0
     threshold_ma = model.excess_threshold_ma()
-    solar_ma = model.surplus_ma
+    solar_ma = model.surplus_ma - ahead_ma
     scarce = [False] * len(room)
-    admitted = []
+    admitted: list[int] = []
+    on_surplus: list[int] | None = None  # the solar loads granted a minimum, if a solar_only or excess one is
+    solar_mins_ma = 0  # their minimums x phases
     min_ma = model.load_min_ma
     max_ma = model.load_max_ma
     for key in order:
@@ -131,6 +165,24 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
         if mode >= _SOLAR_PRIORITY:
             # A solar_priority minimum may come from the grid, but uses the surplus first.
             solar_ma -= need * phases
+            if metered:
+                solar_mins_ma += need * phases
+                if mode >= _SOLAR_ONLY and on_surplus is None:
+                    on_surplus = []
+                    for earlier in admitted:
+                        if urgency[earlier] >= _SOLAR_PRIORITY:
+                            on_surplus.append(earlier)
+                if on_surplus is not None:
+                    on_surplus.append(index)
+        elif metered:
+            # Continuous loads come first in this order: the surplus left for
+            # the solar minimums is what their minimums leave of it.
+            drawn = draw_ma[index]
+            if need > drawn:
+                least_ma += (need - drawn) * phases
+                if least_ma > taken_ma:
+                    solar_ma -= least_ma - taken_ma
+                    taken_ma = least_ma
         alloc[index] = need
         admitted.append(index)
 
@@ -138,7 +190,7 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
         # The unmanaged load is unknown: nobody rises above their minimum.
         for index in admitted:
             reason[index] = MAX if alloc[index] >= max_ma[index] else METER_STALE
-        return alloc, reason
+        return alloc, reason, -1
 
     # Once an excess load holds its minimum, that minimum is surplus above the
     # threshold: the other solar loads' rises must leave the threshold alone.
@@ -177,12 +229,71 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
             continue
         if mode == _CONTINUOUS:
             _fill(model, rising, alloc, reason, room, counts, full, moving, -1)
+            if metered:
+                # What they now take above their draws comes out of the surplus
+                # too: what the risen ones take above their minimum (or draw).
+                rise_ma = least_ma
+                for index in rising:
+                    drawn = draw_ma[index]
+                    need = min_ma[index]
+                    if need < drawn:
+                        need = drawn
+                    start = alloc[index]
+                    if start > need:
+                        phases = len(load_phases[index])
+                        rise_ma += (start - need) * phases
+                if rise_ma > taken_ma:
+                    solar_ma -= rise_ma - taken_ma
+                    taken_ma = rise_ma
+                    if on_surplus is not None and _short(model, on_surplus, solar_ma + solar_mins_ma, threshold_ma):
+                        return alloc, reason, rise_ma
         else:
             budget = solar_ma - keep_ma if mode != _EXCESS else solar_ma - threshold_ma
             if budget < 0:
                 budget = 0
             solar_ma -= budget - _fill(model, rising, alloc, reason, room, counts, full, moving, budget)
-    return alloc, reason
+    return alloc, reason, -1
+
+
+def _short(model: Site, granted: list[int], solar_ma: int, threshold_ma: int) -> bool:
+    """Whether a solar_only or excess minimum in granted (solar loads, in the order of step 2) lacks surplus.
+
+    solar_ma is the surplus before any solar minimum: they are taken from it
+    again in order, each solar_only or excess one checked as in step 2.
+    """
+    urgency = model.load_urgency
+    min_ma = model.load_min_ma
+    load_phases = model.load_phases
+    for index in granted:
+        mode = urgency[index]
+        need = min_ma[index]
+        phases = len(load_phases[index])
+        need *= phases
+        if mode >= _SOLAR_ONLY:
+            budget = solar_ma - threshold_ma if mode == _EXCESS else solar_ma
+            if need > budget:
+                return True
+        solar_ma -= need
+    return False
+
+
+def _most_rise(model: Site) -> int:
+    """The most the continuous loads could take above their draws (every one at its max), x phases, summed."""
+    urgency = model.load_urgency
+    online = model.load_online
+    demand = model.load_demand
+    draw_ma = model.load_draw_ma
+    max_ma = model.load_max_ma
+    load_phases = model.load_phases
+    total = 0
+    for index in range(len(model.load_ids)):
+        if urgency[index] == _CONTINUOUS and online[index] and demand[index]:
+            top = max_ma[index]
+            drawn = draw_ma[index]
+            if top > drawn:
+                phases = len(load_phases[index])
+                total += (top - drawn) * phases
+    return total
 
 
 # The loops below keep list items in plain local variables before doing
