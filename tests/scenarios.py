@@ -69,7 +69,8 @@ def scenarios(draw: st.DrawFn, *, max_loads: int = 10, max_circuits: int = 5, th
         if draw(st.booleans()):
             load["active"] = draw(st.booleans())
         if draw(st.booleans()):
-            load["draw_ma"] = draw(st.integers(0, max_ma))
+            # up to its max; sometimes above (a broken CT), or beyond an offline load's reserve
+            load["draw_ma"] = draw(st.integers(0, max_ma) | st.integers(0, max_ma + 20000))
         if not load["online"] and draw(st.booleans()):
             load["reserve_ma"] = draw(st.integers(0, 20000))
         load_list.append(load)
@@ -99,6 +100,14 @@ def meter_state(scenario: Scenario) -> str:
     return "stale" if meter["age_ms"] > site.get("meter_stale_ms", STALE_MS) else "fresh"
 
 
+def credited_ma(scenario: Scenario, load: dict[str, Any]) -> int:
+    """What the meter subtracts for a load: its draw_ma; 0 above its max (unknown); offline, at most its reserve."""
+    drawn = int(load.get("draw_ma", 0))
+    if drawn > load["max_ma"]:
+        return 0
+    return drawn if load["online"] else min(drawn, reserve_ma(scenario, load))
+
+
 def unmanaged_ma(scenario: Scenario) -> list[int]:
     """Per phase: measured minus managed draws, rounded up to the quantum; zeros unless the meter is fresh."""
     phases = scenario["site"]["phases"]
@@ -107,7 +116,7 @@ def unmanaged_ma(scenario: Scenario) -> list[int]:
     values = list(scenario["site"]["meter"]["ma"])
     for load in scenario["loads"]:
         for phase in PHASE_INDEXES[load["phases"]]:
-            values[phase] -= load.get("draw_ma", 0)
+            values[phase] -= credited_ma(scenario, load)
     return [-(-value // QUANTUM_MA) * QUANTUM_MA for value in values]
 
 
@@ -118,7 +127,7 @@ def surplus_ma(scenario: Scenario) -> int:
     total = -sum(scenario["site"]["meter"]["ma"])
     for load in scenario["loads"]:
         if load["online"] and load["mode"] in SOLAR_MODES:
-            total += load.get("draw_ma", 0) * len(PHASE_INDEXES[load["phases"]])
+            total += credited_ma(scenario, load) * len(PHASE_INDEXES[load["phases"]])
     return max(0, total) // QUANTUM_MA * QUANTUM_MA
 
 
@@ -130,7 +139,7 @@ def continuous_rise_ma(scenario: Scenario, alloc: dict[str, int]) -> int:
     total = 0
     for load in scenario["loads"]:
         if load["mode"] == "continuous":
-            rise = alloc[load["id"]] - load.get("draw_ma", 0)
+            rise = alloc[load["id"]] - credited_ma(scenario, load)
             if rise > 0:
                 total += rise * len(PHASE_INDEXES[load["phases"]])
     return total

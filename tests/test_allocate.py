@@ -135,6 +135,20 @@ def test_reserve_and_active_overrides_equal_the_fields(core: ModuleType) -> None
     assert core.allocate.allocate(model) == _allocate(core, scenario)
 
 
+def test_a_reserve_override_bounds_an_offline_draw_as_the_field_does(core: ModuleType) -> None:
+    # b is offline and still draws 16 A; the meter reads a 4 A house plus that. Its reserve (6 A here)
+    # bounds what the meter credits for it, and so does a reserve passed as an override: read again.
+    scenario = _scenario([_load("a"), _load("b", online=False, max_ma=16000, draw_ma=16000)],
+                         meter={"ma": [20000], "age_ms": 0})
+    model = core.site.parse(scenario)
+    for reserve in (0, 6000, 10000, 16000):
+        overridden = core.allocate.allocate(model, reserve_ma={"b": reserve})
+        assert overridden == _allocate(core, _with(scenario, f"loads[1]['reserve_ma'] = {reserve}"))
+        # the house's 4 A, b's 16 A and a's 12 A fill the 32 A site, whatever b's reserve
+        assert overridden["alloc_ma"] == {"a": 12000, "b": 0}
+    assert core.allocate.allocate(model) == _allocate(core, scenario)  # the model itself is unchanged
+
+
 @pytest.mark.parametrize(("reserve", "active", "message"), [
     ({"nobody": 1000}, None, "reserve_ma: 'nobody' is not a load"),
     ({"d": -1}, None, "reserve_ma.d: -1 is below 0"),

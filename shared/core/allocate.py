@@ -178,6 +178,8 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
             # Continuous loads come first in this order: the surplus left for
             # the solar minimums is what their minimums leave of it.
             drawn = draw_ma[index]
+            if drawn > max_ma[index]:
+                drawn = 0  # unknown (a broken CT): as site.credit_ma reads it
             if need > drawn:
                 least_ma += (need - drawn) * phases
                 if least_ma > taken_ma:
@@ -235,6 +237,8 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
                 rise_ma = least_ma
                 for index in rising:
                     drawn = draw_ma[index]
+                    if drawn > max_ma[index]:
+                        drawn = 0
                     need = min_ma[index]
                     if need < drawn:
                         need = drawn
@@ -290,6 +294,8 @@ def _most_rise(model: Site) -> int:
         if urgency[index] == _CONTINUOUS and online[index] and demand[index]:
             top = max_ma[index]
             drawn = draw_ma[index]
+            if drawn > top:
+                drawn = 0
             if top > drawn:
                 phases = len(load_phases[index])
                 total += (top - drawn) * phases

@@ -12,6 +12,7 @@ cdef class Site:
     cdef public long long excess_threshold_w
     cdef public long long meter_stale_ms
     cdef public int meter
+    cdef public list meter_ma
     cdef public list unmanaged_ma
     cdef public long long surplus_ma
     cdef public list circuit_ids

@@ -77,6 +77,7 @@ class Site:
         self.excess_threshold_w = 0
         self.meter_stale_ms = METER_STALE_MS
         self.meter = METER_NONE
+        self.meter_ma: list[int] = []  # per phase, the reading as given; empty unless the meter is fresh
         self.unmanaged_ma: list[int] = []  # per phase, signed, rounded up; zeros unless the meter is fresh
         self.surplus_ma = 0  # summed over phases, rounded down; 0 unless the meter is fresh
         self.circuit_ids: list[str] = []  # sorted
@@ -95,7 +96,7 @@ class Site:
         self.load_demand: list[bool] = []
         self.load_online: list[bool] = []
         self.load_active: list[bool] = []
-        self.load_draw_ma: list[int] = []
+        self.load_draw_ma: list[int] = []  # as given (credit_ma bounds what the meter subtracts of it)
         self.load_reserve_ma: list[int] = []  # what an offline load holds; 0 for an online one
         self.load_cons: list[list[int]] = []  # innermost circuit first, then the site, then the import cap
         self.con_capacity_ma: list[int] = []
@@ -115,6 +116,7 @@ class Site:
             setattr(copy, name, getattr(self, name))
         copy.load_reserve_ma = list(self.load_reserve_ma)
         copy.load_active = list(self.load_active)
+        remeter = False
         if reserve_ma is not None:
             for load_id in sorted(reserve_ma):
                 index = _override_index(self, "reserve_ma", load_id)
@@ -123,6 +125,13 @@ class Site:
                     raise _bad_value(value, "reserve_ma." + load_id, 0, MAX_MA)
                 if not self.load_online[index]:
                     copy.load_reserve_ma[index] = value
+                    if self.load_draw_ma[index] and value != self.load_reserve_ma[index]:
+                        remeter = True
+        if remeter and copy.meter == METER_FRESH:
+            # An offline load's draw counts at most at its reserve: read the
+            # meter again, and the capacities that follow from it.
+            _meter_figures(copy)
+            _build_constraints(copy)
         if active is not None:
             for load_id in sorted(active):
                 index = _override_index(self, "active", load_id)
@@ -135,7 +144,7 @@ class Site:
 
 _ATTRIBUTES = (
     "phases", "voltage_v", "limit_ma", "safety_pct", "import_limit_w", "excess_threshold_w", "meter_stale_ms",
-    "meter", "unmanaged_ma", "surplus_ma", "circuit_ids", "circuit_parent", "circuit_limit_ma", "load_ids",
+    "meter", "meter_ma", "unmanaged_ma", "surplus_ma", "circuit_ids", "circuit_parent", "circuit_limit_ma", "load_ids",
     "load_index", "load_circuit", "load_chain", "load_phases", "load_min_ma", "load_max_ma", "load_step_ma",
     "load_priority", "load_urgency", "load_demand", "load_online", "load_active", "load_draw_ma", "load_reserve_ma",
     "load_cons", "con_capacity_ma", "con_first", "con_loads",
@@ -213,6 +222,25 @@ def on_lattice_ma(model: Site, index: int, bound_ma: int) -> int:
         return 0
     step = model.load_step_ma[index]
     return low + (bound_ma - low) // step * step
+
+
+def credit_ma(model: Site, index: int) -> int:
+    """What the meter subtracts for load index on each of its phases: its draw_ma, bounded.
+
+    Every mA subtracted widens the site by a mA, so a draw counts only as far
+    as the allocation counts the load: a draw above its max_ma is a broken or
+    mis-scaled CT, unknown, and counts 0 (as the controller reads one); an
+    offline load counts at most its reserve, all the allocation holds for it.
+    What is not subtracted reads as unmanaged load, which is safe.
+    """
+    draw = model.load_draw_ma[index]
+    if draw > model.load_max_ma[index]:
+        return 0
+    if not model.load_online[index]:
+        reserve = model.load_reserve_ma[index]
+        if draw > reserve:
+            return reserve
+    return draw
 
 
 def show(value: object) -> str:
@@ -496,16 +524,25 @@ def _read_meter(model: Site, site: dict[str, object]) -> None:
         model.meter = METER_STALE
         return
     model.meter = METER_FRESH
-    unmanaged = [0] * phases
-    measured_ma = 0
+    measured = [0] * phases
     for phase in range(phases):
         value = readings[phase]
         assert isinstance(value, int)  # checked above
-        unmanaged[phase] = value
-        measured_ma += value
+        measured[phase] = value
+    model.meter_ma = measured
+    _meter_figures(model)
+
+
+def _meter_figures(model: Site) -> None:
+    """The unmanaged load per phase and the surplus, from a fresh meter's reading and the loads' credited draws."""
+    phases = model.phases
+    unmanaged = list(model.meter_ma)
+    measured_ma = 0
+    for phase in range(phases):
+        measured_ma += unmanaged[phase]
     solar_draw_ma = 0
     for index in range(len(model.load_ids)):
-        draw = model.load_draw_ma[index]
+        draw = credit_ma(model, index)
         if not draw:
             continue
         for phase in model.load_phases[index]:
