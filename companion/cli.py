@@ -7,12 +7,26 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from loadmesh.core import canon
 
 from . import devtree
 from .paths import SetupError, device_tree
 from .runtimes import MicroPythonRuntime, open_runtime
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(name + " is not valid JSON")
+
+
+def _read_json(path: Path) -> Any:  # what json.loads gives
+    """A JSON file as MicroPython's json (the node's) reads it: NaN, Infinity and -Infinity refused.
+
+    CPython's json takes them as floats; MicroPython's refuses them. Every
+    runtime's answer then starts from the same refusal, in the same bytes.
+    """
+    return json.loads(path.read_text(), parse_constant=_no_constant)
 
 
 def _stage(args: argparse.Namespace) -> int:
@@ -49,7 +63,7 @@ def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
         for step in json.loads(line)["ok"]["steps"]:
             print(canon.dumps(step))
         return 0
-    request = json.loads(Path(args.file).read_text())
+    request = _read_json(Path(args.file))
     runtime = open_runtime(cpython, device_tree())
     try:
         state = request.get("state")
@@ -112,7 +126,7 @@ def _run_config_hash(args: argparse.Namespace) -> int:
     """Check a group config (a config file, or {"config": ...}) and print its canonical text and hash."""
     path = Path(args.file)
     try:
-        raw = json.loads(path.read_text())
+        raw = _read_json(path)
     except (OSError, ValueError) as exc:
         print(f"loadmesh config-hash: {path}: {exc}", file=sys.stderr)
         return 2
@@ -141,9 +155,10 @@ def _entry_line(entry: str, args: argparse.Namespace, command: str) -> str | Non
     path = Path(args.file)
     runtime = open_runtime(args.runtime, device_tree())
     # The file is read here for every runtime: MicroPython's json accepts some
-    # broken text (a truncated object parses as {}), which must not pass.
+    # broken text (a truncated object parses as {}), which must not pass; and
+    # CPython's accepts NaN and Infinity, which MicroPython's refuses.
     try:
-        request = json.loads(path.read_text())
+        request = _read_json(path)
     except (OSError, ValueError) as exc:
         print(f"loadmesh {command}: {path}: {exc}", file=sys.stderr)
         return None
@@ -174,7 +189,7 @@ def _heating_check(args: argparse.Namespace) -> int:
             raws.append(None)
             continue
         try:
-            raws.append(json.loads(Path(path).read_text()))
+            raws.append(_read_json(Path(path)))
         except (OSError, ValueError) as exc:
             print(f"loadmesh heating-check: {path}: {exc}", file=sys.stderr)
             return 2
@@ -194,7 +209,7 @@ def _hw_check(args: argparse.Namespace) -> int:
     from loadmesh.node import hwconfig
 
     try:
-        wiring = hwconfig.parse(json.loads(Path(args.file).read_text()))
+        wiring = hwconfig.parse(_read_json(Path(args.file)))
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
         print(f"loadmesh hw-check: {args.file}: {exc}", file=sys.stderr)
         return 2

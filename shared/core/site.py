@@ -653,7 +653,16 @@ def _only_known(obj: dict[str, object], path: str, known: dict[str, int]) -> Non
     for key in obj:
         if key not in known:
             unknown = sorted([str(name) for name in obj if name not in known])
-            raise FieldError(_join(path, unknown[0]), "is not a known field")
+            raise FieldError(_join(path, _key(unknown[0])), "is not a known field")
+
+
+def _key(name: str) -> str:
+    """A key for a field path: as it is when it is printable ASCII, else as show() writes it (escaped, one line)."""
+    for char in name:
+        code = ord(char)
+        if code < 0x20 or code > 0x7E:
+            return show(name)
+    return name
 
 
 def _join(path: str, key: str) -> str:
