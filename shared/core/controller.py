@@ -86,7 +86,6 @@ class Plan:
         # The memo: step() is a pure function of its arguments; this only
         # spares recomputing the allocation when its inputs did not change.
         self._view_key: list[object] | None = None
-        self._key_spare: list[object] | None = None  # the key list of an earlier tick, filled again
         self._targets: list[int] = []
         self._reasons: list[str] = []
         self._view_digest = ""
@@ -177,8 +176,9 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
 
     peers, fresh = _peers(plan, table, now_ms)
     counts = _counts(plan, peers)
-    targets, reasons, model = _allocation(plan, state, peers, fresh, counts, (demand, mode, priority, active),
-                                          now_ms)
+    # The model is not kept past the allocation, not even through this tick: the digest and the heartbeat
+    # need the room on a node's small heap, and a tick that may raise builds it again from the key.
+    targets, reasons = _allocation(plan, state, peers, fresh, counts, (demand, mode, priority, active), now_ms)
     target = targets[own]
     if target != state["target_ma"]:
         new["target_ma"] = target
@@ -226,9 +226,7 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     if prev_ma > cap:
         applied = _lattice(plan, cap)  # rule 1: lower at once
     elif prev_ma < cap and agreed and plan._view_key is not None:
-        if model is None:
-            model = _model_of(plan, plan._view_key)  # the view did not change: the memo has no model
-        room = headroom.allowed_ma(model, plan.node, counts)
+        room = headroom.allowed_ma(_model_of(plan, plan._view_key), plan.node, counts)
         rise = cap if cap < room else room
         if plan.ramp_ma:
             step_to = prev_ma + plan.ramp_ma
@@ -468,16 +466,18 @@ def _counts(plan: Plan, peers: list[Peer | None]) -> dict[str, int]:
 
 def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], fresh: list[bool],
                 counts: dict[str, int], own_facts: tuple[bool, str, int, bool],
-                now_ms: int) -> tuple[list[int], list[str], site.Site | None]:
+                now_ms: int) -> tuple[list[int], list[str]]:
     """Targets and reasons per member from the view this node holds, recomputed only when the view changed."""
     with_meter = plan.meter_index >= 0
     deadline_pad = plan.peer_timeout_ms + plan.ev_lag_ms + plan.margin_ms
-    # The view's key is filled in place, in a list kept from an earlier tick: a new one every tick
-    # (a kilobyte for 17 members) is the largest block a node's small heap would be asked for.
+    # The view's key is compared with the memo's as it is made, and copied only at its first
+    # difference: a new one every tick (a kilobyte for 17 members) would be the largest block a node's
+    # small heap is asked for, and a spare one kept for it a kilobyte of the heap for good.
     width = len(plan.ids) * KEY_WIDTH + 1
-    spare = plan._key_spare
-    plan._key_spare = None
-    key: list[object] = spare if spare is not None and len(spare) == width else [None] * width
+    old_key = plan._view_key
+    if old_key is not None and len(old_key) != width:
+        old_key = None
+    key: list[object] = old_key if old_key is not None else [None] * width
     for index in range(len(plan.ids)):
         member = plan.members[index]
         reserve = 0
@@ -522,6 +522,12 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
                 if now_ms >= peer.heard_ms + deadline_pad and reserve > plan.failsafe_ma[index]:
                     reserve = plan.failsafe_ma[index]
         base = index * KEY_WIDTH
+        if key is old_key and (key[base] != online or key[base + 1] != demand or key[base + 2] != mode
+                               or key[base + 3] != priority or key[base + 4] != active
+                               or key[base + 5] != reserve or key[base + 6] != draw):
+            key = list(key)
+        if key is old_key:
+            continue
         key[base] = online
         key[base + 1] = demand
         key[base + 2] = mode
@@ -534,40 +540,54 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
         from . import meterview  # only a site with a mains meter loads it
 
         unmanaged = meterview.unmanaged_ma(plan, state, peers, fresh, now_ms)
+    if key is old_key:
+        if key[width - 1] == unmanaged:
+            return plan._targets, plan._reasons
+        key = list(key)
     key[width - 1] = unmanaged
-    if key == plan._view_key:
-        plan._key_spare = key
-        return plan._targets, plan._reasons, None
     # The memo keeps the targets and the digest, not the model: on a node's small heap (12K words,
     # 16 peers in the table) the model of 17 loads is room the next tick's work needs. A tick that
     # may raise builds it again from the key (_model_of).
-    old_key = plan._view_key
     plan._view_key = None
+    del old_key  # the view before: no longer kept
     model = _model_of(plan, key)
     targets, reasons = allocate.targets_ma(model)
     plan._targets = targets
     plan._reasons = reasons
     plan._view_digest = view.digest(model)
     plan._view_key = key
-    plan._key_spare = old_key
-    return targets, reasons, model
+    return targets, reasons
 
 
 def _model_of(plan: Plan, key: list[object]) -> site.Site:
-    """The site model of the view whose key this is (the loads' dicts die with the call)."""
-    loads = []
-    for index in range(len(plan.ids)):
+    """The site model of the view whose key this is."""
+    # site.parse reads the loads one at a time from one dict, filled again for
+    # each: 17 loads' dicts beside the model were the peak of a node's tick.
+    load: dict[str, object] = {"id": None, "circuit": None, "phases": None, "min_ma": None, "max_ma": None,
+                               "step_ma": None, "priority": None, "mode": None, "demand": None, "online": None,
+                               "active": None, "draw_ma": None, "reserve_ma": None}
+
+    def load_at(index: int) -> dict[str, object]:
         member = plan.members[index]
         base = index * KEY_WIDTH
-        load = {"id": member["id"], "circuit": member["circuit"], "phases": member["phases"],
-                "min_ma": member["min_ma"], "max_ma": member["max_ma"], "step_ma": member["step_ma"],
-                "priority": key[base + 3], "mode": key[base + 2], "demand": key[base + 1],
-                "online": key[base], "active": key[base + 4], "draw_ma": key[base + 6]}
-        if not key[base]:
-            load["reserve_ma"] = key[base + 5]
-        loads.append(load)
+        load["id"] = member["id"]
+        load["circuit"] = member["circuit"]
+        load["phases"] = member["phases"]
+        load["min_ma"] = member["min_ma"]
+        load["max_ma"] = member["max_ma"]
+        load["step_ma"] = member["step_ma"]
+        load["priority"] = key[base + 3]
+        load["mode"] = key[base + 2]
+        load["demand"] = key[base + 1]
+        load["online"] = key[base]
+        load["active"] = key[base + 4]
+        load["draw_ma"] = key[base + 6]
+        # An online load's reserve is 0 in the key, and site.parse gives it 0 whatever it is told.
+        load["reserve_ma"] = key[base + 5]
+        return load
+
     scenario = dict(plan.scenario)
-    scenario["loads"] = loads
+    scenario["loads"] = plan.ids  # only their count is read: the loads are load_at's
     if plan.meter_index >= 0:
         from . import meterview
 
@@ -575,7 +595,7 @@ def _model_of(plan: Plan, key: list[object]) -> site.Site:
         site_raw = dict(plan.scenario["site"])  # type: ignore[call-overload]
         site_raw["meter"] = meterview.scenario_meter(plan, unmanaged, key)  # type: ignore[arg-type]
         scenario["site"] = site_raw
-    return site.parse(scenario)
+    return site.parse(scenario, load_at)
 
 
 KEY_WIDTH = 7  # online, demand, mode, priority, active, reserve, draw
@@ -595,24 +615,32 @@ def _max_draw(draws: list[object], phases: tuple[int, ...], max_ma: int) -> int:
 
 def _digest(plan: Plan, boot_id: int, target_seq: int, peers: list[Peer | None], hold: bool) -> str:
     """The digest of this node's view, the config, every member's (boot id, target sequence number), and a hold."""
-    key: list[object] = [plan._view_digest]
+    # Of its final size: a list grown by appends doubles its block, and the kept one would keep that.
+    key: list[object] = [None] * (2 * len(plan.ids) + (2 if hold else 1))
+    key[0] = plan._view_digest
     for index in range(len(plan.ids)):
         peer = peers[index]
+        at = 2 * index + 1
         if index == plan.own:
-            key.append(boot_id)
-            key.append(target_seq)
+            key[at] = boot_id
+            key[at + 1] = target_seq
         elif peer is None:
-            key.append(0)
-            key.append(-1)
+            key[at] = 0
+            key[at + 1] = -1
         else:
             control = peer.heartbeat["control"]
-            key.append(peer.heartbeat["boot_id"])
-            key.append(control["target_seq"] if isinstance(control, dict) else -1)
+            key[at] = peer.heartbeat["boot_id"]
+            key[at + 1] = control["target_seq"] if isinstance(control, dict) else -1
     if hold:
-        key.append("hold")
+        key[len(key) - 1] = "hold"
     if key != plan._digest_key:
-        text = plan.hash + ";" + ";".join([str(part) for part in key])
-        raw: bytes = hashlib.sha256(text.encode()).digest()
+        # The SHA-256 of plan.hash and the key's parts, ";" between them, hashed a part at a time
+        # (the whole text, its parts and its bytes at once were a node's tick's largest blocks).
+        hasher = hashlib.sha256(plan.hash.encode())
+        for part in key:
+            hasher.update(b";")
+            hasher.update(str(part).encode())
+        raw: bytes = hasher.digest()
         plan._digest = raw.hex()[:view.DIGEST_HEX_CHARS]
         plan._digest_key = key
     return plan._digest

@@ -88,16 +88,29 @@ def scenario_meter(plan: Plan, unmanaged: list[int] | None, key: list[object]) -
 BUCKETS = 4
 
 
+def _slots(plan: Plan) -> int:
+    """How many (member, phase) pairs the minima hold: one per phase each member draws on."""
+    count = 0
+    for phases in plan.load_phases:
+        count += len(phases)
+    return count
+
+
 def _credits(plan: Plan, peers: list[Peer | None], fresh: list[bool], draw: list[int | None],
              exposure_ma: int) -> list[int]:
-    """Per member and phase (index x 3 + phase), the draw heard now that the meter node may subtract."""
-    credits = [0] * (3 * len(plan.ids))
+    """Per member and phase it draws on (in member order, then phase order), the draw heard now that may go."""
+    # Only the phases a member draws on: its other phases hold 0 for good, and a
+    # 17-member history kept them 5 times over (a 12K-word heap's margin).
+    credits = [0] * _slots(plan)
+    position = 0
     for index in range(len(plan.ids)):
+        phases = plan.load_phases[index]
         peer = peers[index]
         draws: object = draw
         most = exposure_ma
         if index != plan.own:
             if peer is None or not fresh[index]:
+                position += len(phases)
                 continue  # not heard: nothing subtracted
             message = peer.heartbeat
             draws = message["draw_ma"]
@@ -116,10 +129,11 @@ def _credits(plan: Plan, peers: list[Peer | None], fresh: list[bool], draw: list
         # read as unmanaged load, which is safe whether it is real or not.
         max_ma = plan.members[index]["max_ma"]
         assert isinstance(draws, list) and isinstance(max_ma, int) and isinstance(most, int)
-        for phase in plan.load_phases[index]:
+        for phase in phases:
             value = draws[phase]
             if value is not None and value <= max_ma:
-                credits[index * 3 + phase] = value if value < most else most
+                credits[position] = value if value < most else most
+            position += 1
     return credits
 
 
@@ -139,8 +153,10 @@ def track(plan: Plan, skew: dict[str, object] | None, reading: dict[str, object]
           now_ms: int) -> dict[str, object]:
     """The meter node's draw minima after this tick (skew itself when nothing changed); run every tick."""
     credits = _credits(plan, peers, fresh, draw, exposure_ma)
-    if skew is None:  # boot: no history, every member at 0 until heard
-        skew = {"starts": [], "lows": [], "seq": None, "low": None, "until": 0}
+    if skew is None or skew["plan"] != plan.hash:
+        # Boot, or a new plan (its members, so the minima's layout, may differ): no
+        # history, every member at 0 until heard.
+        skew = {"plan": plan.hash, "starts": [], "lows": [], "seq": None, "low": None, "until": 0}
     starts = skew["starts"]
     lows = skew["lows"]
     assert isinstance(starts, list) and isinstance(lows, list)
@@ -153,7 +169,8 @@ def track(plan: Plan, skew: dict[str, object] | None, reading: dict[str, object]
         kept_starts = starts[keep:]
         kept_starts.append(now_ms)
         kept_lows = lows[keep:]
-        kept_lows.append(credits)
+        # The same draws as the bucket before (the usual case) share its list.
+        kept_lows.append(lows[-1] if lows and lows[-1] == credits else credits)
         new["starts"] = kept_starts
         new["lows"] = kept_lows
     else:
@@ -209,6 +226,9 @@ def section(plan: Plan, reading: dict[str, object] | None, skew: dict[str, objec
     low = skew["low"]
     assert isinstance(low, list)
     managed = [0, 0, 0]
-    for position in range(len(low)):
-        managed[position % 3] += low[position]
+    position = 0
+    for phases in plan.load_phases:
+        for phase in phases:
+            managed[phase] += low[position]
+            position += 1
     return {"seq": reading["seq"], "age_ms": reading["age_ms"], "ma": reading["ma"], "managed_ma": managed}

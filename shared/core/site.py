@@ -151,8 +151,15 @@ _ATTRIBUTES = (
 )
 
 
-def parse(scenario: object) -> Site:
-    """Check an allocation scenario (the `allocate` contract) and build its site model; FieldError if bad."""
+def parse(scenario: object, load_at: object = None) -> Site:
+    """Check an allocation scenario (the `allocate` contract) and build its site model; FieldError if bad.
+
+    load_at: when given, the loads are load_at(0), load_at(1), ... (as many as
+    the scenario's loads list has entries, which are not read), each read once,
+    in order, and nothing of it kept: load_at may fill and return the same dict
+    every time. A node builds its model so (controller._model_of), without
+    every load's dict beside the model in its small heap.
+    """
     top = _object(scenario, "scenario")
     _only_known(top, "", _TOP_KEYS)
     model = Site()
@@ -161,7 +168,7 @@ def parse(scenario: object) -> Site:
     circuits = top.get("circuits")
     _parse_circuits(model, [] if circuits is None else _list(circuits, "circuits", MAX_CIRCUITS))
     offline_reserve_ma = _optional_int(top, "", "offline_reserve_ma", 0, MAX_MA, -1)
-    _parse_loads(model, _list(_required(top, "", "loads"), "loads", MAX_LOADS), offline_reserve_ma)
+    _parse_loads(model, _list(_required(top, "", "loads"), "loads", MAX_LOADS), offline_reserve_ma, load_at)
     _read_meter(model, site)
     _build_constraints(model)
     return model
@@ -340,7 +347,7 @@ def _parse_circuits(model: Site, circuits: list[object]) -> None:
     model.circuit_limit_ma = [limit_of[circuit_id] for circuit_id in model.circuit_ids]
 
 
-def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int) -> None:
+def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int, load_at: object) -> None:
     # One chain per circuit, shared by its loads.
     chain_of: dict[str, list[str]] = {SITE_ID: []}
     parent_of = {}
@@ -373,7 +380,9 @@ def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int) -> N
     draws = [0] * count
     reserves = [0] * count
     # In input order, so the first bad load in the file is the one named.
-    for number, load in enumerate(loads):
+    assert load_at is None or callable(load_at)
+    for number in range(count):
+        load = loads[number] if load_at is None else load_at(number)
         if type(load) is not dict:
             raise FieldError(_at(number, ""), show(load) + " is not an object")
         for key in load:
