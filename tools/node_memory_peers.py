@@ -22,6 +22,12 @@ gives it a reading every second (8 A of house load per phase beside the
 cars' draws), and n01 runs what only a meter node runs on top of a member's
 tick (meterview: its members' draw minima every tick, the section it
 publishes in its heartbeats) while every node's view reads the meter.
+--meter-node n02 makes it a peer's instead (a virtual node): n01 is then an
+ordinary member of a metered site, whose view reads the section n02 publishes.
+
+A MemoryError resets the node (its watchdog), and its /status figures start
+again: peak_any_boot and live_max_any_boot are the most any boot's showed (at
+the polls and at the end), peak and live_max the last boot's.
 
 --flood adds a LAN client that needs no token, from the 5th second on:
 connections as fast as it can make them, each announcing an 8 KB PUT /adopt
@@ -55,10 +61,10 @@ HOUSE_MA = 8000  # the unmanaged load per phase the meter reads beside the cars 
 METER_INTERVAL_MS = 1000  # a reading a second, as a DSMR 5 P1 port sends them
 
 
-def scenario(seconds: int, meter: bool = False) -> sc.Scenario:
+def scenario(seconds: int, meter: bool = False, meter_node: str = MEASURED) -> sc.Scenario:
     """17 EVSEs on 3 x 63 A: 5 on all phases, 4 on each phase; a car leaves and one returns every 4 s.
 
-    With meter, the mains meter is the measured node's.
+    With meter, the mains meter is meter_node's (the measured node's unless told).
     """
     nodes = []
     for index, node in enumerate(NODES):
@@ -81,7 +87,7 @@ def scenario(seconds: int, meter: bool = False) -> sc.Scenario:
         "group": {"heartbeat_ms": 500, "peer_timeout_ms": 3000, "ev_lag_ms": 2000},
         "nodes": nodes, "events": events}
     if meter:
-        raw["meter"] = {"node": MEASURED, "unmanaged_ma": HOUSE_MA, "interval_ms": METER_INTERVAL_MS}
+        raw["meter"] = {"node": meter_node, "unmanaged_ma": HOUSE_MA, "interval_ms": METER_INTERVAL_MS}
     return sc.parse(raw)
 
 
@@ -105,9 +111,10 @@ def _flood(port: int, request: bytes, stop: threading.Event, counts: dict[str, i
 
 
 def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: bool = False,
-        heap: str = SMALL_HEAP, flood: bool = False, meter: bool = False) -> dict[str, object]:
+        heap: str = SMALL_HEAP, flood: bool = False, meter: bool = False,
+        meter_node: str = MEASURED) -> dict[str, object]:
     """Run it; the figures (see the module's docstring)."""
-    site = scenario(seconds, meter)
+    site = scenario(seconds, meter, meter_node)
     progress = (lambda _line: None) if quiet else (lambda line: print("sim:", line, file=sys.stderr, flush=True))
     polled: list[dict[str, object]] = []
 
@@ -146,8 +153,11 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
     memory = final.get("memory", {})
     ticks = final.get("ticks", {})
     assert isinstance(memory, dict) and isinstance(ticks, dict)
+    # Every boot's figures seen (a reset starts them again).
+    memories = [s["status"].get("memory") or {} for s in polled if s["status"]] + [memory]  # type: ignore[attr-defined]
     return {
-        "seconds": seconds, "meter": meter, "state": final.get("state"), "error": final.get("error"), "resets": resets,
+        "seconds": seconds, "meter": meter_node if meter else None, "state": final.get("state"),
+        "error": final.get("error"), "resets": resets,
         "ticks": ticks.get("count"), "late_ticks": ticks.get("late"), "max_tick_ms": ticks.get("max_ms"),
         "peers_online_min": min((n for _t, n in online if isinstance(n, int)), default=None),
         "peers_online_dips": [[t_ms, n] for t_ms, n in online if n != len(NODES) - 1],  # [t_ms, online]
@@ -157,6 +167,8 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
         "peer_failures": peer_failures,
         "heap": (memory.get("alloc") or 0) + (memory.get("free") or 0),
         "peak": memory.get("peak"), "live_max": memory.get("live_max"),
+        "peak_any_boot": max((m.get("peak") or 0 for m in memories), default=None),
+        "live_max_any_boot": max((m.get("live_max") or 0 for m in memories), default=None),
         "trace_mem_alloc_max": max((r["mem_alloc"] for r in measured if isinstance(r["mem_alloc"], int)),
                                    default=None),
         "heartbeats": final.get("counters", {}).get("heartbeats"),  # type: ignore[attr-defined]
@@ -175,13 +187,19 @@ def main() -> int:
     parser.add_argument("--flood", action="store_true", help="flood the node's HTTP API from the 5th second on "
                                                               "(clients without the token)")
     parser.add_argument("--meter", action="store_true", help="the site's mains meter is the measured node's")
+    parser.add_argument("--meter-node", choices=NODES, help="the site's mains meter is this node's (implies --meter; "
+                                                             "another than " + MEASURED + ": it is a member)")
     args = parser.parse_args()
+    meter = args.meter or args.meter_node is not None
+    meter_node = args.meter_node or MEASURED
     with tempfile.TemporaryDirectory(prefix="loadmesh-memory-") as folder:
-        figures = run(args.seconds, Path(folder), heap=args.heap, flood=args.flood, meter=args.meter)
+        figures = run(args.seconds, Path(folder), heap=args.heap, flood=args.flood, meter=meter,
+                      meter_node=meter_node)
     if args.json:
         print(json.dumps(figures, sort_keys=True))
         return 0
-    role = ", the meter node" if args.meter else ""
+    role = (", the meter node" if meter_node == MEASURED else ", a member (" + meter_node + " the meter node)") \
+        if meter else ""
     print(f"node {MEASURED}{role}, 16 peers, {args.seconds} s, node image, heap {args.heap} = {figures['heap']} bytes "
           "here")
     print(f"state at the end: {figures['state']} (watchdog resets: {figures['resets']}; error: {figures['error']})")
@@ -191,6 +209,8 @@ def main() -> int:
           f"polls with fewer: {figures['peers_online_dips']}")
     print(f"peak gc.mem_alloc() before a tick's collection: {figures['peak']} bytes")
     print(f"most live after a tick's collection: {figures['live_max']} bytes")
+    print(f"any boot's (after a reset the figures start again): peak {figures['peak_any_boot']}, "
+          f"live {figures['live_max_any_boot']} bytes")
     print(f"heartbeats: {figures['heartbeats']}")
     print(f"samples with the applied limits over a limit: {figures['violations']}")
     if args.flood:
