@@ -25,8 +25,11 @@ Scenario = dict[str, Any]
 def scenarios(draw: st.DrawFn, *, max_loads: int = 10, max_circuits: int = 5, three_phase_loads: bool = True,
               modes: tuple[str, ...] = MODES, meter: bool = True, import_cap: bool = True,
               circuits: bool = True, phase_counts: tuple[int, ...] = (1, 3),
-              steps: tuple[int, ...] = STEPS_MA) -> Scenario:
-    """A valid scenario: a circuit tree, loads of every kind, optionally a meter and an import cap."""
+              steps: tuple[int, ...] = STEPS_MA, max_on_steps: bool = False) -> Scenario:
+    """A valid scenario: a circuit tree, loads of every kind, optionally a meter and an import cap.
+
+    max_on_steps: every load's max is its min plus whole steps (else any value from its min up).
+    """
     phases = draw(st.sampled_from(phase_counts))
     site: dict[str, Any] = {
         "phases": phases,
@@ -52,13 +55,17 @@ def scenarios(draw: st.DrawFn, *, max_loads: int = 10, max_circuits: int = 5, th
     phase_names = ("L1",) if phases == 1 else (("L1", "L2", "L3", "L123") if three_phase_loads else ("L1", "L2", "L3"))
     for number in range(draw(st.integers(0, max_loads))):
         min_ma = draw(st.sampled_from((0, 1000, 2000, 6000, 6000, 6000, 10000)))
-        max_ma = draw(st.integers(min_ma, 40000))
+        step_ma = draw(st.sampled_from(steps))
+        if max_on_steps:
+            max_ma = min_ma + step_ma * draw(st.integers(0, (40000 - min_ma) // step_ma))
+        else:
+            max_ma = draw(st.integers(min_ma, 40000))
         load: dict[str, Any] = {
             "id": f"l{number}",
             "phases": draw(st.sampled_from(phase_names)),
             "min_ma": min_ma,
             "max_ma": max_ma,
-            "step_ma": draw(st.sampled_from(steps)),
+            "step_ma": step_ma,
             "priority": draw(st.sampled_from((-1000, -1, 0, 1, 2, 3, 1000))),
             "mode": draw(st.sampled_from(modes)),
             "demand": draw(st.booleans() | st.just(True)),

@@ -254,6 +254,12 @@ def test_headroom_needs_every_load(core: ModuleType) -> None:
                 _load("c", circuit="k", min_ma=0, max_ma=1, step_ma=1)],
                circuits=[{"id": "k", "parent": "site", "limit_ma": 0}], limit_ma=26456),
      "s['circuits'][0]['limit_ma'] = 2", {"a": 17200, "b": 9256, "c": 0}, {"a": 17100, "b": 9256, "c": 1}),
+    # A max off the steps, in a flat group: e's top step (1 A to its 3.001 A max) is 2.001 A, shorter
+    # than its 3 A step. At 10.999 A it fits beside a at 7.9 A; one more mA gives preferred a its last
+    # 100 mA step first, and e's top step no longer fits: Σ 10.901 -> 9 A. Found by hypothesis.
+    (_scenario([_load("a", min_ma=6000, max_ma=8000, step_ma=100, priority=-1),
+                _load("e", min_ma=1000, max_ma=3001, step_ma=3000, priority=-1000)], limit_ma=10999),
+     "s['site']['limit_ma'] = 11000", {"a": 7900, "e": 3001}, {"a": 8000, "e": 1000}),
 ])
 def test_a_higher_limit_may_lower_the_total(core: ModuleType, scenario: dict[str, Any], raise_code: str,
                                             before: dict[str, int], after: dict[str, int]) -> None:

@@ -164,11 +164,12 @@ def test_input_order_changes_nothing(core: ModuleType, scenario: Scenario, seed:
 
 @settings(max_examples=1000)
 @given(scenarios(circuits=False, phase_counts=(1,), modes=("continuous", "off"), meter=False,
-                 import_cap=False, max_loads=8),
+                 import_cap=False, max_loads=8, max_on_steps=True),
        st.integers(1, 30000))
 def test_raising_the_limit_of_a_flat_group_never_lowers_the_total(core: ModuleType, scenario: Scenario,
                                                                   raise_ma: int) -> None:
-    # One breaker, any mix of minimums, steps, priorities, reserves and scarcity.
+    # One breaker, any mix of minimums, steps, priorities, reserves and scarcity; maxima on their
+    # steps (a shorter top step can drop the total: test_allocate.py, test_a_higher_limit_may_lower_the_total).
     before = sum(_allocate(core, scenario)["alloc_ma"].values())
     site = scenario["site"]
     site["limit_ma"] = [limit + raise_ma for limit in site["limit_ma"]] if isinstance(site["limit_ma"], list) \
