@@ -56,9 +56,19 @@ def test_a_config_switch_that_fails_half_way_halts_the_node_and_it_boots_into_th
         assert sim.virtual.nodes["evse1"].adopted["version"] == 2  # type: ignore[attr-defined]
 
 
+def _next_version(sim: Simulation, members: list[dict[str, object]]) -> dict[str, object]:
+    """The running config's next version, with these members."""
+    return dict(sim.config, members=members, version=int(sim.config["version"]) + 1)  # type: ignore[call-overload]
+
+
+def _members_without(sim: Simulation, node_id: str) -> list[dict[str, object]]:
+    """The running config's members but node_id."""
+    return [member for member in sim.config["members"] if member["id"] != node_id]  # type: ignore[union-attr]
+
+
 def _push_next_version(sim: Simulation, node: object, members: list[dict[str, object]]) -> None:
     """PUT to node, while its car charges, the running config's next version with these members; adopted."""
-    config = dict(sim.config, members=members, version=int(sim.config["version"]) + 1)  # type: ignore[call-overload]
+    config = _next_version(sim, members)
     assert node.hal.pilot_permille != pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
     answer = node.put_config(configsync.seal(sim.pads, config))  # type: ignore[attr-defined]
     assert answer["adopted"] is True
@@ -93,9 +103,8 @@ def test_a_node_a_config_leaves_out_stops_and_stays_stopped_across_a_reset(tmp_p
         sim.run(3000)
         assert sim.virtual is not None
         node = sim.virtual.nodes["evse3"]
-        members = [member for member in sim.config["members"] if member["id"] != "evse3"]  # type: ignore[union-attr]
         with sim.virtual.lock:
-            _push_next_version(sim, node, members)
+            _push_next_version(sim, node, _members_without(sim, "evse3"))
             assert node.mode == "left_out"  # type: ignore[attr-defined]
             assert node.error == "config version 2 has no member 'evse3': nothing driven"  # type: ignore[attr-defined]
             assert node.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
@@ -120,9 +129,7 @@ def test_a_removed_member_still_charging_holds_every_raise_until_it_is_gone(tmp_
         sim.run(3000)
         assert sim.virtual is not None
         nodes = sim.virtual.nodes
-        members = [member for member in sim.config["members"] if member["id"] != "evse3"]  # type: ignore[union-attr]
-        removed = dict(sim.config, members=members, version=int(sim.config["version"]) + 1)  # type: ignore[call-overload]
-        sealed = configsync.seal(sim.pads, removed)
+        sealed = configsync.seal(sim.pads, _next_version(sim, _members_without(sim, "evse3")))
         with sim.virtual.lock:
             for node_id in ("evse1", "evse2"):
                 assert nodes[node_id].put_config(sealed)["adopted"] is True  # type: ignore[attr-defined]
@@ -160,9 +167,8 @@ def test_a_left_out_node_named_again_restarts_into_the_config_at_0_a(tmp_path: P
         assert sim.virtual is not None
         node = sim.virtual.nodes["evse3"]
         members = sim.config["members"]
-        without = [member for member in members if member["id"] != "evse3"]  # type: ignore[union-attr]
         with sim.virtual.lock:
-            _push_next_version(sim, node, without)
+            _push_next_version(sim, node, _members_without(sim, "evse3"))
             assert node.mode == "left_out"  # type: ignore[attr-defined]
             boot_id = node.boot_id  # type: ignore[attr-defined]
             named_again = dict(sim.config, members=members, version=3)
