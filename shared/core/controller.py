@@ -4,6 +4,7 @@ import hashlib
 
 from . import allocate, headroom, site, view
 from .errors import FieldError
+from .fieldcheck import key_name
 from .peers import Peer, PeerTable
 
 # DESIGN's rules, in the order step() applies them (docs/safety.md argues each):
@@ -367,7 +368,7 @@ def _inputs(plan: Plan,
         raise FieldError("inputs", site.show(inputs) + " is not an object")
     for key in inputs:
         if key not in _INPUT_KEYS:
-            raise FieldError("inputs." + str(key), "is not a known field")
+            raise FieldError("inputs." + key_name(key), "is not a known field")
     demand = inputs.get("demand")
     if demand is not True and demand is not False:
         raise FieldError("inputs.demand", site.show(demand) + " is not true or false")
@@ -391,7 +392,7 @@ def _inputs(plan: Plan,
             raise FieldError("inputs.meter", site.show(raw_meter) + " is not an object")
         for key in raw_meter:
             if key not in ("seq", "age_ms", "ma"):
-                raise FieldError("inputs.meter." + str(key), "is not a known field")
+                raise FieldError("inputs.meter." + key_name(key), "is not a known field")
         meter = {"seq": _int_in(raw_meter.get("seq"), "inputs.meter.seq", 0, _MAX_VALUE),
                  "age_ms": _int_in(raw_meter.get("age_ms"), "inputs.meter.age_ms", 0, _MAX_VALUE),
                  "ma": _readings(raw_meter.get("ma"), "inputs.meter.ma", -_MAX_VALUE)}

@@ -114,7 +114,7 @@ def _heartbeat(plan: object, item: dict[str, object], path: str, digest: str) ->
     control: dict[str, object] = {"target_seq": 0}
     for key in item:
         value = item[key]
-        where = path + "." + key
+        where = path + "." + fc.key_name(key)
         if key in _BOOLS:
             if value is not True and value is not False:
                 raise FieldError(where, fc.describe(value) + " is not true or false")

@@ -18,7 +18,7 @@ def _pilot(request: object) -> object:
     readback = []
     for index, value in enumerate(currents):
         if not isinstance(value, int) or isinstance(value, bool):
-            raise FieldError("ma[" + str(index) + "]", repr(value) + " is not an integer")
+            raise FieldError("ma[" + str(index) + "]", fc.describe(value) + " is not an integer")
         duty = pilot.duty_permille(value)
         duties.append(duty)
         readback.append(pilot.signalled_ma(duty))
@@ -77,7 +77,7 @@ def respond(name: str, request: object) -> str:
     handler = ENTRIES.get(name)
     area = _AREAS.get(name)
     if handler is None and area is None:
-        return canon.dumps({"error": "entry: unknown entry " + repr(name)})
+        return canon.dumps({"error": "entry: unknown entry " + fc.describe(name)})
     try:
         result = handler(request) if handler is not None else _in_area(str(area), name, request)
     except FieldError as exc:

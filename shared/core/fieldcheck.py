@@ -13,7 +13,7 @@ def describe(value: object) -> str:
     if value is None or isinstance(value, (bool, int)):
         return repr(value)
     if isinstance(value, str):
-        return repr(value) if len(value) <= 40 else repr(value[:40] + "...")
+        return _quoted(value if len(value) <= 40 else value[:40] + "...")
     if isinstance(value, float):
         return "a float"
     if isinstance(value, list):
@@ -21,6 +21,28 @@ def describe(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return "a " + type(value).__name__
+
+
+def _quoted(text: str) -> str:
+    # Not repr(): for text beyond printable ASCII, CPython's repr keeps 'é' and
+    # MicroPython's writes '\xe9', and the message is part of a vector's bytes.
+    for char in text:
+        code = ord(char)
+        if code < 0x20 or code > 0x7E or char == "'" or char == "\\":
+            from . import canon  # only for an error
+
+            return canon.dumps(text)
+    return "'" + text + "'"
+
+
+def key_name(name: object) -> str:
+    """A key as a field path names it: as it is when printable ASCII, else quoted and escaped, on one line."""
+    text = str(name)
+    for char in text:
+        code = ord(char)
+        if code < 0x20 or code > 0x7E:
+            return describe(text)
+    return text
 
 
 def join(path: str, key: str) -> str:
@@ -56,7 +78,7 @@ def same_keys(mapping: dict[str, object], ids: list[str], path: str) -> None:
     """mapping has a key for every configured id in ids, and no other."""
     for key in sorted(mapping):
         if key not in ids:
-            raise FieldError(join(path, key), "is not a configured room")
+            raise FieldError(join(path, key_name(key)), "is not a configured room")
     for key in ids:
         if key not in mapping:
             raise FieldError(join(path, key), "is missing")
@@ -78,9 +100,9 @@ def array(value: object, path: str) -> list[object]:
 
 def only(mapping: dict[str, object], allowed: tuple[str, ...], path: str) -> None:
     """Refuse keys outside allowed: a misspelt setting must not silently take its default."""
-    extra = sorted(key for key in mapping if key not in allowed)
+    extra = sorted(name for name in mapping if name not in allowed)
     if extra:
-        raise FieldError(join(path, str(extra[0])), "is not a known field")
+        raise FieldError(join(path, key_name(extra[0])), "is not a known field")
 
 
 def integer(value: object, path: str, low: int, high: int) -> int:
@@ -141,7 +163,7 @@ def room_id(value: object, path: str) -> str:
         raise FieldError(path, describe(value) + " is not a room id (1 to 32 characters)")
     for char in value:
         if not ("a" <= char <= "z" or "0" <= char <= "9" or char in "_-"):
-            raise FieldError(path, repr(value) + " is not a room id (use a-z, 0-9, _ and -)")
+            raise FieldError(path, describe(value) + " is not a room id (use a-z, 0-9, _ and -)")
     return value
 
 

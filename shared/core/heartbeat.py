@@ -341,10 +341,11 @@ def _get(mapping: dict[str, object], name: str, path: str = "heartbeat") -> obje
 
 
 def _describe(value: object) -> str:
-    # No float reprs in messages: they differ between 32- and 64-bit floats.
-    if value is None or isinstance(value, (bool, int, str)):
-        return repr(value)
-    return "a " + type(value).__name__
+    # As every core message shows a value: no float reprs (they differ between
+    # 32- and 64-bit floats), text escaped alike on every runtime.
+    from . import fieldcheck  # only for an error
+
+    return fieldcheck.describe(value)
 
 
 def _check_int(value: object, path: str, low: int, high: int) -> int:
@@ -391,10 +392,10 @@ def _put_id(buffer: bytearray, offset: int, value: object, path: str) -> int:
         raise FieldError(path, _describe(value) + " is not a string")
     length = len(value)
     if length < 1 or length > MAX_ID_LEN:
-        raise FieldError(path, repr(value) + " must have 1 to " + str(MAX_ID_LEN) + " characters")
+        raise FieldError(path, _describe(value) + " must have 1 to " + str(MAX_ID_LEN) + " characters")
     for char in value:
         if not 0x21 <= ord(char) <= 0x7E:
-            raise FieldError(path, repr(value) + " must be printable ASCII without spaces")
+            raise FieldError(path, _describe(value) + " must be printable ASCII without spaces")
     buffer[offset] = length
     buffer[offset + 1:offset + 1 + length] = value.encode()
     return offset + 1 + length
@@ -407,7 +408,7 @@ def _put_hex(buffer: bytearray, offset: int, value: object, path: str) -> int:
         raise FieldError(path, "must be an even number of hex digits, at most " + str(2 * MAX_HASH_BYTES))
     for char in value:
         if char not in "0123456789abcdef":
-            raise FieldError(path, repr(value) + " is not lowercase hex")
+            raise FieldError(path, _describe(value) + " is not lowercase hex")
     raw = bytes.fromhex(value)
     buffer[offset] = len(raw)
     buffer[offset + 1:offset + 1 + len(raw)] = raw

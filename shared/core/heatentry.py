@@ -135,7 +135,7 @@ class _Boiler(_Kind):
         sharing: dict[str, int] = {}
         for rid in sorted(sharing_raw):
             if rid not in ids:
-                raise FieldError("load_sharing." + rid, "is not a configured room")
+                raise FieldError("load_sharing." + fc.key_name(rid), "is not a configured room")
             sharing[rid] = fc.pct_step(fc.integer(sharing_raw[rid], "load_sharing." + rid, 10, 100),
                                        "load_sharing." + rid)
         return {"flame": fc.bool_field(mapping, "flame", ""),

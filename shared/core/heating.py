@@ -98,7 +98,7 @@ def load_state(config: dict[str, object], raw: object) -> dict[str, object]:
     rooms: dict[str, object] = {}
     for rid in sorted(rooms_raw):
         if rid not in ids:
-            raise FieldError("state.rooms." + rid, "is not a configured room")
+            raise FieldError("state.rooms." + fc.key_name(rid), "is not a configured room")
     for rid in ids:
         if rid not in rooms_raw:
             raise FieldError("state.rooms." + rid, "is missing")

@@ -1,6 +1,7 @@
 """The site model: an allocation scenario checked, normalized and turned into capacity constraints."""
 
 from .errors import FieldError
+from .fieldcheck import key_name
 
 # Everything the allocation reads is an integer in a fixed unit: mA per phase,
 # W, ms, percent. Loads are kept sorted by id in parallel lists (the most
@@ -662,16 +663,7 @@ def _only_known(obj: dict[str, object], path: str, known: dict[str, int]) -> Non
     for key in obj:
         if key not in known:
             unknown = sorted([str(name) for name in obj if name not in known])
-            raise FieldError(_join(path, _key(unknown[0])), "is not a known field")
-
-
-def _key(name: str) -> str:
-    """A key for a field path: as it is when it is printable ASCII, else as show() writes it (escaped, one line)."""
-    for char in name:
-        code = ord(char)
-        if code < 0x20 or code > 0x7E:
-            return show(name)
-    return name
+            raise FieldError(_join(path, key_name(unknown[0])), "is not a known field")
 
 
 def _join(path: str, key: str) -> str:

@@ -185,7 +185,7 @@ def load_state(config: dict[str, object], raw: object, path: str = "state") -> d
     rest: dict[str, int] = {}
     for rid in sorted(rest_raw):
         if rid not in known:
-            raise FieldError(fc.join(rest_path, rid), "is not a configured room")
+            raise FieldError(fc.join(rest_path, fc.key_name(rid)), "is not a configured room")
         rest[rid] = fc.integer(rest_raw[rid], fc.join(rest_path, rid), 0, 1 << 62)
     context["tier3_rest_until_ms"] = rest
     context["trigger_capacity_w"] = fc.int_field(mapping, "trigger_capacity_w", path, 0, 1 << 30, 0)
@@ -197,9 +197,9 @@ def load_state(config: dict[str, object], raw: object, path: str = "state") -> d
     # opening within that tier's cap, and tier 3 only for a fallback room.
     top_tier = LADDER.index(state) // 2 + 1 if state in LADDER else 3  # not active: refused below anyway
     for rid in sorted(rooms):
-        where = fc.join(rooms_path, rid)
         if rid not in known:
-            raise FieldError(where, "is not a configured room")
+            raise FieldError(fc.join(rooms_path, fc.key_name(rid)), "is not a configured room")
+        where = fc.join(rooms_path, rid)
         entry = fc.obj(rooms[rid], where)
         fc.only(entry, ("tier", "pct", "reason", "since_ms"), where)
         reason = entry.get("reason")
@@ -239,7 +239,7 @@ def load_inputs(config: dict[str, object], raw: object, path: str = "") -> dict[
     known = room_ids(config)
     for rid in sorted(rooms_raw):
         if rid not in known:
-            raise FieldError(fc.join(rooms_path, rid), "is not a configured room")
+            raise FieldError(fc.join(rooms_path, fc.key_name(rid)), "is not a configured room")
     rooms: dict[str, object] = {}
     for rid in known:
         where = fc.join(rooms_path, rid)

@@ -44,7 +44,7 @@ def _pct_map(raw: object, path: str, rooms: list[str]) -> dict[str, int]:
     result: dict[str, int] = {}
     for rid in sorted(mapping):
         if rid not in rooms:
-            raise FieldError(fc.join(path, rid), "is not a configured room")
+            raise FieldError(fc.join(path, fc.key_name(rid)), "is not a configured room")
         result[rid] = fc.integer(mapping[rid], fc.join(path, rid), 0, 100)
     return result
 
