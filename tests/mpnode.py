@@ -7,6 +7,7 @@ import os
 import queue
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -58,13 +59,35 @@ def environment(device_root: Path | None, fakes: bool = False) -> dict[str, str]
 
 
 def run(script: str, *args: str, device_root: Path, frozen: bool = True, fakes: bool = False,
-        cwd: Path | None = None, timeout_s: float = 60) -> list[object]:
-    """Run a script to its end; its stdout JSON lines, decoded. AssertionError with stderr if it failed."""
+        cwd: Path | None = None, timeout_s: float = 60, single_precision: bool = True) -> list[object]:
+    """Run a script to its end; its stdout JSON lines, decoded. AssertionError with stderr if it failed.
+
+    frozen: the node image (single precision, the library frozen in); else the unix port of the
+    given precision with the staged .mpy tree."""
     if frozen:
         binary, env = node_image(device_root), environment(None, fakes)
     else:
-        binary, env = micropython_binary(single_precision=True), environment(device_root, fakes)
+        binary, env = micropython_binary(single_precision=single_precision), environment(device_root, fakes)
     result = subprocess.run(command(binary, script, *args), capture_output=True, text=True, env=env, cwd=cwd,
+                            timeout=timeout_s)
+    assert result.returncode == 0, f"{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+
+
+# The node's pure modules run the same on each: CPython (the installed loadmesh), the unix port in
+# double precision (the staged .mpy tree), and the node image (single precision, frozen, the ESP32's heap).
+SCRIPT_RUNTIMES = ("cpython", "micropython", "micropython-f32")
+
+
+def run_on(runtime: str, script: str, *args: str, device_root: Path, timeout_s: float = 60) -> list[object]:
+    """run() of a script that needs no fakes, on one of SCRIPT_RUNTIMES."""
+    if runtime == "micropython-f32":
+        return run(script, *args, device_root=device_root, timeout_s=timeout_s)
+    if runtime == "micropython":
+        return run(script, *args, device_root=device_root, frozen=False, single_precision=False,
+                   timeout_s=timeout_s)
+    assert runtime == "cpython", runtime
+    result = subprocess.run([sys.executable, str(NODESIDE / script), *args], capture_output=True, text=True,
                             timeout=timeout_s)
     assert result.returncode == 0, f"{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
