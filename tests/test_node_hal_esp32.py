@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loadmesh.node import signals
+from loadmesh.node import hwconfig, signals
 
 from . import mpnode
 
@@ -180,6 +180,33 @@ def test_a_boiler_with_a_setpoint_input(device_root: Path, tmp_path: Path) -> No
     assert out[9]["pwm"]["33"]["duty_u16"] == 0 and out[9]["pins"] == {"27": 0}  # type: ignore[index]
 
 
+def test_the_flame_input_is_pulled_and_a_change_taken_once_it_holds(device_root: Path, tmp_path: Path) -> None:
+    # An optocoupler that pulls the input low while the burner is lit, the chip's pull-up otherwise.
+    hw = {"hal": "esp32", "boiler": {"pin": 26}, "flame": {"pin": 33, "lit_level": 0, "pull": "up"}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["flame"], ["pulls"], ["level", 33, 0], ["poll", 0], ["flame"],
+        ["level", 33, 1], ["poll", 100], ["flame"], ["poll", 200], ["flame"], ["poll", 300], ["flame"],
+        ["level", 33, 0], ["poll", 400], ["level", 33, 1], ["poll", 500], ["poll", 600], ["flame"],
+        ["level", 33, 0], ["poll", 700], ["poll", 800], ["poll", 900], ["flame"],
+    ])
+    assert out[1] is None  # not read yet
+    assert out[2] == {"33": "up"}
+    assert out[5] is True  # the first read is taken as it is
+    assert out[8] is True and out[10] is True and out[12] is False  # out after three reads in a row
+    assert out[18] is False  # one read of a glitch is not the flame lighting
+    assert out[23] is True
+
+
+def test_no_flame_input_is_none(device_root: Path, tmp_path: Path) -> None:
+    out = run_hal(device_root, tmp_path, {"hal": "esp32", "boiler": {"pin": 26}}, [["poll", 0], ["flame"]])
+    assert out[2] is None
+
+
+def test_the_wiring_with_a_flame_input_gets_its_defaults() -> None:
+    wiring = hwconfig.parse({"hal": "esp32", "flame": {"pin": 34}})
+    assert wiring["flame"] == {"pin": 34, "lit_level": 1, "pull": None}
+
+
 BOOT_WIRINGS = [
     # (about, wiring, every output pin -> the only things it may drive from power-up until a driver is called)
     ("an EVSE: pilot constant high, active-high contactor open", EVSE,
@@ -260,6 +287,12 @@ BAD_WIRING = [
     ({"hal": "esp32", "boiler": {"pin": 4, "active_high": False}},
      "hw.boiler.pin: 4 is pulled down at reset (GPIO 2, 4): an active-low relay there can switch on at every "
      "restart; use another pin or an active-high relay"),
+    ({"hal": "esp32", "flame": {"pin": 12}},
+     "hw.flame.pin: 12 is a strapping pin (GPIO 0 and 12): what is wired to it can keep the node from booting"),
+    ({"hal": "esp32", "relay": {"pin": 26}, "flame": {"pin": 26}}, "hw.flame.pin: 26 is already used by hw.relay.pin"),
+    ({"hal": "esp32", "flame": {"pin": 36, "pull": "down"}},
+     "hw.flame.pull: 'down': GPIO 36 has no internal pull (GPIO 34..39); fit a resistor, or use another pin"),
+    ({"hal": "esp32", "flame": {"pin": 33, "lit_level": 2}}, "hw.flame.lit_level: 2 is out of range 0..1"),
 ]
 
 

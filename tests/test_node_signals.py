@@ -158,3 +158,22 @@ def test_cp_state_is_a_state(high_mv: int, low_mv: int, previous: str, pwm_on: b
     for nominal, expected in ((12000, "A"), (9000, "B"), (6000, "C"), (3000, "D"), (0, "E"), (-12000, "F")):
         if abs(high_mv - nominal) < 1000:
             assert signals.cp_state(high_mv, -12000, previous, False) == expected
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=40))
+def test_the_flame_changes_only_once_the_input_held_its_level(reads: list[bool]) -> None:
+    shown: bool | None = None
+    differing = 0
+    for position, lit in enumerate(reads):
+        before = shown
+        shown, differing = signals.flame_step(lit, shown, differing)
+        if before is None:
+            assert shown is lit  # the first read is taken as it is
+        elif shown != before:
+            # Changed: the input read this for the last FLAME_STEADY_POLLS reads in a row.
+            run = reads[max(0, position - signals.FLAME_STEADY_POLLS + 1):position + 1]
+            assert len(run) == signals.FLAME_STEADY_POLLS and all(read is lit for read in run)
+        steady = signals.FLAME_STEADY_POLLS
+        window = reads[position - steady + 1:position + 1] if position >= steady - 1 else []
+        if window and all(read is lit for read in window):
+            assert shown is lit  # a level held that long is always taken

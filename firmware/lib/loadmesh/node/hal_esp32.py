@@ -1,4 +1,4 @@
-"""The ESP32 HAL: pilot PWM and CP sensing, relays, valve, CT currents, DS18B20 temperatures, watchdog."""
+"""The ESP32 HAL: pilot PWM and CP sensing, relays, valve, CT currents, DS18B20, flame, watchdog."""
 
 import array
 import time
@@ -26,6 +26,7 @@ from .hal import TEMPERATURES, Hal
 #   50 Hz) for an unbiased RMS; each phase is renewed every third tick.
 # - DS18B20: one conversion per second for all sensors (they convert in
 #   parallel), and one scratchpad read per tick.
+# - Flame: one read of its input per tick, debounced in signals.
 #
 # The watchdog starts in the constructor; once started it cannot be stopped.
 #
@@ -72,6 +73,9 @@ class Esp32Hal(Hal):
         self._complete_ms: int | None = None
         self._sensor_next = 0
         self._scratch = bytearray(9)
+        self._flame_pin: machine.Pin | None = None
+        self._flame: bool | None = None
+        self._flame_differing = 0
         self._build()
 
     def _build(self) -> None:
@@ -111,13 +115,7 @@ class Esp32Hal(Hal):
                 if feedback["kind"] == "adc":
                     self._feedback_adc = _adc(_int(feedback["pin"]))
                 else:
-                    number = _int(feedback["pin"])
-                    pull = feedback["pull"]
-                    if pull is None:  # none asked for: the pin as it is
-                        self._feedback_pin = machine.Pin(number, machine.Pin.IN)
-                    else:
-                        self._feedback_pin = machine.Pin(number, machine.Pin.IN, machine.Pin.PULL_UP if pull == "up"
-                                                         else machine.Pin.PULL_DOWN)
+                    self._feedback_pin = _input(_int(feedback["pin"]), feedback["pull"])
         cts = hw.get("ct")
         if isinstance(cts, list):
             for phase in range(3):
@@ -133,6 +131,9 @@ class Esp32Hal(Hal):
                 rom = sensors.get(TEMPERATURES[index])
                 if isinstance(rom, str):
                     self._roms[index] = bytes.fromhex(rom)
+        flame = hw.get("flame")
+        if isinstance(flame, dict):
+            self._flame_pin = _input(_int(flame["pin"]), flame["pull"])
 
     # Readings.
 
@@ -142,6 +143,10 @@ class Esp32Hal(Hal):
         self._read_ct()
         if self._wire is not None:
             self._read_temperatures(now_ms)
+        flame = self.hw.get("flame")
+        if self._flame_pin is not None and isinstance(flame, dict):
+            lit = self._flame_pin.value() == flame["lit_level"]
+            self._flame, self._flame_differing = signals.flame_step(lit, self._flame, self._flame_differing)
 
     def _read_pilot(self) -> None:
         pilot = self.hw["pilot"]
@@ -252,6 +257,9 @@ class Esp32Hal(Hal):
             return 100 if self._feedback_pin.value() == feedback["open_level"] else 0
         return None
 
+    def flame(self) -> bool | None:
+        return self._flame  # None: not wired (or not read yet)
+
     # Drivers.
 
     def set_pilot_ma(self, limit_ma: int) -> int:
@@ -305,6 +313,7 @@ class Esp32Hal(Hal):
         machine.RTC().memory(data)
 
 
+
 def _int(value: object) -> int:
     assert isinstance(value, int)
     return value
@@ -323,6 +332,13 @@ def _pwm(pin: int, freq_hz: int, duty_u16: int) -> machine.PWM:
 def _valve_duty(pct: int, active_high: bool) -> int:
     duty = signals.valve_duty_u16(pct)
     return duty if active_high else signals.U16_MAX - duty
+
+
+def _input(pin: int, pull: object) -> machine.Pin:
+    """A digital input with the chip's pull the wiring names ("up", "down"; None: the pin as it is)."""
+    if pull is None:
+        return machine.Pin(pin, machine.Pin.IN)
+    return machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP if pull == "up" else machine.Pin.PULL_DOWN)
 
 
 def _adc(pin: int) -> machine.ADC:

@@ -20,7 +20,11 @@ from .hal import TEMPERATURES
 # 0-10 V flow setpoint input, "setpoint": a PWM pin into a PWM-to-0-10 V
 # converter, low_dc at 0 V and high_dc at 10 V (the boiler's scale; the
 # default 0-100 °C is 0.1 V per °C). Without it the boiler keeps its own
-# setpoint, and the cooldown (docs/heating.md) is only published.
+# setpoint, and the cooldown (docs/heating.md) is only published. "flame":
+# the burner's "lit" signal on a digital input (a volt-free contact or an
+# optocoupler with a steady output), lit_level its level while lit, pull the
+# chip's pull on it; without it the boiler node sees no flame and starts no
+# short-cycling cooldown.
 #
 # The watchdog: 2 s by default. A littlefs rename commits a metadata block,
 # and at worst compacts one: a 4 KB sector erase (up to 400 ms on common SPI
@@ -49,7 +53,7 @@ WDT_DEFAULT_MS = 2000
 VALVE_KINDS = ("pwm", "servo", "relay")
 FEEDBACK_KINDS = ("switch", "adc")
 
-_TOP = ("hal", "wdt_ms", "mains_hz", "pilot", "relay", "boiler", "setpoint", "valve", "ct", "onewire")
+_TOP = ("hal", "wdt_ms", "mains_hz", "pilot", "relay", "boiler", "setpoint", "valve", "ct", "onewire", "flame")
 _PILOT = ("pwm_pin", "adc_pin", "inverted", "zero_uv", "uv_per_v", "samples")
 _SWITCH = ("pin", "active_high")
 _SETPOINT = ("pin", "freq_hz", "low_dc", "high_dc")
@@ -58,6 +62,7 @@ _FEEDBACK = ("kind", "pin", "closed_mv", "open_mv", "open_level", "pull")
 PULLS = ("up", "down")
 _CT = ("pin", "ma_per_v", "floor_ma")
 _ONEWIRE = ("pin", "sensors")
+_FLAME = ("pin", "lit_level", "pull")
 
 
 def parse(hw: object) -> dict[str, object]:
@@ -85,6 +90,8 @@ def parse(hw: object) -> dict[str, object]:
         out["ct"] = _cts(top["ct"])
     if top.get("onewire") is not None:
         out["onewire"] = _onewire(top["onewire"])
+    if top.get("flame") is not None:
+        out["flame"] = _flame(top["flame"])
     _check_pins(out)
     return out
 
@@ -149,6 +156,9 @@ def _pins(out: dict[str, object]) -> list[tuple[str, object, str]]:
     wire = out.get("onewire")
     if isinstance(wire, dict):
         found.append(("hw.onewire.pin", wire["pin"], "out"))  # open drain: it drives the bus low
+    flame = out.get("flame")
+    if isinstance(flame, dict):
+        found.append(("hw.flame.pin", flame["pin"], "in"))
     return found
 
 
@@ -228,17 +238,30 @@ def _feedback(value: object) -> dict[str, object]:
     else:
         # The end switch's level when the valve is fully open.
         out["open_level"] = fc.int_field(part, "open_level", path, 0, 1, 1)
-        # The chip's own pull on the switch's input, so that a broken wire reads
-        # a fixed level rather than floating; null (the default): none, as for
-        # a switch with its own resistor.
-        pull = part.get("pull")
-        if pull is not None:
-            pull = fc.choice_field(part, "pull", path, PULLS)
-            if pin >= INPUT_ONLY_MIN:
-                raise FieldError(path + ".pull", repr(pull) + ": GPIO " + str(pin) + " has no internal "
-                                 "pull (GPIO 34..39); fit a resistor, or use another pin")
-        out["pull"] = pull
+        out["pull"] = _pull(part, path, pin)
     return out
+
+
+def _pull(part: dict[str, object], path: str, pin: int) -> str | None:
+    """The chip's own pull on a digital input, so that a broken wire reads a fixed level rather than floating.
+
+    null (the default): none, as for a switch with its own resistor."""
+    pull = part.get("pull")
+    if pull is None:
+        return None
+    pull = fc.choice_field(part, "pull", path, PULLS)
+    if pin >= INPUT_ONLY_MIN:
+        raise FieldError(path + ".pull", repr(pull) + ": GPIO " + str(pin) + " has no internal "
+                         "pull (GPIO 34..39); fit a resistor, or use another pin")
+    return pull
+
+
+def _flame(value: object) -> dict[str, object]:
+    path = "hw.flame"
+    part = fc.obj(value, path)
+    fc.only(part, _FLAME, path)
+    pin = _pin(part, path)
+    return {"pin": pin, "lit_level": fc.int_field(part, "lit_level", path, 0, 1, 1), "pull": _pull(part, path, pin)}
 
 
 def _cts(value: object) -> list[object]:

@@ -1,4 +1,4 @@
-"""Pure signal conversions behind the ESP32 HAL: control pilot, CT current, valve drive and feedback, DS18B20."""
+"""Pure signal conversions behind the ESP32 HAL: control pilot, CT current, valve drive and feedback, DS18B20, flame."""
 
 import array
 
@@ -158,6 +158,23 @@ def feedback_pct(mv: int, closed_mv: int, open_mv: int) -> int | None:
         return None
     pct = (mv - closed_mv) * 100 // span if span > 0 else (closed_mv - mv) * 100 // -span
     return 0 if pct < 0 else 100 if pct > 100 else pct
+
+
+# The burner's flame input is read once a tick. A change is taken once the
+# input has held its new level for FLAME_STEADY_POLLS reads in a row (300 ms):
+# a contact's bounce or one glitch must not look like the flame going out,
+# which with a hot flow starts a cooldown (docs/heating.md).
+FLAME_STEADY_POLLS = 3
+
+
+def flame_step(lit: bool, shown: bool | None, differing: int) -> tuple[bool, int]:
+    """(the flame shown, reads in a row that differed from it) after a read of the input (lit); None: no read yet."""
+    if shown is None or lit == shown:
+        return lit, 0
+    differing += 1
+    if differing >= FLAME_STEADY_POLLS:
+        return lit, 0
+    return shown, differing
 
 
 def crc8_dallas(data: bytes | bytearray) -> int:
