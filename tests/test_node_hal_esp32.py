@@ -1,9 +1,12 @@
-"""The ESP32 HAL on the unix port, with machine and onewire faked at the peripheral boundary."""
+"""The ESP32 HAL on the unix port, with machine, network and onewire faked at the peripheral boundary."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import math
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -187,7 +190,7 @@ def test_the_flame_input_is_pulled_and_a_change_taken_once_it_holds(device_root:
         ["flame"], ["pulls"], ["level", 33, 0], ["poll", 0], ["flame"],
         ["level", 33, 1], ["poll", 100], ["flame"], ["poll", 200], ["flame"], ["poll", 300], ["flame"],
         ["level", 33, 0], ["poll", 400], ["level", 33, 1], ["poll", 500], ["poll", 600], ["flame"],
-        ["level", 33, 0], ["poll", 700], ["poll", 800], ["poll", 900], ["flame"],
+        ["level", 33, 0], ["poll", 700], ["poll", 800], ["poll", 900], ["flame"], ["week_ms"], ["status"],
     ])
     assert out[1] is None  # not read yet
     assert out[2] == {"33": "up"}
@@ -195,6 +198,7 @@ def test_the_flame_input_is_pulled_and_a_change_taken_once_it_holds(device_root:
     assert out[8] is True and out[10] is True and out[12] is False  # out after three reads in a row
     assert out[18] is False  # one read of a glitch is not the flame lighting
     assert out[23] is True
+    assert out[24] is None and out[25] is None  # no clock wired: no time of week, nothing to tell
 
 
 def test_no_flame_input_is_none(device_root: Path, tmp_path: Path) -> None:
@@ -202,9 +206,49 @@ def test_no_flame_input_is_none(device_root: Path, tmp_path: Path) -> None:
     assert out[2] is None
 
 
-def test_the_wiring_with_a_flame_input_gets_its_defaults() -> None:
-    wiring = hwconfig.parse({"hal": "esp32", "flame": {"pin": 34}})
+def test_the_clock_syncs_from_the_gateway_once_the_wifi_is_up(device_root: Path, tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monday_s = calendar.timegm((2026, 1, 5, 6, 30, 0))  # Monday 07:30 CET
+    hw = {"hal": "esp32", "valve": {"kind": "servo", "pin": 14}, "clock": {"tz": "CET-1CEST,M3.5.0,M10.5.0/3"}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["poll", 0], ["week_ms"], ["wifi", "127.0.0.1"], ["ntp_port", port], ["poll", 14_999],
+        ["poll", 15_000], ["ntp_answer", monday_s], ["poll", 15_100], ["week_ms"], ["status"],
+        ["poll", 60_000], ["week_ms"],
+    ])
+    assert out[2] is None  # no Wi-Fi, no gateway, no time: the schedules' default targets
+    # Sent at 15,000, read at 15,100: half the round trip added.
+    assert out[9] == 7 * 3_600_000 + 30 * 60_000 + 50
+    status = out[10]
+    assert isinstance(status, dict)
+    clock = status["clock"]
+    assert clock["counts"] == {"no_address": 1, "sent": 1, "good": 1}
+    assert clock["source"] == "127.0.0.1" and clock["unix_s"] == monday_s
+    assert out[12] == 7 * 3_600_000 + 30 * 60_000 + 50 + 44_900  # on the monotonic clock since
+
+
+def test_a_nodes_status_tells_its_clock(device_root: Path, tmp_path: Path) -> None:
+    # The runtime on the ESP32 HAL: a tick polls the clock, and /status says what it has ("hal").
+    root = tmp_path / "node"
+    root.mkdir()
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps({"hal": "esp32", "flame": {"pin": 33}, "clock": {"tz": "UTC0"}}))
+    result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "esp32_node_check.py", str(root), str(hw)),
+                            capture_output=True, text=True, env=mpnode.environment(None, fakes=True), timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["ticked"] is True and out["hw_error"] is None
+    assert out["hal"]["clock"] == {"week_ms": None, "unix_s": None, "synced_ago_ms": None, "source": None,
+                                   "waiting": False, "counts": {"no_address": 1}, "denied": []}
+
+
+def test_the_wiring_with_a_flame_input_and_a_clock_gets_its_defaults() -> None:
+    wiring = hwconfig.parse({"hal": "esp32", "flame": {"pin": 34}, "clock": {"tz": "GMT0BST,M3.5.0/1,M10.5.0"}})
     assert wiring["flame"] == {"pin": 34, "lit_level": 1, "pull": None}
+    assert wiring["clock"] == {"tz": "GMT0BST,M3.5.0/1,M10.5.0", "ntp": ["gateway"]}
+    two = hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["192.168.1.1", "gateway", "10.0.0.2"]}})
+    assert two["clock"] == {"tz": "UTC0", "ntp": ["192.168.1.1", "gateway", "10.0.0.2"]}
 
 
 BOOT_WIRINGS = [
@@ -293,6 +337,25 @@ BAD_WIRING = [
     ({"hal": "esp32", "flame": {"pin": 36, "pull": "down"}},
      "hw.flame.pull: 'down': GPIO 36 has no internal pull (GPIO 34..39); fit a resistor, or use another pin"),
     ({"hal": "esp32", "flame": {"pin": 33, "lit_level": 2}}, "hw.flame.lit_level: 2 is out of range 0..1"),
+    ({"hal": "esp32", "clock": {}},
+     "hw.clock.tz: is missing: the house's time zone as a POSIX TZ string, e.g. CET-1CEST,M3.5.0,M10.5.0/3"),
+    ({"hal": "esp32", "clock": {"tz": "Europe/London"}},
+     "hw.clock.tz: 'Europe/London' is a zone name; the node has no tz database: give the zone's POSIX TZ string, "
+     "the last line of its file: tail -n1 /usr/share/zoneinfo/Europe/London (for Europe/Berlin: "
+     "CET-1CEST,M3.5.0,M10.5.0/3)"),
+    ({"hal": "esp32", "clock": {"tz": "CET-1CEST"}},
+     "hw.clock.tz: 'CET-1CEST' has daylight saving time without its rules (add ,start[/time],end[/time], e.g. "
+     ",M3.5.0,M10.5.0/3)"),
+    ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["pool.ntp.org"]}},
+     "hw.clock.ntp[0]: 'pool.ntp.org' is not a unicast IPv4 address or \"gateway\" (a name would block the node "
+     "while it is looked up)"),
+    ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["192.168.1.1", "224.0.1.1"]}},
+     "hw.clock.ntp[1]: '224.0.1.1' is not a unicast IPv4 address or \"gateway\" (a name would block the node "
+     "while it is looked up)"),
+    ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": []}}, "hw.clock.ntp: has 0 entries; 1 to 3 servers"),
+    ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["gateway", "gateway"]}},
+     "hw.clock.ntp[1]: 'gateway' is listed twice"),
+    ({"hal": "esp32", "clock": {"tz": "UTC0", "server": "10.0.0.1"}}, "hw.clock.server: is not a known field"),
 ]
 
 

@@ -1,10 +1,17 @@
 # Node side of tests/test_node_hal_esp32.py: drives the ESP32 HAL against the fake machine/onewire
 # modules and prints what it observes.
 #   hal_esp32_check.py FILE   FILE holds {"hw": {...}, "steps": [[step, args...], ...]}
+# Besides the HAL's own methods: ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present],
+# ["outputs"], ["pulls"], ["history"]; the clock: ["wifi", gateway or null] (the station connected with that
+# gateway, or not), ["ntp_port", port] (an NTP server listens on 127.0.0.1:port, and the HAL's SNTP client
+# asks there rather than on port 123), ["ntp_answer", unix_s] (the server reads the next request, answers it).
 import json
+import socket
+import struct
 import sys
 
 import machine
+import network
 import onewire
 
 from loadmesh.node.hal import open_hal
@@ -29,6 +36,26 @@ try:
 except ValueError as exc:  # FieldError is one
     print(json.dumps({"error": str(exc)}))
     sys.exit(0)
+ntp_server = None
+
+
+def ntp_serve(port):
+    global ntp_server
+    ntp_server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    ntp_server.bind(socket.getaddrinfo("127.0.0.1", port)[0][-1])
+    ntp_server.settimeout(5)
+
+
+def ntp_answer(unix_s):
+    data, address = ntp_server.recvfrom(512)
+    packet = bytearray(48)
+    packet[0] = 0x24  # LI 0, VN 4, mode 4 (server)
+    packet[1] = 2
+    packet[24:32] = data[40:48]
+    struct.pack_into(">II", packet, 40, (unix_s + 2208988800) & 0xFFFFFFFF, 0)
+    ntp_server.sendto(packet, address)
+
+
 results = [outputs()]
 for step in script["steps"]:
     name = step[0]
@@ -44,6 +71,18 @@ for step in script["steps"]:
         result = None
     elif name == "bus":
         onewire.bus["present"] = args[0]
+        result = None
+    elif name == "wifi":
+        gateway = args[0]
+        network.station["connected"] = gateway is not None
+        network.station["ifconfig"] = ("0.0.0.0", "0.0.0.0", gateway or "0.0.0.0", "0.0.0.0")
+        result = None
+    elif name == "ntp_port":
+        hal.clock.port = args[0]
+        ntp_serve(args[0])
+        result = None
+    elif name == "ntp_answer":
+        ntp_answer(args[0])
         result = None
     elif name == "outputs":
         result = outputs()

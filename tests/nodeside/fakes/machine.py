@@ -107,3 +107,14 @@ class WDT:
 
     def feed(self):
         watchdog["feeds"] += 1
+
+
+rtc_memory = {"data": b""}  # RTC slow memory: kept through a reset, not a power cut
+
+
+class RTC:
+    def memory(self, data=None):
+        if data is None:
+            return rtc_memory["data"]
+        rtc_memory["data"] = bytes(data)
+        return None

@@ -19,7 +19,8 @@ from loadmesh.core import pilot
 #   report(...)             the node's numbers, for the simulator's trace
 #   feed_watchdog()         last, once the tick has done its work
 #
-# Besides, retained() / retain(data): a few bytes that survive a watchdog
+# Besides, status(): what the HAL tells in /status ("hal"), None if nothing;
+# retained() / retain(data): a few bytes that survive a watchdog
 # reset but not a power cut (RTC memory on ESP32), where the runtime keeps the
 # limit it enforces (docs/safety.md, rule 6); and wdt_ms, the watchdog's
 # timeout (None: no watchdog), which the runtime checks against the config.
@@ -126,6 +127,10 @@ class Hal:
 
     def report(self, applied_ma: int, target_ma: int, failsafe: bool, mem_alloc: int, peers: int) -> None:
         """The node's numbers for the simulator's trace and table; a device ignores them."""
+
+    def status(self) -> dict[str, object] | None:
+        """What the hardware has to tell in /status (the ESP32's clock: its sync, source, counters), or None."""
+        return None
 
     def feed_watchdog(self) -> None:
         """Tell the watchdog this tick completed."""

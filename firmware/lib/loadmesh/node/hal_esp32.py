@@ -1,4 +1,4 @@
-"""The ESP32 HAL: pilot PWM and CP sensing, relays, valve, CT currents, DS18B20, flame, watchdog."""
+"""The ESP32 HAL: pilot PWM and CP sensing, relays, valve, CT currents, DS18B20, flame, time of week, watchdog."""
 
 import array
 import time
@@ -13,7 +13,7 @@ except ImportError:  # CPython: importable on the host as well
     def const(value: int) -> int:  # type: ignore[misc]
         return value
 
-from . import hwconfig, signals
+from . import hwconfig, localtime, signals, sntp
 from .hal import TEMPERATURES, Hal
 
 # Only peripheral calls live here; every conversion is in signals (tested on
@@ -27,6 +27,7 @@ from .hal import TEMPERATURES, Hal
 # - DS18B20: one conversion per second for all sensors (they convert in
 #   parallel), and one scratchpad read per tick.
 # - Flame: one read of its input per tick, debounced in signals.
+# - Clock: sntp's poll, which never waits (a datagram sent or read).
 #
 # The watchdog starts in the constructor; once started it cannot be stopped.
 #
@@ -76,6 +77,8 @@ class Esp32Hal(Hal):
         self._flame_pin: machine.Pin | None = None
         self._flame: bool | None = None
         self._flame_differing = 0
+        self.clock: sntp.SntpClock | None = None
+        self._now_ms = 0  # the last poll's: week_ms() is read after it, in the same tick
         self._build()
 
     def _build(self) -> None:
@@ -134,10 +137,16 @@ class Esp32Hal(Hal):
         flame = hw.get("flame")
         if isinstance(flame, dict):
             self._flame_pin = _input(_int(flame["pin"]), flame["pull"])
+        clock = hw.get("clock")
+        if isinstance(clock, dict):
+            servers = clock["ntp"]
+            assert isinstance(servers, list)
+            self.clock = _WifiClock([str(server) for server in servers], localtime.parse(clock["tz"], "hw.clock.tz"))
 
     # Readings.
 
     def poll(self, now_ms: int) -> None:
+        self._now_ms = now_ms
         if self._cp_adc is not None:
             self._read_pilot()
         self._read_ct()
@@ -147,6 +156,8 @@ class Esp32Hal(Hal):
         if self._flame_pin is not None and isinstance(flame, dict):
             lit = self._flame_pin.value() == flame["lit_level"]
             self._flame, self._flame_differing = signals.flame_step(lit, self._flame, self._flame_differing)
+        if self.clock is not None:
+            self.clock.poll(now_ms)
 
     def _read_pilot(self) -> None:
         pilot = self.hw["pilot"]
@@ -260,6 +271,14 @@ class Esp32Hal(Hal):
     def flame(self) -> bool | None:
         return self._flame  # None: not wired (or not read yet)
 
+    def week_ms(self) -> int | None:
+        return None if self.clock is None else self.clock.week_ms(self._now_ms)
+
+    def status(self) -> dict[str, object] | None:
+        if self.clock is None:
+            return None
+        return {"clock": self.clock.status(self._now_ms)}
+
     # Drivers.
 
     def set_pilot_ma(self, limit_ma: int) -> int:
@@ -312,6 +331,22 @@ class Esp32Hal(Hal):
     def retain(self, data: bytes) -> None:
         machine.RTC().memory(data)
 
+    def close(self) -> None:
+        if self.clock is not None:
+            self.clock.close()
+
+
+class _WifiClock(sntp.SntpClock):
+    """SNTP whose "gateway" is the Wi-Fi station's."""
+
+    def gateway(self) -> str | None:
+        import network
+
+        wlan = network.WLAN(network.STA_IF)
+        if not wlan.isconnected():
+            return None
+        address: str = wlan.ifconfig()[2]
+        return address
 
 
 def _int(value: object) -> int:

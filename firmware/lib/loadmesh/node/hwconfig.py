@@ -3,6 +3,7 @@
 from loadmesh.core import fieldcheck as fc
 from loadmesh.core.errors import FieldError
 
+from . import localtime
 from .hal import TEMPERATURES
 
 # Every part is optional: a node has the parts its load needs (an EVSE the
@@ -25,6 +26,14 @@ from .hal import TEMPERATURES
 # optocoupler with a steady output), lit_level its level while lit, pull the
 # chip's pull on it; without it the boiler node sees no flame and starts no
 # short-cycling cooldown.
+#
+# The clock (a valve node's schedule runs on local time of week): "clock"
+# {"tz": the house's POSIX TZ string (localtime; required: a guessed zone
+# would run every schedule at the wrong hours), "ntp": up to 3 servers, each
+# an IPv4 address or "gateway" (the router the node's Wi-Fi reaches the
+# network through), ["gateway"] by default; no names: a DNS lookup blocks
+# the node}. Without "clock" the node has no time of week: every room in
+# auto mode holds its schedule's default target.
 #
 # The watchdog: 2 s by default. A littlefs rename commits a metadata block,
 # and at worst compacts one: a 4 KB sector erase (up to 400 ms on common SPI
@@ -53,7 +62,8 @@ WDT_DEFAULT_MS = 2000
 VALVE_KINDS = ("pwm", "servo", "relay")
 FEEDBACK_KINDS = ("switch", "adc")
 
-_TOP = ("hal", "wdt_ms", "mains_hz", "pilot", "relay", "boiler", "setpoint", "valve", "ct", "onewire", "flame")
+_TOP = ("hal", "wdt_ms", "mains_hz", "pilot", "relay", "boiler", "setpoint", "valve", "ct", "onewire", "flame",
+        "clock")
 _PILOT = ("pwm_pin", "adc_pin", "inverted", "zero_uv", "uv_per_v", "samples")
 _SWITCH = ("pin", "active_high")
 _SETPOINT = ("pin", "freq_hz", "low_dc", "high_dc")
@@ -63,6 +73,9 @@ PULLS = ("up", "down")
 _CT = ("pin", "ma_per_v", "floor_ma")
 _ONEWIRE = ("pin", "sensors")
 _FLAME = ("pin", "lit_level", "pull")
+_CLOCK = ("tz", "ntp")
+MAX_NTP_SERVERS = 3
+GATEWAY = "gateway"  # sntp.GATEWAY
 
 
 def parse(hw: object) -> dict[str, object]:
@@ -92,6 +105,8 @@ def parse(hw: object) -> dict[str, object]:
         out["onewire"] = _onewire(top["onewire"])
     if top.get("flame") is not None:
         out["flame"] = _flame(top["flame"])
+    if top.get("clock") is not None:
+        out["clock"] = _clock(top["clock"])
     _check_pins(out)
     return out
 
@@ -262,6 +277,35 @@ def _flame(value: object) -> dict[str, object]:
     fc.only(part, _FLAME, path)
     pin = _pin(part, path)
     return {"pin": pin, "lit_level": fc.int_field(part, "lit_level", path, 0, 1, 1), "pull": _pull(part, path, pin)}
+
+
+def _clock(value: object) -> dict[str, object]:
+    path = "hw.clock"
+    part = fc.obj(value, path)
+    fc.only(part, _CLOCK, path)
+    if part.get("tz") is None:
+        raise FieldError(path + ".tz", "is missing: the house's time zone as a POSIX TZ string, e.g. "
+                         + localtime.EXAMPLE)
+    localtime.parse(part["tz"], path + ".tz")
+    where = path + ".ntp"
+    servers = fc.array(part.get("ntp", [GATEWAY]), where)
+    if not 1 <= len(servers) <= MAX_NTP_SERVERS:
+        raise FieldError(where, "has " + str(len(servers)) + " entries; 1 to " + str(MAX_NTP_SERVERS) + " servers")
+    for position in range(len(servers)):
+        server = servers[position]
+        if server != GATEWAY and not _unicast_ipv4(server):
+            raise FieldError(fc.index(where, position), fc.describe(server) + " is not a unicast IPv4 address or "
+                             "\"gateway\" (a name would block the node while it is looked up)")
+        if server in servers[:position]:
+            raise FieldError(fc.index(where, position), fc.describe(server) + " is listed twice")
+    return {"tz": part["tz"], "ntp": list(servers)}
+
+
+def _unicast_ipv4(value: object) -> bool:
+    parts = value.split(".") if isinstance(value, str) else []
+    if len(parts) != 4 or not all(part.isdigit() and len(part) <= 3 and int(part) <= 255 for part in parts):
+        return False
+    return 0 < int(parts[0]) < 224  # not 0.x (this network), not multicast or broadcast
 
 
 def _cts(value: object) -> list[object]:

@@ -661,6 +661,9 @@ class Node:
                 status[key] = out[key]
         if self.role is not None:
             status["role"] = self.role.status()
+        hal_status = self.hal.status()
+        if hal_status is not None:
+            status["hal"] = hal_status
         if self.adopted is not None:
             status["config"] = {"version": self.adopted["version"], "announced": self.announced,
                                 "merged_with": self.in_use, "fetched": self.fetched,
