@@ -7,15 +7,17 @@ from . import localtime
 from .hal import TEMPERATURES
 
 # Every part is optional: a node has the parts its load needs (an EVSE the
-# pilot and a CT per phase, a valve node the valve and a room sensor, the
-# boiler node the call relay and flow/return sensors). An example:
+# pilot and a CT per phase, a valve node the valve, a room sensor and the
+# clock, the boiler node the call relay, flow/return sensors and the flame
+# input). An example:
 #
 #   {"hal": "esp32", "wdt_ms": 2000,
 #    "pilot": {"pwm_pin": 25, "adc_pin": 36},
 #    "relay": {"pin": 26},
 #    "ct": [{"pin": 32, "ma_per_v": 30000}, null, null],
 #    "valve": {"kind": "servo", "pin": 14, "feedback": {"kind": "adc", "pin": 35, "closed_mv": 300, "open_mv": 2900}},
-#    "onewire": {"pin": 4, "sensors": {"room": "28ff4a1b03170467"}}}
+#    "onewire": {"pin": 4, "sensors": {"room": "28ff4a1b03170467"}},
+#    "clock": {"tz": "CET-1CEST,M3.5.0,M10.5.0/3", "ntp": ["gateway"]}}
 #
 # A boiler node: "boiler" (the call-for-heat relay) and, for a boiler with a
 # 0-10 V flow setpoint input, "setpoint": a PWM pin into a PWM-to-0-10 V
