@@ -70,7 +70,7 @@ def parse(text: object, path: str) -> tuple[int, int | None, tuple[int, int, int
     reader.expect(",")
     end = reader.rule()
     if not reader.done():
-        reader.fail("has " + repr(text[reader.pos:]) + " after the end rule")
+        reader.fail("has " + fc.describe(text[reader.pos:]) + " after the end rule")
     return (std, dst, start, end)
 
 
@@ -93,7 +93,7 @@ class _Reader:
 
     def expect(self, char: str) -> None:
         if self.peek() != char:
-            self.fail("needs " + repr(char) + " at position " + str(self.pos))
+            self.fail("needs " + fc.describe(char) + " at position " + str(self.pos))
         self.pos += 1
 
     def name(self) -> None:
@@ -105,7 +105,7 @@ class _Reader:
                 self.fail("has a name opened with < and not closed")
             for char in text[start + 1:end]:
                 if not (_letter(char) or "0" <= char <= "9" or char in "+-"):
-                    self.fail("has " + repr(char) + " in a quoted name (letters, digits, + and - only)")
+                    self.fail("has " + fc.describe(char) + " in a quoted name (letters, digits, + and - only)")
             size = end - start - 1
             self.pos = end + 1
         else:
