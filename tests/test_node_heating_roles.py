@@ -343,6 +343,69 @@ def test_new_settings_keep_the_rest_a_tier_3_room_earned(tmp_path: Path) -> None
     assert (role.tier_state, role.sharing) == ("INACTIVE", {})  # the study rests: nothing to open
 
 
+def _fallback_wanted(role: BoilerRole, hal: FakeHal, table: PeerTable, seq: int, now_ms: int) -> None:
+    """A tick on which load sharing would open the study (bath calls alone after a cooldown), if it may."""
+    role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=now_ms)
+    _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
+    _heard(table, "bedroom", seq, now_ms, room=_room(False, 150, 0))
+    _heard(table, "study", seq, now_ms, room=_room(False, 150, 0))
+    _tick(role, hal, table, now_ms)
+
+
+def test_a_tier_3_room_rests_across_a_reboot_of_the_boiler_node(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    _sharing(role, hal, table, 1000)  # the study serves in tier 3
+    rest_ms = role.tiers_config["tier_3_rest_ms"]
+    assert rest_ms == 900000 and Store(str(tmp_path)).read_json("tier3_rests.json") == {"study": rest_ms}
+    # The node resets mid-service: its clock starts again, the time it was down is unknown. The study rests
+    # the full rest from the first tick (as after a full service), and tier 3 does not open it meanwhile.
+    again = BoilerRole(_plan("boiler"), str(tmp_path))
+    table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
+    boot_ms = 700
+    for step, now_ms in enumerate((boot_ms, boot_ms + 100, boot_ms + rest_ms - 100)):
+        _fallback_wanted(again, hal, table, step + 1, now_ms)
+        assert again.tiers_state["tier3_rest_until_ms"] == {"study": boot_ms + rest_ms}, now_ms
+        assert again.sharing == {}, now_ms
+    # Rested: tier 3 may take it again, and the file says it serves.
+    for step, now_ms in enumerate((boot_ms + rest_ms, boot_ms + rest_ms + 100)):
+        _fallback_wanted(again, hal, table, step + 10, now_ms)
+    assert again.sharing == {"study": 70}
+    assert Store(str(tmp_path)).read_json("tier3_rests.json") == {"study": rest_ms}
+
+
+def test_a_rest_earned_before_a_reboot_is_kept_and_a_damaged_file_keeps_none(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    seq = _sharing(role, hal, table, 1000)
+    # The bath stops calling after 6 min (past the minimum activation): exit A releases the study, which
+    # served 6 of its 15 min and so rests 6 min; the file holds what is left of it, not written again later.
+    released_ms = 1000 + 360000
+    _heard(table, "bath", seq, released_ms, room=_room(False, 200, 0))
+    _tick(role, hal, table, released_ms)
+    assert role.sharing == {}
+    rest_until_ms = role.tiers_state["tier3_rest_until_ms"]["study"]  # type: ignore[index]
+    assert rest_until_ms == released_ms + 360000  # it opened at 1000
+    kept = Store(str(tmp_path)).read_json("tier3_rests.json")
+    assert kept == {"study": 360000}
+    _heard(table, "bath", seq + 1, released_ms + 60000, room=_room(False, 200, 0))
+    _tick(role, hal, table, released_ms + 60000)
+    assert Store(str(tmp_path)).read_json("tier3_rests.json") == kept
+    # Reboot: the rest runs again from the first tick.
+    again = BoilerRole(_plan("boiler"), str(tmp_path))
+    _fallback_wanted(again, hal, PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS]), 1, 50)
+    assert again.tiers_state["tier3_rest_until_ms"] == {"study": 50 + 360000} and again.sharing == {}
+    # A damaged file (or a value no rest can have) keeps no rest: the study may serve at once.
+    for damage in (b"LM1 0000000000000000\n{\"study\":1000}", None):
+        if damage is None:
+            Store(str(tmp_path)).write_json("tier3_rests.json", {"study": "15 min", "attic": 5000})
+        else:
+            (tmp_path / "tier3_rests.json").write_bytes(damage)
+        booted = BoilerRole(_plan("boiler"), str(tmp_path))
+        table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
+        for step, now_ms in enumerate((50, 150)):
+            _fallback_wanted(booted, hal, table, step + 1, now_ms)
+        assert booted.sharing == {"study": 70}, damage
+
+
 def test_settings_put_on_a_node_that_booted_without_them_bring_it_up(tmp_path: Path) -> None:
     role = BoilerRole(_plan("boiler"), str(tmp_path))
     assert role.rooms == [] and role.error

@@ -49,6 +49,19 @@ from .roles import Role
 # /status says so: a switch someone turned off is not turned back on by a
 # damaged file.
 #
+# Tier-3 rests are kept across a reboot in tier3_rests.json: per room, the
+# rest still due when the file was written; at the first tick after a boot
+# they run again from then. Tier 3 may open a fallback room for at most
+# tier_3_max_duration_ms and then rests it; a boiler node reset would
+# otherwise forget the rests, and the same room could be opened for another
+# full duration at once. The monotonic clock restarts at boot and the time
+# spent down is unknown, so a rest counts again in full from the boot (it can
+# only be longer than due, never shorter), and a room in tier-3 service at the
+# reset rests the full tier_3_rest_ms (its valve node dropped the opening
+# within peer_timeout of the reset). The file is written only when a room
+# starts or ends a tier-3 service or a rest ends: a few times an hour at
+# most, never once per tick (flash wear). Missing or damaged: no rests.
+#
 # A boot is taken as the moment the relay went off (it is off from power-up
 # until the first tick): the boiler waits its minimum off time before it may
 # fire. A node that resets while the burner runs (a watchdog, a brown-out,
@@ -58,6 +71,7 @@ from .roles import Role
 WATER_LOW_DC = -400  # a flow or return reading outside -40..150 °C is absurd
 WATER_HIGH_DC = 1500
 WATER_HOLD_MS = 10000
+RESTS = "tier3_rests.json"
 _SOURCES = ("safety", "load_sharing")  # the layers that override a valve node's own control
 SWITCH = "load_sharing.json"
 
@@ -97,6 +111,9 @@ class BoilerRole(Role):
         self.fired = 0  # times the call for heat went on
         self.reason = "booting"  # the boiler state machine's last reason, for /status
         self.last_ms: int | None = None  # the last tick with rooms: when new settings are taken
+        self.boot_rests = _read_rests(root, self.tiers_config)  # room -> ms, run from the first tick
+        self.rests_kept: list[list[str]] | None = None  # the rooms serving and resting that RESTS holds
+        self.rests_errors = 0  # RESTS could not be written
 
     def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
         self._decide(hal, table, now_ms)
@@ -110,6 +127,8 @@ class BoilerRole(Role):
         self.last_ms = now_ms
         if self.boiler_state["off_at_ms"] is None:  # the first tick since the boot
             self.boiler_state = dict(self.boiler_state, off_at_ms=now_ms)
+            rests = {rid: now_ms + self.boot_rests[rid] for rid in self.boot_rests}
+            self.tiers_state = dict(self.tiers_state, tier3_rest_until_ms=rests)
         flow_dc = _read(self.flow, hal.temperature_dc("flow"), now_ms)
         return_dc = _read(self.back, hal.temperature_dc("return"), now_ms)
         tier_rooms: dict[str, object] = {}
@@ -195,6 +214,30 @@ class BoilerRole(Role):
         self.tier_state = str(tiers_out["state"])
         self.sharing = tiers_out["valve_pct"]
         self.interlock = str(valves_out["interlock"])
+        self._keep_rests(now_ms)
+
+    def _keep_rests(self, now_ms: int) -> None:
+        """Write RESTS when the rooms in tier-3 service or resting have changed (see the top)."""
+        rooms = self.tiers_state["rooms"]
+        rests = self.tiers_state["tier3_rest_until_ms"]
+        assert isinstance(rooms, dict) and isinstance(rests, dict)
+        serving = sorted([rid for rid in rooms if rooms[rid]["tier"] == 3])
+        resting = sorted([rid for rid in rests if rests[rid] > now_ms and rid not in serving])
+        kept = [serving, resting]
+        if kept == self.rests_kept:
+            return
+        self.rests_kept = kept  # tried once: a broken flash is not written again every tick
+        record: dict[str, int] = {}
+        for rid in serving:
+            record[rid] = _int(self.tiers_config["tier_3_rest_ms"])
+        for rid in resting:
+            record[rid] = rests[rid] - now_ms
+        from .store import Store
+
+        try:
+            Store(self.root).write_json(RESTS, record)
+        except OSError:
+            self.rests_errors += 1
 
     def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
         hal.set_boiler_call(self.boiler_on)
@@ -213,7 +256,8 @@ class BoilerRole(Role):
                 "switch": self.switch, "switch_file": self.switch_file,
                 "rooms": len(self.rooms), "heard": self.heard, "silent": self.silent, "stale_rooms": self.stale_rooms,
                 "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
-                "rejected": _rejected(self.flow) + _rejected(self.back), "error": self.error or None}
+                "rejected": _rejected(self.flow) + _rejected(self.back), "rests_errors": self.rests_errors,
+                "error": self.error or None}
 
     def heating(self) -> object:
         return heatsettings.stored(self.root)
@@ -269,6 +313,28 @@ def _read_switch(root: str) -> tuple[bool, str]:
         return _load_switch(raw), state
     except FieldError:
         return False, CORRUPT
+
+
+def _read_rests(root: str, config: dict[str, object]) -> dict[str, int]:
+    """RESTS as room -> ms still to rest, for rooms configured now, at most the configured rest; {} if unreadable."""
+    from .store import Store
+
+    raw = Store(root).read_json(RESTS)
+    rests: dict[str, int] = {}
+    if not isinstance(raw, dict):
+        return rests
+    most_ms = _int(config["tier_3_rest_ms"])
+    known = tiers.room_ids(config)
+    for rid in sorted(raw):
+        value = raw[rid]
+        if rid in known and isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            rests[rid] = value if value < most_ms else most_ms
+    return rests
+
+
+def _int(value: object) -> int:
+    assert isinstance(value, int)
+    return value
 
 
 def _read(channel: sensor.Channel, raw: int | None, now_ms: int) -> int | None:
