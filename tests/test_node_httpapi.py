@@ -159,6 +159,17 @@ def test_a_request_that_runs_the_heap_out_gets_413_and_the_node_runs_on(node: No
     assert node.request("GET", "/status")[2]["ticks"] > ticks["ticks"]  # type: ignore[index]
 
 
+def test_an_answer_too_big_for_the_heap_gets_503_and_the_server_runs_on(node: Node) -> None:
+    # The next status carries 24 KB: it fits in the heap once, not as the JSON, bytes and answer built from it.
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 24}', token=TOKEN)
+    assert (status, body) == (200, {"stored": 4})
+    status, headers, body = node.request("GET", "/status")
+    assert (status, body) == (503, {"error": "the answer does not fit in this node's free memory now"})
+    assert headers["connection"] == "close"
+    status, _, body = node.request("GET", "/status")
+    assert status == 200 and body["http"]["no_memory"] == 1, body  # type: ignore[index]
+
+
 def test_wrong_paths_methods_and_sizes(node: Node) -> None:
     assert node.request("GET", "/")[0] == 404
     assert node.request("GET", "/status/x")[0] == 404

@@ -63,6 +63,12 @@ _CHUNK = const(256)
 _LINGER_MS = const(200)  # after an error answer, how long to take in what the client still sends
 _LINGER_BYTES = const(4096)
 _SETTINGS = ("/config", "/heating", "/load_sharing")  # GET and PUT, behind the token
+# The answer when the one asked for does not fit in the heap now (a status
+# with sixteen peers on a busy node): built at import, so that telling it
+# needs no memory. The client may ask again.
+_NO_MEMORY_BODY = b'{"error":"the answer does not fit in this node\'s free memory now"}'
+_NO_MEMORY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: "
+              + str(len(_NO_MEMORY_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _NO_MEMORY_BODY)
 
 
 def token_for(key: bytes) -> str:
@@ -146,6 +152,7 @@ class HttpServer:
         self.refused = 0  # answered with 4xx or 5xx
         self.busy = 0  # turned away with 503
         self.timeouts = 0  # closed unanswered
+        self.no_memory = 0  # answered 503: the answer did not fit in the heap
 
     async def start(self) -> None:
         """Listen; connections are served as tasks of the running loop."""
@@ -193,20 +200,22 @@ class HttpServer:
     async def _connection(self, stream: asyncio.StreamReader) -> None:
         try:
             await self._serve(stream, stream)  # type: ignore[arg-type]  # one Stream reads and writes
+        except Exception:  # a bug, a MemoryError past every handler: the socket is closed all the same
+            await self._close(stream)  # type: ignore[arg-type]
         finally:
             self._open -= 1
 
     def counts(self) -> dict[str, int]:
         """The server's counters, for /status."""
         return {"requests": self.requests, "refused": self.refused, "busy": self.busy, "timeouts": self.timeouts,
-                "open_max": self.open_max}
+                "no_memory": self.no_memory, "open_max": self.open_max}
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._clients >= self.max_clients:
             # Turned away (at most _MAX_TURNING_AWAY at a time: the accept
             # loop takes no more), with an answer it lingers to deliver.
             self.busy += 1
-            await self._send(reader, writer, self._response(503, {"error": "busy"}, ""), True)
+            await self._send(reader, writer, self._answer(503, {"error": "busy"}, ""), True)
             return
         self._clients += 1
         answered: tuple[int, object, str] | None = None
@@ -222,7 +231,7 @@ class HttpServer:
         if answered is None:
             await self._close(writer)
             return
-        response = self._response(answered[0], answered[1], answered[2])
+        response = self._answer(answered[0], answered[1], answered[2])
         # A coroutine's frame keeps what it refers to while it waits: let the answer (a status with
         # sixteen peers) go before the client's pace decides how long sending takes.
         answered = None
@@ -305,6 +314,14 @@ class HttpServer:
         if body is None:
             raise _Refused(400, "body shorter than Content-Length")
         return body
+
+    def _answer(self, status: int, answer: object, allow: str) -> bytes:
+        """_response, or _NO_MEMORY when building it runs out of memory: every client gets an answer."""
+        try:
+            return self._response(status, answer, allow)
+        except MemoryError:
+            self.no_memory += 1
+            return _NO_MEMORY
 
     def _response(self, status: int, answer: object, allow: str) -> bytes:
         """The whole answer, head and body (a plain function: its temporaries die with the call)."""
