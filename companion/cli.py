@@ -235,7 +235,7 @@ def _house_bench(args: argparse.Namespace) -> int:
             results.append(housebench.run(core, load_sharing, days=args.days, sharing=sharing,
                                           progress=housebench.stderr_progress(label)))
         except ValueError as exc:  # the core's FieldError names the setting
-            print(f"\nloadmesh house-bench: load_sharing.{exc}", file=sys.stderr)
+            print(f"\nloadmesh house-bench: {exc}", file=sys.stderr)
             return 2
     print(file=sys.stderr)
     off, on = results

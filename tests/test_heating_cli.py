@@ -178,6 +178,22 @@ def test_heating_check_refuses_with_the_file_the_field_and_the_value(device_root
     bad = json.loads(json.dumps(boiler))
     bad["rooms"] = [{"id": f"room{number}", "rated_w": 800} for number in range(13)]
     cases.append((bad, None, "boiler.json: heating.rooms: has 13 rooms; a boiler node commands at most 12 valves"))
+    # A load-sharing setting, and a room's own load-sharing fact, named where they are in the file.
+    bad = json.loads(json.dumps(boiler))
+    bad["load_sharing"] = {"tier_1_initial_pct": 75}
+    cases.append((bad, None, "boiler.json: heating.load_sharing.tier_1_initial_pct: 75 is not a multiple of 10"))
+    bad = json.loads(json.dumps(boiler))
+    bad["rooms"][0]["load_sharing"] = {"lookahead_ms": -1}
+    cases.append((bad, None, "boiler.json: heating.rooms[0].load_sharing.lookahead_ms: -1 is out of range 0..86400000"))
+    # The interlock: off (0 %) is refused, and so is a minimum the rooms' valves cannot reach all open.
+    bad = json.loads(json.dumps(boiler))
+    bad["boiler"]["min_valve_open_pct"] = 0
+    cases.append((bad, None, "boiler.json: heating.boiler.min_valve_open_pct: 0 is out of range 10..1000"))
+    bad = json.loads(json.dumps(boiler))
+    bad["rooms"] = bad["rooms"][:2]
+    bad["boiler"]["min_valve_open_pct"] = 300
+    cases.append((bad, None, "boiler.json: heating.boiler.min_valve_open_pct: 300 is more than the 2 rooms' valves "
+                             "open together (200)"))
     for content, group_file, expected in cases:
         path = _write(tmp_path, "boiler.json", content)
         args = ["heating-check", str(path)] + (["--group", str(group_file)] if group_file is not None else [])

@@ -136,3 +136,21 @@ def test_hold_keeps_what_was_open_when_it_began(core: ModuleType) -> None:
     pct, source, _ = _valves(core, rooms, {"b": 50}, hold=True, demand=False, last={"a": 60, "b": 0, "c": 30})
     assert pct == {"a": 60, "b": 50, "c": 30}
     assert source == {"a": "safety", "b": "load_sharing", "c": "safety"}
+
+
+@pytest.mark.parametrize(("change", "field", "problem"), [
+    ({"load_sharing": {"tier_1_initial_pct": 75}}, "load_sharing.tier_1_initial_pct", "75 is not a multiple of 10"),
+    ({"rooms": [{"id": "bath", "rated_w": 600, "schedule": {"default_target_dc": 200},
+                 "load_sharing": {"fallback_priority": 0}}]},
+     "rooms[0].load_sharing.fallback_priority", "0 is out of range 1..999"),
+    ({"boiler": {"min_valve_open_pct": 0}}, "boiler.min_valve_open_pct", "0 is out of range 10..1000"),
+    ({"boiler": {"min_valve_open_pct": 150}}, "boiler.min_valve_open_pct",
+     "150 is more than the 1 rooms' valves open together (100)"),
+])
+def test_heating_settings_are_refused_where_they_are_written(core: ModuleType, change: dict[str, object],
+                                                              field: str, problem: str) -> None:
+    config: dict[str, object] = {"rooms": [{"id": "bath", "rated_w": 600, "schedule": {"default_target_dc": 200}}]}
+    config.update(change)
+    with pytest.raises(core.errors.FieldError) as refused:
+        core.heating.load_config(config)
+    assert (refused.value.field, refused.value.problem) == (field, problem)

@@ -43,7 +43,7 @@ SETTINGS = {
     "min_on_ms": (180000, 0, _DAY_MS),
     "min_off_ms": (180000, 0, _DAY_MS),
     "pump_overrun_ms": (180000, 0, _DAY_MS),
-    "min_valve_open_pct": (100, 0, 1000),
+    "min_valve_open_pct": (100, 10, 1000),  # 0 would fire with every valve shut: no interlock
     "flow_setpoint_dc": (700, 300, 850),
     "cooldown_setpoint_dc": (300, 100, 500),
     "flow_overheat_margin_dc": (20, 0, 200),
@@ -67,6 +67,15 @@ def load_config(raw: object, path: str) -> dict[str, int]:
         raise FieldError(fc.join(path, "cooldown_setpoint_dc"),
                             str(config["cooldown_setpoint_dc"]) + " is not below flow_setpoint_dc")
     return config
+
+
+def check_interlock(config: dict[str, int], rooms: int, path: str) -> None:
+    """min_valve_open_pct must be reachable with the rooms' valves all open, or the boiler could never fire."""
+    most_pct = 100 * rooms
+    if config["min_valve_open_pct"] > most_pct:
+        raise FieldError(fc.join(path, "min_valve_open_pct"),
+                         str(config["min_valve_open_pct"]) + " is more than the " + str(rooms)
+                         + " rooms' valves open together (" + str(most_pct) + ")")
 
 
 def initial_state() -> dict[str, object]:

@@ -59,8 +59,9 @@ def load_config(raw: object) -> dict[str, object]:
                       "control": roomctl.load_config(control, fc.join(path, "control"))})
     sharing["rooms"] = tier_rooms
     # Room facts are checked (ids, duplicates, ratings) as load-sharing rooms;
-    # their errors name rooms[i] because load_sharing.rooms is built from them.
-    tiers_config = tiers.load_config(sharing, "")
+    # their errors name rooms[i] (and rooms[i].load_sharing) where they came from.
+    tiers_config = tiers.load_config(sharing, "load_sharing", "rooms", True)
+    boiler.check_interlock(boiler_config, len(rooms), "boiler")
     return {"rooms": rooms, "tiers": tiers_config, "boiler": boiler_config,
             "valves": valves.load_config({"min_valve_open_pct": boiler_config["min_valve_open_pct"]}, "boiler")}
 

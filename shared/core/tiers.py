@@ -79,8 +79,14 @@ SETTINGS = {
 ROOM_DEFAULTS = {"exponent_permille": 1300, "lookahead_ms": 3600000}
 
 
-def load_config(raw: object, path: str = "") -> dict[str, object]:
-    """The load-sharing settings with defaults filled in, validated; rooms keep their order."""
+def load_config(raw: object, path: str = "", rooms_path: str | None = None,
+                nested: bool = False) -> dict[str, object]:
+    """The load-sharing settings with defaults filled in, validated; rooms keep their order.
+
+    rooms_path names raw's rooms in errors (default path.rooms); nested: each
+    room's lookahead_ms and fallback_priority came from its own load_sharing
+    object, and errors name them there (heating.json's layout).
+    """
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("enabled", "rooms") + tuple(sorted(SETTINGS)), path)  # noqa: RUF005
     config: dict[str, object] = {"enabled": fc.bool_field(mapping, "enabled", path, True)}
@@ -100,14 +106,15 @@ def load_config(raw: object, path: str = "") -> dict[str, object]:
     if _int(config, "target_capacity_w") < _int(config, "min_calling_capacity_w"):
         raise FieldError(fc.join(path, "target_capacity_w"),
                          str(config["target_capacity_w"]) + " is below min_calling_capacity_w")
-    rooms_path = fc.join(path, "rooms")
+    if rooms_path is None:
+        rooms_path = fc.join(path, "rooms")
     rooms_raw = fc.array(mapping.get("rooms"), rooms_path)
     if not 1 <= len(rooms_raw) <= MAX_ROOMS:
         raise FieldError(rooms_path, "has " + str(len(rooms_raw)) + " rooms, not 1.." + str(MAX_ROOMS))
     rooms: list[dict[str, object]] = []
     seen: list[str] = []
     for position, room_raw in enumerate(rooms_raw):
-        rooms.append(load_room(room_raw, fc.index(rooms_path, position)))
+        rooms.append(load_room(room_raw, fc.index(rooms_path, position), nested))
         rid = rooms[-1]["id"]
         assert isinstance(rid, str)
         if rid in seen:
@@ -117,17 +124,18 @@ def load_config(raw: object, path: str = "") -> dict[str, object]:
     return config
 
 
-def load_room(raw: object, path: str) -> dict[str, object]:
+def load_room(raw: object, path: str, nested: bool = False) -> dict[str, object]:
     """One room's load-sharing facts: id, rated_w, exponent_permille, lookahead_ms, fallback_priority."""
     room = fc.obj(raw, path)
     fc.only(room, ("id", "rated_w", "exponent_permille", "lookahead_ms", "fallback_priority"), path)
+    sharing_path = fc.join(path, "load_sharing") if nested else path
     return {
         "id": fc.room_id(room.get("id"), fc.join(path, "id")),
         "rated_w": fc.int_field(room, "rated_w", path, 1, radiator.RATED_MAX_W),
         "exponent_permille": fc.int_field(room, "exponent_permille", path, radiator.EXPONENT_MIN_PERMILLE,
                                           radiator.EXPONENT_MAX_PERMILLE, ROOM_DEFAULTS["exponent_permille"]),
-        "lookahead_ms": fc.int_field(room, "lookahead_ms", path, 0, _DAY_MS, ROOM_DEFAULTS["lookahead_ms"]),
-        "fallback_priority": fc.opt_int_field(room, "fallback_priority", path, 1, 999),
+        "lookahead_ms": fc.int_field(room, "lookahead_ms", sharing_path, 0, _DAY_MS, ROOM_DEFAULTS["lookahead_ms"]),
+        "fallback_priority": fc.opt_int_field(room, "fallback_priority", sharing_path, 1, 999),
     }
 
 

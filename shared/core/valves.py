@@ -31,7 +31,7 @@ def load_config(raw: object, path: str) -> dict[str, int]:
     """{"min_valve_open_pct": 100}, validated."""
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("min_valve_open_pct",), path)
-    return {"min_valve_open_pct": fc.int_field(mapping, "min_valve_open_pct", path, 0, 1000, 100)}
+    return {"min_valve_open_pct": fc.int_field(mapping, "min_valve_open_pct", path, 10, 1000, 100)}
 
 
 def initial_state() -> dict[str, object]:

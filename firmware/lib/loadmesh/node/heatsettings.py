@@ -91,7 +91,8 @@ def load_heating(raw: object) -> tuple[list[str], dict[str, object], dict[str, i
                 tier_room[key] = room[key]
         tier_rooms.append(tier_room)
     sharing["rooms"] = tier_rooms
-    tiers_config = tiers.load_config(sharing, "heating")
+    tiers_config = tiers.load_config(sharing, "heating.load_sharing", "heating.rooms", True)
+    boiler.check_interlock(boiler_config, len(tier_rooms), "heating.boiler")
     rooms = tiers_config["rooms"]
     assert isinstance(rooms, list)
     ids = sorted([str(room["id"]) for room in rooms])
