@@ -8,6 +8,15 @@ restart with a higher boot id; cars follow their pilot after their own lag
 (at most ev_lag_ms). After every event the invariants are checked: for every
 circuit and phase, the sum of the limits the actuators enforce, and the sum
 of what the cars draw, stay within limit x safety.
+
+Configs can change the members (docs/safety.md, "Removed members"): a node
+whose config leaves it out stops (left_out: 0 A, silent) and one named again
+restarts into it (a new boot id, 0 A); a node never named yet (a spare)
+waits, off. A running node whose new config drops members of its old one
+tracks and holds for them with the firmware's own code (loadmesh.node.departed,
+and runtime.Node._hold_for_departed at every tick). The check counts every
+node where it is wired, member or not: a removed member's car draws on its
+circuit whatever the configs say.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ import random
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
+
+from loadmesh.node import departed, runtime
 
 KEY = bytes(range(32))
 TICK_MS = 100
@@ -81,14 +92,23 @@ class Node:
     last: dict[str, Any] | None = None
     reset_at_ms: int | None = None  # a crashed node's watchdog fires then
     enforced_ma: int = 0  # what it enforced when it crashed: the firmware keeps it across a reset (RTC memory)
+    kept_exposure_ma: int = 0  # what its car may still draw when it left (the firmware keeps it too)
     offset_ms: int = 0
+    running: bool = True  # False: left out by the config it has (or none yet, a spare): off, silent
+    departed: dict[str, list[int]] = field(default_factory=dict)  # runtime.Node.departed: RAM only
 
 
 class Mesh:
     """The simulated site."""
 
     def __init__(self, core: ModuleType, config_raw: dict[str, Any], seed: int, lags: dict[str, int],
-                 car_max: dict[str, int], offsets: dict[str, int]) -> None:
+                 car_max: dict[str, int], offsets: dict[str, int], spares: list[dict[str, Any]] | None = None,
+                 learn_by_ms: int | None = None) -> None:
+        """spares: members wired on the site but in no config yet (a later one may add them).
+
+        learn_by_ms: how soon after the first node's switch to a config that
+        removes a member that member has it too (None: only when delivered).
+        """
         self.core = core
         self.rng = random.Random(seed)
         self.pads = core.heartbeat.prepare_key(KEY)
@@ -105,15 +125,26 @@ class Mesh:
         self.pending_config: dict[str, dict[str, Any]] = {}
         self.events_checked = 0
         self.steps_run = 0
+        # Member changes seen: nodes left out while running, spares booted, left-out nodes named again,
+        # removed members brought the config by learn_by_ms, and ticks a node held for a removed member.
+        self.counts = {"left": 0, "joined": 0, "rejoined": 0, "learned": 0, "held_ticks": 0}
         self._constraints_cache: dict[str, list[tuple[str, int, list[str]]]] = {}
         self._history: list[tuple[int, dict[str, int]]] = []
-        for member in self.config["members"]:
+        self.learn_by_ms = learn_by_ms
+        self.learning: dict[str, int] = {}  # removed member -> when it has the config that removed it
+        self.wired = list(self.config["members"]) + list(spares or [])
+        self._wiring = self._member_constraints(self.config, self.wired)
+        for member in self.wired:
             node_id = member["id"]
             node = Node(node_id, member["kind"], Car(lags[node_id], car_max[node_id]), offset_ms=offsets[node_id])
-            node.config = self.config
-            node.config_ticked = False
             self.nodes[node_id] = node
-            self._boot(node, 0, 0)
+            if member in self.config["members"]:
+                node.config = self.config
+                node.config_ticked = False
+                self._boot(node, 0, 0)
+            else:
+                node.running = False
+                node.boot_id = 0  # its first boot, once a config names it, is boot 1
             self._schedule(offsets[node_id], "tick", node_id)
 
     # -- events ------------------------------------------------------------
@@ -133,6 +164,10 @@ class Mesh:
                 self._deliver(*payload)
             elif kind == "reset":
                 self._watchdog(payload)
+            elif kind == "reboot":
+                self.restart(payload)
+            elif kind == "learn":
+                self._learn(payload)
             self.check()
             if until is not None and kind == "tick" and until(self):
                 return at_ms
@@ -145,8 +180,11 @@ class Mesh:
         assert node.config is not None
         node.plan = core.controller.prepare(node.config, node.node_id)
         node.table = core.peers.PeerTable(self.pads, node.config["group"], node.node_id, node.plan.ids)
-        node.state = core.controller.boot(node.plan, node.boot_id, now_ms, last_applied_ma)
+        node.state = core.controller.boot(node.plan, node.boot_id, now_ms, last_applied_ma, node.kept_exposure_ma)
+        node.kept_exposure_ma = 0
         node.last = None
+        node.running = True
+        node.departed = {}  # kept in RAM only: a reset forgets it (docs/safety.md, "What is not protected")
         self._actuate(node, node.state["applied_ma"])
 
     def _actuate(self, node: Node, limit_ma: int) -> None:
@@ -160,7 +198,7 @@ class Mesh:
     def _tick(self, node_id: str) -> None:
         node = self.nodes[node_id]
         self._schedule(self.now_ms + TICK_MS, "tick", node_id)
-        if not node.alive:
+        if not node.alive or not node.running:
             return
         core = self.core
         draw = node.car.draw_ma(self.now_ms)
@@ -172,6 +210,10 @@ class Mesh:
             inputs["mode"] = node.mode
         if node.priority is not None:
             inputs["priority"] = node.priority
+        if node.departed:
+            # The firmware's own: holding() drops the members that are gone, and the table stops listening to them.
+            runtime.Node._hold_for_departed(node, inputs, node.plan, node.table, self.now_ms)  # type: ignore[arg-type]
+            self.counts["held_ticks"] += 1 if inputs.get("hold") else 0
         out, node.state = core.controller.step(node.plan, node.state, inputs, node.table, self.now_ms)
         self.steps_run += 1
         node.last = out
@@ -195,7 +237,7 @@ class Mesh:
 
     def _deliver(self, dst: str, packet: bytes) -> None:
         node = self.nodes[dst]
-        if node.alive:
+        if node.alive and node.running:
             node.table.receive(packet, self.now_ms)
 
     def _watchdog(self, node_id: str) -> None:
@@ -204,15 +246,26 @@ class Mesh:
             return
         # Reset: the actuator goes to the boot state (what boot() gives, from the limit it held).
         plan = node.plan
-        failsafe = plan.failsafe_ma[plan.own]
-        self._actuate(node, self.core.groupconfig.lattice_ma(plan.me, min(failsafe, node.actuator_ma)))
+        if node.running:
+            failsafe = plan.failsafe_ma[plan.own]
+            self._actuate(node, self.core.groupconfig.lattice_ma(plan.me, min(failsafe, node.actuator_ma)))
         node.reset_at_ms = None
 
     # -- faults and changes -----------------------------------------------
 
-    def crash(self, node_id: str) -> None:
+    def crash(self, node_id: str, keep_a_hold: bool = True) -> None:
+        """The node hangs: its actuator holds until the watchdog resets it to the boot state; restart() boots it.
+
+        keep_a_hold: refuse to crash the last node up that holds for a removed
+        member. A reset forgets the hold (RAM only), so once every node that
+        held has reset, the group raises into what the member may still draw:
+        a gap docs/safety.md lists ("What is not protected"), kept out of the
+        random runs; test_controller_mesh_members pins it.
+        """
         node = self.nodes[node_id]
         if not node.alive:
+            return
+        if keep_a_hold and self._holds_alone(node):
             return
         node.alive = False
         node.enforced_ma = node.actuator_ma
@@ -220,16 +273,32 @@ class Mesh:
         node.reset_at_ms = self.now_ms + self.rng.randint(0, wdt_ms)
         self._schedule(node.reset_at_ms, "reset", node_id)
 
+    def _holds_alone(self, node: Node) -> bool:
+        """Whether node is the only one up that holds for one of the members it holds for."""
+        for member in node.departed:
+            if not any(member in other.departed for other in self.nodes.values()
+                       if other is not node and other.alive and other.running):
+                return True
+        return False
+
     def restart(self, node_id: str) -> None:
         node = self.nodes[node_id]
         if node.alive or node.reset_at_ms is not None:
             return  # still hung, or never crashed: the watchdog must fire first
-        node.alive = True
-        node.boot_id += 1
+        kept = node.config
         pending = self.pending_config.pop(node_id, None)
         if pending is not None:
-            self._adopt(node, pending)
+            self._adopt(node, pending)  # while not alive: it only takes the config
+        node.alive = True
+        node.boot_id += 1
+        if node.config is None or not _names(node.config, node_id):
+            self._leave(node)  # the firmware boots left out again (or, a spare, with no config it can run)
+            return
         self._boot(node, self.now_ms, node.enforced_ma)
+        if kept is not None and kept is not node.config and _names(kept, node_id):
+            # The firmware boots into the config it kept and adopts the pending one
+            # in its first sync round: the members that one dropped are tracked then.
+            self._track_departed(node, self.core.controller.prepare(kept, node_id))
 
     def set_link(self, src: str, dst: str, up: bool) -> None:
         if up:
@@ -259,9 +328,77 @@ class Mesh:
         node.previous_config = node.config if node.config_ticked else node.previous_config
         node.config = config
         node.config_ticked = False
-        if node.alive:
+        if not node.alive:
+            return  # restart() boots it into this config
+        if not _names(config, node.node_id):
+            self._leave(node)
+        elif not node.running and node.boot_id == 0:
+            node.boot_id = 1  # a spare's first config: its first boot, at 0 A
+            self.counts["joined"] += 1
+            self._boot(node, self.now_ms, 0)
+        elif not node.running:
+            # Named again after it left: runtime.Node._rejoin halts it, and the
+            # watchdog restarts it into this config (a new boot id, 0 A kept).
+            node.alive = False
+            node.enforced_ma = 0
+            self.counts["rejoined"] += 1
+            node.reset_at_ms = self.now_ms + self.rng.randint(0, config["wdt_ms"])
+            self._schedule(node.reset_at_ms, "reset", node.node_id)
+            self._schedule(node.reset_at_ms, "reboot", node.node_id)
+        else:
+            old = node.plan
             node.plan = self.core.controller.prepare(config, node.node_id)
-            node.table.set_members(node.plan.ids)
+            self._track_departed(node, old)
+
+    def _track_departed(self, node: Node, old: Any) -> None:
+        """Track the members old had and node.plan has not, and listen to them.
+
+        Mirrors the departed lines of runtime.Node._switch_to (the rest of that
+        method opens the role, the HAL and the socket); track() and listened()
+        are the firmware's.
+        """
+        plan = node.plan
+        listen = plan.ids
+        if node.departed or [member for member in old.ids if member not in plan.ids]:
+            pad_ms = max(runtime._pad_ms(plan), runtime._pad_ms(old))
+            departed.track(node.departed, old.ids, plan.ids, plan.node, self.now_ms, pad_ms)
+            listen = departed.listened(node.departed, plan.ids, plan.node, node.table.max_peers)
+            if self.learn_by_ms is not None:
+                for member in sorted(node.departed):
+                    if member not in self.learning:
+                        self.learning[member] = self.now_ms + self.learn_by_ms
+                        self._schedule(self.now_ms + self.learn_by_ms, "learn", member)
+        node.table.set_members(listen)
+
+    def _leave(self, node: Node) -> None:
+        """runtime.Node._leave: outputs safe, no more ticks or heartbeats; what the car may draw is kept."""
+        if node.running:
+            exposure = node.last["exposure_ma"] if node.last is not None else 0
+            node.kept_exposure_ma = max(exposure, node.actuator_ma)
+            self.counts["left"] += 1
+        node.running = False
+        node.config_ticked = True  # it enforces this config at once: nothing
+        node.enforced_ma = 0
+        node.plan = node.table = node.state = node.last = None
+        node.departed = {}
+        self._actuate(node, 0)
+
+    def _learn(self, node_id: str) -> None:
+        """The removed member has the config that removed it (or a later one), as the model assumes."""
+        if self.learning.get(node_id) != self.now_ms:
+            return
+        del self.learning[node_id]
+        node = self.nodes[node_id]
+        had = node.config
+        if not node.alive:
+            # Down then: it is back (its watchdog reset) and has the config at boot.
+            if node.reset_at_ms is not None:
+                node.reset_at_ms = self.now_ms
+                self._watchdog(node_id)
+            self.restart(node_id)
+        else:
+            self.deliver_configs([node_id])
+        self.counts["learned"] += 1 if node.config is not had else 0
 
     # -- invariants ----------------------------------------------------------
 
@@ -279,6 +416,10 @@ class Mesh:
             self._constraints_cache[key] = cached
         return cached
 
+    def _member_constraints(self, config: dict[str, Any], members: list[dict[str, Any]]) -> dict[str, list[str]]:
+        """Per constraint, the nodes wired on it: config's site and circuits, these members."""
+        return {name: ids for name, _, ids in self._constraints(dict(config, members=members))}
+
     def check_capacities(self) -> dict[str, int]:
         """Per constraint, the capacity to hold: the largest among the configs the nodes enforce.
 
@@ -287,8 +428,11 @@ class Mesh:
         """
         capacity: dict[str, int] = {}
         for node in self.nodes.values():
+            if not node.running:
+                continue  # left out (or a spare): it enforces no config, and drives nothing
             config = node.config if node.config_ticked or node.previous_config is None else node.previous_config
-            assert config is not None
+            if config is None:
+                continue  # a spare
             for name, cap, _ in self._constraints(config):
                 if cap > capacity.get(name, -1):
                     capacity[name] = cap
@@ -304,9 +448,8 @@ class Mesh:
         window_ms = self.now_ms - self.config["ev_lag_ms"]
         while len(self._history) > 1 and self._history[1][0] <= window_ms:
             del self._history[0]
-        members = {name: ids for name, _, ids in self._constraints(self.config)}
         for name, cap in capacity.items():
-            ids = members[name]
+            ids = self._wiring[name]
             applied = sum(self.nodes[node_id].actuator_ma for node_id in ids)
             if applied > cap:
                 raise Violation(self._report("applied", name, applied, cap, ids))
@@ -320,11 +463,11 @@ class Mesh:
         for node_id in ids:
             node = self.nodes[node_id]
             last = node.last or {}
-            lines.append(f"  {node_id}: alive={node.alive} actuator={node.actuator_ma} "
+            lines.append(f"  {node_id}: alive={node.alive} running={node.running} actuator={node.actuator_ma} "
                          f"draw={node.car.draw_ma(self.now_ms)} lag={node.car.lag_ms} "
                          f"target={last.get('target_ma')} reason={last.get('reason')} "
                          f"failsafe={last.get('failsafe')} config=v{node.config['version'] if node.config else None}"
-                         f" ticked={node.config_ticked}")
+                         f" ticked={node.config_ticked} departed={sorted(node.departed)}")
         return "\n".join(lines)
 
     # -- convergence ---------------------------------------------------------
@@ -335,19 +478,25 @@ class Mesh:
         self.slow.clear()
         self.loss_pct = 0
         self.dup_pct = 0
+        # Configs first: a left-out node named again halts, and restarts below with the crashed ones.
+        self.deliver_configs(list(self.nodes))
         for node_id, node in self.nodes.items():
             if not node.alive:
                 if node.reset_at_ms is not None:
                     self.run_until(node.reset_at_ms)
                 self.restart(node_id)
-        self.deliver_configs(list(self.nodes))
 
     def converged(self) -> bool:
         """Every node alive on the same config, digests equal, applied = target = the allocation of the true view."""
         core = self.core
         digests = set()
         facts = {}
+        members = [member["id"] for member in self.config["members"]]
         for node in self.nodes.values():
+            if node.node_id not in members:
+                if node.running or not node.alive:
+                    return False  # healed: it has the config that leaves it out
+                continue
             if not node.alive or node.last is None or node.config is not self.config:
                 return False
             last = node.last
@@ -367,4 +516,49 @@ class Mesh:
                           "min_ma": member["min_ma"], "max_ma": member["max_ma"], "step_ma": member["step_ma"],
                           "priority": priority, "mode": mode, "demand": demand, "online": True, "active": active})
         result = core.allocate.allocate(core.site.parse(core.groupconfig.scenario(self.config, loads)))
-        return all(node.last["target_ma"] == result["alloc_ma"][node_id] for node_id, node in self.nodes.items())
+        return all(self.nodes[node_id].last["target_ma"] == result["alloc_ma"][node_id] for node_id in members)
+
+    def _configs_in_force(self) -> list[dict[str, Any]]:
+        """The configs nodes that drive a load run (crashed ones included), and those pending for them."""
+        configs = []
+        for node_id, node in self.nodes.items():
+            if node.running and node.config is not None:
+                configs.append(node.config)
+                if node_id in self.pending_config:
+                    configs.append(self.pending_config[node_id])
+        return configs
+
+    def members_in_flight(self) -> bool:
+        """Whether the configs in force (or on their way) differ in their members."""
+        return len({tuple(member["id"] for member in config["members"]) for config in self._configs_in_force()}) > 1
+
+    def lowered_in_flight(self) -> bool:
+        """Whether a lowered limit is on its way: configs in force differ in a capacity, or a node still holds
+        to its transition share (it has not agreed since a config lowered a capacity it had agreed under)."""
+        capacities = {tuple((name, cap) for name, cap, _ in self._constraints(config))
+                      for config in self._configs_in_force()}
+        if len(capacities) > 1:
+            return True
+        for node in self.nodes.values():
+            if not node.running or node.state is None or node.state["agreed_caps"] is None:
+                continue
+            now = {name: cap for name, cap, _ in node.plan.caps}
+            if any(cap > now.get(name, cap) for name, cap, _ in node.state["agreed_caps"]):
+                return True
+        return False
+
+    def lowers(self, config: dict[str, Any]) -> bool:
+        """Whether config has a capacity below the newest config's."""
+        now = {name: cap for name, cap, _ in self._constraints(self.config)}
+        return any(cap < now.get(name, cap) for name, cap, _ in self._constraints(config))
+
+    def holding_ms(self) -> int:
+        """How long the holds for removed members may still last, at most: the longest pad of the configs run."""
+        if not any(node.departed for node in self.nodes.values()):
+            return 0
+        return max(runtime._pad_ms(node.plan) for node in self.nodes.values() if node.plan is not None)
+
+
+def _names(config: dict[str, Any], node_id: str) -> bool:
+    """Whether config has a member node_id."""
+    return any(member["id"] == node_id for member in config["members"])
