@@ -95,7 +95,16 @@ class Node:
     kept_exposure_ma: int = 0  # what its car may still draw when it left (the firmware keeps it too)
     offset_ms: int = 0
     running: bool = True  # False: left out by the config it has (or none yet, a spare): off, silent
-    departed: dict[str, list[int]] = field(default_factory=dict)  # runtime.Node.departed: RAM only
+    departed: dict[str, list[int]] = field(default_factory=dict)  # runtime.Node.departed
+    kept_departed: dict[str, int] = field(default_factory=dict)  # what departed.FILE holds: survives a reset
+    departed_kept: list[str] = field(default_factory=list)  # runtime.Node.departed_kept
+
+    def _keep_departed(self) -> None:
+        """runtime.Node._keep_departed, into kept_departed (the sim's flash), with the firmware's record()."""
+        kept = sorted(self.departed)
+        if kept != self.departed_kept:
+            self.departed_kept = kept
+            self.kept_departed = departed.record(self.departed)
 
 
 class Mesh:
@@ -184,7 +193,15 @@ class Mesh:
         node.kept_exposure_ma = 0
         node.last = None
         node.running = True
-        node.departed = {}  # kept in RAM only: a reset forgets it (docs/safety.md, "What is not protected")
+        # runtime.Node._restore_departed, then _switch_to's tracking with no old plan: the removed
+        # members kept across the reset are held for again from the boot.
+        node.departed = departed.restored(node.kept_departed, node.plan.ids, node.node_id, now_ms,
+                                          node.table.max_peers)
+        node.departed_kept = ["?"]
+        if node.departed:
+            node.table.set_members(departed.listened(node.departed, node.plan.ids, node.node_id,
+                                                     node.table.max_peers))
+            node._keep_departed()
         self._actuate(node, node.state["applied_ma"])
 
     def _actuate(self, node: Node, limit_ma: int) -> None:
@@ -253,33 +270,20 @@ class Mesh:
 
     # -- faults and changes -----------------------------------------------
 
-    def crash(self, node_id: str, keep_a_hold: bool = True) -> None:
+    def crash(self, node_id: str) -> None:
         """The node hangs: its actuator holds until the watchdog resets it to the boot state; restart() boots it.
 
-        keep_a_hold: refuse to crash the last node up that holds for a removed
-        member. A reset forgets the hold (RAM only), so once every node that
-        held has reset, the group raises into what the member may still draw:
-        a gap docs/safety.md lists ("What is not protected"), kept out of the
-        random runs; test_controller_mesh_members pins it.
+        A hold for a removed member survives the reset (departed.FILE, the
+        sim's kept_departed): the node holds for it again from its boot.
         """
         node = self.nodes[node_id]
         if not node.alive:
-            return
-        if keep_a_hold and self._holds_alone(node):
             return
         node.alive = False
         node.enforced_ma = node.actuator_ma
         wdt_ms = node.config["wdt_ms"] if node.config else 0
         node.reset_at_ms = self.now_ms + self.rng.randint(0, wdt_ms)
         self._schedule(node.reset_at_ms, "reset", node_id)
-
-    def _holds_alone(self, node: Node) -> bool:
-        """Whether node is the only one up that holds for one of the members it holds for."""
-        for member in node.departed:
-            if not any(member in other.departed for other in self.nodes.values()
-                       if other is not node and other.alive and other.running):
-                return True
-        return False
 
     def restart(self, node_id: str) -> None:
         node = self.nodes[node_id]
@@ -363,6 +367,7 @@ class Mesh:
             pad_ms = max(runtime._pad_ms(plan), runtime._pad_ms(old))
             departed.track(node.departed, old.ids, plan.ids, plan.node, self.now_ms, pad_ms)
             listen = departed.listened(node.departed, plan.ids, plan.node, node.table.max_peers)
+            node._keep_departed()
             if self.learn_by_ms is not None:
                 for member in sorted(node.departed):
                     if member not in self.learning:

@@ -141,12 +141,22 @@ def test_a_removed_member_still_charging_holds_every_raise_until_it_is_gone(tmp_
                 node = nodes[node_id]
                 assert (node.out["reason"], sorted(node.departed)) == ("hold", ["evse3"])  # type: ignore[attr-defined]
         assert held["evse3"]["draw_ma"] > 0  # type: ignore[operator]  # still charging, on the old config
+        # Both reset (a watchdog, a brown-out) and boot into the new config: each holds for evse3 again,
+        # from its boot (departed.json). Forgotten, they agreed without it and raised into its share.
+        for node_id in ("evse1", "evse2"):
+            sim.restart(node_id)
+        sim.run(14000)
+        with sim.virtual.lock:
+            for node_id in ("evse1", "evse2"):
+                node = nodes[node_id]
+                assert node.adopted["version"] == 2  # type: ignore[attr-defined]
+                assert (node.out["reason"], sorted(node.departed)) == ("hold", ["evse3"])  # type: ignore[attr-defined]
         # It gets the config, stops, and falls silent: once silent for peer_timeout + ev_lag + margin,
         # the two raise into its share.
         with sim.virtual.lock:
             assert nodes["evse3"].put_config(sealed)["adopted"] is True  # type: ignore[attr-defined]
         left_ms = sim.now_ms()
-        sim.run(23000)
+        sim.run(25000)
         all_samples = samples(sim)
         raised = settled(all_samples, left_ms, lambda by_node: at_allocation(by_node, {"evse1": 16000, "evse2": 16000}))
         assert raised is not None

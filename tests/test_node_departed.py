@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from loadmesh.core.peers import PeerTable
 from loadmesh.node import departed
 
@@ -68,3 +70,19 @@ def test_a_member_heard_long_before_the_switch_still_holds_for_the_pad_after_it(
     _heard(table, "c", 1, 500, 16000)
     assert departed.holding(gone, table, 20000 + PAD_MS - 1)
     assert not departed.holding(gone, table, 20000 + PAD_MS)
+
+
+def test_the_record_kept_across_a_reset_is_held_for_again_from_the_boot(tmp_path: Path) -> None:
+    gone = {"c": [1000, PAD_MS], "d": [1500, 9000]}
+    departed.save(str(tmp_path), gone)
+    assert departed.record(gone) == {"c": PAD_MS, "d": 9000}
+    # Booted at 40 ms into a config that has d again: only c is held for, from the boot.
+    assert departed.restore(str(tmp_path), ["a", "b", "d"], "a", 40, 16) == {"c": [40, PAD_MS]}
+    # At most what the peer table can listen to; never the node itself, nor values no wait can have.
+    assert departed.restored({"c": 1, "d": 2, "e": 3}, ["a"], "a", 0, 2) == {"c": [0, 1], "d": [0, 2]}
+    raw = {"a": 5000, "c": True, "d": -1, "e": "6 s", "f": 3600001, "g" * 17: 5000, "h": 3600000}
+    assert departed.restored(raw, ["b"], "a", 0, 16) == {"h": [0, 3600000]}
+    # Missing or damaged: nothing.
+    assert departed.restore(str(tmp_path / "none"), ["a"], "a", 0, 16) == {}
+    (tmp_path / departed.FILE).write_bytes(b"LM1 0000000000000000\n{\"c\":6000}")
+    assert departed.restore(str(tmp_path), ["a"], "a", 0, 16) == {}

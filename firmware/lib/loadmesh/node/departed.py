@@ -2,6 +2,8 @@
 
 from loadmesh.core.peers import PeerTable
 
+FILE = "departed.json"
+
 # docs/safety.md ("Removed members"). A node that adopts a config without a
 # member stops counting that member at once, but the member runs the old
 # config until it has the new one (a push, or a fetch within a sync round),
@@ -20,6 +22,13 @@ from loadmesh.core.peers import PeerTable
 #   the new config stops sending (left_out), so this is how most leave.
 #
 # Entries: node id -> [since_ms (the switch), pad_ms].
+#
+# The hold is kept across a reset in FILE ({id: pad_ms}), written whenever the
+# set of removed members changes: a node that resets boots into the new
+# config, and without the file it would not know the member it held for (if
+# every node that held reset, the group would raise into the member's share
+# while it still charges on the old config). At boot each is held for again
+# from the boot, as at a switch: the time the node was down is unknown.
 
 
 def track(departed: dict[str, list[int]], old_ids: list[str], new_ids: list[str], own: str, now_ms: int,
@@ -71,3 +80,36 @@ def _may_draw_ma(message: dict[str, object]) -> int:
         if isinstance(exposure, int) and exposure > most:
             most = exposure
     return most
+
+
+def record(departed: dict[str, list[int]]) -> dict[str, int]:
+    """What FILE keeps of departed: each removed member's wait."""
+    return {node: departed[node][1] for node in departed}
+
+
+def restored(raw: object, member_ids: list[str], own: str, now_ms: int, most: int) -> dict[str, list[int]]:
+    """The removed members a record (as read from FILE) names that member_ids does not have, held for from
+    now_ms; {} if raw is not a record (at most most of them: what the peer table could listen to)."""
+    departed: dict[str, list[int]] = {}
+    if not isinstance(raw, dict):
+        return departed
+    for node in sorted(raw):
+        pad_ms = raw[node]
+        if len(departed) < most and node != own and node not in member_ids and 0 < len(node) <= 16 \
+                and isinstance(pad_ms, int) and not isinstance(pad_ms, bool) and 0 < pad_ms <= 3600000:
+            departed[node] = [now_ms, pad_ms]
+    return departed
+
+
+def save(root: str, departed: dict[str, list[int]]) -> None:
+    """Keep the removed members and their waits in FILE (OSError if the file system cannot)."""
+    from .store import Store
+
+    Store(root).write_json(FILE, record(departed))
+
+
+def restore(root: str, member_ids: list[str], own: str, now_ms: int, most: int) -> dict[str, list[int]]:
+    """restored() of what FILE holds ({} when it is missing or damaged)."""
+    from .store import Store
+
+    return restored(Store(root).read_json(FILE), member_ids, own, now_ms, most)

@@ -107,6 +107,7 @@ class Node:
         self.tried_ms: dict[str, int] = {}
         # Members a config removed that may still draw (departed.py): id -> [since_ms, pad_ms].
         self.departed: dict[str, list[int]] = {}
+        self.departed_kept: list[str] = []  # the ids departed.FILE holds
         self.fetched = 0
         self.fetch_errors = 0
         self.sync_error = ""
@@ -179,6 +180,7 @@ class Node:
             elif self._left_out(config):
                 self._leave(config)
             else:
+                self._restore_departed(config)
                 self._use(config, self._prepare(config, None))
         except FieldError as exc:
             self.error = "config.json: " + str(exc)
@@ -266,6 +268,7 @@ class Node:
             departed.track(self.departed, old.ids if old is not None else [], plan.ids, plan.node, now_ms, pad_ms)
             max_peers = self.table.max_peers if self.table is not None else MAX_PEERS
             listen = departed.listened(self.departed, plan.ids, plan.node, max_peers)
+            self._keep_departed()
         if self.table is None or self.table.group != plan.group:
             self.table = PeerTable(self.pads, plan.group, plan.node, listen)
         else:
@@ -599,6 +602,30 @@ class Node:
             inputs["hold"] = True
         if len(self.departed) != count:
             table.set_members(departed.listened(self.departed, plan.ids, plan.node, table.max_peers))
+            self._keep_departed()
+
+    def _restore_departed(self, config: dict[str, object]) -> None:
+        """At boot: the removed members a reset would otherwise forget (departed.FILE), held for from now."""
+        from . import departed
+
+        members = config["members"]
+        assert isinstance(members, list)
+        ids = [str(member["id"]) for member in members]
+        self.departed = departed.restore(self.root, ids, self.node_id(), self.clock.now_ms(), MAX_PEERS)
+        self.departed_kept = ["?"]  # unknown what the file holds: written again by the first switch
+
+    def _keep_departed(self) -> None:
+        """Write departed.FILE when the set of removed members has changed."""
+        from . import departed
+
+        kept = sorted(self.departed)
+        if kept == self.departed_kept:
+            return
+        self.departed_kept = kept  # tried once: a failing file system is not written every tick
+        try:
+            departed.save(self.root, self.departed)
+        except OSError:
+            self.store_state[departed.FILE] = "not written"  # /status "store"; the hold itself runs on
 
     def tick_and_collect(self) -> bool:
         """A tick, gc, and the watchdog fed; False (and the HAL safe, the watchdog unfed) if the tick failed."""
