@@ -104,6 +104,7 @@ def parse(raw: object) -> dict[str, object]:
             raise FieldError(_circuit_path(circuits, circuit_id, "id"), site.show(circuit_id) + " is longer than "
                              + str(MAX_ID_CHARS) + " characters (ids travel in heartbeats)")
     normal_members = []
+    boilers: list[str] = []
     for position in range(len(members)):
         load = loads[position]
         member_id = load["id"]
@@ -113,6 +114,17 @@ def parse(raw: object) -> dict[str, object]:
             raise FieldError(path + ".id", site.show(member_id) + " is longer than " + str(MAX_ID_CHARS)
                              + " characters (ids travel in heartbeats)")
         kind, failsafe = extra[position]
+        if kind == "valve":
+            # A valve node's id is its room's id in the boiler node's heating.json.
+            try:
+                fc.room_id(member_id, path + ".id")
+            except FieldError as exc:
+                raise FieldError(exc.field, exc.problem + ": a valve node's id names its room") from None
+        elif kind == "boiler" and boilers:
+            raise FieldError(path + ".kind", "'boiler' again (" + boilers[0] + " is one): the valve nodes "
+                             "follow one boiler node")
+        if kind == "boiler":
+            boilers.append(member_id)
         index = model.load_index[member_id]
         if kind == "relay" and model.load_min_ma[index] != model.load_max_ma[index]:
             raise FieldError(path + ".min_ma", "a relay switches its whole load: min_ma "
