@@ -4,7 +4,6 @@ import hashlib
 
 from . import allocate, headroom, site, view
 from .errors import FieldError
-from .fieldcheck import key_name
 from .peers import Peer, PeerTable
 
 # DESIGN's rules, in the order step() applies them (docs/safety.md argues each):
@@ -368,6 +367,8 @@ def _inputs(plan: Plan,
         raise FieldError("inputs", site.show(inputs) + " is not an object")
     for key in inputs:
         if key not in _INPUT_KEYS:
+            from .fieldcheck import key_name  # only for an error: a node keeps fieldcheck out of its heap
+
             raise FieldError("inputs." + key_name(key), "is not a known field")
     demand = inputs.get("demand")
     if demand is not True and demand is not False:
@@ -392,6 +393,8 @@ def _inputs(plan: Plan,
             raise FieldError("inputs.meter", site.show(raw_meter) + " is not an object")
         for key in raw_meter:
             if key not in ("seq", "age_ms", "ma"):
+                from .fieldcheck import key_name
+
                 raise FieldError("inputs.meter." + key_name(key), "is not a known field")
         meter = {"seq": _int_in(raw_meter.get("seq"), "inputs.meter.seq", 0, _MAX_VALUE),
                  "age_ms": _int_in(raw_meter.get("age_ms"), "inputs.meter.age_ms", 0, _MAX_VALUE),

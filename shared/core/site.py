@@ -1,7 +1,6 @@
 """The site model: an allocation scenario checked, normalized and turned into capacity constraints."""
 
 from .errors import FieldError
-from .fieldcheck import key_name
 
 # Everything the allocation reads is an integer in a fixed unit: mA per phase,
 # W, ms, percent. Loads are kept sorted by id in parallel lists (the most
@@ -662,6 +661,8 @@ def _list(value: object, path: str, most: int) -> list[object]:
 def _only_known(obj: dict[str, object], path: str, known: dict[str, int]) -> None:
     for key in obj:
         if key not in known:
+            from .fieldcheck import key_name  # only for an error: a node keeps fieldcheck out of its heap
+
             unknown = sorted([str(name) for name in obj if name not in known])
             raise FieldError(_join(path, key_name(unknown[0])), "is not a known field")
 
