@@ -197,7 +197,7 @@ class Mesh:
         # members kept across the reset are held for again from the boot.
         node.departed = departed.restored(node.kept_departed, node.plan.ids, node.node_id, now_ms,
                                           node.table.max_peers)
-        node.departed_kept = ["?"]
+        node.departed_kept = sorted(node.departed)
         if node.departed:
             node.table.set_members(departed.listened(node.departed, node.plan.ids, node.node_id,
                                                      node.table.max_peers))

@@ -1,6 +1,6 @@
 """Field checks for configs, states and inputs: each failure names the field and the value."""
 
-from .errors import FieldError
+from .errors import FieldError, quoted
 
 # The heating modules validate everything that reaches them through these
 # helpers, so every message has the same shape. Values are described without
@@ -13,7 +13,7 @@ def describe(value: object) -> str:
     if value is None or isinstance(value, (bool, int)):
         return repr(value)
     if isinstance(value, str):
-        return _quoted(value if len(value) <= 40 else value[:40] + "...")
+        return quoted(value if len(value) <= 40 else value[:40] + "...")
     if isinstance(value, float):
         return "a float"
     if isinstance(value, list):
@@ -21,18 +21,6 @@ def describe(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return "a " + type(value).__name__
-
-
-def _quoted(text: str) -> str:
-    # Not repr(): for text beyond printable ASCII, CPython's repr keeps 'é' and
-    # MicroPython's writes '\xe9', and the message is part of a vector's bytes.
-    for char in text:
-        code = ord(char)
-        if code < 0x20 or code > 0x7E or char == "'" or char == "\\":
-            from . import canon  # only for an error
-
-            return canon.dumps(text)
-    return "'" + text + "'"
 
 
 def key_name(name: object) -> str:

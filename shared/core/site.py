@@ -1,6 +1,6 @@
 """The site model: an allocation scenario checked, normalized and turned into capacity constraints."""
 
-from .errors import FieldError
+from .errors import FieldError, quoted
 
 # Everything the allocation reads is an integer in a fixed unit: mA per phase,
 # W, ms, percent. Loads are kept sorted by id in parallel lists (the most
@@ -255,15 +255,7 @@ def show(value: object) -> str:
     if value is None or isinstance(value, (bool, int)):
         return str(value)
     if isinstance(value, str):
-        if len(value) > 40:
-            value = value[:37] + "..."
-        for char in value:
-            code = ord(char)
-            if code < 0x20 or code > 0x7E or char == "'" or char == "\\":
-                from . import canon  # only for an error
-
-                return canon.dumps(value)
-        return "'" + value + "'"
+        return quoted(value if len(value) <= 40 else value[:37] + "...")
     if isinstance(value, float):
         return "a float"
     if isinstance(value, (list, tuple)):

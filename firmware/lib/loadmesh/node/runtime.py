@@ -612,7 +612,7 @@ class Node:
         assert isinstance(members, list)
         ids = [str(member["id"]) for member in members]
         self.departed = departed.restore(self.root, ids, self.node_id(), self.clock.now_ms(), MAX_PEERS)
-        self.departed_kept = ["?"]  # unknown what the file holds: written again by the first switch
+        self.departed_kept = sorted(self.departed)  # as the file holds them (any others it names are ignored)
 
     def _keep_departed(self) -> None:
         """Write departed.FILE when the set of removed members has changed."""
