@@ -18,6 +18,16 @@ from .errors import FieldError
 # The limits are in docs/heartbeat.md ("Replay protection"): this node forgets
 # everything when it reboots (restore_boot_ids() narrows that), and a node
 # whose counter went back (flash wiped) is refused until forget() is called.
+#
+# Memory: an accepted heartbeat is kept whole, and its text fields are new
+# strings each time. Those every peer repeats are swapped for equal strings the
+# table already holds (_share): the node id for the member list's, the group
+# for the table's, and the config hash, the view digest and the draws for
+# another peer's (peers running one config and agreeing all send the same
+# hash and digest; nodes that draw nothing, valves and boilers, the same
+# draws). Equal values, so nothing read changes (a heartbeat in the table is
+# never changed: a list shared by two is safe); on a 12K-word heap that is
+# about 0.3 KB a peer.
 
 MAX_PEERS = 16
 
@@ -39,14 +49,31 @@ REBOOT = "reboot"  # counted beside "ok" when an accepted heartbeat starts a new
 class Peer:
     """What one peer last said (its decoded heartbeat) and when it was heard."""
 
-    def __init__(self, node: str, message: dict[str, object], now_ms: int) -> None:
-        self.node = node
+    # Its id, boot id and sequence number are the held heartbeat's (properties): an attribute
+    # fewer or more changes the size of every entry's attribute table (16 peers on a 12K-word heap).
+
+    def __init__(self, message: dict[str, object], now_ms: int) -> None:
         self.heartbeat = message
-        self.boot_id = _int(message, "boot_id")
-        self.seq = _int(message, "seq")
         self.heard_ms = now_ms
         self.boot_heard_ms = now_ms  # when this boot was first heard
         self.reboots = 0  # reboots seen since it entered the table
+
+    @property
+    def node(self) -> str:
+        """The peer's node id."""
+        value = self.heartbeat["node"]
+        assert isinstance(value, str)
+        return value
+
+    @property
+    def boot_id(self) -> int:
+        """The boot id of the heartbeat held."""
+        return _int(self.heartbeat, "boot_id")
+
+    @property
+    def seq(self) -> int:
+        """The sequence number of the heartbeat held."""
+        return _int(self.heartbeat, "seq")
 
     def applied_ma(self) -> int:
         """The limit the peer last reported enforcing."""
@@ -139,12 +166,13 @@ class PeerTable:
             if boot_id < self._boot_floor.get(node, 0):
                 return OLD_BOOT
             self._boot_floor.pop(node, None)
-            self._peers[node] = Peer(node, message, now_ms)
+            self._share(message)
+            self._peers[node] = Peer(message, now_ms)
             return OK
-        if boot_id < peer.boot_id:
+        held_boot_id = peer.boot_id
+        if boot_id < held_boot_id:
             return OLD_BOOT
-        if boot_id > peer.boot_id:
-            peer.boot_id = boot_id
+        if boot_id > held_boot_id:
             peer.boot_heard_ms = now_ms
             peer.reboots += 1
             self.counts[REBOOT] = self.counts.get(REBOOT, 0) + 1
@@ -152,10 +180,32 @@ class PeerTable:
             return DUPLICATE
         elif seq < peer.seq:
             return OLD_SEQ
-        peer.seq = seq
+        self._share(message)
         peer.heartbeat = message
         peer.heard_ms = now_ms
         return OK
+
+    def _share(self, message: dict[str, object]) -> None:
+        """Swap message's repeated values for equal ones the table holds (see the top)."""
+        if "group" in message:
+            message["group"] = self.group  # decode() checked that they are equal
+        node = message["node"]
+        members = self._members
+        if members is not None:
+            for member in members:
+                if member == node:
+                    message["node"] = member
+                    break
+        for key in ("config_hash", "digest", "draw_ma"):
+            value = message.get(key)
+            if value is None:
+                continue  # not in a message a caller decoded (accept_decoded), for a test
+            # Any equal value will do: the order the peers are looked at in changes nothing read.
+            for other in self._peers.values():
+                held = other.heartbeat.get(key)
+                if held == value:
+                    message[key] = held
+                    break
 
     def peer(self, node: str) -> Peer | None:
         """The entry for node, or None if it has not been heard."""
