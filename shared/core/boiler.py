@@ -112,11 +112,10 @@ def _fsm(config: dict[str, int], state: dict[str, object], inputs: dict[str, obj
     assert isinstance(confirmed, int)
     interlock_ok = confirmed >= config["min_valve_open_pct"]
     min_off_ok = _since(now_ms, state["off_at_ms"], config["min_off_ms"])
-    short = "interlock: confirmed " + str(confirmed) + "% < " + str(config["min_valve_open_pct"]) + "%"
     if fsm in (ON, PENDING_OFF):
         if not interlock_ok:
             state["fsm"], state["off_at_ms"] = PUMP_OVERRUN, now_ms
-            return "off at once, " + short
+            return "off at once, " + _short(config, confirmed)
         if demand:
             state["fsm"] = ON
             return "demand"
@@ -141,9 +140,14 @@ def _fsm(config: dict[str, int], state: dict[str, object], inputs: dict[str, obj
         return "minimum off time"
     if not interlock_ok:
         state["fsm"] = BLOCKED
-        return short
+        return _short(config, confirmed)
     state["fsm"], state["on_at_ms"] = ON, now_ms
     return "demand"
+
+
+def _short(config: dict[str, int], confirmed: int) -> str:
+    """The reason the interlock gives (made only when it is the reason: a tick makes no text it drops)."""
+    return "interlock: confirmed " + str(confirmed) + "% < " + str(config["min_valve_open_pct"]) + "%"
 
 
 def step(config: dict[str, int], state: dict[str, object], inputs: dict[str, object],

@@ -77,6 +77,13 @@ SETTINGS = {
     "sensor_stale_ms": (900000, 1000, _DAY_MS),
 }
 ROOM_DEFAULTS = {"exponent_permille": 1300, "lookahead_ms": 3600000}
+# Each tier's openings by name: initial, escalated, max (the step looks them up without making the names).
+_PCT_KEYS = (("tier_1_initial_pct", "tier_1_escalated_pct", "tier_1_max_pct"),
+             ("tier_2_initial_pct", "tier_2_escalated_pct", "tier_2_max_pct"),
+             ("tier_3_initial_pct", "tier_3_escalated_pct", "tier_3_max_pct"))
+_INITIAL = 0
+_ESCALATED = 1
+_MAX = 2
 
 
 def load_config(raw: object, path: str = "", rooms_path: str | None = None,
@@ -328,7 +335,9 @@ class _Step:
         total = self.calling_w
         active = self.active()
         efficiency = _int(self.config, "flow_efficiency_pct")
-        for rid in sorted(active):
+        # A sum of integers: the same in any order, so the rooms are not sorted (a list made at every
+        # call, and the cascade calls this for every room it weighs).
+        for rid in active:
             if rid not in self.calling:
                 total += radiator.effective_w(self.full_w[rid], _int(active[rid], "pct"), efficiency)
         return total
@@ -403,9 +412,9 @@ def _cycling_risk(work: _Step) -> str | None:
     return None
 
 
-def _candidates(work: _Step, tier: int) -> list[tuple[str, str]]:
-    """(room, reason) that tier may add, best first."""
-    ranked: list[tuple[tuple[int, str], str, str]] = []
+def _candidates(work: _Step, tier: int) -> list[str]:
+    """The rooms that tier may add, best first (their reasons: _reason, made only for a room added)."""
+    ranked: list[tuple[int, str]] = []
     active = work.active()
     rest = work.context["tier3_rest_until_ms"]
     assert isinstance(rest, dict)
@@ -419,11 +428,9 @@ def _candidates(work: _Step, tier: int) -> list[tuple[str, str]]:
             if priority is None or work.now_ms < rest.get(rid, 0):
                 continue
             assert isinstance(priority, int)
-            ranked.append(((priority, rid), rid, "fallback_p" + str(priority)))
+            ranked.append((priority, rid))
             continue
-        window_ms = _int(room, "lookahead_ms")
-        if tier == 2:
-            window_ms *= _int(work.config, "extended_window_multiplier")
+        window_ms = _window_ms(work, room, tier)
         starts_in = state["next_start_in_ms"]
         target = state["next_target_dc"]
         if starts_in is None or target is None or starts_in > window_ms:
@@ -431,9 +438,25 @@ def _candidates(work: _Step, tier: int) -> list[tuple[str, str]]:
         need_dc = target - state["temp_dc"]
         if need_dc <= _int(work.config, "pre_warm_margin_dc"):
             continue
-        ranked.append(((-need_dc, rid), rid, "schedule_" + str(window_ms // 60000) + "m"))
-    ranked.sort(key=lambda item: item[0])
-    return [(rid, reason) for _key, rid, reason in ranked]
+        ranked.append((-need_dc, rid))
+    ranked.sort()  # by priority or need, then id: each room once, so never a tie
+    return [rid for _key, rid in ranked]
+
+
+def _window_ms(work: _Step, room: dict[str, object], tier: int) -> int:
+    """How far ahead tier 1 or 2 looks for a room's next block."""
+    window_ms = _int(room, "lookahead_ms")
+    if tier == 2:
+        window_ms *= _int(work.config, "extended_window_multiplier")
+    return window_ms
+
+
+def _reason(work: _Step, rid: str, tier: int) -> str:
+    """Why tier adds the room: its fallback priority (tier 3), or the window its next block starts in."""
+    room = work.room_config[rid]
+    if tier == 3:
+        return "fallback_p" + str(room["fallback_priority"])
+    return "schedule_" + str(_window_ms(work, room, tier) // 60000) + "m"
 
 
 def _rung(work: _Step, index: int) -> bool:
@@ -443,20 +466,22 @@ def _rung(work: _Step, index: int) -> bool:
     active = work.active()
     if index < len(LADDER):
         tier = index // 2 + 1
-        prefix = "tier_" + str(tier)
+        keys = _PCT_KEYS[tier - 1]
         if index % 2 == 0:  # add this tier's rooms until the target is met
             changed = False
-            for rid, reason in _candidates(work, tier):
+            for rid in _candidates(work, tier):
                 if work.total_w() >= target:
                     break
-                active[rid] = {"tier": tier, "pct": _int(config, prefix + "_initial_pct"), "reason": reason,
+                reason = _reason(work, rid, tier)
+                active[rid] = {"tier": tier, "pct": _int(config, keys[_INITIAL]), "reason": reason,
                                "since_ms": work.now_ms}
                 work.log.append("open " + rid + " at " + str(active[rid]["pct"]) + "%: tier " + str(tier)
                                 + " " + reason)
                 changed = True
             return changed
-        escalated = _int(config, prefix + "_escalated_pct")
-        raised = [rid for rid in sorted(active) if active[rid]["tier"] == tier and _int(active[rid], "pct") < escalated]
+        escalated = _int(config, keys[_ESCALATED])
+        raised = [rid for rid in active if active[rid]["tier"] == tier and _int(active[rid], "pct") < escalated]
+        raised.sort()  # mostly none: not a sorted copy of every open room at each tick
         for rid in raised:
             active[rid]["pct"] = escalated
         if raised:
@@ -464,7 +489,11 @@ def _rung(work: _Step, index: int) -> bool:
         return len(raised) > 0
     # Last resort: every tier at its escalated opening and still short. Raise
     # the rooms 10 % at a time, tier 1 first, up to each tier's cap.
-    order = sorted(active, key=lambda rid: (active[rid]["tier"], active[rid]["since_ms"], rid))
+    # Each room's sort key made once (MicroPython's sort calls a key function at every comparison).
+    keyed = [(active[rid]["tier"], active[rid]["since_ms"], rid) for rid in active]
+    keyed.sort()
+    order = [rid for _tier, _since_ms, rid in keyed]
+    keyed = []
     changed = False
     progressed = True
     while progressed and work.total_w() < target:
@@ -472,7 +501,7 @@ def _rung(work: _Step, index: int) -> bool:
         for rid in order:
             if work.total_w() >= target:
                 break
-            cap = _int(config, "tier_" + str(active[rid]["tier"]) + "_max_pct")
+            cap = _int(config, _PCT_KEYS[_int(active[rid], "tier") - 1][_MAX])
             if _int(active[rid], "pct") < cap:
                 active[rid]["pct"] = _int(active[rid], "pct") + 10
                 work.log.append("raise " + rid + " to " + str(active[rid]["pct"]) + "%")
