@@ -179,8 +179,8 @@ def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path
     # The study, the fallback room, is opened (and escalated to its 70 % maximum at once: bath and the study are
     # far short of the 4000 W target at any opening); the bedroom, whose temperature is unknown, never.
     assert role.tier_state == "TIER3_ESCALATED", role.tier_state
-    assert role.sharing == {"study": 70}
-    assert ["study", 70] in role.overrides and all(pair[0] != "bedroom" for pair in role.overrides)
+    assert role.status()["load_sharing"] == {"study": 70}
+    assert ("study", 70) in role.overrides and all(pair[0] != "bedroom" for pair in role.overrides)
     assert role.stale_rooms == 1
 
 
@@ -243,7 +243,7 @@ def _sharing(role: BoilerRole, hal: FakeHal, table: PeerTable, start_ms: int) ->
         _heard(table, "bedroom", seq, now_ms, room=_room(False, 150, 0))
         _heard(table, "study", seq, now_ms, room=_room(False, 150, 0))
         _tick(role, hal, table, now_ms)
-    assert (role.tier_state, role.sharing) == ("TIER3_ESCALATED", {"study": 70})
+    assert (role.tier_state, role.status()["load_sharing"]) == ("TIER3_ESCALATED", {"study": 70})
     return 3
 
 
@@ -257,7 +257,7 @@ def test_the_switch_stops_load_sharing_at_once_and_holds_across_a_reboot(tmp_pat
     assert answer["switch"] is False and answer["enabled"] is False and answer["file"] == "ok"
     _heard(table, "bath", seq, 1200, room=_room(True, 160, 100))
     _tick(role, hal, table, 1200)
-    assert (role.tier_state, role.sharing, role.overrides) == ("DISABLED", {}, [])
+    assert (role.tier_state, role.status()["load_sharing"], role.overrides) == ("DISABLED", {}, [])
     # The node reboots: the switch is read back off, and load sharing stays off on the same evidence.
     again = BoilerRole(_plan("boiler"), str(tmp_path))
     assert (again.switch, again.switch_file, again.status()["switch"]) == (False, "ok", False)
@@ -299,7 +299,7 @@ def test_new_boiler_settings_take_effect_without_cutting_the_burner(tmp_path: Pa
                 "boiler": {"min_off_ms": 0}}
     assert _put_heating(role, tmp_path, settings) == {"saved": True, "kind": "boiler",
                                                                   "rooms": ["bath", "bedroom"]}
-    assert (role.tier_state, role.sharing) == ("INACTIVE", {})
+    assert (role.tier_state, role.status()["load_sharing"]) == ("INACTIVE", {})
     _heard(table, "bath", seq, 1300, room=_room(True, 160, 100))
     _tick(role, hal, table, 1300)
     assert (hal.boiler_call, role.fsm, role.boiler_state["on_at_ms"]) == (True, "ON", on_at_ms)
@@ -327,7 +327,7 @@ def test_new_settings_keep_the_rest_a_tier_3_room_earned(tmp_path: Path) -> None
         _heard(table, "study", seq, now_ms, room=_room(False, 150, 0))
         _tick(role, hal, table, now_ms)
         seq += 1
-    assert role.sharing == {"study": 70}
+    assert role.status()["load_sharing"] == {"study": 70}
     opened_ms = role.tiers_state["rooms"]["study"]["since_ms"]  # type: ignore[index]
     taken_ms = 1100 + served_ms
     # New settings (a bigger bedroom radiator): load sharing starts afresh, and the study, open for 10 min,
@@ -340,7 +340,7 @@ def test_new_settings_keep_the_rest_a_tier_3_room_earned(tmp_path: Path) -> None
     _heard(table, "bath", seq, 1200 + served_ms, room=_room(True, 160, 100))
     _heard(table, "study", seq, 1200 + served_ms, room=_room(False, 150, 0))
     _tick(role, hal, table, 1200 + served_ms)
-    assert (role.tier_state, role.sharing) == ("INACTIVE", {})  # the study rests: nothing to open
+    assert (role.tier_state, role.status()["load_sharing"]) == ("INACTIVE", {})  # the study rests: nothing to open
 
 
 def _fallback_wanted(role: BoilerRole, hal: FakeHal, table: PeerTable, seq: int, now_ms: int) -> None:
@@ -365,11 +365,11 @@ def test_a_tier_3_room_rests_across_a_reboot_of_the_boiler_node(tmp_path: Path) 
     for step, now_ms in enumerate((boot_ms, boot_ms + 100, boot_ms + rest_ms - 100)):
         _fallback_wanted(again, hal, table, step + 1, now_ms)
         assert again.tiers_state["tier3_rest_until_ms"] == {"study": boot_ms + rest_ms}, now_ms
-        assert again.sharing == {}, now_ms
+        assert again.status()["load_sharing"] == {}, now_ms
     # Rested: tier 3 may take it again, and the file says it serves.
     for step, now_ms in enumerate((boot_ms + rest_ms, boot_ms + rest_ms + 100)):
         _fallback_wanted(again, hal, table, step + 10, now_ms)
-    assert again.sharing == {"study": 70}
+    assert again.status()["load_sharing"] == {"study": 70}
     assert Store(str(tmp_path)).read_json("tier3_rests.json") == {"study": rest_ms}
 
 
@@ -381,7 +381,7 @@ def test_a_rest_earned_before_a_reboot_is_kept_and_a_damaged_file_keeps_none(tmp
     released_ms = 1000 + 360000
     _heard(table, "bath", seq, released_ms, room=_room(False, 200, 0))
     _tick(role, hal, table, released_ms)
-    assert role.sharing == {}
+    assert role.status()["load_sharing"] == {}
     rest_until_ms = role.tiers_state["tier3_rest_until_ms"]["study"]  # type: ignore[index]
     assert rest_until_ms == released_ms + 360000  # it opened at 1000
     kept = Store(str(tmp_path)).read_json("tier3_rests.json")
@@ -392,7 +392,7 @@ def test_a_rest_earned_before_a_reboot_is_kept_and_a_damaged_file_keeps_none(tmp
     # Reboot: the rest runs again from the first tick.
     again = BoilerRole(_plan("boiler"), str(tmp_path))
     _fallback_wanted(again, hal, PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS]), 1, 50)
-    assert again.tiers_state["tier3_rest_until_ms"] == {"study": 50 + 360000} and again.sharing == {}
+    assert again.tiers_state["tier3_rest_until_ms"] == {"study": 50 + 360000} and again.status()["load_sharing"] == {}
     # A damaged file (or a value no rest can have) keeps no rest: the study may serve at once.
     for damage in (b"LM1 0000000000000000\n{\"study\":1000}", None):
         if damage is None:
@@ -403,7 +403,7 @@ def test_a_rest_earned_before_a_reboot_is_kept_and_a_damaged_file_keeps_none(tmp
         table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
         for step, now_ms in enumerate((50, 150)):
             _fallback_wanted(booted, hal, table, step + 1, now_ms)
-        assert booted.sharing == {"study": 70}, damage
+        assert booted.status()["load_sharing"] == {"study": 70}, damage
 
 
 def test_settings_put_on_a_node_that_booted_without_them_bring_it_up(tmp_path: Path) -> None:

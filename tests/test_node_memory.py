@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -74,8 +75,6 @@ def test_from_mpy_files_the_node_does_not_fit(device_root: Path) -> None:
     # Why the node image exists: the same modules loaded from .mpy files exhaust the heap.
     settings = mpnode.argfile({"port": 1, "http_port": 1, "key_hex": KEY.hex(), "group": "home", "peers": [],
                                "seconds": 0, "report_ms": 1000})
-    import subprocess
-
     result = subprocess.run(mpnode.command(micropython_binary(single_precision=True), MEMORY_SCRIPT, settings),
                             capture_output=True, text=True, env=mpnode.environment(device_root), timeout=60)
     first = result.stdout.splitlines()[0]
@@ -126,3 +125,44 @@ def test_the_meter_node_with_sixteen_peers_runs_on_a_12k_word_heap(device_root: 
     heap = figures["heap"]
     assert isinstance(heap, int) and isinstance(figures["peak"], int) and figures["peak"] <= heap
     assert figures["violations"] == 0, shown
+
+
+def test_a_heating_node_keeps_only_its_own_heating_modules(device_root: Path, tmp_path: Path) -> None:
+    # heatsettings imports every heating module; each role lets go those it needs only to read its settings
+    # (Role.occasional), after its boot and after a PUT /heating alike: 6.4 KB on a valve node, 2.3 KB on a
+    # boiler node (docs/heating.md, "Memory of a heating group").
+    from loadmesh.core import groupconfig
+    from loadmesh.node.store import Store
+
+    config = groupconfig.parse({
+        "group": "house", "version": 1, "updated_at": 1, "origin": "test", "key_id": "house",
+        "site": {"phases": 1, "voltage_v": 230, "limit_ma": [25000], "safety_pct": 100}, "circuits": [],
+        "members": [{"id": node, "kind": kind, "phases": "L1", "min_ma": 0, "max_ma": 0, "step_ma": 1000,
+                     "priority": 0, "mode": "off"} for node, kind in (("boiler", "boiler"), ("bath", "valve"))]})
+    files = {"bath": {"room": {"mode": "auto", "schedule": {"default_target_dc": 160, "blocks": []}}},
+             "boiler": {"rooms": [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0}}}
+    found = {}
+    for node, heating in files.items():
+        folder = tmp_path / node
+        folder.mkdir()
+        store = Store(str(folder))
+        store.write_json("node.json", {"id": node, "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
+                                       "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1",
+                                       "http_host": "127.0.0.1", "http_port": free_port(socket.SOCK_STREAM),
+                                       "peers_http": {}})
+        store.write_key(KEY)
+        store.write_json("config.json", config)
+        store.write_json("heating.json", heating)
+        body = folder / "put.json"
+        body.write_text(json.dumps(heating))
+        # Not mpnode.run: the node prints its boot line before the script's JSON.
+        result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "heating_modules_check.py", str(body)),
+                                capture_output=True, text=True, env=mpnode.environment(None), cwd=folder, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        found[node] = json.loads(result.stdout.splitlines()[-1])
+    valve_modules = ["loadmesh.core.roomctl", "loadmesh.core.schedule"]
+    boiler_modules = ["loadmesh.core.boiler", "loadmesh.core.radiator", "loadmesh.core.tiers", "loadmesh.core.valves"]
+    assert found["bath"] == {"mode": "running", "kind": "valve", "error": None, "booted": valve_modules,
+                             "saved": True, "after_put": valve_modules}, found
+    assert found["boiler"] == {"mode": "running", "kind": "boiler", "error": None, "booted": boiler_modules,
+                               "saved": True, "after_put": boiler_modules}, found

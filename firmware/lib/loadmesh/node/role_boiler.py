@@ -6,10 +6,8 @@ from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 
-from . import heatsettings
 from .hal import Hal
-from .heatsettings import load_heating
-from .roles import Role
+from .roles import Role, forget
 
 # Every tick, the boiler node's part of the heating chain (docs/heating.md,
 # "Where each part runs"), in heating.step's order:
@@ -34,8 +32,9 @@ from .roles import Role
 # apply while they hear this node); the boiler section carries the state
 # machine (state, on, hold, cooldown, setpoint).
 #
-# The settings: heating.json (heatsettings). Missing or refused: no rooms,
-# so the boiler never fires; /status says why. PUT /heating replaces them
+# The settings: heating.json (heatsettings, let go between uses with the
+# valve node's modules it imports: Role.occasional). Missing or refused: no
+# rooms, so the boiler never fires; /status says why. PUT /heating replaces them
 # from the next tick. The boiler's state machine and the valve arbitration
 # carry on (its minimum times, pump overrun and held valves hold across the
 # change); load sharing starts afresh if its own settings changed (its rooms
@@ -60,7 +59,9 @@ from .roles import Role
 # reset rests the full tier_3_rest_ms (its valve node dropped the opening
 # within peer_timeout of the reset). The file is written only when a room
 # starts or ends a tier-3 service or a rest ends: a few times an hour at
-# most, never once per tick (flash wear). Missing or damaged: no rests.
+# most, never once per tick (flash wear). Missing or damaged: no rests. The
+# store module is imported for the write and let go after it; a write that
+# finds no room in the heap for both is tried again at the next tick.
 #
 # A boot is taken as the moment the relay went off (it is off from power-up
 # until the first tick): the boiler waits its minimum off time before it may
@@ -74,12 +75,16 @@ WATER_HOLD_MS = 10000
 RESTS = "tier3_rests.json"
 _SOURCES = ("safety", "load_sharing")  # the layers that override a valve node's own control
 SWITCH = "load_sharing.json"
+# A room whose valve node is not heard, for tiers.step and valves.step alike (neither changes its inputs).
+_SILENT = {"mode": "off", "temp_dc": None, "temp_age_ms": 0, "calling": False, "next_start_in_ms": None,
+           "next_target_dc": None, "normal_pct": 0, "correction_pct": None, "confirmed_pct": 0}
 
 
 class BoilerRole(Role):
     """The boiler: its call for heat, and the load-sharing decisions the valve nodes follow."""
 
     kind = "boiler"
+    occasional = ("loadmesh.node.heatsettings", "loadmesh.core.roomctl", "loadmesh.core.schedule")
 
     def __init__(self, plan: Plan, root: str = "") -> None:
         super().__init__(plan)
@@ -98,8 +103,7 @@ class BoilerRole(Role):
         self.cooldown = False
         self.setpoint_dc = self.boiler_config["flow_setpoint_dc"]
         self.tier_state = str(self.tiers_state["state"])
-        self.overrides: list[list[object]] = []
-        self.sharing: object = {}  # load sharing's own openings (tiers), by room, for /status
+        self.overrides: list[tuple[str, int]] = []
         self.confirmed_pct = 0
         self.interlock = "idle"
         self.demand = False
@@ -131,8 +135,9 @@ class BoilerRole(Role):
             self.tiers_state = dict(self.tiers_state, tier3_rest_until_ms=rests)
         flow_dc = _read(self.flow, hal.temperature_dc("flow"), now_ms)
         return_dc = _read(self.back, hal.temperature_dc("return"), now_ms)
-        tier_rooms: dict[str, object] = {}
-        valve_rooms: dict[str, object] = {}
+        # One dict per room serves both steps (tiers reads mode, temperature, call and next block; valves the
+        # openings and the call): half the dicts a tick makes for the rooms.
+        rooms: dict[str, object] = {}
         confirmed: dict[str, int] = {}
         demand = False
         stale = 0
@@ -146,9 +151,7 @@ class BoilerRole(Role):
             if not isinstance(room, dict):
                 self.silent_ticks += 1
                 silent.append(rid)
-                tier_rooms[rid] = {"mode": "off", "temp_dc": None, "temp_age_ms": 0, "calling": False,
-                                   "next_start_in_ms": None, "next_target_dc": None}
-                valve_rooms[rid] = {"normal_pct": 0, "calling": False, "correction_pct": None, "confirmed_pct": 0}
+                rooms[rid] = _SILENT
                 confirmed[rid] = 0
                 continue
             calling = room["calling"] is True
@@ -158,18 +161,16 @@ class BoilerRole(Role):
                 temp_dc = None
                 stale += 1
             age_ms = room["temp_age_ms"]
-            assert isinstance(age_ms, int)
-            tier_rooms[rid] = {"mode": room["mode"], "temp_dc": temp_dc,
-                               "temp_age_ms": age_ms + (table.age_ms(rid, now_ms) or 0), "calling": calling,
-                               "next_start_in_ms": room["next_start_in_ms"], "next_target_dc": room["next_target_dc"]}
             feedback = room["valve_pct"]
             command = room["command_pct"]
-            assert isinstance(command, int)
+            assert isinstance(age_ms, int) and isinstance(command, int)
             # Unknown feedback is closed; an opening counts only up to what the valve node commands.
             opening = 0 if not isinstance(feedback, int) else feedback if feedback < command else command
             confirmed[rid] = opening
-            valve_rooms[rid] = {"normal_pct": room["normal_pct"], "calling": calling, "correction_pct": None,
-                                "confirmed_pct": opening}
+            rooms[rid] = {"mode": room["mode"], "temp_dc": temp_dc,
+                          "temp_age_ms": age_ms + (table.age_ms(rid, now_ms) or 0), "calling": calling,
+                          "next_start_in_ms": room["next_start_in_ms"], "next_target_dc": room["next_target_dc"],
+                          "normal_pct": room["normal_pct"], "confirmed_pct": opening}
         self.heard = len(self.rooms) - len(silent)
         self.silent = silent
         self.stale_rooms = stale
@@ -183,23 +184,19 @@ class BoilerRole(Role):
              "flow_dc": flow_dc, "return_dc": return_dc}, now_ms)
         tiers_out, self.tiers_state = tiers.step(
             self.tiers_config, self.tiers_state,
-            {"enabled": self.switch, "rooms": tier_rooms,
+            {"enabled": self.switch, "rooms": rooms,
              "boiler": {"on": boiler_out["boiler_on"], "return_dc": return_dc,
                         "setpoint_dc": config["flow_setpoint_dc"],
                         "last_cooldown_ms": boiler_out["last_cooldown_ms"], "cooldown": boiler_out["cooldown"]}},
             now_ms)
         valves_out, self.valves_state = valves.step(
             self.valves_config, self.valves_state,
-            {"rooms": valve_rooms, "load_sharing": tiers_out["valve_pct"], "hold": boiler_out["hold_valves"],
+            {"rooms": rooms, "load_sharing": tiers_out["valve_pct"], "hold": boiler_out["hold_valves"],
              "demand": demand, "firing": boiler_out["boiler_on"]}, now_ms)
         pcts = valves_out["valve_pct"]
         sources = valves_out["source"]
         assert isinstance(pcts, dict) and isinstance(sources, dict)
-        overrides: list[list[object]] = []
-        for rid in self.rooms:
-            if sources[rid] in _SOURCES:
-                overrides.append([rid, pcts[rid]])
-        self.overrides = overrides
+        self.overrides = _overrides(self.overrides, self.rooms, pcts, sources)
         on = boiler_out["boiler_on"] is True
         if on and not self.boiler_on:
             self.fired += 1
@@ -212,7 +209,6 @@ class BoilerRole(Role):
         assert isinstance(setpoint, int)
         self.setpoint_dc = setpoint
         self.tier_state = str(tiers_out["state"])
-        self.sharing = tiers_out["valve_pct"]
         self.interlock = str(valves_out["interlock"])
         self._keep_rests(now_ms)
 
@@ -221,23 +217,31 @@ class BoilerRole(Role):
         rooms = self.tiers_state["rooms"]
         rests = self.tiers_state["tier3_rest_until_ms"]
         assert isinstance(rooms, dict) and isinstance(rests, dict)
-        serving = sorted([rid for rid in rooms if rooms[rid]["tier"] == 3])
-        resting = sorted([rid for rid in rests if rests[rid] > now_ms and rid not in serving])
+        serving = [rid for rid in rooms if rooms[rid]["tier"] == 3]
+        serving.sort()
+        resting = [rid for rid in rests if rests[rid] > now_ms and rid not in serving]
+        resting.sort()
         kept = [serving, resting]
         if kept == self.rests_kept:
             return
-        self.rests_kept = kept  # tried once: a broken flash is not written again every tick
         record: dict[str, int] = {}
         for rid in serving:
             record[rid] = _int(self.tiers_config["tier_3_rest_ms"])
         for rid in resting:
             record[rid] = rests[rid] - now_ms
-        from .store import Store
-
         try:
+            from .store import Store
+
             Store(self.root).write_json(RESTS, record)
+            self.rests_kept = kept
         except OSError:
             self.rests_errors += 1
+            self.rests_kept = kept  # tried once: a broken flash is not written again every tick
+        except MemoryError:
+            # No room in the heap now for the store (imported for the write alone) and the file: the next
+            # tick tries again. This tick's decisions are made and kept already.
+            self.rests_errors += 1
+        forget(("loadmesh.node.store",))  # written a few times an hour: not worth its room in between
 
     def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
         hal.set_boiler_call(self.boiler_on)
@@ -251,7 +255,7 @@ class BoilerRole(Role):
     def status(self) -> dict[str, object]:
         return {"boiler_on": self.boiler_on, "fsm": self.fsm, "reason": self.reason, "hold": self.hold,
                 "cooldown": self.cooldown, "setpoint_dc": self.setpoint_dc, "tiers": self.tier_state,
-                "load_sharing": self.sharing, "overrides": self.overrides,
+                "load_sharing": _sharing(self.tiers_state), "overrides": self.overrides,
                 "interlock": self.interlock, "confirmed_pct": self.confirmed_pct, "demand": self.demand,
                 "switch": self.switch, "switch_file": self.switch_file,
                 "rooms": len(self.rooms), "heard": self.heard, "silent": self.silent, "stale_rooms": self.stale_rooms,
@@ -260,10 +264,14 @@ class BoilerRole(Role):
                 "error": self.error or None}
 
     def heating(self) -> object:
+        from . import heatsettings
+
         return heatsettings.stored(self.root)
 
     def check_heating(self, raw: object) -> object:
-        return load_heating(raw)
+        from . import heatsettings
+
+        return heatsettings.load_heating(raw)
 
     def use_heating(self, checked: object) -> object:
         assert isinstance(checked, tuple)
@@ -274,7 +282,6 @@ class BoilerRole(Role):
             taken_ms = self.last_ms if self.last_ms is not None else 0
             self.tiers_state = tiers.reconfigured(self.tiers_config, self.tiers_state, tiers_config, taken_ms)
             self.tier_state = str(self.tiers_state["state"])
-            self.sharing = {}
         self.rooms, self.tiers_config, self.boiler_config, self.valves_config = (
             rooms, tiers_config, boiler_config, valves_config)
         self.error = ""
@@ -332,6 +339,30 @@ def _read_rests(root: str, config: dict[str, object]) -> dict[str, int]:
     return rests
 
 
+def _overrides(kept: list[tuple[str, int]], rooms: list[str], pcts: dict[str, int],
+               sources: dict[str, str]) -> list[tuple[str, int]]:
+    """(room, pct) of the rooms whose source is safety or load sharing, in room order: kept itself while it holds
+    the same (most ticks), so that a tick makes no new list; pairs as tuples, half a list's heap."""
+    count = 0
+    same = True
+    for rid in rooms:
+        if sources[rid] in _SOURCES:
+            if count >= len(kept) or kept[count][0] != rid or kept[count][1] != pcts[rid]:
+                same = False
+                break
+            count += 1
+    if same and count == len(kept):
+        return kept
+    return [(rid, pcts[rid]) for rid in rooms if sources[rid] in _SOURCES]
+
+
+def _sharing(context: dict[str, object]) -> dict[str, int]:
+    """Load sharing's own openings by room: what tiers.step gave as valve_pct (made again for /status, not kept)."""
+    rooms = context["rooms"]
+    assert isinstance(rooms, dict)
+    return {rid: rooms[rid]["pct"] for rid in rooms}
+
+
 def _int(value: object) -> int:
     assert isinstance(value, int)
     return value
@@ -344,8 +375,10 @@ def _read(channel: sensor.Channel, raw: int | None, now_ms: int) -> int | None:
 
 
 def _read_heating(root: str, role: BoilerRole) -> tuple[list[str], dict[str, object], dict[str, int], dict[str, int]]:
+    from .heatsettings import load_heating, read
+
     try:
-        return load_heating(heatsettings.read(root))
+        return load_heating(read(root))
     except FieldError as exc:
         role.error = str(exc) + "; no rooms: the boiler stays off"
         _ids, tiers_config, boiler_config, valves_config = load_heating({"rooms": [{"id": "none", "rated_w": 1000}]})

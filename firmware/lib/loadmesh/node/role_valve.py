@@ -5,9 +5,7 @@ from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 
-from . import heatsettings
 from .hal import Hal
-from .heatsettings import FALLBACK_SCHEDULE, load_room
 from .roles import Role
 
 # Every tick (docs/heating.md, "Where each part runs"): the room temperature
@@ -25,7 +23,8 @@ from .roles import Role
 # The room's settings: heating.json (heatsettings). Missing or refused: the
 # room runs in "off" mode with the defaults (frost protection only) and
 # /status says why. PUT /heating replaces them from the next tick; the room's
-# call (its hysteresis) and its sensor history carry on.
+# call (its hysteresis) and its sensor history carry on. heatsettings, and the
+# boiler node's modules it imports, are let go between uses (Role.occasional).
 
 ROOM_LOW_DC = -400  # a room reading outside -40..60 °C is absurd
 ROOM_HIGH_DC = 600
@@ -44,6 +43,8 @@ class ValveRole(Role):
     """A room's valve: room control, the boiler's overrides while the boiler node is online."""
 
     kind = "valve"
+    occasional = ("loadmesh.node.heatsettings", "loadmesh.core.tiers", "loadmesh.core.radiator",
+                  "loadmesh.core.boiler", "loadmesh.core.valves")
 
     def __init__(self, plan: Plan, root: str = "") -> None:
         super().__init__(plan)
@@ -155,10 +156,14 @@ class ValveRole(Role):
                 "error": self.error or None}
 
     def heating(self) -> object:
+        from . import heatsettings
+
         return heatsettings.stored(self.root)
 
     def check_heating(self, raw: object) -> object:
-        return load_room(raw)
+        from . import heatsettings
+
+        return heatsettings.load_room(raw)
 
     def use_heating(self, checked: object) -> object:
         assert isinstance(checked, dict)
@@ -168,11 +173,14 @@ class ValveRole(Role):
 
 
 def _read_room(root: str, role: ValveRole) -> dict[str, object]:
+    from . import heatsettings
+
     try:
-        return load_room(heatsettings.read(root))
+        return heatsettings.load_room(heatsettings.read(root))
     except FieldError as exc:
         role.error = str(exc) + "; the room is off (frost protection only)"
-        return {"mode": "off", "manual_target_dc": None, "schedule": schedule.load(FALLBACK_SCHEDULE, "schedule"),
+        return {"mode": "off", "manual_target_dc": None,
+                "schedule": schedule.load(heatsettings.FALLBACK_SCHEDULE, "schedule"),
                 "control": roomctl.load_config({}, "control")}
 
 

@@ -1,5 +1,7 @@
 """Roles: what a node's load is (an EVSE, a relay load, a valve, the boiler), plugged into the runtime's tick."""
 
+import sys
+
 from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
@@ -33,6 +35,12 @@ from .hal import Hal
 # from the next tick. load_sharing() and put_load_sharing(raw) are the
 # boiler node's switch. Other roles refuse all of them.
 #
+# occasional names the modules the role needs only to read or check its
+# settings (heatsettings, which imports every heating module, and those of the
+# other heating role): on MicroPython the runtime drops them with its own
+# occasional ones once they are used (runtime._forget), and they are imported
+# again when needed. The role's module must not hold them between uses.
+#
 # A role must never raise the limit it drives above out["applied_ma"]: that
 # is what the node tells its peers it enforces. An exception in any call is a
 # failed tick: the runtime puts the HAL in its safe state and the watchdog
@@ -43,6 +51,7 @@ class Role:
     """A member that draws no managed current and drives nothing: every actuator stays in its safe state."""
 
     kind = "none"
+    occasional: tuple[str, ...] = ()
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -107,3 +116,20 @@ def open_role(plan: Plan, root: str = "") -> Role:
 
         return role_boiler.BoilerRole(plan, root)
     return Role(plan)
+
+
+def forget(names: tuple[str, ...]) -> None:
+    """Drop these modules (MicroPython): imported again when needed, they cost no heap meanwhile.
+
+    Only modules nothing else holds (no `from module import name` kept) are freed by it."""
+    if sys.implementation.name != "micropython":
+        return  # CPython (virtual nodes in the simulator) shares its modules with the companion
+    import loadmesh.core
+    import loadmesh.node
+
+    for name in names:
+        if sys.modules.pop(name, None) is not None:
+            package = loadmesh.core if name.startswith("loadmesh.core.") else loadmesh.node
+            short = name.rsplit(".", 1)[1]
+            if short in dir(package):
+                delattr(package, short)

@@ -20,7 +20,7 @@ from .clock import Clock
 from .hal import Hal, open_hal
 from .httpapi import Api, token_for
 from .mesh import Mesh
-from .roles import Role, open_role
+from .roles import Role, forget, open_role
 
 # MicroPython's heap (a node) needs a collection to make room mid-tick; on
 # CPython (the simulator's virtual nodes) a full collection walks the whole
@@ -131,7 +131,7 @@ class Node:
         self.halted = False
         self.mode = UNADOPTED
         self.hal = self._boot()
-        _forget()
+        _forget(self.role)
 
     def _boot(self) -> Hal:
         """Steps 1 to 6 above; the HAL (safe)."""
@@ -296,7 +296,7 @@ class Node:
         try:
             return self._put_config(body)
         finally:
-            _forget()
+            _forget(self.role)
 
     def _put_config(self, body: bytes) -> object:
         from . import groupsync
@@ -394,7 +394,7 @@ class Node:
             except OSError as exc:
                 raise FieldError(name, "could not be kept (" + repr(exc) + "); nothing changed") from None
         finally:
-            _forget()
+            _forget(self.role)
 
     def _put_role_settings(self, role: Role, name: str, body: bytes) -> object:
         import json
@@ -424,7 +424,7 @@ class Node:
         try:
             return groupsync.answer(self.pads, self.adopted)
         finally:
-            _forget()
+            _forget(self.role)
 
     async def sync(self) -> None:
         """Fetch the configs peers announce, adopt a winner, and run the merge of those in use."""
@@ -441,7 +441,7 @@ class Node:
             # plan; with the list from before, the merge forgot a config peers still run.
             self._merge(self._announced_by(self.clock.now_ms()))
         finally:
-            _forget()
+            _forget(self.role)
 
     def _announced_by(self, now_ms: int) -> dict[str, str]:
         """Each config hash that a fresh peer announces, other than the adopted one's: the first such peer."""
@@ -505,7 +505,7 @@ class Node:
         try:
             return self._adopt_node(body)
         finally:
-            _forget()
+            _forget(self.role)
 
     def adoptable(self) -> str:
         """Why PUT /adopt is refused now, before its body is read; "" while the node waits to be adopted."""
@@ -772,19 +772,10 @@ def _pad_ms(plan: controller.Plan) -> int:
     return plan.peer_timeout_ms + plan.ev_lag_ms + plan.margin_ms
 
 
-def _forget() -> None:
-    """Drop the occasional modules (MicroPython): imported again when needed, they cost nothing meanwhile."""
-    if sys.implementation.name != "micropython":
-        return  # CPython (virtual nodes in the simulator) shares its modules with the companion
-    import loadmesh.core
-    import loadmesh.node
-
-    for name in _OCCASIONAL:
-        if sys.modules.pop(name, None) is not None:
-            package = loadmesh.core if name.startswith("loadmesh.core.") else loadmesh.node
-            short = name.rsplit(".", 1)[1]
-            if short in dir(package):
-                delattr(package, short)
+def _forget(role: Role | None) -> None:
+    """Drop the occasional modules, the runtime's and the role's (MicroPython): imported again when needed, they
+    cost nothing meanwhile."""
+    forget(_OCCASIONAL + (role.occasional if role is not None else ()))
 
 
 class NodeApi(Api):

@@ -1,0 +1,27 @@
+# Node side of tests/test_node_memory.py: which heating modules a valve or boiler node keeps in its heap
+# (Role.occasional), after its boot and after a PUT /heating. Run in the node's folder (no hw.json: the "none"
+# HAL). heating_modules_check.py BODY_FILE   (the heating.json to PUT)
+import json
+import sys
+
+from loadmesh.node import runtime
+
+HEATING = ("loadmesh.core.boiler", "loadmesh.core.radiator", "loadmesh.core.roomctl", "loadmesh.core.schedule",
+           "loadmesh.core.tiers", "loadmesh.core.valves", "loadmesh.node.heatsettings", "loadmesh.node.store")
+
+
+def held():
+    return [name for name in HEATING if name in sys.modules]
+
+
+def main():
+    node = runtime.Node("")
+    booted = held()
+    with open(sys.argv[1], "rb") as source:
+        body = source.read()
+    answer = node.role_settings("heating", body)
+    print(json.dumps({"mode": node.mode, "kind": node.role.kind, "error": node.role.error or None,
+                      "booted": booted, "saved": answer.get("saved"), "after_put": held()}))
+
+
+main()
