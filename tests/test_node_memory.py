@@ -166,3 +166,29 @@ def test_a_heating_node_keeps_only_its_own_heating_modules(device_root: Path, tm
                              "saved": True, "after_put": valve_modules}, found
     assert found["boiler"] == {"mode": "running", "kind": "boiler", "error": None, "booted": boiler_modules,
                                "saved": True, "after_put": boiler_modules}, found
+
+
+def test_a_heating_group_of_the_most_rooms_runs_on_a_12k_word_heap(device_root: Path, tmp_path: Path) -> None:
+    # The boiler node and a valve node of a group of heatsettings.MAX_ROOMS rooms, each a process of the node
+    # image on the ESP32's heap, the other valve nodes virtual (real heartbeats: digests, config hash, room
+    # sections); load sharing forced to open every room it may at every tick, the boiler cycling, /status
+    # asked of both every second: tools/node_memory_rooms.py, 15 s of it. With 12 rooms the boiler node halted
+    # within seconds (a MemoryError in its tick, or a /status it could not build).
+    from loadmesh.node.heatsettings import MAX_ROOMS
+    from tools.node_memory_rooms import BOILER, VALVE, run
+
+    figures = run(MAX_ROOMS, 15, tmp_path / "site", device_root=device_root)
+    shown = json.dumps(figures, sort_keys=True)
+    for node in (BOILER, VALVE):
+        found = figures[node]
+        assert found["state"] == "running" and found["error"] is None, shown
+        assert found["resets"] == 0, shown  # a MemoryError in a tick halts the node: its watchdog resets it
+        assert isinstance(found["polls"], int) and found["polls"] >= 10 and found["polls_unanswered"] == 0, shown
+        assert found["peers_online_end"] == MAX_ROOMS, shown  # the boiler node's rooms; the valve node's 6 and it
+        heap = found["heap"]
+        assert isinstance(heap, int) and isinstance(found["peak"], int) and found["peak"] <= heap, shown
+    # Load sharing ran: rooms opened and held for the valve nodes, which followed the boiler node.
+    boiler = figures[BOILER]
+    assert isinstance(boiler["tiers"], list) and any(state.startswith("TIER") for state in boiler["tiers"]), shown
+    assert isinstance(boiler["overrides_max"], int) and boiler["overrides_max"] > 0, shown
+    assert isinstance(figures[VALVE]["override_ticks"], int) and figures[VALVE]["override_ticks"] > 0, shown

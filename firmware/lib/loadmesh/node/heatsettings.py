@@ -15,6 +15,13 @@ from loadmesh.core.errors import FieldError
 #                 "boiler": {boiler settings}, "load_sharing": {tiers settings}}
 
 HEATING = "heating.json"
+# The most rooms a boiler node takes. What its 12K-word heap holds with 2K words to spare, load sharing
+# running and /status asked every second (tools/node_memory_rooms.py; docs/heating.md has the figures: 8
+# rooms ran on 48K words but not on 46K, where 7 did). Never more than the valve overrides its heartbeat
+# carries (heartbeat.MAX_OVERRIDES, 12): pump overrun holds every room at once, and a node that could not
+# send that heartbeat would halt at every heating cycle.
+MAX_ROOMS = 7
+assert MAX_ROOMS <= heartbeat.MAX_OVERRIDES
 FALLBACK_SCHEDULE = {"default_target_dc": 160, "blocks": []}
 
 
@@ -72,12 +79,9 @@ def load_heating(raw: object) -> tuple[list[str], dict[str, object], dict[str, i
     if "rooms" in sharing:
         raise FieldError("heating.load_sharing.rooms", "is not a known field (room facts go in rooms[])")
     rooms_raw = fc.array(top.get("rooms"), "heating.rooms")
-    if len(rooms_raw) > heartbeat.MAX_OVERRIDES:
-        # Every room may be held at once (pump overrun): the heartbeat that tells the
-        # valve nodes so has room for this many overrides, and a node that cannot send
-        # it would halt at every heating cycle.
+    if len(rooms_raw) > MAX_ROOMS:
         raise FieldError("heating.rooms", "has " + str(len(rooms_raw)) + " rooms; a boiler node commands at most "
-                         + str(heartbeat.MAX_OVERRIDES) + " valves")
+                         + str(MAX_ROOMS) + " valves")
     tier_rooms: list[object] = []
     for position, room_raw in enumerate(rooms_raw):
         path = fc.index("heating.rooms", position)
