@@ -1,10 +1,14 @@
-"""Controller figures on each runtime: µs per tick for 2, 8 and 17 members, view unchanged or changed; a meter node.
+"""Controller figures on each runtime: µs per tick of 2, 8, 17 members, view changed or not, raise or not; meter node.
 
     .venv/bin/python tools/bench_controller.py [--rounds N]
 
 A node's tick is controller.step() with every peer fresh in its table: when
 nothing changed since the last tick (the allocation is reused), and when the
-view changed (the allocation and its digest are computed again).
+view changed (the allocation and its digest are computed again). raise_us
+and changed_raise_us are the same two ticks with every peer agreeing (its
+heartbeat carries this node's digest) and the node below its target, so
+that the tick checks the headroom for a raise (headroom.allowed_ma, on the
+view's model).
 
 The meter lines are the same groups with a site meter, timed on the meter
 node (m00, whose site.meter_node it is): time moves 100 ms a tick, each peer
@@ -90,9 +94,35 @@ def run(core, rounds, count):
     before = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
     tick()
     after = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-    return {"members": count, "tick_us": int(best(tick, rounds)),
-            "changed_us": int(best(changed, max(1, rounds // 10))),
-            "garbage_per_tick_bytes": (after - before) if hasattr(gc, "mem_alloc") else "n/a"}
+    figures = {"members": count, "tick_us": int(best(tick, rounds)),
+               "changed_us": int(best(changed, max(1, rounds // 10))),
+               "garbage_per_tick_bytes": (after - before) if hasattr(gc, "mem_alloc") else "n/a"}
+
+    # Raising: every peer's heartbeat carries this node's digest (they agree), and the node is below
+    # its target (0 of it, at boot; its priority first, so that the 17 members' crowded site gives it
+    # one), so the tick checks the headroom, which needs the model. Each tick starts again from that
+    # state, so that each raises.
+    inputs = {"demand": True, "draw_ma": [0, 0, 0], "priority": -1}
+    out, below = controller.step(plan, holder[0], inputs, table, 100)
+    assert out["target_ma"] > below["applied_ma"] == 0, out
+    for index in range(1, count):
+        message = peer_message(plan, index, None)
+        message["seq"] = 2
+        message["digest"] = out["digest"]
+        table.accept_decoded(message, 0)
+
+    def raising():
+        out, _ = controller.step(plan, below, inputs, table, 100)
+
+    def changed_raising():
+        plan._view_key = None
+        out, _ = controller.step(plan, below, inputs, table, 100)
+
+    out, _ = controller.step(plan, below, inputs, table, 100)
+    assert not out["disagree"] and out["reason"] in ("target", "headroom"), out
+    figures["raise_us"] = int(best(raising, max(1, rounds // 10)))
+    figures["changed_raise_us"] = int(best(changed_raising, max(1, rounds // 10)))
+    return figures
 
 
 CAR_DRAW_MA = 4000  # what each car draws of its 6 A: the crowded site's cars, below their limit
