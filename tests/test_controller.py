@@ -250,6 +250,37 @@ def test_ramp_limits_each_rise(core: ModuleType) -> None:
     assert seen == [0, 6000, 10000, 14000, 18000, 22000, 26000, 30000, 32000]
 
 
+# The memo keeps no model (a node's heap): a raising tick builds the view's model for its headroom check,
+# and a tick whose view changed builds it for the allocation, so one that does both must use that one
+# model twice, not build a second. Counted on the pure core, whose calls to site.parse can be seen here.
+@pytest.mark.parametrize("core", ["cpython-pure"], indirect=True)
+def test_a_tick_whose_view_changed_and_that_raises_builds_the_model_once(
+        core: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    builds = []
+    parse = core.site.parse
+
+    def counted(*args: Any) -> Any:
+        builds.append(args)
+        return parse(*args)
+
+    monkeypatch.setattr(core.site, "parse", counted)
+    net = Net(core, config([evse("a"), evse("b")], ramp_ma=4000))
+    net["a"].inputs["demand"] = True
+    net.run(600)  # a ramps: 6 A, then agreement again on its being active
+    assert (net["a"].applied, net["a"].out["reason"]) == (6000, "agreement")
+    net["b"].inputs["priority"] = 5  # b, asking for nothing, tells a new priority: the views change, not the targets
+    net.run(100)
+    assert (net["a"].applied, net["a"].out["reason"]) == (10000, "ramp")  # its view unchanged: a model to raise
+    builds.clear()
+    out = net["a"].tick(net.now_ms)  # b's news heard: the view changed, and b carries a's new digest
+    assert (out["applied_ma"], out["reason"], out["disagree"]) == (14000, "ramp", [])
+    assert len(builds) == 1
+    builds.clear()
+    out = net["a"].tick(net.now_ms + 100)  # nothing new: no allocation, but a raise, so a model
+    assert (out["applied_ma"], out["reason"]) == (18000, "ramp")
+    assert len(builds) == 1
+
+
 def test_staged_reservation_of_a_silent_peer(core: ModuleType) -> None:
     raw = config([evse("a"), evse("b")], ev_lag_ms=5000, margin_ms=1000,
                  failsafe={"mode": "safe_current", "current_ma": 6000})

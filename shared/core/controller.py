@@ -177,8 +177,11 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     peers, fresh = _peers(plan, table, now_ms)
     counts = _counts(plan, peers)
     # The model is not kept past the allocation, not even through this tick: the digest and the heartbeat
-    # need the room on a node's small heap, and a tick that may raise builds it again from the key.
-    targets, reasons = _allocation(plan, state, peers, fresh, counts, (demand, mode, priority, active), now_ms)
+    # need the room on a node's small heap. So a tick that builds it and may raise takes the headroom for
+    # the raise from it then (room); one that did not build it, but may raise, builds it from the key.
+    room = _allocation(plan, state, peers, fresh, counts, (demand, mode, priority, active), now_ms, prev_ma, hold)
+    targets = plan._targets  # the allocation of the view this node holds (the memo)
+    reasons = plan._reasons
     target = targets[own]
     if target != state["target_ma"]:
         new["target_ma"] = target
@@ -226,7 +229,8 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     if prev_ma > cap:
         applied = _lattice(plan, cap)  # rule 1: lower at once
     elif prev_ma < cap and agreed and plan._view_key is not None:
-        room = headroom.allowed_ma(_model_of(plan, plan._view_key), plan.node, counts)
+        if room is None:
+            room = headroom.allowed_ma(_model_of(plan, plan._view_key), plan.node, counts)
         rise = cap if cap < room else room
         if plan.ramp_ma:
             step_to = prev_ma + plan.ramp_ma
@@ -469,9 +473,16 @@ def _counts(plan: Plan, peers: list[Peer | None]) -> dict[str, int]:
 
 
 def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], fresh: list[bool],
-                counts: dict[str, int], own_facts: tuple[bool, str, int, bool],
-                now_ms: int) -> tuple[list[int], list[str]]:
-    """Targets and reasons per member from the view this node holds, recomputed only when the view changed."""
+                counts: dict[str, int], own_facts: tuple[bool, str, int, bool], now_ms: int,
+                applied_ma: int, hold: bool) -> int | None:
+    """Targets and reasons per member for the view this node holds, into the memo when the view changed; the room.
+
+    The targets and reasons are plan._targets and plan._reasons afterwards
+    (not returned in a tuple: that would be garbage at every tick). The room:
+    when it recomputes them, and this node's target is above applied_ma, and
+    step() may find the group agreed, the most this node may raise to
+    (headroom.allowed_ma), from the model; otherwise None.
+    """
     with_meter = plan.meter_index >= 0
     deadline_pad = plan.peer_timeout_ms + plan.ev_lag_ms + plan.margin_ms
     # The view's key is compared with the memo's as it is made, and copied only at its first
@@ -546,12 +557,13 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
         unmanaged = meterview.unmanaged_ma(plan, state, peers, fresh, now_ms)
     if key is old_key:
         if key[width - 1] == unmanaged:
-            return plan._targets, plan._reasons
+            return None
         key = list(key)
     key[width - 1] = unmanaged
     # The memo keeps the targets and the digest, not the model: on a node's small heap (12K words,
-    # 16 peers in the table) the model of 17 loads is room the next tick's work needs. A tick that
-    # may raise builds it again from the key (_model_of).
+    # 16 peers in the table) the model of 17 loads is room the next tick's work needs. A later tick
+    # that may raise builds it again from the key (_model_of); this one takes its room now, while the
+    # model is there: a second model for it would cost the time of a first.
     plan._view_key = None
     del old_key  # the view before: no longer kept
     model = _model_of(plan, key)
@@ -560,7 +572,35 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
     plan._reasons = reasons
     plan._view_digest = view.digest(model)
     plan._view_key = key
-    return targets, reasons
+    room = None
+    if targets[plan.own] > applied_ma and not hold:
+        # Not when step() cannot find the group agreed, as far as that is known before this node's
+        # digest: a silent member that draws current, a peer on another config, two peers whose
+        # digests differ (none equals both), or a new target with a peer heard (the digest carries
+        # the target's seq, that of this node's next heartbeat, which no peer has seen). Only the
+        # time spent depends on this, never an output. Here, not in a function of its own: a
+        # function object would take the heap for good.
+        agreeable = True
+        digest: object = None
+        for index in range(len(plan.ids)):
+            peer = peers[index]
+            if index == plan.own:
+                continue
+            if peer is None or not fresh[index]:
+                if plan.draws_current[index]:
+                    agreeable = False
+                    break
+                continue
+            message = peer.heartbeat
+            if message["config_hash"] != plan.announced or (digest is not None and message["digest"] != digest):
+                agreeable = False
+                break
+            digest = message["digest"]
+        if digest is not None and targets[plan.own] != state["target_ma"]:
+            agreeable = False
+        if agreeable:
+            room = headroom.allowed_ma(model, plan.node, counts)
+    return room
 
 
 def _model_of(plan: Plan, key: list[object]) -> site.Site:
