@@ -167,6 +167,43 @@ def test_a_removed_member_still_charging_holds_every_raise_until_it_is_gone(tmp_
         assert violations == []
 
 
+def test_a_reset_right_after_the_config_is_written_still_holds_for_the_removed_member(
+        tmp_path: Path, device_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Power lost in the moment after config.json is written and before the switch runs: both nodes boot
+    # into the config without evse3, and must still hold for it (departed.json is written first). With
+    # departed.json written at the switch only, they forgot evse3 and raised into its share while its car
+    # still charged on the old config.
+    scenario = three_evses(40, [])
+    with simulation(scenario, tmp_path, device_root, virtual=NODES) as sim:
+        sim.run(3000)
+        assert sim.virtual is not None
+        nodes = sim.virtual.nodes
+        sealed = configsync.seal(sim.pads, _next_version(sim, _members_without(sim, "evse3")))
+
+        def power_lost(*_args: object) -> None:
+            raise KeyboardInterrupt  # not an error the node handles: nothing after the config's write runs
+
+        with sim.virtual.lock:
+            monkeypatch.setattr(type(nodes["evse1"]), "_use", power_lost)
+            for node_id in ("evse1", "evse2"):
+                with pytest.raises(KeyboardInterrupt):
+                    nodes[node_id].put_config(sealed)  # type: ignore[attr-defined]
+                assert nodes[node_id].departed == {}  # type: ignore[attr-defined]  # the switch never ran
+            monkeypatch.undo()
+        for node_id in ("evse1", "evse2"):
+            sim.restart(node_id)
+        sim.run(14000)
+        held = last_before(samples(sim), sim.now_ms())
+        assert held["evse3"]["draw_ma"] > 0  # type: ignore[operator]  # still charging, on the old config
+        with sim.virtual.lock:
+            for node_id in ("evse1", "evse2"):
+                node = nodes[node_id]
+                assert node.adopted["version"] == 2  # type: ignore[attr-defined]
+                assert (node.out["reason"], sorted(node.departed)) == ("hold", ["evse3"])  # type: ignore[attr-defined]
+        violations = trace.violations(list(sim.records), scenario, field="draw_ma")  # type: ignore[arg-type]
+        assert violations == []
+
+
 def test_a_left_out_node_named_again_restarts_into_the_config_at_0_a(tmp_path: Path, device_root: Path) -> None:
     # Rejoining within the boot would start from the limit kept before it left (6 A at once, unheard by
     # peers still on the config without it: 38 A on 32 A) and at sequence number 0 under a boot id its

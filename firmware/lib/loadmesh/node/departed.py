@@ -1,5 +1,6 @@
 """Members a config removed, while they may still draw current: no raise in the group until each is gone."""
 
+from loadmesh.core.controller import Plan
 from loadmesh.core.peers import PeerTable
 
 FILE = "departed.json"
@@ -39,6 +40,15 @@ def track(departed: dict[str, list[int]], old_ids: list[str], new_ids: list[str]
             departed[node] = [now_ms, pad_ms]
     for node in new_ids:
         departed.pop(node, None)
+
+
+def wait_ms(old: Plan | None, new: Plan) -> int:
+    """How long a member removed by the switch from old to new may be silent and still draw: the longer of the
+    two configs' peer_timeout + ev_lag + margin."""
+    wait = new.peer_timeout_ms + new.ev_lag_ms + new.margin_ms
+    if old is not None and old.peer_timeout_ms + old.ev_lag_ms + old.margin_ms > wait:
+        wait = old.peer_timeout_ms + old.ev_lag_ms + old.margin_ms
+    return wait
 
 
 def listened(departed: dict[str, list[int]], member_ids: list[str], own: str, max_peers: int) -> list[str]:

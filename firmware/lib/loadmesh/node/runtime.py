@@ -262,10 +262,8 @@ class Node:
         if self.departed or (old is not None and [node for node in old.ids if node not in plan.ids]):
             from . import departed
 
-            pad_ms = _pad_ms(plan)
-            if old is not None and _pad_ms(old) > pad_ms:
-                pad_ms = _pad_ms(old)
-            departed.track(self.departed, old.ids if old is not None else [], plan.ids, plan.node, now_ms, pad_ms)
+            departed.track(self.departed, old.ids if old is not None else [], plan.ids, plan.node, now_ms,
+                           departed.wait_ms(old, plan))
             max_peers = self.table.max_peers if self.table is not None else MAX_PEERS
             listen = departed.listened(self.departed, plan.ids, plan.node, max_peers)
             self._keep_departed()
@@ -326,6 +324,17 @@ class Node:
         self._refuse_if_halted("config")  # a PUT, or a fetch that was under way when the tick failed
         plan = None if self._left_out(config) else self._prepare(config, None)
         self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
+        old = self.plan
+        if plan is not None and old is not None and [node for node in old.ids if node not in plan.ids]:
+            # departed.FILE as it will be once plan runs, written before the config that removes members:
+            # a reset between the two writes then still holds for them. One after both boots into the new
+            # config and finds them; one before the config's write boots into the old config, which still
+            # has them as members, and departed.restored() ignores those.
+            from . import departed
+
+            ahead = dict(self.departed)
+            departed.track(ahead, old.ids, plan.ids, plan.node, self.clock.now_ms(), departed.wait_ms(old, plan))
+            self._keep_departed(ahead)
         store = Store(self.root)
         store.write_json(CONFIG, config)
         self.store_state[CONFIG] = store.state[CONFIG]
@@ -614,16 +623,18 @@ class Node:
         self.departed = departed.restore(self.root, ids, self.node_id(), self.clock.now_ms(), MAX_PEERS)
         self.departed_kept = sorted(self.departed)  # as the file holds them (any others it names are ignored)
 
-    def _keep_departed(self) -> None:
-        """Write departed.FILE when the set of removed members has changed."""
+    def _keep_departed(self, removed: dict[str, list[int]] | None = None) -> None:
+        """Write departed.FILE when the set of removed members (removed, or those held for now) has changed."""
         from . import departed
 
-        kept = sorted(self.departed)
+        if removed is None:
+            removed = self.departed
+        kept = sorted(removed)
         if kept == self.departed_kept:
             return
         self.departed_kept = kept  # tried once: a failing file system is not written every tick
         try:
-            departed.save(self.root, self.departed)
+            departed.save(self.root, removed)
         except OSError:
             self.store_state[departed.FILE] = "not written"  # /status "store"; the hold itself runs on
 
