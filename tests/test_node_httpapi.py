@@ -106,6 +106,11 @@ def test_config_needs_the_token_derived_from_the_group_key(node: Node) -> None:
         assert status == expected, token
         if expected == 401:
             assert headers["www-authenticate"] == "Bearer" and body == {"error": "a valid token is required"}
+    # The scheme's name is case-insensitive (RFC 9110, 11.1); another scheme is refused, even with the token.
+    for value, expected in ((f"bearer {TOKEN}", 200), (f"BEARER {TOKEN}", 200), (f"Basic {TOKEN}", 401),
+                            (f"Bearer{TOKEN}", 401)):
+        status, _, _ = node.request("GET", "/config", headers={"Authorization": value})
+        assert status == expected, value
     # Refused without the token, a PUT stores nothing.
     status, _, _ = node.request("PUT", "/config", body=b'{"version": 9}', token="0" * 64)
     assert status == 401

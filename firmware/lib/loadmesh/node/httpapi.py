@@ -435,7 +435,8 @@ def _header(lines: list[bytes], name: bytes) -> bytes | None:
 
 def _bearer(lines: list[bytes]) -> bytes | None:
     value = _header(lines, b"authorization")
-    if value is None or not value.startswith(b"Bearer "):
+    # The scheme's name is case-insensitive (RFC 9110, 11.1): "bearer" is as good as "Bearer".
+    if value is None or value[:7].lower() != b"bearer ":
         return None
     return value[7:].strip()
 
