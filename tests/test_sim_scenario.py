@@ -47,11 +47,33 @@ def test_six_evses_on_nested_circuits_with_solar() -> None:
 def test_a_six_room_house_with_a_boiler_node() -> None:
     s = scenario.load(BUNDLED / "house6_boiler.yaml")
     valves = [n for n in s.nodes if n.kind == "valve"]
-    assert sorted(str(n.room) for n in valves) == list(scenario.REFERENCE_ROOMS)
+    # Six of the house's seven rooms: the hall has its radiator without a valve node.
+    assert sorted(str(n.room) for n in valves) == [r for r in scenario.REFERENCE_ROOMS if r != "hall"]
     assert [n.id for n in s.nodes if n.kind == "boiler"] == ["boiler"]
     assert s.house is not None and s.house.model == "reference"
     # Heating nodes draw nothing the allocation counts.
     assert all(n.load["max_ma"] == 0 and n.load["mode"] == "off" for n in s.nodes)
+
+
+def test_a_valve_node_may_sit_in_every_room_of_the_house() -> None:
+    import yaml
+
+    from loadmesh.companion import house
+    from loadmesh.companion.sim import heatcfg
+
+    data = yaml.safe_load((BUNDLED / "house6_boiler.yaml").read_text())
+    data["nodes"].append({"id": "hall", "kind": "valve"})
+    s = scenario.parse(data)
+    # The boiler node commands the hall's valve too, with the hall's own facts.
+    rooms = heatcfg.heating_files(s)["boiler"]["rooms"]
+    assert isinstance(rooms, list)
+    assert sorted(room["id"] for room in rooms) == list(scenario.REFERENCE_ROOMS)
+    assert [room.id for room in house.reference_house().rooms if room.id == "hall"] == ["hall"]
+    data["nodes"][-1]["room"] = "attic"
+    with pytest.raises(FieldError) as caught:
+        scenario.parse(data)
+    assert str(caught.value) == (f"nodes[{len(data['nodes']) - 1}].room: 'attic' is not a room of the house "
+                                 "(bath, bedroom, hall, kids, kitchen, lounge, study)")
 
 
 def test_json_and_yaml_read_the_same(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from loadmesh.core import fieldcheck as fc
 from loadmesh.core import site as core_site
 from loadmesh.core.errors import FieldError
 
+from .. import house as house_model
+
 # A scenario is an `allocate` scenario made physical: `site`, `circuits` and
 # `offline_reserve_ma` as there; `nodes` carry the load fields of `allocate`
 # (their dynamic ones, demand and online, come from the simulation) plus a
@@ -47,7 +49,8 @@ KINDS = ("evse", "relay", "valve", "boiler")
 NODE_ACTIONS = ("kill", "restart", "isolate", "heal", "plug", "unplug")
 ACTIONS = (*NODE_ACTIONS, "loss_pct", "limit_ma", "meter_stale_s")
 HOUSE_MODELS = ("reference",)
-REFERENCE_ROOMS = ("bath", "bedroom", "kids", "kitchen", "lounge", "study")
+# Every room of the reference house (companion/house.py), the rooms a valve node may sit in.
+REFERENCE_ROOMS = tuple(sorted(room.id for room in house_model.reference_house().rooms))
 CAR_LAG_MS = (1000, 5000)
 DEFAULT_CAR_LAG_MS = 2000
 MAX_DURATION_S = 7 * 86400
