@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, settings
 
 from loadmesh.companion import devtree
 from loadmesh.companion.runtimes import RUNTIME_NAMES, Runtime, open_runtime
+from loadmesh.core import allocate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,6 +87,7 @@ def vector_paths() -> list[Path]:
 
 
 _per_runtime: Counter[tuple[str, str]] = Counter()
+_INSTALLED_CORE = "cpython-pure" if allocate.__file__.endswith(".py") else "cpython-compiled"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -97,6 +99,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         params = callspec.params if callspec is not None else {}
         if "runtime" in params or "core" in params:
             names: tuple[str, ...] = (params.get("runtime") or params["core"],)
+        elif "interpreter" in params:
+            # The firmware's pure modules on one interpreter (mpnode.SCRIPT_RUNTIMES): the unix ports by
+            # name; CPython runs the installed core, compiled unless LOADMESH_PURE installed it plain.
+            interpreter = params["interpreter"]
+            names = (_INSTALLED_CORE if interpreter == "cpython" else interpreter,)
         elif "all_runtimes" in fixtures:
             names = RUNTIME_NAMES
         else:
