@@ -415,6 +415,40 @@ def test_settings_put_on_a_node_that_booted_without_them_bring_it_up(tmp_path: P
     assert BoilerRole(_plan("boiler"), str(tmp_path)).rooms == ["bath", "bedroom", "study"]
 
 
+def test_a_valve_that_does_not_follow_its_command_is_shown_with_how_long(tmp_path: Path) -> None:
+    settings = {"room": {"mode": "auto", "schedule": {"default_target_dc": 200, "blocks": []}}}
+    role = ValveRole(_plan("bath"), _folder(tmp_path, settings))
+    table = PeerTable(PADS, "house", "bath", ["boiler", *ROOMS])
+    hal = FakeHal()
+    hal.temps = {"room": 150}  # well below 20 °C: it calls, its valve told 100 %
+    _tick(role, hal, table, 1000)
+    assert (hal.valve_command_pct, role.status()["valve_off_ms"]) == (100, 0)
+    # Unknown feedback is shown as unknown, not as a valve off its command.
+    _tick(role, hal, table, 2000)
+    assert (role.status()["valve_pct"], role.status()["valve_off_ms"]) == (None, 0)
+    # Stuck shut: counted from the first tick it reads off, for as long as it stays so.
+    hal.feedback = 0
+    for now_ms, off_ms in ((3000, 0), (4000, 1000), (63000, 60000)):
+        _tick(role, hal, table, now_ms)
+        assert role.status()["valve_off_ms"] == off_ms
+    # Within 10 points of the command it follows (a drive's own tolerance); beyond, it is off again.
+    hal.feedback = 90
+    _tick(role, hal, table, 64000)
+    assert role.status()["valve_off_ms"] == 0
+    hal.feedback = 89
+    _tick(role, hal, table, 65000)
+    _tick(role, hal, table, 65500)
+    assert role.status()["valve_off_ms"] == 500
+    # Stuck open: the room warm, told 0 %, it still reads 100 %.
+    hal.temps = {"room": 230}
+    hal.feedback = 100
+    _tick(role, hal, table, 66000)  # this tick tells it 0 %; it read 100 % of the 100 % told before
+    assert (hal.valve_command_pct, role.status()["valve_off_ms"]) == (0, 0)
+    _tick(role, hal, table, 67000)
+    _tick(role, hal, table, 70000)
+    assert role.status()["valve_off_ms"] == 3000
+
+
 def test_a_valve_room_turned_off_stops_calling_at_the_next_tick(tmp_path: Path) -> None:
     auto = {"room": {"mode": "auto", "schedule": {"default_target_dc": 200, "blocks": []}}}
     role = ValveRole(_plan("bath"), _folder(tmp_path, auto))

@@ -26,6 +26,11 @@ from .roles import Role
 # call (its hysteresis) and its sensor history carry on. heatsettings, and the
 # boiler node's modules it imports, are let go between uses (Role.occasional).
 
+# A valve whose feedback is more than this far from what it was told (a sensor's and an actuator's own
+# tolerance, the 10 % steps commands move in) is not following: /status counts how long (valve_off_ms).
+# The boiler counts a valve open only as far as its feedback confirms (the interlock), so this is for the
+# user, not for safety: a stuck valve, a drive that lost power, a pin pushed too far.
+VALVE_TOLERANCE_PCT = 10
 ROOM_LOW_DC = -400  # a room reading outside -40..60 °C is absurd
 ROOM_HIGH_DC = 600
 TEMP_HOLD_MS = 60000  # a DS18B20 read that fails now and then keeps the last good value for a minute
@@ -69,6 +74,8 @@ class ValveRole(Role):
         self.boiler_heard = False
         self.overrides_taken = 0  # ticks under an override
         self.overrides_dropped = 0  # times the boiler fell silent while overriding this room
+        self.off_since_ms: int | None = None  # since when the feedback has been off the command (None: following)
+        self.valve_off_ms = 0
 
     def replan(self, plan: Plan) -> None:
         super().replan(plan)
@@ -86,7 +93,17 @@ class ValveRole(Role):
         _status, temp_dc, age_ms = self.channel.read(now_ms)
         self.temp_dc = temp_dc
         self.temp_age_ms = age_ms if age_ms is not None else 0
-        self.feedback_pct = hal.valve_pct()
+        feedback = self.feedback_pct = hal.valve_pct()
+        # Compared with the command the valve has been given (the last tick's): unknown feedback is shown
+        # as such (valve_pct null), not as a valve off its command.
+        told = self.command_pct
+        if feedback is None or (told - VALVE_TOLERANCE_PCT <= feedback <= told + VALVE_TOLERANCE_PCT):
+            self.off_since_ms = None
+            self.valve_off_ms = 0
+        elif self.off_since_ms is None:
+            self.off_since_ms = now_ms
+        else:
+            self.valve_off_ms = now_ms - self.off_since_ms
         room = self.room
         plan = room["schedule"]
         assert isinstance(plan, dict)
@@ -150,7 +167,8 @@ class ValveRole(Role):
         return {"mode": self.room["mode"], "temp_dc": self.temp_dc, "target_dc": self.target_dc,
                 "calling": self.calling, "reason": self.reason, "normal_pct": self.normal_pct,
                 "override_pct": self.override_pct, "command_pct": self.command_pct,
-                "valve_pct": self.feedback_pct, "source": "normal" if self.override_pct is None else "boiler",
+                "valve_pct": self.feedback_pct, "valve_off_ms": self.valve_off_ms,
+                "source": "normal" if self.override_pct is None else "boiler",
                 "boiler_heard": self.boiler_heard, "overrides_taken": self.overrides_taken,
                 "overrides_dropped": self.overrides_dropped, "rejected": _rejected(self.channel),
                 "error": self.error or None}
