@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,13 @@ def test_matches_cpython_json(value: object) -> None:
 
 
 @given(json_values)
+@settings(max_examples=100, deadline=None)
+def test_encode_is_the_text_in_ascii(core: ModuleType, value: object) -> None:
+    # What an HTTP answer sends as it is, pure and compiled: the same bytes as dumps' text.
+    assert core.canon.encode(value) == _oracle(value).encode("ascii")
+
+
+@given(json_values)
 @settings(max_examples=60, deadline=None)
 def test_same_bytes_on_every_runtime(runtime: Runtime, value: object) -> None:
     assert runtime.respond("canon", value) == _oracle({"ok": value})
@@ -45,8 +53,12 @@ def test_same_bytes_on_every_runtime(runtime: Runtime, value: object) -> None:
 def test_refuses_what_has_no_canonical_form(value: object) -> None:
     with pytest.raises(TypeError):
         canon.dumps(value)
+    with pytest.raises(TypeError):
+        canon.encode(value)
 
 
 def test_error_names_the_path() -> None:
     with pytest.raises(TypeError, match=r"\$\.loads\[1\]"):
         canon.dumps({"loads": [1, 2.5]})
+    with pytest.raises(TypeError, match=r"\$\.loads\[1\]"):
+        canon.encode({"loads": [1, 2.5]})

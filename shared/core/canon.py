@@ -7,13 +7,14 @@
 # bug on ESP32, where floats are 32-bit).
 #
 # Memory: a node's GET /status is this text, made on a 12K-word heap where
-# little is left in one piece. dumps() measures the text first (_size), then
-# writes it into one buffer of exactly that size (_write): what it holds at
-# once is the buffer and the text made of it, twice the answer. Joining a part
-# per token took ten times the answer (a 1.9 KB /status needed 20 KB free: a
-# small string costs 64 bytes on a 64-bit host, 32 on an ESP32). Only a value
-# that has no canonical form is walked a third time (_refuse), for the path
-# its error names.
+# little is left in one piece. encode() measures the text first (_size), then
+# writes it into one buffer of exactly that size (_write) and hands over that
+# buffer: the answer once, which a socket or a file takes as it is. dumps()
+# makes a str of it: the buffer and its text at once, twice the answer.
+# Joining a part per token took ten times the answer (a 1.9 KB /status
+# needed 20 KB free: a small string costs 64 bytes on a 64-bit host, 32 on
+# an ESP32). Only a value that has no canonical form is walked a third time
+# (_refuse), for the path its error names.
 
 _ESCAPES = {
     '"': '\\"',
@@ -30,11 +31,12 @@ _COLON = 0x3A
 
 
 class _Unencodable(Exception):
-    """A value with no canonical form: dumps() finds where (_refuse) and raises TypeError naming it."""
+    """A value with no canonical form: encode() finds where (_refuse) and raises TypeError naming it."""
 
 
-def dumps(value: object) -> str:
-    """Encode value as canonical JSON; TypeError (naming the path) for what has no canonical form."""
+def encode(value: object) -> bytearray:
+    """value's canonical JSON (ASCII) in one buffer of its exact size; TypeError (naming the path) for what has no
+    canonical form."""
     try:
         size = _size(value)
     except _Unencodable:
@@ -42,7 +44,12 @@ def dumps(value: object) -> str:
         raise TypeError("canonical JSON: no canonical form") from None
     buffer = bytearray(size)
     _write(value, buffer, 0)
-    return buffer.decode()
+    return buffer
+
+
+def dumps(value: object) -> str:
+    """Encode value as canonical JSON text; TypeError (naming the path) for what has no canonical form."""
+    return encode(value).decode()
 
 
 def _size(value: object) -> int:
