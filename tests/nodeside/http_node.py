@@ -1,8 +1,10 @@
 # Node side of tests/test_node_httpapi.py: the HTTP API on asyncio, beside a 100 ms tick, with configs
 # kept in a store. Prints {"ready": port} once it listens.
-#   http_node.py SETTINGS_FILE   JSON: {"port", "key_hex" (or null: unadopted), "root", "timeout_ms", "max_body"}
+#   http_node.py SETTINGS_FILE   JSON: {"port", "key_hex" (or null: unadopted), "root", "timeout_ms", "max_body",
+#                                "send_buffer" (bytes, 0: the system's)}
 import asyncio
 import json
+import socket
 import sys
 
 from loadmesh.core import fieldcheck
@@ -21,7 +23,7 @@ class NodeApi(Api):
     def status(self):
         answer = {"ticks": ticks[0], "http": server.counts()}
         if pad[0]:
-            answer["pad"] = pad[0]  # its JSON, the bytes and the head with them need the heap three times over
+            answer["pad"] = pad[0]  # in the heap as this text and as the answer's canonical bytes
             pad[0] = ""
         return answer
 
@@ -57,6 +59,11 @@ async def tick():
 
 async def main():
     await server.start()
+    if settings["send_buffer"]:
+        # A socket that takes less than an answer at once, as an ESP32's (lwIP: 5.7 KB) does: what it does not
+        # take waits in the stream. Connections inherit the listener's size; 7 is SO_SNDBUF on Linux (the unix
+        # port has no name for it).
+        server._sock.setsockopt(socket.SOL_SOCKET, 7, settings["send_buffer"])
     print(json.dumps({"ready": settings["port"]}))
     await tick()
 
