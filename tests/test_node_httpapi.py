@@ -176,9 +176,9 @@ def test_an_answer_is_sent_from_its_one_buffer(node: Node) -> None:
 
 
 def test_an_answer_the_socket_does_not_take_at_once_arrives_whole(device_root: Path, tmp_path: Path) -> None:
-    # The node's socket takes about 5 KB at once (SO_SNDBUF 4096, as an ESP32's takes 5.7 KB) and the client,
-    # with a small receive window, reads only after a while: the stream keeps the rest of the 20 KB body and
-    # sends it as the client reads.
+    # The node's socket takes about 5 KB at once (SO_SNDBUF 4096: an ESP32's TCP send buffer is a few KB) and
+    # the client, with a small receive window, reads only after a while: the stream keeps the rest of the 20 KB
+    # body and sends it as the client reads.
     node = Node(device_root, tmp_path, KEY, send_buffer=4096)
     try:
         status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 20}', token=TOKEN)

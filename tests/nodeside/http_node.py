@@ -60,9 +60,9 @@ async def tick():
 async def main():
     await server.start()
     if settings["send_buffer"]:
-        # A socket that takes less than an answer at once, as an ESP32's (lwIP: 5.7 KB) does: what it does not
-        # take waits in the stream. Connections inherit the listener's size; 7 is SO_SNDBUF on Linux (the unix
-        # port has no name for it).
+        # A socket that takes less than an answer at once, as an ESP32's (a TCP send buffer of a few KB) may:
+        # what it does not take waits in the stream. Connections inherit the listener's size; 7 is SO_SNDBUF
+        # on Linux (the unix port has no name for it).
         server._sock.setsockopt(socket.SOL_SOCKET, 7, settings["send_buffer"])
     print(json.dumps({"ready": settings["port"]}))
     await tick()
