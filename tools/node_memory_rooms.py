@@ -23,15 +23,16 @@ the baths call; load sharing opens the bedrooms (tier 1), the kitchens and
 the lounges (tiers 2 and 3); the studies are off.
 
 Printed per N and node: whether it ran to the end unreset (a MemoryError in
-a tick halts a node and its watchdog resets it; a /status the node could
-not build goes unanswered), the peak gc.mem_alloc() (in use just before a
-tick's collection: the tick's garbage included), the most live after a
-tick's collection and its median over the run (from the trace), the heap's
-size, the tier states, the most overrides and the times the boiler fired,
-and the /status polls answered. Figures are bytes on this 64-bit host
-(objects take about twice their ESP32 size; the 48wK heap is scaled to
-match): compare them with the heap size. The margin is what a smaller
---heap still runs unreset, every poll answered (46wK: 2K words to spare).
+a tick halts a node and its watchdog resets it), the peak gc.mem_alloc()
+(in use just before a tick's collection: the tick's garbage included), the
+most live after a tick's collection and its median over the run (from the
+trace), the heap's size, the tier states, the most overrides and the times
+the boiler fired, the /status polls not answered 200 and, of those, the
+answers the node could not build (503, its no_memory count). Figures are
+bytes on this 64-bit host (objects take about twice their ESP32 size; the
+48wK heap is scaled to match): compare them with the heap size. The
+margin is what a smaller --heap still runs unreset, every poll answered
+(46wK: 2K words to spare).
 
 N goes up to heatsettings.MAX_ROOMS, the most a boiler node's heating.json
 takes (the simulator and the node both check it): to measure more rooms,
@@ -141,6 +142,7 @@ def run(rooms: int, seconds: int, workdir: Path, device_root: Path | None = None
             "peak_any_boot": max((m.get("peak") or 0 for m in memories), default=None),  # type: ignore[union-attr]
             "live_max_any_boot": max((m.get("live_max") or 0 for m in memories), default=None),  # type: ignore[union-attr]
             "polls": len(polls[node]), "polls_unanswered": len(polls[node]) - len(answered),
+            "no_memory": max((_no_memory(status) for status in [*answered, end]), default=0),
             "peers_online_end": end.get("peers_online"), "virtual_failures": failures,
         }
         if node == BOILER:
@@ -150,6 +152,14 @@ def run(rooms: int, seconds: int, workdir: Path, device_root: Path | None = None
         else:
             figures[node]["override_ticks"] = max((role["overrides_taken"] for role in roles), default=0)  # type: ignore[type-var,index]
     return figures
+
+
+def _no_memory(status: dict[str, object]) -> int:
+    """The answers a node's /status says it could not build (503) since its boot."""
+    counters = status.get("counters") or {}
+    http = counters.get("http") if isinstance(counters, dict) else None
+    found = http.get("no_memory") if isinstance(http, dict) else None
+    return found if isinstance(found, int) else 0
 
 
 def main() -> int:
@@ -182,7 +192,8 @@ def main() -> int:
                   f"resets {found['resets']}, peak {found['peak_any_boot']}, live max {found['live_max_any_boot']} "
                   f"(median {found['live_median']}), "
                   f"ticks {found['ticks']} (late {found['late_ticks']}, longest {found['max_tick_ms']} ms), "
-                  f"polls {found['polls']} ({found['polls_unanswered']} unanswered); {extra}"
+                  f"polls {found['polls']} ({found['polls_unanswered']} unanswered, "
+                  f"{found['no_memory']} answers 503 for want of memory); {extra}"
                   + (f"; error {found['error']}" if found["error"] else "")
                   + (f"; virtual peers failed: {found['virtual_failures']}" if found["virtual_failures"] else ""),
                   flush=True)
