@@ -364,8 +364,7 @@ class Mesh:
         plan = node.plan
         listen = plan.ids
         if node.departed or [member for member in old.ids if member not in plan.ids]:
-            pad_ms = max(runtime._pad_ms(plan), runtime._pad_ms(old))
-            departed.track(node.departed, old.ids, plan.ids, plan.node, self.now_ms, pad_ms)
+            departed.track(node.departed, old.ids, plan.ids, plan.node, self.now_ms, departed.wait_ms(old, plan))
             listen = departed.listened(node.departed, plan.ids, plan.node, node.table.max_peers)
             node._keep_departed()
             if self.learn_by_ms is not None:
@@ -561,7 +560,7 @@ class Mesh:
         """How long the holds for removed members may still last, at most: the longest pad of the configs run."""
         if not any(node.departed for node in self.nodes.values()):
             return 0
-        return max(runtime._pad_ms(node.plan) for node in self.nodes.values() if node.plan is not None)
+        return max(node.plan.silent_wait_ms for node in self.nodes.values() if node.plan is not None)
 
 
 def _names(config: dict[str, Any], node_id: str) -> bool:

@@ -74,6 +74,12 @@ class Plan:
         self.margin_ms = _int(facts, "margin_ms")
         self.antiflap_ms = _int(facts, "antiflap_ms")
         self.ramp_ma = _int(facts, "ramp_ma")
+        # How long a silent member may still draw what it last reported: it
+        # may have been heard just before peer_timeout_ms of silence began,
+        # its car follows a lowered pilot within ev_lag_ms, and margin_ms
+        # covers the clocks. The staged reservation waits this long, and so
+        # does the hold on a member removed by a config switch.
+        self.silent_wait_ms = self.peer_timeout_ms + self.ev_lag_ms + self.margin_ms
         # How long this node's load may go on drawing a limit it lowered: a
         # car follows the pilot within ev_lag_ms; a relay opens at once.
         self.lag_ms = self.ev_lag_ms if self.me["kind"] == "evse" else 0
@@ -484,7 +490,7 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
     (headroom.allowed_ma), from the model; otherwise None.
     """
     with_meter = plan.meter_index >= 0
-    deadline_pad = plan.peer_timeout_ms + plan.ev_lag_ms + plan.margin_ms
+    deadline_pad = plan.silent_wait_ms
     # The view's key is compared with the memo's as it is made, and copied only at its first
     # difference: a new one every tick (a kilobyte for 17 members) would be the largest block a node's
     # small heap is asked for, and a spare one kept for it a kilobyte of the heap for good.

@@ -44,11 +44,10 @@ def track(departed: dict[str, list[int]], old_ids: list[str], new_ids: list[str]
 
 def wait_ms(old: Plan | None, new: Plan) -> int:
     """How long a member removed by the switch from old to new may be silent and still draw: the longer of the
-    two configs' peer_timeout + ev_lag + margin."""
-    wait = new.peer_timeout_ms + new.ev_lag_ms + new.margin_ms
-    if old is not None and old.peer_timeout_ms + old.ev_lag_ms + old.margin_ms > wait:
-        wait = old.peer_timeout_ms + old.ev_lag_ms + old.margin_ms
-    return wait
+    two configs' silent_wait_ms."""
+    if old is not None and old.silent_wait_ms > new.silent_wait_ms:
+        return old.silent_wait_ms
+    return new.silent_wait_ms
 
 
 def listened(departed: dict[str, list[int]], member_ids: list[str], own: str, max_peers: int) -> list[str]:

@@ -778,11 +778,6 @@ class Node:
 PEER_FIELDS = ("age_ms", "online", "applied_ma", "target_ma", "failsafe", "boot_id")
 
 
-def _pad_ms(plan: controller.Plan) -> int:
-    """How long a silent member of plan may still draw what it last reported (the staged reservation's wait)."""
-    return plan.peer_timeout_ms + plan.ev_lag_ms + plan.margin_ms
-
-
 def _forget(role: Role | None) -> None:
     """Drop the occasional modules, the runtime's and the role's (MicroPython): imported again when needed, they
     cost nothing meanwhile."""
