@@ -74,7 +74,7 @@ def _xor(data: bytes, stream: bytes) -> bytes:
 
 
 def _tag(code_bytes: bytes, body: dict[str, object]) -> bytes:
-    return hmac256.hmac_sha256(code_bytes, TAG_LABEL + canon.dumps(body).encode())
+    return hmac256.hmac_sha256(code_bytes, TAG_LABEL + canon.encode(body))
 
 
 def make_request(code_bytes: bytes, node: str, key: bytes, boot_floor: int, node_settings: dict[str, object],

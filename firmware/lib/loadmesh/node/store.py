@@ -71,7 +71,7 @@ class Store:
             self.state[name] = OK
         return payload
 
-    def write(self, name: str, payload: bytes) -> None:
+    def write(self, name: str, payload: bytes | bytearray) -> None:
         """Replace name's payload atomically; OSError if the file system refuses."""
         temp = self.path(name + TMP)
         with open(temp, "wb") as out:
@@ -120,8 +120,8 @@ class Store:
         return value
 
     def write_json(self, name: str, value: object) -> None:
-        """Write value as canonical JSON."""
-        self.write(name, canon.dumps(value).encode())
+        """Write value as canonical JSON (encoded once: a text and its bytes would be two copies in the heap)."""
+        self.write(name, canon.encode(value))
 
     def read_key(self) -> bytes | None:
         """The group key, or None (an unadopted node)."""
@@ -177,7 +177,7 @@ class Store:
             self.write(name, payload)
 
 
-def _hash_hex(payload: bytes) -> bytes:
+def _hash_hex(payload: bytes | bytearray) -> bytes:
     digest: bytes = hashlib.sha256(payload).digest()
     return digest[:_HASH_HEX // 2].hex().encode()
 
