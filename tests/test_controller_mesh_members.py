@@ -175,15 +175,21 @@ GAP_SETUP = {
     "offsets": {"n0": 0, "n1": 0, "n2": 0}, "seed": 0}
 
 
-def test_the_group_holds_until_a_removed_member_still_charging_is_gone(core: ModuleType) -> None:
-    # The reviewer's case in the mesh: n1 and n2 take the config without n0 at once, n0 has it by
-    # learn_by_ms (4 s) and its car follows 5 s after that. Without the hold the two take 9 A each
-    # at once, next to n0's 6 A: 24 A on 18 A (Violation, from run_until).
+def _gap_mesh(core: ModuleType) -> tuple[MembersMachine, Mesh]:
+    """The three-member group of GAP_SETUP on core, 3 s after its start (every member charging at 6 A)."""
     machine = type("Machine", (MembersMachine,), {"core": core})()
     machine.start(setup=GAP_SETUP)
     machine.run(ms=3000)
     mesh = machine.mesh
     assert mesh is not None
+    return machine, mesh
+
+
+def test_the_group_holds_until_a_removed_member_still_charging_is_gone(core: ModuleType) -> None:
+    # The reviewer's case in the mesh: n1 and n2 take the config without n0 at once, n0 has it by
+    # learn_by_ms (4 s) and its car follows 5 s after that. Without the hold the two take 9 A each
+    # at once, next to n0's 6 A: 24 A on 18 A (Violation, from run_until).
+    machine, mesh = _gap_mesh(core)
     switched_ms = mesh.now_ms
     machine.remove_member(number=0, first=set(), everyone=True, after=0)
     mesh.run_until(switched_ms + 3000)
@@ -203,11 +209,7 @@ def test_every_node_that_held_resets_and_holds_again_from_its_boot(core: ModuleT
     # Once a gap: the hold lived in RAM, so when every node that held reset before the removed member
     # was gone, the group agreed without it and took 9 A each next to n0's 6 A (24 A on 18 A). The
     # hold is now kept across a reset (departed.FILE): each node holds for n0 again from its boot.
-    machine = type("Machine", (MembersMachine,), {"core": core})()
-    machine.start(setup=GAP_SETUP)
-    machine.run(ms=3000)
-    mesh = machine.mesh
-    assert mesh is not None
+    machine, mesh = _gap_mesh(core)
     assert [node.actuator_ma for node in mesh.nodes.values()] == [6000, 6000, 6000]
     # n1 and n2 take the config without n0 (a push to each); n0 has it by learn_by_ms (4 s) at the latest.
     machine.remove_member(number=0, first=set(), everyone=True, after=100)

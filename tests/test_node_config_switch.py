@@ -120,16 +120,20 @@ def test_a_node_a_config_leaves_out_stops_and_stays_stopped_across_a_reset(tmp_p
         assert rebooted.hal.pilot_permille == pilot.PILOT_OFF_PERMILLE  # type: ignore[attr-defined]
 
 
+def _running_without_evse3(sim: Simulation) -> tuple[dict[str, object], bytes]:
+    """After 3 s of sim: its virtual nodes, and the next config, without evse3, sealed."""
+    sim.run(3000)
+    assert sim.virtual is not None
+    return sim.virtual.nodes, configsync.seal(sim.pads, _next_version(sim, _members_without(sim, "evse3")))
+
+
 def test_a_removed_member_still_charging_holds_every_raise_until_it_is_gone(tmp_path: Path, device_root: Path) -> None:
     # evse3 is removed by a config that reaches only evse1 and evse2 (virtual nodes do not sync, so it
     # would run the old config for good). Before the hold, the two agreed under the new config and took
     # 16 A each while evse3's car still drew its share: 42 A on 32 A.
     scenario = three_evses(60, [])
     with simulation(scenario, tmp_path, device_root, virtual=NODES) as sim:
-        sim.run(3000)
-        assert sim.virtual is not None
-        nodes = sim.virtual.nodes
-        sealed = configsync.seal(sim.pads, _next_version(sim, _members_without(sim, "evse3")))
+        nodes, sealed = _running_without_evse3(sim)
         with sim.virtual.lock:
             for node_id in ("evse1", "evse2"):
                 assert nodes[node_id].put_config(sealed)["adopted"] is True  # type: ignore[attr-defined]
@@ -175,10 +179,7 @@ def test_a_reset_right_after_the_config_is_written_still_holds_for_the_removed_m
     # still charged on the old config.
     scenario = three_evses(40, [])
     with simulation(scenario, tmp_path, device_root, virtual=NODES) as sim:
-        sim.run(3000)
-        assert sim.virtual is not None
-        nodes = sim.virtual.nodes
-        sealed = configsync.seal(sim.pads, _next_version(sim, _members_without(sim, "evse3")))
+        nodes, sealed = _running_without_evse3(sim)
 
         def power_lost(*_args: object) -> None:
             raise KeyboardInterrupt  # not an error the node handles: nothing after the config's write runs
