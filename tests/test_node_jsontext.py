@@ -1,0 +1,147 @@
+"""The strict JSON syntax check of a body a node keeps (loadmesh.node.jsontext), on every runtime that runs it."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from . import mpnode
+
+# (body, the fault named, its byte offset): first what MicroPython 1.25's json takes and JSON does not.
+FAULTS = [
+    (b"[1,2,]", "a comma before ']'", 4),
+    (b'{"a":1,}', "a comma before '}'", 6),
+    (b"[01]", "a leading zero", 1),
+    (b"[-01]", "a leading zero", 2),
+    (b"[1.]", "no digit after '.'", 3),
+    (b"[1 2]", "a missing comma", 3),
+    (b'{"a" 1}', "a missing colon", 5),
+    (b"[1,,2]", "a comma where a value belongs", 3),
+    (b"[,]", "a comma where a value belongs", 1),
+    (b'{"a":1 "b":2}', "a missing comma", 7),
+    (b"{1:2}", "a key that is not a string", 1),
+    (b'{"a":1,,}', "a comma where a key belongs", 7),
+    (b'["a\\q"]', "an unknown escape \\q", 3),
+    (b'["a\x01"]', "a control character in a string", 3),
+    (b'["a\tb"]', "a control character in a string", 3),
+    # What it refuses as well.
+    (b"[NaN]", "'N' where a value belongs", 1),
+    (b"-Infinity", "no digit after '-'", 1),
+    (b"+1", "'+' where a value belongs", 0),
+    (b".5", "'.' where a value belongs", 0),
+    (b"0x10", "more after the value", 1),
+    (b'{"a":1} {}', "more after the value", 8),
+    (b"[tru]", "not true, false or null", 1),
+    (b"1e+", "no digit in the exponent", 3),
+    (b'["\\u12g4"]', "a \\u escape without four hex digits", 2),
+    (b'["\\\n"]', "a backslash before byte 0x0a", 2),
+    (b'["\xff"]', "a byte that is not UTF-8 in a string", 2),
+    (b'["\xc3("]', "a byte that is not UTF-8 in a string", 2),  # a lead byte without its continuation
+    (b'["\xc0\xaf"]', "a byte that is not UTF-8 in a string", 2),  # an overlong '/'
+    (b'["\xed\xa0\x80"]', "a byte that is not UTF-8 in a string", 2),  # a surrogate, encoded
+    (b"\xef\xbb\xbf{}", "byte 0xef where a value belongs", 0),  # a byte order mark
+    (b"[\xc3\xa9]", "byte 0xc3 where a value belongs", 1),  # UTF-8 outside a string
+    (b"", "no value", 0),
+    (b" \r\n", "no value", 3),
+    (b'{"a": [1, 2', "the body ends inside an array", 11),
+    (b'{"a":', "the body ends inside an object", 5),
+    (b'{"a": "b\\"}', "the body ends inside a string", 11),
+    (b"[" * 25 + b"]" * 25, "more than 24 arrays and objects nested", 24),
+]
+
+# JSON: whitespace of every kind, escapes, UTF-8 of two to four bytes, numbers in every form, the deepest nesting.
+VALID = [
+    b' \t\r\n{ "room" :\t{"mode":"off", "a\\"b\\\\c\\/d\\b\\f\\n\\r\\t": [ ] } }\r\n',
+    b'["caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x94\xa5", "\xf4\x8f\xbf\xbf", "\\u00e9\\uD83D\\uDD25", "\\ud800"]',
+    b"[0, -0, 10, -12, 0.5, -1.25e-3, 1E+2, 3e0, 1e400]",
+    b"[true, false, null, {}, [], \"\"]",
+    b"[" * 24 + b"]" * 24,
+    b"7",
+]
+
+
+def _cpython_takes(body: bytes) -> bool:
+    """Whether CPython's json (strict: no NaN or Infinity) reads body as UTF-8 JSON text."""
+    def no_constant(name: str) -> object:
+        raise ValueError(name)
+
+    try:
+        json.loads(body.decode("utf-8"), parse_constant=no_constant)
+    except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        return False
+    return True
+
+
+def _mutants(count: int) -> list[bytes]:
+    """JSON texts of every kind of value, laid out in several ways, most with one edit at random (a fixed seed):
+    a piece of JSON or a byte around it inserted, a byte dropped or replaced."""
+    chosen = random.Random(19)
+    strings = ["", "a", "caf\u00e9", "\u20ac\U0001f525", 'q"b\\s/', "\t\n\x01", "\ud7ff\ue000"]
+    numbers: list[object] = [0, -1, 12, 1.5, -0.25, 1e21, 3e-7, 123456789012345678901234567890]
+
+    def value(depth: int) -> object:
+        kind = chosen.randrange(6 if depth < 4 else 4)
+        if kind == 0:
+            return chosen.choice(numbers)
+        if kind == 1:
+            return chosen.choice(strings)
+        if kind == 2:
+            return chosen.choice([True, False, None])
+        if kind == 3:
+            return chosen.choice(strings) + chosen.choice(strings)
+        if kind == 4:
+            return [value(depth + 1) for _ in range(chosen.randrange(4))]
+        return {chosen.choice(strings): value(depth + 1) for _ in range(chosen.randrange(4))}
+
+    pieces = [b"[", b"]", b"{", b"}", b",", b":", b'"', b"\\", b"0", b"1", b"-", b".", b"e", b"+", b" ", b"\t",
+              b"\n", b"\r", b"x", b"u", b"\xc3", b"\xa9", b"\xed\xa0\x80", b"\xf4\x90", b"\x00", b"\x01", b"\x7f",
+              b"\\q", b"\\u12", b"true", b"nul", b"NaN"]
+    bodies = []
+    for _ in range(count):
+        layout = chosen.choice([{}, {"indent": 1}, {"indent": "\t"}, {"separators": (",", ":")},
+                                {"separators": (" ,\r\n", " : ")}])
+        body = json.dumps(value(0), ensure_ascii=chosen.random() < 0.5, **layout).encode()  # type: ignore[arg-type]
+        at = chosen.randrange(len(body) + 1)
+        edit = chosen.randrange(5)
+        if edit == 1:
+            body = body[:at] + chosen.choice(pieces) + body[at:]
+        elif edit == 2:
+            body = body[:at] + body[at + 1:]
+        elif edit == 3:
+            body = body[:at] + chosen.choice(pieces) + body[at + 1:]
+        bodies.append(body)
+    return bodies
+
+
+def _run(interpreter: str, bodies: list[bytes], device_root: Path, tmp_path: Path) -> tuple[list[object], object]:
+    path = tmp_path / f"bodies-{interpreter}.txt"
+    path.write_text("".join(body.hex() + "\n" for body in bodies))
+    out = mpnode.run_on(interpreter, "jsontext_check.py", str(path), device_root=device_root)
+    return out[:-1], out[-1]
+
+
+@pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)
+def test_each_fault_is_named_at_its_byte_the_same_everywhere(interpreter: str, device_root: Path,
+                                                             tmp_path: Path) -> None:
+    faults, error = _run(interpreter, [body for body, _what, _at in FAULTS], device_root, tmp_path)
+    assert faults == [[what, at] for _body, what, at in FAULTS]
+    # check() raises it as FieldError, on the bytearray the HTTP server reads a body into.
+    assert error == "heating: the body is not JSON: more than 24 arrays and objects nested at byte 24"
+    for body, _what, _at in FAULTS[:-1]:  # CPython's json refuses them all (but the deep one: it recurses)
+        assert not _cpython_takes(body), body
+
+
+@pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)
+def test_json_passes_and_the_verdict_is_cpythons_json(interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    mutants = _mutants(3000)
+    found, error = _run(interpreter, mutants + VALID, device_root, tmp_path)
+    assert found[len(mutants):] == [["", 0]] * len(VALID)
+    assert error is None  # check() passes the last valid body
+    taken = [fault == ["", 0] for fault in found[:len(mutants)]]
+    differ = [body for body, ok in zip(mutants, taken, strict=True) if ok != _cpython_takes(body)]
+    assert differ == []
+    assert 100 < sum(taken) < len(mutants) - 100  # both verdicts well represented, or the comparison says little
+
