@@ -29,6 +29,20 @@ def _read_json(path: Path) -> Any:  # what json.loads gives
     return json.loads(path.read_text(), parse_constant=_no_constant)
 
 
+def _read_heating(path: Path) -> Any:  # what json.loads gives
+    """A heating.json as a node takes it in PUT /heating: refused first as the node refuses text that is not JSON.
+
+    The node checks the syntax itself (loadmesh.node.jsontext) because its
+    json reads more than JSON, and keeps the body as it came; the same check
+    here gives the installer the node's own message for the same file.
+    """
+    from loadmesh.node import jsontext
+
+    body = path.read_bytes()
+    jsontext.check(body, "heating")
+    return json.loads(body, parse_constant=_no_constant)
+
+
 def _stage(args: argparse.Namespace) -> int:
     return devtree.main(["--out", str(args.out)] if args.out else [])
 
@@ -184,12 +198,12 @@ def _heating_check(args: argparse.Namespace) -> int:
     from . import heatcheck
 
     raws: list[object] = []
-    for path in (args.file, args.group):
+    for path, read in ((args.file, _read_heating), (args.group, _read_json)):
         if path is None:
             raws.append(None)
             continue
         try:
-            raws.append(_read_json(Path(path)))
+            raws.append(read(Path(path)))
         except (OSError, ValueError) as exc:
             print(f"loadmesh heating-check: {path}: {exc}", file=sys.stderr)
             return 2

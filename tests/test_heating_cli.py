@@ -207,8 +207,12 @@ def test_heating_check_refuses_with_the_file_the_field_and_the_value(device_root
     done = _run(device_root, "heating-check", str(_write(tmp_path, "kids.json", json.loads(json.dumps(files["kids"])))),
                 "--group", str(_write(tmp_path, "lonely.json", lonely)))
     assert done.returncode == 2 and "lonely.json: members: has no boiler node" in done.stderr, done.stderr
-    # Not JSON at all.
+    # Not JSON: named as the node names it in its answer to PUT /heating (loadmesh.node.jsontext), a trailing
+    # comma too, which the node's own json reads past.
     broken = tmp_path / "broken.json"
-    broken.write_text('{"room": {"mode": "auto"')
-    done = _run(device_root, "heating-check", str(broken))
-    assert done.returncode == 2 and done.stderr.startswith(f"loadmesh heating-check: {broken}:"), done.stderr
+    for text, fault in (('{"room": {"mode": "auto"', "the body ends inside an object at byte 24"),
+                        ('{"room": {"mode": "off",}}', "a comma before '}' at byte 23")):
+        broken.write_text(text)
+        done = _run(device_root, "heating-check", str(broken))
+        expected = f"loadmesh heating-check: {broken}: heating: the body is not JSON: {fault}\n"
+        assert (done.returncode, done.stderr) == (2, expected)
