@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from loadmesh.companion.sim.runner import free_port, http_token
+from loadmesh.core import groupconfig
+from loadmesh.core.errors import FieldError
+from loadmesh.node import jsontext
+from loadmesh.node.store import Store
+
 from . import mpnode
+from .test_node_adoption import NodeRun
 
 # (body, the fault named, its byte offset): first what MicroPython 1.25's json takes and JSON does not.
 FAULTS = [
@@ -145,3 +154,85 @@ def test_json_passes_and_the_verdict_is_cpythons_json(interpreter: str, device_r
     assert differ == []
     assert 100 < sum(taken) < len(mutants) - 100  # both verdicts well represented, or the comparison says little
 
+
+KEY = bytes(range(3, 35))
+TOKEN = http_token(KEY)
+BOILER_FILE = b'{"rooms": [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0}}'
+# The boiler node's file, each with one fault MicroPython's json reads past: a node kept the first five and
+# the seventh (room 'bqath') as they came, and refused the others by a field, not as text that is not JSON.
+LENIENT = [
+    (b'{"rooms": [{"id": "bath", "rated_w": 900},], "boiler": {"min_off_ms": 0}}', "a comma before ']' at byte 41"),
+    (b'{"rooms": [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0},}', "a comma before '}' at byte 71"),
+    (b'{"rooms": [{"id": "bath", "rated_w": 0900}], "boiler": {"min_off_ms": 0}}', "a leading zero at byte 37"),
+    (b'{"rooms": [{"id": "bath" "rated_w": 900}], "boiler": {"min_off_ms": 0}}', "a missing comma at byte 25"),
+    (b'{"rooms" [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0}}', "a missing colon at byte 9"),
+    (b'{"rooms": [{"id": "bath", "rated_w": 900.}], "boiler": {"min_off_ms": 0}}', "no digit after '.' at byte 41"),
+    (b'{"rooms": [{"id": "b\\qath", "rated_w": 900}], "boiler": {"min_off_ms": 0}}',
+     "an unknown escape \\q at byte 20"),
+    (b'{"rooms": [{"id": "bath\t", "rated_w": 900}], "boiler": {"min_off_ms": 0}}',
+     "a control character in a string at byte 23"),
+]
+
+
+@pytest.fixture
+def boiler_node(device_root: Path, tmp_path: Path) -> Iterator[NodeRun]:
+    """A boiler node's main.py, adopted, running a group of itself and one valve node, its heating.json kept."""
+    folder = tmp_path / "boiler"
+    folder.mkdir()
+    http_port = free_port(socket.SOCK_STREAM)
+    store = Store(str(folder))
+    store.write_json("hw.json", {"hal": "none"})
+    store.write_json("node.json", {"id": "boiler", "http_port": http_port, "http_host": "127.0.0.1",
+                                   "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
+                                   "mesh_dest_port": 9, "bind_host": "127.0.0.1"})
+    store.write_key(KEY)
+    store.write_json("config.json", groupconfig.parse({
+        "group": "house", "version": 1, "updated_at": 1, "origin": "test", "key_id": "house",
+        "site": {"phases": 1, "voltage_v": 230, "limit_ma": [25000], "safety_pct": 100}, "circuits": [],
+        "members": [{"id": node, "kind": kind, "phases": "L1", "min_ma": 0, "max_ma": 0, "step_ma": 1000,
+                     "priority": 0, "mode": "off"} for node, kind in (("boiler", "boiler"), ("bath", "valve"))]}))
+    store.write("heating.json", BOILER_FILE)
+    node = NodeRun(device_root, folder, http_port)
+    node.start()
+    yield node
+    node.kill()
+
+
+def test_a_body_that_is_not_json_is_refused_by_name_and_nothing_is_kept(boiler_node: NodeRun) -> None:
+    node = boiler_node
+    kept = node.request("GET", "/heating", token=TOKEN)
+    assert kept == (200, {"heating": json.loads(BOILER_FILE), "file": "ok"})
+    for body, fault in LENIENT:
+        error = "heating: the body is not JSON: " + fault
+        assert node.request("PUT", "/heating", body, token=TOKEN) == (400, {"error": error}), body
+        # The installer's check (loadmesh heating-check, CPython) says the same of the same file.
+        with pytest.raises(FieldError) as refused:
+            jsontext.check(body, "heating")
+        assert str(refused.value) == error
+    assert node.request("GET", "/heating", token=TOKEN) == kept
+    assert Store(str(node.folder)).read("heating.json") == BOILER_FILE
+    switch = node.request("GET", "/load_sharing", token=TOKEN)
+    assert switch[0] == 200 and switch[1]["switch"] is True
+    for body, fault in ((b'{"enabled": false,}', "a comma before '}' at byte 17"),
+                        (b'{"enabled" false}', "a missing colon at byte 11")):
+        error = "load_sharing: the body is not JSON: " + fault
+        assert node.request("PUT", "/load_sharing", body, token=TOKEN) == (400, {"error": error}), body
+    assert node.request("GET", "/load_sharing", token=TOKEN) == switch
+    assert not (node.folder / "load_sharing.json").exists()
+    assert node.request("GET", "/status")[1]["state"] == "running"
+
+
+def test_json_with_whitespace_escapes_and_utf8_is_still_taken(boiler_node: NodeRun) -> None:
+    node = boiler_node
+    # UTF-8 in a string is JSON: the loader, not the syntax check, refuses this room id.
+    status, answer = node.request("PUT", "/heating", '{"rooms": [{"id": "b\u00e4th\u20ac"}]}'.encode(), token=TOKEN)
+    assert status == 400 and "not JSON" not in answer["error"], answer
+    assert answer["error"].startswith("heating.rooms[0].id: "), answer
+    body = (b' \t\r\n{ "rooms" :\t[ {"id" : "b\\u0061th", "rated_w": 1200,\n"load_sharing": {}} ] ,\r\n'
+            b'  "boiler": {"min_\\u006fff_ms": 0}, "load_sharing" : {"enabled":true} }\r\n')
+    assert node.request("PUT", "/heating", body, token=TOKEN) == (200, {"saved": True, "kind": "boiler",
+                                                                           "rooms": ["bath"]})
+    assert Store(str(node.folder)).read("heating.json") == body  # as it came
+    assert node.request("GET", "/heating", token=TOKEN)[1]["heating"] == json.loads(body)
+    status, answer = node.request("PUT", "/load_sharing", b'\n{ "enabled" : false }\n', token=TOKEN)
+    assert (status, answer["switch"]) == (200, False), answer

@@ -72,7 +72,7 @@ SETTINGS = "node.json"
 # Modules used only now and then; on MicroPython they are dropped after use and imported again when needed.
 _OCCASIONAL = ("loadmesh.node.groupsync", "loadmesh.core.configsync", "loadmesh.core.groupconfig",
                "loadmesh.core.fieldcheck", "loadmesh.node.settings", "loadmesh.node.store", "loadmesh.node.adoption",
-               "loadmesh.node.departed")
+               "loadmesh.node.departed", "loadmesh.node.jsontext")
 
 UNADOPTED = "unadopted"  # no group key: PUT /adopt
 NO_CONFIG = "no_config"  # a key, but no config this node can run: PUT /config
@@ -408,11 +408,15 @@ class Node:
     def _put_role_settings(self, role: Role, name: str, body: bytes) -> object:
         import json
 
-        from . import heatsettings
+        from . import heatsettings, jsontext
 
+        # The body is kept as it came (heatsettings.save): MicroPython's json
+        # reads text JSON refuses (a trailing comma, a leading zero, ...), which
+        # must not be kept; jsontext names the first fault, as heating-check does.
+        jsontext.check(body, name)
         try:
             raw = json.loads(body)
-        except ValueError:
+        except ValueError:  # not expected once jsontext took it; still a refusal (400), never a crash
             raise FieldError(name, "the body is not JSON") from None
         if name != "heating":
             self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
