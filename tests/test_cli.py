@@ -68,3 +68,24 @@ def test_hw_check_prints_the_wiring_a_node_would_run_or_the_first_error(device_r
     path.write_text("{")
     done = _run(device_root, "hw-check", str(path))
     assert done.returncode == 2 and done.stderr.startswith(f"loadmesh hw-check: {path}:"), done.stderr
+
+
+@pytest.mark.parametrize(("command", "vector"), [("allocate", "allocate/nested_circuits.json"),
+                                                 ("tiers", "tiers/entry.json")])
+def test_a_reader_that_stops_reading_gets_no_traceback(device_root: Path, tmp_path: Path, command: str,
+                                                       vector: str) -> None:
+    # `loadmesh tiers FILE | head -1`: the reader is gone before the output is
+    # written (a pipe whose read end is closed), buffered or not.
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps(json.loads((ROOT / "tests" / "vectors" / vector).read_text())["input"]))
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        for unbuffered in ("", "1"):
+            env = dict(os.environ, LOADMESH_DEVICE_TREE=str(device_root), PYTHONUNBUFFERED=unbuffered)
+            done = subprocess.run([LOADMESH, command, str(request)], stdout=write_end, stderr=subprocess.PIPE,
+                                  text=True, cwd=ROOT, env=env)
+            assert (done.returncode, done.stderr) == (1, ""), (unbuffered, done.stderr)
+    finally:
+        os.close(write_end)
+
