@@ -78,6 +78,26 @@ def test_a_bad_scenario_is_one_line_naming_the_field(tmp_path: Path, capsys: pyt
     assert err == f"loadmesh sim: {path}: {error}\n"
 
 
+@pytest.mark.parametrize(("args", "error"), [
+    # (the command line, the one line argparse ends with): refused before a node starts
+    (["sim", str(EVSE3), "--duration", "-1"], "sim: error: argument --duration: '-1' is not 0 or more seconds "
+                                              "(0: until Ctrl-C)"),
+    (["sim", str(EVSE3), "--duration", "soon"], "sim: error: argument --duration: 'soon' is not a number of seconds"),
+    (["sim", str(EVSE3), "--duration", "1", "--sample-ms", "0"],
+     "sim: error: argument --sample-ms: '0' is not 1 ms or more"),
+    (["demo", "--duration", "-5"], "demo: error: argument --duration: '-5' is not 0 or more seconds "
+                                   "(0: until Ctrl-C)"),
+])
+def test_a_duration_or_sample_period_that_cannot_be_is_refused(capsys: pytest.CaptureFixture[str], args: list[str],
+                                                               error: str) -> None:
+    # Before, a negative duration started the nodes and stopped them at once, "done";
+    # a sample period of 0 sampled the plant as fast as its thread could turn.
+    with pytest.raises(SystemExit) as exited:
+        cli.main(args)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == "loadmesh " + error
+
+
 def test_a_node_that_cannot_start_stops_the_run_with_its_reason(tmp_path: Path, device_root: Path) -> None:
     broken = tmp_path / "main.py"
     broken.write_text("raise ImportError('no module named loadmesh.node.runtime')\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import signal
 import sys
@@ -32,19 +33,42 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sim.add_argument("scenario", type=Path, help="scenario file (YAML or JSON), e.g. tools/scenarios/evse3_32a.yaml")
     sim.add_argument("--trace", type=Path, help="write the trace (JSON lines) here")
     sim.add_argument("--live", action="store_true", help="print a table of the nodes every second")
-    sim.add_argument("--duration", type=float, metavar="SECONDS",
+    sim.add_argument("--duration", type=_duration_s, metavar="SECONDS",
                      help="run this long instead of the scenario's duration_s (0: until Ctrl-C)")
     sim.add_argument("--workdir", type=Path, help="keep the nodes' folders (file systems, logs) here")
     sim.add_argument("--seed", type=int, default=1, help="the network's random seed (packet loss)")
-    sim.add_argument("--sample-ms", type=int, default=100, help="trace sample period (default 100)")
+    sim.add_argument("--sample-ms", type=_sample_ms, default=100, metavar="MS",
+                     help="trace sample period (default 100)")
     sim.set_defaults(func=main)
+
+
+def _duration_s(text: str) -> float:
+    """--duration: seconds, 0 or more (a negative one ended the run at once, saying it was done)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 0 or more seconds (0: until Ctrl-C)")
+    return seconds
+
+
+def _sample_ms(text: str) -> int:
+    """--sample-ms: 1 or more (at 0 or below the plant's thread samples on every turn, as fast as it can)."""
+    try:
+        period_ms = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of ms") from None
+    if period_ms < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 1 ms or more")
+    return period_ms
 
 
 def add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The demo subcommand (./tools/run): the bundled 3-EVSE site with the live table."""
     demo = commands.add_parser("demo", help="run the bundled site of 3 EVSEs on 32 A on node processes and show "
                                             "a live table of the nodes until Ctrl-C")
-    demo.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
+    demo.add_argument("--duration", type=_duration_s, default=0.0, metavar="SECONDS",
                       help="stop after this long (default 0: until Ctrl-C)")
     demo.add_argument("--trace", type=Path, help="write the trace (JSON lines) here as well")
     demo.set_defaults(func=demo_main)
