@@ -67,7 +67,17 @@ def test_the_demo_table_and_the_trace(tmp_path: Path, capsys: pytest.CaptureFixt
     ('{"duration_s": 10, "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}, '
      '"nodes": [{"id": "a", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000, '
      '"priority": 0, "mode": "continuous"}], "group": {"peer_timeout_ms": 100}}',
-     "peer_timeout_ms: 100 is out of range 1500..60000"),
+     "group.peer_timeout_ms: 100 is out of range 1500..60000"),
+    ('{"duration_s": 10, "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}, '
+     '"nodes": [{"id": "a", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000, '
+     '"priority": 0, "mode": "continuous"}], "group": {"hartbeat_ms": 500}}',
+     "group.hartbeat_ms: is not a known field"),
+    ('{"duration_s": 10, "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}, '
+     '"nodes": [{"id": "a", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000, '
+     '"priority": 0, "mode": "continuous"}], "events": [{"at_s": 2.5, "limit_ma": 5000}]}',
+     "events: the limit_ma at 2.5 s makes a config the group refuses: failsafe: with every member at its "
+     "failsafe current site:L1 carries 6000 mA, above its 5000 mA (limit x safety); lower failsafe.current_ma or "
+     "use mode disable"),
 ])
 def test_a_bad_scenario_is_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                      text: str, error: str) -> None:

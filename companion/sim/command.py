@@ -101,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         sim = Simulation(scenario, workdir, trace=writer, sample_ms=args.sample_ms, seed=args.seed,
                          progress=_progress, keep_records=True)
-    except FieldError as exc:  # a limit event the group config refuses
+    except FieldError as exc:  # the group config refuses the `group` section or a limit event
         print(f"loadmesh sim: {args.scenario}: {exc}", file=sys.stderr)
         if writer is not None:
             writer.close()
