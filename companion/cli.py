@@ -275,49 +275,57 @@ _ENTRY_COMMANDS = (
 )
 
 
+def _command(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+             what: str) -> argparse.ArgumentParser:
+    """A subcommand whose own --help says what it does, as the list of commands does."""
+    return commands.add_parser(name, help=what, description=what)
+
+
+def _request_options(sub: argparse.ArgumentParser,
+                     runtimes: tuple[str, ...] = ("cpython", "micropython", "micropython-f32")) -> None:
+    sub.add_argument("file", help="the request: a JSON file")
+    sub.add_argument("--runtime", default="cpython", choices=runtimes,
+                     help="the runtime that answers (default cpython); every runtime prints the same bytes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loadmesh", description="Home loads sharing one limited supply.")
     commands = parser.add_subparsers(dest="command", required=True)
-    stage = commands.add_parser("stage", help="stage the device tree into build/device (.py and .mpy)")
+    stage = _command(commands, "stage", "stage the device tree into build/device (.py and .mpy)")
     stage.add_argument("--out", type=Path, help="destination folder")
     stage.set_defaults(func=_stage)
     for command, entry, what in _ENTRY_COMMANDS:
-        sub = commands.add_parser(command, help=what)
-        sub.add_argument("file")
-        sub.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+        sub = _command(commands, command, what)
+        _request_options(sub)
         sub.set_defaults(func=lambda args, entry=entry, command=command: _run_entry_file(entry, args, command))
-    controller = commands.add_parser("controller", help="run one node's controller ticks in FILE (the heartbeats "
-                                                        "it hears, its inputs), one JSON line per tick")
-    controller.add_argument("file")
-    controller.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+    controller = _command(commands, "controller", "run one node's controller ticks in FILE (the heartbeats it "
+                                                  "hears, its inputs), one JSON line per tick")
+    _request_options(controller)
     controller.set_defaults(func=_run_controller_file)
-    config_hash = commands.add_parser("config-hash", help="check a group config (FILE: the config, or "
-                                                          '{"config": ...}): canonical text and SHA-256')
-    config_hash.add_argument("file")
-    config_hash.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+    config_hash = _command(commands, "config-hash", "check a group config (FILE: the config, or "
+                                                    '{"config": ...}): canonical text and SHA-256')
+    _request_options(config_hash)
     config_hash.set_defaults(func=_run_config_hash)
-    tiers = commands.add_parser("tiers", help="run heating steps in FILE through the load-sharing tiers, "
-                                              "one JSON line per step")
-    tiers.add_argument("file")
-    tiers.add_argument("--runtime", default="cpython", choices=("cpython", "micropython", "micropython-f32"))
+    tiers = _command(commands, "tiers", "run heating steps in FILE through the load-sharing tiers, "
+                                        "one JSON line per step")
+    _request_options(tiers)
     tiers.set_defaults(func=lambda args: _run_steps_file("tiers", args))
-    heating = commands.add_parser("heating", help="run heating steps in FILE through the whole control chain "
-                                                  "(rooms, boiler, tiers, valves), one JSON line per step")
-    heating.add_argument("file")
+    heating = _command(commands, "heating", "run heating steps in FILE through the whole control chain "
+                                            "(rooms, boiler, tiers, valves), one JSON line per step")
     # Not micropython-f32: the whole chain's modules do not fit an ESP32-sized heap at once (no node runs it).
-    heating.add_argument("--runtime", default="cpython", choices=("cpython", "micropython"))
+    _request_options(heating, ("cpython", "micropython"))
     heating.set_defaults(func=lambda args: _run_steps_file("heating", args))
-    check = commands.add_parser("heating-check", help="check a node's heating.json as the node would; print the "
-                                                      "settings it would run, defaults filled in")
-    check.add_argument("file")
+    check = _command(commands, "heating-check", "check a node's heating.json as the node would; print the "
+                                                "settings it would run, defaults filled in")
+    check.add_argument("file", help="the node's heating.json")
     check.add_argument("--group", metavar="CONFIG", help="the group config (as in a node's config.json): the boiler's "
                                                         "rooms must be its valve nodes, and every valve node a room")
     check.set_defaults(func=_heating_check)
-    hw_check = commands.add_parser("hw-check", help="check an ESP32 node's hw.json (the wiring) as the node would; "
-                                                    "print the wiring it would run, defaults filled in")
-    hw_check.add_argument("file")
+    hw_check = _command(commands, "hw-check", "check an ESP32 node's hw.json (the wiring) as the node would; "
+                                              "print the wiring it would run, defaults filled in")
+    hw_check.add_argument("file", help="the node's hw.json")
     hw_check.set_defaults(func=_hw_check)
-    bench = commands.add_parser("house-bench", help="the reference house over a cold week, load sharing off and on")
+    bench = _command(commands, "house-bench", "the reference house over a cold week, load sharing off and on")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",
                        help="simulated days after a day of warm-up (default 7)")

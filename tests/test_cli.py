@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from loadmesh.companion import cli
 
 from .conftest import ROOT
 
@@ -89,3 +92,18 @@ def test_a_reader_that_stops_reading_gets_no_traceback(device_root: Path, tmp_pa
     finally:
         os.close(write_end)
 
+
+def test_each_command_s_own_help_says_what_it_does_and_what_runtime_means() -> None:
+    # `loadmesh allocate --help` said only "positional arguments: file" before:
+    # what the command does was in `loadmesh --help` alone.
+    commands = next(action for action in cli.build_parser()._actions
+                    if isinstance(action, argparse._SubParsersAction))
+    listed = {action.dest: action.help for action in commands._choices_actions}
+    assert len(listed) == 19
+    for name, what in sorted(listed.items()):
+        assert what
+        own = " ".join(commands.choices[name].format_help().split())
+        assert " ".join(what.split()) in own, name
+        if "--runtime" in own:
+            assert "--runtime {cpython,micropython" in own and "every runtime prints the same bytes" in own, name
+            assert "file the request: a JSON file" in own, name

@@ -28,15 +28,15 @@ GRACE_MS = 2000
 
 def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The sim subcommand's arguments."""
-    sim = commands.add_parser("sim", help="run a scenario on MicroPython node processes, a plant and a hub; "
-                                          "write the trace")
+    what = "run a scenario on MicroPython node processes, a plant and a hub; write the trace"
+    sim = commands.add_parser("sim", help=what, description=what)
     sim.add_argument("scenario", type=Path, help="scenario file (YAML or JSON), e.g. tools/scenarios/evse3_32a.yaml")
-    sim.add_argument("--trace", type=Path, help="write the trace (JSON lines) here")
+    sim.add_argument("--trace", type=Path, metavar="OUT", help="write the trace (JSON lines) here")
     sim.add_argument("--live", action="store_true", help="print a table of the nodes every second")
     sim.add_argument("--duration", type=_duration_s, metavar="SECONDS",
                      help="run this long instead of the scenario's duration_s (0: until Ctrl-C)")
-    sim.add_argument("--workdir", type=Path, help="keep the nodes' folders (file systems, logs) here")
-    sim.add_argument("--seed", type=int, default=1, help="the network's random seed (packet loss)")
+    sim.add_argument("--workdir", type=Path, metavar="DIR", help="keep the nodes' folders (file systems, logs) here")
+    sim.add_argument("--seed", type=int, default=1, metavar="N", help="the network's random seed (packet loss)")
     sim.add_argument("--sample-ms", type=_sample_ms, default=100, metavar="MS",
                      help="trace sample period (default 100)")
     sim.set_defaults(func=main)
@@ -66,11 +66,11 @@ def _sample_ms(text: str) -> int:
 
 def add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The demo subcommand (./tools/run): the bundled 3-EVSE site with the live table."""
-    demo = commands.add_parser("demo", help="run the bundled site of 3 EVSEs on 32 A on node processes and show "
-                                            "a live table of the nodes until Ctrl-C")
+    what = "run the bundled site of 3 EVSEs on 32 A on node processes and show a live table of the nodes until Ctrl-C"
+    demo = commands.add_parser("demo", help=what, description=what)
     demo.add_argument("--duration", type=_duration_s, default=0.0, metavar="SECONDS",
                       help="stop after this long (default 0: until Ctrl-C)")
-    demo.add_argument("--trace", type=Path, help="write the trace (JSON lines) here as well")
+    demo.add_argument("--trace", type=Path, metavar="OUT", help="write the trace (JSON lines) here as well")
     demo.set_defaults(func=demo_main)
 
 
