@@ -27,7 +27,13 @@ def _read_json(path: Path) -> Any:  # what json.loads gives
     CPython's json takes them as floats; MicroPython's refuses them. Every
     runtime's answer then starts from the same refusal, in the same bytes.
     """
-    return json.loads(path.read_text(), parse_constant=_no_constant)
+    text = path.read_text()
+    if text.startswith("LM1 "):
+        # Copied off a node or out of a simulator's folder: the store's envelope
+        # (docs/firmware.md, Persistence), which json reports only as "Expecting value".
+        raise ValueError("is a file as a node stores it (its first line, LM1 and a hash, is the store's): "
+                         "give the JSON on the lines after it")
+    return json.loads(text, parse_constant=_no_constant)
 
 
 def _read_heating(path: Path) -> Any:  # what json.loads gives

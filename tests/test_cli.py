@@ -107,3 +107,16 @@ def test_each_command_s_own_help_says_what_it_does_and_what_runtime_means() -> N
         if "--runtime" in own:
             assert "--runtime {cpython,micropython" in own and "every runtime prints the same bytes" in own, name
             assert "file the request: a JSON file" in own, name
+
+
+@pytest.mark.parametrize("command", ["hw-check", "heating-check", "allocate"])
+def test_a_file_as_a_node_stores_it_is_named_as_such(device_root: Path, tmp_path: Path, command: str) -> None:
+    # A hw.json copied off a node (or a simulator's folder): the store's envelope, not JSON.
+    from loadmesh.node import store
+
+    store.Store(str(tmp_path)).write("hw.json", b'{"hal": "esp32"}')
+    path = tmp_path / "hw.json"
+    done = _run(device_root, command, str(path))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"loadmesh {command}: {path}: is a file as a node stores it (its first line, LM1 and a "
+                           "hash, is the store's): give the JSON on the lines after it\n")
