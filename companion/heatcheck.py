@@ -19,6 +19,9 @@ from loadmesh.node.heatsettings import load_heating, load_room
 def check(raw: object, group_raw: object = None) -> dict[str, object]:
     """The settings a node would run from heating.json raw; FieldError naming the field and the value if refused."""
     group = groupconfig.parse(group_raw) if group_raw is not None else None
+    if isinstance(raw, dict) and "room" not in raw and "rooms" not in raw:
+        # The valve node's loader would say "heating.room: None is not an object".
+        raise FieldError("heating", "has neither room (a valve node's settings) nor rooms (the boiler node's)")
     if isinstance(raw, dict) and "rooms" in raw:
         ids, tiers_config, boiler_config, _valves_config = load_heating(raw)
         if group is not None:

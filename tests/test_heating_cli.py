@@ -172,6 +172,10 @@ def test_heating_check_refuses_with_the_file_the_field_and_the_value(device_root
     bad = json.loads(json.dumps(boiler))
     missing = bad["rooms"].pop()["id"]
     cases.append((bad, group, f"boiler.json: heating.rooms: has no room for the valve node '{missing}'"))
+    # Neither a valve node's file nor a boiler node's (empty, or the key misspelt).
+    cases.append(({}, None, "boiler.json: heating: has neither room (a valve node's settings) nor rooms "
+                            "(the boiler node's)"))
+    cases.append(({"Rooms": boiler["rooms"]}, None, "boiler.json: heating: has neither room"))
     # A manual room without its target.
     cases.append(({"room": {"mode": "manual"}}, None, "boiler.json: heating.room.manual_target_dc: is missing"))
     # More rooms than a boiler node takes (heatsettings.MAX_ROOMS: what its heap holds with room to spare).
