@@ -29,11 +29,15 @@ def _read_json(path: Path) -> Any:  # what json.loads gives
     """
     text = path.read_text()
     if text.startswith("LM1 "):
-        # Copied off a node or out of a simulator's folder: the store's envelope
-        # (docs/firmware.md, Persistence), which json reports only as "Expecting value".
-        raise ValueError("is a file as a node stores it (its first line, LM1 and a hash, is the store's): "
-                         "give the JSON on the lines after it")
+        _refuse_stored()
     return json.loads(text, parse_constant=_no_constant)
+
+
+def _refuse_stored() -> None:
+    """For a file that starts as a node's stored files do (copied off a node or out of a simulator's folder: the
+    store's envelope, docs/firmware.md, Persistence), which json would report only as "Expecting value"."""
+    raise ValueError("is a file as a node stores it (its first line, LM1 and a hash, is the store's): "
+                     "give the JSON on the lines after it")
 
 
 def _read_heating(path: Path) -> Any:  # what json.loads gives
@@ -46,6 +50,8 @@ def _read_heating(path: Path) -> Any:  # what json.loads gives
     from loadmesh.node import jsontext
 
     body = path.read_bytes()
+    if body.startswith(b"LM1 "):
+        _refuse_stored()
     jsontext.check(body, "heating")
     return json.loads(body, parse_constant=_no_constant)
 
