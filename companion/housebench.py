@@ -231,7 +231,7 @@ def table(off: RunResult, on: RunResult) -> str:
         rows.append((f"{rid}: min above target / over 1 °C above / over 0.5 °C below in a block",
                      f"{off.above_target_min[rid]} / {off.over_1c_min[rid]} / {off.below_target_min[rid]}",
                      f"{on.above_target_min[rid]} / {on.over_1c_min[rid]} / {on.below_target_min[rid]}"))
-    lines = ["| over the week | load sharing off | load sharing on |", "|---|---:|---:|"]
+    lines = [f"| over {_span(on.days)} | load sharing off | load sharing on |", "|---|---:|---:|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
 
@@ -263,18 +263,24 @@ def report(off: RunResult, on: RunResult) -> str:
     assert isinstance(reduction, float) and isinstance(extra, float)
     met = (reduction >= GOAL_SHORT_CYCLE_REDUCTION_PCT and extra <= GOAL_MAX_EXTRA_ENERGY_PCT
            and figures["off_mode_room_heated_minutes"] == 0)
-    lines = [f"reference house, {on.days} cold days (after a day of warm-up), boiler minimum output "
+    lines = [f"reference house, {on.days} cold day{'s' if on.days > 1 else ''} (after a day of warm-up), "
+             "boiler minimum output "
              f"{off.boiler_min_w / 1000:.1f} kW", "", table(off, on), "",
              f"short cycles -{reduction:.1f} % (goal -{GOAL_SHORT_CYCLE_REDUCTION_PCT:.0f} %), "
              f"energy {extra:+.1f} % (goal at most +{GOAL_MAX_EXTRA_ENERGY_PCT:.0f} %), "
              f"off-mode room heated {figures['off_mode_room_heated_minutes']} min: goal "
              + ("met" if met else "NOT met"), "",
-             "short cycles over the week by the rooms calling when the run began:",
+             f"short cycles over {_span(on.days)} by the rooms calling when the run began:",
              "  off: " + _top(off.short_by_callers), "  on:  " + _top(on.short_by_callers),
              "short cycles per day by time of day (night 23-06, morning 06-09, day 09-17, evening 17-23):",
              "  off: " + ", ".join(f"{k} {v}" for k, v in _per_day(off, off.short_by_period).items()),
              "  on:  " + ", ".join(f"{k} {v}" for k, v in _per_day(on, on.short_by_period).items())]
     return "\n".join(lines)
+
+
+def _span(days: int) -> str:
+    """What the figures are over: the week (the default), or the days run."""
+    return "the week" if days == 7 else "the day" if days == 1 else f"the {days} days"
 
 
 def _top(counts: dict[str, int], shown: int = 6) -> str:

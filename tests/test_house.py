@@ -128,3 +128,11 @@ def test_an_unheated_house_cools_towards_outside() -> None:
     assert all(outside_dc < temp < 200 for temp in temps for outside_dc in [round(plant.outside_c() * 10)])
     assert plant.stats.energy_j == 0.0
     assert plant.stats.burner_starts == 0
+
+
+def test_the_report_of_a_day_says_a_day(both_days: dict[bool, housebench.RunResult]) -> None:
+    # `house-bench --days 1` said "1 cold days" and "over the week".
+    text = housebench.report(both_days[False], both_days[True])
+    assert text.startswith("reference house, 1 cold day (after a day of warm-up)"), text
+    assert "| over the day |" in text and "short cycles over the day by the rooms" in text, text
+    assert "week" not in text, text
