@@ -99,3 +99,17 @@ def test_an_unknown_key_with_a_newline_is_named_on_one_line(device_root: Path, t
         done = _run(device_root, "allocate", "--runtime", cli_runtime, str(scenario))
         assert (done.returncode, done.stdout) == (2, ""), cli_runtime
         assert done.stderr == 'loadmesh allocate: site."x\\nsecond line": is not a known field\n', cli_runtime
+
+
+def test_a_lone_surrogate_in_an_id_is_named_on_one_line_on_every_runtime(device_root: Path, tmp_path: Path) -> None:
+    # "\\ud800" is JSON; CPython's json reads it as a lone surrogate, which canon once failed to encode
+    # (UnicodeEncodeError: a traceback on CPython, where MicroPython named the field).
+    scenario = tmp_path / "surrogate.json"
+    scenario.write_text('{"site": {"phases": 1, "voltage_v": 230, "limit_ma": 100, "safety_pct": 100}, '
+                        '"loads": [{"id": "\\ud800", "phases": "L1", "min_ma": 6000, "max_ma": 16000, '
+                        '"step_ma": 1000, "priority": 0, "mode": "continuous", "demand": true, "online": true}]}')
+    for cli_runtime in CLI_RUNTIMES:
+        done = _run(device_root, "allocate", "--runtime", cli_runtime, str(scenario))
+        assert (done.returncode, done.stdout) == (2, ""), cli_runtime
+        assert done.stderr == ('loadmesh allocate: loads[0].id: "\\ud800" is not 1 to 64 letters, digits, '
+                               "'-', '_' or '.'\n"), cli_runtime

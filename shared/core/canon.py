@@ -80,7 +80,11 @@ def _size(value: object) -> int:
 
 def _plain(data: bytes, length: int) -> bool:
     """Whether a text of length characters, encoded as data, needs no escape (its bytes, not its characters, are
-    looked at: MicroPython makes a string of each character an iteration yields)."""
+    looked at: MicroPython makes a string of each character an iteration yields).
+
+    Callers encode with "surrogatepass": CPython's json reads "\\ud800" as a lone surrogate, which a plain
+    encode() refuses (UnicodeEncodeError) where MicroPython, whose strings are not checked, writes \\ud800;
+    passed through, it is three bytes for one character, so it is escaped as every other non-ASCII one."""
     if len(data) != length:
         return False  # beyond ASCII
     for byte in data:  # noqa: SIM110 (all() of a generator: a generator object on the heap, for each string)
@@ -91,7 +95,7 @@ def _plain(data: bytes, length: int) -> bool:
 
 def _str_size(text: str) -> int:
     total = 2 + len(text)
-    if _plain(text.encode(), len(text)):
+    if _plain(text.encode("utf-8", "surrogatepass"), len(text)):
         return total
     for char in text:
         code = ord(char)
@@ -157,7 +161,7 @@ def _write_str(text: str, buffer: bytearray, offset: int) -> int:
     buffer[offset] = _QUOTE
     offset += 1
     # Most strings need no escape: written in one piece, not a character at a time.
-    data = text.encode()
+    data = text.encode("utf-8", "surrogatepass")
     if _plain(data, len(text)):
         end = offset + len(data)
         buffer[offset:end] = data
