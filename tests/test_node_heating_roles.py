@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from loadmesh.core import controller, groupconfig, heartbeat
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
@@ -226,6 +228,17 @@ def test_missing_settings_leave_a_safe_node(tmp_path: Path) -> None:
     assert (hal.boiler_call, hal.flow_setpoint_dc) == (False, None)  # no call, no setpoint driven
     valve = ValveRole(_plan("bath"), str(tmp_path))
     assert valve.room["mode"] == "off" and "frost protection only" in valve.error
+
+
+def test_a_file_without_the_node_s_section_is_named_missing(tmp_path: Path) -> None:
+    # They said "heating.room: None is not an object" (and "None is not an array").
+    boiler = BoilerRole(_plan("boiler"), str(tmp_path))
+    valve = ValveRole(_plan("bath"), str(tmp_path))
+    for role, raw, message in ((valve, {}, "heating.room: is missing"), (boiler, {}, "heating.rooms: is missing"),
+                               (boiler, {"boiler": {}}, "heating.rooms: is missing")):
+        with pytest.raises(FieldError) as refused:
+            role.check_heating(raw)
+        assert str(refused.value) == message
 
 
 def _put_heating(role: BoilerRole | ValveRole | Role, root: Path, raw: object) -> object:

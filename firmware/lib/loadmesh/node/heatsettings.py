@@ -59,7 +59,9 @@ def load_room(raw: object) -> dict[str, object]:
     """The room settings of heating.json, checked: mode, manual_target_dc, schedule, control."""
     top = fc.obj(raw, "heating")
     fc.only(top, ("room",), "heating")
-    room = fc.obj(top.get("room"), "heating.room")
+    if "room" not in top:
+        raise FieldError("heating.room", "is missing")
+    room = fc.obj(top["room"], "heating.room")
     fc.only(room, ("mode", "manual_target_dc", "schedule", "control"), "heating.room")
     mode = fc.choice_field(room, "mode", "heating.room", roomctl.MODES)
     manual = fc.opt_int_field(room, "manual_target_dc", "heating.room", schedule.TARGET_MIN_DC, schedule.TARGET_MAX_DC)
@@ -78,7 +80,9 @@ def load_heating(raw: object) -> tuple[list[str], dict[str, object], dict[str, i
     sharing = dict(fc.obj(top.get("load_sharing", {}), "heating.load_sharing"))
     if "rooms" in sharing:
         raise FieldError("heating.load_sharing.rooms", "is not a known field (room facts go in rooms[])")
-    rooms_raw = fc.array(top.get("rooms"), "heating.rooms")
+    if "rooms" not in top:
+        raise FieldError("heating.rooms", "is missing")
+    rooms_raw = fc.array(top["rooms"], "heating.rooms")
     if len(rooms_raw) > MAX_ROOMS:
         raise FieldError("heating.rooms", "has " + str(len(rooms_raw)) + " rooms; a boiler node commands at most "
                          + str(MAX_ROOMS) + " valves")
