@@ -65,11 +65,14 @@ _PERCENT_FORMAT = sys.implementation.name == "micropython"
 # on a 12K-word heap. A test holds view_text(model) == canon.dumps(view(model)).
 
 def _head(model: Site) -> str:
-    # One format per circuit (limit lists have 1 or 3 values): the cheapest on MicroPython.
-    layout = '["%s","%s",' + _INTS[model.phases] + "]"
-    # (MicroPython has no *unpacking inside a tuple display.)
-    circuits = [layout % ((circuit_id, model.circuit_parent[index]) + tuple(model.circuit_limit_ma[index]))  # noqa: RUF005
-                for index, circuit_id in enumerate(model.circuit_ids)]
+    if _PERCENT_FORMAT:
+        # One format per circuit (limit lists have 1 or 3 values): the cheapest on MicroPython.
+        layout = '["%s","%s",' + _INTS[model.phases] + "]"
+        # (MicroPython has no *unpacking inside a tuple display.)
+        circuits = [layout % ((circuit_id, model.circuit_parent[index]) + tuple(model.circuit_limit_ma[index]))  # noqa: RUF005
+                    for index, circuit_id in enumerate(model.circuit_ids)]
+    else:
+        circuits = [_circuit(model, index) for index in range(len(model.circuit_ids))]
     return '[%d,[%d,%d,%s,%d,%d,%d,"%s",%s,%d],[%s],[' % (  # noqa: UP031
         VIEW_VERSION, model.phases, model.voltage_v, _ints(model.limit_ma), model.safety_pct, model.import_limit_w,
         model.excess_threshold_w, METER_STATES[model.meter], _ints(model.unmanaged_ma), model.surplus_ma,
@@ -87,10 +90,27 @@ def _row(model: Site, index: int) -> str:
             "," if index else "", model.load_ids[index], model.load_circuit[index], phase_name,
             model.load_min_ma[index], model.load_max_ma[index], model.load_step_ma[index], model.load_priority[index],
             MODE_NAMES[model.load_urgency[index]], demand, online, active, model.load_reserve_ma[index])
+    # The ints go through locals first: view.pxd makes them C ints, which a
+    # compiled f-string formats without an int object's str().
+    min_ma = model.load_min_ma[index]
+    max_ma = model.load_max_ma[index]
+    step_ma = model.load_step_ma[index]
+    priority = model.load_priority[index]
+    reserve_ma = model.load_reserve_ma[index]
     return (f'{"," if index else ""}["{model.load_ids[index]}","{model.load_circuit[index]}","{phase_name}",'
-            f"{model.load_min_ma[index]},{model.load_max_ma[index]},{model.load_step_ma[index]},"
-            f'{model.load_priority[index]},"{MODE_NAMES[model.load_urgency[index]]}",{demand},{online},{active},'
-            f"{model.load_reserve_ma[index]}]")
+            f'{min_ma},{max_ma},{step_ma},{priority},"{MODE_NAMES[model.load_urgency[index]]}",{demand},{online},'
+            f"{active},{reserve_ma}]")
+
+
+def _circuit(model: Site, index: int) -> str:
+    # As in _row, the limits (1 or 3 of them) go through locals that view.pxd makes C ints.
+    limits = model.circuit_limit_ma[index]
+    first = limits[0]
+    if len(limits) == 1:
+        return f'["{model.circuit_ids[index]}","{model.circuit_parent[index]}",[{first}]]'
+    second = limits[1]
+    third = limits[2]
+    return f'["{model.circuit_ids[index]}","{model.circuit_parent[index]}",[{first},{second},{third}]]'
 
 
 _INTS = ("[]", "[%d]", "[%d,%d]", "[%d,%d,%d]")
