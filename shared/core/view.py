@@ -46,18 +46,24 @@ def view_text(model: Site) -> str:
 
 
 def digest(model: Site) -> str:
-    """SHA-256 of view_text(model), hashed a load at a time, in hex, shortened to DIGEST_HEX_CHARS."""
-    hasher = hashlib.sha256(_head(model).encode())
-    for index in range(len(model.load_ids)):
-        hasher.update(_row(model, index).encode())
-    hasher.update(b"]]")
+    """SHA-256 of view_text(model), in hex, shortened to DIGEST_HEX_CHARS."""
+    if _MICROPYTHON:
+        # A load at a time: the whole text need never be in a node's small heap.
+        hasher = hashlib.sha256(_head(model).encode())
+        for index in range(len(model.load_ids)):
+            hasher.update(_row(model, index).encode())
+        hasher.update(b"]]")
+    else:
+        # In one piece: one encode and one update rather than one per load.
+        hasher = hashlib.sha256(view_text(model).encode())
     raw: bytes = hasher.digest()
     return raw.hex()[:DIGEST_HEX_CHARS]
 
 
-# The same text two ways: %-formatting takes MicroPython half the time of an
-# f-string, while Cython turns an f-string into direct string building.
-_PERCENT_FORMAT = sys.implementation.name == "micropython"
+# MicroPython and CPython build and hash the same text differently: on
+# MicroPython %-formatting takes half the time of an f-string, while Cython
+# turns an f-string into direct string building; see digest for the hashing.
+_MICROPYTHON = sys.implementation.name == "micropython"
 
 # The text is formatted here rather than by canon: ids, modes and phase names
 # never need escaping (ids are letters, digits and -_.), so this is the same
@@ -65,7 +71,7 @@ _PERCENT_FORMAT = sys.implementation.name == "micropython"
 # on a 12K-word heap. A test holds view_text(model) == canon.dumps(view(model)).
 
 def _head(model: Site) -> str:
-    if _PERCENT_FORMAT:
+    if _MICROPYTHON:
         # One format per circuit (limit lists have 1 or 3 values): the cheapest on MicroPython.
         layout = '["%s","%s",' + _INTS[model.phases] + "]"
         # (MicroPython has no *unpacking inside a tuple display.)
@@ -85,7 +91,7 @@ def _row(model: Site, index: int) -> str:
     demand = "true" if model.load_demand[index] else "false"
     online = "true" if model.load_online[index] else "false"
     active = "true" if model.load_active[index] else "false"
-    if _PERCENT_FORMAT:
+    if _MICROPYTHON:
         return '%s["%s","%s","%s",%d,%d,%d,%d,"%s",%s,%s,%s,%d]' % (  # noqa: UP031
             "," if index else "", model.load_ids[index], model.load_circuit[index], phase_name,
             model.load_min_ma[index], model.load_max_ma[index], model.load_step_ma[index], model.load_priority[index],
