@@ -5,7 +5,7 @@
 
 import cython
 
-from .site cimport Site
+from .site cimport Site, constraint_reason
 
 cdef long long _CONTINUOUS
 cdef long long _SOLAR_PRIORITY
@@ -15,6 +15,11 @@ cdef long long _OFF
 cdef long long _INDEX_BITS
 cdef long long _INDEX_MASK
 cdef long long _PRIORITY_SPAN
+cdef long long _MAX_PRIORITY
+
+# cpdef for its typed locals: the two dicts are filled by index, in C.
+@cython.locals(targets=list, reasons=list, index=Py_ssize_t, alloc=dict, why=dict)
+cpdef dict allocate(Site model, reserve_ma=*, active=*)
 
 @cython.locals(ahead_ma=cython.longlong, rise_ma=cython.longlong, alloc=list, reason=list)
 cpdef tuple targets_ma(Site model)

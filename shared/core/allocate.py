@@ -1,7 +1,7 @@
 """Allocation: each load's target current and why, and the digest of the view it came from."""
 
 from . import site as sitemodel
-from .site import Site
+from .site import Site, constraint_reason
 from .view import digest
 
 # The algorithm, in order (docs/allocation.md tells the whole story):
@@ -45,6 +45,7 @@ _OFF = sitemodel.URGENCY_OFF
 _INDEX_BITS = 8
 _INDEX_MASK = 255
 _PRIORITY_SPAN = 2 * sitemodel.MAX_PRIORITY + 1
+_MAX_PRIORITY = sitemodel.MAX_PRIORITY
 
 
 def allocate(model: Site, reserve_ma: dict[str, int] | None = None,
@@ -81,6 +82,10 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
     return alloc, reason  # rise_ma is -1: nothing can come short of what is set aside
 
 
+# The loops below keep list items in plain local variables before doing
+# arithmetic on them: allocate.pxd gives those locals C types, so the compiled
+# build does that arithmetic in C. Pure Python and MicroPython read it as usual.
+
 def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
     """One run, ahead_ma set aside for the continuous rises: targets, reasons, and -1; or, when the continuous
     rises left a solar_only or excess minimum without surplus, what they took (the run is then unfinished)."""
@@ -101,7 +106,8 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
         if not online[index]:
             held = reserve[index]
             if held:
-                for con in load_cons[index]:
+                cons = load_cons[index]
+                for con in cons:
                     room_left = room[con]
                     room[con] = room_left - held
             reason[index] = OFFLINE_RESERVE
@@ -112,7 +118,9 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
         else:
             # One int per load sorts as (urgency, priority, active first, id):
             # load indexes follow the ids' order. Below 2^30 by site's bounds.
-            rank = urgency[index] * _PRIORITY_SPAN + priority[index] + sitemodel.MAX_PRIORITY
+            mode = urgency[index]
+            rank = priority[index]
+            rank += mode * _PRIORITY_SPAN + _MAX_PRIORITY
             ranks[index] = rank
             order.append(((rank * 2 + (0 if active[index] else 1)) << _INDEX_BITS) + index)
     order.sort()
@@ -207,7 +215,8 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
     # and the newcomer wait for its car to follow before rising again).
     preferred = []
     for index in admitted:
-        preferred.append((ranks[index] << _INDEX_BITS) + index)
+        rank = ranks[index]
+        preferred.append((rank << _INDEX_BITS) + index)
     preferred.sort()
     counts = [0] * len(room)
     full = [False] * len(room)
@@ -221,7 +230,8 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
             if alloc[index] >= max_ma[index]:
                 reason[index] = MAX
                 continue
-            for con in load_cons[index]:
+            cons = load_cons[index]
+            for con in cons:
                 if scarce[con]:
                     reason[index] = SCARCITY
                     break
@@ -301,10 +311,6 @@ def _most_rise(model: Site) -> int:
                 total += (top - drawn) * phases
     return total
 
-
-# The loops below keep list items in plain local variables before doing
-# arithmetic on them: allocate.pxd gives those locals C types, so the compiled
-# build does that arithmetic in C. Pure Python and MicroPython read it as usual.
 
 def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], room: list[int], counts: list[int],
           full: list[bool], moving: list[bool], solar_ma: int) -> int:
@@ -421,7 +427,7 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
                     cons = load_cons[index]
                     for first in cons:
                         if full[first]:
-                            reason[index] = sitemodel.constraint_reason(model, first)
+                            reason[index] = constraint_reason(model, first)
                             break
                     left -= 1
                     phases = len(load_phases[index])

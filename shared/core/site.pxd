@@ -39,3 +39,6 @@ cdef class Site:
     cdef public list con_loads
 
     cpdef long long excess_threshold_ma(self)
+
+# A C call from allocate._fill, which names a reason for every load a full constraint stops.
+cpdef str constraint_reason(Site model, Py_ssize_t con)
