@@ -240,6 +240,10 @@ def _hw_check(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
         print(f"loadmesh hw-check: {args.file}: {exc}", file=sys.stderr)
         return 2
+    wifi = wiring.get("wifi")
+    if isinstance(wifi, dict) and wifi["password"]:
+        # A terminal, a log or a pasted bug report is no place for it; its length is what can be wrong.
+        wifi["password"] = f"({len(str(wifi['password']))} characters, not shown)"
     print(canon.dumps(wiring))
     return 0
 
@@ -334,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "rooms must be its valve nodes, and every valve node a room")
     check.set_defaults(func=_heating_check)
     hw_check = _command(commands, "hw-check", "check an ESP32 node's hw.json (the wiring) as the node would; "
-                                              "print the wiring it would run, defaults filled in")
+                                              "print the wiring it would run, defaults filled in (the Wi-Fi "
+                                              "password shown by its length only)")
     hw_check.add_argument("file", help="the node's hw.json")
     hw_check.set_defaults(func=_hw_check)
     bench = _command(commands, "house-bench", "the reference house over a cold week, load sharing off and on")

@@ -73,6 +73,19 @@ def test_hw_check_prints_the_wiring_a_node_would_run_or_the_first_error(device_r
     assert done.returncode == 2 and done.stderr.startswith(f"loadmesh hw-check: {path}:"), done.stderr
 
 
+def test_hw_check_shows_the_wifi_password_by_its_length_only(device_root: Path, tmp_path: Path) -> None:
+    path = tmp_path / "hw.json"
+    path.write_text(json.dumps({"hal": "esp32", "wifi": {"ssid": "House", "password": "correct horse battery"}}))
+    done = _run(device_root, "hw-check", str(path))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["wifi"] == {"ssid": "House", "password": "(21 characters, not shown)",
+                                               "hostname": None}
+    assert "correct horse" not in done.stdout + done.stderr
+    path.write_text(json.dumps({"hal": "esp32", "wifi": {"ssid": "Open house", "password": ""}}))
+    done = _run(device_root, "hw-check", str(path))
+    assert json.loads(done.stdout)["wifi"]["password"] == ""  # an open network: nothing to hide
+
+
 @pytest.mark.parametrize(("command", "vector"), [("allocate", "allocate/nested_circuits.json"),
                                                  ("tiers", "tiers/entry.json")])
 def test_a_reader_that_stops_reading_gets_no_traceback(device_root: Path, tmp_path: Path, command: str,

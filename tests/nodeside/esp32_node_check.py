@@ -4,6 +4,8 @@
 import json
 import sys
 
+import machine
+
 from loadmesh.node import runtime
 from loadmesh.node.store import Store
 
@@ -13,4 +15,5 @@ with open(sys.argv[2]) as source:
 node = runtime.Node(root)
 ticked = node.tick_and_collect()
 status = node.status()
-print(json.dumps({"ticked": ticked, "hw_error": status["hw_error"], "hal": status.get("hal")}))
+print(json.dumps({"ticked": ticked, "hw_error": status["hw_error"], "hal": status.get("hal"), "status": status,
+                  "driven": {str(pin): machine.history[pin] for pin in sorted(machine.history)}}))

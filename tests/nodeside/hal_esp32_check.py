@@ -1,10 +1,13 @@
-# Node side of tests/test_node_hal_esp32.py: drives the ESP32 HAL against the fake machine/onewire
-# modules and prints what it observes.
-#   hal_esp32_check.py FILE   FILE holds {"hw": {...}, "steps": [[step, args...], ...]}
+# Node side of tests/test_node_hal_esp32.py and test_node_wifi.py: drives the ESP32 HAL against the fake
+# machine, network and onewire modules and prints what it observes.
+#   hal_esp32_check.py FILE   FILE holds {"hw": {...}, "steps": [[step, args...], ...]} and, optionally,
+#                             "station": the fake radio's fields before the HAL is built
 # Besides the HAL's own methods: ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present],
-# ["outputs"], ["pulls"], ["history"]; the clock: ["wifi", gateway or null] (the station connected with that
-# gateway, or not), ["ntp_port", port] (an NTP server listens on 127.0.0.1:port, and the HAL's SNTP client
-# asks there rather than on port 123), ["ntp_answer", unix_s] (the server reads the next request, answers it).
+# ["outputs"], ["pulls"], ["history"]; the Wi-Fi: ["station", {field: value}] (the fake station's fields, e.g.
+# {"status": 202} or {"refuse": "connect"}), ["network"] (the calls the HAL made of it, and clears them); the
+# clock: ["wifi", gateway or null] (the station connected with that gateway, or not), ["ntp_port", port] (an NTP
+# server listens on 127.0.0.1:port, and the HAL's SNTP client asks there rather than on port 123),
+# ["ntp_answer", unix_s] (the server reads the next request, answers it).
 import json
 import socket
 import struct
@@ -31,6 +34,8 @@ def outputs():
             "wdt": dict(machine.watchdog)}
 
 
+for key in sorted(script.get("station", {})):  # the radio as the HAL will find it
+    network.station[key] = script["station"][key]
 try:
     hal = open_hal(script["hw"])
 except ValueError as exc:  # FieldError is one
@@ -77,6 +82,14 @@ for step in script["steps"]:
         network.station["connected"] = gateway is not None
         network.station["ifconfig"] = ("0.0.0.0", "0.0.0.0", gateway or "0.0.0.0", "0.0.0.0")
         result = None
+    elif name == "station":
+        for key in sorted(args[0]):
+            network.station[key] = args[0][key]
+        result = None
+    elif name == "network":
+        result = {"calls": network.station["calls"], "active": network.station["active"],
+                  "hostname": network.hostname()}
+        network.station["calls"] = []
     elif name == "ntp_port":
         hal.clock.port = args[0]
         ntp_serve(args[0])

@@ -118,3 +118,7 @@ class RTC:
             return rtc_memory["data"]
         rtc_memory["data"] = bytes(data)
         return None
+
+
+def unique_id():
+    return bytes([0x24, 0x0A, 0xC4, 0x5E, 0x1F, 0x07])  # the chip's MAC, as the ESP32 port gives it

@@ -1,9 +1,10 @@
-"""The ESP32 HAL: pilot PWM and CP sensing, relays, valve, CT currents, DS18B20, flame, time of week, watchdog."""
+"""The ESP32 HAL: pilot PWM and CP sensing, relays, valve, CT currents, DS18B20, flame, clock, Wi-Fi, watchdog."""
 
 import array
 import time
 
 import machine
+import network
 import onewire
 
 try:
@@ -13,7 +14,7 @@ except ImportError:  # CPython: importable on the host as well
     def const(value: int) -> int:  # type: ignore[misc]
         return value
 
-from . import hwconfig, localtime, signals, sntp
+from . import hwconfig, localtime, signals, sntp, wifijoin
 from .hal import TEMPERATURES, Hal
 
 # Only peripheral calls live here; every conversion is in signals (tested on
@@ -28,6 +29,9 @@ from .hal import TEMPERATURES, Hal
 #   parallel), and one scratchpad read per tick.
 # - Flame: one read of its input per tick, debounced in signals.
 # - Clock: sntp's poll, which never waits (a datagram sent or read).
+# - Wi-Fi: the station's status code, and connect() when wifijoin says so;
+#   neither waits (the driver associates in its own task). The radio starts
+#   in the constructor: starting it takes the driver a moment, once.
 #
 # The watchdog starts in the constructor; once started it cannot be stopped.
 #
@@ -78,6 +82,9 @@ class Esp32Hal(Hal):
         self._flame: bool | None = None
         self._flame_differing = 0
         self.clock: sntp.SntpClock | None = None
+        self.wifi: wifijoin.Join | None = None
+        self.hostname = ""
+        self._wlan: network.WLAN | None = None
         self._now_ms = 0  # the last poll's: week_ms() is read after it, in the same tick
         self._build()
 
@@ -142,6 +149,15 @@ class Esp32Hal(Hal):
             servers = clock["ntp"]
             assert isinstance(servers, list)
             self.clock = _WifiClock([str(server) for server in servers], localtime.parse(clock["tz"], "hw.clock.tz"))
+        wifi = hw.get("wifi")
+        if isinstance(wifi, dict):
+            hostname = wifi["hostname"]
+            self.hostname = hostname if isinstance(hostname, str) else wifijoin.default_hostname(machine.unique_id())
+            self.wifi = wifijoin.Join()
+            try:
+                self._radio()
+            except OSError:  # poll() starts it with its first try, and counts the failure if it fails again
+                self._wlan = None
 
     # Readings.
 
@@ -158,6 +174,35 @@ class Esp32Hal(Hal):
             self._flame, self._flame_differing = signals.flame_step(lit, self._flame, self._flame_differing)
         if self.clock is not None:
             self.clock.poll(now_ms)
+        if self.wifi is not None:
+            self._poll_wifi(now_ms)
+
+    def _radio(self) -> network.WLAN:
+        """The station started: named (DHCP and mDNS take the name when it starts), never dozing."""
+        network.hostname(self.hostname)
+        wlan = network.WLAN(network.STA_IF)
+        wlan.active(True)
+        # Modem sleep, the default, wakes the radio at the access point's
+        # DTIM beacons only: broadcast heartbeats are delayed or lost and a
+        # request waits hundreds of ms. A node on mains keeps it awake.
+        wlan.config(pm=network.WLAN.PM_NONE, reconnects=wifijoin.DRIVER_RECONNECTS)
+        self._wlan = wlan
+        return wlan
+
+    def _poll_wifi(self, now_ms: int) -> None:
+        join = self.wifi
+        wifi = self.hw["wifi"]
+        assert join is not None and isinstance(wifi, dict)
+        wlan = self._wlan
+        if not join.step(now_ms, wifijoin.IDLE if wlan is None else wlan.status()):
+            return
+        try:
+            if wlan is None:
+                wlan = self._radio()
+            wlan.connect(wifi["ssid"], wifi["password"])
+            join.tried(now_ms)
+        except OSError:  # the driver refused (not started, in a state it cannot connect from)
+            join.failed(now_ms)
 
     def _read_pilot(self) -> None:
         pilot = self.hw["pilot"]
@@ -275,9 +320,30 @@ class Esp32Hal(Hal):
         return None if self.clock is None else self.clock.week_ms(self._now_ms)
 
     def status(self) -> dict[str, object] | None:
-        if self.clock is None:
-            return None
-        return {"clock": self.clock.status(self._now_ms)}
+        out: dict[str, object] = {}
+        if self.clock is not None:
+            out["clock"] = self.clock.status(self._now_ms)
+        if self.wifi is not None:
+            out["wifi"] = self._wifi_status()
+        return out or None
+
+    def _wifi_status(self) -> dict[str, object]:
+        join = self.wifi
+        assert join is not None
+        out = join.status(self._now_ms)
+        out["hostname"] = self.hostname
+        address: str | None = None
+        rssi_dbm: int | None = None
+        wlan = self._wlan
+        if join.state == wifijoin.UP and wlan is not None:
+            address = wlan.ifconfig()[0]
+            try:
+                rssi_dbm = wlan.status("rssi")
+            except OSError:  # lost since the last step
+                rssi_dbm = None
+        out["address"] = address
+        out["rssi_dbm"] = rssi_dbm
+        return out
 
     # Drivers.
 
@@ -340,8 +406,6 @@ class _WifiClock(sntp.SntpClock):
     """SNTP whose "gateway" is the Wi-Fi station's."""
 
     def gateway(self) -> str | None:
-        import network
-
         wlan = network.WLAN(network.STA_IF)
         if not wlan.isconnected():
             return None

@@ -17,7 +17,8 @@ from .hal import TEMPERATURES
 #    "ct": [{"pin": 32, "ma_per_v": 30000}, null, null],
 #    "valve": {"kind": "servo", "pin": 14, "feedback": {"kind": "adc", "pin": 35, "closed_mv": 300, "open_mv": 2900}},
 #    "onewire": {"pin": 4, "sensors": {"room": "28ff4a1b03170467"}},
-#    "clock": {"tz": "CET-1CEST,M3.5.0,M10.5.0/3", "ntp": ["gateway"]}}
+#    "clock": {"tz": "CET-1CEST,M3.5.0,M10.5.0/3", "ntp": ["gateway"]},
+#    "wifi": {"ssid": "House", "password": "correct horse battery"}}
 #
 # A boiler node: "boiler" (the call-for-heat relay) and, for a boiler with a
 # 0-10 V flow setpoint input, "setpoint": a PWM pin into a PWM-to-0-10 V
@@ -36,6 +37,16 @@ from .hal import TEMPERATURES
 # network through), ["gateway"] by default; no names: a DNS lookup blocks
 # the node}. Without "clock" the node has no time of week: every room in
 # auto mode holds its schedule's default target.
+#
+# The Wi-Fi (wifijoin, hal_esp32): "wifi" {"ssid": the network's name, 1 to 32
+# bytes; "password": its WPA2/WPA3 passphrase, 8 to 63 printable ASCII
+# characters, or the 64 hex digits of its key, or "" for an open network;
+# "hostname": the name the node gives DHCP and answers to on mDNS, 1 to 32
+# letters, digits or hyphens, "loadmesh-" and the last 6 hex digits of the
+# chip's MAC by default}. The password is kept in hw.json on the node's flash,
+# in clear, as the radio needs it; nothing the node serves contains it, and
+# no error message shows it. Without "wifi" the node leaves the station as it
+# finds it (a board whose network something else brings up).
 #
 # The watchdog: 2 s by default. A littlefs rename commits a metadata block,
 # and at worst compacts one: a 4 KB sector erase (up to 400 ms on common SPI
@@ -65,7 +76,7 @@ VALVE_KINDS = ("pwm", "servo", "relay")
 FEEDBACK_KINDS = ("switch", "adc")
 
 _TOP = ("hal", "wdt_ms", "mains_hz", "pilot", "relay", "boiler", "setpoint", "valve", "ct", "onewire", "flame",
-        "clock")
+        "clock", "wifi")
 _PILOT = ("pwm_pin", "adc_pin", "inverted", "zero_uv", "uv_per_v", "samples")
 _SWITCH = ("pin", "active_high")
 _SETPOINT = ("pin", "freq_hz", "low_dc", "high_dc")
@@ -76,6 +87,12 @@ _CT = ("pin", "ma_per_v", "floor_ma")
 _ONEWIRE = ("pin", "sensors")
 _FLAME = ("pin", "lit_level", "pull")
 _CLOCK = ("tz", "ntp")
+_WIFI = ("ssid", "password", "hostname")
+SSID_MAX_BYTES = 32
+PASSPHRASE_MIN = 8  # IEEE 802.11i: a WPA passphrase is 8..63 printable ASCII characters
+PASSPHRASE_MAX = 63
+PSK_HEX_DIGITS = 64  # or the 256-bit key itself, in hex
+HOSTNAME_MAX = 32  # the ESP32 port's limit (MICROPY_PY_NETWORK_HOSTNAME_MAX_LEN)
 MAX_NTP_SERVERS = 3
 GATEWAY = "gateway"  # sntp.GATEWAY
 
@@ -109,6 +126,8 @@ def parse(hw: object) -> dict[str, object]:
         out["flame"] = _flame(top["flame"])
     if top.get("clock") is not None:
         out["clock"] = _clock(top["clock"])
+    if top.get("wifi") is not None:
+        out["wifi"] = wifi(top["wifi"])
     _check_pins(out)
     return out
 
@@ -301,6 +320,59 @@ def _clock(value: object) -> dict[str, object]:
         if server in servers[:position]:
             raise FieldError(fc.index(where, position), fc.describe(server) + " is listed twice")
     return {"tz": part["tz"], "ntp": list(servers)}
+
+
+def wifi(value: object) -> dict[str, object]:
+    """The "wifi" part checked; runtime also opens the radio alone with it when the rest of hw.json is refused."""
+    path = "hw.wifi"
+    part = fc.obj(value, path)
+    fc.only(part, _WIFI, path)
+    ssid = part.get("ssid")
+    if not isinstance(ssid, str) or not ssid:
+        raise FieldError(path + ".ssid", "is missing: the network's name" if ssid is None else
+                         fc.describe(ssid) + " is not a network name (a non-empty string)")
+    size = len(ssid.encode())
+    if size > SSID_MAX_BYTES:
+        raise FieldError(path + ".ssid", fc.describe(ssid) + " is " + str(size) + " bytes; a network name has at "
+                         "most " + str(SSID_MAX_BYTES))
+    _password(part.get("password"), path + ".password")
+    hostname = part.get("hostname")
+    if hostname is not None and not _hostname(hostname):
+        raise FieldError(path + ".hostname", fc.describe(hostname) + " is not a host name: 1 to " + str(HOSTNAME_MAX)
+                         + " letters, digits and hyphens, not starting or ending with a hyphen")
+    return {"ssid": ssid, "password": part["password"], "hostname": hostname}
+
+
+def _password(password: object, path: str) -> None:
+    """A passphrase, a hex key or "" (open); the message never shows the value, only its length."""
+    if password is None:
+        raise FieldError(path, "is missing: the network's passphrase, or \"\" for an open network")
+    if not isinstance(password, str):
+        raise FieldError(path, "is not a string (write the passphrase in quotes)")
+    if password == "":
+        return
+    count = len(password)
+    if count == PSK_HEX_DIGITS:
+        for char in password:
+            if char not in "0123456789abcdefABCDEF":
+                raise FieldError(path, "has 64 characters, so it is the key in hex, but not all are hex digits (a "
+                                 "passphrase has 8 to 63 characters)")
+        return
+    if not PASSPHRASE_MIN <= count <= PASSPHRASE_MAX:
+        raise FieldError(path, "has " + str(count) + " characters; a passphrase has " + str(PASSPHRASE_MIN) + " to "
+                         + str(PASSPHRASE_MAX) + " (or the key: 64 hex digits; \"\" for an open network)")
+    for position in range(count):
+        if not 32 <= ord(password[position]) <= 126:
+            raise FieldError(path, "character " + str(position + 1) + " of " + str(count) + " is not printable "
+                             "ASCII, which a passphrase is made of")
+
+
+def _hostname(value: object) -> bool:
+    if not isinstance(value, str) or not 1 <= len(value) <= HOSTNAME_MAX:
+        return False
+    if value[0] == "-" or value[-1] == "-":
+        return False
+    return all("a" <= char <= "z" or "A" <= char <= "Z" or "0" <= char <= "9" or char == "-" for char in value)
 
 
 def _unicast_ipv4(value: object) -> bool:

@@ -201,9 +201,7 @@ class Node:
         except ValueError as exc:  # FieldError is one: nothing is driven, every actuator stays as it booted
             self.error = self.hw_error = str(exc)
             print("loadmesh node: hw.json refused (" + self.hw_error + "); nothing is driven")
-            hal = Hal()
-            hal.safe()
-            return hal
+            return _radio_only(hw)
 
     def _keyed(self, key: bytes) -> None:
         self.pads = heartbeat.prepare_key(key)
@@ -897,6 +895,18 @@ def _int(mapping: dict[str, object], key: str) -> int:
     value = mapping[key]
     assert isinstance(value, int)
     return value
+
+
+def _radio_only(hw: object) -> Hal:
+    """A refused wiring's Wi-Fi alone, when that part is good: nothing is driven, but /status can say why."""
+    if isinstance(hw, dict) and hw.get("hal") == "esp32" and hw.get("wifi") is not None:
+        try:
+            return open_hal({"hal": "esp32", "wifi": hw["wifi"]})
+        except ValueError:  # the Wi-Fi part is refused too
+            pass
+    hal = Hal()
+    hal.safe()
+    return hal
 
 
 def main(root: str = "") -> None:

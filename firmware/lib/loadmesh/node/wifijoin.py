@@ -1,0 +1,127 @@
+"""Joining the Wi-Fi: when the station connects again, and what /status tells of it; the radio calls are hal_esp32's."""
+
+try:
+    from micropython import const
+except ImportError:  # CPython: importable on the host as well
+
+    def const(value: int) -> int:  # type: ignore[misc]
+        return value
+
+# The ESP32 HAL starts the station (hw.json "wifi") and asks connect() once;
+# the port's driver then reassociates by itself after a lost link, up to
+# DRIVER_RECONNECTS times, and reports why it stopped in WLAN.status(). With
+# the port's default (retry forever) status() says "connecting" for ever and
+# a wrong password never shows; so the driver's tries are few and the
+# retries beyond them are ours, spaced out:
+#
+# - Esp32Hal.poll() hands step() the status code every tick; it is looked at
+#   once a second (CHECK_MS).
+# - Up (GOT_IP): nothing to do; the next loss is retried at once.
+# - Connecting: the driver is at it; wait.
+# - Idle, or a reason code (the driver gave up): connect() again, at the
+#   earliest RETRY_MIN_MS after the last try, the wait doubling up to
+#   RETRY_MAX_MS while the tries fail: a node rejoins within a minute of
+#   its access point coming back, and a wrong password is not hammered in.
+#
+# The node is safe whatever happens here: with the radio down it hears no
+# peer and falls to its failsafe current (docs/safety.md, rule 3); joining
+# only brings the group back.
+
+CHECK_MS = const(1000)
+RETRY_MIN_MS = const(5000)
+RETRY_MAX_MS = const(60000)
+DRIVER_RECONNECTS = const(2)
+
+# network.STAT_* on the ESP32 port: its own three, and the ESP-IDF reasons
+# (wifi_err_reason_t) that it passes through once the driver stopped.
+IDLE = const(1000)
+CONNECTING = const(1001)
+GOT_IP = const(1010)
+_REASONS = ((200, "beacon_timeout"), (201, "no_ap_found"), (202, "wrong_password"), (203, "connect_failed"),
+            (204, "handshake_timeout"), (210, "no_ap_with_compatible_security"),
+            (211, "no_ap_in_authmode_threshold"), (212, "no_ap_in_rssi_threshold"))
+
+_HEX = "0123456789abcdef"
+UP = "up"
+JOINING = "joining"
+DOWN = "down"
+DRIVER_ERROR = "driver_error"  # a call into the radio raised
+
+
+def reason(code: int) -> str:
+    """The name of a disconnect reason code, "reason N" for one without a name here."""
+    for known, name in _REASONS:
+        if known == code:
+            return name
+    return "reason " + str(code)
+
+
+class Join:
+    """The station's state and when to try again; step() says when to call connect()."""
+
+    def __init__(self) -> None:
+        self.state = DOWN
+        self.since_ms = 0  # when the state began
+        self.reason: str | None = None  # why the last try failed; None once up
+        self.tries = 0  # connect() calls
+        self.joins = 0  # times the station came up
+        self.lost = 0  # times an up link went down
+        self._next_ms = 0  # the earliest next connect() (0: at the first step)
+        self._retry_ms = RETRY_MIN_MS
+        self._check_ms = 0
+
+    def _enter(self, state: str, now_ms: int) -> None:
+        if state != self.state:
+            self.state = state
+            self.since_ms = now_ms
+
+    def step(self, now_ms: int, code: int) -> bool:
+        """Take WLAN.status(); True: call connect() now (then tried() or failed())."""
+        if now_ms < self._check_ms:
+            return False
+        self._check_ms = now_ms + CHECK_MS
+        if code == GOT_IP:
+            if self.state != UP:
+                self.joins += 1
+                self.reason = None
+                self._retry_ms = RETRY_MIN_MS
+            self._enter(UP, now_ms)
+            return False
+        if self.state == UP:
+            self.lost += 1
+        if code == CONNECTING:
+            self._enter(JOINING, now_ms)
+            return False
+        if code != IDLE:
+            self.reason = reason(code)
+        if now_ms < self._next_ms:
+            self._enter(DOWN, now_ms)
+            return False
+        self._enter(JOINING, now_ms)
+        return True
+
+    def tried(self, now_ms: int) -> None:
+        """connect() was called: the next no earlier than the wait, which doubles."""
+        self.tries += 1
+        self._next_ms = now_ms + self._retry_ms
+        retry_ms = self._retry_ms * 2
+        self._retry_ms = RETRY_MAX_MS if retry_ms > RETRY_MAX_MS else retry_ms
+
+    def failed(self, now_ms: int) -> None:
+        """A call into the radio raised: counted as a failed try."""
+        self.tried(now_ms)
+        self.reason = DRIVER_ERROR
+        self._enter(DOWN, now_ms)
+
+    def status(self, now_ms: int) -> dict[str, object]:
+        """For /status ("hal" "wifi"); the HAL adds the address and signal while up."""
+        return {"state": self.state, "for_ms": now_ms - self.since_ms, "reason": self.reason, "tries": self.tries,
+                "joins": self.joins, "lost": self.lost}
+
+
+def default_hostname(chip_id: bytes) -> str:
+    """loadmesh- and the last 3 bytes of the chip's id (on the ESP32 its MAC) in hex: one name per board."""
+    name = "loadmesh-"
+    for byte in chip_id[-3:]:
+        name += _HEX[byte >> 4] + _HEX[byte & 15]
+    return name

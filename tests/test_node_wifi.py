@@ -1,0 +1,242 @@
+"""Joining the Wi-Fi: the retry policy on every runtime, then the ESP32 HAL and a node against a faked radio."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loadmesh.node import hwconfig, wifijoin
+
+from . import mpnode
+
+IDLE = wifijoin.IDLE
+CONNECTING = wifijoin.CONNECTING
+GOT_IP = wifijoin.GOT_IP
+NO_AP = 201
+WRONG_PASSWORD = 202
+
+
+def run_policy(interpreter: str, device_root: Path, tmp_path: Path, steps: list[list[object]]) -> list[object]:
+    path = tmp_path / "wifijoin.json"
+    path.write_text(json.dumps(steps))
+    (out,) = mpnode.run_on(interpreter, "wifijoin_check.py", str(path), device_root=device_root)
+    assert isinstance(out, list) and len(out) == len(steps)
+    return out
+
+
+@pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)
+def test_a_wrong_password_is_tried_again_ever_more_slowly_up_to_a_minute(interpreter: str, device_root: Path,
+                                                                          tmp_path: Path) -> None:
+    steps: list[list[object]] = [["step", 0, IDLE], ["tried", 0], ["step", 1000, CONNECTING], ["status", 1000],
+                                 ["run", 4000, 300_000, WRONG_PASSWORD], ["status", 300_000]]
+    out = run_policy(interpreter, device_root, tmp_path, steps)
+    # 5, 10, 20 and 40 s after each try, then every 60 s: the driver's own few tries gave up after 4 s.
+    assert out[4] == [5000, 15000, 35000, 75000, 135000, 195000, 255000]
+    assert out[3] == {"state": "joining", "for_ms": 1000, "reason": None, "tries": 1, "joins": 0, "lost": 0}
+    assert out[5] == {"state": "down", "for_ms": 44000, "reason": "wrong_password", "tries": 8, "joins": 0,
+                      "lost": 0}
+
+
+@pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)
+def test_a_lost_link_is_left_to_the_driver_then_tried_at_once_and_the_wait_starts_over(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    out = run_policy(interpreter, device_root, tmp_path, [
+        ["step", 0, IDLE], ["tried", 0], ["step", 3000, NO_AP], ["step", 5000, NO_AP], ["tried", 5000],  # 0..4
+        ["step", 6000, GOT_IP], ["status", 9000],  # 5, 6: up; the try's reason is gone
+        ["step", 600_000, CONNECTING], ["status", 601_000],  # 7, 8: lost; the driver reassociates
+        ["step", 600_500, NO_AP],  # 9: checked once a second: not looked at yet
+        ["step", 602_000, NO_AP], ["tried", 602_000],  # 10, 11: it gave up: at once, the last try long past
+        ["step", 603_000, NO_AP], ["step", 606_000, NO_AP], ["step", 607_000, NO_AP],  # 12..14: 5 s again
+        ["status", 607_000], ["reason", 15], ["reason", 203],
+    ])
+    assert out[0] is True and out[2] is False and out[3] is True
+    assert out[6] == {"state": "up", "for_ms": 3000, "reason": None, "tries": 2, "joins": 1, "lost": 0}
+    assert out[7] is False
+    assert out[8] == {"state": "joining", "for_ms": 1000, "reason": None, "tries": 2, "joins": 1, "lost": 1}
+    assert out[9] is False and out[10] is True
+    assert out[12:15] == [False, False, True]
+    assert out[15] == {"state": "joining", "for_ms": 0, "reason": "no_ap_found", "tries": 3, "joins": 1,
+                       "lost": 1}
+    assert out[16:] == ["reason 15", "connect_failed"]
+
+
+@pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)
+def test_a_driver_that_refuses_counts_as_a_failed_try_and_the_name_comes_from_the_chip(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    out = run_policy(interpreter, device_root, tmp_path, [
+        ["step", 0, IDLE], ["failed", 0], ["status", 2000], ["step", 4000, IDLE], ["step", 5000, IDLE],
+        ["hostname", [0x24, 0x0A, 0xC4, 0x00, 0x0B, 0xFF]],
+    ])
+    assert out[0] is True
+    assert out[2] == {"state": "down", "for_ms": 2000, "reason": "driver_error", "tries": 1, "joins": 0, "lost": 0}
+    assert out[3:5] == [False, True]
+    assert out[5] == "loadmesh-000bff"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 7000), st.sampled_from([IDLE, CONNECTING, GOT_IP, NO_AP, WRONG_PASSWORD])),
+                max_size=120))
+def test_tries_are_never_closer_than_the_minimum_and_a_down_station_is_never_left_longer_than_the_maximum(
+        changes: list[tuple[int, int]]) -> None:
+    join = wifijoin.Join()
+    now_ms = 0
+    last_try_ms: int | None = None
+    down_since_ms: int | None = None  # since when the driver has stopped trying and nothing was tried
+    for gap_ms, code in changes:
+        # The station holds code for gap_ms, polled every 100 ms as the node's tick does.
+        for _ in range(0, gap_ms, 100):
+            if join.step(now_ms, code):
+                assert last_try_ms is None or now_ms - last_try_ms >= wifijoin.RETRY_MIN_MS
+                join.tried(now_ms)
+                last_try_ms = now_ms
+                down_since_ms = None
+            elif code in (IDLE, NO_AP, WRONG_PASSWORD):
+                down_since_ms = now_ms if down_since_ms is None else down_since_ms
+                assert now_ms - down_since_ms <= wifijoin.RETRY_MAX_MS + wifijoin.CHECK_MS
+            else:
+                down_since_ms = None
+            now_ms += 100
+        if gap_ms > wifijoin.CHECK_MS:  # looked at since the change: up exactly while the station has an address
+            assert (join.state == wifijoin.UP) == (code == GOT_IP)
+
+
+# The ESP32 HAL and a node against the faked radio (tests/nodeside/fakes/network.py).
+
+PASSWORD = "correct horse battery"
+VALVE_WIFI = {"hal": "esp32", "valve": {"kind": "servo", "pin": 14}, "wifi": {"ssid": "House", "password": PASSWORD}}
+HOME = ["192.168.1.23", "255.255.255.0", "192.168.1.1", "192.168.1.1"]
+
+
+def run_hal(device_root: Path, tmp_path: Path, hw: dict[str, object], steps: list[list[object]],
+            station: dict[str, object] | None = None) -> list[object]:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps({"hw": hw, "steps": steps, "station": station or {}}))
+    (out,) = mpnode.run("hal_esp32_check.py", str(path), device_root=device_root, fakes=True)
+    assert isinstance(out, list | dict)
+    return out  # type: ignore[return-value]  # {"error": ...} when the wiring is refused
+
+
+def test_the_station_starts_named_and_awake_joins_tries_again_and_tells_what_it_has(device_root: Path,
+                                                                                     tmp_path: Path) -> None:
+    out = run_hal(device_root, tmp_path, VALVE_WIFI, [
+        ["network"], ["poll", 0], ["network"], ["status"],  # 1..4
+        ["station", {"status": WRONG_PASSWORD}], ["poll", 1000], ["poll", 4000], ["network"], ["status"],  # 5..9
+        ["poll", 5000], ["network"],  # 10, 11
+        ["station", {"connected": True, "ifconfig": HOME}], ["poll", 6000], ["status"],  # 12..14
+        ["station", {"connected": False, "status": CONNECTING}], ["poll", 7000], ["status"], ["network"],  # 15..18
+    ])
+    # Built: the chip's name, the radio on, power save off, the driver's own reconnects few.
+    assert out[1] == {"calls": [["hostname", "loadmesh-5e1f07"], ["active", True],
+                                ["config", {"pm": 0, "reconnects": wifijoin.DRIVER_RECONNECTS}]],
+                      "active": True, "hostname": "loadmesh-5e1f07"}
+    assert out[3]["calls"] == [["connect", "House", PASSWORD]]  # type: ignore[index]
+    assert out[4] == {"wifi": {"state": "joining", "for_ms": 0, "reason": None, "tries": 1, "joins": 0, "lost": 0,
+                               "hostname": "loadmesh-5e1f07", "address": None, "rssi_dbm": None}}
+    assert out[8]["calls"] == []  # type: ignore[index]  # the driver gave up: not again before 5 s
+    assert out[9]["wifi"]["state"] == "down" and out[9]["wifi"]["reason"] == "wrong_password"  # type: ignore[index]
+    assert out[11]["calls"] == [["connect", "House", PASSWORD]]  # type: ignore[index]
+    assert out[14] == {"wifi": {"state": "up", "for_ms": 0, "reason": None, "tries": 2, "joins": 1, "lost": 0,
+                                "hostname": "loadmesh-5e1f07", "address": "192.168.1.23", "rssi_dbm": -61}}
+    wifi = out[17]["wifi"]  # type: ignore[index]
+    assert (wifi["state"], wifi["lost"], wifi["address"], wifi["rssi_dbm"]) == ("joining", 1, None, None)
+    assert out[18]["calls"] == []  # type: ignore[index]  # the driver reassociates by itself first
+
+
+def test_a_radio_that_will_not_start_is_started_by_the_next_try(device_root: Path, tmp_path: Path) -> None:
+    hw = {"hal": "esp32", "wifi": {"ssid": "House", "password": "", "hostname": "garage-evse"}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["network"], ["poll", 0], ["network"], ["status"],  # 1..4
+        ["station", {"refuse": None}], ["poll", 4000], ["poll", 5000], ["network"],  # 5..8
+    ], station={"refuse": "active"})
+    assert out[1]["calls"] == [["hostname", "garage-evse"], ["active", True]]  # type: ignore[index]
+    assert out[3]["calls"] == [["hostname", "garage-evse"], ["active", True]]  # type: ignore[index]
+    assert out[4]["wifi"]["state"] == "down" and out[4]["wifi"]["reason"] == "driver_error"  # type: ignore[index]
+    assert out[8]["calls"] == [["hostname", "garage-evse"], ["active", True],  # type: ignore[index]
+                               ["config", {"pm": 0, "reconnects": wifijoin.DRIVER_RECONNECTS}],
+                               ["connect", "House", ""]]
+
+
+def _node(device_root: Path, tmp_path: Path, hw: dict[str, object]) -> tuple[dict[str, object], str]:
+    root = tmp_path / "node"
+    root.mkdir()
+    path = tmp_path / "hw.json"
+    path.write_text(json.dumps(hw))
+    result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "esp32_node_check.py", str(root),
+                                           str(path)),
+                            capture_output=True, text=True, env=mpnode.environment(None, fakes=True), timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert isinstance(out, dict)
+    return out, result.stdout + result.stderr
+
+
+def test_a_nodes_status_tells_its_wifi_and_never_the_password(device_root: Path, tmp_path: Path) -> None:
+    out, printed = _node(device_root, tmp_path, VALVE_WIFI)
+    assert out["ticked"] is True and out["hw_error"] is None
+    wifi = out["hal"]["wifi"]  # type: ignore[index]
+    assert (wifi["state"], wifi["tries"], wifi["hostname"]) == ("joining", 1, "loadmesh-5e1f07")
+    assert PASSWORD not in json.dumps(out["status"]) and PASSWORD not in printed.replace(
+        json.dumps(out["driven"]), "")
+
+
+def test_a_node_whose_wiring_is_refused_still_joins_to_say_why_and_drives_nothing(device_root: Path,
+                                                                                   tmp_path: Path) -> None:
+    hw = {"hal": "esp32", "relay": {"pin": 15}, "wifi": {"ssid": "House", "password": PASSWORD}}  # pulled up at reset
+    out, printed = _node(device_root, tmp_path, hw)
+    assert str(out["hw_error"]).startswith("hw.relay.pin: 15 is pulled up at reset")
+    assert out["hal"]["wifi"]["tries"] == 1  # type: ignore[index]
+    assert out["driven"] == {}
+    assert PASSWORD not in printed
+
+
+BAD_WIFI = [
+    # (the "wifi" part, the error)
+    ({"ssid": "House"}, "hw.wifi.password: is missing: the network's passphrase, or \"\" for an open network"),
+    ({"ssid": "House", "password": "hunter2"},
+     "hw.wifi.password: has 7 characters; a passphrase has 8 to 63 (or the key: 64 hex digits; \"\" for an open "
+     "network)"),
+    ({"ssid": "House", "password": 12345678}, "hw.wifi.password: is not a string (write the passphrase in quotes)"),
+    ({"ssid": "House", "password": "g" * 64},
+     "hw.wifi.password: has 64 characters, so it is the key in hex, but not all are hex digits (a passphrase has 8 "
+     "to 63 characters)"),
+    ({"ssid": "House", "password": "pässwort123"},
+     "hw.wifi.password: character 2 of 11 is not printable ASCII, which a passphrase is made of"),
+    ({"password": PASSWORD}, "hw.wifi.ssid: is missing: the network's name"),
+    ({"ssid": "", "password": PASSWORD}, "hw.wifi.ssid: '' is not a network name (a non-empty string)"),
+    ({"ssid": "Wohnzimmer Straße Café 2,4 GHz!", "password": PASSWORD},
+     "hw.wifi.ssid: \"Wohnzimmer Stra\\u00dfe Caf\\u00e9 2,4 GHz!\" is 33 bytes; a network name has at most 32"),
+    ({"ssid": "House", "password": PASSWORD, "hostname": "-evse"},
+     "hw.wifi.hostname: '-evse' is not a host name: 1 to 32 letters, digits and hyphens, not starting or ending "
+     "with a hyphen"),
+    ({"ssid": "House", "password": PASSWORD, "hostname": "garage_evse"},
+     "hw.wifi.hostname: 'garage_evse' is not a host name: 1 to 32 letters, digits and hyphens, not starting or "
+     "ending with a hyphen"),
+    ({"ssid": "House", "password": PASSWORD, "channel": 6}, "hw.wifi.channel: is not a known field"),
+]
+
+
+@pytest.mark.parametrize(("wifi", "error"), BAD_WIFI, ids=[e for _, e in BAD_WIFI])
+def test_a_bad_wifi_part_names_the_field_and_never_shows_the_password(wifi: dict[str, object], error: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        hwconfig.parse({"hal": "esp32", "wifi": wifi})
+    assert str(refused.value) == error
+    password = wifi.get("password")
+    assert not isinstance(password, str) or not password or password not in str(refused.value)
+
+
+def test_the_node_refuses_a_bad_wifi_part_as_the_host_does(device_root: Path, tmp_path: Path) -> None:
+    wifi, error = BAD_WIFI[4]
+    assert run_hal(device_root, tmp_path, {"hal": "esp32", "wifi": wifi}, []) == {"error": error}
+
+
+def test_good_wifi_parts_keep_what_they_name() -> None:
+    key = "0123456789abcdef" * 3 + "0123456789ABCDEF"
+    assert hwconfig.parse({"hal": "esp32", "wifi": {"ssid": "Café", "password": key}})["wifi"] == {
+        "ssid": "Café", "password": key, "hostname": None}
+    assert hwconfig.parse({"hal": "esp32", "wifi": {"ssid": "x" * 32, "password": "", "hostname": "a" * 32}})[
+        "wifi"] == {"ssid": "x" * 32, "password": "", "hostname": "a" * 32}
