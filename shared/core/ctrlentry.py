@@ -30,6 +30,8 @@ def run(request: object) -> object:
     mapping = fc.obj(request, "")
     fc.only(mapping, ("config", "node", "boot_id", "last_applied_ma", "last_exposure_ma", "steps"), "")
     node = mapping.get("node")
+    if node is None:
+        raise FieldError("node", "is missing: the id of the member whose ticks these are")
     if not isinstance(node, str):
         raise FieldError("node", fc.describe(node) + " is not a member id")
     facts = groupconfig.node_facts(groupconfig.parse(mapping.get("config")), node)

@@ -11,6 +11,7 @@ from .errors import FieldError
 def _pilot(request: object) -> object:
     from . import pilot
 
+    fc.only(fc.obj(request, "request"), ("ma",), "")  # a misspelt key is named, not taken for a missing "ma"
     currents = fc.required(request, "ma")
     if not isinstance(currents, list):
         raise FieldError("ma", "must be a list of integers")
