@@ -47,6 +47,16 @@ def test_records_outside_the_contract_are_refused(broken: dict[str, object], err
         trace.TraceWriter(io.StringIO()).write([broken])
 
 
+def test_a_sample_over_several_limits_counts_once_among_the_samples_over() -> None:
+    # The carport's three 1-phase chargers at 16 A each, the garage's two at 16 A on every phase: the carport
+    # circuit is fine (16 A a phase), the garage carries 48 A a phase on 32 A, and the site 48 A on 35 A.
+    over = {"evse1": 16000, "evse2": 16000, "evse3": 16000, "evse4": 16000, "evse5": 16000}
+    records = [*sample(0, {"evse1": 6000}), *sample(100, over), *sample(200, over)]
+    found = trace.violations(records, EVSE6)
+    assert len(found) == 12  # two samples x (garage, site) x three phases
+    assert trace.samples_over(found) == 2
+
+
 def test_the_sum_of_applied_limits_is_checked_at_every_sample() -> None:
     records = [
         *sample(0, {"evse1": 11000, "evse2": 11000, "evse3": 10000}),  # 32 A: at the limit

@@ -162,7 +162,8 @@ def _summary(sim: Simulation, scenario: sc.Scenario, interrupted: bool) -> None:
     resets = {node.id: node.resets for node in sim.nodes.values() if node.resets}
     ended = "interrupted" if interrupted else "done"
     samples = len({record["t_ms"] for record in records})
-    _progress(f"{ended}: {samples} samples; over a limit: applied {len(applied)}, drawn {len(drawn)}"
+    _progress(f"{ended}: {samples} samples; over a limit: applied {trace.samples_over(applied)}, "
+              f"drawn {trace.samples_over(drawn)}"
               + (f"; watchdog resets {resets}" if resets else ""))
 
 

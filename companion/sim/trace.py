@@ -122,6 +122,11 @@ class Violation:
     capacity_ma: int
 
 
+def samples_over(found: list[Violation]) -> int:
+    """How many samples carry at least one violation (one sample can break several limits, or every phase)."""
+    return len({violation.t_ms for violation in found})
+
+
 def violations(records: list[dict[str, object]], scenario: Scenario, field: str = "applied_ma",
                grace_ms: int = 0) -> list[Violation]:
     """Every sample where a circuit or site phase carries more than its capacity (limit x safety).
