@@ -342,6 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
                                               "password shown by its length only)")
     hw_check.add_argument("file", help="the node's hw.json")
     hw_check.set_defaults(func=_hw_check)
+    from . import nodestatus
+
+    status = _command(commands, "status", nodestatus.WHAT)
+    nodestatus.add_arguments(status)
+    status.set_defaults(func=nodestatus.main)
     bench = _command(commands, "house-bench", "the reference house over a cold week, load sharing off and on")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",
