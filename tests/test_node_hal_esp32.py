@@ -346,12 +346,11 @@ BAD_WIRING = [
     ({"hal": "esp32", "clock": {"tz": "CET-1CEST"}},
      "hw.clock.tz: 'CET-1CEST' has daylight saving time without its rules (add ,start[/time],end[/time], e.g. "
      ",M3.5.0,M10.5.0/3)"),
-    ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["pool.ntp.org"]}},
-     "hw.clock.ntp[0]: 'pool.ntp.org' is not a unicast IPv4 address or \"gateway\" (a name would block the node "
-     "while it is looked up)"),
+    ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["pool..ntp.org"]}},
+     "hw.clock.ntp[0]: 'pool..ntp.org' is not an IPv4 address, \"gateway\" or a host name: it has an empty label "
+     "(two dots in a row, or a dot at an end)"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["192.168.1.1", "224.0.1.1"]}},
-     "hw.clock.ntp[1]: '224.0.1.1' is not a unicast IPv4 address or \"gateway\" (a name would block the node "
-     "while it is looked up)"),
+     "hw.clock.ntp[1]: '224.0.1.1' is not a unicast IPv4 address (1..223.0..255.0..255.0..255)"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": []}}, "hw.clock.ntp: has 0 entries; 1 to 3 servers"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["gateway", "gateway"]}},
      "hw.clock.ntp[1]: 'gateway' is listed twice"),

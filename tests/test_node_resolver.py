@@ -1,16 +1,24 @@
-"""The DNS lookup (resolver.HostLookup) against a DNS server on loopback: answers taken and refused, TTLs."""
+"""NTP servers by name: the DNS lookup against a DNS server on loopback, the SNTP client through it, hw.json's rules."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import socket
 from pathlib import Path
 
 import pytest
 
+from loadmesh.core.errors import FieldError
+from loadmesh.node import hwconfig, sntp
+
 from . import mpnode
 
 NAME = "ntp.example.org"
+TZ = "CET-1CEST,M3.5.0,M10.5.0/3"
+TWO = "127.0.0.2"
+THREE = "127.0.0.3"
+MONDAY_S = calendar.timegm((2026, 1, 5, 6, 30, 0))  # Monday 07:30 CET
 # Answers, each to the one query the lookup waits on.
 A = {"answers": [["@", "A", 300, "192.0.2.10"]]}
 NXDOMAIN = {"rcode": 3}
@@ -27,7 +35,7 @@ def _free_port() -> int:
 
 def run(interpreter: str, device_root: Path, tmp_path: Path, steps: list[list[object]],
         **setup: object) -> list[object]:
-    """resolver_check.py's results: a lookup of NAME."""
+    """resolver_check.py's results: a lookup of NAME, or with servers= a clock."""
     path = tmp_path / "resolver.json"
     script: dict[str, object] = {"dns_port": _free_port(), "ntp_port": _free_port(), "steps": steps}
     script.update(setup if "servers" in setup else {"name": NAME, **setup})
@@ -172,3 +180,141 @@ def test_silence_times_out_and_a_closed_port_refuses(interpreter: str, device_ro
     assert out[5] is True and "refused" in out[6:8]
     assert out[8]["error"] == "refused" and out[8]["counts"] == {  # type: ignore[index]
         "sent": 2, "timeout": 1, "refused": 1}
+
+
+# The SNTP client through names.
+
+
+@runtimes
+def test_an_ntp_sync_through_a_name(interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    hours_later = 15_100 + sntp.RESYNC_MS
+    out = run(interpreter, device_root, tmp_path, [
+        ["poll", 0], ["status", 0],  # no network: no DNS server, nobody asked
+        ["network", "127.0.0.1"], ["poll", 14_999], ["no_query"], ["poll", 15_000], ["query"], ["none", TWO],
+        ["status", 15_000], ["dns", {"answers": [["@", "A", 300, TWO]]}], ["poll", 15_050], ["request", TWO],
+        ["ntp", TWO, MONDAY_S], ["poll", 15_100], ["utc", 15_100], ["status", 15_100],
+        # An hour on, the TTL is long past: the name is looked up again, and now gives another server.
+        ["poll", hours_later], ["query"], ["dns", {"answers": [["@", "A", 7200, THREE]]}], ["poll", hours_later],
+        ["request", THREE], ["ntp", THREE, MONDAY_S + 3600], ["poll", hours_later], ["status", hours_later],
+        # Within the TTL the next sync asks nobody but the server.
+        ["poll", hours_later + sntp.RESYNC_MS], ["no_query"], ["request", THREE],
+    ], servers=[NAME], tz=TZ, hosts=[TWO, THREE])
+    assert out[1]["counts"] == {"no_address": 1} and out[1]["names"] == [  # type: ignore[index]
+        {"name": NAME, "address": None, "expires_in_ms": None, "error": None, "waiting": False, "counts": {}}]
+    assert out[4] is True  # no retry before 15 s
+    assert out[7] is True and out[8]["waiting"] is True  # type: ignore[index]
+    assert out[8]["names"][0]["waiting"] is True  # type: ignore[index]
+    assert out[14] == [MONDAY_S, 25]  # sent at 15,050, read at 15,100
+    status = out[15]
+    assert isinstance(status, dict)
+    assert status["source"] == TWO and status["week_ms"] == 7 * 3_600_000 + 30 * 60_000 + 25
+    assert status["counts"] == {"no_address": 1, "sent": 1, "good": 1}
+    assert status["names"] == [{"name": NAME, "address": TWO, "expires_in_ms": 299_950, "error": None,
+                                "waiting": False, "counts": {"sent": 1, "good": 1}}]
+    again = out[23]
+    assert isinstance(again, dict)
+    assert again["source"] == THREE and again["unix_s"] == MONDAY_S + 3600
+    assert again["names"][0]["counts"] == {"sent": 2, "good": 2}  # type: ignore[index]
+    assert out[25] is True and isinstance(out[26], str)
+
+
+@runtimes
+def test_a_name_that_does_not_resolve_fails_the_attempt_and_the_next_server_is_asked(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    out = run(interpreter, device_root, tmp_path, [
+        ["network", "127.0.0.1"], ["poll", 0], ["query"], ["dns", NXDOMAIN], ["poll", 100], ["status", 100],
+        ["poll", 15_099], ["none", TWO], ["poll", 15_100], ["request", TWO], ["no_query"],  # the next server
+        ["poll", 17_100],  # silent: time-out
+        ["poll", 47_099], ["no_query"], ["poll", 47_100], ["query"],  # the name again, 30 s on
+        ["poll", 49_099], ["poll", 49_100], ["status", 49_100],  # the DNS server silent this time
+        ["poll", 109_099], ["none", TWO], ["poll", 109_100], ["request", TWO],  # 60 s on: the back-off doubled
+    ], servers=[NAME, TWO], tz=TZ, hosts=[TWO])
+    first = out[5]
+    assert isinstance(first, dict)
+    assert first["counts"] == {"unresolved": 1} and first["waiting"] is False
+    assert first["names"][0]["error"] == "nxdomain"  # type: ignore[index]
+    assert out[7] is True and isinstance(out[9], str) and out[10] is True
+    assert out[13] is True and isinstance(out[15], str)
+    later = out[18]
+    assert isinstance(later, dict)
+    assert later["counts"] == {"unresolved": 2, "sent": 1, "timeout": 1}
+    assert later["names"][0]["error"] == "timeout"  # type: ignore[index]
+    assert later["names"][0]["counts"] == {"sent": 2, "nxdomain": 1, "timeout": 1}  # type: ignore[index]
+    assert out[20] is True and isinstance(out[22], str)
+
+
+@runtimes
+def test_a_silent_server_at_a_names_address_has_the_name_looked_up_again(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    out = run(interpreter, device_root, tmp_path, [
+        ["network", "127.0.0.1"], ["poll", 0], ["query"], ["dns", {"answers": [["@", "A", 86_400, TWO]]}],
+        ["poll", 0], ["request", TWO], ["poll", 2_000], ["status", 2_000],  # TWO silent
+        ["poll", 17_000], ["query"], ["dns", {"answers": [["@", "A", 86_400, THREE]]}], ["poll", 17_000],
+        ["request", THREE], ["ntp", THREE, MONDAY_S], ["poll", 17_100], ["status", 17_100],
+    ], servers=[NAME], tz=TZ, hosts=[TWO, THREE])
+    assert out[7]["names"][0]["address"] is None  # type: ignore[index]
+    assert isinstance(out[9], str)  # asked again, though the day's TTL still held
+    assert out[15]["source"] == THREE and out[15]["counts"] == {  # type: ignore[index]
+        "sent": 2, "timeout": 1, "good": 1}
+
+
+# hw.json: names, checked.
+
+
+@runtimes
+def test_the_wiring_takes_names_and_says_what_is_wrong_with_a_bad_one(interpreter: str, device_root: Path,
+                                                                       tmp_path: Path) -> None:
+    path = tmp_path / "servers.json"
+    path.write_text(json.dumps(GOOD_SERVERS + [bad for bad, _ in BAD_SERVERS]))
+    (out,) = mpnode.run_on(interpreter, "ntp_servers_check.py", str(path), device_root=device_root)
+    assert out == {"errors": [None] * len(GOOD_SERVERS) + [error for _, error in BAD_SERVERS],
+                   # A clock without names does not import the resolver; one with a name does.
+                   "resolver_imported": [False, True]}
+
+
+GOOD_SERVERS: list[object] = [
+    "pool.ntp.org", "de.pool.ntp.org", "Time.Cloudflare.COM", "ntp1.fau.de", "1.de.pool.ntp.org",
+    "fritz.box", "xn--bcher-kva.example", "a-b.c-d.e", "3com.com", "192.168.1.1",
+    "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61,  # 253 characters
+]
+NOT_A = "is not an IPv4 address, \"gateway\" or a host name"
+BAD_SERVERS: list[tuple[object, str]] = [
+    ("pool..ntp.org", "'pool..ntp.org' " + NOT_A + ": it has an empty label (two dots in a row, or a dot at an end)"),
+    ("pool.ntp.org.", "'pool.ntp.org.' " + NOT_A + ": it has an empty label (two dots in a row, or a dot at an end)"),
+    (".ntp.org", "'.ntp.org' " + NOT_A + ": it has an empty label (two dots in a row, or a dot at an end)"),
+    ("ntpserver", "'ntpserver' " + NOT_A + ": it has no dot (a name of one label is local, looked up by a search "
+     "list the node does not have: give the full name)"),
+    ("Gateway", "'Gateway' " + NOT_A + ": it has no dot (a name of one label is local, looked up by a search "
+     "list the node does not have: give the full name)"),
+    ("-ntp.example.org", "'-ntp.example.org' " + NOT_A + ": its label '-ntp' starts or ends with a hyphen"),
+    ("ntp-.example.org", "'ntp-.example.org' " + NOT_A + ": its label 'ntp-' starts or ends with a hyphen"),
+    ("ntp_1.example.org", "'ntp_1.example.org' " + NOT_A + ": it has '_' (letters, digits, hyphens and dots only)"),
+    ("ntp.exämple.org",  # an internationalized name is written in its ASCII form (xn--exmple-cua)
+     "\"ntp.ex\\u00e4mple.org\" " + NOT_A + ": it has \"\\u00e4\" (letters, digits, hyphens and dots only)"),
+    ("ntp example.org", "'ntp example.org' " + NOT_A + ": it has ' ' (letters, digits, hyphens and dots only)"),
+    ("ntp.example.123", "'ntp.example.123' " + NOT_A + ": its last label '123' is all digits (no top-level "
+     "domain is)"),
+    ("x" * 64 + ".org", "'" + "x" * 40 + "...' " + NOT_A + ": its label '" + "x" * 20 + "...' has 64 characters, "
+     "at most 63"),
+    ("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 62,
+     "'" + "a" * 40 + "...' " + NOT_A + ": it has 254 characters, at most 253"),
+    ("224.0.1.1", "'224.0.1.1' is not a unicast IPv4 address (1..223.0..255.0..255.0..255)"),
+    ("10.0.0.256", "'10.0.0.256' is not a unicast IPv4 address (1..223.0..255.0..255.0..255)"),
+    ("10.0.1", "'10.0.1' is not a unicast IPv4 address (1..223.0..255.0..255.0..255)"),
+    ("", "'' " + NOT_A + ": it is empty"),
+    (123, "123 " + NOT_A),
+    (None, "None " + NOT_A),
+]
+
+
+def test_a_name_in_the_wiring_and_its_errors_name_the_entry() -> None:
+    wiring = hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["gateway", "de.pool.ntp.org"]}})
+    assert wiring["clock"] == {"tz": "UTC0", "ntp": ["gateway", "de.pool.ntp.org"]}
+    assert hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0"}})["clock"] == {"tz": "UTC0", "ntp": ["gateway"]}
+    with pytest.raises(FieldError) as refused:
+        hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["gateway", "pool..ntp.org"]}})
+    assert str(refused.value) == ("hw.clock.ntp[1]: 'pool..ntp.org' " + NOT_A + ": it has an empty label (two dots "
+                                  "in a row, or a dot at an end)")
+    with pytest.raises(FieldError) as twice:
+        hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["pool.ntp.org", "pool.ntp.org"]}})
+    assert str(twice.value) == "hw.clock.ntp[1]: 'pool.ntp.org' is listed twice"

@@ -1,7 +1,7 @@
 """The ESP32 node's wiring (hw.json): pins, calibration and watchdog, checked, with defaults filled in."""
 
 from loadmesh.core import fieldcheck as fc
-from loadmesh.core.errors import FieldError
+from loadmesh.core.errors import FieldError, quoted
 
 from . import localtime
 from .hal import TEMPERATURES
@@ -33,10 +33,14 @@ from .hal import TEMPERATURES
 # The clock (a valve node's schedule runs on local time of week): "clock"
 # {"tz": the house's POSIX TZ string (localtime; required: a guessed zone
 # would run every schedule at the wrong hours), "ntp": up to 3 servers, each
-# an IPv4 address or "gateway" (the router the node's Wi-Fi reaches the
-# network through), ["gateway"] by default; no names: a DNS lookup blocks
-# the node}. Without "clock" the node has no time of week: every room in
-# auto mode holds its schedule's default target.
+# a unicast IPv4 address, "gateway" (the router the node's Wi-Fi reaches the
+# network through) or a host name ("de.pool.ntp.org", looked up by a query
+# of the node's own to the network's DNS server, sntp and resolver: RFC
+# 1123's letters, digits and hyphens, labels of 1..63 that neither start
+# nor end with a hyphen, at least two of them, the last not all digits, 253
+# characters at most; no trailing dot), ["gateway"] by default}. Without
+# "clock" the node has no time of week: every room in auto mode holds its
+# schedule's default target.
 #
 # The Wi-Fi (wifijoin, hal_esp32): "wifi" {"ssid": the network's name, 1 to 32
 # bytes; "password": its WPA2/WPA3 passphrase, 8 to 63 printable ASCII
@@ -95,6 +99,10 @@ PSK_HEX_DIGITS = 64  # or the 256-bit key itself, in hex
 HOSTNAME_MAX = 32  # the ESP32 port's limit (MICROPY_PY_NETWORK_HOSTNAME_MAX_LEN)
 MAX_NTP_SERVERS = 3
 GATEWAY = "gateway"  # sntp.GATEWAY
+MAX_HOST_NAME = 253  # characters, without a trailing dot: 255 bytes as a DNS name (RFC 1035 2.3.4)
+MAX_LABEL = 63
+_DOTTED = "0123456789."
+_HOST_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
 
 
 def parse(hw: object) -> dict[str, object]:
@@ -314,12 +322,49 @@ def _clock(value: object) -> dict[str, object]:
         raise FieldError(where, "has " + str(len(servers)) + " entries; 1 to " + str(MAX_NTP_SERVERS) + " servers")
     for position in range(len(servers)):
         server = servers[position]
-        if server != GATEWAY and not _unicast_ipv4(server):
-            raise FieldError(fc.index(where, position), fc.describe(server) + " is not a unicast IPv4 address or "
-                             "\"gateway\" (a name would block the node while it is looked up)")
+        if server != GATEWAY:
+            problem = _server_problem(server)
+            if problem:
+                raise FieldError(fc.index(where, position), fc.describe(server) + problem)
         if server in servers[:position]:
             raise FieldError(fc.index(where, position), fc.describe(server) + " is listed twice")
     return {"tz": part["tz"], "ntp": list(servers)}
+
+
+def _server_problem(value: object) -> str:
+    """"" for an NTP server entry that is a unicast IPv4 address or a host name; else what is wrong with it."""
+    if not isinstance(value, str):
+        return " is not an IPv4 address, \"gateway\" or a host name"
+    if value and all(char in _DOTTED for char in value):
+        return "" if _unicast_ipv4(value) else " is not a unicast IPv4 address (1..223.0..255.0..255.0..255)"
+    problem = _host_name_problem(value)
+    return " is not an IPv4 address, \"gateway\" or a host name: " + problem if problem else ""
+
+
+def _host_name_problem(name: str) -> str:
+    """"" for a host name by RFC 1123 (2.1), else what is wrong with it."""
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_HOST_NAME:
+        return "it has " + str(len(name)) + " characters, at most " + str(MAX_HOST_NAME)
+    labels = name.split(".")
+    if len(labels) < 2:
+        return "it has no dot (a name of one label is local, looked up by a search list the node does not " \
+            "have: give the full name)"
+    for label in labels:
+        if not label:
+            return "it has an empty label (two dots in a row, or a dot at an end)"
+        if len(label) > MAX_LABEL:
+            return "its label " + quoted(label[:20] + "...") + " has " + str(len(label)) + " characters, at " \
+                "most " + str(MAX_LABEL)
+        for char in label:
+            if char not in _HOST_CHARS:
+                return "it has " + quoted(char) + " (letters, digits, hyphens and dots only)"
+        if label[0] == "-" or label[-1] == "-":
+            return "its label " + quoted(label) + " starts or ends with a hyphen"
+    if all(char in _DOTTED for char in labels[-1]):
+        return "its last label " + quoted(labels[-1]) + " is all digits (no top-level domain is)"
+    return ""
 
 
 def wifi(value: object) -> dict[str, object]:

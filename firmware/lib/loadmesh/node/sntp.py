@@ -14,6 +14,12 @@ except ImportError:  # CPython: importable on the host as well
 
 from . import localtime
 
+# mypy reads the import below; the device never runs it: only a clock with names loads the resolver
+# (__init__), and nothing else here needs the module, only its HostLookup objects.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from . import resolver
+
 # Esp32Hal.poll() calls poll(now_ms) every tick; week_ms(now_ms) is the valve
 # role's schedule clock. Nothing here waits:
 #
@@ -27,10 +33,21 @@ from . import localtime
 #   yet, no route: the network is not up) asked nobody: the next goes
 #   RETRY_MIN_MS later, without back-off. A good answer: the next request
 #   RESYNC_MS later.
-# - Servers are IPv4 addresses, or GATEWAY (the address the HAL's gateway()
-#   gives, the router of the node's network). No names: MicroPython's
-#   getaddrinfo blocks the whole loop, control tick included, for as long as
-#   DNS takes, up to seconds past the watchdog.
+# - Servers are IPv4 addresses, GATEWAY (the address the HAL's gateway()
+#   gives, the router of the node's network), or host names. Not through
+#   getaddrinfo, which on MicroPython blocks the whole loop, control tick
+#   included, for as long as DNS takes, up to seconds past the watchdog: a
+#   name's address comes from resolver.HostLookup, a query of our own to
+#   the DNS server the HAL's dns_server() gives, polled like the request.
+#   An attempt to a name whose address has expired (its TTL) or was never
+#   known first looks it up (ANSWER_MS of resolver's own), then sends the
+#   request in the poll that read the address. A name that does not
+#   resolve fails the attempt as a silent server does; without a DNS server
+#   (no network yet) or when the query could not go out, nobody was asked.
+#   An attempt that fails at a name's address drops it, so that the next
+#   one looks the name up again (a pool gives another server). One socket
+#   at a time: the request's is closed while a name is looked up. The
+#   resolver module is imported only by a clock with names.
 #
 # An answer is taken only if it is the answer to our request and a server's
 # sure time: 48 bytes or more, mode 4 (server), version 1..4, its originate
@@ -62,6 +79,7 @@ from . import localtime
 # sync, and at least every REBASE_S.
 
 NTP_PORT = const(123)
+DNS_PORT = const(53)  # resolver.DNS_PORT, without importing it
 GATEWAY = "gateway"
 PACKET_BYTES = const(48)
 ANSWER_MS = const(2000)
@@ -78,7 +96,8 @@ UNIX_MAX_S = 4102444800  # 2100-01-01
 NTP_UNIX_S = 2208988800  # 1900-01-01 to 1970-01-01
 
 OK = "ok"
-# Why an answer was refused (the counters' keys, besides "sent", "good", "timeout", "refused", "no_address").
+# Why an answer was refused (the counters' keys, besides "sent", "good", "timeout", "refused", "no_address",
+# "send_error", "unresolved").
 SHORT = "short"
 MODE = "mode"
 VERSION = "version"
@@ -134,15 +153,31 @@ def unix_of(ntp_s: int) -> int:
     return UNIX_MIN_S + (ntp_s - NTP_UNIX_S - UNIX_MIN_S) % 0x100000000
 
 
+def is_name(server: str) -> bool:
+    """Whether a server entry (hwconfig checked it) is a host name: not GATEWAY, not dotted decimal."""
+    return server != GATEWAY and any(char != "." and not "0" <= char <= "9" for char in server)
+
+
 class SntpClock:
-    """SNTP from servers (IPv4 addresses or GATEWAY), local time by rule (localtime.parse); poll() every tick."""
+    """SNTP from servers (IPv4 addresses, GATEWAY or host names), local time by rule (localtime.parse).
+
+    poll() every tick."""
 
     def __init__(self, servers: list[str], rule: tuple[int, int | None, tuple[int, int, int, int] | None,
                                                          tuple[int, int, int, int] | None],
-                 port: int = NTP_PORT) -> None:
+                 port: int = NTP_PORT, dns_port: int = DNS_PORT) -> None:
         self.servers = servers
         self.rule = rule
         self.port = port
+        # Per server, its lookup if it is a name, else None; [] without names.
+        self._lookups: list[resolver.HostLookup | None] = []
+        for server in servers:
+            if is_name(server):
+                from .resolver import HostLookup
+
+                self._lookups = [HostLookup(name, dns_port) if is_name(name) else None for name in servers]
+                break
+        self._resolving = False  # the lookup of servers[_server] is out
         self._sock: socket.socket | None = None
         self._address = ""  # where _sock is connected
         self._nonce: bytes | None = None  # the request waiting for its answer
@@ -164,6 +199,10 @@ class SntpClock:
         """The network's gateway (IPv4), None while there is none; the ESP32 HAL asks the interface."""
         return None
 
+    def dns_server(self) -> str | None:
+        """The network's DNS server (IPv4), None while there is none; the ESP32 HAL asks the interface."""
+        return None
+
     def _count(self, key: str) -> None:
         self.counts[key] = self.counts.get(key, 0) + 1
 
@@ -174,6 +213,8 @@ class SntpClock:
             if self._nonce is not None and now_ms - self._sent_ms >= ANSWER_MS:
                 self._count("timeout")
                 self._failed(now_ms)
+        elif self._resolving:
+            self._resolve(now_ms)
         elif now_ms >= self._next_ms:
             self._send(now_ms)
 
@@ -190,7 +231,42 @@ class SntpClock:
             return
         self._server = index
         name = self.servers[index]
-        address = self.gateway() if name == GATEWAY else name
+        lookup = self._lookups[index] if self._lookups else None
+        if lookup is None:
+            self._request(self.gateway() if name == GATEWAY else name, now_ms)
+            return
+        address = lookup.current(now_ms)
+        if address is not None:
+            self._request(address, now_ms)
+            return
+        # The name first: the request goes in the poll that reads its address.
+        server = self.dns_server()
+        if not server or server == "0.0.0.0":
+            self._count("no_address")  # no network yet: nobody was asked
+            self._later(now_ms)
+            return
+        self.close()  # one socket at a time
+        if not lookup.ask(server, now_ms):
+            self._count("send_error")
+            self._later(now_ms)
+            return
+        self._resolving = True
+
+    def _resolve(self, now_ms: int) -> None:
+        lookup = self._lookups[self._server]
+        assert lookup is not None
+        lookup.poll(now_ms)
+        if lookup.waiting():
+            return
+        self._resolving = False
+        address = lookup.current(now_ms)
+        if address is not None:
+            self._request(address, now_ms)
+        else:
+            self._count("unresolved")  # why: in the name's own status
+            self._failed(now_ms)
+
+    def _request(self, address: str | None, now_ms: int) -> None:
         if not address or address == "0.0.0.0":
             self._count("no_address")  # no network yet: nobody was asked, so no back-off
             self._later(now_ms)
@@ -240,6 +316,10 @@ class SntpClock:
                 return
 
     def _failed(self, now_ms: int) -> None:
+        if self._lookups:
+            lookup = self._lookups[self._server]
+            if lookup is not None:
+                lookup.forget()  # its server failed: the next attempt asks for the name again
         self._nonce = None
         self._next_ms = now_ms + self._retry_ms
         self._retry_ms = self._retry_ms * 2 if self._retry_ms < RETRY_MAX_MS // 2 else RETRY_MAX_MS
@@ -292,16 +372,25 @@ class SntpClock:
         return now_ms
 
     def status(self, now_ms: int) -> dict[str, object]:
-        """For /status: the time kept, its age and source, and the counters."""
+        """For /status: the time kept, its age and source, the counters, and with names what they resolved to."""
         utc = self.utc(now_ms)
         synced = self.synced_ms
-        return {"week_ms": self.week_ms(now_ms), "unix_s": None if utc is None else utc[0],
-                "synced_ago_ms": None if synced is None else now_ms - synced, "source": self.source or None,
-                "waiting": self._nonce is not None, "counts": dict(self.counts),
-                "denied": [self.servers[i] for i in range(len(self.servers)) if self._denied_until[i] > now_ms]}
+        out: dict[str, object] = {
+            "week_ms": self.week_ms(now_ms), "unix_s": None if utc is None else utc[0],
+            "synced_ago_ms": None if synced is None else now_ms - synced, "source": self.source or None,
+            "waiting": self._nonce is not None or self._resolving, "counts": dict(self.counts),
+            "denied": [self.servers[i] for i in range(len(self.servers)) if self._denied_until[i] > now_ms]}
+        if self._lookups:
+            out["names"] = [lookup.status(now_ms) for lookup in self._lookups if lookup is not None]
+        return out
 
     def close(self) -> None:
-        """Release the socket (a later request opens another)."""
+        """Release the sockets (a later request or lookup opens another); a lookup out ends."""
+        if self._resolving:
+            self._resolving = False
+            lookup = self._lookups[self._server]
+            if lookup is not None:
+                lookup.close()
         if self._sock is not None:
             self._sock.close()
             self._sock = None
