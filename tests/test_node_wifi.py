@@ -147,6 +147,18 @@ def test_the_station_starts_named_and_awake_joins_tries_again_and_tells_what_it_
     assert out[18]["calls"] == []  # type: ignore[index]  # the driver reassociates by itself first
 
 
+def test_the_clock_asks_the_dns_server_and_the_gateway_dhcp_gave_the_station(device_root: Path,
+                                                                           tmp_path: Path) -> None:
+    hw = {**VALVE_WIFI, "clock": {"tz": "UTC0", "ntp": ["gateway", "de.pool.ntp.org"]}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["clock", "dns_server"], ["clock", "gateway"],
+        ["station", {"connected": True, "ifconfig": ["192.168.1.23", "255.255.255.0", "192.168.1.1", "192.168.1.53"]}],
+        ["clock", "dns_server"], ["clock", "gateway"],
+    ])
+    assert out[1:3] == [None, None]  # not joined: neither yet
+    assert out[4:6] == ["192.168.1.53", "192.168.1.1"]
+
+
 def test_a_radio_that_will_not_start_is_started_by_the_next_try(device_root: Path, tmp_path: Path) -> None:
     hw = {"hal": "esp32", "wifi": {"ssid": "House", "password": "", "hostname": "garage-evse"}}
     out = run_hal(device_root, tmp_path, hw, [

@@ -7,7 +7,8 @@
 # {"status": 202} or {"refuse": "connect"}), ["network"] (the calls the HAL made of it, and clears them); the
 # clock: ["wifi", gateway or null] (the station connected with that gateway, or not), ["ntp_port", port] (an NTP
 # server listens on 127.0.0.1:port, and the HAL's SNTP client asks there rather than on port 123),
-# ["ntp_answer", unix_s] (the server reads the next request, answers it).
+# ["ntp_answer", unix_s] (the server reads the next request, answers it), ["clock", method] (the clock's
+# method called, e.g. "dns_server").
 import json
 import socket
 import struct
@@ -90,6 +91,8 @@ for step in script["steps"]:
         result = {"calls": network.station["calls"], "active": network.station["active"],
                   "hostname": network.hostname()}
         network.station["calls"] = []
+    elif name == "clock":
+        result = getattr(hal.clock, args[0])()
     elif name == "ntp_port":
         hal.clock.port = args[0]
         ntp_serve(args[0])

@@ -412,6 +412,14 @@ class _WifiClock(sntp.SntpClock):
         address: str = wlan.ifconfig()[2]
         return address
 
+    def dns_server(self) -> str | None:
+        """The DNS server DHCP gave the station, for NTP servers given by name."""
+        wlan = network.WLAN(network.STA_IF)
+        if not wlan.isconnected():
+            return None
+        address: str = wlan.ifconfig()[3]
+        return address
+
 
 def _int(value: object) -> int:
     assert isinstance(value, int)
