@@ -159,18 +159,39 @@ def test_the_clock_asks_the_dns_server_and_the_gateway_dhcp_gave_the_station(dev
     assert out[4:6] == ["192.168.1.53", "192.168.1.1"]
 
 
-def test_a_radio_that_will_not_start_is_started_by_the_next_try(device_root: Path, tmp_path: Path) -> None:
+# The port raises OSError for the ESP-IDF's Wi-Fi errors and RuntimeError for any other (ESP_ERR_NO_MEM when the
+# radio starts on a tight heap): either is a failed try, never a node that will not boot or a halted tick.
+REFUSALS = ["OSError", "RuntimeError"]
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_a_radio_that_will_not_start_is_started_by_the_next_try(refusal: str, device_root: Path,
+                                                                tmp_path: Path) -> None:
     hw = {"hal": "esp32", "wifi": {"ssid": "House", "password": "", "hostname": "garage-evse"}}
     out = run_hal(device_root, tmp_path, hw, [
         ["network"], ["poll", 0], ["network"], ["status"],  # 1..4
         ["station", {"refuse": None}], ["poll", 4000], ["poll", 5000], ["network"],  # 5..8
-    ], station={"refuse": "active"})
+    ], station={"refuse": "active", "refuse_with": refusal})
     assert out[1]["calls"] == [["hostname", "garage-evse"], ["active", True]]  # type: ignore[index]
     assert out[3]["calls"] == [["hostname", "garage-evse"], ["active", True]]  # type: ignore[index]
     assert out[4]["wifi"]["state"] == "down" and out[4]["wifi"]["reason"] == "driver_error"  # type: ignore[index]
     assert out[8]["calls"] == [["hostname", "garage-evse"], ["active", True],  # type: ignore[index]
                                ["config", {"pm": 0, "reconnects": wifijoin.DRIVER_RECONNECTS}],
                                ["connect", "House", ""]]
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_a_connect_the_driver_refuses_is_a_failed_try(refusal: str, device_root: Path, tmp_path: Path) -> None:
+    out = run_hal(device_root, tmp_path, VALVE_WIFI, [
+        ["station", {"refuse": "connect", "refuse_with": refusal}], ["poll", 0], ["status"],  # 1..3
+        ["station", {"refuse": None}], ["poll", 4000], ["poll", 5000], ["status"], ["network"],  # 4..8
+    ])
+    wifi = out[3]["wifi"]  # type: ignore[index]
+    assert (wifi["state"], wifi["reason"], wifi["tries"]) == ("down", "driver_error", 1)
+    wifi = out[7]["wifi"]  # type: ignore[index]
+    assert (wifi["state"], wifi["tries"]) == ("joining", 2)
+    calls = out[8]["calls"]  # type: ignore[index]
+    assert [call[0] for call in calls] == ["hostname", "active", "config", "connect", "connect"]
 
 
 def _node(device_root: Path, tmp_path: Path, hw: dict[str, object]) -> tuple[dict[str, object], str]:

@@ -13,7 +13,9 @@ station = {
     "ifconfig": ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0"),
     "rssi": -61,
     "active": False,
-    "refuse": None,  # a call name ("active", "connect") that raises OSError, as the driver can
+    "refuse": None,  # a call name ("active", "connect") that raises, as the driver can
+    # ... with the port's OSError for an ESP-IDF Wi-Fi error, or its RuntimeError for any other (ESP_ERR_NO_MEM)
+    "refuse_with": "OSError",
     "calls": [],
 }
 _hostname = ["mpy-esp32"]
@@ -24,6 +26,8 @@ def _call(name, *args):
     call.extend(args)  # no * in a list display on MicroPython 1.25
     station["calls"].append(call)
     if station["refuse"] == name:
+        if station["refuse_with"] == "RuntimeError":
+            raise RuntimeError("Wifi Unknown Error 0x0101")
         raise OSError(-1, "Wifi Internal State Error")
 
 

@@ -42,6 +42,12 @@ from .hal import TEMPERATURES, Hal
 # for a moment at every boot. A PWM is built at its safe duty, on a pin whose
 # level until the PWM takes it over is that duty's idle level.
 
+# What a call into the radio raises when the driver refuses: the port maps
+# the ESP-IDF's Wi-Fi errors to OSError ("Wifi Internal Error", ...) and any
+# other to RuntimeError ("Wifi Unknown Error 0x0101": ESP_ERR_NO_MEM from
+# esp_wifi_init or esp_wifi_start on a tight heap). Neither may stop the node.
+_RADIO_ERRORS = (OSError, RuntimeError)
+
 _CT_SAMPLES = const(100)
 _CONVERT_MS = const(1000)  # one conversion every second
 _CONVERSION_MS = const(750)  # the longest a 12-bit conversion takes
@@ -156,7 +162,7 @@ class Esp32Hal(Hal):
             self.wifi = wifijoin.Join()
             try:
                 self._radio()
-            except OSError:  # poll() starts it with its first try, and counts the failure if it fails again
+            except _RADIO_ERRORS:  # poll() starts it with its first try, and counts the failure if it fails again
                 self._wlan = None
 
     # Readings.
@@ -201,7 +207,7 @@ class Esp32Hal(Hal):
                 wlan = self._radio()
             wlan.connect(wifi["ssid"], wifi["password"])
             join.tried(now_ms)
-        except OSError:  # the driver refused (not started, in a state it cannot connect from)
+        except _RADIO_ERRORS:  # the driver refused (not started, in a state it cannot connect from, no memory)
             join.failed(now_ms)
 
     def _read_pilot(self) -> None:
