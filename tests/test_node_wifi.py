@@ -19,6 +19,7 @@ CONNECTING = wifijoin.CONNECTING
 GOT_IP = wifijoin.GOT_IP
 NO_AP = 201
 WRONG_PASSWORD = 202
+BEACON_TIMEOUT = 200
 
 
 def run_policy(interpreter: str, device_root: Path, tmp_path: Path, steps: list[list[object]]) -> list[object]:
@@ -63,6 +64,21 @@ def test_a_lost_link_is_left_to_the_driver_then_tried_at_once_and_the_wait_start
     assert out[15] == {"state": "joining", "for_ms": 0, "reason": "no_ap_found", "tries": 3, "joins": 1,
                        "lost": 1}
     assert out[16:] == ["reason 15", "connect_failed"]
+
+
+@pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)
+def test_a_loss_soon_after_a_join_that_took_long_is_retried_at_once(interpreter: str, device_root: Path,
+                                                                     tmp_path: Path) -> None:
+    out = run_policy(interpreter, device_root, tmp_path, [
+        ["run", 0, 200_000, WRONG_PASSWORD],  # 0: the wait has grown to a minute; the last try at 195 s
+        ["step", 201_000, GOT_IP], ["step", 210_000, BEACON_TIMEOUT], ["tried", 210_000],  # 1..3: up, lost, again
+        ["step", 212_000, NO_AP], ["step", 215_000, NO_AP], ["status", 215_000],  # 4..6: 5 s after that try
+    ])
+    assert out[0][-1] == 195_000
+    assert out[1:3] == [False, True]  # not at 255 s, where the failing tries before the join had put it
+    assert out[4:6] == [False, True]
+    assert out[6] == {"state": "joining", "for_ms": 0, "reason": "no_ap_found", "tries": 8, "joins": 1,
+                      "lost": 1}
 
 
 @pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)

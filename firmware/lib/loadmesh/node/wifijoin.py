@@ -16,7 +16,9 @@ except ImportError:  # CPython: importable on the host as well
 #
 # - Esp32Hal.poll() hands step() the status code every tick; it is looked at
 #   once a second (CHECK_MS).
-# - Up (GOT_IP): nothing to do; the next loss is retried at once.
+# - Up (GOT_IP): nothing to do; the wait starts over, so that the next loss
+#   is retried at once (RETRY_MIN_MS after the last try at the earliest),
+#   not a minute later because the tries before this join were failing.
 # - Connecting: the driver is at it; wait.
 # - Idle, or a reason code (the driver gave up): connect() again, at the
 #   earliest RETRY_MIN_MS after the last try, the wait doubling up to
@@ -67,6 +69,7 @@ class Join:
         self.joins = 0  # times the station came up
         self.lost = 0  # times an up link went down
         self._next_ms = 0  # the earliest next connect() (0: at the first step)
+        self._tried_ms = 0  # the last connect()
         self._retry_ms = RETRY_MIN_MS
         self._check_ms = 0
 
@@ -85,6 +88,7 @@ class Join:
                 self.joins += 1
                 self.reason = None
                 self._retry_ms = RETRY_MIN_MS
+                self._next_ms = self._tried_ms + RETRY_MIN_MS
             self._enter(UP, now_ms)
             return False
         if self.state == UP:
@@ -103,6 +107,7 @@ class Join:
     def tried(self, now_ms: int) -> None:
         """connect() was called: the next no earlier than the wait, which doubles."""
         self.tries += 1
+        self._tried_ms = now_ms
         self._next_ms = now_ms + self._retry_ms
         retry_ms = self._retry_ms * 2
         self._retry_ms = RETRY_MAX_MS if retry_ms > RETRY_MAX_MS else retry_ms
