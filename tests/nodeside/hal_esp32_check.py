@@ -4,7 +4,8 @@
 #                             "station": the fake radio's fields before the HAL is built
 # Besides the HAL's own methods: ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present],
 # ["outputs"], ["pulls"], ["history"]; the Wi-Fi: ["station", {field: value}] (the fake station's fields, e.g.
-# {"status": 202} or {"refuse": "connect"}), ["network"] (the calls the HAL made of it, and clears them); the
+# {"refuse": "connect"}), the driver's events ["disconnected", reason] (an attempt or the link failed) and
+# ["got_ip", ifconfig], ["network"] (the calls the HAL made of it, and clears them); the
 # clock: ["wifi", gateway or null] (the station connected with that gateway, or not), ["ntp_port", port] (an NTP
 # server listens on 127.0.0.1:port, and the HAL's SNTP client asks there rather than on port 123),
 # ["ntp_answer", unix_s] (the server reads the next request, answers it), ["clock", method] (the clock's
@@ -86,6 +87,12 @@ for step in script["steps"]:
     elif name == "station":
         for key in sorted(args[0]):
             network.station[key] = args[0][key]
+        result = None
+    elif name == "disconnected":
+        network.disconnected(args[0])
+        result = None
+    elif name == "got_ip":
+        network.got_ip(args[0])
         result = None
     elif name == "network":
         result = {"calls": network.station["calls"], "active": network.station["active"],

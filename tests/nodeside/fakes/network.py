@@ -1,15 +1,33 @@
-# A stand-in for the ESP32's network module, at the HAL boundary: the Wi-Fi station as a test scripts it,
-# and every call the HAL made of it, in order (station["calls"]).
+# A stand-in for the ESP32's network module, at the HAL boundary: the Wi-Fi station as MicroPython 1.25's
+# esp32 port drives it (ports/esp32/network_wlan.c), and every call the HAL made of it, in order
+# (station["calls"]). A test plays the driver's events: disconnected(reason) when an attempt or a link
+# fails, got_ip(ifconfig) when DHCP gives an address.
+#
+# What the port does and this models:
+# - connect() restarts the count of failed attempts, then asks the driver for one; while an attempt is under
+#   way the driver refuses another ("sta is connecting, return error": OSError "Wifi Internal Error").
+# - After a failed attempt the port asks again by itself, up to config(reconnects=N) times (-1, the default:
+#   for ever); the count restarts only at connect() or when the radio starts, not when an address came.
+# - status(): GOT_IP with an address; the reason of the last failure at once if it is a missing access point
+#   (201, 210-212) or a failed authentication (202; 205 is reported as 202), even while the port still asks
+#   again by itself; IDLE after disconnect() (8); CONNECTING while it asks again; then the reason, or IDLE.
 STA_IF = 0
 STAT_IDLE = 1000
 STAT_CONNECTING = 1001
 STAT_GOT_IP = 1010
 STAT_NO_AP_FOUND = 201
 STAT_WRONG_PASSWORD = 202
+_NAMED_AT_ONCE = (201, 210, 211, 212)  # the port's status() tells these before its own retries are over
+_AUTH_FAIL = (202, 205)  # WIFI_REASON_AUTH_FAIL, WIFI_REASON_CONNECTION_FAIL: both STAT_WRONG_PASSWORD
+_ASSOC_LEAVE = 8  # after disconnect()
 
 station = {
     "connected": False,  # has an address (GOT_IP)
-    "status": STAT_IDLE,  # what status() answers while not connected
+    "reason": 0,  # the last failure's reason code (0: none since the last address)
+    "requested": False,  # connect() was accepted: the port asks again after a failure
+    "associating": False,  # an attempt is under way: connect() is refused
+    "failures": 0,  # failed attempts since connect() or the radio started
+    "reconnects": -1,  # config(reconnects=N): the port's own retries after a failure; -1: for ever
     "ifconfig": ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0"),
     "rssi": -61,
     "active": False,
@@ -29,6 +47,35 @@ def _call(name, *args):
         if station["refuse_with"] == "RuntimeError":
             raise RuntimeError("Wifi Unknown Error 0x0101")
         raise OSError(-1, "Wifi Internal State Error")
+
+
+def _attempts():
+    """The attempts the port makes from connect() before it stops; 0: no end."""
+    reconnects = station["reconnects"]
+    return 0 if reconnects < 0 else reconnects + 1
+
+
+def disconnected(reason):
+    """The driver's event: an attempt failed, or the link was lost, for reason."""
+    station["connected"] = False
+    station["associating"] = False
+    station["reason"] = reason
+    if not (station["requested"] and station["active"]):
+        return
+    attempts = _attempts()
+    if attempts:
+        station["failures"] += 1
+        if station["failures"] >= attempts:
+            return
+    station["associating"] = True  # the port asks again by itself
+
+
+def got_ip(ifconfig):
+    """The driver's event: associated, and DHCP gave an address."""
+    station["connected"] = True
+    station["associating"] = False
+    station["reason"] = 0
+    station["ifconfig"] = tuple(ifconfig)
 
 
 def hostname(name=None):
@@ -52,23 +99,45 @@ class WLAN:
             return station["active"]
         _call("active", on)
         station["active"] = bool(on)
+        station["failures"] = 0  # the port's STA_START
+        if not on:
+            station["connected"] = False
+            station["associating"] = False
         return None
 
     def config(self, **kwargs):
         _call("config", {key: kwargs[key] for key in sorted(kwargs)})
+        if "reconnects" in kwargs:
+            station["reconnects"] = kwargs["reconnects"]
 
     def connect(self, ssid=None, key=None):
         if not station["active"]:
             raise OSError(-1, "Wifi Not Started")
         _call("connect", ssid, key)
-        station["status"] = STAT_CONNECTING
+        station["failures"] = 0  # reset before the driver is asked, so even when it refuses
+        if station["associating"]:
+            raise OSError(-1, "Wifi Internal Error")
+        station["associating"] = True
+        station["requested"] = True
 
     def status(self, param=None):
         if param == "rssi":
             if not station["connected"]:
                 raise OSError(-1, "Wifi Not Connected")
             return station["rssi"]
-        return STAT_GOT_IP if station["connected"] else station["status"]
+        if station["connected"]:
+            return STAT_GOT_IP
+        reason = station["reason"]
+        if reason in _NAMED_AT_ONCE:
+            return reason
+        if reason in _AUTH_FAIL:
+            return STAT_WRONG_PASSWORD
+        if reason == _ASSOC_LEAVE:
+            return STAT_IDLE
+        attempts = _attempts()
+        if station["requested"] and (attempts == 0 or station["failures"] < attempts):
+            return STAT_CONNECTING
+        return STAT_IDLE if reason == 0 else reason
 
     def isconnected(self):
         return station["connected"]

@@ -190,7 +190,8 @@ class Esp32Hal(Hal):
         wlan.active(True)
         # Modem sleep, the default, wakes the radio at the access point's
         # DTIM beacons only: broadcast heartbeats are delayed or lost and a
-        # request waits hundreds of ms. A node on mains keeps it awake.
+        # request waits hundreds of ms. A node on mains keeps it awake. The
+        # driver retries nothing by itself: wifijoin does (see there why).
         wlan.config(pm=network.WLAN.PM_NONE, reconnects=wifijoin.DRIVER_RECONNECTS)
         self._wlan = wlan
         return wlan

@@ -7,20 +7,26 @@ except ImportError:  # CPython: importable on the host as well
     def const(value: int) -> int:  # type: ignore[misc]
         return value
 
-# The ESP32 HAL starts the station (hw.json "wifi") and asks connect() once;
-# the port's driver then reassociates by itself after a lost link, up to
-# DRIVER_RECONNECTS times, and reports why it stopped in WLAN.status(). With
-# the port's default (retry forever) status() says "connecting" for ever and
-# a wrong password never shows; so the driver's tries are few and the
-# retries beyond them are ours, spaced out:
+# The ESP32 HAL starts the station (hw.json "wifi") with DRIVER_RECONNECTS 0:
+# the port's driver makes one attempt per connect() and no retries of its
+# own, after a failed attempt or a lost link alike; every retry is ours,
+# spaced out. Its retries cannot be left to it on MicroPython 1.22 and later
+# (ports/esp32/network_wlan.c): status() reports no_ap_found (201, 210-212)
+# and wrong_password (202, 205) as soon as one attempt fails, while the
+# driver is still retrying, and a connect() during one of its attempts is
+# refused ("Wifi Internal Error", micropython#17661). With none of its own,
+# a reason code in status() means the driver has stopped and connect() is
+# taken. (Its default, retrying for ever, would also say "connecting" for
+# ever after any other failure, e.g. a handshake timeout.)
 #
 # - Esp32Hal.poll() hands step() the status code every tick; it is looked at
 #   once a second (CHECK_MS).
 # - Up (GOT_IP): nothing to do; the wait starts over, so that the next loss
 #   is retried at once (RETRY_MIN_MS after the last try at the earliest),
 #   not a minute later because the tries before this join were failing.
-# - Connecting: the driver is at it; wait.
-# - Idle, or a reason code (the driver gave up): connect() again, at the
+# - Connecting: the driver's attempt is under way, or DHCP has not given an
+#   address yet (the port says so for as long as it has none); wait.
+# - Idle, or a reason code (the attempt failed): connect() again, at the
 #   earliest RETRY_MIN_MS after the last try, the wait doubling up to
 #   RETRY_MAX_MS while the tries fail: a node rejoins within a minute of
 #   its access point coming back, and a wrong password is not hammered in.
@@ -32,10 +38,11 @@ except ImportError:  # CPython: importable on the host as well
 CHECK_MS = const(1000)
 RETRY_MIN_MS = const(5000)
 RETRY_MAX_MS = const(60000)
-DRIVER_RECONNECTS = const(2)
+DRIVER_RECONNECTS = const(0)  # WLAN.config(reconnects=): the driver's own retries
 
 # network.STAT_* on the ESP32 port: its own three, and the ESP-IDF reasons
-# (wifi_err_reason_t) that it passes through once the driver stopped.
+# (wifi_err_reason_t) of the last failure, which it passes through (205,
+# connection failed, as 202).
 IDLE = const(1000)
 CONNECTING = const(1001)
 GOT_IP = const(1010)
