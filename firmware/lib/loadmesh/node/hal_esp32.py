@@ -184,7 +184,7 @@ class Esp32Hal(Hal):
             self._poll_wifi(now_ms)
 
     def _radio(self) -> network.WLAN:
-        """The station started: named (DHCP and mDNS take the name when it starts), never dozing."""
+        """The station started: named (DHCP takes the name at connect(), mDNS at the first address), never dozing."""
         network.hostname(self.hostname)
         wlan = network.WLAN(network.STA_IF)
         wlan.active(True)

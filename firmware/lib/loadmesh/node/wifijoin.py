@@ -46,8 +46,10 @@ DRIVER_RECONNECTS = const(0)  # WLAN.config(reconnects=): the driver's own retri
 IDLE = const(1000)
 CONNECTING = const(1001)
 GOT_IP = const(1010)
-_REASONS = ((200, "beacon_timeout"), (201, "no_ap_found"), (202, "wrong_password"), (203, "connect_failed"),
-            (204, "handshake_timeout"), (210, "no_ap_with_compatible_security"),
+# 15 is the 802.11 code for a WPA handshake the access point gave up, which
+# is how a wrong WPA2 password often shows (the port names only 202 so).
+_REASONS = ((15, "4way_handshake_timeout"), (200, "beacon_timeout"), (201, "no_ap_found"), (202, "wrong_password"),
+            (203, "connect_failed"), (204, "handshake_timeout"), (210, "no_ap_with_compatible_security"),
             (211, "no_ap_in_authmode_threshold"), (212, "no_ap_in_rssi_threshold"))
 
 _HEX = "0123456789abcdef"
