@@ -198,11 +198,25 @@ def test_a_radio_that_will_not_start_is_started_by_the_next_try(refusal: str, de
         ["station", {"refuse": None}], ["poll", 4000], ["poll", 5000], ["network"],  # 5..8
     ], station={"refuse": "active", "refuse_with": refusal})
     assert out[1]["calls"] == [["hostname", "garage-evse"], ["active", True]]  # type: ignore[index]
-    assert out[3]["calls"] == [["hostname", "garage-evse"], ["active", True]]  # type: ignore[index]
+    assert out[3]["calls"] == [["active", True]]  # type: ignore[index]  # named once
     assert out[4]["wifi"]["state"] == "down" and out[4]["wifi"]["reason"] == "driver_error"  # type: ignore[index]
-    assert out[8]["calls"] == [["hostname", "garage-evse"], ["active", True],  # type: ignore[index]
+    assert out[8]["calls"] == [["active", True],  # type: ignore[index]
                                ["config", {"pm": 0, "reconnects": wifijoin.DRIVER_RECONNECTS}],
                                ["connect", "House", ""]]
+
+
+def test_a_station_a_boot_py_connected_is_up_though_it_could_not_be_set_up(device_root: Path,
+                                                                            tmp_path: Path) -> None:
+    # The user's boot.py joined (and is still associating when the HAL is built): config() is refused then.
+    hw = {"hal": "esp32", "wifi": {"ssid": "House", "password": PASSWORD}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["network"], ["station", {"refuse": None, "connected": True, "ifconfig": HOME}], ["poll", 0], ["status"],
+        ["poll", 1000], ["network"],
+    ], station={"refuse": "config", "active": True})
+    assert [call[0] for call in out[1]["calls"]] == ["hostname", "active", "config"]  # type: ignore[index]
+    wifi = out[4]["wifi"]  # type: ignore[index]
+    assert (wifi["state"], wifi["address"], wifi["tries"]) == ("up", "192.168.1.23", 0)
+    assert out[6]["calls"] == []  # type: ignore[index]  # up: nothing to try
 
 
 @pytest.mark.parametrize("refusal", REFUSALS)

@@ -90,7 +90,8 @@ class Esp32Hal(Hal):
         self.clock: sntp.SntpClock | None = None
         self.wifi: wifijoin.Join | None = None
         self.hostname = ""
-        self._wlan: network.WLAN | None = None
+        self._wlan: network.WLAN | None = None  # read from the first start on, even a failed one
+        self._radio_on = False  # started and set up by _radio()
         self._now_ms = 0  # the last poll's: week_ms() is read after it, in the same tick
         self._build()
 
@@ -160,10 +161,13 @@ class Esp32Hal(Hal):
             hostname = wifi["hostname"]
             self.hostname = hostname if isinstance(hostname, str) else wifijoin.default_hostname(machine.unique_id())
             self.wifi = wifijoin.Join()
+            # Starting the radio waits for the driver, with no time limit of
+            # its own: the watchdog gets a whole period for it.
+            self._wdt.feed()
             try:
                 self._radio()
             except _RADIO_ERRORS:  # poll() starts it with its first try, and counts the failure if it fails again
-                self._wlan = None
+                self._radio_on = False
 
     # Readings.
 
@@ -185,15 +189,20 @@ class Esp32Hal(Hal):
 
     def _radio(self) -> network.WLAN:
         """The station started: named (DHCP takes the name at connect(), mDNS at the first address), never dozing."""
-        network.hostname(self.hostname)
-        wlan = network.WLAN(network.STA_IF)
+        wlan = self._wlan
+        if wlan is None:
+            network.hostname(self.hostname)
+            wlan = network.WLAN(network.STA_IF)
+            # Its status counts from now on, even if starting it fails: a
+            # station something else (a boot.py) has connected is up.
+            self._wlan = wlan
         wlan.active(True)
         # Modem sleep, the default, wakes the radio at the access point's
         # DTIM beacons only: broadcast heartbeats are delayed or lost and a
         # request waits hundreds of ms. A node on mains keeps it awake. The
         # driver retries nothing by itself: wifijoin does (see there why).
         wlan.config(pm=network.WLAN.PM_NONE, reconnects=wifijoin.DRIVER_RECONNECTS)
-        self._wlan = wlan
+        self._radio_on = True
         return wlan
 
     def _poll_wifi(self, now_ms: int) -> None:
@@ -204,7 +213,7 @@ class Esp32Hal(Hal):
         if not join.step(now_ms, wifijoin.IDLE if wlan is None else wlan.status()):
             return
         try:
-            if wlan is None:
+            if wlan is None or not self._radio_on:
                 wlan = self._radio()
             wlan.connect(wifi["ssid"], wifi["password"])
             join.tried(now_ms)
