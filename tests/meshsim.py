@@ -138,6 +138,10 @@ class Mesh:
         # removed members brought the config by learn_by_ms, and ticks a node held for a removed member.
         self.counts = {"left": 0, "joined": 0, "rejoined": 0, "learned": 0, "held_ticks": 0}
         self._constraints_cache: dict[str, list[tuple[str, int, list[str]]]] = {}
+        # The same, by the config object: check() asks for every node's config at every event, and hashing
+        # a config costs more than the rest of the check. Each entry keeps its config, so that its id is not
+        # reused while cached; configs are never changed in place (a new config is a new dict).
+        self._constraints_by_object: dict[int, tuple[dict[str, Any], list[tuple[str, int, list[str]]]]] = {}
         self._history: list[tuple[int, dict[str, int]]] = []
         self.learn_by_ms = learn_by_ms
         self.learning: dict[str, int] = {}  # removed member -> when it has the config that removed it
@@ -407,6 +411,9 @@ class Mesh:
     # -- invariants ----------------------------------------------------------
 
     def _constraints(self, config: dict[str, Any]) -> list[tuple[str, int, list[str]]]:
+        known = self._constraints_by_object.get(id(config))
+        if known is not None and known[0] is config:
+            return known[1]
         key = self.core.groupconfig.config_hash(config)
         cached = self._constraints_cache.get(key)
         if cached is None:
@@ -418,6 +425,7 @@ class Mesh:
             cached = [(name, capacity, ids) for name, _, capacity, ids in core.site.constraints(model)
                       if not name.startswith("import:")]
             self._constraints_cache[key] = cached
+        self._constraints_by_object[id(config)] = (config, cached)
         return cached
 
     def _member_constraints(self, config: dict[str, Any], members: list[dict[str, Any]]) -> dict[str, list[str]]:
