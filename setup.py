@@ -84,6 +84,7 @@ def _extensions() -> list:
         },
         build_dir="build/cython",  # generated C stays out of the source tree
         quiet=True,
+        nthreads=os.cpu_count() or 1,  # Cython's C generation, a module per process
     )
 
 
@@ -105,6 +106,11 @@ def _pxd_tree() -> str:
 
 class OptionalBuildExt(build_ext):
     """A failed compile falls back to pure Python unless LOADMESH_REQUIRE_CYTHON is set."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = os.cpu_count() or 1  # the C compiler, a module per core: setup's longest step
 
     def run(self) -> None:
         try:
