@@ -419,22 +419,22 @@ class Esp32Hal(Hal):
 
 
 class _WifiClock(sntp.SntpClock):
-    """SNTP whose "gateway" is the Wi-Fi station's."""
+    """SNTP whose "gateway" and DNS server are the ones DHCP gave the Wi-Fi station."""
 
     def gateway(self) -> str | None:
-        wlan = network.WLAN(network.STA_IF)
-        if not wlan.isconnected():
-            return None
-        address: str = wlan.ifconfig()[2]
-        return address
+        return _station_address(2)
 
     def dns_server(self) -> str | None:
-        """The DNS server DHCP gave the station, for NTP servers given by name."""
-        wlan = network.WLAN(network.STA_IF)
-        if not wlan.isconnected():
-            return None
-        address: str = wlan.ifconfig()[3]
-        return address
+        return _station_address(3)
+
+
+def _station_address(field: int) -> str | None:
+    """Field of the station's ifconfig() (2: gateway, 3: DNS server); None while it is not connected."""
+    wlan = network.WLAN(network.STA_IF)
+    if not wlan.isconnected():
+        return None
+    address: str = wlan.ifconfig()[field]
+    return address
 
 
 def _int(value: object) -> int:
