@@ -135,7 +135,7 @@ def parse(hw: object) -> dict[str, object]:
     if top.get("clock") is not None:
         out["clock"] = _clock(top["clock"])
     if top.get("wifi") is not None:
-        out["wifi"] = wifi(top["wifi"])
+        out["wifi"] = _wifi(top["wifi"])
     _check_pins(out)
     return out
 
@@ -357,18 +357,26 @@ def _host_name_problem(name: str) -> str:
         if len(label) > MAX_LABEL:
             return "its label " + quoted(label[:20] + "...") + " has " + str(len(label)) + " characters, at " \
                 "most " + str(MAX_LABEL)
-        for char in label:
-            if char not in _HOST_CHARS:
-                return "it has " + quoted(char) + " (letters, digits, hyphens and dots only)"
-        if label[0] == "-" or label[-1] == "-":
-            return "its label " + quoted(label) + " starts or ends with a hyphen"
+        problem = _label_problem(label)
+        if problem:
+            return problem
     if all(char in _DOTTED for char in labels[-1]):
         return "its last label " + quoted(labels[-1]) + " is all digits (no top-level domain is)"
     return ""
 
 
-def wifi(value: object) -> dict[str, object]:
-    """The "wifi" part checked; runtime also opens the radio alone with it when the rest of hw.json is refused."""
+def _label_problem(label: str) -> str:
+    """"" for one non-empty label of a host name (RFC 1123), else what is wrong with it."""
+    for char in label:
+        if char not in _HOST_CHARS:
+            return "it has " + quoted(char) + " (letters, digits, hyphens and dots only)"
+    if label[0] == "-" or label[-1] == "-":
+        return "its label " + quoted(label) + " starts or ends with a hyphen"
+    return ""
+
+
+def _wifi(value: object) -> dict[str, object]:
+    """The "wifi" part checked (runtime opens the radio alone with it when the rest of hw.json is refused)."""
     path = "hw.wifi"
     part = fc.obj(value, path)
     fc.only(part, _WIFI, path)
@@ -413,11 +421,8 @@ def _password(password: object, path: str) -> None:
 
 
 def _hostname(value: object) -> bool:
-    if not isinstance(value, str) or not 1 <= len(value) <= HOSTNAME_MAX:
-        return False
-    if value[0] == "-" or value[-1] == "-":
-        return False
-    return all("a" <= char <= "z" or "A" <= char <= "Z" or "0" <= char <= "9" or char == "-" for char in value)
+    """A name the node can give DHCP and mDNS: one label of a host name, at most the port's length."""
+    return isinstance(value, str) and 1 <= len(value) <= HOSTNAME_MAX and not _label_problem(value)
 
 
 def _unicast_ipv4(value: object) -> bool:

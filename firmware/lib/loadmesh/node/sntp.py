@@ -171,12 +171,10 @@ class SntpClock:
         self.port = port
         # Per server, its lookup if it is a name, else None; [] without names.
         self._lookups: list[resolver.HostLookup | None] = []
-        for server in servers:
-            if is_name(server):
-                from .resolver import HostLookup
+        if any(is_name(server) for server in servers):
+            from .resolver import HostLookup
 
-                self._lookups = [HostLookup(name, dns_port) if is_name(name) else None for name in servers]
-                break
+            self._lookups = [HostLookup(name, dns_port) if is_name(name) else None for name in servers]
         self._resolving = False  # the lookup of servers[_server] is out
         self._sock: socket.socket | None = None
         self._address = ""  # where _sock is connected
