@@ -92,27 +92,36 @@ _INSTALLED_CORE = "cpython-pure" if allocate.__file__.endswith(".py") else "cpyt
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    # Runs where the test ran (a pytest-xdist worker, or this process); the report carries the
+    # runtimes to pytest_runtest_logreport, which runs where the results are gathered.
     report: pytest.TestReport = yield
-    if report.when == "call" or report.outcome != "passed":
-        fixtures = getattr(item, "fixturenames", ())
-        callspec = getattr(item, "callspec", None)
-        params = callspec.params if callspec is not None else {}
-        if "runtime" in params or "core" in params:
-            names: tuple[str, ...] = (params.get("runtime") or params["core"],)
-        elif "interpreter" in params:
-            # The firmware's pure modules on one interpreter (mpnode.SCRIPT_RUNTIMES): the unix ports by
-            # name; CPython runs the installed core, compiled unless LOADMESH_PURE installed it plain.
-            interpreter = params["interpreter"]
-            names = (_INSTALLED_CORE if interpreter == "cpython" else interpreter,)
-        elif "all_runtimes" in fixtures:
-            names = RUNTIME_NAMES
-        else:
-            names = ()
-        # An expected failure (a known gap, pinned) is not a skip: say which it is.
-        outcome = "xfailed" if hasattr(report, "wasxfail") and report.outcome == "skipped" else report.outcome
-        for name in names:
-            _per_runtime[(name, outcome)] += 1
+    fixtures = getattr(item, "fixturenames", ())
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    if "runtime" in params or "core" in params:
+        names: tuple[str, ...] = (params.get("runtime") or params["core"],)
+    elif "interpreter" in params:
+        # The firmware's pure modules on one interpreter (mpnode.SCRIPT_RUNTIMES): the unix ports by
+        # name; CPython runs the installed core, compiled unless LOADMESH_PURE installed it plain.
+        interpreter = params["interpreter"]
+        names = (_INSTALLED_CORE if interpreter == "cpython" else interpreter,)
+    elif "all_runtimes" in fixtures:
+        names = RUNTIME_NAMES
+    else:
+        names = ()
+    report.user_properties.append(("runtimes", ",".join(names)))
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call" and report.outcome == "passed":
+        return
+    names = dict(report.user_properties).get("runtimes", "")
+    # An expected failure (a known gap, pinned) is not a skip: say which it is.
+    outcome = "xfailed" if hasattr(report, "wasxfail") and report.outcome == "skipped" else report.outcome
+    for name in str(names).split(","):
+        if name:
+            _per_runtime[(name, outcome)] += 1
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
