@@ -172,16 +172,35 @@ def test_the_station_starts_named_and_awake_joins_tries_again_and_tells_what_it_
     assert out[22]["calls"] == [["connect", "House", PASSWORD]]  # type: ignore[index]
 
 
-def test_the_clock_asks_the_dns_server_and_the_gateway_dhcp_gave_the_station(device_root: Path,
+# MicroPython 1.25's esp32 port has WLAN.ipconfig() and network.ipconfig(), and ifconfig(), deprecated for them;
+# a port before them has ifconfig() alone. The addresses read are the same either way; how they were read differs.
+PORTS = {"ipconfig": ([], [["network.ipconfig", "dns"]], [["ipconfig", "gw4"]], [["ipconfig", "addr4"]]),
+         "ifconfig_only": ([["ifconfig_only"]], [["ifconfig"]], [["ifconfig"]], [["ifconfig"]])}
+
+
+@pytest.mark.parametrize("port", sorted(PORTS))
+def test_the_clock_asks_the_dns_server_and_the_gateway_dhcp_gave_the_station(port: str, device_root: Path,
                                                                            tmp_path: Path) -> None:
+    before, dns_reads, gateway_reads, _ = PORTS[port]
     hw = {**VALVE_WIFI, "clock": {"tz": "UTC0", "ntp": ["gateway", "de.pool.ntp.org"]}}
     out = run_hal(device_root, tmp_path, hw, [
-        ["clock", "dns_server"], ["clock", "gateway"],
+        *before, ["clock", "dns_server"], ["clock", "gateway"], ["reads"],
         ["station", {"connected": True, "ifconfig": ["192.168.1.23", "255.255.255.0", "192.168.1.1", "192.168.1.53"]}],
-        ["clock", "dns_server"], ["clock", "gateway"],
-    ])
-    assert out[1:3] == [None, None]  # not joined: neither yet
-    assert out[4:6] == ["192.168.1.53", "192.168.1.1"]
+        ["clock", "dns_server"], ["reads"], ["clock", "gateway"], ["reads"],
+    ])[len(before):]
+    assert out[1:4] == [None, None, []]  # not joined: neither yet, and nothing asked of the port
+    assert out[5:] == ["192.168.1.53", dns_reads, "192.168.1.1", gateway_reads]
+
+
+@pytest.mark.parametrize("port", sorted(PORTS))
+def test_the_address_is_read_as_the_port_allows(port: str, device_root: Path, tmp_path: Path) -> None:
+    before, _, _, address_reads = PORTS[port]
+    out = run_hal(device_root, tmp_path, VALVE_WIFI, [
+        *before, ["poll", 0], ["got_ip", HOME], ["poll", 1000], ["reads"], ["status"], ["reads"],
+    ])[len(before):]
+    assert out[4] == []
+    assert out[5]["wifi"]["address"] == "192.168.1.23"  # type: ignore[index]
+    assert out[6] == address_reads
 
 
 # The port raises OSError for the ESP-IDF's Wi-Fi errors and RuntimeError for any other (ESP_ERR_NO_MEM when the

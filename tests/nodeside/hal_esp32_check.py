@@ -5,7 +5,8 @@
 # Besides the HAL's own methods: ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present],
 # ["outputs"], ["pulls"], ["history"]; the Wi-Fi: ["station", {field: value}] (the fake station's fields, e.g.
 # {"refuse": "connect"}), the driver's events ["disconnected", reason] (an attempt or the link failed) and
-# ["got_ip", ifconfig], ["network"] (the calls the HAL made of it, and clears them); the
+# ["got_ip", ifconfig], ["network"] (the calls the HAL made of it, and clears them), ["reads"] (how it read the
+# addresses: ifconfig() or ipconfig(), and clears them), ["ifconfig_only"] (the port before ipconfig()); the
 # clock: ["wifi", gateway or null] (the station connected with that gateway, or not), ["ntp_port", port] (an NTP
 # server listens on 127.0.0.1:port, and the HAL's SNTP client asks there rather than on port 123),
 # ["ntp_answer", unix_s] (the server reads the next request, answers it), ["clock", method] (the clock's
@@ -98,6 +99,12 @@ for step in script["steps"]:
         result = {"calls": network.station["calls"], "active": network.station["active"],
                   "hostname": network.hostname()}
         network.station["calls"] = []
+    elif name == "reads":
+        result = network.station["reads"]
+        network.station["reads"] = []
+    elif name == "ifconfig_only":
+        network.ifconfig_only()
+        result = None
     elif name == "clock":
         result = getattr(hal.clock, args[0])()
     elif name == "ntp_port":

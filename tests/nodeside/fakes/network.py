@@ -11,6 +11,12 @@
 # - status(): GOT_IP with an address; the reason of the last failure at once if it is a missing access point
 #   (201, 210-212) or a failed authentication (202; 205 is reported as 202), even while the port still asks
 #   again by itself; IDLE after disconnect() (8); CONNECTING while it asks again; then the reason, or IDLE.
+# - The addresses (ports/esp32/network_common.c): ifconfig() gives (address, netmask, gateway, DNS server);
+#   WLAN.ipconfig("addr4") (address, netmask) and ipconfig("gw4") the gateway, from the same interface
+#   record; network.ipconfig("dns") lwIP's first DNS server, which DHCP sets (the same one). "0.0.0.0" for
+#   what is not known yet. ipconfig() of any other key raises ValueError("unexpected key"); without one,
+#   TypeError. Ports before ipconfig() was added (micropython#14199) have ifconfig() only: ifconfig_only()
+#   makes this module one of them. Every read is kept in station["reads"], in order.
 STA_IF = 0
 STAT_IDLE = 1000
 STAT_CONNECTING = 1001
@@ -35,6 +41,7 @@ station = {
     # ... with the port's OSError for an ESP-IDF Wi-Fi error, or its RuntimeError for any other (ESP_ERR_NO_MEM)
     "refuse_with": "OSError",
     "calls": [],
+    "reads": [],  # ["ifconfig"], ["ipconfig", key], ["network.ipconfig", key]: how the HAL read the addresses
 }
 _hostname = ["mpy-esp32"]
 
@@ -143,4 +150,39 @@ class WLAN:
         return station["connected"]
 
     def ifconfig(self):
+        station["reads"].append(["ifconfig"])
         return station["ifconfig"]
+
+    def ipconfig(self, *args, **kwargs):
+        if kwargs:
+            raise NotImplementedError("setting is not modelled: the HAL only reads")
+        if len(args) != 1:
+            raise TypeError("must query one param")
+        key = args[0]
+        station["reads"].append(["ipconfig", key])
+        address, netmask, gateway, _ = station["ifconfig"]
+        if key == "addr4":
+            return (address, netmask)
+        if key == "gw4":
+            return gateway
+        if key == "dhcp4":
+            return True
+        raise ValueError("unexpected key")
+
+
+def ipconfig(*args, **kwargs):
+    if kwargs:
+        raise NotImplementedError("setting is not modelled: the HAL only reads")
+    if len(args) != 1:
+        raise TypeError("must query one param")
+    station["reads"].append(["network.ipconfig", args[0]])
+    if args[0] == "dns":
+        return station["ifconfig"][3]
+    raise ValueError("unexpected key")
+
+
+def ifconfig_only():
+    """This module as a port before ipconfig() was added: WLAN.ifconfig() alone tells the addresses."""
+    global ipconfig
+    del WLAN.ipconfig
+    del ipconfig

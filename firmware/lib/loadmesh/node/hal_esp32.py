@@ -352,7 +352,7 @@ class Esp32Hal(Hal):
         rssi_dbm: int | None = None
         wlan = self._wlan
         if join.state == wifijoin.UP and wlan is not None:
-            address = wlan.ifconfig()[0]
+            address = _ipv4(wlan, "addr4")
             try:
                 rssi_dbm = wlan.status("rssi")
             except OSError:  # lost since the last step
@@ -422,19 +422,39 @@ class _WifiClock(sntp.SntpClock):
     """SNTP whose "gateway" and DNS server are the ones DHCP gave the Wi-Fi station."""
 
     def gateway(self) -> str | None:
-        return _station_address(2)
+        return _station_address("gw4")
 
     def dns_server(self) -> str | None:
-        return _station_address(3)
+        return _station_address("dns")
 
 
-def _station_address(field: int) -> str | None:
-    """Field of the station's ifconfig() (2: gateway, 3: DNS server); None while it is not connected."""
+def _station_address(key: str) -> str | None:
+    """The station's gateway ("gw4") or DNS server ("dns"); None while it is not connected."""
     wlan = network.WLAN(network.STA_IF)
     if not wlan.isconnected():
         return None
-    address: str = wlan.ifconfig()[field]
-    return address
+    return _ipv4(wlan, key)
+
+
+def _ipv4(wlan: network.WLAN, key: str) -> str:
+    """The station's address ("addr4"), gateway ("gw4") or DNS server ("dns"); "0.0.0.0" for one not known yet.
+
+    By ipconfig() where the port has it (MicroPython 1.25's esp32 does): ifconfig() is deprecated for it. A
+    port without it (micropython#14199 added it) has ifconfig() alone, which reads the same interface record
+    and, for the DNS server, lwIP's first one, as network.ipconfig("dns") does: DHCP's."""
+    if key == "dns":
+        if hasattr(network, "ipconfig"):
+            dns: str = network.ipconfig("dns")
+            return dns
+        field = 3
+    elif hasattr(wlan, "ipconfig"):
+        value = wlan.ipconfig(key)
+        address: str = value[0] if key == "addr4" else value  # addr4: (address, netmask)
+        return address
+    else:
+        field = 0 if key == "addr4" else 2
+    fallback: str = wlan.ifconfig()[field]
+    return fallback
 
 
 def _int(value: object) -> int:
