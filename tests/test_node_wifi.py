@@ -95,6 +95,33 @@ def test_a_driver_that_refuses_counts_as_a_failed_try_and_the_name_comes_from_th
     assert out[5] == "loadmesh-000bff"
 
 
+@pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)
+def test_each_change_is_reported_once_and_a_failure_again_only_for_a_new_reason(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    out = run_policy(interpreter, device_root, tmp_path, [
+        ["step", 0, IDLE], ["tried", 0], ["change"],  # 0..2
+        ["step", 1000, WRONG_PASSWORD], ["change"], ["wait", 1000],  # 3..5: failed; the next try in 4 s
+        ["step", 2000, WRONG_PASSWORD], ["change"],  # 6, 7: the same, not again
+        ["step", 5000, WRONG_PASSWORD], ["tried", 5000], ["change"], ["wait", 5000],  # 8..11: tried again
+        ["step", 6000, WRONG_PASSWORD], ["change"], ["step", 7000, NO_AP], ["change"],  # 12..15: a new reason
+        ["step", 8000, GOT_IP], ["change"], ["step", 9000, GOT_IP], ["change"],  # 16..19: up once, after 2 tries
+        ["step", 10_000, BEACON_TIMEOUT], ["change"], ["tried", 10_000],  # 20..22: lost, telling why
+        ["step", 11_000, BEACON_TIMEOUT], ["change"], ["step", 12_000, WRONG_PASSWORD], ["change"],  # 23..26
+        ["failed", 15_000], ["change"], ["failed", 25_000], ["change"],  # 27..30: the radio refused, told once
+        ["step", 26_000, GOT_IP], ["change"],  # 31, 32: up after 3 tries since the loss
+    ])
+    assert out[0] is True and out[2] == [None, 0]
+    assert out[3:6] == [False, ["failed", 0], 4000]
+    assert out[6:8] == [False, [None, 0]]
+    assert out[8] is True and out[10:12] == [[None, 0], 10_000]
+    assert out[12:16] == [False, [None, 0], False, ["failed", 0]]
+    assert out[16:20] == [False, ["up", 2], False, [None, 2]]
+    assert out[20:22] == [True, ["lost", 2]]
+    assert out[23:27] == [False, [None, 2], False, ["failed", 2]]
+    assert out[27:31] == [None, ["failed", 2], None, [None, 2]]
+    assert out[31:] == [False, ["up", 3]]
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(1, 7000), st.sampled_from([IDLE, CONNECTING, GOT_IP, NO_AP, WRONG_PASSWORD])),
                 max_size=120))
@@ -129,13 +156,26 @@ VALVE_WIFI = {"hal": "esp32", "valve": {"kind": "servo", "pin": 14}, "wifi": {"s
 HOME = ["192.168.1.23", "255.255.255.0", "192.168.1.1", "192.168.1.1"]
 
 
-def run_hal(device_root: Path, tmp_path: Path, hw: dict[str, object], steps: list[list[object]],
-            station: dict[str, object] | None = None) -> list[object]:
+def run_hal_console(device_root: Path, tmp_path: Path, hw: dict[str, object], steps: list[list[object]],
+                    station: dict[str, object] | None = None) -> tuple[list[object], list[str]]:
+    """The HAL on the node image against the faked radio: each step's result, and the lines it printed."""
     path = tmp_path / "script.json"
     path.write_text(json.dumps({"hw": hw, "steps": steps, "station": station or {}}))
-    (out,) = mpnode.run("hal_esp32_check.py", str(path), device_root=device_root, fakes=True)
+    result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "hal_esp32_check.py", str(path)),
+                            capture_output=True, text=True, env=mpnode.environment(None, fakes=True), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    *console, last = result.stdout.splitlines()
+    wifi = hw.get("wifi")
+    password = wifi.get("password") if isinstance(wifi, dict) else None
+    assert not password or all(password not in line for line in console), console
+    out = json.loads(last)
     assert isinstance(out, list | dict)
-    return out  # type: ignore[return-value]  # {"error": ...} when the wiring is refused
+    return out, console  # type: ignore[return-value]  # {"error": ...} when the wiring is refused
+
+
+def run_hal(device_root: Path, tmp_path: Path, hw: dict[str, object], steps: list[list[object]],
+            station: dict[str, object] | None = None) -> list[object]:
+    return run_hal_console(device_root, tmp_path, hw, steps, station)[0]
 
 
 def test_the_station_starts_named_and_awake_joins_tries_again_and_tells_what_it_has(device_root: Path,
@@ -172,6 +212,31 @@ def test_the_station_starts_named_and_awake_joins_tries_again_and_tells_what_it_
     assert out[22]["calls"] == [["connect", "House", PASSWORD]]  # type: ignore[index]
 
 
+def test_the_console_tells_each_change_once_and_why_a_try_failed(device_root: Path, tmp_path: Path) -> None:
+    # Each attempt the node starts fails as the driver tells (one attempt per connect(): reconnects=0).
+    out, console = run_hal_console(device_root, tmp_path, VALVE_WIFI, [
+        ["poll", 0], ["disconnected", WRONG_PASSWORD], ["ticks", 100, 5100],  # tried again at 5 s,
+        ["disconnected", WRONG_PASSWORD], ["ticks", 5100, 15_100],  # 15 s
+        ["disconnected", WRONG_PASSWORD], ["ticks", 15_100, 35_100],  # and 35 s, which joins:
+        ["got_ip", HOME], ["ticks", 35_100, 50_000],  # up at 36 s (looked at once a second), then quiet
+        ["disconnected", BEACON_TIMEOUT], ["ticks", 50_000, 51_500],  # lost at 50 s, tried again at once
+        ["disconnected", NO_AP], ["ticks", 51_500, 55_100],  # a new reason at 52 s; tried again at 55 s
+        ["got_ip", HOME], ["ticks", 55_100, 70_000], ["status"],  # up at 56 s
+    ])
+    assert console == [
+        'loadmesh node: wifi joining "House" as loadmesh-5e1f07',
+        'loadmesh node: wifi not joined to "House": wrong_password (is hw.json\'s wifi.password right?), '
+        "trying again in 4 s",  # told once: not again at 5, 15 or 35 s, which failed the same way
+        "loadmesh node: wifi up as loadmesh-5e1f07, 192.168.1.23, -61 dBm after 4 tries",
+        "loadmesh node: wifi lost (beacon_timeout), joining again",
+        'loadmesh node: wifi not joined to "House": no_ap_found (in range, and on 2.4 GHz? the ESP32 has no 5 GHz '
+        "radio), trying again in 3 s",
+        "loadmesh node: wifi up as loadmesh-5e1f07, 192.168.1.23, -61 dBm after 2 tries",
+    ]
+    wifi = out[-1]["wifi"]  # type: ignore[index]
+    assert (wifi["state"], wifi["tries"], wifi["joins"], wifi["lost"]) == ("up", 6, 2, 1)
+
+
 # MicroPython 1.25's esp32 port has WLAN.ipconfig() and network.ipconfig(), and ifconfig(), deprecated for them;
 # a port before them has ifconfig() alone. The addresses read are the same either way; how they were read differs.
 PORTS = {"ipconfig": ([], [["network.ipconfig", "dns"]], [["ipconfig", "gw4"]], [["ipconfig", "addr4"]]),
@@ -195,12 +260,15 @@ def test_the_clock_asks_the_dns_server_and_the_gateway_dhcp_gave_the_station(por
 @pytest.mark.parametrize("port", sorted(PORTS))
 def test_the_address_is_read_as_the_port_allows(port: str, device_root: Path, tmp_path: Path) -> None:
     before, _, _, address_reads = PORTS[port]
-    out = run_hal(device_root, tmp_path, VALVE_WIFI, [
-        *before, ["poll", 0], ["got_ip", HOME], ["poll", 1000], ["reads"], ["status"], ["reads"],
-    ])[len(before):]
-    assert out[4] == []
-    assert out[5]["wifi"]["address"] == "192.168.1.23"  # type: ignore[index]
-    assert out[6] == address_reads
+    out, console = run_hal_console(device_root, tmp_path, VALVE_WIFI, [
+        *before, ["poll", 0], ["got_ip", HOME], ["reads"], ["poll", 1000], ["reads"], ["status"], ["reads"],
+    ])
+    out = out[len(before):]
+    assert out[3] == []
+    assert out[5] == address_reads  # for the console line
+    assert out[6]["wifi"]["address"] == "192.168.1.23"  # type: ignore[index]
+    assert out[7] == address_reads
+    assert console[-1] == "loadmesh node: wifi up as loadmesh-5e1f07, 192.168.1.23, -61 dBm after 1 try"
 
 
 # The port raises OSError for the ESP-IDF's Wi-Fi errors and RuntimeError for any other (ESP_ERR_NO_MEM when the
@@ -228,22 +296,34 @@ def test_a_station_a_boot_py_connected_is_up_though_it_could_not_be_set_up(devic
                                                                             tmp_path: Path) -> None:
     # The user's boot.py joined (and is still associating when the HAL is built): config() is refused then.
     hw = {"hal": "esp32", "wifi": {"ssid": "House", "password": PASSWORD}}
-    out = run_hal(device_root, tmp_path, hw, [
+    out, console = run_hal_console(device_root, tmp_path, hw, [
         ["network"], ["station", {"refuse": None, "connected": True, "ifconfig": HOME}], ["poll", 0], ["status"],
-        ["poll", 1000], ["network"],
+        ["poll", 1000], ["network"], ["disconnected", BEACON_TIMEOUT], ["poll", 2000], ["poll", 5000],  # 1..9
+        ["network"],  # 10
     ], station={"refuse": "config", "active": True})
     assert [call[0] for call in out[1]["calls"]] == ["hostname", "active", "config"]  # type: ignore[index]
     wifi = out[4]["wifi"]  # type: ignore[index]
     assert (wifi["state"], wifi["address"], wifi["tries"]) == ("up", "192.168.1.23", 0)
     assert out[6]["calls"] == []  # type: ignore[index]  # up: nothing to try
+    # Lost: the node's first try, which sets the radio up first; one line for the change, not a "joining" too.
+    assert [call[0] for call in out[10]["calls"]] == ["active", "config", "connect"]  # type: ignore[index]
+    assert console == ["loadmesh node: wifi up as loadmesh-5e1f07, 192.168.1.23, -61 dBm",
+                       "loadmesh node: wifi lost (beacon_timeout), joining again"]
+
+
+# What the port's exception says, on the console line of a refused connect().
+REFUSED = {"OSError": "Wifi Internal State Error", "RuntimeError": "Wifi Unknown Error 0x0101"}
 
 
 @pytest.mark.parametrize("refusal", REFUSALS)
 def test_a_connect_the_driver_refuses_is_a_failed_try(refusal: str, device_root: Path, tmp_path: Path) -> None:
-    out = run_hal(device_root, tmp_path, VALVE_WIFI, [
+    out, console = run_hal_console(device_root, tmp_path, VALVE_WIFI, [
         ["station", {"refuse": "connect", "refuse_with": refusal}], ["poll", 0], ["status"],  # 1..3
         ["station", {"refuse": None}], ["poll", 4000], ["poll", 5000], ["status"], ["network"],  # 4..8
     ])
+    assert console == ['loadmesh node: wifi joining "House" as loadmesh-5e1f07',
+                       f'loadmesh node: wifi not joined to "House": driver_error ({REFUSED[refusal]}), '
+                       "trying again in 5 s"]
     wifi = out[3]["wifi"]  # type: ignore[index]
     assert (wifi["state"], wifi["reason"], wifi["tries"]) == ("down", "driver_error", 1)
     wifi = out[7]["wifi"]  # type: ignore[index]
@@ -252,13 +332,17 @@ def test_a_connect_the_driver_refuses_is_a_failed_try(refusal: str, device_root:
     assert [call[0] for call in calls] == ["hostname", "active", "config", "connect", "connect"]
 
 
-def _node(device_root: Path, tmp_path: Path, hw: dict[str, object]) -> tuple[dict[str, object], str]:
+def _node(device_root: Path, tmp_path: Path, hw: dict[str, object],
+          station: dict[str, object] | None = None) -> tuple[dict[str, object], str]:
+    """A node booted on the ESP32 HAL against the faked radio, one tick: its /status, and all it printed."""
     root = tmp_path / "node"
     root.mkdir()
     path = tmp_path / "hw.json"
     path.write_text(json.dumps(hw))
+    station_path = tmp_path / "station.json"
+    station_path.write_text(json.dumps(station or {}))
     result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "esp32_node_check.py", str(root),
-                                           str(path)),
+                                           str(path), str(station_path)),
                             capture_output=True, text=True, env=mpnode.environment(None, fakes=True), timeout=60)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.splitlines()[-1])
@@ -273,6 +357,18 @@ def test_a_nodes_status_tells_its_wifi_and_never_the_password(device_root: Path,
     assert (wifi["state"], wifi["tries"], wifi["hostname"]) == ("joining", 1, "loadmesh-5e1f07")
     assert PASSWORD not in json.dumps(out["status"]) and PASSWORD not in printed.replace(
         json.dumps(out["driven"]), "")
+    assert _wifi_lines(printed) == ['loadmesh node: wifi joining "House" as loadmesh-5e1f07']
+
+
+def _wifi_lines(printed: str) -> list[str]:
+    return [line for line in printed.splitlines() if line.startswith("loadmesh node: wifi")]
+
+
+def test_a_node_joined_before_it_booted_says_so_on_its_console(device_root: Path, tmp_path: Path) -> None:
+    # A station a boot.py joined: up at the first tick, with no try of the node's own.
+    out, printed = _node(device_root, tmp_path, VALVE_WIFI, {"active": True, "connected": True, "ifconfig": HOME})
+    assert out["hal"]["wifi"]["state"] == "up"  # type: ignore[index]
+    assert _wifi_lines(printed) == ["loadmesh node: wifi up as loadmesh-5e1f07, 192.168.1.23, -61 dBm"]
 
 
 def test_a_node_whose_wiring_is_refused_still_joins_to_say_why_and_drives_nothing(device_root: Path,

@@ -1,15 +1,21 @@
-# Node side of tests/test_node_hal_esp32.py: a node booted on the ESP32 HAL (machine and network faked),
-# one tick, and what its /status says of the HAL. The node prints its boot line; the last line is ours.
-#   esp32_node_check.py ROOT HW   ROOT: the node's folder; HW: a JSON file holding its hw.json
+# Node side of tests/test_node_hal_esp32.py and test_node_wifi.py: a node booted on the ESP32 HAL (machine and
+# network faked), one tick, and what its /status says of the HAL. The node prints its console lines; the last
+# line is ours.
+#   esp32_node_check.py ROOT HW [STATION]   ROOT: the node's folder; HW: a JSON file holding its hw.json;
+#                                           STATION: one holding the fake station's fields at boot
 import json
 import sys
 
 import machine
+import network
 
 from loadmesh.node import runtime
 from loadmesh.node.store import Store
 
 root = sys.argv[1]
+if len(sys.argv) > 3:
+    with open(sys.argv[3]) as source:
+        network.station.update(json.load(source))
 with open(sys.argv[2]) as source:
     Store(root).write_json("hw.json", json.load(source))
 node = runtime.Node(root)

@@ -1,8 +1,10 @@
 # Node side of tests/test_node_hal_esp32.py and test_node_wifi.py: drives the ESP32 HAL against the fake
-# machine, network and onewire modules and prints what it observes.
+# machine, network and onewire modules and prints what it observes: one JSON line, the last; the lines the HAL
+# printed on its console come before it, in order.
 #   hal_esp32_check.py FILE   FILE holds {"hw": {...}, "steps": [[step, args...], ...]} and, optionally,
 #                             "station": the fake radio's fields before the HAL is built
-# Besides the HAL's own methods: ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present],
+# Besides the HAL's own methods: ["ticks", from_ms, to_ms] (poll() every 100 ms, as the node's tick, up to but not
+# including to_ms), ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present],
 # ["outputs"], ["pulls"], ["history"]; the Wi-Fi: ["station", {field: value}] (the fake station's fields, e.g.
 # {"refuse": "connect"}), the driver's events ["disconnected", reason] (an attempt or the link failed) and
 # ["got_ip", ifconfig], ["network"] (the calls the HAL made of it, and clears them), ["reads"] (how it read the
@@ -99,6 +101,10 @@ for step in script["steps"]:
         result = {"calls": network.station["calls"], "active": network.station["active"],
                   "hostname": network.hostname()}
         network.station["calls"] = []
+    elif name == "ticks":
+        for now_ms in range(args[0], args[1], 100):
+            hal.poll(now_ms)
+        result = None
     elif name == "reads":
         result = network.station["reads"]
         network.station["reads"] = []

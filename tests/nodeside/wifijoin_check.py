@@ -2,7 +2,8 @@
 # Runs on the unix port and on CPython.
 #   wifijoin_check.py FILE   FILE holds [[step, args...], ...]; prints the list of results.
 # Steps: ["step", now_ms, code] (result: whether to connect now; if so, the script's next step says how the
-# connect() went: ["tried", now_ms] or ["failed", now_ms]); ["status", now_ms]; ["reason", code];
+# connect() went: ["tried", now_ms] or ["failed", now_ms]); ["status", now_ms]; ["change"] (what the last step or
+# failed() found, and the tries of the last join); ["wait", now_ms] (until the next try); ["reason", code];
 # ["hostname", [byte, ...]]; ["run", from_ms, to_ms, code]: the station holds code, stepped every 100 ms as the
 # node's tick does, connect() going out each time the policy says so; result: the times it did.
 import json
@@ -30,6 +31,10 @@ for step in steps:
         join.tried(step[1])
     elif name == "failed":
         join.failed(step[1])
+    elif name == "change":
+        result = [join.change, join.join_tries]
+    elif name == "wait":
+        result = join.wait_ms(step[1])
     elif name == "status":
         result = join.status(step[1])
     elif name == "reason":

@@ -17,6 +17,8 @@
 #   what is not known yet. ipconfig() of any other key raises ValueError("unexpected key"); without one,
 #   TypeError. Ports before ipconfig() was added (micropython#14199) have ifconfig() only: ifconfig_only()
 #   makes this module one of them. Every read is kept in station["reads"], in order.
+# - A refused call raises what the port raises: OSError with the message alone (mp_raise_msg), or for an
+#   error it does not name RuntimeError("Wifi Unknown Error 0x...").
 STA_IF = 0
 STAT_IDLE = 1000
 STAT_CONNECTING = 1001
@@ -53,7 +55,7 @@ def _call(name, *args):
     if station["refuse"] == name:
         if station["refuse_with"] == "RuntimeError":
             raise RuntimeError("Wifi Unknown Error 0x0101")
-        raise OSError(-1, "Wifi Internal State Error")
+        raise OSError("Wifi Internal State Error")
 
 
 def _attempts():
@@ -119,18 +121,18 @@ class WLAN:
 
     def connect(self, ssid=None, key=None):
         if not station["active"]:
-            raise OSError(-1, "Wifi Not Started")
+            raise OSError("Wifi Not Started")
         _call("connect", ssid, key)
         station["failures"] = 0  # reset before the driver is asked, so even when it refuses
         if station["associating"]:
-            raise OSError(-1, "Wifi Internal Error")
+            raise OSError("Wifi Internal Error")
         station["associating"] = True
         station["requested"] = True
 
     def status(self, param=None):
         if param == "rssi":
             if not station["connected"]:
-                raise OSError(-1, "Wifi Not Connected")
+                raise OSError("Wifi Not Connected")
             return station["rssi"]
         if station["connected"]:
             return STAT_GOT_IP

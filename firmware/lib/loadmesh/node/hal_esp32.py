@@ -31,7 +31,10 @@ from .hal import TEMPERATURES, Hal
 # - Clock: sntp's poll, which never waits (a datagram sent or read).
 # - Wi-Fi: the station's status code, and connect() when wifijoin says so;
 #   neither waits (the driver associates in its own task). The radio starts
-#   in the constructor: starting it takes the driver a moment, once.
+#   in the constructor: starting it takes the driver a moment, once. A line
+#   on the console at the first try and at each change wifijoin reports
+#   (up, lost, a new reason for failing), never per tick: someone setting a
+#   node up on USB serial sees it join, and why not.
 #
 # The watchdog starts in the constructor; once started it cannot be stopped.
 #
@@ -210,15 +213,55 @@ class Esp32Hal(Hal):
         wifi = self.hw["wifi"]
         assert join is not None and isinstance(wifi, dict)
         wlan = self._wlan
-        if not join.step(now_ms, wifijoin.IDLE if wlan is None else wlan.status()):
+        connect = join.step(now_ms, wifijoin.IDLE if wlan is None else wlan.status())
+        if join.change is not None:
+            self._tell_wifi(now_ms, "")
+        if not connect:
             return
+        if join.tries == 0 and join.joins == 0:  # the first try since boot (a station up before had none)
+            _say("wifi joining " + _quoted(wifi["ssid"]) + " as " + self.hostname)
         try:
             if wlan is None or not self._radio_on:
                 wlan = self._radio()
             wlan.connect(wifi["ssid"], wifi["password"])
             join.tried(now_ms)
-        except _RADIO_ERRORS:  # the driver refused (not started, in a state it cannot connect from, no memory)
+        except _RADIO_ERRORS as exc:  # the driver refused (not started, in a state it cannot connect from, no memory)
             join.failed(now_ms)
+            if join.change is not None:
+                self._tell_wifi(now_ms, str(exc))
+
+    def _tell_wifi(self, now_ms: int, error: str) -> None:
+        """The console line of the change the join reports (error: what the radio raised, for driver_error)."""
+        join = self.wifi
+        wifi = self.hw["wifi"]
+        assert join is not None and isinstance(wifi, dict)
+        change = join.change
+        why = join.reason
+        if change == wifijoin.UP:
+            line = "wifi up as " + self.hostname
+            wlan = self._wlan
+            if wlan is not None:
+                line += ", " + _ipv4(wlan, "addr4")
+                rssi_dbm = _rssi_dbm(wlan)
+                if rssi_dbm is not None:
+                    line += ", " + str(rssi_dbm) + " dBm"
+            tries = join.join_tries
+            if tries:
+                line += " after " + str(tries) + (" try" if tries == 1 else " tries")
+        elif change == wifijoin.LOST:
+            line = "wifi lost" + ("" if why is None else " (" + why + ")") + ", joining again"
+        else:  # FAILED: why, and what someone setting the node up can check for the usual causes
+            line = "wifi not joined to " + _quoted(wifi["ssid"]) + ": " + str(why)
+            hint = error
+            if why in ("wrong_password", "4way_handshake_timeout"):
+                hint = "is hw.json's wifi.password right?"
+            elif why == "no_ap_found":
+                hint = "in range, and on 2.4 GHz? the ESP32 has no 5 GHz radio"
+            if hint:
+                line += " (" + hint + ")"
+            wait_s = (join.wait_ms(now_ms) + 999) // 1000
+            line += ", trying again" + (" in " + str(wait_s) + " s" if wait_s else "")
+        _say(line)
 
     def _read_pilot(self) -> None:
         pilot = self.hw["pilot"]
@@ -353,10 +396,7 @@ class Esp32Hal(Hal):
         wlan = self._wlan
         if join.state == wifijoin.UP and wlan is not None:
             address = _ipv4(wlan, "addr4")
-            try:
-                rssi_dbm = wlan.status("rssi")
-            except OSError:  # lost since the last step
-                rssi_dbm = None
+            rssi_dbm = _rssi_dbm(wlan)
         out["address"] = address
         out["rssi_dbm"] = rssi_dbm
         return out
@@ -455,6 +495,25 @@ def _ipv4(wlan: network.WLAN, key: str) -> str:
         field = 0 if key == "addr4" else 2
     fallback: str = wlan.ifconfig()[field]
     return fallback
+
+
+def _rssi_dbm(wlan: network.WLAN) -> int | None:
+    """The access point's signal at the station, in dBm; None when the port cannot tell (not associated)."""
+    try:
+        rssi_dbm: int = wlan.status("rssi")
+        return rssi_dbm
+    except OSError:  # lost since the last step
+        return None
+
+
+def _say(line: str) -> None:
+    """A line on the node's console (USB serial), as the runtime's boot lines."""
+    print("loadmesh node: " + line)
+
+
+def _quoted(text: object) -> str:
+    """A network name in quotes, so that spaces at its ends show."""
+    return '"' + str(text) + '"'
 
 
 def _int(value: object) -> int:

@@ -31,6 +31,11 @@ except ImportError:  # CPython: importable on the host as well
 #   RETRY_MAX_MS while the tries fail: a node rejoins within a minute of
 #   its access point coming back, and a wrong password is not hammered in.
 #
+# Each step also says what changed (Join.change), for the console line the
+# HAL prints, once per change: UP when the station came up, LOST when an up
+# link went down, FAILED when a try failed for a reason other than the last
+# one told (a wrong password is told once, not at every try), None else.
+#
 # The node is safe whatever happens here: with the radio down it hears no
 # peer and falls to its failsafe current (docs/safety.md, rule 3); joining
 # only brings the group back.
@@ -57,6 +62,8 @@ UP = "up"
 JOINING = "joining"
 DOWN = "down"
 DRIVER_ERROR = "driver_error"  # a call into the radio raised
+LOST = "lost"  # Join.change: an up link went down (UP: it came up)
+FAILED = "failed"  # Join.change: a try failed, for a reason not told since the last change
 
 
 def reason(code: int) -> str:
@@ -81,6 +88,18 @@ class Join:
         self._tried_ms = 0  # the last connect()
         self._retry_ms = RETRY_MIN_MS
         self._check_ms = 0
+        self.change: str | None = None  # what the last step() or failed() found: UP, LOST, FAILED or None
+        self.join_tries = 0  # the connect() calls the last join took (0: up without one, e.g. by a boot.py)
+        self._tries_down = 0  # tries when the link was last lost (0: at boot)
+        self._told: str | None = None  # the failure reason the last change told
+
+    def _fail(self, why: str) -> None:
+        """A try failed for why: FAILED once per reason, until the next change."""
+        self.reason = why
+        if why != self._told:
+            self._told = why
+            if self.change is None:  # else LOST, which tells why
+                self.change = FAILED
 
     def _enter(self, state: str, now_ms: int) -> None:
         if state != self.state:
@@ -89,6 +108,7 @@ class Join:
 
     def step(self, now_ms: int, code: int) -> bool:
         """Take WLAN.status(); True: call connect() now (then tried() or failed())."""
+        self.change = None
         if now_ms < self._check_ms:
             return False
         self._check_ms = now_ms + CHECK_MS
@@ -98,15 +118,21 @@ class Join:
                 self.reason = None
                 self._retry_ms = RETRY_MIN_MS
                 self._next_ms = self._tried_ms + RETRY_MIN_MS
+                self.change = UP
+                self.join_tries = self.tries - self._tries_down
+                self._told = None
             self._enter(UP, now_ms)
             return False
         if self.state == UP:
             self.lost += 1
+            self.change = LOST
+            self._tries_down = self.tries
+            self._told = None
         if code == CONNECTING:
             self._enter(JOINING, now_ms)
             return False
         if code != IDLE:
-            self.reason = reason(code)
+            self._fail(reason(code))
         if now_ms < self._next_ms:
             self._enter(DOWN, now_ms)
             return False
@@ -124,8 +150,13 @@ class Join:
     def failed(self, now_ms: int) -> None:
         """A call into the radio raised: counted as a failed try."""
         self.tried(now_ms)
-        self.reason = DRIVER_ERROR
+        self.change = None
+        self._fail(DRIVER_ERROR)
         self._enter(DOWN, now_ms)
+
+    def wait_ms(self, now_ms: int) -> int:
+        """How long until the next connect() at the earliest (0: at the next check)."""
+        return self._next_ms - now_ms if self._next_ms > now_ms else 0
 
     def status(self, now_ms: int) -> dict[str, object]:
         """For /status ("hal" "wifi"); the HAL adds the address and signal while up."""
