@@ -333,6 +333,7 @@ class Mesh:
     def _adopt(self, node: Node, config: dict[str, Any]) -> None:
         if node.config is not None and node.config["version"] >= config["version"]:
             return
+        had = node.config
         node.previous_config = node.config if node.config_ticked else node.previous_config
         node.config = config
         node.config_ticked = False
@@ -347,6 +348,17 @@ class Mesh:
         elif not node.running:
             # Named again after it left: runtime.Node._rejoin halts it, and the
             # watchdog restarts it into this config (a new boot id, 0 A kept).
+            # runtime.Node._adopt keeps first, for that boot, the members the
+            # config that left it out had and this one lacks (departed.py).
+            if had is not None:
+                plan = self.core.controller.prepare(config, node.node_id)
+                ahead = dict(node.departed)
+                departed.track(ahead, departed.rejoin_ids(had), plan.ids, plan.node, self.now_ms,
+                               departed.rejoin_wait_ms(had, plan))
+                if sorted(ahead) != node.departed_kept:
+                    node.departed_kept = sorted(ahead)
+                    node.kept_departed = departed.record(ahead)
+                self._learn_by(sorted(ahead))
             node.alive = False
             node.enforced_ma = 0
             self.counts["rejoined"] += 1
@@ -371,12 +383,16 @@ class Mesh:
             departed.track(node.departed, old.ids, plan.ids, plan.node, self.now_ms, departed.wait_ms(old, plan))
             listen = departed.listened(node.departed, plan.ids, plan.node, node.table.max_peers)
             node._keep_departed()
-            if self.learn_by_ms is not None:
-                for member in sorted(node.departed):
-                    if member not in self.learning:
-                        self.learning[member] = self.now_ms + self.learn_by_ms
-                        self._schedule(self.now_ms + self.learn_by_ms, "learn", member)
+            self._learn_by(sorted(node.departed))
         node.table.set_members(listen)
+
+    def _learn_by(self, removed: list[str]) -> None:
+        """The model's assumption: each removed member has the config within learn_by_ms of this switch."""
+        if self.learn_by_ms is not None:
+            for member in removed:
+                if member not in self.learning:
+                    self.learning[member] = self.now_ms + self.learn_by_ms
+                    self._schedule(self.now_ms + self.learn_by_ms, "learn", member)
 
     def _leave(self, node: Node) -> None:
         """runtime.Node._leave: outputs safe, no more ticks or heartbeats; what the car may draw is kept."""

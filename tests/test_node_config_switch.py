@@ -232,3 +232,46 @@ def test_a_left_out_node_named_again_restarts_into_the_config_at_0_a(tmp_path: P
             assert rebooted.adopted["version"] == 3  # type: ignore[attr-defined]
             assert rebooted.boot_id > boot_id  # type: ignore[attr-defined]
             assert rebooted.state["applied_ma"] == 0  # type: ignore[attr-defined]
+
+
+def test_a_node_named_again_as_the_only_member_holds_for_the_members_it_knew_until_they_are_gone(
+        tmp_path: Path, device_root: Path) -> None:
+    # evse3 is left out by version 2 (evse1 and evse2 share the 32 A, 16 A each). Version 3 names evse3
+    # alone, and reaches it first. It restarts into version 3 with nobody to agree with, while evse1
+    # and evse2 still charge on version 2. Before it held for the members of the config that left it
+    # out, it raised to its car's 16 A at once: 48 A on 32 A (found by the mesh state machine,
+    # tests/test_controller_mesh_members.py). Now it holds at 0 A until they are gone.
+    scenario = three_evses(60, [])
+    with simulation(scenario, tmp_path, device_root, virtual=NODES) as sim:
+        nodes, sealed = _running_without_evse3(sim)
+        with sim.virtual.lock:
+            for node_id in NODES:
+                assert nodes[node_id].put_config(sealed)["adopted"] is True  # type: ignore[attr-defined]
+            assert nodes["evse3"].mode == "left_out"  # type: ignore[attr-defined]
+        sim.run(12000)
+        shared = last_before(samples(sim), sim.now_ms())
+        assert (shared["evse1"]["applied_ma"], shared["evse2"]["applied_ma"]) == (16000, 16000)
+        alone = configsync.seal(sim.pads, dict(sim.config, members=[member for member in sim.config["members"]
+                                                                     if member["id"] == "evse3"], version=3))
+        with sim.virtual.lock:
+            assert nodes["evse3"].put_config(alone)["adopted"] is True  # type: ignore[attr-defined]
+            assert nodes["evse3"].mode == "halted"  # type: ignore[attr-defined]
+        sim.restart("evse3")
+        sim.run(22000)
+        with sim.virtual.lock:
+            rebooted = sim.virtual.nodes["evse3"]
+            assert rebooted.adopted["version"] == 3  # type: ignore[attr-defined]
+            assert (rebooted.out["reason"], sorted(rebooted.departed)) == ("hold", ["evse1", "evse2"])  # type: ignore[attr-defined]
+            assert rebooted.state["applied_ma"] == 0  # type: ignore[attr-defined]
+        # The two get version 3, stop and fall silent: once silent for peer_timeout + ev_lag + margin,
+        # evse3 raises.
+        with sim.virtual.lock:
+            for node_id in ("evse1", "evse2"):
+                assert nodes[node_id].put_config(alone)["adopted"] is True  # type: ignore[attr-defined]
+        left_ms = sim.now_ms()
+        sim.run(42000)
+        raised = settled(samples(sim), left_ms, lambda by_node: at_allocation(by_node, {"evse3": 16000}))
+        assert raised is not None
+        assert raised >= left_ms + 3000 + 2000 + 1000 - 500  # not before they were silent that long
+        violations = trace.violations(list(sim.records), scenario, field="draw_ma")  # type: ignore[arg-type]
+        assert violations == []

@@ -86,3 +86,25 @@ def test_the_record_kept_across_a_reset_is_held_for_again_from_the_boot(tmp_path
     assert departed.restore(str(tmp_path / "none"), ["a"], "a", 0, 16) == {}
     (tmp_path / departed.FILE).write_bytes(b"LM1 0000000000000000\n{\"c\":6000}")
     assert departed.restore(str(tmp_path), ["a"], "a", 0, 16) == {}
+
+
+def test_a_node_named_again_holds_for_the_members_it_last_knew_for_the_longer_wait() -> None:
+    from loadmesh.core import controller, groupconfig
+
+    member = {"kind": "evse", "circuit": "site", "phases": "L1", "priority": 0, "min_ma": 6000, "max_ma": 16000,
+              "step_ma": 1000}
+    base = {"group": "house", "version": 2, "updated_at": 1000, "origin": "companion", "key_id": "k1",
+            "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}, "circuits": [],
+            "heartbeat_ms": 500, "peer_timeout_ms": 3000, "ev_lag_ms": 2000, "margin_ms": 1000,
+            "failsafe": {"mode": "safe_current", "current_ma": 0}}
+    # The config that left "a" out (a slower group: 4 + 5 + 1 s), and the one that names it again alone.
+    left_by = groupconfig.parse(dict(base, members=[dict(member, id="b"), dict(member, id="c")],
+                                     peer_timeout_ms=4000, ev_lag_ms=5000))
+    alone = controller.prepare(groupconfig.parse(dict(base, version=3, members=[dict(member, id="a")])), "a")
+    assert departed.rejoin_ids(left_by) == ["b", "c"]
+    assert departed.rejoin_wait_ms(left_by, alone) == 10000  # its wait, not the new config's 6 s
+    faster = groupconfig.parse(dict(left_by, peer_timeout_ms=1500, wdt_ms=1500, ev_lag_ms=0, margin_ms=0))
+    assert departed.rejoin_wait_ms(faster, alone) == alone.silent_wait_ms == 6000
+    gone: dict[str, list[int]] = {}
+    departed.track(gone, departed.rejoin_ids(left_by), alone.ids, "a", 500, departed.rejoin_wait_ms(left_by, alone))
+    assert gone == {"b": [500, 10000], "c": [500, 10000]}

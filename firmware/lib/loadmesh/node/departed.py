@@ -24,6 +24,18 @@ FILE = "departed.json"
 #
 # Entries: node id -> [since_ms (the switch), pad_ms].
 #
+# A node a config left out, named again by a later one, restarts into it
+# (runtime.Node._rejoin) having missed the configs in between: it may come
+# back as the only member, with nobody to agree with before it raises, while
+# members those configs removed still draw on an older one. So it holds for
+# the members of the config that left it out (what it last knew of the group)
+# that the new one lacks, as at a switch: written to FILE before the config,
+# held from the boot. Back alone, it holds for at least the pad (the config
+# that left it out had another member): that covers a member the missed
+# configs added and removed, which it cannot name, since such a member learns
+# the new config in that time, as any removed member must. Back with others,
+# they do not agree with it before they hold for that member themselves.
+#
 # The hold is kept across a reset in FILE ({id: pad_ms}), written whenever the
 # set of removed members changes: a node that resets boots into the new
 # config, and without the file it would not know the member it held for (if
@@ -48,6 +60,21 @@ def wait_ms(old: Plan | None, new: Plan) -> int:
     if old is not None and old.silent_wait_ms > new.silent_wait_ms:
         return old.silent_wait_ms
     return new.silent_wait_ms
+
+
+def rejoin_ids(left_by: dict[str, object]) -> list[str]:
+    """The members of the config that left this node out: what it last knew of the group."""
+    members = left_by["members"]
+    assert isinstance(members, list)
+    return [member["id"] for member in members]
+
+
+def rejoin_wait_ms(left_by: dict[str, object], new: Plan) -> int:
+    """wait_ms() for a node named again: the config that left it out has no Plan here (it names no member of this
+    node's id), so its silent wait comes from its fields, as Plan.silent_wait_ms counts it."""
+    old_ms = left_by["peer_timeout_ms"] + left_by["ev_lag_ms"] + left_by["margin_ms"]  # type: ignore[operator]
+    assert isinstance(old_ms, int)
+    return old_ms if old_ms > new.silent_wait_ms else new.silent_wait_ms
 
 
 def listened(departed: dict[str, list[int]], member_ids: list[str], own: str, max_peers: int) -> list[str]:

@@ -333,6 +333,15 @@ class Node:
             ahead = dict(self.departed)
             departed.track(ahead, old.ids, plan.ids, plan.node, self.clock.now_ms(), departed.wait_ms(old, plan))
             self._keep_departed(ahead)
+        elif plan is not None and self.mode == LEFT_OUT and self.adopted is not None:
+            # Named again: it boots into config having missed the configs in between (departed.py). The
+            # members the config that left it out had and this one lacks are held for from that boot.
+            from . import departed
+
+            ahead = dict(self.departed)
+            departed.track(ahead, departed.rejoin_ids(self.adopted), plan.ids, plan.node, self.clock.now_ms(),
+                           departed.rejoin_wait_ms(self.adopted, plan))
+            self._keep_departed(ahead)
         store = Store(self.root)
         store.write_json(CONFIG, config)
         self.store_state[CONFIG] = store.state[CONFIG]
