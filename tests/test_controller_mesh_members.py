@@ -230,6 +230,40 @@ def test_every_node_that_held_resets_and_holds_again_from_its_boot(core: ModuleT
     assert all(mesh.nodes[node].kept_departed == {} for node in ("n1", "n2"))  # the file emptied
 
 
+# Three cars on 18 A (20 A x 90 %), no lag: the machine's setup when it found the rejoin gap below.
+REJOIN_SETUP = {
+    "config": dict(GAP_SETUP["config"], circuits=[{"id": "garage", "parent": "site", "limit_ma": 16000}],  # type: ignore[arg-type]
+                   peer_timeout_ms=1500, ev_lag_ms=0),
+    "lags": {"n0": 0, "n1": 0, "n2": 0}, "car_max": {"n0": 10000, "n1": 10000, "n2": 10000},
+    "offsets": {"n0": 0, "n1": 0, "n2": 0}, "seed": 225}
+
+
+def test_a_node_named_again_alone_holds_for_the_members_it_knew(core: ModuleType) -> None:
+    # As the machine found it: v2 leaves n0 out; v3 names it again, v4 drops n1 and v5 drops n2, none
+    # delivered but v5, to n0 and n1 at once. n0 restarts into v5, the only member, with nobody to agree
+    # with; n2 still charges on v2. Before n0 held for the members of v2 it raised to 16 A at once: 22 A
+    # on 18 A (Violation, from run_until).
+    machine = type("Machine", (MembersMachine,), {"core": core})()
+    machine.start(setup=REJOIN_SETUP)
+    mesh = machine.mesh
+    assert mesh is not None
+    machine.run(ms=300)
+    machine.remove_member(number=0, first=set(), everyone=True, after=261)
+    machine.run(ms=2239)
+    assert not mesh.nodes["n0"].running  # left out by v2
+    machine.add_member(number=0, first=set(), after=0)
+    machine.remove_member(number=0, first=set(), everyone=False, after=0)
+    machine.remove_member(number=0, first=set(), everyone=True, after=0)
+    assert [mesh.nodes[node].config["version"] for node in ("n0", "n1", "n2")] == [5, 5, 2]
+    mesh.run_until(mesh.now_ms + 200)  # n0's watchdog has fired (this seed's draw): it runs v5
+    assert mesh.nodes["n0"].running and sorted(mesh.nodes["n0"].departed) == ["n1", "n2"]
+    assert mesh.nodes["n0"].last["reason"] == "hold" and mesh.nodes["n2"].actuator_ma == 6000
+    # n2 has v5 by learn_by_ms and stops; once it has been silent for the wait, n0 raises.
+    raised_ms = mesh.run_until(mesh.now_ms + 20000, until=lambda m: m.nodes["n0"].actuator_ma == 16000)
+    assert raised_ms is not None and not mesh.nodes["n2"].running
+    assert mesh.nodes["n0"].departed == {}
+
+
 # A valve and three cars on 28.8 A (32 A x 90 %), as the machine drew them.
 SPLIT_SETUP = {
     "config": {"group": "house", "version": 1, "updated_at": 1000, "origin": "companion", "key_id": "k1",
