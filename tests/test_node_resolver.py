@@ -266,16 +266,17 @@ def test_the_wiring_takes_names_and_says_what_is_wrong_with_a_bad_one(interprete
                                                                        tmp_path: Path) -> None:
     path = tmp_path / "servers.json"
     path.write_text(json.dumps(GOOD_SERVERS + [bad for bad, _ in BAD_SERVERS]))
-    (out,) = mpnode.run_on(interpreter, "ntp_servers_check.py", str(path), device_root=device_root)
-    assert out == {"errors": [None] * len(GOOD_SERVERS) + [error for _, error in BAD_SERVERS],
-                   # A clock without names does not import the resolver; one with a name does.
-                   "resolver_imported": [False, True]}
+    *errors, imported = mpnode.run_on(interpreter, "ntp_servers_check.py", str(path), device_root=device_root)
+    assert errors == [None] * len(GOOD_SERVERS) + [error for _, error in BAD_SERVERS]
+    # A clock without names does not import the resolver; one with a name does.
+    assert imported == {"resolver_imported": [False, True]}
 
 
 GOOD_SERVERS: list[object] = [
     "pool.ntp.org", "de.pool.ntp.org", "Time.Cloudflare.COM", "ntp1.fau.de", "1.de.pool.ntp.org",
     "fritz.box", "xn--bcher-kva.example", "a-b.c-d.e", "3com.com", "192.168.1.1",
     "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 61,  # 253 characters
+    ["gateway", "pool.ntp.org", "192.168.1.1"],  # a list: the whole "ntp"
 ]
 NOT_A = "is not an IPv4 address, \"gateway\" or a host name"
 BAD_SERVERS: list[tuple[object, str]] = [
@@ -304,6 +305,12 @@ BAD_SERVERS: list[tuple[object, str]] = [
     ("", "'' " + NOT_A + ": it is empty"),
     (123, "123 " + NOT_A),
     (None, "None " + NOT_A),
+    # Lists: the whole "ntp", the error in full. A name's case does not matter: the same server, twice.
+    (["Pool.NTP.org", "pool.ntp.org"], "hw.clock.ntp[1]: 'pool.ntp.org' is listed twice: as 'Pool.NTP.org' in "
+     "hw.clock.ntp[0] (a host name's case does not matter)"),
+    (["gateway", "de.pool.ntp.org", "DE.pool.ntp.ORG"], "hw.clock.ntp[2]: 'DE.pool.ntp.ORG' is listed twice: as "
+     "'de.pool.ntp.org' in hw.clock.ntp[1] (a host name's case does not matter)"),
+    (["192.168.1.1", "192.168.1.1"], "hw.clock.ntp[1]: '192.168.1.1' is listed twice"),
 ]
 
 
@@ -318,3 +325,8 @@ def test_a_name_in_the_wiring_and_its_errors_name_the_entry() -> None:
     with pytest.raises(FieldError) as twice:
         hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["pool.ntp.org", "pool.ntp.org"]}})
     assert str(twice.value) == "hw.clock.ntp[1]: 'pool.ntp.org' is listed twice"
+    with pytest.raises(FieldError) as folded:
+        hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["Time.Cloudflare.COM", "gateway",
+                                                                         "time.cloudflare.com"]}})
+    assert str(folded.value) == ("hw.clock.ntp[2]: 'time.cloudflare.com' is listed twice: as 'Time.Cloudflare.COM' "
+                                 "in hw.clock.ntp[0] (a host name's case does not matter)")

@@ -38,9 +38,9 @@ from .hal import TEMPERATURES
 # of the node's own to the network's DNS server, sntp and resolver: RFC
 # 1123's letters, digits and hyphens, labels of 1..63 that neither start
 # nor end with a hyphen, at least two of them, the last not all digits, 253
-# characters at most; no trailing dot), ["gateway"] by default}. Without
-# "clock" the node has no time of week: every room in auto mode holds its
-# schedule's default target.
+# characters at most; no trailing dot), ["gateway"] by default; no server
+# twice, a name in any case}. Without "clock" the node has no time of week:
+# every room in auto mode holds its schedule's default target.
 #
 # The Wi-Fi (wifijoin, hal_esp32): "wifi" {"ssid": the network's name, 1 to 32
 # bytes; "password": its WPA2/WPA3 passphrase, 8 to 63 printable ASCII
@@ -326,8 +326,15 @@ def _clock(value: object) -> dict[str, object]:
             problem = _server_problem(server)
             if problem:
                 raise FieldError(fc.index(where, position), fc.describe(server) + problem)
-        if server in servers[:position]:
-            raise FieldError(fc.index(where, position), fc.describe(server) + " is listed twice")
+        folded = str(server).lower()  # a string by now
+        for earlier in range(position):  # a host name's case does not matter (RFC 4343): the same server
+            other = str(servers[earlier])
+            if other == server:
+                raise FieldError(fc.index(where, position), fc.describe(server) + " is listed twice")
+            if other.lower() == folded:
+                raise FieldError(fc.index(where, position), fc.describe(server) + " is listed twice: as "
+                                 + fc.describe(other) + " in " + fc.index(where, earlier)
+                                 + " (a host name's case does not matter)")
     return {"tz": part["tz"], "ntp": list(servers)}
 
 
