@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from loadmesh.core.errors import FieldError
-from loadmesh.node import hwconfig, sntp
+from loadmesh.node import hwconfig, resolver, sntp
 
 from . import mpnode
 
@@ -60,8 +60,8 @@ def test_an_a_record_is_taken_for_its_ttl(interpreter: str, device_root: Path, t
     assert out[3] == "waiting" and out[4]["waiting"] is True  # type: ignore[index]
     assert out[6] == "ok" and out[7] == "192.0.2.10" and out[8] == "192.0.2.10"
     assert out[9] is None  # the TTL's 300 s are up: asked again
-    assert out[10] == {"name": NAME, "address": "192.0.2.10", "expires_in_ms": 300_000, "error": None,
-                       "waiting": False, "counts": {"sent": 1, "good": 1}}
+    assert out[10] == {"name": NAME, "address": "192.0.2.10", "stale": False, "expires_in_ms": 300_000,
+                       "error": None, "waiting": False, "counts": {"sent": 1, "good": 1}}
     ids = {bytes.fromhex(out[i])[:2] for i in (2, 12, 14)}  # type: ignore[arg-type]
     assert len(ids) > 1  # a random id for each query (the same three times: one chance in 2^32)
 
@@ -182,6 +182,77 @@ def test_silence_times_out_and_a_closed_port_refuses(interpreter: str, device_ro
         "sent": 2, "timeout": 1, "refused": 1}
 
 
+ADDRESS = "192.0.2.10"  # A's
+
+
+@runtimes
+def test_a_lookup_that_fails_past_the_ttl_leaves_the_last_address_served_stale_for_a_day(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    # ADDRESS holds for 300 s from 0; then, while every lookup fails without an answer about the name,
+    # it is served stale until STALE_MS past that.
+    stale_end = 300_000 + resolver.STALE_MS
+    out = run(interpreter, device_root, tmp_path, [
+        ["ask", 0], ["query"], ["dns", A], ["poll", 0], ["served", 299_999], ["served", 300_000],
+        ["ask", 300_000], ["query"], ["dns", {"rcode": 2}], ["poll", 300_000],  # SERVFAIL
+        ["current", 300_000], ["served", 300_000], ["status", 300_000],
+        ["ask", 400_000], ["query"], ["poll", 402_000], ["served", 402_000],  # silence
+        ["ask", 500_000, _free_port()], ["poll", 500_000], ["poll", 500_100], ["served", 500_100],  # port closed
+        ["ask", 600_000, 53, None], ["served", 600_000], ["status", 600_000],  # no DNS server
+        ["ask", 700_000], ["query"], ["dns", {"tc": 1, **A}], ["poll", 700_000],
+        ["ask", 800_000], ["query"], ["dns", {"rcode": 5}], ["poll", 800_000],  # REFUSED
+        ["served", stale_end - 1], ["status", stale_end - 1], ["served", stale_end], ["status", stale_end],
+    ])
+    assert out[3] == "ok" and out[4] == ADDRESS
+    assert out[5] is None  # the TTL is out and no lookup has failed since: the caller asks first
+    assert out[9] == "servfail" and out[10] is None and out[11] == ADDRESS
+    assert out[12] == {"name": NAME, "address": ADDRESS, "stale": True, "expires_in_ms": resolver.STALE_MS,
+                       "error": "servfail", "waiting": False,
+                       "counts": {"sent": 2, "good": 1, "servfail": 1}}
+    assert out[15] == "timeout" and out[16] == ADDRESS
+    assert "refused" in out[18:20] and out[20] == ADDRESS
+    assert out[21] is False and out[22] == ADDRESS
+    assert out[23]["error"] == "no_server" and out[23]["stale"] is True  # type: ignore[index]
+    assert out[27] == "truncated" and out[31] == "rcode"
+    assert out[32] == ADDRESS and out[33]["expires_in_ms"] == 1  # type: ignore[index]
+    assert out[34] is None
+    assert out[35] == {"name": NAME, "address": None, "stale": False, "expires_in_ms": None, "error": "rcode",
+                       "waiting": False, "counts": {
+                           "sent": 6, "good": 1, "servfail": 1, "timeout": 1, "refused": 1, "no_server": 1,
+                           "truncated": 1, "rcode": 1}}
+
+
+@runtimes
+def test_an_answer_that_the_name_has_no_address_or_forget_drops_the_stale_one_and_a_good_answer_replaces_it(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    servfail = {"rcode": 2}
+    out = run(interpreter, device_root, tmp_path, [
+        ["ask", 0], ["query"], ["dns", A], ["poll", 0],
+        ["ask", 300_000], ["query"], ["dns", servfail], ["poll", 300_000], ["served", 300_000],  # stale
+        ["ask", 300_001], ["query"], ["dns", {"answers": [["@", "A", 600, "192.0.2.11"]]}], ["poll", 300_001],
+        ["status", 300_001],  # replaced, fresh
+        ["ask", 900_001], ["query"], ["dns", servfail], ["poll", 900_001], ["served", 900_001],  # the new one stale
+        ["ask", 900_002], ["query"], ["dns", NXDOMAIN], ["poll", 900_002], ["served", 900_002],
+        ["status", 900_002],
+        ["ask", 900_003], ["query"], ["dns", {"answers": [["@", "A", 60, "192.0.2.12"]]}], ["poll", 900_003],
+        ["ask", 960_003], ["query"], ["dns", servfail], ["poll", 960_003], ["served", 960_003],
+        ["ask", 960_004], ["query"], ["dns", {"rcode": 0}], ["poll", 960_004], ["served", 960_004],  # NODATA
+        ["ask", 960_005], ["query"], ["dns", A], ["poll", 960_005],
+        ["ask", 1_260_005], ["query"], ["dns", servfail], ["poll", 1_260_005], ["served", 1_260_005], ["forget"],
+        ["served", 1_260_005],
+    ])
+    assert out[8] == ADDRESS
+    assert out[13] == {"name": NAME, "address": "192.0.2.11", "stale": False, "expires_in_ms": 600_000,
+                       "error": None, "waiting": False,
+                       "counts": {"sent": 3, "good": 2, "servfail": 1}}
+    assert out[18] == "192.0.2.11"
+    assert out[22] == "nxdomain" and out[23] is None  # the name is gone: nothing stale
+    assert out[24]["address"] is None and out[24]["error"] == "nxdomain"  # type: ignore[index]
+    assert out[28] == "ok" and out[33] == "192.0.2.12"
+    assert out[37] == "nodata" and out[38] is None
+    assert out[42] == "ok" and out[47] == ADDRESS
+    assert out[49] is None  # forget(): its NTP server failed, so it is not served stale
+
+
 # The SNTP client through names.
 
 
@@ -200,7 +271,8 @@ def test_an_ntp_sync_through_a_name(interpreter: str, device_root: Path, tmp_pat
         ["poll", hours_later + sntp.RESYNC_MS], ["no_query"], ["request", THREE],
     ], servers=[NAME], tz=TZ, hosts=[TWO, THREE])
     assert out[1]["counts"] == {"no_address": 1} and out[1]["names"] == [  # type: ignore[index]
-        {"name": NAME, "address": None, "expires_in_ms": None, "error": None, "waiting": False, "counts": {}}]
+        {"name": NAME, "address": None, "stale": False, "expires_in_ms": None, "error": "no_server",
+         "waiting": False, "counts": {"no_server": 1}}]
     assert out[4] is True  # no retry before 15 s
     assert out[7] is True and out[8]["waiting"] is True  # type: ignore[index]
     assert out[8]["names"][0]["waiting"] is True  # type: ignore[index]
@@ -209,12 +281,13 @@ def test_an_ntp_sync_through_a_name(interpreter: str, device_root: Path, tmp_pat
     assert isinstance(status, dict)
     assert status["source"] == TWO and status["week_ms"] == 7 * 3_600_000 + 30 * 60_000 + 25
     assert status["counts"] == {"no_address": 1, "sent": 1, "good": 1}
-    assert status["names"] == [{"name": NAME, "address": TWO, "expires_in_ms": 299_950, "error": None,
-                                "waiting": False, "counts": {"sent": 1, "good": 1}}]
+    assert status["names"] == [{"name": NAME, "address": TWO, "stale": False, "expires_in_ms": 299_950,
+                                "error": None, "waiting": False,
+                                "counts": {"no_server": 1, "sent": 1, "good": 1}}]
     again = out[23]
     assert isinstance(again, dict)
     assert again["source"] == THREE and again["unix_s"] == MONDAY_S + 3600
-    assert again["names"][0]["counts"] == {"sent": 2, "good": 2}  # type: ignore[index]
+    assert again["names"][0]["counts"] == {"no_server": 1, "sent": 2, "good": 2}  # type: ignore[index]
     assert out[25] is True and isinstance(out[26], str)
 
 
@@ -256,6 +329,74 @@ def test_a_silent_server_at_a_names_address_has_the_name_looked_up_again(
     assert isinstance(out[9], str)  # asked again, though the day's TTL still held
     assert out[15]["source"] == THREE and out[15]["counts"] == {  # type: ignore[index]
         "sent": 2, "timeout": 1, "good": 1}
+
+
+@runtimes
+def test_while_the_dns_fails_the_ntp_server_at_the_last_address_keeps_the_clock_synced(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    first = 100 + sntp.RESYNC_MS
+    second = first + sntp.RESYNC_MS
+    third = second + 2_000 + sntp.RESYNC_MS
+    fourth = third + sntp.RESYNC_MS
+    out = run(interpreter, device_root, tmp_path, [
+        ["network", "127.0.0.1"], ["poll", 0], ["query"], ["dns", {"answers": [["@", "A", 60, TWO]]}], ["poll", 0],
+        ["request", TWO], ["ntp", TWO, MONDAY_S], ["poll", 100],
+        # An hour on the TTL is out: the name is asked again, the DNS server fails, TWO is served stale.
+        ["poll", first], ["query"], ["dns", {"rcode": 2}], ["poll", first], ["request", TWO],
+        ["ntp", TWO, MONDAY_S + 3600], ["poll", first], ["status", first],
+        # The DNS server silent: the request goes in the poll that timed the lookup out.
+        ["poll", second], ["query"], ["poll", second + 2_000], ["request", TWO], ["ntp", TWO, MONDAY_S + 7200],
+        ["poll", second + 2_000],
+        # No DNS server at all: straight to TWO.
+        ["network", None], ["poll", third], ["no_query"], ["request", TWO], ["ntp", TWO, MONDAY_S + 10800],
+        ["poll", third], ["status", third],
+        # TWO itself silent: dropped, so the next attempt, its lookup failing, has no address to go to.
+        ["network", "127.0.0.1"], ["poll", fourth], ["query"], ["dns", {"rcode": 2}], ["poll", fourth],
+        ["request", TWO], ["poll", fourth + 2_000], ["status", fourth + 2_000],
+        ["poll", fourth + 17_000], ["query"], ["dns", {"rcode": 2}], ["poll", fourth + 17_000], ["none", TWO],
+        ["status", fourth + 17_000],
+    ], servers=[NAME], tz=TZ, hosts=[TWO])
+    synced = out[15]
+    assert isinstance(synced, dict)
+    assert synced["unix_s"] == MONDAY_S + 3600 and synced["source"] == TWO
+    assert synced["counts"] == {"sent": 2, "good": 2}  # no "unresolved": the attempt went to TWO
+    assert synced["names"] == [{"name": NAME, "address": TWO, "stale": True,
+                                "expires_in_ms": 60_000 + resolver.STALE_MS - first, "error": "servfail",
+                                "waiting": False, "counts": {"sent": 2, "good": 1, "servfail": 1}}]
+    assert isinstance(out[19], str)
+    assert out[24] is True and isinstance(out[25], str)
+    third_status = out[28]
+    assert isinstance(third_status, dict)
+    assert third_status["unix_s"] == MONDAY_S + 10800 and third_status["counts"] == {"sent": 4, "good": 4}
+    assert third_status["names"][0]["error"] == "no_server"  # type: ignore[index]
+    assert third_status["names"][0]["stale"] is True  # type: ignore[index]
+    assert isinstance(out[34], str)
+    dropped = out[36]
+    assert isinstance(dropped, dict)
+    assert dropped["names"][0]["address"] is None and dropped["counts"] == {  # type: ignore[index]
+        "sent": 5, "good": 4, "timeout": 1}
+    assert out[41] is True
+    assert out[42]["counts"] == {"sent": 5, "good": 4, "timeout": 1, "unresolved": 1}  # type: ignore[index]
+
+
+@runtimes
+def test_a_day_past_its_ttl_the_last_address_is_no_longer_served(interpreter: str, device_root: Path,
+                                                                 tmp_path: Path) -> None:
+    stale_end = 60_000 + resolver.STALE_MS
+    out = run(interpreter, device_root, tmp_path, [
+        ["network", "127.0.0.1"], ["poll", 0], ["query"], ["dns", {"answers": [["@", "A", 60, TWO]]}], ["poll", 0],
+        ["request", TWO], ["ntp", TWO, MONDAY_S], ["poll", 100],
+        ["poll", stale_end - 1], ["query"], ["dns", {"rcode": 2}], ["poll", stale_end - 1], ["request", TWO],
+        ["ntp", TWO, MONDAY_S + 86_400], ["poll", stale_end - 1],
+        ["poll", stale_end + sntp.RESYNC_MS], ["query"], ["dns", {"rcode": 2}],
+        ["poll", stale_end + sntp.RESYNC_MS], ["none", TWO], ["status", stale_end + sntp.RESYNC_MS],
+    ], servers=[NAME], tz=TZ, hosts=[TWO])
+    assert isinstance(out[12], str)  # a ms before the day is up: still TWO
+    assert out[19] is True
+    status = out[20]
+    assert isinstance(status, dict)
+    assert status["counts"] == {"sent": 2, "good": 2, "unresolved": 1}
+    assert status["names"][0]["address"] is None and status["names"][0]["error"] == "servfail"  # type: ignore[index]
 
 
 # hw.json: names, checked.

@@ -5,8 +5,9 @@
 #   resolver_check.py FILE   FILE holds {"dns_port", "ntp_port", "hosts" (loopback addresses NTP servers
 #                            listen on), "name" (the lookup's) or "servers" and "tz" (the clock's), "steps"}.
 # The DNS server listens on 127.0.0.1:dns_port. Steps: ["ask", now_ms] (the lookup queries 127.0.0.1;
-# ["ask", now_ms, port]: at that port instead);
-# ["poll", now_ms] (the lookup's verdict, or the clock's poll); ["current"|"status"|"utc", now_ms];
+# ["ask", now_ms, port]: at that port instead; ["ask", now_ms, port, server]: that DNS server, or null: none);
+# ["poll", now_ms] (the lookup's verdict, or the clock's poll); ["current"|"served"|"status"|"utc", now_ms];
+# ["forget"]: the lookup's;
 # ["network", address or null] (the clock's dns_server()); ["query"]: the DNS server reads the next query
 # (waits up to 5 s), result its hex; ["no_query"]: true if none is queued; ["dns", spec]: the DNS server
 # answers the query it read last; ["request", host], ["none", host], ["ntp", host, unix_s]: as sntp_check's.
@@ -138,11 +139,15 @@ for step in script["steps"]:
     result = None
     if kind == "ask":
         lookup.port = step[2] if len(step) > 2 else script["dns_port"]
-        result = lookup.ask("127.0.0.1", step[1])
+        result = lookup.ask(step[3] if len(step) > 3 else "127.0.0.1", step[1])
     elif kind == "poll":
         result = lookup.poll(step[1]) if lookup is not None else clock.poll(step[1])
     elif kind == "current":
         result = lookup.current(step[1])
+    elif kind == "served":
+        result = lookup.served(step[1])
+    elif kind == "forget":
+        lookup.forget()
     elif kind == "status":
         result = (lookup if lookup is not None else clock).status(step[1])
     elif kind == "utc":

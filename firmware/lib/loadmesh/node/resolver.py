@@ -42,6 +42,19 @@ except ImportError:  # CPython: importable on the host as well
 # and the caller asks again. forget() drops it early: sntp does when the
 # server at the address fails, so that a pool name gives another.
 #
+# Serve-stale (RFC 8767, in spirit): a lookup past the TTL that gets no
+# answer about the name (TIMEOUT, SERVFAIL, RCODE, TRUNCATED, REFUSED,
+# SEND_ERROR, NO_SERVER) keeps the last good address, and served() gives it,
+# stale, for up to STALE_MS past its TTL; the caller asks again at its next
+# attempt, as with a fresh address expired, and a good answer replaces it.
+# NXDOMAIN and NODATA are answers about the name (it has no usable
+# address): they drop it, as forget() does. A day: within RFC 8767's 1 to 3
+# days; an NTP server the node syncs from every hour through a DNS outage
+# of up to a day, and then the clock's own 48 h of VALID_MS, so a valve
+# keeps its time of week for about three days without DNS; past that the
+# outage is no passing one, and a dead address is not kept meanwhile (sntp
+# forgets an address whose NTP server fails).
+#
 # The datagram is read in place, in small ints, and nothing escapes as an
 # exception: every offset is checked against the datagram's length; a
 # compression pointer must point back, before itself (RFC 1035 4.1.4: to a
@@ -59,6 +72,7 @@ MAX_READS = const(4)
 MAX_MESSAGE = const(512)  # a UDP answer without EDNS (RFC 1035 4.2.1); a server cuts a longer one and sets TC
 TTL_MIN_S = const(60)
 TTL_MAX_S = const(86400)
+STALE_MS = const(86400000)  # how long past its TTL the last good address is served while lookups fail
 MAX_CNAMES = const(8)
 MAX_NAME = const(255)  # bytes of a name as written, labels and their lengths (RFC 1035 2.3.4)
 _HEADER = const(12)
@@ -77,6 +91,7 @@ NODATA = "nodata"  # the name exists, without a usable A record
 TIMEOUT = "timeout"
 REFUSED = "refused"  # nothing listens at the DNS server's port (the stack's ECONNREFUSED)
 SEND_ERROR = "send_error"  # the query could not go out (no route yet)
+NO_SERVER = "no_server"  # no DNS server to ask (no network yet, or none in the DHCP lease)
 # A datagram refused, the lookup waiting on:
 SHORT = "short"  # ends before the header, or inside what it claims
 ID = "id"
@@ -282,12 +297,25 @@ class HostLookup:
         """The address while its TTL holds, else None."""
         return self.address if self.address and now_ms < self.expires_ms else None
 
+    def served(self, now_ms: int) -> str | None:
+        """The address to use: current(), or stale, past its TTL, while lookups fail (for STALE_MS); else None."""
+        if not self.address:
+            return None
+        if now_ms < self.expires_ms:
+            return self.address
+        # self.error: the last lookup failed (a good one clears it); the caller asks only once the TTL is out.
+        return self.address if self.error and now_ms - self.expires_ms < STALE_MS else None
+
     def waiting(self) -> bool:
         return self._ident >= 0
 
-    def ask(self, server: str, now_ms: int) -> bool:
-        """Send a query to the DNS server (an IPv4 address); False (counted) if it could not go out."""
+    def ask(self, server: str | None, now_ms: int) -> bool:
+        """Send a query to the DNS server (an IPv4 address); False (counted) if there is none or it could not go out."""
         self.close()
+        if not server or server == "0.0.0.0":  # no network yet, or a lease without a DNS server
+            self._count(NO_SERVER)
+            self.error = NO_SERVER
+            return False
         pair = os.urandom(2)
         ident = (pair[0] << 8) | pair[1]
         try:
@@ -341,18 +369,22 @@ class HostLookup:
     def _end(self, reason: str) -> str:
         self._count(reason)
         self.error = reason
+        if reason in (NXDOMAIN, NODATA):  # an answer: the name has no usable address now, none stale
+            self.address = ""
         self.close()
         return reason
 
     def forget(self) -> None:
-        """Drop the address (the server there failed): the next attempt asks again."""
+        """Drop the address (the server there failed): the next attempt asks again, and nothing is served stale."""
         self.address = ""
 
     def status(self, now_ms: int) -> dict[str, object]:
-        """For /status: what the name resolved to and for how long more, or why not, and the counters."""
-        address = self.current(now_ms)
-        return {"name": self.name, "address": address,
-                "expires_in_ms": None if address is None else self.expires_ms - now_ms,
+        """For /status: the address served and until when, whether stale, why the last lookup failed, the counters."""
+        address = self.served(now_ms)
+        stale = address is not None and now_ms >= self.expires_ms
+        until_ms = self.expires_ms + STALE_MS if stale else self.expires_ms
+        return {"name": self.name, "address": address, "stale": stale,
+                "expires_in_ms": None if address is None else until_ms - now_ms,
                 "error": self.error or None, "waiting": self._ident >= 0, "counts": dict(self.counts)}
 
     def close(self) -> None:

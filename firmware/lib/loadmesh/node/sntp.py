@@ -41,13 +41,18 @@ if TYPE_CHECKING:
 #   the DNS server the HAL's dns_server() gives, polled like the request.
 #   An attempt to a name whose address has expired (its TTL) or was never
 #   known first looks it up (ANSWER_MS of resolver's own), then sends the
-#   request in the poll that read the address. A name that does not
-#   resolve fails the attempt as a silent server does; without a DNS server
-#   (no network yet) or when the query could not go out, nobody was asked.
-#   An attempt that fails at a name's address drops it, so that the next
-#   one looks the name up again (a pool gives another server). One socket
-#   at a time: the request's is closed while a name is looked up. The
-#   resolver module is imported only by a clock with names.
+#   request in the poll that read the address. A lookup that fails
+#   without an answer about the name (a silent or failing DNS server, none
+#   at all) leaves the last good address, served stale (resolver: up to a
+#   day past its TTL), and the request goes there; the name is looked up
+#   again at the next attempt. A name that does not resolve and has no
+#   address to serve stale fails the attempt as a silent server does;
+#   without a DNS server (no network yet) or when the query could not go
+#   out, nobody was asked. An attempt that fails at a name's address drops
+#   it, stale or not, so that the next one looks the name up again (a pool
+#   gives another server). One socket at a time: the request's is closed
+#   while a name is looked up. The resolver module is imported only by a
+#   clock with names.
 #
 # An answer is taken only if it is the answer to our request and a server's
 # sure time: 48 bytes or more, mode 4 (server), version 1..4, its originate
@@ -80,6 +85,7 @@ if TYPE_CHECKING:
 
 NTP_PORT = const(123)
 DNS_PORT = const(53)  # resolver.DNS_PORT, without importing it
+NO_SERVER = "no_server"  # resolver.NO_SERVER
 GATEWAY = "gateway"
 PACKET_BYTES = const(48)
 ANSWER_MS = const(2000)
@@ -238,17 +244,18 @@ class SntpClock:
             self._request(address, now_ms)
             return
         # The name first: the request goes in the poll that reads its address.
-        server = self.dns_server()
-        if not server or server == "0.0.0.0":
-            self._count("no_address")  # no network yet: nobody was asked
-            self._later(now_ms)
-            return
         self.close()  # one socket at a time
-        if not lookup.ask(server, now_ms):
-            self._count("send_error")
-            self._later(now_ms)
+        if lookup.ask(self.dns_server(), now_ms):
+            self._resolving = True
             return
-        self._resolving = True
+        # No DNS server (no network yet) or the query could not go out: the last good address, stale, if
+        # it may still be served; else nobody was asked.
+        address = lookup.served(now_ms)
+        if address is not None:
+            self._request(address, now_ms)
+            return
+        self._count("no_address" if lookup.error == NO_SERVER else "send_error")
+        self._later(now_ms)
 
     def _resolve(self, now_ms: int) -> None:
         lookup = self._lookups[self._server]
@@ -257,7 +264,7 @@ class SntpClock:
         if lookup.waiting():
             return
         self._resolving = False
-        address = lookup.current(now_ms)
+        address = lookup.served(now_ms)  # the new address, or the last good one served stale
         if address is not None:
             self._request(address, now_ms)
         else:
