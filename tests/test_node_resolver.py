@@ -61,7 +61,7 @@ def test_an_a_record_is_taken_for_its_ttl(interpreter: str, device_root: Path, t
     assert out[6] == "ok" and out[7] == "192.0.2.10" and out[8] == "192.0.2.10"
     assert out[9] is None  # the TTL's 300 s are up: asked again
     assert out[10] == {"name": NAME, "address": "192.0.2.10", "stale": False, "expires_in_ms": 300_000,
-                       "error": None, "waiting": False, "counts": {"sent": 1, "good": 1}}
+                       "error": None, "denied": None, "waiting": False, "counts": {"sent": 1, "good": 1}}
     ids = {bytes.fromhex(out[i])[:2] for i in (2, 12, 14)}  # type: ignore[arg-type]
     assert len(ids) > 1  # a random id for each query (the same three times: one chance in 2^32)
 
@@ -206,7 +206,7 @@ def test_a_lookup_that_fails_past_the_ttl_leaves_the_last_address_served_stale_f
     assert out[5] is None  # the TTL is out and no lookup has failed since: the caller asks first
     assert out[9] == "servfail" and out[10] is None and out[11] == ADDRESS
     assert out[12] == {"name": NAME, "address": ADDRESS, "stale": True, "expires_in_ms": resolver.STALE_MS,
-                       "error": "servfail", "waiting": False,
+                       "error": "servfail", "denied": None, "waiting": False,
                        "counts": {"sent": 2, "good": 1, "servfail": 1}}
     assert out[15] == "timeout" and out[16] == ADDRESS
     assert "refused" in out[18:20] and out[20] == ADDRESS
@@ -216,7 +216,7 @@ def test_a_lookup_that_fails_past_the_ttl_leaves_the_last_address_served_stale_f
     assert out[32] == ADDRESS and out[33]["expires_in_ms"] == 1  # type: ignore[index]
     assert out[34] is None
     assert out[35] == {"name": NAME, "address": None, "stale": False, "expires_in_ms": None, "error": "rcode",
-                       "waiting": False, "counts": {
+                       "denied": None, "waiting": False, "counts": {
                            "sent": 6, "good": 1, "servfail": 1, "timeout": 1, "refused": 1, "no_server": 1,
                            "truncated": 1, "rcode": 1}}
 
@@ -242,7 +242,7 @@ def test_an_answer_that_the_name_has_no_address_or_forget_drops_the_stale_one_an
     ])
     assert out[8] == ADDRESS
     assert out[13] == {"name": NAME, "address": "192.0.2.11", "stale": False, "expires_in_ms": 600_000,
-                       "error": None, "waiting": False,
+                       "error": None, "denied": None, "waiting": False,
                        "counts": {"sent": 3, "good": 2, "servfail": 1}}
     assert out[18] == "192.0.2.11"
     assert out[22] == "nxdomain" and out[23] is None  # the name is gone: nothing stale
@@ -251,6 +251,27 @@ def test_an_answer_that_the_name_has_no_address_or_forget_drops_the_stale_one_an
     assert out[37] == "nodata" and out[38] is None
     assert out[42] == "ok" and out[47] == ADDRESS
     assert out[49] is None  # forget(): its NTP server failed, so it is not served stale
+
+
+@runtimes
+def test_a_denied_address_is_passed_over_until_its_denial_ends(interpreter: str, device_root: Path,
+                                                               tmp_path: Path) -> None:
+    pool = {"answers": [["@", "A", 300, "192.0.2.1"], ["@", "A", 300, "192.0.2.2"]]}
+    one = {"answers": [["@", "CNAME", 300, "pool.example.net"], ["pool.example.net", "A", 300, "192.0.2.1"]]}
+    out = run(interpreter, device_root, tmp_path, [
+        ["ask", 0], ["query"], ["dns", pool], ["poll", 0],
+        ["deny", "192.0.2.1", 100_000], ["current", 0], ["served", 0], ["status", 0],
+        ["ask", 1], ["query"], ["dns", pool], ["poll", 1], ["current", 1],
+        ["ask", 2], ["query"], ["dns", one], ["poll", 2], ["served", 2], ["status", 2],
+        ["ask", 100_000], ["query"], ["dns", one], ["poll", 100_000], ["status", 100_000],
+    ])
+    assert out[3] == "ok" and out[5] is None and out[6] is None  # dropped at once, not served stale
+    assert out[7]["denied"] == "192.0.2.1" and out[7]["address"] is None  # type: ignore[index]
+    assert out[11] == "ok" and out[12] == "192.0.2.2"  # the pool's next address
+    assert out[16] == "denied" and out[17] is None  # the name's only address is the denied one
+    assert out[18]["error"] == "denied" and out[18]["counts"] == {  # type: ignore[index]
+        "sent": 3, "good": 2, "denied": 1}
+    assert out[22] == "ok" and out[23]["address"] == "192.0.2.1" and out[23]["denied"] is None  # type: ignore[index]
 
 
 # The SNTP client through names.
@@ -271,7 +292,7 @@ def test_an_ntp_sync_through_a_name(interpreter: str, device_root: Path, tmp_pat
         ["poll", hours_later + sntp.RESYNC_MS], ["no_query"], ["request", THREE],
     ], servers=[NAME], tz=TZ, hosts=[TWO, THREE])
     assert out[1]["counts"] == {"no_address": 1} and out[1]["names"] == [  # type: ignore[index]
-        {"name": NAME, "address": None, "stale": False, "expires_in_ms": None, "error": "no_server",
+        {"name": NAME, "address": None, "stale": False, "expires_in_ms": None, "error": "no_server", "denied": None,
          "waiting": False, "counts": {"no_server": 1}}]
     assert out[4] is True  # no retry before 15 s
     assert out[7] is True and out[8]["waiting"] is True  # type: ignore[index]
@@ -282,7 +303,7 @@ def test_an_ntp_sync_through_a_name(interpreter: str, device_root: Path, tmp_pat
     assert status["source"] == TWO and status["week_ms"] == 7 * 3_600_000 + 30 * 60_000 + 25
     assert status["counts"] == {"no_address": 1, "sent": 1, "good": 1}
     assert status["names"] == [{"name": NAME, "address": TWO, "stale": False, "expires_in_ms": 299_950,
-                                "error": None, "waiting": False,
+                                "error": None, "denied": None, "waiting": False,
                                 "counts": {"no_server": 1, "sent": 1, "good": 1}}]
     again = out[23]
     assert isinstance(again, dict)
@@ -362,7 +383,7 @@ def test_while_the_dns_fails_the_ntp_server_at_the_last_address_keeps_the_clock_
     assert synced["counts"] == {"sent": 2, "good": 2}  # no "unresolved": the attempt went to TWO
     assert synced["names"] == [{"name": NAME, "address": TWO, "stale": True,
                                 "expires_in_ms": 60_000 + resolver.STALE_MS - first, "error": "servfail",
-                                "waiting": False, "counts": {"sent": 2, "good": 1, "servfail": 1}}]
+                                "denied": None, "waiting": False, "counts": {"sent": 2, "good": 1, "servfail": 1}}]
     assert isinstance(out[19], str)
     assert out[24] is True and isinstance(out[25], str)
     third_status = out[28]
@@ -397,6 +418,35 @@ def test_a_day_past_its_ttl_the_last_address_is_no_longer_served(interpreter: st
     assert isinstance(status, dict)
     assert status["counts"] == {"sent": 2, "good": 2, "unresolved": 1}
     assert status["names"][0]["address"] is None and status["names"][0]["error"] == "servfail"  # type: ignore[index]
+
+
+@runtimes
+def test_a_kiss_o_death_from_one_address_of_a_name_leaves_that_address_alone_not_the_name(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    pool = {"answers": [["@", "A", 300, TWO], ["@", "A", 300, THREE]]}
+    only_two = {"answers": [["@", "A", 300, TWO]]}
+    later = 15_200 + sntp.RESYNC_MS
+    free_at = 100 + sntp.DENIED_MS
+    out = run(interpreter, device_root, tmp_path, [
+        ["network", "127.0.0.1"], ["poll", 0], ["query"], ["dns", pool], ["poll", 0], ["request", TWO],
+        ["kiss", TWO, "DENY"], ["poll", 100], ["status", 100],
+        # 15 s on (the back-off), the name again: the pool's next address.
+        ["poll", 15_099], ["no_query"], ["poll", 15_100], ["query"], ["dns", pool], ["poll", 15_100],
+        ["request", THREE], ["ntp", THREE, MONDAY_S], ["poll", 15_200], ["status", 15_200],
+        # The name giving only TWO: no request while its denial holds, TWO again once it ends.
+        ["poll", later], ["query"], ["dns", only_two], ["poll", later], ["none", TWO], ["status", later],
+        ["poll", free_at], ["query"], ["dns", only_two], ["poll", free_at], ["request", TWO],
+    ], servers=[NAME], tz=TZ, hosts=[TWO, THREE])
+    denied = out[8]
+    assert isinstance(denied, dict)
+    assert denied["denied"] == [] and denied["counts"] == {"sent": 1, "kiss_deny": 1}
+    assert denied["names"][0]["denied"] == TWO and denied["names"][0]["address"] is None  # type: ignore[index]
+    assert out[10] is True and isinstance(out[12], str) and isinstance(out[15], str)
+    assert out[18]["source"] == THREE and out[18]["unix_s"] == MONDAY_S  # type: ignore[index]
+    assert out[23] is True
+    assert out[24]["counts"] == {"sent": 2, "kiss_deny": 1, "good": 1, "unresolved": 1}  # type: ignore[index]
+    assert out[24]["names"][0]["error"] == "denied"  # type: ignore[index]
+    assert isinstance(out[29], str)
 
 
 # hw.json: names, checked.

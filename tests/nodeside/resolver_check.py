@@ -7,10 +7,11 @@
 # The DNS server listens on 127.0.0.1:dns_port. Steps: ["ask", now_ms] (the lookup queries 127.0.0.1;
 # ["ask", now_ms, port]: at that port instead; ["ask", now_ms, port, server]: that DNS server, or null: none);
 # ["poll", now_ms] (the lookup's verdict, or the clock's poll); ["current"|"served"|"status"|"utc", now_ms];
-# ["forget"]: the lookup's;
+# ["forget"], ["deny", address, until_ms]: the lookup's;
 # ["network", address or null] (the clock's dns_server()); ["query"]: the DNS server reads the next query
 # (waits up to 5 s), result its hex; ["no_query"]: true if none is queued; ["dns", spec]: the DNS server
-# answers the query it read last; ["request", host], ["none", host], ["ntp", host, unix_s]: as sntp_check's.
+# answers the query it read last; ["request", host], ["none", host], ["ntp", host, unix_s]: as sntp_check's;
+# ["kiss", host, code]: a kiss-o'-death with that code (stratum 0) to the request host read last.
 #
 # A DNS answer's spec: "id_delta" (added to the query's id), "qr" (1), "opcode" (0), "tc" (0), "rcode" (0), "qdcount"
 # (1), "question" (a name: another question than the query's), "upper" (the question echoed in capitals),
@@ -115,13 +116,17 @@ def dns_answer(spec):
     dns.sendto(bytes(packet[:spec.get("length", len(packet))]), address)
 
 
-def ntp_answer(host, unix_s):
+def ntp_answer(host, unix_s, kiss=None):
     data, address = requests[host][-1]
     packet = bytearray(48)
     packet[0] = 0x24  # LI 0, VN 4, mode 4 (server)
     packet[1] = 2
     packet[24:32] = data[40:48]
-    struct.pack_into(">II", packet, 40, (unix_s + NTP_UNIX_S) & 0xFFFFFFFF, 0)
+    if kiss is not None:
+        packet[1] = 0
+        packet[12:16] = kiss.encode()
+    else:
+        struct.pack_into(">II", packet, 40, (unix_s + NTP_UNIX_S) & 0xFFFFFFFF, 0)
     ntp[host].sendto(packet, address)
 
 
@@ -148,6 +153,8 @@ for step in script["steps"]:
         result = lookup.served(step[1])
     elif kind == "forget":
         lookup.forget()
+    elif kind == "deny":
+        lookup.deny(step[1], step[2])
     elif kind == "status":
         result = (lookup if lookup is not None else clock).status(step[1])
     elif kind == "utc":
@@ -174,6 +181,8 @@ for step in script["steps"]:
         result = queued(ntp[step[1]])
     elif kind == "ntp":
         ntp_answer(step[1], step[2])
+    elif kind == "kiss":
+        ntp_answer(step[1], 0, step[2])
     else:
         raise ValueError("unknown step " + kind)
     results.append(result)

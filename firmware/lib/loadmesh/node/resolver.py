@@ -34,7 +34,9 @@ except ImportError:  # CPython: importable on the host as well
 # A record of the name (NODATA), or OK: the first A record of the name,
 # following CNAMEs inside the answer (at most MAX_CNAMES, in any order). An
 # A record of 0.x.x.x or 224 and above (a blocking resolver's 0.0.0.0) is
-# passed over.
+# passed over, and so is the address deny() holds: DENIED if it was the
+# name's only one (sntp denies the address of an NTP server that sent a
+# kiss-o'-death, for its 24 h; a pool name gives another address).
 #
 # The address holds for the smallest TTL along the chain, clamped to
 # TTL_MIN_S..TTL_MAX_S (a zero TTL would ask again at every attempt, a week's
@@ -47,7 +49,7 @@ except ImportError:  # CPython: importable on the host as well
 # SEND_ERROR, NO_SERVER) keeps the last good address, and served() gives it,
 # stale, for up to STALE_MS past its TTL; the caller asks again at its next
 # attempt, as with a fresh address expired, and a good answer replaces it.
-# NXDOMAIN and NODATA are answers about the name (it has no usable
+# NXDOMAIN, NODATA and DENIED are answers about the name (it has no usable
 # address): they drop it, as forget() does. A day: within RFC 8767's 1 to 3
 # days; an NTP server the node syncs from every hour through a DNS outage
 # of up to a day, and then the clock's own 48 h of VALID_MS, so a valve
@@ -92,6 +94,7 @@ TIMEOUT = "timeout"
 REFUSED = "refused"  # nothing listens at the DNS server's port (the stack's ECONNREFUSED)
 SEND_ERROR = "send_error"  # the query could not go out (no route yet)
 NO_SERVER = "no_server"  # no DNS server to ask (no network yet, or none in the DHCP lease)
+DENIED = "denied"  # the name's only usable A record is the address deny() holds
 # A datagram refused, the lookup waiting on:
 SHORT = "short"  # ends before the header, or inside what it claims
 ID = "id"
@@ -123,8 +126,10 @@ def query(ident: int, asked: bytes) -> bytearray:
     return packet
 
 
-def check(answer: bytes, ident: int, asked: bytes) -> tuple[str, int, int]:
-    """(OK or the reason it is refused, the offset of the A record's 4 bytes, the TTL in s) of an answer."""
+def check(answer: bytes, ident: int, asked: bytes, denied: bytes = b"") -> tuple[str, int, int]:
+    """(OK or the reason it is refused, the offset of the A record's 4 bytes, the TTL in s) of an answer.
+
+    An A record of the address denied (4 bytes, or b"": none) is passed over."""
     size = len(answer)
     if size < _HEADER:
         return SHORT, 0, 0
@@ -146,14 +151,15 @@ def check(answer: bytes, ident: int, asked: bytes) -> tuple[str, int, int]:
         return NXDOMAIN if rcode == 3 else SERVFAIL if rcode == 2 else RCODE, 0, 0
     if flags & 0x02:
         return TRUNCATED, 0, 0
-    return _address(answer, end, (answer[6] << 8) | answer[7])
+    return _address(answer, end, (answer[6] << 8) | answer[7], denied)
 
 
-def _address(answer: bytes, start: int, records: int) -> tuple[str, int, int]:
+def _address(answer: bytes, start: int, records: int, denied: bytes) -> tuple[str, int, int]:
     """The first usable A record of the question's name in the answer section at start, CNAMEs followed."""
     size = len(answer)
     wanted = _HEADER  # where the name looked for is written: the question's, then each CNAME's target
     ttl_s = TTL_MAX_S
+    passed = NODATA  # what no usable A record means: DENIED once the denied address was passed over
     for hop in range(MAX_CNAMES + 1):
         alias = -1
         alias_ttl_s = 0
@@ -178,17 +184,26 @@ def _address(answer: bytes, start: int, records: int) -> tuple[str, int, int]:
                     return MALFORMED, 0, 0
                 if same and kind == _TYPE_A:
                     if length == 4 and 0 < answer[data] < 224:
-                        record_ttl_s = _ttl_s(answer, fixed + 4)
-                        return OK, data, record_ttl_s if record_ttl_s < ttl_s else ttl_s
+                        if (denied and answer[data] == denied[0] and answer[data + 1] == denied[1]
+                                and answer[data + 2] == denied[2] and answer[data + 3] == denied[3]):
+                            passed = DENIED
+                        else:
+                            record_ttl_s = _ttl_s(answer, fixed + 4)
+                            return OK, data, record_ttl_s if record_ttl_s < ttl_s else ttl_s
                 elif same and kind == _TYPE_CNAME and alias < 0:
                     alias = data
                     alias_ttl_s = _ttl_s(answer, fixed + 4)
             position = data + length
         if alias < 0:
-            return NODATA, 0, 0
+            return passed, 0, 0
         wanted = alias
         ttl_s = alias_ttl_s if alias_ttl_s < ttl_s else ttl_s
     return NODATA, 0, 0  # a longer chain than a name server gives
+
+
+def _dotted(data: bytes, at: int) -> str:
+    """The IPv4 address in the 4 bytes at at, in dotted decimal."""
+    return str(data[at]) + "." + str(data[at + 1]) + "." + str(data[at + 2]) + "." + str(data[at + 3])
 
 
 def _fold(byte: int) -> int:
@@ -288,6 +303,8 @@ class HostLookup:
         self.address = ""  # the last answer's
         self.expires_ms = 0  # the node's monotonic ms the address holds until
         self.error = ""  # why the last lookup failed; "" after a good one
+        self._denied = b""  # an address passed over in answers (4 bytes) until _denied_until_ms; b"": none
+        self._denied_until_ms = 0
         self.counts: dict[str, int] = {}
 
     def _count(self, key: str) -> None:
@@ -348,10 +365,10 @@ class HostLookup:
                 if exc.errno == errno.EAGAIN:
                     break
                 return self._end(REFUSED)  # ECONNREFUSED: no DNS server at that port
-            verdict, at, ttl_s = check(data, self._ident, self._asked)
+            verdict, at, ttl_s = check(data, self._ident, self._asked,
+                                       self._denied if now_ms < self._denied_until_ms else b"")
             if verdict == OK:
-                self.address = (str(data[at]) + "." + str(data[at + 1]) + "." + str(data[at + 2]) + "."
-                                + str(data[at + 3]))
+                self.address = _dotted(data, at)
                 ttl_s = TTL_MIN_S if ttl_s < TTL_MIN_S else ttl_s
                 self.expires_ms = now_ms + ttl_s * 1000
                 self._count("good")
@@ -369,7 +386,7 @@ class HostLookup:
     def _end(self, reason: str) -> str:
         self._count(reason)
         self.error = reason
-        if reason in (NXDOMAIN, NODATA):  # an answer: the name has no usable address now, none stale
+        if reason in (NXDOMAIN, NODATA, DENIED):  # an answer: the name has no usable address now, none stale
             self.address = ""
         self.close()
         return reason
@@ -378,14 +395,22 @@ class HostLookup:
         """Drop the address (the server there failed): the next attempt asks again, and nothing is served stale."""
         self.address = ""
 
+    def deny(self, address: str, until_ms: int) -> None:
+        """Drop address and pass it over in answers until until_ms (sntp: its NTP server said DENY or RSTR)."""
+        self._denied = bytes([int(part) for part in address.split(".")])
+        self._denied_until_ms = until_ms
+        self.forget()
+
     def status(self, now_ms: int) -> dict[str, object]:
         """For /status: the address served and until when, whether stale, why the last lookup failed, the counters."""
         address = self.served(now_ms)
         stale = address is not None and now_ms >= self.expires_ms
         until_ms = self.expires_ms + STALE_MS if stale else self.expires_ms
+        denied = self._denied if now_ms < self._denied_until_ms else b""
         return {"name": self.name, "address": address, "stale": stale,
                 "expires_in_ms": None if address is None else until_ms - now_ms,
-                "error": self.error or None, "waiting": self._ident >= 0, "counts": dict(self.counts)}
+                "error": self.error or None, "denied": _dotted(denied, 0) if denied else None,
+                "waiting": self._ident >= 0, "counts": dict(self.counts)}
 
     def close(self) -> None:
         """End the lookup, if one is out, and release its socket."""

@@ -61,7 +61,10 @@ if TYPE_CHECKING:
 # indicator not 3 (clock not synchronized), and a transmit time that is not
 # zero and lies in 2025..2099. Stratum 0 is a kiss-o'-death (RFC 5905 7.4),
 # acted on only once its originate checked: RATE fails the attempt (the
-# back-off doubles), DENY and RSTR leave that server alone for DENIED_MS.
+# back-off doubles), DENY and RSTR leave that server alone for DENIED_MS:
+# an address or the gateway, its entry; a name, the address that answered
+# (the lookup passes it over, so a pool name gives another address at the
+# next attempt, and a name of one address is asked no NTP request).
 # Anything else is counted by reason and the attempt keeps waiting.
 #
 # The time: the server's transmit time plus half the round trip (on the
@@ -313,7 +316,11 @@ class SntpClock:
                 return
             self._count(verdict)
             if verdict == KISS_DENY:
-                self._denied_until[self._server] = now_ms + DENIED_MS
+                lookup = self._lookups[self._server] if self._lookups else None
+                if lookup is None:
+                    self._denied_until[self._server] = now_ms + DENIED_MS
+                else:  # one server of the name's: that address, not the name (a pool has others)
+                    lookup.deny(self._address, now_ms + DENIED_MS)
                 self._failed(now_ms)
                 return
             if verdict == KISS_RATE:
