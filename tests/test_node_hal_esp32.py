@@ -350,7 +350,7 @@ BAD_WIRING = [
      "hw.clock.ntp[0]: 'pool..ntp.org' is not an IPv4 address, \"gateway\" or a host name: it has an empty label "
      "(two dots in a row, or a dot at an end)"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["192.168.1.1", "224.0.1.1"]}},
-     "hw.clock.ntp[1]: '224.0.1.1' is not a unicast IPv4 address (1..223.0..255.0..255.0..255)"),
+     "hw.clock.ntp[1]: '224.0.1.1' is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": []}}, "hw.clock.ntp: has 0 entries; 1 to 3 servers"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["gateway", "gateway"]}},
      "hw.clock.ntp[1]: 'gateway' is listed twice"),

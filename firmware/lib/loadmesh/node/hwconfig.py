@@ -343,7 +343,9 @@ def _server_problem(value: object) -> str:
     if not isinstance(value, str):
         return " is not an IPv4 address, \"gateway\" or a host name"
     if value and all(char in _DOTTED for char in value):
-        return "" if _unicast_ipv4(value) else " is not a unicast IPv4 address (1..223.0..255.0..255.0..255)"
+        if _unicast_ipv4(value):
+            return ""
+        return " is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"
     problem = _host_name_problem(value)
     return " is not an IPv4 address, \"gateway\" or a host name: " + problem if problem else ""
 
@@ -433,10 +435,10 @@ def _hostname(value: object) -> bool:
 
 
 def _unicast_ipv4(value: object) -> bool:
-    parts = value.split(".") if isinstance(value, str) else []
-    if len(parts) != 4 or not all(part.isdigit() and len(part) <= 3 and int(part) <= 255 for part in parts):
-        return False
-    return 0 < int(parts[0]) < 224  # not 0.x (this network), not multicast or broadcast
+    from .settings import ipv4_octets  # an occasional module (runtime._OCCASIONAL): the wiring is read at boot
+
+    octets = ipv4_octets(value)
+    return octets is not None and 0 < octets[0] < 224  # not 0.x (this network), not multicast or broadcast
 
 
 def _cts(value: object) -> list[object]:

@@ -80,8 +80,30 @@ def _host(value: object, path: str) -> str:
 def _ipv4(value: object, path: str) -> str:
     # A name would be resolved in the fetch, and MicroPython's getaddrinfo blocks
     # the whole loop, control tick included, for as long as DNS takes.
-    parts = value.split(".") if isinstance(value, str) else []
-    if len(parts) != 4 or not all(part.isdigit() and len(part) <= 3 and int(part) <= 255 for part in parts):
+    if ipv4_octets(value) is None:
         raise FieldError(path, fc.describe(value) + " is not an IPv4 address (a name would block the node "
-                         "while it is looked up)")
+                         "while it is looked up; no leading zeros)")
     return str(value)
+
+
+def ipv4_octets(value: object) -> list[int] | None:
+    """The four numbers of a dotted-quad IPv4 address, or None if value is not one.
+
+    ASCII digits only, and no leading zeros: the C library and lwIP read "010"
+    as octal (8), so "010.0.0.1" would be checked as one address and used as
+    another."""
+    parts = value.split(".") if isinstance(value, str) else []
+    if len(parts) != 4:
+        return None
+    octets = []
+    for part in parts:
+        if not 1 <= len(part) <= 3 or (part[0] == "0" and len(part) > 1):
+            return None
+        for char in part:
+            if not "0" <= char <= "9":
+                return None
+        number = int(part)
+        if number > 255:
+            return None
+        octets.append(number)
+    return octets
