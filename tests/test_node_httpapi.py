@@ -11,6 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loadmesh.core import canon
+from loadmesh.node import httpapi
 
 from . import mpnode
 
@@ -164,7 +169,7 @@ def test_a_request_that_runs_the_heap_out_gets_413_and_the_node_runs_on(node: No
     assert node.request("GET", "/status")[2]["ticks"] > ticks["ticks"]  # type: ignore[index]
 
 
-def test_an_answer_is_sent_from_its_one_buffer(node: Node) -> None:
+def test_an_answer_is_in_the_heap_once(node: Node) -> None:
     # The next status carries 20 KB of text (the heap has about 80 KB free): it fits beside its canonical bytes,
     # as it did not beside them, their text, its bytes and head and body joined (16 KB did).
     status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 20}', token=TOKEN)
@@ -172,6 +177,61 @@ def test_an_answer_is_sent_from_its_one_buffer(node: Node) -> None:
     status, headers, body = node.request("GET", "/status")  # Content-Length checked against what arrived
     assert status == 200 and body["pad"] == "x" * 20 * 1024, headers  # type: ignore[index]
     assert headers["connection"] == "close"
+    assert node.request("GET", "/status")[2]["http"]["no_memory"] == 0  # type: ignore[index]
+
+
+def test_an_answer_is_its_canonical_json_byte_for_byte(node: Node) -> None:
+    # The body is sent in pieces (one or more top-level keys each): what arrives is the canonical JSON of the
+    # answer, as CPython's canon writes it, byte for byte: keys sorted (an empty one first, capitals before
+    # lowercase), no spaces, escapes, non-ASCII as \uXXXX escapes (a pair beyond the BMP), nested and empty values.
+    extra = {"b": {"z": [1, -2, True, False, None], "a": {}}, "a_b": 'a "quote", a \\ and a\nnew line\t\x07',
+             "ab": [], "B": "é ☃ \U0001F600", "a": {"nested": {"y": 1, "x": [{"q": "r"}, []]}}, "zz": 0, "": "",
+             "peers": {"p" + str(index): [index, "x" * index] for index in range(12)}, "z": None}
+    body = json.dumps({"version": 4, "answer_extra": extra}, ensure_ascii=False).encode()
+    status, _, answer = node.request("PUT", "/config", body=body, token=TOKEN)
+    assert (status, answer) == (200, {"stored": 4})
+    status, _, raw = node.send(b"GET /status HTTP/1.0\r\n\r\n")  # Content-Length checked against what arrived
+    assert status == 200
+    sent = json.loads(raw)
+    assert {key: sent[key] for key in extra} == extra
+    assert raw == canon.encode(sent)
+    # A single key, a null, an error answer: each its canonical JSON too.
+    status, _, raw = node.send(f"GET /config HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
+    assert status == 200 and raw == canon.encode({"version": 4})
+    status, _, raw = node.send(f"GET /heating HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
+    assert (status, raw) == (200, b"null")
+    status, _, raw = node.send(b"GET /nowhere HTTP/1.0\r\n\r\n")
+    assert (status, raw) == (404, b'{"error":"not found"}')
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner,
+                                                                                       max_size=4),
+                           max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=8) | JSON_VALUES)
+def test_the_pieces_of_an_answer_are_its_canonical_json(answer: object) -> None:
+    # What _write_answer sends of the pieces (each but the last without its last byte), on CPython.
+    pieces = httpapi._pieces(answer)
+    sent = b"".join([bytes(piece[:-1]) for piece in pieces[:-1]] + [bytes(pieces[-1])])
+    assert sent == bytes(canon.encode(answer))
+    assert httpapi._body_length(pieces) == len(sent)
+    assert max(len(piece) for piece in pieces) <= len(sent)
+
+
+def test_an_answer_needs_no_block_of_its_length(node: Node) -> None:
+    # The next status carries six parts of 800 bytes, and the node leaves its free memory in blocks of about
+    # 1 KB (the heap filled with 1 KB blocks, every other one let go) before it is encoded: a full node's heap,
+    # with room in small blocks only. Each part is a piece of its own; the whole answer (4.9 KB) found no block
+    # and was answered 503.
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_parts": [6, 800, 1024]}',
+                                   token=TOKEN)
+    assert (status, body) == (200, {"stored": 4})
+    status, _, body = node.request("GET", "/status")  # Content-Length checked against what arrived
+    assert status == 200, body
+    assert [body["part" + str(index)] for index in range(6)] == [["x" * 800]] * 6  # type: ignore[index]
     assert node.request("GET", "/status")[2]["http"]["no_memory"] == 0  # type: ignore[index]
 
 

@@ -3,6 +3,7 @@
 #   http_node.py SETTINGS_FILE   JSON: {"port", "key_hex" (or null: unadopted), "root", "timeout_ms", "max_body",
 #                                "send_buffer" (bytes, 0: the system's)}
 import asyncio
+import gc
 import json
 import socket
 import sys
@@ -17,14 +18,26 @@ store = Store(settings["root"])
 key = None if settings["key_hex"] is None else bytes.fromhex(settings["key_hex"])
 ticks = [0]
 pad = [""]  # the next status's padding, once: an answer too big to build
+extra = [{}]  # keys every status carries beside its own (a PUT's "answer_extra")
+parts = [None]  # the next status's parts ({"part0": [text], ...}), once, on a heap left in pieces
+fragment = [0]  # the size of the blocks that heap is left with (bytes)
+kept = [None]  # the blocks between those, until the next status
 
 
 class NodeApi(Api):
     def status(self):
+        kept[0] = None
         answer = {"ticks": ticks[0], "http": server.counts()}
         if pad[0]:
             answer["pad"] = pad[0]  # in the heap as this text and as the answer's canonical bytes
             pad[0] = ""
+        for key in extra[0]:
+            answer[key] = extra[0][key]
+        if parts[0] is not None:
+            for key in parts[0]:
+                answer[key] = parts[0][key]
+            parts[0] = None
+            kept[0] = _fragment(fragment[0])
         return answer
 
     def config(self):
@@ -39,12 +52,32 @@ class NodeApi(Api):
                 hoard.append(bytearray(1024))
         if "answer_kb" in config:
             pad[0] = "x" * (config.pop("answer_kb") * 1024)
+        if "answer_extra" in config:
+            extra[0] = config.pop("answer_extra")
+        if "answer_parts" in config:  # [count, bytes each, the blocks free memory is left in]
+            count, size, fragment[0] = config.pop("answer_parts")
+            parts[0] = {"part" + str(index): ["x" * size] for index in range(count)}
         version = fieldcheck.int_field(config, "version", "config", 1, 1000000)
         store.write_json(CONFIG, config)
         return {"stored": version}
 
     def token(self):
         return None if key is None else token_for(key)
+
+
+def _fragment(size):
+    """Fill the heap with blocks of size bytes, then let every other one go: free memory is then in blocks of
+    about that size (beside what was already free in smaller ones). The blocks kept, to let go later."""
+    blocks = []
+    try:
+        while True:
+            blocks.append(bytearray(size))
+    except MemoryError:
+        pass
+    for index in range(1, len(blocks), 2):
+        blocks[index] = None
+    gc.collect()
+    return blocks
 
 
 server = HttpServer(NodeApi(), port=settings["port"], host="127.0.0.1", timeout_ms=settings["timeout_ms"],
