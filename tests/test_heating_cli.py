@@ -180,8 +180,8 @@ def test_heating_check_refuses_with_the_file_the_field_and_the_value(device_root
     cases.append(({"room": {"mode": "manual"}}, None, "boiler.json: heating.room.manual_target_dc: is missing"))
     # More rooms than a boiler node takes (heatsettings.MAX_ROOMS: what its heap holds with room to spare).
     bad = json.loads(json.dumps(boiler))
-    bad["rooms"] = [{"id": f"room{number}", "rated_w": 800} for number in range(8)]
-    cases.append((bad, None, "boiler.json: heating.rooms: has 8 rooms; a boiler node commands at most 7 valves"))
+    bad["rooms"] = [{"id": f"room{number}", "rated_w": 800} for number in range(9)]
+    cases.append((bad, None, "boiler.json: heating.rooms: has 9 rooms; a boiler node commands at most 8 valves"))
     # A load-sharing setting, and a room's own load-sharing fact, named where they are in the file.
     bad = json.loads(json.dumps(boiler))
     bad["load_sharing"] = {"tier_1_initial_pct": 75}

@@ -17,10 +17,11 @@ from loadmesh.core.errors import FieldError
 HEATING = "heating.json"
 # The most rooms a boiler node takes. What its 12K-word heap holds with 2K words to spare, load sharing
 # running and /status asked every second (tools/node_memory_rooms.py; docs/heating.md has the figures: 8
-# rooms ran on 48K words but not on 46K, where 7 did). Never more than the valve overrides its heartbeat
-# carries (heartbeat.MAX_OVERRIDES, 12): pump overrun holds every room at once, and a node that could not
-# send that heartbeat would halt at every heating cycle.
-MAX_ROOMS = 7
+# rooms run on 46K words with every poll answered since an HTTP answer is sent in pieces, where its /status
+# in one block was once answered 503 in a 300 s run; with 9 the boiler node reset on 46K words). Never
+# more than the valve overrides its heartbeat carries (heartbeat.MAX_OVERRIDES, 12): pump overrun holds
+# every room at once, and a node that could not send that heartbeat would halt at every heating cycle.
+MAX_ROOMS = 8
 assert MAX_ROOMS <= heartbeat.MAX_OVERRIDES
 FALLBACK_SCHEDULE = {"default_target_dc": 160, "blocks": []}
 
