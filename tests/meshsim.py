@@ -99,12 +99,14 @@ class Node:
     kept_departed: dict[str, int] = field(default_factory=dict)  # what departed.FILE holds: survives a reset
     departed_kept: list[str] = field(default_factory=list)  # runtime.Node.departed_kept
 
-    def _keep_departed(self) -> None:
+    def _keep_departed(self, removed: dict[str, list[int]] | None = None) -> None:
         """runtime.Node._keep_departed, into kept_departed (the sim's flash), with the firmware's record()."""
-        kept = sorted(self.departed)
+        if removed is None:
+            removed = self.departed
+        kept = sorted(removed)
         if kept != self.departed_kept:
             self.departed_kept = kept
-            self.kept_departed = departed.record(self.departed)
+            self.kept_departed = departed.record(removed)
 
 
 class Mesh:
@@ -355,9 +357,7 @@ class Mesh:
                 ahead = dict(node.departed)
                 departed.track(ahead, departed.rejoin_ids(had), plan.ids, plan.node, self.now_ms,
                                departed.rejoin_wait_ms(had, plan))
-                if sorted(ahead) != node.departed_kept:
-                    node.departed_kept = sorted(ahead)
-                    node.kept_departed = departed.record(ahead)
+                node._keep_departed(ahead)
                 self._learn_by(sorted(ahead))
             node.alive = False
             node.enforced_ma = 0
