@@ -16,6 +16,8 @@ from loadmesh.companion import devtree
 from loadmesh.companion.runtimes import RUNTIME_NAMES, Runtime, open_runtime
 from loadmesh.core import allocate
 
+from . import mpnode
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # No deadlines: MicroPython round trips and a loaded CI machine make timings noise.
@@ -84,6 +86,11 @@ def load_vector(path: Path) -> dict[str, object]:
 
 def vector_paths() -> list[Path]:
     return sorted(VECTORS_DIR.rglob("*.json"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    mpnode.in_wallclock_test = item.get_closest_marker("wallclock") is not None
 
 
 _per_runtime: Counter[tuple[str, str]] = Counter()

@@ -25,6 +25,18 @@ FAKES = NODESIDE / "fakes"
 
 _ARG_FILES = tempfile.TemporaryDirectory(prefix="loadmesh-nodeside-")
 
+# Whether the running test is marked wallclock (conftest sets it before each test). tools/test runs
+# the other tests two at a time at the lowest priority: a node sampled against the wall clock there
+# would share a core with a property test and could miss its sampling.
+in_wallclock_test = False
+
+
+def require_wallclock(what: str) -> None:
+    """Fail a test that runs a live node or the simulator outside a wallclock module."""
+    if not in_wallclock_test:
+        raise RuntimeError(f"{what} runs against the wall clock: its test module needs "
+                           "pytestmark = pytest.mark.wallclock (README, What the tests run)")
+
 
 def argfile(value: object) -> str:
     """value as a JSON file, for a node-side script: the unix port crashes on an argument of 256+ characters."""
@@ -108,6 +120,7 @@ class NodeProcess:
 
     def start(self) -> None:
         """Start (or restart) the process."""
+        require_wallclock("a live node process")
         self._process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                          env=self.env, cwd=self.cwd)
         threading.Thread(target=self._read, args=(self._process,), daemon=True).start()

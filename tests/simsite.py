@@ -12,6 +12,8 @@ from loadmesh.companion.sim import trace
 from loadmesh.companion.sim.runner import Simulation
 from loadmesh.core import allocate, site
 
+from . import mpnode
+
 SITE = {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}
 # ev_lag_ms covers the slowest car (2 s): the safety rules assume a car follows within it.
 GROUP = {"heartbeat_ms": 500, "peer_timeout_ms": 3000, "ev_lag_ms": 2000, "margin_ms": 1000}
@@ -45,6 +47,7 @@ def three_evses(duration_s: float, events: list[dict[str, object]], plugs: dict[
 @contextlib.contextmanager
 def simulation(scenario: sc.Scenario, tmp_path: Path, device_root: Path, **options: object) -> Iterator[Simulation]:
     """A started simulation whose every process is killed when the test ends, however it ends."""
+    mpnode.require_wallclock("the simulator")
     sim = Simulation(scenario, tmp_path / "site", device_root=device_root, keep_records=True,
                      sample_ms=SAMPLE_MS, progress=_progress, **options)  # type: ignore[arg-type]
     try:

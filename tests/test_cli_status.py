@@ -27,6 +27,8 @@ from loadmesh.node.store import Store
 from . import mpnode
 from .conftest import ROOT
 
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+
 LOADMESH = str(Path(sys.executable).with_name("loadmesh"))
 KEY = bytes(range(32))
 # A group of two, the other member never switched on: the node runs its config, in failsafe.

@@ -19,6 +19,8 @@ from loadmesh.node.store import Store
 
 from . import mpnode
 
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+
 KEY = bytes(range(7, 39))
 CONFIG = groupconfig.parse({
     "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",

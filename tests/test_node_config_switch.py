@@ -13,6 +13,8 @@ from loadmesh.core.errors import FieldError
 
 from .simsite import at_allocation, last_before, samples, settled, simulation, three_evses
 
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+
 NODES = ("evse1", "evse2", "evse3")
 
 

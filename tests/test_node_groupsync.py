@@ -18,6 +18,8 @@ from loadmesh.node.store import Store
 
 from . import heartbeats, mpnode
 
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+
 
 def test_fetch_tries_are_forgotten_once_no_peer_announces_the_config() -> None:
     # A group that moves through many versions: a node keeps one try per hash still announced, not one per

@@ -19,6 +19,8 @@ from loadmesh.node import httpapi
 
 from . import mpnode
 
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+
 KEY = bytes(range(1, 33))
 # Computed here with CPython's own hmac: the documented derivation, not the node's code.
 TOKEN = hmac.new(KEY, b"loadmesh http token v1", hashlib.sha256).hexdigest()

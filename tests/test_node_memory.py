@@ -9,9 +9,13 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from loadmesh.companion.paths import micropython_binary
 
 from . import mpnode
+
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_SCRIPT = ROOT / "tools" / "node_memory_mp.py"

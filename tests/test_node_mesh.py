@@ -14,6 +14,8 @@ from loadmesh.core import heartbeat
 
 from . import mpnode
 
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+
 KEY = bytes(range(100, 132))
 GROUP = "home"
 NODES = ("a", "b", "c")

@@ -6,11 +6,15 @@ import dataclasses
 import time
 from pathlib import Path
 
+import pytest
+
 from loadmesh.companion.sim import groupcfg, trace
 from loadmesh.companion.sim.scenario import Event
 from loadmesh.core import configsync, groupconfig
 
 from .simsite import SITE, at_allocation, expected, field, last_before, samples, simulation, three_evses
+
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
 
 ALL = {"evse1": True, "evse2": True, "evse3": True}
 

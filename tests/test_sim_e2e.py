@@ -14,6 +14,8 @@ import socket
 import threading
 from pathlib import Path
 
+import pytest
+
 from loadmesh.companion.sim import trace
 from loadmesh.core import heartbeat
 
@@ -32,6 +34,8 @@ from .simsite import (
     simulation,
     three_evses,
 )
+
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
 
 ALL = {"evse1": True, "evse2": True, "evse3": True}
 # A loaded 2-core machine can hold a node's tick back a little: room for that on top of a bound.

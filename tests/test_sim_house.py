@@ -27,10 +27,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from loadmesh.companion.sim import scenario as sc
 from loadmesh.companion.sim.runner import Simulation
 
 from .simsite import TICK_MS, between, samples, simulation
+
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
 
 PEER_TIMEOUT_MS = 3000
 WDT_MS = 2000

@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
+
 from loadmesh.companion.sim import scenario as sc
 from loadmesh.companion.sim.plant import Plant, PlantServer
 from loadmesh.core import pilot
 from loadmesh.node import simproto
 
 from . import mpnode
+
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
 
 SITE = {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}
 EVSE = {"id": "ev", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000,
