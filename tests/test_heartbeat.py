@@ -125,6 +125,9 @@ def test_encode_into_reuses_one_buffer(core: ModuleType) -> None:
      "heartbeat.heating.overrides[1][0]: 'a' must come after 'b' (sorted by node, each node once)"),
     ({"heating": {"state": "INACTIVE", "overrides": [["a", 10], ["a", 20]]}},
      "heartbeat.heating.overrides[1][0]: 'a' must come after 'a' (sorted by node, each node once)"),
+    # Ids are shown as every core error shows text (errors.quoted), not repr(): an id may hold a backslash.
+    ({"heating": {"state": "INACTIVE", "overrides": [["b\\x", 10], ["a", 10]]}},
+     "heartbeat.heating.overrides[1][0]: 'a' must come after \"b\\\\x\" (sorted by node, each node once)"),
     ({"heating": {"state": "INACTIVE", "overrides": [["a", 101]]}},
      "heartbeat.heating.overrides[0][1]: 101 is outside 0..100"),
     ({"heating": {"state": "INACTIVE", "overrides": [["v" + str(n), 10] for n in range(10, 23)]}},

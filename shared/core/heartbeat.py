@@ -463,7 +463,7 @@ def _put_heating(buffer: bytearray, offset: int, heating: object) -> int:
         offset = _put_id(buffer, offset, node, path + "[0]")
         assert isinstance(node, str)
         if node <= previous:
-            raise FieldError(path + "[0]", repr(node) + " must come after " + repr(previous)
+            raise FieldError(path + "[0]", _describe(node) + " must come after " + _describe(previous)
                              + " (sorted by node, each node once)")
         previous = node
         buffer[offset] = _check_int(pair[1], path + "[1]", 0, 100)
