@@ -384,6 +384,28 @@ def test_a_stale_meter_is_stale_at_the_largest_meter_stale_ms(core: ModuleType) 
     assert net["a"].out["alloc_reason"] == "equal_share" and net.applied() == {"a": 22000, "m": 0}
 
 
+@pytest.mark.parametrize(("reading_ma", "reason", "applied_ma"), [
+    (-128000, "max", 32000),  # 4 x the 32 A limit is a possible, if alarming, reading: 128 A of export
+    (-128001, "meter_stale", 0),  # beyond it: absurd (a sign, a unit, an overflow), and solar_only waits
+])
+def test_an_absurd_published_reading_is_stale_whatever_the_draws(core: ModuleType, reading_ma: int, reason: str,
+                                                                 applied_ma: int) -> None:
+    # Rule 5 (docs/allocation.md, Meter): a reading beyond 4 x the site limit
+    # on its phase is absurd, and the meter stale. The view once checked that
+    # on the reading rebuilt from the unmanaged load and the members' draws
+    # (meterview.scenario_meter), not on the one published: a's CT reading
+    # 16 A beside a pilot of 0 (nothing subtracted for it) made -130 A look
+    # like -114 A, a fresh export, and solar_only a took 32 A of it.
+    raw = config([evse("a", mode="solar_only"), evse("m", max_ma=16000)], ev_lag_ms=0)
+    raw["site"] = dict(raw["site"], meter_node="m")
+    net = Net(core, raw)
+    net["a"].inputs["demand"] = True
+    net["a"].inputs["draw_ma"] = [16000, 0, 0]
+    net["m"].inputs["meter"] = {"seq": 1, "age_ms": 0, "ma": [reading_ma, 0, 0]}
+    net.run(2000)
+    assert (net["a"].out["alloc_reason"], net.applied()) == (reason, {"a": applied_ma, "m": 0})
+
+
 _CT = st.one_of(st.none(), st.integers(0, 40000), st.integers(0, (1 << 30) - 1))
 
 

@@ -9,8 +9,8 @@ _STALE_MA = ABSURD_FACTOR * MAX_MA + 1
 # Loaded only for a site with a meter node (site.meter_node): every node
 # reads the section the meter node last published, so their views agree; the
 # meter node reads what it published, not what it measures now. Missing,
-# older than meter_stale_ms, or with a phase unknown: stale (rule 5), and the
-# allocation gives minimums only.
+# older than meter_stale_ms, with a phase unknown, or absurd: stale (rule 5),
+# and the allocation gives minimums only.
 
 
 def unmanaged_ma(plan: Plan, state: dict[str, object], peers: list[Peer | None], fresh: list[bool],
@@ -18,7 +18,7 @@ def unmanaged_ma(plan: Plan, state: dict[str, object], peers: list[Peer | None],
     """The unmanaged current per phase from the meter node's last published reading; None when stale or missing."""
     # Every node reads the same published section, so views built from it
     # agree; the meter node itself reads what it published, not what it
-    # measures now. Missing, old, or with a phase unknown: stale (rule 5).
+    # measures now. Missing, old, with a phase unknown, or absurd: stale (rule 5).
     index = plan.meter_index
     if index == plan.own:
         section = state["meter"]
@@ -39,11 +39,21 @@ def unmanaged_ma(plan: Plan, state: dict[str, object], peers: list[Peer | None],
         return None
     readings = section["ma"]
     managed = section["managed_ma"]
-    assert isinstance(readings, list) and isinstance(managed, list)
+    site_cfg = plan.scenario["site"]
+    assert isinstance(readings, list) and isinstance(managed, list) and isinstance(site_cfg, dict)
+    limits = site_cfg["limit_ma"]
+    assert isinstance(limits, list)
     unmanaged = []
     for phase in range(plan.phases):
         reading = readings[phase]
         if reading is None:
+            return None
+        # Absurd (beyond ABSURD_FACTOR x the site limit, as site.parse reads a
+        # scenario's meter): stale. Checked here, on the reading published:
+        # the one scenario_meter rebuilds adds back the members' draws heard
+        # now, not those the meter node subtracted, and may fall inside the bound.
+        bound = ABSURD_FACTOR * limits[phase]
+        if reading > bound or reading < -bound:
             return None
         unmanaged.append(reading - managed[phase])
     return unmanaged
