@@ -257,6 +257,8 @@ class _Heating(_Kind):
 
 def _steps(request: object, kind: _Kind) -> object:
     mapping = fc.obj(request, "request")
+    # A misspelt "state" would otherwise run from a fresh state, unnoticed.
+    fc.only(mapping, ("config", "state", "steps"), "")
     if "config" not in mapping:
         raise FieldError("config", "is missing")
     config = kind.config(mapping["config"])
