@@ -41,7 +41,16 @@ def test_heartbeat_encode_prints_the_signed_bytes(device_root: Path, tmp_path: P
     ("heartbeat-decode", {"key_hex": KEY.hex(), "group": "house", "packets": ["zz"]}, "packets[0]: is not hex"),
     ("sensor", {"low": 0, "high": 10, "hold_ms": 0, "steps": []}, "sensor.hold_ms: 0 is outside 1..1073741823"),
     ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000,
-               "base": SAMPLE, "steps": [{"t_ms": "soon"}]}, "t_ms: must be an integer"),
+               "base": SAMPLE, "steps": [{"t_ms": "soon"}]}, "steps[0].t_ms: must be an integer"),
+    # A step's own fields are named from the step, also those of the heartbeat it sends.
+    ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000, "base": SAMPLE,
+               "steps": [{"t_ms": 0}, {"t_ms": 1, "send": {"seq": 2}, "key_hex": "zz"}]},
+     "steps[1].key_hex: is not hex"),
+    ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000, "base": SAMPLE,
+               "steps": [{"t_ms": 0}, {"t_ms": 1, "send": {"seq": "x"}}]},
+     "steps[1].heartbeat.seq: 'x' is not an integer"),
+    ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000, "base": SAMPLE,
+               "steps": [{"t_ms": 0}, 5]}, "steps[1]: must be an object"),
 ])
 def test_bad_input_is_one_line_naming_the_field(device_root: Path, tmp_path: Path, cli_runtime: str,
                                                 command: str, request_: object, error: str) -> None:

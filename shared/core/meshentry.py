@@ -112,25 +112,29 @@ def _peers(request: object) -> object:
     now_ms = 0
     for index, step in enumerate(_list_field(request, "steps")):
         path = "steps[" + str(index) + "]"
-        if not isinstance(step, dict):
-            raise FieldError(path, "must be an object")
-        now_ms = _int_field(step, "t_ms")
         reason = None
-        if "send" in step:
-            fields = step["send"]
-            if not isinstance(fields, dict):
-                raise FieldError(path + ".send", "must be an object")
-            message = dict(base)
-            message.update(fields)
-            key = _group_key(step) if "key_hex" in step else pads
-            reason = table.receive(heartbeat.encode(key, message), now_ms)
-        elif "hex" in step:
-            reason = table.receive(_bytes_from_hex(step["hex"], path + ".hex"), now_ms)
-        elif "forget" in step:
-            node = step["forget"]
-            if not isinstance(node, str):
-                raise FieldError(path + ".forget", "must be a node id")
-            table.forget(node)
+        try:
+            if not isinstance(step, dict):
+                raise FieldError("", "must be an object")
+            now_ms = _int_field(step, "t_ms")
+            if "send" in step:
+                fields = step["send"]
+                if not isinstance(fields, dict):
+                    raise FieldError("send", "must be an object")
+                message = dict(base)
+                message.update(fields)
+                key = _group_key(step) if "key_hex" in step else pads
+                reason = table.receive(heartbeat.encode(key, message), now_ms)
+            elif "hex" in step:
+                reason = table.receive(_bytes_from_hex(step["hex"], "hex"), now_ms)
+            elif "forget" in step:
+                node = step["forget"]
+                if not isinstance(node, str):
+                    raise FieldError("forget", "must be a node id")
+                table.forget(node)
+        except FieldError as exc:
+            # Named from the step: each step of a file has its own t_ms, key_hex or heartbeat.
+            raise FieldError(path + "." + exc.field if exc.field else path, exc.problem) from None
         online = [node for node in table.nodes() if table.online(node, now_ms, timeout_ms)]
         out.append({"t_ms": now_ms, "reason": reason, "online": online})
     snapshot = table.snapshot(now_ms, timeout_ms)
