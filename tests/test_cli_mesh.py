@@ -51,6 +51,17 @@ def test_heartbeat_encode_prints_the_signed_bytes(device_root: Path, tmp_path: P
      "steps[1].heartbeat.seq: 'x' is not an integer"),
     ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000, "base": SAMPLE,
                "steps": [{"t_ms": 0}, 5]}, "steps[1]: must be an object"),
+    # A misspelt key is named, not ignored (max_peers would silently take its default, a step do nothing).
+    ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000, "base": SAMPLE,
+               "max_peer": 2, "steps": []}, "max_peer: is not a known field"),
+    ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000, "base": SAMPLE,
+               "steps": [{"t_ms": 0, "sned": {"seq": 2}}]}, "steps[0].sned: is not a known field"),
+    ("sensor", {"low": 0, "high": 10, "hold_ms": 5, "fast_rsie": True, "steps": []}, "fast_rsie: is not a known field"),
+    ("sensor", {"low": 0, "high": 10, "hold_ms": 5, "steps": [{"t_ms": 0, "raw_": 5}]},
+     "steps[0].raw_: is not a known field"),
+    ("heartbeat-encode", {"key_hex": KEY.hex(), "heartbeat": SAMPLE, "hearbeat": {}}, "hearbeat: is not a known field"),
+    ("heartbeat-decode", {"key_hex": KEY.hex(), "group": "house", "packets": [], "packet": ["00"]},
+     "packet: is not a known field"),
 ])
 def test_bad_input_is_one_line_naming_the_field(device_root: Path, tmp_path: Path, cli_runtime: str,
                                                 command: str, request_: object, error: str) -> None:

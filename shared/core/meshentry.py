@@ -42,6 +42,12 @@ def _list_field(request: object, name: str) -> list[object]:
     return value
 
 
+def _only(request: object, keys: tuple[str, ...]) -> None:
+    """Refuse a key outside keys: a misspelt optional one (max_peers, fast_rise) would silently take its default."""
+    if isinstance(request, dict):
+        fc.only(request, keys, "")
+
+
 def _group_key(request: object) -> tuple[bytes, bytes]:
     from . import heartbeat
 
@@ -52,6 +58,7 @@ def _hmac_sha256(request: object) -> object:
     # {"key_hex", "message_hex"} -> the full 32-byte HMAC-SHA256, for RFC 4231's vectors.
     from . import hmac256
 
+    _only(request, ("key_hex", "message_hex"))
     key = _bytes_from_hex(fc.required(request, "key_hex"), "key_hex")
     message = _bytes_from_hex(fc.required(request, "message_hex"), "message_hex")
     return {"hex": hmac256.hmac_sha256(key, message).hex()}
@@ -61,6 +68,7 @@ def _heartbeat_encode(request: object) -> object:
     # {"key_hex", "heartbeat": {...}} -> the signed message in hex.
     from . import heartbeat
 
+    _only(request, ("key_hex", "heartbeat"))
     data = heartbeat.encode(_group_key(request), fc.required(request, "heartbeat"))
     return {"hex": data.hex(), "bytes": len(data)}
 
@@ -69,6 +77,7 @@ def _heartbeat_decode(request: object) -> object:
     # {"key_hex", "group", "packets": [hex, ...]} -> what decode() makes of each.
     from . import heartbeat
 
+    _only(request, ("key_hex", "group", "packets"))
     pads = _group_key(request)
     group = fc.required(request, "group")
     if not isinstance(group, str):
@@ -88,6 +97,7 @@ def _peers(request: object) -> object:
     # is each step's reason and who is online, then the table after the last.
     from . import heartbeat, peers
 
+    _only(request, ("key_hex", "group", "own", "members", "max_peers", "peer_timeout_ms", "boot_ids", "base", "steps"))
     pads = _group_key(request)
     group = fc.required(request, "group")
     own = fc.required(request, "own")
@@ -116,6 +126,7 @@ def _peers(request: object) -> object:
         try:
             if not isinstance(step, dict):
                 raise FieldError("", "must be an object")
+            fc.only(step, ("t_ms", "send", "key_hex", "hex", "forget"), "")
             now_ms = _int_field(step, "t_ms")
             if "send" in step:
                 fields = step["send"]
@@ -149,6 +160,7 @@ def _sensor(request: object) -> object:
     # "Infinity" and "-Infinity" stand for those floats.
     from . import sensor
 
+    _only(request, ("low", "high", "hold_ms", "alpha_permille", "scale", "fast_rise", "steps"))
     fast_rise = request.get("fast_rise", False) if isinstance(request, dict) else False
     if not isinstance(fast_rise, bool):
         raise FieldError("fast_rise", "must be true or false")
@@ -160,6 +172,7 @@ def _sensor(request: object) -> object:
         path = "steps[" + str(index) + "]"
         if not isinstance(step, dict):
             raise FieldError(path, "must be an object")
+        fc.only(step, ("t_ms", "raw"), path)
         now_ms = step.get("t_ms")
         if not isinstance(now_ms, int) or isinstance(now_ms, bool):
             raise FieldError(path + ".t_ms", "must be an integer")
