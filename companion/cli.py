@@ -255,8 +255,13 @@ def _house_bench(args: argparse.Namespace) -> int:
     sharing: dict[str, object] = {}
     for setting in args.set:
         key, _, value = setting.partition("=")
-        if not value.lstrip("-").isdigit():
+        if not key or not value.lstrip("-").isdigit():
             print(f"loadmesh house-bench: --set {setting}: expected NAME=INTEGER", file=sys.stderr)
+            return 2
+        if key == "enabled":
+            # Each run sets it (off, then on): taken, the setting would be dropped without a word.
+            print(f"loadmesh house-bench: --set {setting}: load sharing is off in one run and on in the other; "
+                  "set the other load-sharing settings", file=sys.stderr)
             return 2
         sharing[key] = int(value)
     results = []

@@ -119,6 +119,18 @@ def test_house_bench_refuses_a_bad_setting(device_root: Path) -> None:
     assert done.stderr.splitlines()[-1] == message
 
 
+@pytest.mark.parametrize(("setting", "message"), [
+    # The runs set it themselves (off, then on): it used to be dropped without a word.
+    ("enabled=0", "--set enabled=0: load sharing is off in one run and on in the other; "
+                  "set the other load-sharing settings"),
+    ("=5", "--set =5: expected NAME=INTEGER"),
+])
+def test_house_bench_refuses_a_setting_it_cannot_take(device_root: Path, setting: str, message: str) -> None:
+    done = _run(device_root, "house-bench", "--days", "1", "--set", setting)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"loadmesh house-bench: {message}\n"
+
+
 def _house_files(tmp_path: Path) -> tuple[dict[str, dict[str, object]], Path]:
     """The bundled house's heating.json per node (as the simulator installs them), and its group config file."""
     from loadmesh.companion.sim import groupcfg, heatcfg, scenario
