@@ -43,6 +43,9 @@ def test_tiers_prints_one_line_per_step_the_same_on_every_runtime(device_root: P
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert [json.loads(line) for line in lines] == expected
+        # The fields docs/heating.md lists for a tiers line.
+        assert set(json.loads(lines[0])) == {"now_ms", "state", "valve_pct", "reasons", "calling_w", "total_w",
+                                             "stale", "log"}
         outputs.add(done.stdout)
     assert len(outputs) == 1
 
@@ -95,6 +98,9 @@ def test_heating_runs_the_whole_chain(device_root: Path, tmp_path: Path) -> None
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1]
     first, second = (json.loads(line) for line in outputs[0].splitlines())
+    # The fields docs/heating.md lists for a heating line.
+    assert set(first) == {"now_ms", "calling", "valve_pct", "source", "boiler_fsm", "boiler_on", "setpoint_dc",
+                          "cooldown", "interlock", "tiers_state", "load_sharing", "log"}
     # Bath calls at 20.0 for 21.0: the valve opens, the boiler waits for it, then fires.
     assert first["calling"] == {"bath": True} and first["valve_pct"] == {"bath": 100}
     assert (first["boiler_fsm"], second["boiler_fsm"]) == ("BLOCKED", "ON")
