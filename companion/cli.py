@@ -14,7 +14,7 @@ from loadmesh.core import canon
 
 from . import devtree
 from .paths import SetupError, device_tree
-from .runtimes import MicroPythonRuntime, open_runtime
+from .runtimes import MicroPythonRuntime, Runtime, open_runtime
 
 
 def _no_constant(name: str) -> object:
@@ -31,6 +31,21 @@ def _read_json(path: Path) -> Any:  # what json.loads gives
     if text.startswith("LM1 "):
         _refuse_stored()
     return json.loads(text, parse_constant=_no_constant)
+
+
+def _why(exc: OSError | ValueError) -> str:
+    """What went wrong with a file, for a line that names its path already."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror  # str(exc) repeats the path: "[Errno 2] No such file or directory: 'x.json'"
+    return str(exc)
+
+
+def _runtime(name: str) -> Runtime:
+    """Open runtime name. The default (cpython, the installed core) needs no checkout; the others run its
+    staged device tree."""
+    return open_runtime(name, None if name == "cpython" else device_tree())
 
 
 def _refuse_stored() -> None:
@@ -91,7 +106,7 @@ def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
             print(canon.dumps(step))
         return 0
     request = _read_json(Path(args.file))
-    runtime = open_runtime(cpython, device_tree())
+    runtime = _runtime(cpython)
     try:
         state = request.get("state")
         config = request["config"]
@@ -155,7 +170,7 @@ def _run_config_hash(args: argparse.Namespace) -> int:
     try:
         raw = _read_json(path)
     except (OSError, ValueError) as exc:
-        print(f"loadmesh config-hash: {path}: {exc}", file=sys.stderr)
+        print(f"loadmesh config-hash: {path}: {_why(exc)}", file=sys.stderr)
         return 2
     if isinstance(raw, dict) and "config" not in raw:
         # A config file itself: the entry takes it wrapped.
@@ -180,14 +195,14 @@ def _merged(previous: object, patch: object) -> object:
 def _entry_line(entry: str, args: argparse.Namespace, command: str) -> str | None:
     """The runtime's canonical {"ok": ...} line for the request in args.file; None after a one-line error."""
     path = Path(args.file)
-    runtime = open_runtime(args.runtime, device_tree())
+    runtime = _runtime(args.runtime)
     # The file is read here for every runtime: MicroPython's json accepts some
     # broken text (a truncated object parses as {}), which must not pass; and
     # CPython's accepts NaN and Infinity, which MicroPython's refuses.
     try:
         request = _read_json(path)
     except (OSError, ValueError) as exc:
-        print(f"loadmesh {command}: {path}: {exc}", file=sys.stderr)
+        print(f"loadmesh {command}: {path}: {_why(exc)}", file=sys.stderr)
         return None
     if isinstance(runtime, MicroPythonRuntime):
         done = runtime.run_file(entry, path.resolve())
@@ -218,7 +233,7 @@ def _heating_check(args: argparse.Namespace) -> int:
         try:
             raws.append(read(Path(path)))
         except (OSError, ValueError) as exc:
-            print(f"loadmesh heating-check: {path}: {exc}", file=sys.stderr)
+            print(f"loadmesh heating-check: {path}: {_why(exc)}", file=sys.stderr)
             return 2
     try:
         settings = heatcheck.check(raws[0], raws[1])
@@ -238,7 +253,7 @@ def _hw_check(args: argparse.Namespace) -> int:
     try:
         wiring = hwconfig.parse(_read_json(Path(args.file)))
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
-        print(f"loadmesh hw-check: {args.file}: {exc}", file=sys.stderr)
+        print(f"loadmesh hw-check: {args.file}: {_why(exc)}", file=sys.stderr)
         return 2
     wifi = wiring.get("wifi")
     if isinstance(wifi, dict) and wifi["password"]:

@@ -179,14 +179,20 @@ def load_compiled_core(source_dir: Path | None) -> ModuleType:
     return package
 
 
-def open_runtime(name: str, device_root: Path, source_dir: Path | None = None) -> Runtime:
-    """Open runtime name on the staged tree device_root (build/device/<py|mpy>'s parent)."""
-    if name != "cpython" and not (device_root / "mpy" / "lib" / "loadmesh" / "core").is_dir():
+def open_runtime(name: str, device_root: Path | None, source_dir: Path | None = None) -> Runtime:
+    """Open runtime name on the staged tree device_root (build/device/<py|mpy>'s parent).
+
+    cpython, the installed core, needs no tree (device_root may be None).
+    """
+    if name == "cpython":
+        # The installed core as it is: compiled, or pure where pip fell back (README, LOADMESH_REQUIRE_CYTHON).
+        return InProcessRuntime(name, importlib.import_module("loadmesh.core.entry"))
+    if device_root is None or not (device_root / "mpy" / "lib" / "loadmesh" / "core").is_dir():
         raise SetupError(f"no staged device tree at {device_root}: run ./tools/setup (or loadmesh stage)")
     if name == "cpython-pure":
         load_pure_core(device_root / "py" / "lib" / "loadmesh" / "core")
         return InProcessRuntime(name, importlib.import_module(_PURE_PACKAGE + ".entry"))
-    if name in ("cpython-compiled", "cpython"):
+    if name == "cpython-compiled":
         load_compiled_core(source_dir)
         return InProcessRuntime(name, importlib.import_module("loadmesh.core.entry"))
     if name == "micropython":

@@ -51,6 +51,35 @@ def test_missing_device_tree_says_how_to_fix(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_the_installed_core_runs_outside_the_checkout_and_the_others_say_where_to_run(tmp_path: Path) -> None:
+    # The default runtime is the installed core: a user's site file in their own folder needs no checkout.
+    # MicroPython runs the checkout's staged tree, so it says how to reach one.
+    request = tmp_path / "site.json"
+    request.write_text(json.dumps({"ma": [6000]}))
+    env = {key: value for key, value in os.environ.items() if key not in ("LOADMESH_ROOT", "LOADMESH_DEVICE_TREE")}
+    done = subprocess.run([LOADMESH, "pilot", str(request)], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert (done.returncode, done.stdout, done.stderr) == (0, '{"duty_permille":[100],"signalled_ma":[6000]}\n', "")
+    done = subprocess.run([LOADMESH, "pilot", "--runtime", "micropython", str(request)], capture_output=True,
+                          text=True, cwd=tmp_path, env=env)
+    assert done.returncode != 0 and "LOADMESH_ROOT" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("content", "problem", "commands"), [
+    (None, "No such file or directory", ("allocate", "config-hash", "heating-check", "hw-check")),
+    # (heating-check reads the bytes as its node does, and says where they stop being JSON)
+    (b"\xff{}", "not UTF-8 text (byte 0xff at offset 0)", ("allocate", "config-hash", "hw-check")),
+])
+def test_an_unreadable_file_is_named_once_with_what_is_wrong(device_root: Path, tmp_path: Path, content: bytes | None,
+                                                             problem: str, commands: tuple[str, ...]) -> None:
+    path = tmp_path / "site.json"
+    if content is not None:
+        path.write_bytes(content)
+    for command in commands:
+        done = _run(device_root, command, str(path))
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr == f"loadmesh {command}: {path}: {problem}\n"
+
+
 def test_hw_check_prints_the_wiring_a_node_would_run_or_the_first_error(device_root: Path, tmp_path: Path) -> None:
     # A boiler node: the call relay, a 0-10 V setpoint input at 20..90 C, flow and return sensors.
     wiring = {"hal": "esp32", "boiler": {"pin": 27}, "setpoint": {"pin": 33, "low_dc": 200, "high_dc": 900},
