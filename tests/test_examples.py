@@ -1,0 +1,82 @@
+"""The files in examples/ pass the checks a user runs on them, through the real `loadmesh` command.
+
+A user copies these and edits them; a field renamed or a bound changed in the
+code must show up here, not on their node."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from loadmesh.node import settings
+
+from .conftest import ROOT
+
+LOADMESH = str(Path(sys.executable).with_name("loadmesh"))
+EXAMPLES = ROOT / "examples"
+
+# Each example and the command a user checks it with (examples/README.md).
+CHECKS: dict[str, tuple[str, ...]] = {
+    "group-evse.json": ("config-hash",),
+    "group-heating.json": ("config-hash",),
+    "hw-evse.json": ("hw-check",),
+    "hw-valve.json": ("hw-check",),
+    "hw-boiler.json": ("hw-check",),
+    "heating-boiler.json": ("heating-check", "--group", "group-heating.json"),
+    "heating-lounge.json": ("heating-check", "--group", "group-heating.json"),
+}
+NOT_BY_THE_CLI = ("node-evse1.json",)  # no command checks node.json: the node's own parser does, below
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LOADMESH, *args], capture_output=True, text=True, cwd=EXAMPLES)
+
+
+def test_every_example_is_checked_and_listed_in_the_readme() -> None:
+    files = sorted(path.name for path in EXAMPLES.glob("*.json"))
+    assert files == sorted(list(CHECKS) + list(NOT_BY_THE_CLI))
+    readme = (EXAMPLES / "README.md").read_text()
+    for name in files:
+        assert "`" + name + "`" in readme, name
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_the_example_passes_its_check(name: str) -> None:
+    command, *extra = CHECKS[name]
+    done = _run(command, name, *extra)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "change-me" not in done.stdout  # the Wi-Fi password is shown by its length only
+
+
+def test_the_heating_files_match_the_group() -> None:
+    # The boiler's rooms are exactly the group's valve nodes, the lounge is one of them.
+    group = json.loads((EXAMPLES / "group-heating.json").read_text())
+    valves = sorted(member["id"] for member in group["members"] if member["kind"] == "valve")
+    done = _run("heating-check", "heating-boiler.json", "--group", "group-heating.json")
+    assert json.loads(done.stdout)["rooms"] == valves
+    assert "lounge" in valves
+
+
+def test_the_node_json_names_a_member_and_its_peers() -> None:
+    node = settings.parse(json.loads((EXAMPLES / "node-evse1.json").read_text()))
+    group = json.loads((EXAMPLES / "group-evse.json").read_text())
+    members = {member["id"] for member in group["members"]}
+    peers = node["peers_http"]
+    assert isinstance(peers, dict)
+    assert node["id"] in members
+    assert set(peers) == members - {node["id"]}
+
+
+def test_a_broken_field_in_an_example_fails_its_check(tmp_path: Path) -> None:
+    # The checks above can fail: the same file with one field wrong is refused, naming it.
+    hw = json.loads((EXAMPLES / "hw-evse.json").read_text())
+    hw["relay"]["pin"] = 6  # the module's flash
+    broken = tmp_path / "hw.json"
+    broken.write_text(json.dumps(hw))
+    done = _run("hw-check", str(broken))
+    assert done.returncode == 2 and "hw.relay.pin" in done.stderr, done.stderr
