@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from loadmesh.companion import cli
 from loadmesh.companion.sim import scenario
 from loadmesh.core import allocate, site
 from loadmesh.core.errors import FieldError
@@ -185,3 +186,17 @@ def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
     path.write_text("nodes: [unclosed\n")
     with pytest.raises(FieldError, match=r"^scenario: broken\.yaml is not valid YAML"):
         scenario.load(path)
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("", "scenario: empty.yaml is empty: it holds no YAML document"),
+    ("# a scenario to come\n\n", "scenario: empty.yaml is empty: it holds no YAML document"),
+    ("null\n", "scenario: None is not an object"),  # a document, not an empty file
+])
+def test_an_empty_file_says_so_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
+                                                   error: str) -> None:
+    # Refused while the file is read, before a node starts. An empty file said "None is not an object".
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    assert cli.main(["sim", str(path)]) == 2
+    assert capsys.readouterr().err == f"loadmesh sim: {path}: {error}\n"

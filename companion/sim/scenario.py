@@ -180,6 +180,10 @@ def load(path: Path) -> Scenario:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FieldError("scenario", path.name + " is not valid " + ("JSON" if path.suffix == ".json" else "YAML")
                          + ": " + first) from None
+    if data is None and path.suffix != ".json" and yaml.compose(text) is None:
+        # No document at all (blank, or comments only) reads as None, which
+        # parse would report as "None is not an object" (a document `null` goes on to parse).
+        raise FieldError("scenario", path.name + " is empty: it holds no YAML document")
     return parse(data)
 
 
