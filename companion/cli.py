@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +244,26 @@ def _heating_check(args: argparse.Namespace) -> int:
         print(f"loadmesh heating-check: {where}: {exc}", file=sys.stderr)
         return 2
     print(canon.dumps(settings))
+    if args.write is not None:
+        from loadmesh.node import heatsettings
+
+        # The bytes as they came, as PUT /heating keeps them.
+        return _write_node_file(args, "heating-check", heatsettings.HEATING,
+                                lambda root: heatsettings.save(root, Path(args.file).read_bytes()))
+    return 0
+
+
+def _write_node_file(args: argparse.Namespace, command: str, name: str, write: Callable[[str], None]) -> int:
+    """Write a checked file into args.write as the node keeps it (the store's LM1 envelope); say where."""
+    folder = Path(args.write)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write(str(folder))
+    except OSError as exc:
+        print(f"loadmesh {command}: --write {folder}: {_why(exc)}", file=sys.stderr)
+        return 2
+    print(f"loadmesh {command}: wrote {folder / name} as the node keeps it; copy it to the node's file "
+          f"system as /{name} (e.g. mpremote cp {folder / name} :{name})", file=sys.stderr)
     return 0
 
 
@@ -251,7 +272,8 @@ def _hw_check(args: argparse.Namespace) -> int:
     from loadmesh.node import hwconfig
 
     try:
-        wiring = hwconfig.parse(_read_json(Path(args.file)))
+        raw = _read_json(Path(args.file))
+        wiring = hwconfig.parse(raw)
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
         print(f"loadmesh hw-check: {args.file}: {_why(exc)}", file=sys.stderr)
         return 2
@@ -260,6 +282,11 @@ def _hw_check(args: argparse.Namespace) -> int:
         # A terminal, a log or a pasted bug report is no place for it; its length is what can be wrong.
         wifi["password"] = f"({len(str(wifi['password']))} characters, not shown)"
     print(canon.dumps(wiring))
+    if args.write is not None:
+        from loadmesh.node import store
+
+        return _write_node_file(args, "hw-check", store.HARDWARE,
+                                lambda root: store.Store(root).write_json(store.HARDWARE, raw))
     return 0
 
 
@@ -356,11 +383,15 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", help="the node's heating.json")
     check.add_argument("--group", metavar="CONFIG", help="the group config (as in a node's config.json): the boiler's "
                                                         "rooms must be its valve nodes, and every valve node a room")
+    check.add_argument("--write", metavar="DIR", help="once it passes, write DIR/heating.json as the node keeps "
+                                                       "it, to copy into the node's file system")
     check.set_defaults(func=_heating_check)
     hw_check = _command(commands, "hw-check", "check an ESP32 node's hw.json (the wiring) as the node would; "
                                               "print the wiring it would run, defaults filled in (the Wi-Fi "
                                               "password shown by its length only)")
     hw_check.add_argument("file", help="the node's hw.json")
+    hw_check.add_argument("--write", metavar="DIR", help="once it passes, write DIR/hw.json as the node keeps it, "
+                                                         "to copy into the node's file system")
     hw_check.set_defaults(func=_hw_check)
     from . import nodestatus
 

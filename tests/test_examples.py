@@ -80,3 +80,30 @@ def test_a_broken_field_in_an_example_fails_its_check(tmp_path: Path) -> None:
     broken.write_text(json.dumps(hw))
     done = _run("hw-check", str(broken))
     assert done.returncode == 2 and "hw.relay.pin" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("name", [name for name, check in CHECKS.items() if check[0] in ("hw-check", "heating-check")])
+def test_write_puts_a_checked_file_in_the_form_the_node_reads(tmp_path: Path, name: str) -> None:
+    from loadmesh.node import store
+
+    command, *rest = CHECKS[name]
+    folder = tmp_path / "node"
+    done = _run(command, name, *rest, "--write", str(folder))
+    node_name = "hw.json" if command == "hw-check" else "heating.json"
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {folder / node_name}" in done.stderr and "change-me" not in done.stderr + done.stdout
+    kept = store.Store(str(folder))
+    assert kept.read_json(node_name) == json.loads((EXAMPLES / name).read_text())
+    assert kept.state[node_name] == store.OK
+    if command == "heating-check":
+        assert kept.read(node_name) == (EXAMPLES / name).read_bytes()  # as PUT /heating keeps it: the bytes as sent
+
+
+def test_write_writes_nothing_when_the_check_fails(tmp_path: Path) -> None:
+    wiring = json.loads((EXAMPLES / "hw-evse.json").read_text())
+    wiring["relay"]["pin"] = 6  # the SPI flash's
+    broken = tmp_path / "hw.json"
+    broken.write_text(json.dumps(wiring))
+    done = _run("hw-check", str(broken), "--write", str(tmp_path / "node"))
+    assert done.returncode == 2 and "hw.relay.pin" in done.stderr
+    assert not (tmp_path / "node").exists()
