@@ -133,6 +133,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.section("tests per runtime")
+    if not _per_runtime:
+        # tools/test's wallclock lane: nodes and the simulator, none of them parametrized by runtime.
+        terminalreporter.write_line("none of the tests that ran is run per runtime")
+        return
     for name in RUNTIME_NAMES:
         counts = ", ".join(f"{_per_runtime[(name, o)]} {o}" for o in ("passed", "failed", "xfailed", "skipped")
                            if _per_runtime[(name, o)])
