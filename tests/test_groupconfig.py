@@ -62,6 +62,22 @@ def test_parse_is_a_fixed_point(core: ModuleType) -> None:
     assert again == parsed
 
 
+def test_a_valve_or_boiler_needs_no_phases_and_draws_nothing(core: ModuleType) -> None:
+    site = {"phases": 3, "voltage_v": 230, "limit_ma": 25000, "safety_pct": 100}
+    members = [{"id": "boiler", "kind": "boiler"}, {"id": "lounge", "kind": "valve"},
+               {"id": "car", "kind": "evse", "phases": "L3", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}]
+    parsed = core.groupconfig.parse(_config(site=site, circuits=[], members=members))
+    assert [(member["id"], member["phases"], member["min_ma"], member["max_ma"]) for member in parsed["members"]] == \
+        [("boiler", "L1", 0, 0), ("car", "L3", 6000, 16000), ("lounge", "L1", 0, 0)]
+    # Said or left out, the same config: the same hash on every node.
+    said = [dict(member, phases="L1") if member["kind"] != "evse" else member for member in members]
+    assert core.groupconfig.parse(_config(site=site, circuits=[], members=said)) == parsed
+    # A member that draws must still say where.
+    car = {"id": "heater-x", "kind": "evse", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}
+    with pytest.raises(core.site.FieldError, match=r"members\[0\]\.phases"):
+        core.groupconfig.parse(_config(members=[car]))
+
+
 @given(st.permutations(range(4)))
 def test_the_hash_does_not_depend_on_order(core: ModuleType, members: list[int]) -> None:
     shuffled = _config(members=[GARAGE["members"][index] for index in members])

@@ -45,8 +45,9 @@ _CIRCUIT_KEYS = ("id", "parent", "limit_ma")
 _MEMBER_KEYS = ("id", "kind", "circuit", "phases", "min_ma", "max_ma", "step_ma", "priority", "mode", "failsafe_ma")
 _FAILSAFE_KEYS = ("mode", "current_ma")
 # Valves and boilers are members for liveness and heating; they draw no
-# managed current unless their config says so.
-_NO_CURRENT = {"min_ma": 0, "max_ma": 0, "step_ma": 1000}
+# managed current unless their config says so. With max_ma 0 the phase is
+# only a place in the model (L1 exists on every site), not a draw.
+_NO_CURRENT = {"phases": "L1", "min_ma": 0, "max_ma": 0, "step_ma": 1000}
 
 
 def parse(raw: object) -> dict[str, object]:
