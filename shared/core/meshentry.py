@@ -69,8 +69,25 @@ def _heartbeat_encode(request: object) -> object:
     from . import heartbeat
 
     _only(request, ("key_hex", "heartbeat"))
-    data = heartbeat.encode(_group_key(request), fc.required(request, "heartbeat"))
+    pads = _group_key(request)
+    given = fc.required(request, "heartbeat")
+    data = heartbeat.encode(pads, given)
+    # encode() reads the fields it knows and, on the node's 500 ms path, looks
+    # at nothing else; here a misspelt one ("draw" for "draw_ma") is refused:
+    # every field given must come back from the bytes.
+    decoded = heartbeat.decode(pads, given["group"], data)[1]  # type: ignore[index]
+    _known_fields(given, decoded, "heartbeat")
     return {"hex": data.hex(), "bytes": len(data)}
+
+
+def _known_fields(given: object, decoded: object, path: str) -> None:
+    if isinstance(given, dict) and isinstance(decoded, dict):
+        fc.only(given, tuple(decoded), path)
+        for key in sorted(given):
+            _known_fields(given[key], decoded[key], fc.join(path, fc.key_name(key)))
+    elif isinstance(given, list) and isinstance(decoded, list) and len(given) == len(decoded):
+        for index in range(len(given)):
+            _known_fields(given[index], decoded[index], fc.index(path, index))
 
 
 def _heartbeat_decode(request: object) -> object:
