@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from loadmesh.companion.sim import command, trace
 from loadmesh.companion.sim import scenario as sc
-from loadmesh.companion.sim import trace
 
 ROOT = Path(__file__).resolve().parent.parent
 EVSE3 = sc.load(ROOT / "tools" / "scenarios" / "evse3_32a.yaml")
@@ -109,3 +109,15 @@ def test_the_demo_table() -> None:
         "evse1            C       16.0 A   16.0 A   16.0 A     2 no      ",
         "evse2            dead     0.0 A    0.0 A    0.0 A     0 yes     ",
     ]
+
+
+@pytest.mark.parametrize(("about", "shown"), [
+    ("Three EVSEs on 32 A. The second leaves.", "Three EVSEs on 32 A"),
+    ("A 3.5 kW heater beside two cars", "A 3.5 kW heater beside two cars"),  # a decimal point is not a sentence
+    ("One car charging on a long garage circuit behind a shared breaker and a meter node",
+     "One car charging on a long garage circuit behind a shared…"),
+    ("x" * 70, "x" * 59 + "…"),
+])
+def test_the_live_table_heads_with_the_first_sentence_cut_at_a_word(about: str, shown: str) -> None:
+    assert command.title(about) == shown
+    assert len(command.title(about)) <= command.TITLE_CHARS

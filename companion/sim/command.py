@@ -20,6 +20,7 @@ from . import trace
 from .runner import SimError, Simulation
 
 TABLE_EVERY_S = 1.0
+TITLE_CHARS = 60  # the live table's head: the title, the time and the hint fit 100 columns
 DEMO_SCENARIO = Path("tools") / "scenarios" / "evse3_32a.yaml"  # in the checkout
 # A lowered limit holds once every node has the new config and has ticked with it: the check
 # starts GRACE_MS after the event (the delivery to every node, and a tick, with room to spare).
@@ -167,6 +168,17 @@ def _summary(sim: Simulation, scenario: sc.Scenario, interrupted: bool) -> None:
               + (f"; watchdog resets {resets}" if resets else ""))
 
 
+def title(about: str, width: int = TITLE_CHARS) -> str:
+    """The scenario's first sentence for the live table's head, cut at a word (with …) when longer than width."""
+    first = about.split(". ")[0].strip().rstrip(".")
+    if len(first) <= width:
+        return first
+    cut = first[:width - 1]
+    if " " in cut:
+        cut = cut[:cut.rindex(" ")]
+    return cut.rstrip(" ,;:") + "…"
+
+
 class LiveTable:
     """The demo's table, redrawn in place on a terminal, printed every second otherwise."""
 
@@ -187,7 +199,7 @@ class LiveTable:
         t_ms = next(iter(latest.values()))["t_ms"]
         assert isinstance(t_ms, int)
         rows = trace.table(latest)
-        head = f"loadmesh sim: {sim.scenario.about.split('.')[0][:60]}  t={t_ms / 1000:.1f} s  (Ctrl-C stops)"
+        head = f"loadmesh sim: {title(sim.scenario.about)}  t={t_ms / 1000:.1f} s  (Ctrl-C stops)"
         text = "\n".join([head, *rows])
         if self.tty:
             self.out.write("\x1b[H\x1b[2J" + text + "\n")
