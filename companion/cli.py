@@ -9,67 +9,19 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from loadmesh.core import canon
 
 from . import devtree
+from .jsonfile import read_heating, read_json, why
 from .paths import SetupError, device_tree
 from .runtimes import MicroPythonRuntime, Runtime, open_runtime
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(name + " is not valid JSON")
-
-
-def _read_json(path: Path) -> Any:  # what json.loads gives
-    """A JSON file as MicroPython's json (the node's) reads it: NaN, Infinity and -Infinity refused.
-
-    CPython's json takes them as floats; MicroPython's refuses them. Every
-    runtime's answer then starts from the same refusal, in the same bytes.
-    """
-    text = path.read_text()
-    if text.startswith("LM1 "):
-        _refuse_stored()
-    return json.loads(text, parse_constant=_no_constant)
-
-
-def _why(exc: OSError | ValueError) -> str:
-    """What went wrong with a file, for a line that names its path already."""
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror  # str(exc) repeats the path: "[Errno 2] No such file or directory: 'x.json'"
-    return str(exc)
 
 
 def _runtime(name: str) -> Runtime:
     """Open runtime name. The default (cpython, the installed core) needs no checkout; the others run its
     staged device tree."""
     return open_runtime(name, None if name == "cpython" else device_tree())
-
-
-def _refuse_stored() -> None:
-    """For a file that starts as a node's stored files do (copied off a node or out of a simulator's folder: the
-    store's envelope, docs/firmware.md, Persistence), which json would report only as "Expecting value"."""
-    raise ValueError("is a file as a node stores it (its first line, LM1 and a hash, is the store's): "
-                     "give the JSON on the lines after it")
-
-
-def _read_heating(path: Path) -> Any:  # what json.loads gives
-    """A heating.json as a node takes it in PUT /heating: refused first as the node refuses text that is not JSON.
-
-    The node checks the syntax itself (loadmesh.node.jsontext) because its
-    json reads more than JSON, and keeps the body as it came; the same check
-    here gives the installer the node's own message for the same file.
-    """
-    from loadmesh.node import jsontext
-
-    body = path.read_bytes()
-    if body.startswith(b"LM1 "):
-        _refuse_stored()
-    jsontext.check(body, "heating")
-    return json.loads(body, parse_constant=_no_constant)
 
 
 def _stage(args: argparse.Namespace) -> int:
@@ -106,7 +58,7 @@ def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
         for step in json.loads(line)["ok"]["steps"]:
             print(canon.dumps(step))
         return 0
-    request = _read_json(Path(args.file))
+    request = read_json(Path(args.file))
     runtime = _runtime(cpython)
     try:
         state = request.get("state")
@@ -169,9 +121,9 @@ def _run_config_hash(args: argparse.Namespace) -> int:
     """Check a group config (a config file, or {"config": ...}) and print its canonical text and hash."""
     path = Path(args.file)
     try:
-        raw = _read_json(path)
+        raw = read_json(path)
     except (OSError, ValueError) as exc:
-        print(f"loadmesh config-hash: {path}: {_why(exc)}", file=sys.stderr)
+        print(f"loadmesh config-hash: {path}: {why(exc)}", file=sys.stderr)
         return 2
     if isinstance(raw, dict) and "config" not in raw:
         # A config file itself: the entry takes it wrapped.
@@ -201,9 +153,9 @@ def _entry_line(entry: str, args: argparse.Namespace, command: str) -> str | Non
     # broken text (a truncated object parses as {}), which must not pass; and
     # CPython's accepts NaN and Infinity, which MicroPython's refuses.
     try:
-        request = _read_json(path)
+        request = read_json(path)
     except (OSError, ValueError) as exc:
-        print(f"loadmesh {command}: {path}: {_why(exc)}", file=sys.stderr)
+        print(f"loadmesh {command}: {path}: {why(exc)}", file=sys.stderr)
         return None
     if isinstance(runtime, MicroPythonRuntime):
         done = runtime.run_file(entry, path.resolve())
@@ -227,14 +179,14 @@ def _heating_check(args: argparse.Namespace) -> int:
     from . import heatcheck
 
     raws: list[object] = []
-    for path, read in ((args.file, _read_heating), (args.group, _read_json)):
+    for path, read in ((args.file, read_heating), (args.group, read_json)):
         if path is None:
             raws.append(None)
             continue
         try:
             raws.append(read(Path(path)))
         except (OSError, ValueError) as exc:
-            print(f"loadmesh heating-check: {path}: {_why(exc)}", file=sys.stderr)
+            print(f"loadmesh heating-check: {path}: {why(exc)}", file=sys.stderr)
             return 2
     try:
         settings = heatcheck.check(raws[0], raws[1])
@@ -260,7 +212,7 @@ def _write_node_file(args: argparse.Namespace, command: str, name: str, write: C
         folder.mkdir(parents=True, exist_ok=True)
         write(str(folder))
     except OSError as exc:
-        print(f"loadmesh {command}: --write {folder}: {_why(exc)}", file=sys.stderr)
+        print(f"loadmesh {command}: --write {folder}: {why(exc)}", file=sys.stderr)
         return 2
     print(f"loadmesh {command}: wrote {folder / name} as the node keeps it; copy it to the node's file "
           f"system as /{name} (e.g. mpremote cp {folder / name} :{name})", file=sys.stderr)
@@ -272,10 +224,10 @@ def _hw_check(args: argparse.Namespace) -> int:
     from loadmesh.node import hwconfig
 
     try:
-        raw = _read_json(Path(args.file))
+        raw = read_json(Path(args.file))
         wiring = hwconfig.parse(raw)
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
-        print(f"loadmesh hw-check: {args.file}: {_why(exc)}", file=sys.stderr)
+        print(f"loadmesh hw-check: {args.file}: {why(exc)}", file=sys.stderr)
         return 2
     wifi = wiring.get("wifi")
     if isinstance(wifi, dict) and wifi["password"]:
