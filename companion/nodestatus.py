@@ -2,34 +2,18 @@
 
 Every node serves GET /status without a token (docs/firmware.md, "The HTTP
 API"). This is the installer's first look at a node just flashed and given
-the Wi-Fi: did it join, what does it run, and why not. One plain HTTP GET with
-the standard library, within one deadline (--timeout) from the name's
-resolution to the answer's last byte: a node that accepts and then hangs, or a
-.local name that mDNS never answers, costs the installer that long and no more.
+the Wi-Fi: did it join, what does it run, and why not. One plain HTTP GET
+(companion/nodehttp.py) within one deadline, --timeout.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import http.client
-import json
-import socket
 import sys
-import threading
-import time
 from typing import Any
 
-DEFAULT_PORT = 80
-DEFAULT_TIMEOUT_S = 3.0
-# A node's /status with 16 peers is about 3 KB (the node builds it on a 12K-word heap); far more is not a node.
-MAX_BODY = 65536
-SHORT_BODY = 200  # an error answer's text is shown when it is at most this long
-
-
-class StatusError(Exception):
-    """What failed, in words for the installer (the host is named by the caller)."""
-
+from . import nodehttp
+from .nodehttp import NodeHttpError, parse_address
 
 WHAT = ("read a node's GET /status over the network (no token needed): a short summary of what it runs and why, "
         "or with --json its answer as it came")
@@ -37,23 +21,10 @@ WHAT = ("read a node's GET /status over the network (no token needed): a short s
 
 def add_arguments(status: argparse.ArgumentParser) -> None:
     """The status subcommand's arguments (cli.py registers it)."""
-    status.add_argument("host", metavar="HOST[:PORT]",
-                        help="the node's address or name (loadmesh-XXXXXX.local, or its hostname from hw.json, "
-                             "on mDNS), and its HTTP port if not 80; an IPv6 address with a port as [ADDRESS]:PORT")
+    nodehttp.add_host_argument(status)
     status.add_argument("--json", action="store_true",
                         help="print the node's answer as it came (canonical JSON, one line) instead of the summary")
-    status.add_argument("--timeout", type=_timeout_s, default=DEFAULT_TIMEOUT_S, metavar="S",
-                        help=f"give up after S seconds, the name's lookup included (default {DEFAULT_TIMEOUT_S:g})")
-
-
-def _timeout_s(text: str) -> float:
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < seconds <= 3600:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"{text!r} is not more than 0 and at most 3600 seconds")
-    return seconds
+    nodehttp.add_timeout_option(status)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -62,9 +33,9 @@ def main(args: argparse.Namespace) -> int:
     try:
         host, port = parse_address(where)
         body = fetch(host, port, float(args.timeout))
-        answer = _decode(body)
+        answer = nodehttp.decode(body, 200, "a node's /status")
         lines = [body.decode().strip()] if args.json else summary(answer)
-    except StatusError as exc:
+    except NodeHttpError as exc:
         print(f"loadmesh status: {where}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C while waiting: the installer knows why it stopped
@@ -74,178 +45,12 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_address(text: str) -> tuple[str, int]:
-    """(host, port) of HOST, HOST:PORT, an IPv6 address, or [IPv6]:PORT; StatusError if it is none of them."""
-    if "/" in text or not text:
-        raise StatusError("give the node's name or address, and :PORT if not 80 (not a URL)")
-    host, port_text, has_port = text, "", False
-    if text.startswith("["):
-        host, bracket, rest = text[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise StatusError("an IPv6 address in brackets is written [ADDRESS] or [ADDRESS]:PORT")
-        port_text, has_port = rest[1:], bool(rest)
-    elif text.count(":") == 1:  # more than one: an IPv6 address without a port
-        host, _, port_text = text.partition(":")
-        has_port = True
-    if not host:
-        raise StatusError("no host before the port")
-    if not has_port:
-        return host, DEFAULT_PORT
-    if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
-        raise StatusError(f"the port {port_text!r} is not a number 1..65535")
-    return host, int(port_text)
-
-
 def fetch(host: str, port: int, timeout_s: float) -> bytes:
-    """The body of GET /status, answered 200, within timeout_s; StatusError naming what failed."""
-    deadline = time.monotonic() + timeout_s
-    addresses = _resolve(host, port, timeout_s)
-    sock = _connect(addresses, port, deadline, timeout_s)
-    # From here on one timer ends the wait at the deadline, however the bytes trickle in:
-    # a socket timeout alone starts again at every byte.
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        with contextlib.suppress(OSError):  # closed already
-            sock.shutdown(socket.SHUT_RDWR)
-
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
-    timer.daemon = True
-    timer.start()
-    connection = http.client.HTTPConnection(host, port)
-    connection.sock = sock  # connected already, within the deadline: request() sends on it
-    try:
-        try:
-            connection.request("GET", "/status", headers={"Accept": "application/json"})
-            response = connection.getresponse()
-            announced = response.getheader("Content-Length")
-            if announced is not None and announced.strip().isdigit() and int(announced) > MAX_BODY:
-                raise StatusError(f"answered {response.status} with {int(announced):,} bytes: "
-                                  "not a node's /status")
-            body = b""
-            while True:
-                chunk = response.read(4096)
-                if not chunk:
-                    break
-                body += chunk
-                if len(body) > MAX_BODY:
-                    raise StatusError(f"answered {response.status} with more than {MAX_BODY:,} bytes: "
-                                      "not a node's /status")
-            if expired.is_set():  # an answer without Content-Length, cut at the deadline, is not whole
-                raise OSError("cut at the deadline")
-        except (OSError, http.client.HTTPException) as exc:
-            if expired.is_set():
-                raise StatusError(f"accepted the connection but did not answer within {timeout_s:g} s") from None
-            raise StatusError(_http_failure(exc)) from None
-    finally:
-        timer.cancel()
-        connection.close()
-    if response.status != 200:
-        raise StatusError(f"answered {response.status} {response.reason}" + _error_text(body))
+    """The body of GET /status, answered 200, within timeout_s; NodeHttpError naming what failed."""
+    status, reason, body = nodehttp.exchange(host, port, timeout_s, "GET", "/status")
+    if status != 200:
+        raise NodeHttpError(nodehttp.answered(status, reason, body))
     return body
-
-
-def _resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:
-    """The name's addresses, looked up in a thread so that a lookup that hangs (mDNS for a name nobody has)
-    costs no more than the timeout."""
-    found: list[list[tuple[Any, ...]]] = []
-    failed: list[str] = []
-
-    def lookup() -> None:
-        try:
-            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except (OSError, UnicodeError) as exc:  # gaierror is an OSError; an overlong label a UnicodeError
-            failed.append(str(exc.args[-1]) if isinstance(exc, socket.gaierror) and exc.args else str(exc))
-
-    thread = threading.Thread(target=lookup, daemon=True)  # one that never returns does not keep us
-    thread.start()
-    thread.join(timeout_s)
-    if found:
-        return found[0]
-    if failed:
-        raise StatusError(f"the name {host!r} is not resolved ({failed[0]})")
-    raise StatusError(f"the name {host!r} is not resolved within {timeout_s:g} s")
-
-
-def _connect(addresses: list[tuple[Any, ...]], port: int, deadline: float, timeout_s: float) -> socket.socket:
-    """A connected socket to the first address that takes it, before the deadline."""
-    failure = ""
-    for family, kind, proto, _, address in addresses:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock = socket.socket(family, kind, proto)
-        sock.settimeout(left)
-        try:
-            sock.connect(address)
-        except TimeoutError:
-            sock.close()
-            raise StatusError(f"no connection within {timeout_s:g} s (is the node on this network, and up?)") \
-                from None
-        except ConnectionRefusedError:
-            sock.close()
-            failure = f"refused the connection: nothing listens on port {port} there"
-            continue
-        except OSError as exc:
-            sock.close()
-            failure = f"cannot connect: {exc.strerror or exc}"
-            continue
-        sock.settimeout(None)  # the timer in fetch() bounds the rest
-        return sock
-    raise StatusError(failure or f"no connection within {timeout_s:g} s (is the node on this network, and up?)")
-
-
-def _http_failure(exc: Exception) -> str:
-    """What a failed exchange says, once connected."""
-    if isinstance(exc, http.client.RemoteDisconnected):  # before BadStatusLine, which it also is
-        return "closed the connection without an answer"
-    if isinstance(exc, http.client.BadStatusLine):
-        return f"answered, but not in HTTP: {_shown(str(exc.args[0]) if exc.args else '')}"
-    if isinstance(exc, http.client.HTTPException):
-        return f"answered, but not in HTTP ({type(exc).__name__}: {_shown(str(exc))})"
-    if isinstance(exc, ConnectionError):
-        return "closed the connection before answering in full"
-    return f"failed while answering: {exc}"
-
-
-def _error_text(body: bytes) -> str:
-    """An error answer's own words: the node's {"error": ...}, or the text if short."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        value = json.loads(text)
-    except ValueError:
-        value = None
-    if isinstance(value, dict) and isinstance(value.get("error"), str):
-        text = value["error"]
-    if not text:
-        return ""
-    if len(text) > SHORT_BODY:
-        return f" ({len(body):,} bytes)"
-    return ": " + _shown(text)
-
-
-def _shown(text: str) -> str:
-    """text on one line, control characters visible."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in " ".join(text.split()))
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(name + " is not JSON")
-
-
-def _decode(body: bytes) -> dict[str, Any]:
-    """The answer as a JSON object; StatusError if it is not one."""
-    try:
-        value = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        start = body[:60].decode("utf-8", "replace")
-        raise StatusError(f"answered 200, but not JSON ({exc}): {_shown(start)!r}"
-                          + ("..." if len(body) > 60 else "")) from None
-    if not isinstance(value, dict):
-        raise StatusError(f"answered 200 with JSON that is not a node's /status (a {type(value).__name__}, "
-                          "not an object)")
-    return value
 
 
 # The summary: one line per topic, only what the answer holds, in values of the expected type
@@ -263,7 +68,7 @@ _LABEL = 10
 def summary(status: dict[str, Any]) -> list[str]:
     """The lines `loadmesh status` prints for a node's /status answer."""
     if not isinstance(status.get("state"), str):
-        raise StatusError('answered JSON without a "state": not a loadmesh node\'s /status')
+        raise NodeHttpError('answered JSON without a "state": not a loadmesh node\'s /status')
     lines: list[tuple[str, str]] = []
     node = _text(status, "node")
     kind = _text(status, "kind")
@@ -415,7 +220,7 @@ def _config(config: dict[str, Any], status: dict[str, Any]) -> str:
 def _text(mapping: dict[str, Any], key: str) -> str:
     """A string value on one line, or "" (absent, null or not a string)."""
     value = mapping.get(key)
-    return _shown(value) if isinstance(value, str) else ""
+    return nodehttp.shown(value) if isinstance(value, str) else ""
 
 
 def _count(mapping: dict[str, Any], key: str) -> int | None:
@@ -427,7 +232,7 @@ def _count(mapping: dict[str, Any], key: str) -> int | None:
 def _names(mapping: dict[str, Any], key: str) -> list[str]:
     """A list of strings (node ids, servers), the rest left out."""
     value = mapping.get(key)
-    return [_shown(item) for item in value if isinstance(item, str)] if isinstance(value, list) else []
+    return [nodehttp.shown(item) for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
 def _amperes(ma: int) -> str:

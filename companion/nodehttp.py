@@ -1,0 +1,236 @@
+"""One HTTP request to a node's API, within one deadline, and what failed in words.
+
+The `loadmesh` commands that talk to a node (status, adopt, put) send one
+plain request with the standard library, within one deadline from the name's
+resolution to the answer's last byte: a node that accepts and then hangs, or a
+.local name that mDNS never answers, costs the installer that long and no more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import socket
+import threading
+import time
+from typing import Any
+
+DEFAULT_PORT = 80
+DEFAULT_TIMEOUT_S = 3.0
+# A node's /status with 16 peers is about 3 KB (the node builds it on a 12K-word heap), its other answers less;
+# far more is not a node.
+MAX_BODY = 65536
+SHORT_BODY = 200  # an error answer's text is shown when it is at most this long
+
+
+class NodeHttpError(Exception):
+    """What failed, in words for the installer (the host is named by the caller)."""
+
+
+def add_host_argument(parser: argparse.ArgumentParser) -> None:
+    """The node's HOST[:PORT], as every command that talks to one takes it."""
+    parser.add_argument("host", metavar="HOST[:PORT]",
+                        help="the node's address or name (loadmesh-XXXXXX.local, or its hostname from hw.json, "
+                             "on mDNS), and its HTTP port if not 80; an IPv6 address with a port as [ADDRESS]:PORT")
+
+
+def add_timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--timeout", type=_timeout_s, default=DEFAULT_TIMEOUT_S, metavar="S",
+                        help=f"give up after S seconds, the name's lookup included (default {DEFAULT_TIMEOUT_S:g})")
+
+
+def _timeout_s(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < seconds <= 3600:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"{text!r} is not more than 0 and at most 3600 seconds")
+    return seconds
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """(host, port) of HOST, HOST:PORT, an IPv6 address, or [IPv6]:PORT; NodeHttpError if it is none of them."""
+    if "/" in text or not text:
+        raise NodeHttpError("give the node's name or address, and :PORT if not 80 (not a URL)")
+    host, port_text, has_port = text, "", False
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise NodeHttpError("an IPv6 address in brackets is written [ADDRESS] or [ADDRESS]:PORT")
+        port_text, has_port = rest[1:], bool(rest)
+    elif text.count(":") == 1:  # more than one: an IPv6 address without a port
+        host, _, port_text = text.partition(":")
+        has_port = True
+    if not host:
+        raise NodeHttpError("no host before the port")
+    if not has_port:
+        return host, DEFAULT_PORT
+    if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
+        raise NodeHttpError(f"the port {port_text!r} is not a number 1..65535")
+    return host, int(port_text)
+
+
+def exchange(host: str, port: int, timeout_s: float, method: str, path: str, body: bytes | None = None,
+             token: str | None = None) -> tuple[int, str, bytes]:
+    """(status, reason, body) of one request, whatever the status, within timeout_s; NodeHttpError if there is no
+    whole HTTP answer (not resolved, not connected, not answered in time, not HTTP, too long).
+
+    token goes as "Authorization: Bearer <token>" (docs/firmware.md, "The HTTP API")."""
+    deadline = time.monotonic() + timeout_s
+    addresses = _resolve(host, port, timeout_s)
+    sock = _connect(addresses, port, deadline, timeout_s)
+    # From here on one timer ends the wait at the deadline, however the bytes trickle in:
+    # a socket timeout alone starts again at every byte.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        with contextlib.suppress(OSError):  # closed already
+            sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
+    timer.daemon = True
+    timer.start()
+    connection = http.client.HTTPConnection(host, port)
+    connection.sock = sock  # connected already, within the deadline: request() sends on it
+    headers = {"Accept": "application/json"}
+    if token is not None:
+        headers["Authorization"] = "Bearer " + token
+    try:
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            announced = response.getheader("Content-Length")
+            if announced is not None and announced.strip().isdigit() and int(announced) > MAX_BODY:
+                raise NodeHttpError(f"answered {response.status} with {int(announced):,} bytes: "
+                                    "not a loadmesh node")
+            answer = b""
+            while True:
+                chunk = response.read(4096)
+                if not chunk:
+                    break
+                answer += chunk
+                if len(answer) > MAX_BODY:
+                    raise NodeHttpError(f"answered {response.status} with more than {MAX_BODY:,} bytes: "
+                                        "not a loadmesh node")
+            if expired.is_set():  # an answer without Content-Length, cut at the deadline, is not whole
+                raise OSError("cut at the deadline")
+        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set():
+                raise NodeHttpError(f"accepted the connection but did not answer within {timeout_s:g} s") \
+                    from None
+            raise NodeHttpError(_http_failure(exc)) from None
+    finally:
+        timer.cancel()
+        connection.close()
+    return response.status, response.reason, answer
+
+
+def _resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:
+    """The name's addresses, looked up in a thread so that a lookup that hangs (mDNS for a name nobody has)
+    costs no more than the timeout."""
+    found: list[list[tuple[Any, ...]]] = []
+    failed: list[str] = []
+
+    def lookup() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:  # gaierror is an OSError; an overlong label a UnicodeError
+            failed.append(str(exc.args[-1]) if isinstance(exc, socket.gaierror) and exc.args else str(exc))
+
+    thread = threading.Thread(target=lookup, daemon=True)  # one that never returns does not keep us
+    thread.start()
+    thread.join(timeout_s)
+    if found:
+        return found[0]
+    if failed:
+        raise NodeHttpError(f"the name {host!r} is not resolved ({failed[0]})")
+    raise NodeHttpError(f"the name {host!r} is not resolved within {timeout_s:g} s")
+
+
+def _connect(addresses: list[tuple[Any, ...]], port: int, deadline: float, timeout_s: float) -> socket.socket:
+    """A connected socket to the first address that takes it, before the deadline."""
+    failure = ""
+    for family, kind, proto, _, address in addresses:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(left)
+        try:
+            sock.connect(address)
+        except TimeoutError:
+            sock.close()
+            raise NodeHttpError(f"no connection within {timeout_s:g} s (is the node on this network, and up?)") \
+                from None
+        except ConnectionRefusedError:
+            sock.close()
+            failure = f"refused the connection: nothing listens on port {port} there"
+            continue
+        except OSError as exc:
+            sock.close()
+            failure = f"cannot connect: {exc.strerror or exc}"
+            continue
+        sock.settimeout(None)  # the timer in exchange() bounds the rest
+        return sock
+    raise NodeHttpError(failure or f"no connection within {timeout_s:g} s (is the node on this network, and up?)")
+
+
+def _http_failure(exc: Exception) -> str:
+    """What a failed exchange says, once connected."""
+    if isinstance(exc, http.client.RemoteDisconnected):  # before BadStatusLine, which it also is
+        return "closed the connection without an answer"
+    if isinstance(exc, http.client.BadStatusLine):
+        return f"answered, but not in HTTP: {shown(str(exc.args[0]) if exc.args else '')}"
+    if isinstance(exc, http.client.HTTPException):
+        return f"answered, but not in HTTP ({type(exc).__name__}: {shown(str(exc))})"
+    if isinstance(exc, ConnectionError):
+        return "closed the connection before answering in full"
+    return f"failed while answering: {exc}"
+
+
+def node_error(body: bytes) -> str | None:
+    """The node's own words in an error answer ({"error": ...}), or None if the body is not one."""
+    try:
+        value = json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("error"), str):
+        return shown(value["error"])
+    return None
+
+
+def answered(status: int, reason: str, body: bytes) -> str:
+    """An answer that is not the one hoped for, in words: its status, and the node's error or the text if short."""
+    text = node_error(body) or body.decode("utf-8", "replace").strip()
+    if not text:
+        return f"answered {status} {reason}"
+    if len(text) > SHORT_BODY:
+        return f"answered {status} {reason} ({len(body):,} bytes)"
+    return f"answered {status} {reason}: " + shown(text)
+
+
+def shown(text: str) -> str:
+    """text on one line, control characters visible."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in " ".join(text.split()))
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(name + " is not JSON")
+
+
+def decode(body: bytes, status: int, what: str) -> dict[str, Any]:
+    """An answer's body as a JSON object; NodeHttpError naming what it is instead (what: the answer expected)."""
+    try:
+        value = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        start = body[:60].decode("utf-8", "replace")
+        raise NodeHttpError(f"answered {status}, but not JSON ({exc}): {shown(start)!r}"
+                            + ("..." if len(body) > 60 else "")) from None
+    if not isinstance(value, dict):
+        raise NodeHttpError(f"answered {status} with JSON that is not {what} (a {type(value).__name__}, "
+                            "not an object)")
+    return value
