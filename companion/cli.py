@@ -242,6 +242,49 @@ def _hw_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_new(args: argparse.Namespace) -> int:
+    """Make a group key in a new file (never over one: its nodes hold the key that is there)."""
+    from . import groupkey
+
+    path = Path(args.file)
+    try:
+        groupkey.write_new(path)
+    except FileExistsError:
+        print(f"loadmesh key-new: {path}: exists already; a group has one key, which its nodes hold: "
+              "remove the file first if you mean to replace it (every node then needs adopting again)",
+              file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"loadmesh key-new: {path}: {why(exc)}", file=sys.stderr)
+        return 2
+    print(f"loadmesh key-new: wrote a new {groupkey.NEW_KEY_BYTES}-byte group key to {path}, readable by you only; "
+          "keep it safe: whoever holds it can command the group's nodes", file=sys.stderr)
+    return 0
+
+
+def _node_check(args: argparse.Namespace) -> int:
+    """Check a node's node.json as the node would; print the settings it would run, defaults filled in."""
+    from loadmesh.node import settings
+
+    try:
+        raw = read_json(Path(args.file))
+        parsed = settings.parse(raw)
+    except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
+        print(f"loadmesh node-check: {args.file}: {why(exc)}", file=sys.stderr)
+        return 2
+    print(canon.dumps(parsed))
+    if parsed["id"] is None:
+        # Valid (an unadopted node's file says only where its HTTP API listens), but neither way in runs it.
+        print(f"loadmesh node-check: {args.file}: no id: a node with this file and no key waits for adoption, "
+              "and loadmesh adopt takes the member id from here", file=sys.stderr)
+    if args.write is not None:
+        from loadmesh.node import store
+
+        return _write_node_file(args, "node-check", settings.FILE,
+                                lambda root: store.Store(root).write_json(settings.FILE, raw))
+    return 0
+
+
 def _house_bench(args: argparse.Namespace) -> int:
     from . import housebench
 
@@ -345,11 +388,32 @@ def build_parser() -> argparse.ArgumentParser:
     hw_check.add_argument("--write", metavar="DIR", help="once it passes, write DIR/hw.json as the node keeps it, "
                                                          "to copy into the node's file system")
     hw_check.set_defaults(func=_hw_check)
+    key_new = _command(commands, "key-new", "make a group key: 32 random bytes as hex, in a new file readable by "
+                                            "you only (never over an existing one)")
+    key_new.add_argument("file", help="the key file to create")
+    key_new.set_defaults(func=_key_new)
+    node_check = _command(commands, "node-check", "check a node's node.json (its member id, ports, peers' HTTP "
+                                                  "APIs) as the node would; print the settings it would run, "
+                                                  "defaults filled in")
+    node_check.add_argument("file", help="the node's node.json")
+    node_check.add_argument("--write", metavar="DIR", help="once it passes, write DIR/node.json as the node keeps "
+                                                           "it, to copy into the node's file system")
+    node_check.set_defaults(func=_node_check)
     from . import nodestatus
 
     status = _command(commands, "status", nodestatus.WHAT)
     nodestatus.add_arguments(status)
     status.set_defaults(func=nodestatus.main)
+    from . import adopt
+
+    adopt_command = _command(commands, "adopt", adopt.WHAT)
+    adopt.add_arguments(adopt_command)
+    adopt_command.set_defaults(func=adopt.main)
+    from . import nodeput
+
+    put = _command(commands, "put", nodeput.WHAT)
+    nodeput.add_arguments(put)
+    put.set_defaults(func=nodeput.main)
     bench = _command(commands, "house-bench", "the reference house over a cold week, load sharing off and on")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def _no_constant(name: str) -> object:
@@ -53,3 +56,11 @@ def why(exc: OSError | ValueError) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror  # str(exc) repeats the path: "[Errno 2] No such file or directory: 'x.json'"
     return str(exc)
+
+
+def in_file(path: Path, read: Callable[[Path], T]) -> T:
+    """read(path); ValueError naming the file and what is wrong with it (unreadable, not JSON, a field refused)."""
+    try:
+        return read(path)
+    except (OSError, ValueError) as exc:  # a FieldError is a ValueError
+        raise ValueError(f"{path}: {why(exc)}") from None

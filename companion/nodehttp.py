@@ -18,7 +18,13 @@ import time
 from typing import Any
 
 DEFAULT_PORT = 80
-DEFAULT_TIMEOUT_S = 3.0
+STATUS_TIMEOUT_S = 3.0  # a node answers GET /status from memory
+# A PUT is answered once the node has written its files: PUT /adopt writes
+# node.json, both boot counters twice and the key, each a write and a rename,
+# and a littlefs rename can take a sector erase or two (up to 400 ms each on
+# common SPI flash). Given up on too soon, the change may still be made, and
+# the installer is told it failed.
+WRITE_TIMEOUT_S = 10.0
 # A node's /status with 16 peers is about 3 KB (the node builds it on a 12K-word heap), its other answers less;
 # far more is not a node.
 MAX_BODY = 65536
@@ -36,9 +42,9 @@ def add_host_argument(parser: argparse.ArgumentParser) -> None:
                              "on mDNS), and its HTTP port if not 80; an IPv6 address with a port as [ADDRESS]:PORT")
 
 
-def add_timeout_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=_timeout_s, default=DEFAULT_TIMEOUT_S, metavar="S",
-                        help=f"give up after S seconds, the name's lookup included (default {DEFAULT_TIMEOUT_S:g})")
+def add_timeout_option(parser: argparse.ArgumentParser, default_s: float) -> None:
+    parser.add_argument("--timeout", type=_timeout_s, default=default_s, metavar="S",
+                        help=f"give up after S seconds, the name's lookup included (default {default_s:g})")
 
 
 def _timeout_s(text: str) -> float:

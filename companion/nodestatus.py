@@ -24,7 +24,7 @@ def add_arguments(status: argparse.ArgumentParser) -> None:
     nodehttp.add_host_argument(status)
     status.add_argument("--json", action="store_true",
                         help="print the node's answer as it came (canonical JSON, one line) instead of the summary")
-    nodehttp.add_timeout_option(status)
+    nodehttp.add_timeout_option(status, nodehttp.STATUS_TIMEOUT_S)
 
 
 def main(args: argparse.Namespace) -> int:

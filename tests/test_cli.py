@@ -141,7 +141,7 @@ def test_each_command_s_own_help_says_what_it_does_and_what_runtime_means() -> N
     commands = next(action for action in cli.build_parser()._actions
                     if isinstance(action, argparse._SubParsersAction))
     listed = {action.dest: action.help for action in commands._choices_actions}
-    assert len(listed) == 20
+    assert len(listed) == 24
     for name, what in sorted(listed.items()):
         assert what
         own = " ".join(commands.choices[name].format_help().split())

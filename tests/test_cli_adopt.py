@@ -1,0 +1,126 @@
+"""The installer's commands against a real node process on loopback: key-new, node-check, adopt, put, status.
+
+One unadopted node (the node image's main.py, the "none" HAL) is taken the
+whole way, as an installer would, through `loadmesh`'s own entry: adopted with
+the code it prints, given its group config, its heating.json and its
+load-sharing switch; and what a node refuses on the way is said in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from loadmesh.companion import adopt, cli
+from loadmesh.companion.sim.runner import free_port
+from loadmesh.core import groupconfig
+from loadmesh.node import settings
+from loadmesh.node.store import Store
+
+from .test_node_adoption import unadopted_node
+
+pytestmark = pytest.mark.wallclock  # a node against the wall clock: tools/test runs these one at a time
+
+BOILER_FILE = b'{"rooms": [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0}}\n'
+
+
+def _group(version: int) -> dict[str, object]:
+    return {"group": "house", "version": version, "updated_at": version, "origin": "test", "key_id": "house",
+            "site": {"phases": 1, "voltage_v": 230, "limit_ma": [25000], "safety_pct": 100}, "circuits": [],
+            "members": [{"id": node, "kind": kind, "phases": "L1", "min_ma": 0, "max_ma": 0, "step_ma": 1000,
+                         "priority": 0, "mode": "off"} for node, kind in (("boiler", "boiler"), ("bath", "valve"))]}
+
+
+def loadmesh(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """`loadmesh ARGS` through its entry, in this process: (exit, stdout, stderr)."""
+    code = cli.main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_root: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    node = unadopted_node(device_root, tmp_path, {"hal": "none"})
+    try:
+        code = node.start().rsplit(" ", 1)[1]  # "loadmesh node: unadopted; adoption code <hex>"
+        host = f"127.0.0.1:{node.http_port}"
+        files = tmp_path / "installer"
+        files.mkdir()
+        key, other_key = files / "house.key", files / "other.key"
+        for path in (key, other_key):
+            assert loadmesh(capsys, "key-new", path)[0] == 0
+        node_json = files / "node.json"
+        # Another HTTP port than the one it listens on now: it moves there at its next boot.
+        next_port = free_port(socket.SOCK_STREAM)
+        node_json.write_text(json.dumps({"id": "boiler", "http_port": next_port, "http_host": "127.0.0.1",
+                                         "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
+                                         "mesh_dest_port": 9, "bind_host": "127.0.0.1"}))
+        checked = settings.parse(json.loads(node_json.read_text()))
+        assert loadmesh(capsys, "node-check", node_json) == (0, json.dumps(checked, sort_keys=True,
+                                                                           separators=(",", ":")) + "\n", "")
+        groups = {}
+        for version in (1, 2):
+            groups[version] = files / f"group-v{version}.json"
+            groups[version].write_text(json.dumps(_group(version)))
+        heating = files / "heating.json"
+        heating.write_bytes(BOILER_FILE)
+        said = f"loadmesh put: {host}: "
+
+        # Before adoption the node has no key: no token is valid.
+        unadopted = f"refused the token: {key} is not this node's group key, or the node is not adopted yet " \
+                    f"(loadmesh status {host} says which)\n"
+        assert loadmesh(capsys, "put", host, "config", groups[1], "--key", key) == (2, "", said + unadopted)
+        assert loadmesh(capsys, "adopt", host, "--code", "00" * 16, "--key", key, "--node", node_json) == (
+            2, "", f"loadmesh adopt: {host}: refused the code: it is not this node's adoption code (the node "
+                   "prints its code on its console at every boot until it is adopted)\n")
+        assert node.request("GET", "/status")[1]["state"] == "unadopted"
+
+        floor_before = adopt.default_boot_floor(time.time())
+        spaced = " ".join(code[at:at + 8] for at in range(0, len(code), 8))  # as a label might print it
+        exit_code, out, err = loadmesh(capsys, "adopt", host, "--code", spaced, "--key", key, "--node", node_json)
+        floor_after = adopt.default_boot_floor(time.time())
+        assert (exit_code, err) == (0, ""), err
+        found = re.fullmatch(rf"loadmesh adopt: {re.escape(host)}: adopted as boiler, boot (\d+); it runs no config "
+                             rf"yet: next, loadmesh put {re.escape(host)} config GROUP\.json "
+                             rf"--key {re.escape(str(key))} \(after its next boot on port {next_port}, as node\.json "
+                             r"says\)\n", out)
+        assert found, out
+        boot_id = int(found.group(1))
+        assert floor_before + 1 <= boot_id <= floor_after + 1  # above the default floor: the clock's minutes
+        assert loadmesh(capsys, "adopt", host, "--code", code, "--key", key, "--node", node_json) == (
+            2, "", f"loadmesh adopt: {host}: is adopted already: a node is adopted once, until it is reset to "
+                   f"factory (its key removed); loadmesh status {host} shows its id, loadmesh put gives it its "
+                   "config\n")
+        store = Store(str(node.folder))
+        assert store.read_key() == bytes.fromhex(key.read_text())
+        assert store.read_json("node.json") == checked  # what node-check printed is what the node keeps
+
+        assert loadmesh(capsys, "put", host, "config", groups[2], "--key", other_key) == (
+            2, "", said + unadopted.replace(str(key), str(other_key)))
+        announced = groupconfig.announced(groupconfig.parse(_group(2)))
+        assert loadmesh(capsys, "put", host, "config", groups[2], "--key", key) == (
+            0, said + f"took config version 2 ({announced}); it runs it from its next tick\n", "")
+        assert loadmesh(capsys, "put", host, "config", groups[2], "--key", key) == (
+            0, said + f"runs config version 2 ({announced}) already; nothing changed\n", "")
+        assert loadmesh(capsys, "put", host, "config", groups[1], "--key", key) == (
+            2, "", said + "refused: config: version 1 does not win over the adopted version 2; "
+                          "nothing changed\n")
+        assert loadmesh(capsys, "put", host, "heating", heating, "--key", key) == (
+            0, said + "kept heating.json and runs it: the boiler node of the rooms bath\n", "")
+        exit_code, out, err = loadmesh(capsys, "put", host, "load_sharing", "off", "--key", key)
+        assert (exit_code, err) == (0, "")
+        assert out.startswith(said + "switched load sharing off (tier state "), out
+
+        exit_code, out, err = loadmesh(capsys, "status", host)
+        assert (exit_code, err) == (0, "")
+        assert out.startswith("node      boiler (boiler): running, up "), out
+        assert f", boot {boot_id}\n" in out
+        assert store.read("heating.json") == BOILER_FILE  # as it came, as heating-check --write would write it
+        assert store.read_json("load_sharing.json") == {"enabled": False}
+    finally:
+        node.kill()

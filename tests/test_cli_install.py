@@ -1,0 +1,226 @@
+"""The installer's commands up to the network: key-new, node-check, and what adopt and put check before sending.
+
+No node runs here (tests/test_cli_adopt.py takes a node process the whole
+way): each refusal below comes before a byte is sent, names the file, the
+field and the value, and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+from pathlib import Path
+
+import pytest
+
+from loadmesh.companion import adopt, cli, groupkey, nodeput
+from loadmesh.companion.sim.runner import free_port
+from loadmesh.core import configsync, groupconfig, heartbeat
+from loadmesh.node import adoption, httpapi, settings
+from loadmesh.node.store import OK, Store
+
+from .conftest import ROOT
+
+EXAMPLES = ROOT / "examples"
+NOBODY = "127.0.0.1:9"  # never reached: every case here is refused before the network
+
+
+def loadmesh(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """`loadmesh ARGS` through its entry, in this process: (exit, stdout, stderr)."""
+    code = cli.main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "house.key"
+    groupkey.write_new(path)
+    return path
+
+
+def test_key_new_writes_a_fresh_key_readable_by_its_owner_only(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "a.key", tmp_path / "b.key"
+    assert loadmesh(capsys, "key-new", first) == (0, "", f"loadmesh key-new: wrote a new 32-byte group key to "
+                                                         f"{first}, readable by you only; keep it safe: whoever "
+                                                         "holds it can command the group's nodes\n")
+    assert loadmesh(capsys, "key-new", second)[0] == 0
+    text = first.read_text()
+    assert len(text) == 65 and text.endswith("\n") and bytes.fromhex(text)  # one line of 64 hex digits
+    assert stat.S_IMODE(first.stat().st_mode) == 0o600
+    assert groupkey.read(first) != groupkey.read(second)
+    assert groupkey.token(groupkey.read(first)) == httpapi.token_for(bytes.fromhex(text))
+
+
+def test_key_new_never_writes_over_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "house.key"
+    path.write_text("the key the nodes hold\n")
+    assert loadmesh(capsys, "key-new", path) == (
+        2, "", f"loadmesh key-new: {path}: exists already; a group has one key, which its nodes hold: remove the "
+               "file first if you mean to replace it (every node then needs adopting again)\n")
+    assert path.read_text() == "the key the nodes hold\n"
+    missing = tmp_path / "no-such-folder" / "house.key"
+    assert loadmesh(capsys, "key-new", missing) == (2, "", f"loadmesh key-new: {missing}: No such file or "
+                                                           "directory\n")
+
+
+def test_node_check_prints_the_settings_the_node_runs_and_writes_them_as_it_keeps_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = EXAMPLES / "node-evse1.json"
+    raw = json.loads(example.read_text())
+    code, out, err = loadmesh(capsys, "node-check", example, "--write", tmp_path / "node")
+    assert code == 0
+    assert json.loads(out) == settings.parse(raw)
+    assert json.loads(out)["bind_host"] == "0.0.0.0"  # a default, filled in
+    node_json = tmp_path / "node" / "node.json"
+    assert err == (f"loadmesh node-check: wrote {node_json} as the node keeps it; copy it to the node's file system "
+                   f"as /node.json (e.g. mpremote cp {node_json} :node.json)\n")
+    kept = Store(str(tmp_path / "node"))
+    assert kept.read_json("node.json") == raw and kept.state["node.json"] == OK
+
+
+def test_node_check_says_when_a_file_gives_no_member_id(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "node.json"
+    path.write_text('{"http_port": 8080}')
+    code, out, err = loadmesh(capsys, "node-check", path)
+    assert (code, json.loads(out)["id"]) == (0, None)
+    assert err == (f"loadmesh node-check: {path}: no id: a node with this file and no key waits for adoption, "
+                   "and loadmesh adopt takes the member id from here\n")
+
+
+BAD_NODE_FILES = [
+    # (node.json's text, what node-check and adopt say after the file's name)
+    ('{"id": "evse 1"}', "node.id: 'evse 1' is not a member id (letters, digits, '-', '_', '.')"),
+    ('{"id": "evse1", "peers_http": {"evse2": ["evse2.local", 80]}}',
+     "node.peers_http.evse2[0]: 'evse2.local' is not an IPv4 address (a name would block the node while it is "
+     "looked up; no leading zeros)"),
+    ('{"id": "evse1", "http_prot": 80}', "node.http_prot: is not a known field"),
+    ('{"id": "evse1",}', "Expecting property name enclosed in double quotes: line 1 column 16 (char 15)"),
+]
+
+
+@pytest.mark.parametrize(("text", "error"), BAD_NODE_FILES, ids=[error[:30] for _, error in BAD_NODE_FILES])
+def test_a_bad_node_json_is_named_by_node_check_and_adopt_and_nothing_is_written(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], key_file: Path, text: str, error: str) -> None:
+    path = tmp_path / "node.json"
+    path.write_text(text)
+    assert loadmesh(capsys, "node-check", path, "--write", tmp_path / "node") == (
+        2, "", f"loadmesh node-check: {path}: {error}\n")
+    assert not (tmp_path / "node").exists()
+    assert loadmesh(capsys, "adopt", NOBODY, "--code", "ab" * 16, "--key", key_file, "--node", path) == (
+        2, "", f"loadmesh adopt: {path}: {error}\n")
+
+
+def test_adopt_needs_the_member_id_in_node_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                key_file: Path) -> None:
+    path = tmp_path / "node.json"
+    path.write_text('{"http_port": 80}')
+    assert loadmesh(capsys, "adopt", NOBODY, "--code", "ab" * 16, "--key", key_file, "--node", path) == (
+        2, "", f"loadmesh adopt: {path}: node.id: missing: adoption gives the node its member id from here\n")
+
+
+BAD_KEY_FILES = [
+    # (the key file's bytes, what adopt and put say after its name)
+    (b"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeZZ\n",
+     "is not a group key: a key file holds the key as one line of hex digits, as loadmesh key-new writes it"),
+    (b"0011223344556677\n", "holds a key of 8 bytes: a group key has 16 to 64 (loadmesh key-new makes 32)"),
+    (b"LM1 0123456789abcdef\n" + b"ab" * 32, "is a key as a node stores it (its first line, LM1 and a hash, is the "
+                                            "store's): give the hex on the line after it"),
+    (b"\xff\xfe", "not UTF-8 text (byte 0xff at offset 0)"),
+]
+
+
+@pytest.mark.parametrize(("data", "error"), BAD_KEY_FILES, ids=[error[:30] for _, error in BAD_KEY_FILES])
+def test_a_bad_key_file_is_named_by_adopt_and_put(tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes,
+                                                  error: str) -> None:
+    key = tmp_path / "house.key"
+    key.write_bytes(data)
+    node_json = EXAMPLES / "node-evse1.json"
+    assert loadmesh(capsys, "adopt", NOBODY, "--code", "ab" * 16, "--key", key, "--node", node_json) == (
+        2, "", f"loadmesh adopt: {key}: {error}\n")
+    assert loadmesh(capsys, "put", NOBODY, "config", EXAMPLES / "group-evse.json", "--key", key) == (
+        2, "", f"loadmesh put: {key}: {error}\n")
+    missing = tmp_path / "missing.key"
+    assert loadmesh(capsys, "put", NOBODY, "load_sharing", "on", "--key", missing) == (
+        2, "", f"loadmesh put: {missing}: No such file or directory\n")
+
+
+def test_the_code_is_taken_as_the_console_prints_it_or_grouped() -> None:
+    code = bytes(range(16))
+    printed = code.hex()
+    assert adopt.parse_code(printed) == code
+    assert adopt.parse_code(printed.upper()) == code
+    assert adopt.parse_code(" ".join(printed[at:at + 4] for at in range(0, 32, 4))) == code
+    assert adopt.parse_code("-".join(printed[at:at + 8] for at in range(0, 32, 8))) == code
+    for wrong in (printed[:-2], printed + "00", printed[:-1] + "g", ""):
+        with pytest.raises(ValueError, match="is not an adoption code: 32 hex digits, as the node's console prints"):
+            adopt.parse_code(wrong)
+
+
+def test_a_wrong_code_or_boot_floor_is_refused_before_the_network(capsys: pytest.CaptureFixture[str],
+                                                                   key_file: Path) -> None:
+    node_json = EXAMPLES / "node-evse1.json"
+    assert loadmesh(capsys, "adopt", NOBODY, "--code", "ab" * 15, "--key", key_file, "--node", node_json) == (
+        2, "", f"loadmesh adopt: {'ab' * 15!r} is not an adoption code: 32 hex digits, as the node's console prints "
+               "them\n")
+    with pytest.raises(SystemExit):
+        cli.main(["adopt", NOBODY, "--code", "ab" * 16, "--key", str(key_file), "--node", str(node_json),
+                  "--boot-floor", str(adoption.MAX_BOOT_ID)])
+    assert capsys.readouterr().err.endswith(f"loadmesh adopt: error: argument --boot-floor: '{adoption.MAX_BOOT_ID}' "
+                                            f"is not a number 0..{adoption.MAX_BOOT_ID - 1}\n")
+
+
+def test_the_default_boot_floor_is_the_clocks_minutes_since_2024() -> None:
+    assert adopt.default_boot_floor(1704067200) == 0  # 2024-01-01T00:00:00Z
+    assert adopt.default_boot_floor(1704067200 + 59.9) == 0
+    assert adopt.default_boot_floor(1704067200 + 60) == 1
+    assert adopt.default_boot_floor(1735689600) == 366 * 24 * 60  # 2025-01-01: 2024 had 366 days
+    assert adopt.default_boot_floor(0) == 0  # a clock before 2024 (a board without one): no floor at all
+
+
+def test_put_config_seals_the_plain_config_as_config_seal_does(tmp_path: Path, key_file: Path) -> None:
+    path = EXAMPLES / "group-evse.json"
+    key = groupkey.read(key_file)
+    sealed = nodeput.sealed_config(path, key)
+    config = groupconfig.parse(json.loads(path.read_text()))
+    assert configsync.open_sealed(heartbeat.prepare_key(key), config["group"], sealed) == (configsync.OK, config)
+    assert sealed == configsync.seal(heartbeat.prepare_key(key), config)
+
+
+def test_put_checks_the_file_before_the_network(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                key_file: Path) -> None:
+    group = json.loads((EXAMPLES / "group-evse.json").read_text())
+    group["members"][0]["kind"] = "heater"
+    bad_group = tmp_path / "group.json"
+    bad_group.write_text(json.dumps(group))
+    code, out, err = loadmesh(capsys, "put", NOBODY, "config", bad_group, "--key", key_file)
+    assert (code, out, err) == (2, "", f"loadmesh put: {bad_group}: members[0].kind: 'heater' is not one of "
+                                       "evse|valve|boiler|relay\n")
+    heating = tmp_path / "heating.json"
+    heating.write_text('{"room": {"mode": "auto",}}')
+    assert loadmesh(capsys, "put", NOBODY, "heating", heating, "--key", key_file) == (
+        2, "", f"loadmesh put: {heating}: heating: the body is not JSON: a comma before '}}' at byte 24\n")
+    heating.write_text('{"room": {"mode": "warm"}}')
+    code, out, err = loadmesh(capsys, "put", NOBODY, "heating", heating, "--key", key_file)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"loadmesh put: {heating}: heating.room.mode: 'warm' "), err
+    assert loadmesh(capsys, "put", NOBODY, "load_sharing", "yes", "--key", key_file) == (
+        2, "", "loadmesh put: load_sharing: 'yes' is not on or off\n")
+
+
+def test_a_node_not_listening_is_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   key_file: Path) -> None:
+    port = free_port(socket.SOCK_STREAM)  # free: nobody listens there
+    host = f"127.0.0.1:{port}"
+    refused = f"refused the connection: nothing listens on port {port} there\n"
+    node_json = EXAMPLES / "node-evse1.json"
+    assert loadmesh(capsys, "adopt", host, "--code", os.urandom(16).hex(), "--key", key_file,
+                    "--node", node_json) == (2, "", f"loadmesh adopt: {host}: {refused}")
+    assert loadmesh(capsys, "put", host, "load_sharing", "off", "--key", key_file) == (
+        2, "", f"loadmesh put: {host}: {refused}")
+    assert loadmesh(capsys, "put", "http://garage.local/", "load_sharing", "off", "--key", key_file) == (
+        2, "", "loadmesh put: http://garage.local/: give the node's name or address, and :PORT if not 80 "
+               "(not a URL)\n")
