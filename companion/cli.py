@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from loadmesh.core import canon
+from loadmesh.core import canon, errors, groupconfig
 
 from . import devtree
 from .jsonfile import read_heating, read_json, why
@@ -272,6 +272,16 @@ def _node_check(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
         print(f"loadmesh node-check: {args.file}: {why(exc)}", file=sys.stderr)
         return 2
+    if args.group is not None:
+        try:
+            group = groupconfig.parse(read_json(Path(args.group)))
+        except (OSError, ValueError) as exc:
+            print(f"loadmesh node-check: {args.group}: {why(exc)}", file=sys.stderr)
+            return 2
+        wrong = _strangers(parsed, group)
+        if wrong:
+            print(f"loadmesh node-check: {args.file}: {wrong}", file=sys.stderr)
+            return 2
     print(canon.dumps(parsed))
     if parsed["id"] is None:
         # Valid (an unadopted node's file says only where its HTTP API listens), but neither way in runs it.
@@ -283,6 +293,24 @@ def _node_check(args: argparse.Namespace) -> int:
         return _write_node_file(args, "node-check", settings.FILE,
                                 lambda root: store.Store(root).write_json(settings.FILE, raw))
     return 0
+
+
+def _strangers(parsed: dict[str, object], group: dict[str, object]) -> str:
+    """Why node.json does not fit the group config ("" if it does): its id and its peers must be members."""
+    members = [str(member["id"]) for member in group["members"]]  # type: ignore[attr-defined]
+    named = f"group {errors.quoted(str(group['group']))} (its members: {', '.join(members)})"
+    node_id = parsed["id"]
+    if node_id is not None and node_id not in members:
+        # The node would boot left out: its config names no member of its id, so it drives nothing.
+        return f"node.id: {errors.quoted(str(node_id))} is not a member of {named}"
+    peers = parsed["peers_http"]
+    assert isinstance(peers, dict)
+    for peer in sorted(peers):
+        if peer not in members:
+            return f"node.peers_http.{peer}: is not a member of {named}"
+        if peer == node_id:
+            return f"node.peers_http.{peer}: is this node itself (a node fetches configs from its peers)"
+    return ""
 
 
 def _house_bench(args: argparse.Namespace) -> int:
@@ -396,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "APIs) as the node would; print the settings it would run, "
                                                   "defaults filled in")
     node_check.add_argument("file", help="the node's node.json")
+    node_check.add_argument("--group", metavar="CONFIG", help="the group config: the node's id and every peer in "
+                                                            "peers_http must be its members")
     node_check.add_argument("--write", metavar="DIR", help="once it passes, write DIR/node.json as the node keeps "
                                                            "it, to copy into the node's file system")
     node_check.set_defaults(func=_node_check)

@@ -91,6 +91,28 @@ def test_node_check_says_when_a_file_gives_no_member_id(tmp_path: Path, capsys: 
                    "and loadmesh adopt takes the member id from here\n")
 
 
+@pytest.mark.parametrize(("change", "group_file", "error"), [
+    ({}, "group-heating.json", "node.id: 'evse1' is not a member of group 'heating' (its members: bedroom, boiler, "
+                               "kitchen, lounge)"),
+    ({"evse9": ["10.0.0.9", 80]}, "group-evse.json",
+     "node.peers_http.evse9: is not a member of group 'garage' (its members: evse1, evse2, evse3)"),
+    ({"evse1": ["10.0.0.1", 80]}, "group-evse.json",
+     "node.peers_http.evse1: is this node itself (a node fetches configs from its peers)"),
+])
+def test_node_check_with_the_group_refuses_an_id_or_a_peer_that_is_no_member(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, object], group_file: str,
+        error: str) -> None:
+    node = json.loads((EXAMPLES / "node-evse1.json").read_text())
+    node["peers_http"].update(change)
+    path = tmp_path / "node.json"
+    path.write_text(json.dumps(node))
+    assert loadmesh(capsys, "node-check", path, "--group", EXAMPLES / group_file, "--write", tmp_path / "out") == (
+        2, "", f"loadmesh node-check: {path}: {error}\n")
+    assert not (tmp_path / "out").exists()
+    code, out, _ = loadmesh(capsys, "node-check", EXAMPLES / "node-evse1.json", "--group", EXAMPLES / "group-evse.json")
+    assert (code, json.loads(out)["id"]) == (0, "evse1")
+
+
 BAD_NODE_FILES = [
     # (node.json's text, what node-check and adopt say after the file's name)
     ('{"id": "evse 1"}', "node.id: 'evse 1' is not a member id (letters, digits, '-', '_', '.')"),

@@ -28,7 +28,7 @@ CHECKS: dict[str, tuple[str, ...]] = {
     "hw-boiler.json": ("hw-check",),
     "heating-boiler.json": ("heating-check", "--group", "group-heating.json"),
     "heating-lounge.json": ("heating-check", "--group", "group-heating.json"),
-    "node-evse1.json": ("node-check",),
+    "node-evse1.json": ("node-check", "--group", "group-evse.json"),
 }
 WRITES = {"hw-check": "hw.json", "heating-check": "heating.json", "node-check": "node.json"}  # --write DIR's file
 
