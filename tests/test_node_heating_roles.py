@@ -114,10 +114,11 @@ def test_the_boiler_fires_only_on_openings_its_valve_nodes_confirm(tmp_path: Pat
     _heard(table, "bath", 2, 1100, room=_room(True, 160, 100))
     _tick(role, hal, table, 1100)
     assert (hal.boiler_call, role.confirmed_pct, role.status()["silent"]) == (True, 100, ["bedroom", "study"])
+    assert role.status()["calling"] == ["bath"]
     # The valve node falls silent: its valve counts as closed, the boiler goes off at once (pump overrun).
     _tick(role, hal, table, 1100 + TIMEOUT_MS)
     assert (hal.boiler_call, role.fsm, role.heard) == (False, "PUMP_OVERRUN", 0)
-    assert role.status()["silent"] == ["bath", "bedroom", "study"]
+    assert (role.status()["silent"], role.status()["calling"]) == (["bath", "bedroom", "study"], [])
 
 
 def test_a_boiler_node_that_boots_waits_its_minimum_off_time_before_it_fires(tmp_path: Path) -> None:
@@ -184,6 +185,25 @@ def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path
     assert role.status()["load_sharing"] == {"study": 70}
     assert ("study", 70) in role.overrides and all(pair[0] != "bedroom" for pair in role.overrides)
     assert role.stale_rooms == 1
+    # /status names them, in the rooms' order: bath calls, the bedroom has no temperature.
+    assert (role.status()["calling"], role.status()["stale"]) == (["bath"], ["bedroom"])
+
+
+def test_the_boiler_node_names_the_rooms_that_call_and_those_without_a_temperature(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    # bath silent (never heard), the bedroom calls, the study has no temperature: each named in room order.
+    _heard(table, "bedroom", 1, 1000, room=_room(True, 180, 100))
+    _heard(table, "study", 1, 1000, room=_room(False, None, 0))
+    _tick(role, hal, table, 1000)
+    status = role.status()
+    assert (status["silent"], status["calling"], status["stale"]) == (["bath"], ["bedroom"], ["study"])
+    # New settings with other rooms: nothing is named from the old rooms' order until the next tick.
+    _put_heating(role, tmp_path, {"rooms": [{"id": "study", "rated_w": 1100}, {"id": "bedroom", "rated_w": 1400}]})
+    assert (role.status()["calling"], role.status()["stale"]) == ([], [])
+    _heard(table, "bedroom", 2, 1100, room=_room(True, 180, 100))
+    _heard(table, "study", 2, 1100, room=_room(False, None, 0))
+    _tick(role, hal, table, 1100)
+    assert (role.status()["calling"], role.status()["stale"]) == (["bedroom"], ["study"])
 
 
 def test_a_valve_node_follows_the_boiler_node_only_while_it_hears_it(tmp_path: Path) -> None:

@@ -110,6 +110,10 @@ class BoilerRole(Role):
         self.heard = 0  # valve nodes online
         self.silent: list[str] = []  # the rooms whose valve node is not heard now (a misspelt id stays here)
         self.stale_rooms = 0  # rooms online without a temperature, this tick
+        # Which rooms call and which have no temperature, this tick, for /status: bit i is self.rooms[i]
+        # (a small int, where lists of names would be made every tick and read once a second at most).
+        self.calling_bits = 0
+        self.stale_bits = 0
         self.silent_ticks = 0  # room-ticks with the valve node silent (counted as closed)
         self.stale_ticks = 0  # room-ticks left out of load sharing for a stale or absurd sensor
         self.fired = 0  # times the call for heat went on
@@ -142,6 +146,8 @@ class BoilerRole(Role):
         demand = False
         stale = 0
         silent: list[str] = []
+        calling_bits = stale_bits = 0
+        bit = 1  # this room's in the bits
         timeout_ms = self.plan.peer_timeout_ms
         for rid in self.rooms:
             room = None
@@ -153,13 +159,18 @@ class BoilerRole(Role):
                 silent.append(rid)
                 rooms[rid] = _SILENT
                 confirmed[rid] = 0
+                bit <<= 1
                 continue
             calling = room["calling"] is True
             demand = demand or calling
+            if calling:
+                calling_bits |= bit
             temp_dc = room["temp_dc"]
             if room["stale"] is True or temp_dc is None:
                 temp_dc = None
                 stale += 1
+                stale_bits |= bit
+            bit <<= 1
             age_ms = room["temp_age_ms"]
             feedback = room["valve_pct"]
             command = room["command_pct"]
@@ -174,6 +185,7 @@ class BoilerRole(Role):
         self.heard = len(self.rooms) - len(silent)
         self.silent = silent
         self.stale_rooms = stale
+        self.calling_bits, self.stale_bits = calling_bits, stale_bits
         self.stale_ticks += stale
         self.demand = demand
         self.confirmed_pct = valves.confirmed_pct(self.valves_state, confirmed)
@@ -259,6 +271,7 @@ class BoilerRole(Role):
                 "interlock": self.interlock, "confirmed_pct": self.confirmed_pct, "demand": self.demand,
                 "switch": self.switch, "switch_file": self.switch_file,
                 "rooms": len(self.rooms), "heard": self.heard, "silent": self.silent, "stale_rooms": self.stale_rooms,
+                "calling": _named(self.rooms, self.calling_bits), "stale": _named(self.rooms, self.stale_bits),
                 "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
                 "rejected": _rejected(self.flow) + _rejected(self.back), "rests_errors": self.rests_errors,
                 "error": self.error or None}
@@ -284,6 +297,7 @@ class BoilerRole(Role):
             self.tier_state = str(self.tiers_state["state"])
         self.rooms, self.tiers_config, self.boiler_config, self.valves_config = (
             rooms, tiers_config, boiler_config, valves_config)
+        self.calling_bits = self.stale_bits = 0  # bits of the rooms before: known again at the next tick
         self.error = ""
         return {"saved": True, "kind": self.kind, "rooms": rooms}
 
@@ -361,6 +375,11 @@ def _sharing(context: dict[str, object]) -> dict[str, int]:
     rooms = context["rooms"]
     assert isinstance(rooms, dict)
     return {rid: rooms[rid]["pct"] for rid in rooms}
+
+
+def _named(rooms: list[str], bits: int) -> list[str]:
+    """The rooms whose bit is set, in room order."""
+    return [rooms[index] for index in range(len(rooms)) if (bits >> index) & 1]
 
 
 def _int(value: object) -> int:
