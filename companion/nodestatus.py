@@ -96,6 +96,9 @@ def summary(status: dict[str, Any]) -> list[str]:
         if isinstance(clock, dict):
             lines.append(("clock", _clock(clock)))
     lines.extend(_control(status))
+    from . import heatstatus  # here, not at the top: it uses this module's helpers
+
+    lines.extend(heatstatus.lines(status))  # a valve or boiler node's heating: its role's view
     config = status.get("config")
     if isinstance(config, dict):
         lines.append(("config", _config(config, status)))

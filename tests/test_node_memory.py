@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test r
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_SCRIPT = ROOT / "tools" / "node_memory_mp.py"
 KEY = bytes(range(32))
+HeatingRun = tuple[dict[str, dict[str, object]], dict[str, list[dict[str, object]]]]  # figures, /status answers
 
 
 def free_port(kind: int) -> int:
@@ -172,16 +174,28 @@ def test_a_heating_node_keeps_only_its_own_heating_modules(device_root: Path, tm
                                "saved": True, "after_put": boiler_modules}, found
 
 
-def test_a_heating_group_of_the_most_rooms_runs_on_a_12k_word_heap(device_root: Path, tmp_path: Path) -> None:
-    # The boiler node and a valve node of a group of heatsettings.MAX_ROOMS rooms, each a process of the node
-    # image on the ESP32's heap, the other valve nodes virtual (real heartbeats: digests, config hash, room
-    # sections); load sharing forced to open every room it may at every tick, the boiler cycling, /status
-    # asked of both every second: tools/node_memory_rooms.py, 15 s of it. With 12 rooms the boiler node halted
-    # within seconds (a MemoryError in its tick, or a /status it could not build).
+@pytest.fixture(scope="module")
+def heating_group(device_root: Path, tmp_path_factory: pytest.TempPathFactory) -> HeatingRun:
+    """The boiler node and a valve node of a group of heatsettings.MAX_ROOMS rooms, each a process of the node
+    image on the ESP32's heap, the other valve nodes virtual (real heartbeats: digests, config hash, room
+    sections); load sharing forced to open every room it may at every tick, the boiler cycling, /status
+    asked of both every second: tools/node_memory_rooms.py, 15 s of it. Its figures, and the /status answers
+    by node."""
     from loadmesh.node.heatsettings import MAX_ROOMS
-    from tools.node_memory_rooms import BOILER, VALVE, run
+    from tools.node_memory_rooms import run
 
-    figures = run(MAX_ROOMS, 15, tmp_path / "site", device_root=device_root)
+    answers: dict[str, list[dict[str, object]]] = {}
+    figures = run(MAX_ROOMS, 15, tmp_path_factory.mktemp("rooms") / "site", device_root=device_root, answers=answers)
+    return figures, answers
+
+
+def test_a_heating_group_of_the_most_rooms_runs_on_a_12k_word_heap(heating_group: HeatingRun) -> None:
+    # With 12 rooms the boiler node halted within seconds (a MemoryError in its tick, or a /status it could not
+    # build).
+    from loadmesh.node.heatsettings import MAX_ROOMS
+    from tools.node_memory_rooms import BOILER, VALVE
+
+    figures, _ = heating_group
     shown = json.dumps(figures, sort_keys=True)
     for node in (BOILER, VALVE):
         found = figures[node]
@@ -196,3 +210,42 @@ def test_a_heating_group_of_the_most_rooms_runs_on_a_12k_word_heap(device_root: 
     assert isinstance(boiler["tiers"], list) and any(state.startswith("TIER") for state in boiler["tiers"]), shown
     assert isinstance(boiler["overrides_max"], int) and boiler["overrides_max"] > 0, shown
     assert isinstance(figures[VALVE]["override_ticks"], int) and figures[VALVE]["override_ticks"] > 0, shown
+
+
+def test_loadmesh_status_says_what_the_heating_group_does(heating_group: HeatingRun) -> None:
+    # The same run's /status answers, as `loadmesh status` prints them (companion/heatstatus.py; the wording of
+    # each state: tests/test_heatstatus.py). The baths and the kids' room call; load sharing opens the bedroom,
+    # the measured valve node, which then follows the boiler node.
+    from loadmesh.companion import nodestatus
+    from loadmesh.node.heatsettings import MAX_ROOMS
+    from tools.node_memory_rooms import BOILER, VALVE
+
+    _, answers = heating_group
+    boiler = [_by_label(nodestatus.summary(status)) for status in answers[BOILER]]
+    valve = [_by_label(nodestatus.summary(status)) for status in answers[VALVE]]
+    assert len(boiler) >= 10 and len(valve) >= 10, answers
+    states = "(firing|firing, held on|off, pump overrun|off, blocked|off)"
+    for lines in boiler:
+        shown = json.dumps(lines)
+        assert re.fullmatch(states + r"(: .+)?; setpoint 70\.0 °C; fired \d+ times? since its boot",
+                            lines["boiler"]), shown
+        assert re.fullmatch(r"\d+ % confirmed open in all \(what the interlock counts\)(; .+)?", lines["valves"]), shown
+        assert re.fullmatch(rf"\d of {MAX_ROOMS} heard; (calling: [\w, ]+|none calling)", lines["rooms"]), shown
+        assert "STALE" not in lines and all(line.isprintable() for line in lines.values()), shown
+    assert any(lines["rooms"] == f"{MAX_ROOMS} of {MAX_ROOMS} heard; calling: bath, bath2, kids" for lines in boiler)
+    opened = r"TIER\d_[A-Z]+: opened (\w+ \d+ %, )*bedroom [1-9]0 %(, \w+ \d+ %)*"
+    assert any(re.fullmatch(opened, lines["sharing"]) for lines in boiler), boiler
+    for lines in valve:
+        shown = json.dumps(lines)
+        assert re.fullmatch(r"auto, (\d+\.\d °C|no temperature), target \d+\.\d °C: (satisfied, not calling|calling "
+                            r"for heat|not calling: no recent temperature)", lines["room"]), shown
+        assert re.fullmatch(r"commanded \d+ % by (its own control|the boiler node \(load sharing or safety; its own "
+                            r"control: \d+ %\)); (feedback \d+ %|no feedback \(.+\))(; .+)?", lines["valve"]), shown
+    # Heard under load sharing: the boiler node's opening, over its own (satisfied, closed).
+    under = [lines for lines in valve if "by the boiler node" in lines["valve"]]
+    assert under and all(re.fullmatch(r"heard \([\d,]+ ticks? under its override\)", lines["boiler"])
+                         for lines in under), valve
+
+
+def _by_label(lines: list[str]) -> dict[str, str]:
+    return {line[:10].rstrip(): line[10:] for line in lines}

@@ -88,8 +88,9 @@ def scenario(rooms: int, seconds: int) -> sc.Scenario:
 
 
 def run(rooms: int, seconds: int, workdir: Path, device_root: Path | None = None, heap: str = SMALL_HEAP,
-        quiet: bool = True) -> dict[str, dict[str, object]]:
-    """Run it; the figures of the boiler node and the measured valve node."""
+        quiet: bool = True, answers: dict[str, list[dict[str, object]]] | None = None) -> dict[str, dict[str, object]]:
+    """Run it; the figures of the boiler node and the measured valve node. With answers, each measured node's
+    /status answers (the polls answered, then the last) are put in it by node: what a companion reads."""
     site = scenario(rooms, seconds)
     measured = (BOILER, VALVE)
     progress = (lambda _line: None) if quiet else (lambda line: print("sim:", line, file=sys.stderr, flush=True))
@@ -119,6 +120,10 @@ def run(rooms: int, seconds: int, workdir: Path, device_root: Path | None = None
         records = list(sim.records)
     finally:
         sim.close()
+    if answers is not None:
+        for node in measured:
+            last = final[node]
+            answers[node] = [status for status in polls[node] if status is not None] + ([last] if last else [])
     figures: dict[str, dict[str, object]] = {}
     for node in measured:
         answered = [status for status in polls[node] if status is not None]

@@ -1,0 +1,302 @@
+"""The heating lines of `loadmesh status`: a valve node's or the boiler node's own view, from /status's `role`.
+
+What the installer asks standing at the boiler: is it firing and why, or
+why not (the interlock, a cooldown, its minimum off time); which rooms
+call; what load sharing does and which rooms it opened how far; what is
+silent or has no temperature. At a valve: the room's mode, temperature and
+target, whether it calls, the valve's command and whose it is (the room's
+own control or the boiler node's override), its feedback, and whether the
+boiler node is heard. The fields and their meaning: the roles' status()
+(firmware/lib/loadmesh/node/role_valve.py, role_boiler.py) and
+docs/heating.md, "The heating roles on the nodes".
+
+As in the rest of the summary, a field absent, null or of another type is
+left out, never a failure: another firmware version may say less.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .nodestatus import _count, _duration, _names, _shown, _text
+
+Lines = list[tuple[str, str]]
+
+# The boiler state machine's states (shared/core/boiler.py) as the installer says them; its reason follows.
+_BOILER_STATES = {
+    "OFF": "off",
+    "BLOCKED": "off, blocked",
+    "ON": "firing",
+    "PENDING_OFF": "firing, held on",  # demand gone, on until its minimum on time has passed: valves held
+    "PUMP_OVERRUN": "off, pump overrun",  # valves held open
+}
+# valves.step's interlock (shared/core/valves.py), on the openings commanded while a room calls (the boiler
+# fires on those confirmed, its reason says how far short); "idle" (no demand, valves held) says nothing.
+_INTERLOCK = {
+    "ok": "the commands reach the minimum opening",
+    "raised": "calling rooms opened further to reach the minimum opening",
+    "short": "the commands short of the minimum opening, the calling rooms fully open",
+}
+# A valve's feedback off its command for longer than this is not on its way (a thermal drive takes a few
+# minutes, a motor about 40 s: docs/heating.md): shown in capitals, stuck or without power.
+STUCK_MS = 300000
+# roomctl.step's reason (shared/core/roomctl.py).
+_ROOM_REASONS = {
+    "calling": "calling for heat",
+    "satisfied": "satisfied, not calling",
+    "off": "not calling (frost protection only)",
+    "frost": "calling: frost protection",
+    "stale_sensor": "not calling: no recent temperature",
+}
+
+
+def lines(status: dict[str, Any]) -> Lines:
+    """The heating lines for a valve or boiler node's /status; none for any other node."""
+    role = status.get("role")
+    if not isinstance(role, dict):
+        return []
+    kind = status.get("kind")
+    if kind == "boiler":
+        return _boiler(role)
+    if kind == "valve":
+        return _valve(role)
+    return []
+
+
+def _boiler(role: dict[str, Any]) -> Lines:
+    found: Lines = []
+    error = _text(role, "error")
+    if error:
+        found.append(("SETTINGS", error))
+    line = _burner(role)
+    if line:
+        found.append(("boiler", line))
+    line = _valves(role)
+    if line:
+        found.append(("valves", line))
+    line = _rooms(role)
+    if line:
+        found.append(("rooms", line))
+    silent = _names(role, "silent")
+    if silent:
+        found.append(("SILENT", ", ".join(silent) + " (not heard: the valve counted closed, the room neither "
+                                                    "calling nor opened)"))
+    stale = _names(role, "stale")
+    stale_rooms = _count(role, "stale_rooms")
+    if stale:
+        found.append(("STALE", ", ".join(stale) + " (no temperature: not calling, left out of load sharing)"))
+    elif "stale" not in role and stale_rooms and stale_rooms > 0:  # a node before `stale` named them: how many
+        found.append(("STALE", f"{stale_rooms} room" + ("s" if stale_rooms > 1 else "")
+                      + " without a temperature (not calling, left out of load sharing)"))
+    line = _sharing(role)
+    if line:
+        found.append(("sharing", line))
+    counted = [f"{what} {value:,}" for what, value in (
+        ("room-ticks silent", _count(role, "silent_ticks")), ("room-ticks stale", _count(role, "stale_ticks")),
+        ("absurd flow or return readings", _count(role, "rejected")),
+        ("failed writes of tier3_rests.json", _count(role, "rests_errors"))) if value and value > 0]
+    if counted:
+        found.append(("counted", ", ".join(counted)))
+    return found
+
+
+def _burner(role: dict[str, Any]) -> str:
+    """Firing or not, and why; the setpoint it drives (the cooldown's while it cools down)."""
+    fsm = _text(role, "fsm")
+    on = _flag(role, "boiler_on")
+    reason = _text(role, "reason")
+    if fsm in _BOILER_STATES:
+        line = _BOILER_STATES[fsm]
+    elif on is not None:
+        line = ("firing" if on else "off") + (f" ({fsm})" if fsm else "")
+    elif fsm or reason:
+        line = fsm or "?"
+    else:
+        return ""
+    if reason and not (fsm == "PUMP_OVERRUN" and reason == "pump overrun"):  # said already
+        line += ": " + reason
+    setpoint_dc = _count(role, "setpoint_dc")
+    if _flag(role, "cooldown"):
+        line += "; COOLDOWN" + (f", setpoint {_celsius(setpoint_dc)}" if setpoint_dc is not None else "") + \
+            " until the water has cooled (the burner cannot relight)"
+    elif setpoint_dc is not None:
+        line += f"; setpoint {_celsius(setpoint_dc)}"
+    fired = _count(role, "fired")
+    if fired is not None:
+        line += f"; fired {fired:,} time" + ("" if fired == 1 else "s") + " since its boot"
+    return line
+
+
+def _valves(role: dict[str, Any]) -> str:
+    """The openings the boiler counts (the interlock) and the valves its safety layer commands."""
+    parts = []
+    confirmed_pct = _count(role, "confirmed_pct")
+    if confirmed_pct is not None:
+        parts.append(f"{confirmed_pct} % confirmed open in all (what the interlock counts)")
+    # The overrides are load sharing's openings and safety's (hold, interlock, make-before-break), safety first:
+    # those that are not load sharing's own are safety's.
+    sharing = role.get("load_sharing")
+    sharing = sharing if isinstance(sharing, dict) else {}
+    safety = _openings([(room, pct) for room, pct in _pairs(role, "overrides") if sharing.get(room) != pct])
+    interlock = _text(role, "interlock")
+    if _flag(role, "hold"):
+        parts.append("held as they were" + (": " + safety if safety else ""))
+    elif interlock in _INTERLOCK:
+        parts.append(_INTERLOCK[interlock] + (": " + safety if safety and interlock != "ok" else ""))
+        if safety and interlock == "ok":
+            parts.append("kept open until the others confirm: " + safety)
+    elif safety:
+        parts.append("kept open until the others confirm: " + safety)
+    return "; ".join(parts)
+
+
+def _rooms(role: dict[str, Any]) -> str:
+    rooms = _count(role, "rooms")
+    if rooms == 0:
+        return "none in the heating settings"
+    heard = _count(role, "heard")
+    parts = []
+    if rooms is not None:
+        parts.append(f"{heard} of {rooms} heard" if heard is not None else f"{rooms}")
+    calling = _names(role, "calling")
+    demand = _flag(role, "demand")
+    if calling:
+        parts.append("calling: " + ", ".join(calling))
+    elif role.get("calling") == [] or ("calling" not in role and demand is False):
+        parts.append("none calling")
+    elif "calling" not in role and demand:  # a node before `calling` named them
+        parts.append("some calling")
+    return "; ".join(parts)
+
+
+def _sharing(role: dict[str, Any]) -> str:
+    """Load sharing's state (tiers), and the rooms it opened how far; why it is off."""
+    state = _text(role, "tiers")
+    if not state:
+        return ""
+    switch = _flag(role, "switch")
+    if state == "DISABLED":
+        if switch is False:
+            if _text(role, "switch_file") == "corrupt":
+                return "off: load_sharing.json is damaged, read as switched off (PUT /load_sharing to set it)"
+            return "off: switched off (PUT /load_sharing)"
+        if switch is True:
+            return "off in the heating settings (load_sharing.enabled)"
+        return "off"
+    if state == "INACTIVE":
+        return "inactive"
+    opened = role.get("load_sharing")
+    line = state
+    if isinstance(opened, dict):
+        pairs = [(room, pct) for room, pct in opened.items() if _is_int(pct)]
+        line += ": opened " + _openings(pairs) if pairs else ", nothing opened"
+    return line
+
+
+def _valve(role: dict[str, Any]) -> Lines:
+    found: Lines = []
+    error = _text(role, "error")
+    if error:
+        found.append(("SETTINGS", error))
+    line = _room(role)
+    if line:
+        found.append(("room", line))
+    line = _valve_line(role)
+    if line:
+        found.append(("valve", line))
+    heard = _flag(role, "boiler_heard")
+    taken, dropped = _count(role, "overrides_taken"), _count(role, "overrides_dropped")
+    counts = [f"{taken:,} tick" + ("" if taken == 1 else "s") + " under its override"] if taken and taken > 0 else []
+    if dropped and dropped > 0:
+        counts.append(f"its override dropped {dropped:,} time" + ("" if dropped == 1 else "s")
+                      + " when it fell silent")
+    tail = " (" + ", ".join(counts) + ")" if counts else ""
+    if heard is True:
+        found.append(("boiler", "heard" + tail))
+    elif heard is False:
+        found.append(("BOILER", "not heard: the room follows its own control, its call reaches no boiler" + tail))
+    return found
+
+
+def _room(role: dict[str, Any]) -> str:
+    mode = _text(role, "mode")
+    parts = [mode] if mode else []
+    temp_dc = _count(role, "temp_dc")
+    if temp_dc is not None:
+        parts.append(_celsius(temp_dc))
+    elif "temp_dc" in role and role["temp_dc"] is None:
+        parts.append("no temperature")
+    target_dc = _count(role, "target_dc")
+    if target_dc is not None and mode != "off":  # an off room has no target but frost protection
+        parts.append("target " + _celsius(target_dc))
+    line = ", ".join(parts)
+    reason = _text(role, "reason")
+    calling = _flag(role, "calling")
+    if reason:
+        said = _ROOM_REASONS.get(reason, reason)
+    elif calling is not None:
+        said = "calling for heat" if calling else "not calling"
+    else:
+        said = ""
+    if said:
+        line = line + ": " + said if line else said
+    rejected = _count(role, "rejected")
+    if rejected and rejected > 0:
+        line += f"; {rejected:,} reading" + ("s" if rejected > 1 else "") + " refused as absurd"
+    return line
+
+
+def _valve_line(role: dict[str, Any]) -> str:
+    """The command, whose it is, and what the valve's feedback says."""
+    command_pct = _count(role, "command_pct")
+    source = _text(role, "source")
+    normal_pct = _count(role, "normal_pct")
+    parts = []
+    if command_pct is not None:
+        line = f"commanded {command_pct} %"
+        if source == "boiler":
+            line += " by the boiler node (load sharing or safety" + \
+                (f"; its own control: {normal_pct} %)" if normal_pct is not None else ")")
+        elif source == "normal":
+            line += " by its own control"
+        parts.append(line)
+    feedback_pct = _count(role, "valve_pct")
+    if feedback_pct is not None:
+        parts.append(f"feedback {feedback_pct} %")
+    elif "valve_pct" in role and role["valve_pct"] is None:
+        parts.append("no feedback (the boiler counts it closed)")
+    off_ms = _count(role, "valve_off_ms")
+    if off_ms and off_ms >= STUCK_MS:
+        parts.append("NOT FOLLOWING its command for " + _duration(off_ms) + ": stuck, or its drive without power?")
+    elif off_ms and off_ms > 0:
+        parts.append("off its command for " + _duration(off_ms) + " (on its way?)")
+    return "; ".join(parts)
+
+
+def _flag(mapping: dict[str, Any], key: str) -> bool | None:
+    """A boolean value, or None (absent, null or not a boolean)."""
+    value = mapping.get(key)
+    return value if isinstance(value, bool) else None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pairs(mapping: dict[str, Any], key: str) -> list[tuple[str, int]]:
+    """[[room, pct], ...] as (room, pct), the malformed left out."""
+    value = mapping.get(key)
+    if not isinstance(value, list):
+        return []
+    return [(pair[0], pair[1]) for pair in value
+            if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str) and _is_int(pair[1])]
+
+
+def _openings(pairs: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{_shown(room)} {pct} %" for room, pct in pairs)
+
+
+def _celsius(dc: int) -> str:
+    """Deci-degrees as °C with one decimal, in integers (-5: -0.5 °C)."""
+    tenths = abs(dc)
+    return ("-" if dc < 0 else "") + f"{tenths // 10}.{tenths % 10} °C"

@@ -1,0 +1,279 @@
+"""The heating lines of `loadmesh status` (companion/heatstatus.py), from the heating roles' own /status views.
+
+Each state is made by the real role (the firmware's, on CPython, with the
+fake HAL and the real peer table of tests/test_node_heating_roles.py),
+then summarised as `loadmesh status` prints it. The same summary of real
+node processes' answers: tests/test_node_memory.py (a heating group run).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loadmesh.companion import heatstatus, nodestatus
+from loadmesh.core.peers import PeerTable
+from loadmesh.node.role_boiler import BoilerRole
+from loadmesh.node.role_valve import ValveRole
+
+from .test_node_heating_roles import (
+    BOILER_SETTINGS,
+    PADS,
+    ROOMS,
+    TIMEOUT_MS,
+    FakeHal,
+    _boiler,
+    _folder,
+    _heard,
+    _plan,
+    _room,
+    _tick,
+)
+
+CONFIRMED = "confirmed open in all (what the interlock counts)"
+REACHED = "the commands reach the minimum opening"
+NO_BOILER = "not heard: the room follows its own control, its call reaches no boiler"
+
+
+def heating_lines(kind: str, role: dict[str, Any]) -> list[str]:
+    """What `loadmesh status` prints for a running node of that kind with that role view, after its head; the
+    view as it comes over HTTP (JSON: the overrides' pairs are lists)."""
+    status = json.loads(json.dumps({"node": "n1", "kind": kind, "state": "running", "role": role}))
+    lines = nodestatus.summary(status)
+    assert lines[0] == f"node      n1 ({kind}): running"
+    return lines[1:]
+
+
+def _hear_rooms(role: BoilerRole, hal: FakeHal, table: PeerTable, now_ms: int, **rooms: dict[str, object]) -> None:
+    for room, section in rooms.items():
+        _heard(table, room, now_ms // 100, now_ms, room=section)
+    _tick(role, hal, table, now_ms)
+
+
+def test_a_boiler_firing_says_why_and_which_rooms_call(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    for now_ms in (1000, 1100):  # the openings count once this node has decided them (the tick before)
+        _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100), bedroom=_room(True, 170, 70),
+                    study=_room(False, 190, 0))
+    assert heating_lines("boiler", role.status()) == [
+        "boiler    firing: demand; setpoint 70.0 °C; fired 1 time since its boot",
+        f"valves    170 % {CONFIRMED}; {REACHED}",
+        "rooms     3 of 3 heard; calling: bath, bedroom",
+        "sharing   inactive",
+    ]
+    # Both satisfied: their own control closes the valves, so the boiler goes off at once and holds them open
+    # as they were while the pump runs on.
+    _hear_rooms(role, hal, table, 1200, bath=_room(False, 200, 0, valve_pct=100),
+                bedroom=_room(False, 200, 0, valve_pct=70), study=_room(False, 190, 0))
+    assert heating_lines("boiler", role.status())[:3] == [
+        "boiler    off, pump overrun: off at once, interlock: confirmed 0% < 100%; setpoint 70.0 °C; fired 1 time "
+        "since its boot",
+        f"valves    0 % {CONFIRMED}; held as they were: bath 100 %, bedroom 70 %",
+        "rooms     3 of 3 heard; none calling",
+    ]
+    _hear_rooms(role, hal, table, 1300, bath=_room(False, 200, 0, command_pct=100, valve_pct=100),
+                bedroom=_room(False, 200, 0, command_pct=70, valve_pct=70), study=_room(False, 190, 0))
+    assert heating_lines("boiler", role.status())[:2] == [
+        "boiler    off, pump overrun; setpoint 70.0 °C; fired 1 time since its boot",
+        f"valves    170 % {CONFIRMED}; held as they were: bath 100 %, bedroom 70 %",
+    ]
+
+
+def test_a_boiler_blocked_says_by_what(tmp_path: Path) -> None:
+    # The interlock: bath's valve commanded open, its feedback still closed.
+    role, hal, table = _boiler(tmp_path)
+    _hear_rooms(role, hal, table, 1000, bath=_room(True, 160, 100, valve_pct=0), bedroom=_room(False, 200, 0),
+                study=_room(False, 190, 0))
+    assert heating_lines("boiler", role.status())[:2] == [
+        "boiler    off, blocked: interlock: confirmed 0% < 100%; setpoint 70.0 °C; fired 0 times since its boot",
+        f"valves    0 % {CONFIRMED}; {REACHED}",
+    ]
+    # Its minimum off time (3 min by default), which a boot starts.
+    role = BoilerRole(_plan("boiler"), _folder(tmp_path, dict(BOILER_SETTINGS, boiler={})))
+    for now_ms in (2000, 2100):
+        _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100))
+    assert heating_lines("boiler", role.status())[0] == (
+        "boiler    off, blocked: minimum off time; setpoint 70.0 °C; fired 0 times since its boot")
+
+
+def test_a_boiler_in_cooldown_says_its_setpoint_keeps_the_burner_off(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    hal.temps = {"flow": 720, "return": 600}
+    for now_ms in (1000, 1100, 1200):  # fired, then lit
+        _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100))
+    hal.flame_out = True  # out at 72 °C while bath still calls: the water cannot take the heat
+    _hear_rooms(role, hal, table, 1300, bath=_room(True, 160, 100))
+    assert heating_lines("boiler", role.status())[0] == (
+        "boiler    firing: demand; cooldown: flow too hot at flame off; COOLDOWN, setpoint 30.0 °C until the water "
+        "has cooled (the burner cannot relight); fired 1 time since its boot")
+
+
+def test_load_sharing_names_the_rooms_it_opened_and_how_far(tmp_path: Path) -> None:
+    # bath (900 W) calls alone after a cooldown; the bedroom and the study are due to heat in 30 min: tier 1 opens
+    # both at 70 %, enough for the 2500 W the settings ask for.
+    heating = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400},
+                         {"id": "study", "rated_w": 1100}], "boiler": {"min_off_ms": 0},
+               "load_sharing": {"min_calling_capacity_w": 1000, "target_capacity_w": 2500,
+                                "sufficient_capacity_w": 2500}}
+    role = BoilerRole(_plan("boiler"), _folder(tmp_path, heating))
+    table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
+    hal = FakeHal()
+    hal.temps = {"flow": 400, "return": 350}
+    role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=0)
+    due = {"next_start_in_ms": 1800000, "next_target_dc": 200}
+    for now_ms in (1000, 1100):
+        _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100), bedroom=_room(False, 150, 0, **due),
+                    study=_room(False, 160, 0, **due))
+    assert heating_lines("boiler", role.status()) == [
+        "boiler    firing: demand; setpoint 70.0 °C; fired 1 time since its boot",
+        f"valves    100 % {CONFIRMED}; {REACHED}",
+        "rooms     3 of 3 heard; calling: bath",
+        "sharing   TIER1_ACTIVE: opened bedroom 70 %, study 70 %",
+    ]
+    role.put_load_sharing({"enabled": False})
+    _hear_rooms(role, hal, table, 1200, bath=_room(True, 160, 100))
+    assert heating_lines("boiler", role.status())[-1] == "sharing   off: switched off (PUT /load_sharing)"
+
+
+def test_a_silent_room_and_a_stale_sensor_are_named(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    # bath calls, the bedroom's sensor gives no temperature, the study's valve node is never heard.
+    _hear_rooms(role, hal, table, 1000, bath=_room(True, 160, 100), bedroom=_room(False, None, 0))
+    _hear_rooms(role, hal, table, 1100, bath=_room(True, 160, 100), bedroom=_room(False, None, 0))
+    assert heating_lines("boiler", role.status())[2:] == [
+        "rooms     2 of 3 heard; calling: bath",
+        "SILENT    study (not heard: the valve counted closed, the room neither calling nor opened)",
+        "STALE     bedroom (no temperature: not calling, left out of load sharing)",
+        "sharing   inactive",
+        "counted   room-ticks silent 2, room-ticks stale 2",
+    ]
+
+
+def test_a_boiler_node_without_its_settings_says_why_it_stays_off(tmp_path: Path) -> None:
+    role = BoilerRole(_plan("boiler"), str(tmp_path))
+    _tick(role, FakeHal(), PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS]), 1000)
+    lines = heating_lines("boiler", role.status())
+    assert lines[0].startswith("SETTINGS  ") and lines[0].endswith("; no rooms: the boiler stays off"), lines
+    assert lines[1:4] == ["boiler    off: no rooms in the heating settings; setpoint 70.0 °C; fired 0 times since its "
+                          "boot", f"valves    0 % {CONFIRMED}", "rooms     none in the heating settings"]
+
+
+def _valve(tmp_path: Path, target_dc: int, room: str = "bath") -> tuple[ValveRole, FakeHal, PeerTable]:
+    settings = {"room": {"mode": "auto", "schedule": {"default_target_dc": target_dc, "blocks": []}}}
+    role = ValveRole(_plan(room), _folder(tmp_path, settings))
+    return role, FakeHal(), PeerTable(PADS, "house", room, ["boiler", *ROOMS])
+
+
+def test_a_valve_node_calling_on_its_own(tmp_path: Path) -> None:
+    role, hal, table = _valve(tmp_path, 200)
+    hal.temps = {"room": 150}
+    _tick(role, hal, table, 1000)
+    assert heating_lines("valve", role.status()) == [
+        "room      auto, 15.0 °C, target 20.0 °C: calling for heat",
+        "valve     commanded 100 % by its own control; no feedback (the boiler counts it closed)",
+        f"BOILER    {NO_BOILER}",
+    ]
+
+
+def test_a_valve_node_under_load_sharing_then_its_boiler_node_silent(tmp_path: Path) -> None:
+    role, hal, table = _valve(tmp_path, 150, room="study")
+    hal.temps = {"room": 170}  # above its 15 °C: satisfied, its own opening 0 %
+    hal.feedback = 0
+    _heard(table, "boiler", 1, 1000, heating={"state": "TIER3_ACTIVE", "overrides": [["bath", 100], ["study", 50]]})
+    _tick(role, hal, table, 1000)
+    hal.feedback = 50
+    _tick(role, hal, table, 1100)
+    assert heating_lines("valve", role.status()) == [
+        "room      auto, 17.0 °C, target 15.0 °C: satisfied, not calling",
+        "valve     commanded 50 % by the boiler node (load sharing or safety; its own control: 0 %); feedback 50 %",
+        "boiler    heard (2 ticks under its override)",
+    ]
+    _tick(role, hal, table, 1000 + TIMEOUT_MS)  # the boiler node silent: the override dropped, the valve closing
+    assert heating_lines("valve", role.status())[1:] == [
+        "valve     commanded 0 % by its own control; feedback 50 %",
+        f"BOILER    {NO_BOILER} (2 ticks under its override, its override dropped 1 time when it fell silent)",
+    ]
+
+
+def test_a_valve_that_does_not_follow_is_named_once_it_is_not_on_its_way(tmp_path: Path) -> None:
+    role, hal, table = _valve(tmp_path, 200)
+    hal.temps = {"room": 150}
+    hal.feedback = 0  # told 100 %, it stays shut
+    for now_ms in (1000, 2000, 14000):
+        _tick(role, hal, table, now_ms)
+    assert heating_lines("valve", role.status())[1] == (
+        "valve     commanded 100 % by its own control; feedback 0 %; off its command for 12 s (on its way?)")
+    _tick(role, hal, table, 2000 + heatstatus.STUCK_MS)
+    assert heating_lines("valve", role.status())[1] == (
+        "valve     commanded 100 % by its own control; feedback 0 %; NOT FOLLOWING its command for 5 min 0 s: stuck, "
+        "or its drive without power?")
+
+
+def test_an_off_room_shows_no_target_and_a_refused_reading_is_counted(tmp_path: Path) -> None:
+    role = ValveRole(_plan("bath"), _folder(tmp_path, {"room": {"mode": "off"}}))
+    hal, table = FakeHal(), PeerTable(PADS, "house", "bath", ["boiler", *ROOMS])
+    hal.temps = {"room": -55}
+    _tick(role, hal, table, 1000)
+    hal.temps = {"room": 2000}  # 200 °C: absurd, refused, the last good reading held
+    _tick(role, hal, table, 1100)
+    assert heating_lines("valve", role.status())[0] == (
+        "room      off, -5.5 °C: calling: frost protection; 1 reading refused as absurd")
+
+
+def test_other_nodes_get_no_heating_lines() -> None:
+    for kind, role in (("evse", {"pilot": "B", "mode": "on", "calling": True, "temp_dc": 200}),
+                       ("relay", {"relay": True, "tiers": "TIER1_ACTIVE"}), ("", {"fsm": "ON"})):
+        status: dict[str, Any] = {"node": "n1", "kind": kind or None, "state": "running"}
+        plain = nodestatus.summary(status)
+        assert nodestatus.summary(dict(status, role=role)) == plain, kind
+
+
+def test_fields_absent_null_or_odd_are_left_out() -> None:
+    assert heating_lines("boiler", {}) == []
+    assert heating_lines("valve", {}) == []
+    assert nodestatus.summary({"kind": "boiler", "state": "running", "role": "ON"}) == [
+        "node      (no id yet) (boiler): running"]
+    # A null temperature and feedback are the node saying it has none; the rest null says nothing.
+    assert heating_lines("valve", dict.fromkeys(("mode", "temp_dc", "target_dc", "calling", "reason", "valve_pct",
+                                                 "command_pct", "source", "boiler_heard", "valve_off_ms"))) == [
+        "room      no temperature", "valve     no feedback (the boiler counts it closed)"]
+    odd = {"boiler_on": "yes", "fsm": 3, "reason": None, "setpoint_dc": 70.5, "cooldown": 1, "fired": True,
+           "confirmed_pct": "100", "interlock": "maybe",
+           "overrides": [["bath"], "study", ["kids", True], ["bed\x1b", 40]],
+           "load_sharing": ["bath"], "hold": None, "rooms": 3, "heard": None, "calling": "bath", "demand": True,
+           "silent": [1, "attic"], "stale": None, "stale_rooms": 2, "tiers": "TIER2_ACTIVE", "silent_ticks": -1,
+           "stale_ticks": 3}
+    assert heating_lines("boiler", odd) == [
+        "valves    kept open until the others confirm: bed\\x1b 40 %",
+        "rooms     3",
+        "SILENT    attic (not heard: the valve counted closed, the room neither calling nor opened)",
+        "sharing   TIER2_ACTIVE",
+        "counted   room-ticks stale 3",  # a count below 0 is no count
+    ]
+    # A node from before `calling` and `stale` were named: what it has, in counts.
+    older = {"rooms": 4, "heard": 4, "demand": True, "stale_rooms": 2}
+    assert heating_lines("boiler", older) == ["rooms     4 of 4 heard; some calling",
+                                              "STALE     2 rooms without a temperature (not calling, left out of "
+                                              "load sharing)"]
+
+
+ROLE_KEYS = sorted({
+    "boiler_on", "fsm", "reason", "hold", "cooldown", "setpoint_dc", "tiers", "load_sharing", "overrides", "interlock",
+    "confirmed_pct", "demand", "switch", "switch_file", "rooms", "heard", "silent", "stale_rooms", "calling", "stale",
+    "silent_ticks", "stale_ticks", "fired", "rejected", "rests_errors", "error",  # the boiler role's
+    "mode", "temp_dc", "target_dc", "normal_pct", "override_pct", "command_pct", "valve_pct", "valve_off_ms",
+    "source", "boiler_heard", "overrides_taken", "overrides_dropped"})  # the valve role's own
+JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=6),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+                    max_leaves=6)
+
+
+@settings(max_examples=80)
+@given(st.sampled_from(["boiler", "valve"]), st.dictionaries(st.sampled_from(ROLE_KEYS), JSON, max_size=12))
+def test_any_role_view_of_the_shape_is_summarised_without_failing(kind: str, role: dict[str, Any]) -> None:
+    lines = heating_lines(kind, role)
+    assert all(line.isprintable() and line[:10].strip() for line in lines)
