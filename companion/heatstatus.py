@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .nodestatus import _count, _duration, _names, _shown, _text
+from .nodehttp import shown as _shown
+from .nodestatus import _count, _duration, _names, _text
 
 Lines = list[tuple[str, str]]
 
