@@ -515,3 +515,260 @@ def test_other_roles_refuse_heating_settings_and_the_switch(tmp_path: Path) -> N
             assert exc.field == field and "this is a" in exc.problem
         else:
             raise AssertionError("accepted")
+
+
+# A valve node's own decrease while the boiler fires waits for the boiler node's answer (role_valve.py, top).
+HOUSE_BOILER = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400}],
+                "boiler": {"min_off_ms": 0, "min_on_ms": 20000, "pump_overrun_ms": 10000}}
+WARM_DC = 230  # above the rooms' 20 °C: satisfied
+COLD_DC = 150  # 5 K below: calls, its valve fully open
+
+
+class _House:
+    """The boiler node and two valve nodes (bath, bedroom), each a role with its own fake HAL and peer table,
+    ticking every 100 ms; each sends a signed heartbeat with its role's section every 500 ms (a valve node also
+    at once, at most every 100 ms, when its call changes: the controller tells a change of demand at once),
+    heard by the others before their next tick. A valve's feedback follows its command at once."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        room = {"room": {"mode": "auto", "schedule": {"default_target_dc": 200, "blocks": []}}}
+        for node in ("boiler", "bath", "bedroom"):
+            (tmp_path / node).mkdir()
+        self.boiler = BoilerRole(_plan("boiler"), _folder(tmp_path / "boiler", HOUSE_BOILER))
+        self.valves = {rid: ValveRole(_plan(rid), _folder(tmp_path / rid, room)) for rid in ("bath", "bedroom")}
+        self.roles: dict[str, BoilerRole | ValveRole] = {"bath": self.valves["bath"],
+                                                          "bedroom": self.valves["bedroom"], "boiler": self.boiler}
+        self.hals = {node: FakeHal() for node in self.roles}
+        self.hals["boiler"].temps = {"flow": 400, "return": 350}
+        self.tables = {node: PeerTable(PADS, "house", node, ["boiler", *ROOMS]) for node in self.roles}
+        self.seq = {node: 0 for node in self.roles}
+        self.sent_ms: dict[str, int] = {}
+        self.told_calling: dict[str, bool] = {}
+        self.silent: set[str] = set()
+        self.now_ms = 0
+
+    def temps(self, **rooms: int) -> None:
+        for rid, temp_dc in rooms.items():
+            self.hals[rid].temps = {"room": temp_dc}
+
+    def tick(self) -> None:
+        """One 100 ms step: the valve nodes, then the boiler node (the order within a step is a tick's phase)."""
+        self.now_ms += 100
+        now_ms = self.now_ms
+        for node, role in self.roles.items():
+            if node in self.silent:
+                continue
+            hal, table = self.hals[node], self.tables[node]
+            _tick(role, hal, table, now_ms)
+            if isinstance(role, ValveRole):
+                hal.feedback = hal.valve_command_pct
+            sent_ms = self.sent_ms.get(node)
+            changed = isinstance(role, ValveRole) and self.told_calling.get(node) != role.calling
+            if sent_ms is None or now_ms - sent_ms >= 500 or (changed and now_ms - sent_ms >= 100):
+                self._send(node, role, table, now_ms)
+
+    def _send(self, node: str, role: BoilerRole | ValveRole, table: PeerTable, now_ms: int) -> None:
+        self.seq[node] += 1
+        message: dict[str, object] = {
+            "group": "house", "node": node, "boot_id": 1, "seq": self.seq[node], "circuit": "site", "phases": "L1",
+            "mode": "off", "priority": 0, "min_ma": 0, "max_ma": 0, "step_ma": 1000, "demand": False,
+            "active": False, "failsafe": False, "draw_ma": [None, None, None], "target_ma": 0, "applied_ma": 0,
+            "config_version": 1, "config_hash": "", "digest": "", "meter": None, "heating": None, "control": None}
+        role.heartbeat(message, table, now_ms)
+        if isinstance(role, ValveRole):
+            self.told_calling[node] = role.calling
+        self.sent_ms[node] = now_ms
+        data = heartbeat.encode(PADS, message)
+        for other in self.roles:
+            if other != node:
+                assert self.tables[other].receive(data, now_ms) == "ok"
+
+    def run_until(self, done: object, limit_ms: int) -> list[tuple[int, str, bool, int, int]]:
+        """Ticks until done() or limit_ms from now: each tick's (ms, fsm, relay, bath's and bedroom's commands)."""
+        seen = []
+        end_ms = self.now_ms + limit_ms
+        while self.now_ms < end_ms:
+            self.tick()
+            seen.append((self.now_ms, self.boiler.fsm, self.hals["boiler"].boiler_call,
+                         self.valves["bath"].command_pct, self.valves["bedroom"].command_pct))
+            if callable(done) and done():
+                break
+        return seen
+
+
+def _runs(seen: list[tuple[int, str, bool, int, int]], index: int) -> list[tuple[int, object]]:
+    """(from ms, value) each time the value at index changes."""
+    runs: list[tuple[int, object]] = []
+    for row in seen:
+        if not runs or runs[-1][1] != row[index]:
+            runs.append((row[0], row[index]))
+    return runs
+
+
+def _firing(house: _House) -> int:
+    """Bath calls alone until the boiler fires; its on time."""
+    house.temps(bath=COLD_DC, bedroom=WARM_DC)
+    house.run_until(lambda: house.boiler.fsm == "ON", 5000)
+    assert house.hals["boiler"].boiler_call is True and house.valves["bath"].command_pct == 100
+    on_at_ms = house.boiler.boiler_state["on_at_ms"]
+    assert isinstance(on_at_ms, int)
+    return on_at_ms
+
+
+def test_a_lone_caller_satisfied_while_the_boiler_fires_keeps_its_valve_open_through_the_clean_stop(
+        tmp_path: Path) -> None:
+    house = _House(tmp_path)
+    on_at_ms = _firing(house)
+    house.run_until(None, 5000)  # 5 s into the run, well within its 20 s minimum on time
+    house.temps(bath=WARM_DC)
+    satisfied_ms = house.now_ms + 100
+    seen = house.run_until(lambda: house.boiler.fsm == "OFF" and house.valves["bath"].command_pct == 0, 60000)
+    fsm = _runs(seen, 1)
+    # A clean stop: held on for the minimum on time, then the pump overrun; never off on a lost interlock.
+    # (The boiler node ticks after the valve nodes within a step: it hears the change in the same step.)
+    overrun_ms = on_at_ms + 20000
+    assert fsm == [(satisfied_ms, "PENDING_OFF"), (overrun_ms, "PUMP_OVERRUN"), (overrun_ms + 10000, "OFF")], fsm
+    assert _runs(seen, 2) == [(satisfied_ms, True), (overrun_ms, False)]  # the relay on until then, once
+    # The valve stays open the whole time (its own hold, then the boiler node's), and closes after the overrun
+    # (at the tick it hears the boiler node's first heartbeat built after it: its hold let go).
+    bath = _runs(seen, 3)
+    assert bath[0] == (satisfied_ms, 100) and bath[1][1] == 0 and len(bath) == 2, bath
+    assert overrun_ms + 10000 < bath[1][0] <= overrun_ms + 10000 + 600, bath
+    assert house.valves["bath"].holds == 1 and house.boiler.fired == 1
+
+
+def test_a_valve_satisfied_beside_another_caller_closes_after_the_boiler_node_had_time_to_answer(
+        tmp_path: Path) -> None:
+    house = _House(tmp_path)
+    house.temps(bath=COLD_DC, bedroom=COLD_DC)
+    house.run_until(lambda: house.boiler.fsm == "ON", 5000)
+    house.run_until(None, 2000)
+    house.temps(bath=WARM_DC)
+    satisfied_ms = house.now_ms + 100
+    seen = house.run_until(lambda: house.valves["bath"].command_pct == 0, 10000)
+    closed_ms = seen[-1][0]
+    # The bedroom keeps the interlock: the boiler makes no hold and stays on; bath waits for three boiler
+    # heartbeats (500 ms apart) after its own heartbeat told the change, then closes: well within peer_timeout_ms.
+    assert {(row[1], row[2], row[4]) for row in seen} == {("ON", True, 100)}, seen
+    assert house.boiler.overrides == []
+    assert satisfied_ms + 1000 <= closed_ms <= satisfied_ms + 1600, (satisfied_ms, closed_ms)
+    assert {row[3] for row in seen[:-1]} == {100}
+    status = house.valves["bath"].status()
+    assert (status["source"], status["held_pct"], status["holds"]) == ("normal", None, 1)
+
+
+def _valve_alone(tmp_path: Path) -> tuple[ValveRole, FakeHal, PeerTable]:
+    settings = {"room": {"mode": "auto", "schedule": {"default_target_dc": 200, "blocks": []}}}
+    role = ValveRole(_plan("bath"), _folder(tmp_path, settings))
+    return role, FakeHal(), PeerTable(PADS, "house", "bath", ["boiler", *ROOMS])
+
+
+def _boiler_says(table: PeerTable, seq: int, now_ms: int, on: bool,
+                 overrides: list[list[object]] | None = None) -> None:
+    _heard(table, "boiler", seq, now_ms, heating={"state": "INACTIVE", "overrides": overrides or []},
+           boiler={"fsm": "ON" if on else "OFF", "on": on, "hold": False, "cooldown": False, "setpoint_dc": 700})
+
+
+def _told(role: ValveRole, table: PeerTable, now_ms: int) -> dict[str, object]:
+    """The valve node's heartbeat section of this tick (the heartbeat going out)."""
+    message: dict[str, object] = {}
+    role.heartbeat(message, table, now_ms)
+    room = message["room"]
+    assert isinstance(room, dict)
+    return room
+
+
+def test_a_valve_node_closes_at_once_when_the_boiler_node_is_off_or_falls_silent(tmp_path: Path) -> None:
+    role, hal, table = _valve_alone(tmp_path)
+    hal.temps = {"room": COLD_DC}
+    _boiler_says(table, 1, 1000, on=False)
+    _tick(role, hal, table, 1000)
+    assert hal.valve_command_pct == 100
+    hal.temps = {"room": WARM_DC}
+    _tick(role, hal, table, 1100)  # the boiler node is heard, but not firing: no hold
+    assert (hal.valve_command_pct, role.holds) == (0, 0)
+    hal.temps = {"room": COLD_DC}
+    _boiler_says(table, 2, 1200, on=True)
+    _tick(role, hal, table, 1200)
+    hal.temps = {"room": WARM_DC}
+    _tick(role, hal, table, 1300)  # firing: held, and what it holds is what its heartbeat says it commands
+    assert (hal.valve_command_pct, role.holds, _told(role, table, 1300)["command_pct"]) == (100, 1, 100)
+    assert _told(role, table, 1300)["normal_pct"] == 0
+    # Nothing more from the boiler node: held while it is online, closed at the first tick it is not.
+    _tick(role, hal, table, 1200 + TIMEOUT_MS - 1)
+    assert hal.valve_command_pct == 100
+    _tick(role, hal, table, 1200 + TIMEOUT_MS)
+    assert (hal.valve_command_pct, role.status()["held_pct"], role.status()["source"]) == (0, None, "normal")
+    # Heard again, firing: a new hold ends at once when the boiler node says it is no longer on.
+    hal.temps = {"room": COLD_DC}
+    _boiler_says(table, 3, 5000, on=True)
+    _tick(role, hal, table, 5000)
+    hal.temps = {"room": WARM_DC}
+    _tick(role, hal, table, 5100)
+    assert (hal.valve_command_pct, role.status()["source"], role.status()["held_pct"]) == (100, "held", 100)
+    _boiler_says(table, 4, 5200, on=False)
+    _tick(role, hal, table, 5200)
+    assert hal.valve_command_pct == 0
+
+
+def test_a_valve_node_opens_at_once_and_holds_no_longer_than_peer_timeout(tmp_path: Path) -> None:
+    role, hal, table = _valve_alone(tmp_path)
+    hal.temps = {"room": 196}  # 0.4 K below 20 °C: calls, band 2 (70 %)
+    _boiler_says(table, 1, 1000, on=True)
+    _tick(role, hal, table, 1000)
+    assert hal.valve_command_pct == 70
+    hal.temps = {"room": WARM_DC}
+    _tick(role, hal, table, 1100)
+    assert hal.valve_command_pct == 70  # held
+    hal.temps = {"room": COLD_DC}
+    _tick(role, hal, table, 1200)  # an increase is immediate, past the hold
+    assert (hal.valve_command_pct, role.status()["held_pct"]) == (100, None)
+    # A hold whose change never went out in a heartbeat (none sent) is not counted as answered, but it ends
+    # at peer_timeout_ms all the same, the boiler node heard firing throughout.
+    hal.temps = {"room": WARM_DC}
+    _tick(role, hal, table, 1300)
+    seq = 2
+    for now_ms in range(1400, 1300 + TIMEOUT_MS, 100):
+        _boiler_says(table, seq, now_ms, on=True)
+        seq += 1
+        _tick(role, hal, table, now_ms)
+        assert hal.valve_command_pct == 100, now_ms
+    _tick(role, hal, table, 1300 + TIMEOUT_MS)
+    assert hal.valve_command_pct == 0
+
+
+def test_a_held_valve_node_takes_the_boiler_node_s_override_and_counts_its_answers_after_telling(
+        tmp_path: Path) -> None:
+    role, hal, table = _valve_alone(tmp_path)
+    hal.temps = {"room": COLD_DC}
+    _boiler_says(table, 1, 1000, on=True)
+    _tick(role, hal, table, 1000)
+    hal.temps = {"room": WARM_DC}
+    _tick(role, hal, table, 1100)
+    # Boiler heartbeats before this node told the change do not count: it may not have heard it yet.
+    for seq, now_ms in ((2, 1200), (3, 1300), (4, 1400)):
+        _boiler_says(table, seq, now_ms, on=True)
+        _tick(role, hal, table, now_ms)
+    assert hal.valve_command_pct == 100
+    _told(role, table, 1400)
+    for seq, now_ms in ((5, 1500), (6, 1600)):
+        _boiler_says(table, seq, now_ms, on=True)
+        _tick(role, hal, table, now_ms)
+        assert hal.valve_command_pct == 100
+    _tick(role, hal, table, 1700)  # no new boiler heartbeat: nothing counted
+    assert hal.valve_command_pct == 100
+    _boiler_says(table, 7, 1800, on=True)  # the third heard since: the boiler node made no hold, it closes
+    _tick(role, hal, table, 1800)
+    assert hal.valve_command_pct == 0
+    # The override governs, as before: a hold ends when the boiler node sends one for this room.
+    hal.temps = {"room": COLD_DC}
+    _tick(role, hal, table, 1900)
+    hal.temps = {"room": WARM_DC}
+    _tick(role, hal, table, 2000)
+    assert hal.valve_command_pct == 100
+    _boiler_says(table, 8, 2100, on=True, overrides=[["bath", 60]])
+    _tick(role, hal, table, 2100)
+    assert (hal.valve_command_pct, role.status()["source"]) == (60, "boiler")
+    _boiler_says(table, 9, 2200, on=True)  # the override ends: the boiler node decided, no hold after it
+    _tick(role, hal, table, 2200)
+    assert hal.valve_command_pct == 0

@@ -20,6 +20,25 @@ from .roles import Role
 # corrections > normal); when it falls silent they are dropped and the room
 # is back under its own control at the next tick.
 #
+# Break only when the boiler lets go. While the boiler node is online and its
+# last heartbeat's boiler section says it is on (firing), a decrease of the
+# room's own command (the room satisfied, a lower band) is held at the
+# command before it until the boiler node has answered: it sends an override
+# for this room (which governs, as always), or it is no longer on, or it has
+# had time to hear the change and did not hold the room (ANSWERS below); never
+# longer than peer_timeout_ms. Increases are immediate; a silent boiler node
+# holds nothing. The held command is what the heartbeat reports as
+# command_pct, so the boiler counts it. Why: the boiler counts a room open
+# only up to what its valve node commands now (its interlock), and it holds
+# the valves (pending-off, pump overrun) only when it decides, a tick after it
+# hears the change. A lone caller that commanded 0 % at once lost the
+# interlock the moment its heartbeat arrived: the burner stopped on an
+# interlock loss instead of a clean stop (no minimum on time), and the pump
+# overrun's hold then opened the valve it had just shut (motor wear, a moment
+# without a water path while the heat exchanger is hot). On the bench (the
+# core chain, one process) the hold is decided in the same tick and this
+# never shows.
+#
 # The room's settings: heating.json (heatsettings). Missing or refused: the
 # room runs in "off" mode with the defaults (frost protection only) and
 # /status says why. PUT /heating replaces them from the next tick; the room's
@@ -34,6 +53,15 @@ VALVE_TOLERANCE_PCT = 10
 ROOM_LOW_DC = -400  # a room reading outside -40..60 °C is absurd
 ROOM_HIGH_DC = 600
 TEMP_HOLD_MS = 60000  # a DS18B20 read that fails now and then keeps the last good value for a minute
+# Boiler heartbeats heard, each at a tick of its own, after this node's heartbeat told a held decrease,
+# before the hold ends without an answer. The first may have been built before the boiler node heard the
+# change (in flight, or built in the boiler tick that read its mesh just before the change arrived); the
+# next is built at a later boiler tick (a node builds at most one heartbeat a 100 ms tick), which has read
+# the change when the way there (this tick's work after its read, the radio, the boiler tick's work before
+# its heartbeat) takes under a tick; the third allows for one more tick of that, or for one of this
+# node's heartbeats lost (the next comes within heartbeat_ms, as do the boiler node's, so the third was
+# built after the boiler ticked on the one after it). At the default 500 ms heartbeat that is 1-1.5 s.
+ANSWERS = 3
 
 
 def boiler_node(plan: Plan) -> str:
@@ -72,6 +100,16 @@ class ValveRole(Role):
         self.next_start_in_ms: int | None = None
         self.next_target_dc: int | None = None
         self.boiler_heard = False
+        self.boiler_heard_ms = -1  # when the boiler node's last heartbeat was heard (-1: not online)
+        # A decrease held until the boiler node answers (see the top): the command held (None: none), since
+        # when, the own opening the heartbeat told while holding (-1: not told yet), boiler heartbeats heard
+        # since (counted at the ticks they arrive), and the boiler's heard_ms last counted.
+        self.held_pct: int | None = None
+        self.held_since_ms = 0
+        self.held_told_pct = -1
+        self.held_answers = 0
+        self.held_heard_ms = -1
+        self.holds = 0  # decreases held
         self.overrides_taken = 0  # ticks under an override
         self.overrides_dropped = 0  # times the boiler fell silent while overriding this room
         self.off_since_ms: int | None = None  # since when the feedback has been off the command (None: following)
@@ -133,10 +171,14 @@ class ValveRole(Role):
 
     def _take_override(self, table: PeerTable, now_ms: int) -> None:
         override = None
+        firing = False
+        heard_ms = -1
         heard = self.boiler != "" and table.online(self.boiler, now_ms, self.plan.peer_timeout_ms)
-        if heard:
-            peer = table.peer(self.boiler)
-            heating = peer.heartbeat["heating"] if peer is not None else None
+        peer = table.peer(self.boiler) if heard else None
+        if peer is not None:
+            heard_ms = peer.heard_ms
+            message = peer.heartbeat
+            heating = message["heating"]
             if isinstance(heating, dict):
                 overrides = heating["overrides"]
                 assert isinstance(overrides, list)
@@ -145,18 +187,59 @@ class ValveRole(Role):
                     if pair[0] == me:
                         override = pair[1]
                         break
+            boiler = message.get("boiler")
+            firing = isinstance(boiler, dict) and boiler["on"] is True
         if override is None and self.override_pct is not None and not heard:
             self.overrides_dropped += 1
         if override is not None:
             self.overrides_taken += 1
         self.boiler_heard = heard
+        self.boiler_heard_ms = heard_ms
+        if override is not None:
+            self.held_pct = None  # the boiler node answered: its override governs
+            self.command_pct = override
+        else:
+            self.command_pct = self._own_command(firing, heard_ms, now_ms)
         self.override_pct = override
-        self.command_pct = self.normal_pct if override is None else override
+
+    def _own_command(self, firing: bool, heard_ms: int, now_ms: int) -> int:
+        """The room's own opening, or the command held while the boiler node has not answered a decrease."""
+        own = self.normal_pct
+        held = self.held_pct
+        if held is None:
+            # A decrease of its own command (the last tick's was its own too: after an override the boiler
+            # node has decided already), while the boiler fires.
+            if firing and self.override_pct is None and own < self.command_pct:
+                held = self.held_pct = self.command_pct
+                self.held_since_ms = now_ms
+                self.held_told_pct = -1
+                self.holds += 1
+                return held
+            return own
+        if own >= held or not firing or now_ms - self.held_since_ms >= self.plan.peer_timeout_ms:
+            self.held_pct = None  # an increase, the boiler off or silent, or held as long as it may be
+            return own
+        told = self.held_told_pct
+        if told >= 0:
+            if own < told:
+                self.held_told_pct = -1  # a further decrease: told again, counted again
+            elif heard_ms != self.held_heard_ms:
+                self.held_heard_ms = heard_ms
+                self.held_answers += 1
+                if self.held_answers >= ANSWERS:
+                    self.held_pct = None  # time enough to hear it, and no hold: the boiler lets go
+                    return own
+        return held
 
     def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
         hal.set_valve_pct(self.command_pct)
 
     def heartbeat(self, message: dict[str, object], table: PeerTable, now_ms: int) -> None:
+        if self.held_pct is not None and self.held_told_pct < 0:
+            # This heartbeat tells the held decrease: the boiler node's answers count from here.
+            self.held_told_pct = self.normal_pct
+            self.held_answers = 0
+            self.held_heard_ms = self.boiler_heard_ms
         message["room"] = {"mode": self.room["mode"], "calling": self.calling, "stale": self.stale,
                            "temp_dc": None if self.stale else self.temp_dc, "temp_age_ms": self.temp_age_ms,
                            "normal_pct": self.normal_pct, "command_pct": self.command_pct,
@@ -168,7 +251,8 @@ class ValveRole(Role):
                 "calling": self.calling, "reason": self.reason, "normal_pct": self.normal_pct,
                 "override_pct": self.override_pct, "command_pct": self.command_pct,
                 "valve_pct": self.feedback_pct, "valve_off_ms": self.valve_off_ms,
-                "source": "normal" if self.override_pct is None else "boiler",
+                "source": "boiler" if self.override_pct is not None else "normal" if self.held_pct is None else "held",
+                "held_pct": self.held_pct, "holds": self.holds,
                 "boiler_heard": self.boiler_heard, "overrides_taken": self.overrides_taken,
                 "overrides_dropped": self.overrides_dropped, "rejected": _rejected(self.channel),
                 "error": self.error or None}
