@@ -5,7 +5,8 @@ why not (the interlock, a cooldown, its minimum off time); which rooms
 call; what load sharing does and which rooms it opened how far; what is
 silent or has no temperature. At a valve: the room's mode, temperature and
 target, whether it calls, the valve's command and whose it is (the room's
-own control or the boiler node's override), its feedback, and whether the
+own control, the boiler node's override, or held for a firing boiler until the
+boiler node answers), its feedback, and whether the
 boiler node is heard. The fields and their meaning: the roles' status()
 (firmware/lib/loadmesh/node/role_valve.py, role_boiler.py) and
 docs/heating.md, "The heating roles on the nodes".
@@ -258,6 +259,11 @@ def _valve_line(role: dict[str, Any]) -> str:
         if source == "boiler":
             line += " by the boiler node (load sharing or safety" + \
                 (f"; its own control: {normal_pct} %)" if normal_pct is not None else ")")
+        elif source == "held":
+            # Its own control went lower while the boiler fires: held until the boiler node answers (a second
+            # or so; role_valve.py). The boiler counts the held opening.
+            line += " held for the firing boiler" + \
+                (f" (its own control: {normal_pct} %, once the boiler node answers)" if normal_pct is not None else "")
         elif source == "normal":
             line += " by its own control"
         parts.append(line)

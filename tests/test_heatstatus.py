@@ -179,6 +179,20 @@ def test_a_valve_node_calling_on_its_own(tmp_path: Path) -> None:
     ]
 
 
+def test_a_valve_node_holding_its_opening_for_the_firing_boiler(tmp_path: Path) -> None:
+    role, hal, table = _valve(tmp_path, 200)
+    hal.temps = {"room": 150}
+    hal.feedback = 100
+    boiler = {"fsm": "ON", "on": True, "hold": False, "cooldown": False, "setpoint_dc": 700}
+    _heard(table, "boiler", 1, 1000, heating={"state": "INACTIVE", "overrides": []}, boiler=boiler)
+    _tick(role, hal, table, 1000)
+    hal.temps = {"room": 230}  # satisfied while the boiler fires: its 0 % waits for the boiler node's answer
+    _tick(role, hal, table, 1100)
+    assert heating_lines("valve", role.status())[1] == (
+        "valve     commanded 100 % held for the firing boiler (its own control: 0 %, once the boiler node "
+        "answers); feedback 100 %")
+
+
 def test_a_valve_node_under_load_sharing_then_its_boiler_node_silent(tmp_path: Path) -> None:
     role, hal, table = _valve(tmp_path, 150, room="study")
     hal.temps = {"room": 170}  # above its 15 °C: satisfied, its own opening 0 %
