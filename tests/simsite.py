@@ -76,6 +76,15 @@ def expected(scenario: sc.Scenario, demand: dict[str, bool], reserve_ma: dict[st
     return result
 
 
+def played_ms(sim: Simulation, action: str, value: object) -> int:
+    """When the simulator played an event, on the trace's clock: its at_ms, or later if the run loop was held back.
+
+    A bound on what the nodes do after an event counts from this: the nodes cannot react before it."""
+    found = [t_ms for t_ms, event in sim.played if event.action == action and event.value == value]
+    assert len(found) == 1, f"{action} {value!r} played {len(found)} times: {sim.played}"
+    return found[0]
+
+
 def samples(sim: Simulation) -> Samples:
     """The trace so far, grouped by sample time."""
     return trace.samples(list(sim.records))

@@ -183,6 +183,9 @@ class Simulation:
         self.plant: PlantServer | None = None
         self._lock = threading.Lock()
         self._next_event = 0
+        # (t_ms, event) as each event was played: run() plays one at its first turn at or after the event's
+        # at_ms, and a turn held back (a loaded machine, an on_tick that waited for a node) plays it later.
+        self.played: list[tuple[int, Event]] = []
         self._limit_changes = 0
         self._closed = False
         self.stop_requested = False  # set (from a signal handler, say) to end run() at its next turn
@@ -306,11 +309,13 @@ class Simulation:
             time.sleep(0.02)
 
     def apply(self, event: Event) -> None:
-        """Play one event now."""
+        """Play one event now (played says when)."""
         assert self.hub is not None and self.plant is not None
         action = event.action
         value = event.value
-        self.progress(f"t={self.now_ms() / 1000:.1f} s: {action} {value}"
+        now_ms = self.now_ms()
+        self.played.append((now_ms, event))
+        self.progress(f"t={now_ms / 1000:.1f} s: {action} {value}"
                       + (f" on {event.circuit}" if event.circuit else ""))
         if action == "kill":
             self.kill(str(value))
