@@ -158,10 +158,11 @@ def test_a_removed_member_still_charging_holds_every_raise_until_it_is_gone(tmp_
                 assert node.adopted["version"] == 2  # type: ignore[attr-defined]
                 assert (node.out["reason"], sorted(node.departed)) == ("hold", ["evse3"])  # type: ignore[attr-defined]
         # It gets the config, stops, and falls silent: once silent for peer_timeout + ev_lag + margin,
-        # the two raise into its share.
+        # the two raise into its share. Silent from the PUT at the earliest: the time is read before it, as
+        # a reading after it could come late (a loaded machine) and make a raise on time look early.
         with sim.virtual.lock:
+            left_ms = sim.now_ms()
             assert nodes["evse3"].put_config(sealed)["adopted"] is True  # type: ignore[attr-defined]
-        left_ms = sim.now_ms()
         sim.run(25000)
         all_samples = samples(sim)
         raised = settled(all_samples, left_ms, lambda by_node: at_allocation(by_node, {"evse1": 16000, "evse2": 16000}))
@@ -266,11 +267,11 @@ def test_a_node_named_again_as_the_only_member_holds_for_the_members_it_knew_unt
             assert (rebooted.out["reason"], sorted(rebooted.departed)) == ("hold", ["evse1", "evse2"])  # type: ignore[attr-defined]
             assert rebooted.state["applied_ma"] == 0  # type: ignore[attr-defined]
         # The two get version 3, stop and fall silent: once silent for peer_timeout + ev_lag + margin,
-        # evse3 raises.
+        # evse3 raises. Silent from the PUT at the earliest (the time is read before it, as above).
         with sim.virtual.lock:
+            left_ms = sim.now_ms()
             for node_id in ("evse1", "evse2"):
                 assert nodes[node_id].put_config(alone)["adopted"] is True  # type: ignore[attr-defined]
-        left_ms = sim.now_ms()
         sim.run(42000)
         raised = settled(samples(sim), left_ms, lambda by_node: at_allocation(by_node, {"evse3": 16000}))
         assert raised is not None
