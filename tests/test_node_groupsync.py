@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import configsync, groupconfig, heartbeat
 from loadmesh.node import groupsync, runtime
 from loadmesh.node.store import Store
@@ -153,7 +154,7 @@ def test_a_config_adopted_while_a_fetch_waits_stays_merged_while_peers_run_it(
     unknown = "00112233445566ff"
     store = Store(str(tmp_path))
     store.write_json("hw.json", {"hal": "none"})
-    store.write_json("node.json", {"id": "c", "mesh_port": _free_udp_port(), "mesh_host": "127.0.0.1",
+    store.write_json("node.json", {"id": "c", "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
                                    "bind_host": "127.0.0.1", "http_host": "127.0.0.1", "http_port": 8080,
                                    "peers_http": {"b": ["127.0.0.1", 9]}})
     store.write_key(key)
@@ -187,10 +188,3 @@ def test_a_config_adopted_while_a_fetch_waits_stays_merged_while_peers_run_it(
 class FixedClock:
     def now_ms(self) -> int:
         return 1000
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

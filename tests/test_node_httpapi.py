@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import canon
 from loadmesh.node import httpapi
 
@@ -32,17 +33,10 @@ PATIENT_TIMEOUT_MS = 1500
 MAX_BODY = 2048
 
 
-def free_tcp_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class Node:
     def __init__(self, device_root: Path, root: Path, key: bytes | None, send_buffer: int = 0,
                  timeout_ms: int = TIMEOUT_MS) -> None:
-        self.port = free_tcp_port()
+        self.port = free_port(socket.SOCK_STREAM)
         settings = {"port": self.port, "key_hex": None if key is None else key.hex(), "root": str(root),
                     "timeout_ms": timeout_ms, "max_body": MAX_BODY, "send_buffer": send_buffer}
         self.process = mpnode.NodeProcess("http_node.py", mpnode.argfile(settings), device_root=device_root)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadmesh.companion.paths import micropython_binary
+from loadmesh.companion.sim.runner import free_port
 
 from . import mpnode
 
@@ -22,13 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MEMORY_SCRIPT = ROOT / "tools" / "node_memory_mp.py"
 KEY = bytes(range(32))
 HeatingRun = tuple[dict[str, dict[str, object]], dict[str, list[dict[str, object]]]]  # figures, /status answers
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_the_node_image_freezes_the_staged_library(device_root: Path) -> None:
