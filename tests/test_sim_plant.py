@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 
@@ -247,4 +248,45 @@ def test_a_real_node_on_the_simulated_hal(device_root: Path) -> None:
         line = node.expect(lambda r: r["state"] == "" and r["current_ma"] == [None, None, None])
     finally:
         node.close()
+        server.stop()
+
+
+def test_a_feed_waiting_while_the_plant_thread_is_held_back_is_not_a_hung_node() -> None:
+    # The simulator judges a node hung at heard_until_ms(), not at now: a feed that waits in the plant's socket
+    # while its thread is held back (a loaded machine, a long collection) must not look like a stopped node.
+    server = PlantServer(plant_of([EVSE], wdt_ms=1000))
+    server.start()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    flags = simproto.FLAG_FEED
+    size = simproto.encode_command(BUFFER, "ev", 1, flags, 1000, 0, None, 0, 0, 20000, 0)
+    datagram = bytes(BUFFER[:size])
+    try:
+        sender.sendto(datagram, server.address)
+        state = server.plant.nodes["ev"]
+        for _ in range(100):
+            with server.lock:
+                fed_ms = state.fed_ms
+            if fed_ms is not None:
+                break
+            threading.Event().wait(0.01)
+        assert fed_ms is not None
+        with server.lock:  # the plant thread is held back: it cannot take what comes now
+            held_ms = server.now_ms()
+            for _ in range(12):  # the node feeds every 100 ms all along
+                sender.sendto(datagram, server.address)
+                threading.Event().wait(0.1)
+            now_ms = server.now_ms()
+            heard_ms = server.heard_until_ms(now_ms)
+            assert now_ms >= fed_ms + 1000 and not state.alive(now_ms)  # judged at now: "hung"
+            # Judged at what it has heard (at most a sample's wait after the hold began): alive.
+            assert heard_ms <= held_ms + server.sample_ms and state.alive(heard_ms)
+        for _ in range(100):  # let go, the plant takes the waiting feeds and catches up
+            now_ms = server.now_ms()
+            if server.heard_until_ms(now_ms) >= held_ms + 1200:
+                break
+            threading.Event().wait(0.01)
+        with server.lock:
+            assert state.fed_ms is not None and state.fed_ms >= held_ms + 1200
+    finally:
+        sender.close()
         server.stop()

@@ -412,6 +412,10 @@ class PlantServer(UdpThread):
         self.on_sample = on_sample
         self.lock = threading.Lock()  # hold it to call plant methods from another thread
         self._origin = time.monotonic()  # the plant's time 0: the scenario starts now
+        # Every datagram that arrived before this plant time has been taken (a feed among them). A watchdog
+        # judged later than this would charge the plant thread's own lateness (a loaded machine, a long
+        # collection in this process) to the node: see heard_until_ms().
+        self.drained_ms = 0
 
     def now_ms(self) -> int:
         """Milliseconds on the plant's clock."""
@@ -432,14 +436,21 @@ class PlantServer(UdpThread):
         with self.lock:
             self.plant.meter_stale(duration_ms, self.now_ms())
 
+    def heard_until_ms(self, now_ms: int) -> int:
+        """The plant time up to which the nodes' feeds are known: now_ms, or earlier if this thread is behind."""
+        return min(now_ms, self.drained_ms)
+
     def _serve(self) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(self._sock, selectors.EVENT_READ)
             next_sample = self.now_ms()
             while not self._stop.is_set():
-                wait_ms = max(0, next_sample - self.now_ms())
+                before_ms = self.now_ms()
+                wait_ms = max(0, next_sample - before_ms)
                 if selector.select(wait_ms / 1000):
                     self._drain()
+                else:
+                    self.drained_ms = before_ms  # nothing had come by then, or select would have returned it
                 now = self.now_ms()
                 if now >= next_sample:
                     next_sample += self.sample_ms
@@ -450,9 +461,11 @@ class PlantServer(UdpThread):
 
     def _drain(self) -> None:
         while True:
+            before_ms = self.now_ms()
             try:
                 data, address = self._sock.recvfrom(simproto.MAX_BYTES + 1)
             except BlockingIOError:
+                self.drained_ms = before_ms  # all that came before then is taken
                 return
             with self.lock:
                 answer = self.plant.command(data, address, self.now_ms())

@@ -373,13 +373,16 @@ class Simulation:
         """Play the watchdog's reset for a node that exited or hung; deliver configs not taken yet."""
         assert self.plant is not None
         now_ms = self.now_ms()
+        # Judged at the time up to which the plant has taken the nodes' datagrams: a feed that waits in its
+        # socket while its thread is held back is not a hung node.
+        heard_ms = self.plant.heard_until_ms(now_ms)
         for node in self.nodes.values():
             if node.killed or node.process is None or node.resets >= MAX_RESETS:
                 continue
             with self.plant.lock:
                 state = self.plant.plant.nodes[node.id]
                 fed_ms = state.fed_ms
-                alive = state.alive(now_ms)
+                alive = state.alive(heard_ms)
             fed_this_life = fed_ms is not None and fed_ms >= node.started_ms
             if node.running():
                 # Hung: it fed, then stopped for wdt_ms; or it never fed in this life.
