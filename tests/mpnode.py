@@ -113,23 +113,25 @@ class NodeProcess:
         self.args = command(node_image(device_root), script, *args)
         self.env = environment(None, fakes)
         self.cwd = cwd
-        self.lines: queue.Queue[dict[str, object]] = queue.Queue()
+        self.lines: queue.Queue[dict[str, object]] = queue.Queue()  # this life's lines: see start()
         self.stderr = ""
         self._process: subprocess.Popen[str] | None = None
         self.start()
 
     def start(self) -> None:
-        """Start (or restart) the process."""
+        """Start (or restart) the process. expect() then sees only the new life's lines: a line the killed
+        process printed but nobody read yet must not pass for the new one's."""
         require_wallclock("a live node process")
         self._process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                          env=self.env, cwd=self.cwd)
-        threading.Thread(target=self._read, args=(self._process,), daemon=True).start()
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, args=(self._process, self.lines), daemon=True).start()
 
-    def _read(self, process: subprocess.Popen[str]) -> None:
+    def _read(self, process: subprocess.Popen[str], lines: queue.Queue[dict[str, object]]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             if line.strip():
-                self.lines.put(json.loads(line))
+                lines.put(json.loads(line))
         assert process.stderr is not None
         self.stderr += process.stderr.read()
 
