@@ -90,10 +90,13 @@ def test_a_killed_node_is_reserved_then_failsafe_and_rejoins_safely(tmp_path: Pa
     # last applied limit until timeout + EV lag + margin after that, then at its failsafe current.
     reserve_until_ms = killed_ms - GROUP["heartbeat_ms"] + timeout_ms + GROUP["ev_lag_ms"] + GROUP["margin_ms"]
     survivors = ("evse1", "evse3")
+    # Each stage starts at the first tick after its time and is seen at the next sample, as the cut-off
+    # bound below counts; the room for a loaded machine comes on top.
+    seen_ms = TICK_MS + SAMPLE_MS + SCHEDULING_MS
     staged = [
         # (window, what evse2 is reserved at)
-        ((killed_ms + timeout_ms + SCHEDULING_MS, reserve_until_ms - SCHEDULING_MS), last_applied),
-        ((killed_ms + timeout_ms + GROUP["ev_lag_ms"] + GROUP["margin_ms"] + SCHEDULING_MS,
+        ((killed_ms + timeout_ms + seen_ms, reserve_until_ms - SCHEDULING_MS), last_applied),
+        ((killed_ms + timeout_ms + GROUP["ev_lag_ms"] + GROUP["margin_ms"] + seen_ms,
           restarted_ms - SCHEDULING_MS), FAILSAFE_MA),
     ]
     for (start_ms, end_ms), reserved in staged:

@@ -32,7 +32,7 @@ import pytest
 from loadmesh.companion.sim import scenario as sc
 from loadmesh.companion.sim.runner import Simulation
 
-from .simsite import TICK_MS, between, played_ms, samples, simulation
+from .simsite import SAMPLE_MS, TICK_MS, between, played_ms, samples, simulation
 
 pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
 
@@ -118,9 +118,10 @@ def test_the_house_shares_load_keeps_the_interlock_and_falls_back_when_the_boile
 
     # Isolated: the overrides drop within the timeout plus a tick (the rooms back under their own control,
     # bedroom and kitchen at their own 0 %), and the boiler's relay goes off with its view of the valves.
-    # Counted from when the simulator cut it off and killed it (a loaded machine can hold that back).
+    # Counted from when the simulator cut it off and killed it (a loaded machine can hold that back), and
+    # seen at the next sample.
     isolated_ms, healed_ms, killed_ms = (played_ms(sim, action, "boiler") for action in ("isolate", "heal", "kill"))
-    bound_ms = PEER_TIMEOUT_MS + TICK_MS + SCHEDULING_MS
+    bound_ms = PEER_TIMEOUT_MS + TICK_MS + SAMPLE_MS + SCHEDULING_MS
     before = [by_node for t_ms, by_node in found if ISOLATE_MS - 2000 <= t_ms < ISOLATE_MS]
     assert before and all(by_node["boiler"]["boiler_on"] for by_node in before)  # it was firing
     assert all(by_node["bedroom"]["valve_pct"] > 0 and by_node["kitchen"]["valve_pct"] > 0 for by_node in before)
@@ -135,7 +136,7 @@ def test_the_house_shares_load_keeps_the_interlock_and_falls_back_when_the_boile
     assert any(by_node["bedroom"]["valve_pct"] > 0 or by_node["kitchen"]["valve_pct"] > 0 for by_node in healed)
     for _t_ms, by_node in between(found, killed_ms + bound_ms, END_MS):
         assert by_node["bedroom"]["valve_pct"] == 0 and by_node["kitchen"]["valve_pct"] == 0
-    for _t_ms, by_node in between(found, killed_ms + WDT_MS + SCHEDULING_MS, END_MS):
+    for _t_ms, by_node in between(found, killed_ms + WDT_MS + SAMPLE_MS + SCHEDULING_MS, END_MS):
         assert by_node["boiler"]["boiler_on"] is False and by_node["boiler"]["alive"] is False
         assert by_node["boiler"]["setpoint_dc"] is None
 
@@ -200,7 +201,7 @@ def test_a_valve_node_that_dies_no_longer_counts_toward_the_interlock(tmp_path: 
     # the simulator killed and restarted it: its loop also polls the nodes, and a slow answer holds it back.
     killed_ms, restarted_ms = played_ms(sim, "kill", "bath"), played_ms(sim, "restart", "bath")
     bound_ms = PEER_TIMEOUT_MS + TICK_MS + SCHEDULING_MS
-    dead = [is_on for t_ms, is_on in on if killed_ms + bound_ms <= t_ms < restarted_ms]
+    dead = [is_on for t_ms, is_on in on if killed_ms + bound_ms + SAMPLE_MS <= t_ms < restarted_ms]  # seen a sample on
     assert dead and not any(dead), on
     blocked = [(t_ms, boiler, kids) for t_ms, boiler, kids in polled
                if killed_ms + bound_ms <= t_ms < restarted_ms]
