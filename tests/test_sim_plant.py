@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from loadmesh.companion.sim import scenario as sc
 from loadmesh.companion.sim.plant import Plant, PlantServer
+from loadmesh.companion.sim.runner import Simulation
 from loadmesh.core import pilot
 from loadmesh.node import simproto
 
 from . import mpnode
+from .simsite import three_evses
 
 pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
 
@@ -290,3 +294,32 @@ def test_a_feed_waiting_while_the_plant_thread_is_held_back_is_not_a_hung_node()
     finally:
         sender.close()
         server.stop()
+
+
+def test_a_simulator_held_back_says_so_when_it_closes(tmp_path: Path, device_root: Path) -> None:
+    # A sample's consumer takes 300 ms once, holding the sampler's thread back as a loaded machine would: the
+    # run's last words say how long and when, so that a bound missed on CI tells the machine's lateness from
+    # a node's (virtual nodes: no processes needed).
+    said: list[str] = []
+    held: list[int] = []
+
+    def slow_once(records: list[dict[str, object]]) -> None:
+        t_ms = records[0]["t_ms"]
+        assert isinstance(t_ms, int)
+        if not held and t_ms >= 500:
+            held.append(t_ms)
+            time.sleep(0.3)
+
+    sim = Simulation(three_evses(2, []), tmp_path / "site", device_root=device_root, progress=said.append,
+                     on_sample=slow_once, virtual=("evse1", "evse2", "evse3"))
+    try:
+        sim.start()
+        sim.run(1500)
+    finally:
+        sim.close()
+    assert sim.plant is not None and sim.plant.held_back_ms >= 200, sim.plant and sim.plant.held_back_ms
+    assert held and 0 < sim.plant.held_back_at_ms <= 1500
+    told = [line for line in said if line.startswith("the simulator was held back")]
+    assert len(told) == 1 and re.fullmatch(r"the simulator was held back up to \d+ ms \(the sample due at "
+                                           r"t=\d+\.\d s\)", told[0]), said
+    assert str(sim.plant.held_back_ms) in told[0]

@@ -416,6 +416,10 @@ class PlantServer(UdpThread):
         # judged later than this would charge the plant thread's own lateness (a loaded machine, a long
         # collection in this process) to the node: see heard_until_ms().
         self.drained_ms = 0
+        # The most a sample came after its time (ms), and which one: this thread held back (a loaded machine),
+        # and with it the hub and the run loop of the same process, as far as a test can tell from here.
+        self.held_back_ms = 0
+        self.held_back_at_ms = 0
 
     def now_ms(self) -> int:
         """Milliseconds on the plant's clock."""
@@ -453,6 +457,9 @@ class PlantServer(UdpThread):
                     self.drained_ms = before_ms  # nothing had come by then, or select would have returned it
                 now = self.now_ms()
                 if now >= next_sample:
+                    if now - next_sample > self.held_back_ms:
+                        self.held_back_ms = now - next_sample
+                        self.held_back_at_ms = next_sample
                     next_sample += self.sample_ms
                     with self.lock:
                         records = self.plant.sample(now)

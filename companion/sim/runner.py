@@ -485,6 +485,11 @@ class Simulation:
             self.virtual.stop()
         if self.plant is not None:
             self.plant.stop()
+            if self.plant.held_back_ms >= self.sample_ms:
+                # Said, so that a bound missed on a loaded machine shows whether the machine held the simulator
+                # back around then (samples missed; the hub's forwarding and the events late too) or a node was late.
+                self.progress(f"the simulator was held back up to {self.plant.held_back_ms} ms (the sample due at "
+                              f"t={self.plant.held_back_at_ms / 1000:.1f} s)")
         if self.hub is not None:
             self.hub.stop()
         if self.trace is not None:
