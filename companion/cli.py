@@ -28,9 +28,10 @@ def _stage(args: argparse.Namespace) -> int:
     return devtree.main(["--out", str(args.out)] if args.out else [])
 
 
-def _run_entry_file(entry: str, args: argparse.Namespace, command: str | None = None) -> int:
-    """Answer a request file on the chosen runtime; print the canonical line."""
-    line = _entry_line(entry, args, command or entry)
+def _run_entry_file(entry: str, args: argparse.Namespace, command: str | None = None, shown: Path | None = None) -> int:
+    """Answer a request file on the chosen runtime; print the canonical line. Errors name shown (default: the
+    file)."""
+    line = _entry_line(entry, args, command or entry, shown)
     if line is None:
         return 2
     # The result's own canonical bytes: the line minus the {"ok": ...} wrapper.
@@ -86,7 +87,7 @@ def _run_steps_file(entry: str, args: argparse.Namespace) -> int:
                 part["state"] = state
             answer = json.loads(runtime.respond(entry, part))
             if "ok" not in answer:
-                print(f"loadmesh {entry}: {runtime.name}: {answer.get('error') or answer.get('crash')}",
+                print(f"loadmesh {entry}: {args.file}: {runtime.name}: {answer.get('error') or answer.get('crash')}",
                       file=sys.stderr)
                 return 2
             for step in answer["ok"]["steps"]:
@@ -131,7 +132,7 @@ def _run_config_hash(args: argparse.Namespace) -> int:
             wrapped = Path(folder) / "request.json"
             wrapped.write_text(json.dumps({"config": raw}))
             args.file = str(wrapped)
-            return _run_entry_file("config_hash", args, "config-hash")
+            return _run_entry_file("config_hash", args, "config-hash", shown=path)
     return _run_entry_file("config_hash", args, "config-hash")
 
 
@@ -145,9 +146,11 @@ def _merged(previous: object, patch: object) -> object:
     return merged
 
 
-def _entry_line(entry: str, args: argparse.Namespace, command: str) -> str | None:
-    """The runtime's canonical {"ok": ...} line for the request in args.file; None after a one-line error."""
+def _entry_line(entry: str, args: argparse.Namespace, command: str, shown: Path | None = None) -> str | None:
+    """The runtime's canonical {"ok": ...} line for the request in args.file; None after a one-line error that
+    names the file (shown, if the file is a wrapper made from it), then the field."""
     path = Path(args.file)
+    shown = shown or path
     runtime = _runtime(args.runtime)
     # The file is read here for every runtime: MicroPython's json accepts some
     # broken text (a truncated object parses as {}), which must not pass; and
@@ -155,7 +158,7 @@ def _entry_line(entry: str, args: argparse.Namespace, command: str) -> str | Non
     try:
         request = read_json(path)
     except (OSError, ValueError) as exc:
-        print(f"loadmesh {command}: {path}: {why(exc)}", file=sys.stderr)
+        print(f"loadmesh {command}: {shown}: {why(exc)}", file=sys.stderr)
         return None
     if isinstance(runtime, MicroPythonRuntime):
         done = runtime.run_file(entry, path.resolve())
@@ -167,7 +170,7 @@ def _entry_line(entry: str, args: argparse.Namespace, command: str) -> str | Non
         line = runtime.respond(entry, request)
     answer = json.loads(line)
     if "ok" not in answer:
-        print(f"loadmesh {command}: {answer.get('error') or answer.get('crash')}", file=sys.stderr)
+        print(f"loadmesh {command}: {shown}: {answer.get('error') or answer.get('crash')}", file=sys.stderr)
         return None
     return line
 

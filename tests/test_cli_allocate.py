@@ -62,7 +62,7 @@ def test_bad_scenario_is_one_line_naming_the_field(device_root: Path, tmp_path: 
     done = _run(device_root, "allocate", "--runtime", cli_runtime, str(scenario))
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr == f"loadmesh allocate: {message}\n"
+    assert done.stderr == f"loadmesh allocate: {scenario}: {message}\n"
 
 
 @pytest.mark.parametrize("cli_runtime", CLI_RUNTIMES)
@@ -98,7 +98,8 @@ def test_an_unknown_key_with_a_newline_is_named_on_one_line(device_root: Path, t
     for cli_runtime in CLI_RUNTIMES:
         done = _run(device_root, "allocate", "--runtime", cli_runtime, str(scenario))
         assert (done.returncode, done.stdout) == (2, ""), cli_runtime
-        assert done.stderr == 'loadmesh allocate: site."x\\nsecond line": is not a known field\n', cli_runtime
+        assert done.stderr == (f'loadmesh allocate: {scenario}: site."x\\nsecond line": is not a known field\n'), \
+            cli_runtime
 
 
 def test_a_lone_surrogate_in_an_id_is_named_on_one_line_on_every_runtime(device_root: Path, tmp_path: Path) -> None:
@@ -111,5 +112,5 @@ def test_a_lone_surrogate_in_an_id_is_named_on_one_line_on_every_runtime(device_
     for cli_runtime in CLI_RUNTIMES:
         done = _run(device_root, "allocate", "--runtime", cli_runtime, str(scenario))
         assert (done.returncode, done.stdout) == (2, ""), cli_runtime
-        assert done.stderr == ('loadmesh allocate: loads[0].id: "\\ud800" is not 1 to 64 letters, digits, '
+        assert done.stderr == (f'loadmesh allocate: {scenario}: loads[0].id: "\\ud800" is not 1 to 64 letters, digits, '
                                "'-', '_' or '.'\n"), cli_runtime

@@ -44,6 +44,16 @@ def test_config_hash_takes_the_config_file_itself(device_root: Path, tmp_path: P
             assert json.loads(done.stdout) == vector["expect"]["ok"]  # type: ignore[index]
 
 
+def test_config_hash_of_a_config_file_names_that_file_in_an_error(device_root: Path, tmp_path: Path) -> None:
+    # A config file itself is wrapped into a request in a temporary folder; the error names the user's file.
+    vector = _vector("groupconfig", "bad_failsafe_does_not_fit")
+    plain = tmp_path / "group.json"
+    plain.write_text(json.dumps(vector["input"]["config"]))  # type: ignore[index]
+    done = _run(device_root, "config-hash", str(plain))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"loadmesh config-hash: {plain}: {vector['expect']['error']}\n"  # type: ignore[index]
+
+
 @pytest.mark.parametrize(("command", "name"), [
     ("config-merge", "resolve_higher_version"),
     ("config-seal", "seal"),
@@ -71,4 +81,4 @@ def test_bad_input_is_one_line_naming_the_field(device_root: Path, tmp_path: Pat
     done = _run(device_root, command, "--runtime", cli_runtime, str(request))
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr == f"loadmesh {command}: {vector['expect']['error']}\n"  # type: ignore[index]
+    assert done.stderr == f"loadmesh {command}: {request}: {vector['expect']['error']}\n"  # type: ignore[index]

@@ -70,4 +70,4 @@ def test_bad_input_is_one_line_naming_the_field(device_root: Path, tmp_path: Pat
     done = _run(device_root, command, "--runtime", cli_runtime, str(request))
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr == f"loadmesh {command}: {error}\n"
+    assert done.stderr == f"loadmesh {command}: {request}: {error}\n"

@@ -81,7 +81,7 @@ def test_tiers_bad_input_is_one_line_naming_the_step(device_root: Path, tmp_path
     done = _run(device_root, "tiers", "--runtime", cli_runtime, str(path))
     assert done.returncode == 2
     assert done.stdout == ""
-    assert done.stderr == "loadmesh tiers: steps[7].rooms.bath.temp_dc: a float is not an integer\n"
+    assert done.stderr == f"loadmesh tiers: {path}: steps[7].rooms.bath.temp_dc: a float is not an integer\n"
 
 
 def test_heating_runs_the_whole_chain(device_root: Path, tmp_path: Path) -> None:
