@@ -219,6 +219,19 @@ def test_a_real_node_on_the_simulated_hal(device_root: Path) -> None:
 
     server = PlantServer(Plant(scenario, wdt_ms=1500), on_sample=keep)
     server.start()
+
+    def sampled_from(t_ms: int) -> dict[str, object]:
+        """The first sample at or after plant time t_ms, once the plant has taken it. Not the latest sample
+        when asked: the plant thread may not have sampled since what the node read (a loaded machine)."""
+        deadline = time.monotonic() + 10
+        while True:
+            with lock:
+                found = [s for s in samples if isinstance(s["t_ms"], int) and s["t_ms"] >= t_ms]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no sample from t={t_ms} ms on"
+            threading.Event().wait(0.05)
+
     script = {"0": [["pilot_ma", 16000]]}
     node = mpnode.NodeProcess("sim_node.py", str(server.address[1]), "ev", mpnode.argfile(script),
                               device_root=device_root)
@@ -227,8 +240,10 @@ def test_a_real_node_on_the_simulated_hal(device_root: Path) -> None:
         line = node.expect(lambda r: r["state"] == "C" and r["current_ma"] == [15960, None, None])
         assert line["meter"] is not None and line["flame"] is None and line["week_ms"] is None
         line = node.expect(lambda r: r["meter"] is not None and r["meter"][0][0] == 2000 + 15960)
+        # The plant as sampled from then on: the car draws, the node's commands in force.
+        after = sampled_from(server.now_ms())
+        assert (after["alive"], after["applied_ma"], after["draw_ma"]) == (True, 16000, 15960), after
         with lock:
-            assert any(s["alive"] and s["applied_ma"] == 16000 and s["draw_ma"] == 15960 for s in samples)
             assert all(isinstance(s["mem_alloc"], int) for s in samples if s["alive"])
         node.kill()
         # Its watchdog fires 1.5 s after the last feed: the pilot goes to no charging, then the car stops.
@@ -245,8 +260,7 @@ def test_a_real_node_on_the_simulated_hal(device_root: Path) -> None:
         # Restarted, it commands again and is alive.
         node.start()
         node.expect(lambda r: r["state"] == "C")
-        with lock:
-            assert samples[-1]["alive"] is True
+        assert sampled_from(server.now_ms())["alive"] is True
         # The plant stops answering: the node's readings turn unknown, not stale numbers.
         server.stop()
         line = node.expect(lambda r: r["state"] == "" and r["current_ma"] == [None, None, None])
