@@ -136,7 +136,11 @@ class NodeProcess:
         self.stderr += process.stderr.read()
 
     def expect(self, accept: Callable[[dict[str, object]], bool], timeout_s: float = 20) -> dict[str, object]:
-        """The first line from now on that accept() takes; AssertionError after timeout_s."""
+        """The first line of this life not taken yet that accept() takes; AssertionError after timeout_s.
+
+        Not only lines printed from now on: a line printed before the call and not yet read by an expect()
+        counts too. After an event (a cut, a PUT, a stopped plant) ask for something only a line printed
+        after it can show (drain() forgets the lines read so far, not one still on its way from the process)."""
         deadline = time.monotonic() + timeout_s
         while True:
             left = deadline - time.monotonic()
