@@ -447,6 +447,11 @@ def build_parser() -> argparse.ArgumentParser:
     put = _command(commands, "put", nodeput.WHAT)
     nodeput.add_arguments(put)
     put.set_defaults(func=nodeput.main)
+    from . import nodeget
+
+    get = _command(commands, "get", nodeget.WHAT)
+    nodeget.add_arguments(get)
+    get.set_defaults(func=nodeget.main)
     bench = _command(commands, "house-bench", "the reference house over a cold week, load sharing off and on")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",

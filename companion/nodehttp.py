@@ -1,6 +1,6 @@
 """One HTTP request to a node's API, within one deadline, and what failed in words.
 
-The `loadmesh` commands that talk to a node (status, adopt, put) send one
+The `loadmesh` commands that talk to a node (status, adopt, put, get) send one
 plain request with the standard library, within one deadline from the name's
 resolution to the answer's last byte: a node that accepts and then hangs, or a
 .local name that mDNS never answers, costs the installer that long and no more.
@@ -196,6 +196,12 @@ def _http_failure(exc: Exception) -> str:
     if isinstance(exc, ConnectionError):
         return "closed the connection before answering in full"
     return f"failed while answering: {exc}"
+
+
+def token_refused(where: str, key_file: str) -> str:
+    """What a 401 means to the installer: the key is not the node's, or the node has none yet."""
+    return (f"refused the token: {key_file} is not this node's group key, or the node is not adopted yet "
+            f"(loadmesh status {where} says which)")
 
 
 def node_error(body: bytes) -> str | None:

@@ -112,8 +112,7 @@ def main(args: argparse.Namespace) -> int:
 def _answer(what: str, status: int, reason: str, body: bytes, where: str, key_file: str) -> str:
     """The node's answer in words; NodeHttpError for a refusal."""
     if status == 401:
-        raise NodeHttpError(f"refused the token: {key_file} is not this node's group key, or the node is not "
-                            f"adopted yet (loadmesh status {where} says which)")
+        raise NodeHttpError(nodehttp.token_refused(where, key_file))
     if status == 400:
         raise NodeHttpError(f"refused: {nodehttp.node_error(body) or 'no reason given'}; nothing changed")
     if status != 200:

@@ -1,9 +1,10 @@
-"""The installer's commands against a real node process on loopback: key-new, node-check, adopt, put, status.
+"""The installer's commands against a real node process on loopback: key-new, node-check, adopt, put, get, status.
 
 One unadopted node (the node image's main.py, the "none" HAL) is taken the
 whole way, as an installer would, through `loadmesh`'s own entry: adopted with
 the code it prints, given its group config, its heating.json and its
-load-sharing switch; and what a node refuses on the way is said in one line.
+load-sharing switch, each read back with get (and the config edited and put
+again); and what a node refuses on the way is said in one line.
 """
 
 from __future__ import annotations
@@ -100,8 +101,17 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
         assert store.read_key() == bytes.fromhex(key.read_text())
         assert store.read_json("node.json") == checked  # what node-check printed is what the node keeps
 
+        got = f"loadmesh get: {host}: "
+        assert loadmesh(capsys, "get", host, "config", "--key", key) == (
+            2, "", got + f"runs no config yet: loadmesh put {host} config GROUP.json --key {key} gives it its first\n")
+        assert loadmesh(capsys, "get", host, "heating", "--key", key) == (
+            2, "", got + "refused: heating: this node runs no config yet (no_config): its kind is not known\n")
+
         assert loadmesh(capsys, "put", host, "config", groups[2], "--key", other_key) == (
             2, "", said + unadopted.replace(str(key), str(other_key)))
+        for what in ("config", "heating", "load_sharing"):
+            assert loadmesh(capsys, "get", host, what, "--key", other_key) == (
+                2, "", got + unadopted.replace(str(key), str(other_key)))
         announced = groupconfig.announced(groupconfig.parse(_group(2)))
         assert loadmesh(capsys, "put", host, "config", groups[2], "--key", key) == (
             0, said + f"took config version 2 ({announced}); it runs it from its next tick\n", "")
@@ -110,17 +120,51 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
         assert loadmesh(capsys, "put", host, "config", groups[1], "--key", key) == (
             2, "", said + "refused: config: version 1 does not win over the adopted version 2; "
                           "nothing changed\n")
+
+        # get -> edit -> put: the config as the node runs it, plain, is what put config takes once its version is up.
+        config_v2 = groupconfig.parse(_group(2))
+        exit_code, out, err = loadmesh(capsys, "get", host, "config", "--key", key)
+        assert (exit_code, err) == (0, got + f"runs config version 2 ({announced}); to change it, raise its "
+                                             f"version, then loadmesh put {host} config GROUP.json --key {key}\n")
+        assert json.loads(out) == config_v2 and out.startswith('{\n  "antiflap_ms": '), out  # readable: indented
+        edited = files / "group-got.json"
+        assert loadmesh(capsys, "get", host, "config", "--key", key, "--write", edited) == (
+            0, "", got + f"wrote {edited}: runs config version 2 ({announced}); to change it, raise its version, "
+                         f"then loadmesh put {host} config {edited} --key {key}\n")
+        assert json.loads(edited.read_text()) == config_v2
+        assert loadmesh(capsys, "put", host, "config", edited, "--key", key) == (
+            0, said + f"runs config version 2 ({announced}) already; nothing changed\n", "")
+        edited.write_text(edited.read_text().replace('"version": 2,', '"version": 3,'))
+        announced_v3 = groupconfig.announced(groupconfig.parse(dict(config_v2, version=3)))
+        assert loadmesh(capsys, "put", host, "config", edited, "--key", key) == (
+            0, said + f"took config version 3 ({announced_v3}); it runs it from its next tick\n", "")
+        assert loadmesh(capsys, "get", host, "config", "--key", key, "--write", edited) == (
+            2, "", f"loadmesh get: {edited}: exists already; give another name, or remove it first (get never "
+                   "writes over a file: it may hold edits not sent yet)\n")
+        assert json.loads(edited.read_text())["version"] == 3
         assert loadmesh(capsys, "put", host, "heating", heating, "--key", key) == (
+            0, said + "kept heating.json and runs it: the boiler node of the rooms bath\n", "")
+        kept_heating = files / "heating-got.json"
+        assert loadmesh(capsys, "get", host, "heating", "--key", key) == (
+            0, json.dumps(json.loads(BOILER_FILE), indent=2, sort_keys=True) + "\n",
+            got + f"keeps this heating.json; to change it, loadmesh put {host} heating HEATING.json --key {key}\n")
+        assert loadmesh(capsys, "get", host, "heating", "--key", key, "--write", kept_heating)[0] == 0
+        assert loadmesh(capsys, "put", host, "heating", kept_heating, "--key", key) == (
             0, said + "kept heating.json and runs it: the boiler node of the rooms bath\n", "")
         exit_code, out, err = loadmesh(capsys, "put", host, "load_sharing", "off", "--key", key)
         assert (exit_code, err) == (0, "")
         assert out.startswith(said + "switched load sharing off (tier state "), out
+        exit_code, out, err = loadmesh(capsys, "get", host, "load_sharing", "--key", key)
+        assert (exit_code, err) == (0, got + f"load sharing is off; loadmesh put {host} load_sharing on|off --key "
+                                             f"{key} switches it\n")
+        assert json.loads(out)["switch"] is False and json.loads(out)["file"] == "ok", out
 
         exit_code, out, err = loadmesh(capsys, "status", host)
         assert (exit_code, err) == (0, "")
         assert out.startswith("node      boiler (boiler): running, up "), out
         assert f", boot {boot_id}\n" in out
-        assert store.read("heating.json") == BOILER_FILE  # as it came, as heating-check --write would write it
+        # As it came (get's copy, put back), as heating-check --write would write it.
+        assert store.read("heating.json") == kept_heating.read_bytes()
         assert store.read_json("load_sharing.json") == {"enabled": False}
     finally:
         node.kill()

@@ -1,8 +1,9 @@
-"""The installer's commands up to the network: key-new, node-check, and what adopt and put check before sending.
+"""The installer's commands up to the network: key-new, node-check, what adopt, put and get check before sending.
 
 No node runs here (tests/test_cli_adopt.py takes a node process the whole
 way): each refusal below comes before a byte is sent, names the file, the
-field and the value, and leaves nothing behind.
+field and the value, and leaves nothing behind; the answers get cannot use
+come from a listener on loopback that sends one canned answer.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import json
 import os
 import socket
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 
-from loadmesh.companion import adopt, cli, groupkey, nodeput
+from loadmesh.companion import adopt, cli, groupkey, nodeget, nodeput
 from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import configsync, groupconfig, heartbeat
 from loadmesh.node import adoption, httpapi, settings
@@ -246,3 +248,95 @@ def test_a_node_not_listening_is_named_in_one_line(tmp_path: Path, capsys: pytes
     assert loadmesh(capsys, "put", "http://garage.local/", "load_sharing", "off", "--key", key_file) == (
         2, "", "loadmesh put: http://garage.local/: give the node's name or address, and :PORT if not 80 "
                "(not a URL)\n")
+
+
+def test_get_refuses_what_it_cannot_do_before_the_network(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          key_file: Path) -> None:
+    assert loadmesh(capsys, "get", NOBODY, "load_sharing", "--key", key_file, "--write", tmp_path / "switch.json") == (
+        2, "", "loadmesh get: --write is for config and heating: loadmesh put load_sharing takes on or off, not a "
+               "file\n")
+    edited = tmp_path / "group.json"
+    edited.write_text('{"version": 7}')  # edits not sent yet
+    assert loadmesh(capsys, "get", NOBODY, "config", "--key", key_file, "--write", edited) == (
+        2, "", f"loadmesh get: {edited}: exists already; give another name, or remove it first (get never writes "
+               "over a file: it may hold edits not sent yet)\n")
+    assert edited.read_text() == '{"version": 7}'
+    assert loadmesh(capsys, "get", "http://garage.local/", "config", "--key", key_file) == (
+        2, "", "loadmesh get: http://garage.local/: give the node's name or address, and :PORT if not 80 (not a URL)\n")
+    for wrong in (["get", NOBODY, "status", "--key", str(key_file)], ["get", NOBODY, "config"]):
+        with pytest.raises(SystemExit):
+            cli.main(wrong)
+        assert "loadmesh get: error: " in capsys.readouterr().err
+    missing = tmp_path / "missing.key"
+    assert loadmesh(capsys, "get", NOBODY, "heating", "--key", missing) == (
+        2, "", f"loadmesh get: {missing}: No such file or directory\n")
+    bad = tmp_path / "bad.key"
+    bad.write_bytes(BAD_KEY_FILES[1][0])
+    assert loadmesh(capsys, "get", NOBODY, "heating", "--key", bad) == (
+        2, "", f"loadmesh get: {bad}: {BAD_KEY_FILES[1][1]}\n")
+
+
+def _answering_once(answer: bytes) -> tuple[int, threading.Thread]:
+    """A listener on loopback that takes one request's head, sends answer and closes; its port and its thread."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener:
+            client, _ = listener.accept()
+            with client:
+                request = b""
+                while b"\r\n\r\n" not in request and (chunk := client.recv(4096)):
+                    request += chunk
+                client.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+def _http(status: str, body: bytes) -> bytes:
+    return f"HTTP/1.0 {status}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+GET_ANSWERS = [
+    # (setting, what the other end sends, what loadmesh get says after "loadmesh get: HOST:PORT: ")
+    ("heating", _http("400 Bad Request", b'{"error":"heating: is for valve and boiler nodes; this is a \'evse\' '
+                                         b'node"}'),
+     "refused: heating: is for valve and boiler nodes; this is a 'evse' node"),  # the node's words
+    ("heating", _http("200 OK", b'{"file":"missing","heating":null}'),
+     "keeps no heating.json: loadmesh put {host} heating HEATING.json --key {key} gives it one"),
+    ("heating", _http("200 OK", b'{"file":"corrupt","heating":null}'),
+     "its heating.json is corrupt (the file it kept does not match its hash): loadmesh put {host} heating "
+     "HEATING.json --key {key} replaces it"),
+    ("config", _http("404 Not Found", b"no such page"), "answered 404 Not Found: no such page"),
+    ("config", _http("200 OK", b"<html>router login</html>"),
+     "answered 200, but not JSON (Expecting value: line 1 column 1 (char 0)): '<html>router login</html>'"),
+    ("config", _http("200 OK", b'{"version":3}'), "answered GET /config without a config object: not a loadmesh "
+                                                  "node"),
+    ("load_sharing", _http("200 OK", b"[]"),
+     "answered 200 with JSON that is not a node's answer to GET /load_sharing (a list, not an object)"),
+]
+
+
+@pytest.mark.parametrize(("what", "answer", "error"), GET_ANSWERS, ids=[error[:30] for _, _, error in GET_ANSWERS])
+def test_get_names_an_answer_that_is_no_setting_and_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], key_file: Path, what: str, answer: bytes,
+        error: str) -> None:
+    port, server = _answering_once(answer)
+    host = f"127.0.0.1:{port}"
+    written = tmp_path / "got.json"
+    args = ["--write", written] if what != "load_sharing" else []
+    assert loadmesh(capsys, "get", host, what, "--key", key_file, *args) == (
+        2, "", f"loadmesh get: {host}: " + error.format(host=host, key=key_file) + "\n")
+    server.join(5)
+    assert list(tmp_path.iterdir()) == [key_file]  # neither the file nor a temporary one
+
+
+def test_get_writes_a_new_file_whole_and_never_over_one(tmp_path: Path) -> None:
+    path = tmp_path / "group.json"
+    nodeget.write_new_file(path, b'{"version": 2}\n')
+    assert path.read_bytes() == b'{"version": 2}\n'
+    with pytest.raises(FileExistsError):
+        nodeget.write_new_file(path, b"{}\n")
+    assert path.read_bytes() == b'{"version": 2}\n'
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left beside it
