@@ -106,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         code = parse_code(args.code)
-        key = in_file(Path(args.key), groupkey.read)
+        key = groupkey.read_warned(Path(args.key), "adopt")
         node, node_settings = in_file(Path(args.node), read_settings)
     except ValueError as exc:
         print(f"loadmesh adopt: {exc}", file=sys.stderr)

@@ -3,16 +3,22 @@
 Every node of a group holds the same key (docs/heartbeat.md: it signs the
 heartbeats; docs/firmware.md: it seals configs and gives the HTTP API's
 token). The installer keeps it in one file, one line of hex, readable by its
-owner only; `loadmesh adopt` hands it to a node (under the node's adoption
-code), `loadmesh put` signs with it.
+owner only (adopt, put and get warn when others may read or write it);
+`loadmesh adopt` hands it to a node (under the node's adoption code),
+`loadmesh put` signs with it, `put` and `get` derive the HTTP token from it.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
+import stat
+import sys
 from pathlib import Path
 
 from loadmesh.node.store import MAX_KEY_BYTES, MIN_KEY_BYTES
+
+from .jsonfile import in_file
 
 NEW_KEY_BYTES = 32  # 256 bits, the strength of HMAC-SHA256: a longer key adds nothing
 
@@ -44,6 +50,35 @@ def read(path: Path) -> bytes:
         raise ValueError(f"holds a key of {len(key)} bytes: a group key has {MIN_KEY_BYTES} to {MAX_KEY_BYTES} "
                          f"(loadmesh key-new makes {NEW_KEY_BYTES})")
     return key
+
+
+def read_warned(path: Path, command: str) -> bytes:
+    """The key in path, as read() reads it (ValueError naming the file); first a warning on stderr if others than
+    its owner may read or write it (command: the loadmesh command, for the warning's line)."""
+    key = in_file(path, read)
+    loose = open_to_others(path)
+    if loose:
+        print(f"loadmesh {command}: warning: {loose}", file=sys.stderr)
+    return key
+
+
+def open_to_others(path: Path) -> str:
+    """Why the key file at path is open to others than its owner, and the fix ("" if it is not, or cannot be).
+
+    Whoever reads the key commands the group's nodes, and whoever writes it
+    can make the installer hand nodes a key of theirs. POSIX modes only: on
+    Windows the bits say nothing of who may read the file."""
+    if os.name == "nt":
+        return ""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:  # read() read it a moment ago; gone now, nothing to say
+        return ""
+    if not mode & 0o077:
+        return ""
+    how = " and ".join(word for word, bits in (("readable", 0o044), ("writable", 0o022)) if mode & bits) or "open"
+    return (f"{path}: the group key is {how} by others than you (mode {mode:04o}); whoever reads it commands the "
+            f"group's nodes: chmod 600 {shlex.quote(str(path))}")
 
 
 def token(key: bytes) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import nodehttp
-from .jsonfile import in_file, why
+from .jsonfile import why
 from .nodehttp import NodeHttpError
 
 WHAT = ("read what an adopted node runs (GET with the group's token): its group config or heating.json as a file to "
@@ -62,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
               "writes over a file: it may hold edits not sent yet)", file=sys.stderr)
         return 2
     try:
-        key = in_file(Path(key_file), groupkey.read)
+        key = groupkey.read_warned(Path(key_file), "get")
     except ValueError as exc:
         print(f"loadmesh get: {exc}", file=sys.stderr)
         return 2

@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"loadmesh put: {where}: {exc}", file=sys.stderr)
         return 2
     try:
-        key = in_file(Path(args.key), groupkey.read)
+        key = groupkey.read_warned(Path(args.key), "put")
         if what == "config":
             body = sealed_config(Path(args.value), key)
         elif what == "heating":

@@ -340,3 +340,34 @@ def test_get_writes_a_new_file_whole_and_never_over_one(tmp_path: Path) -> None:
         nodeget.write_new_file(path, b"{}\n")
     assert path.read_bytes() == b'{"version": 2}\n'
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left beside it
+
+
+@pytest.mark.parametrize(("mode", "how"), [(0o644, "readable"), (0o640, "readable"), (0o604, "readable"),
+                                           (0o620, "writable"), (0o666, "readable and writable"),
+                                           (0o601, "open")])
+def test_a_key_file_open_to_others_is_warned_of_by_every_command_that_reads_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], key_file: Path, mode: int, how: str) -> None:
+    key_file.chmod(mode)
+    warning = (f"warning: {key_file}: the group key is {how} by others than you (mode {mode:04o}); whoever reads "
+               f"it commands the group's nodes: chmod 600 {key_file}\n")
+    bad_node = tmp_path / "node.json"
+    bad_node.write_text('{"http_port": 80}')
+    # Each goes on to its next check, or to the network: the warning does not stop it.
+    assert loadmesh(capsys, "adopt", NOBODY, "--code", "ab" * 16, "--key", key_file, "--node", bad_node) == (
+        2, "", "loadmesh adopt: " + warning + f"loadmesh adopt: {bad_node}: node.id: missing: adoption gives the "
+                                              "node its member id from here\n")
+    assert loadmesh(capsys, "put", NOBODY, "load_sharing", "maybe", "--key", key_file) == (
+        2, "", "loadmesh put: " + warning + "loadmesh put: load_sharing: 'maybe' is not on or off\n")
+    port = free_port(socket.SOCK_STREAM)  # free: nobody listens there
+    assert loadmesh(capsys, "get", f"127.0.0.1:{port}", "config", "--key", key_file) == (
+        2, "", "loadmesh get: " + warning + f"loadmesh get: 127.0.0.1:{port}: refused the connection: nothing "
+                                            f"listens on port {port} there\n")
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_a_key_file_for_its_owner_only_gets_no_warning(capsys: pytest.CaptureFixture[str], key_file: Path,
+                                                       mode: int) -> None:
+    key_file.chmod(mode)
+    assert loadmesh(capsys, "put", NOBODY, "load_sharing", "maybe", "--key", key_file) == (
+        2, "", "loadmesh put: load_sharing: 'maybe' is not on or off\n")
+    assert groupkey.open_to_others(key_file) == ""
