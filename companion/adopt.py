@@ -43,14 +43,14 @@ def add_arguments(adopt: argparse.ArgumentParser) -> None:
     adopt.add_argument("--key", required=True, metavar="KEYFILE", help="the group key (loadmesh key-new)")
     adopt.add_argument("--node", required=True, metavar="NODE.json",
                        help="the node's node.json, with its member id (checked first, as loadmesh node-check does)")
-    adopt.add_argument("--boot-floor", type=_boot_floor, metavar="N",
+    adopt.add_argument("--boot-floor", type=boot_floor_argument, metavar="N",
                        help="raise the node's boot id above N: above what its peers last heard from this member id "
                             "(default: this computer's clock in minutes since 2024, above it unless the member "
                             "booted more than once a minute)")
     nodehttp.add_timeout_option(adopt, nodehttp.WRITE_TIMEOUT_S)
 
 
-def _boot_floor(text: str) -> int:
+def boot_floor_argument(text: str) -> int:
     from loadmesh.node import adoption
 
     if not (text.isascii() and text.isdigit() and int(text) < adoption.MAX_BOOT_ID):

@@ -432,6 +432,11 @@ def build_parser() -> argparse.ArgumentParser:
     node_check.add_argument("--write", metavar="DIR", help="once it passes, write DIR/node.json as the node keeps "
                                                            "it, to copy into the node's file system")
     node_check.set_defaults(func=_node_check)
+    from . import nodefiles
+
+    node_files = _command(commands, "node-files", nodefiles.WHAT)
+    nodefiles.add_arguments(node_files)
+    node_files.set_defaults(func=nodefiles.main)
     from . import nodestatus
 
     status = _command(commands, "status", nodestatus.WHAT)

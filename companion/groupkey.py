@@ -3,9 +3,10 @@
 Every node of a group holds the same key (docs/heartbeat.md: it signs the
 heartbeats; docs/firmware.md: it seals configs and gives the HTTP API's
 token). The installer keeps it in one file, one line of hex, readable by its
-owner only (adopt, put and get warn when others may read or write it);
-`loadmesh adopt` hands it to a node (under the node's adoption code),
-`loadmesh put` signs with it, `put` and `get` derive the HTTP token from it.
+owner only (the commands that read it warn when others may read or write
+it); `loadmesh adopt` hands it to a node (under the node's adoption code),
+`loadmesh put` signs with it, `put` and `get` derive the HTTP token from it,
+`loadmesh node-files` writes it as a node keeps it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import stat
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from loadmesh.core import groupconfig
 from loadmesh.node import settings
 from loadmesh.node.store import Store
 
-from .test_node_adoption import unadopted_node
+from .test_node_adoption import NodeRun, unadopted_node
 
 pytestmark = pytest.mark.wallclock  # a node against the wall clock: tools/test runs these one at a time
 
@@ -117,6 +118,13 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
             0, said + f"took config version 2 ({announced}); it runs it from its next tick\n", "")
         assert loadmesh(capsys, "put", host, "config", groups[2], "--key", key) == (
             0, said + f"runs config version 2 ({announced}) already; nothing changed\n", "")
+        # The way without a network writes what adoption and this put left in the node's file system, byte for byte.
+        written = files / "node-files"
+        assert loadmesh(capsys, "node-files", "--key", key, "--node", node_json, "--config", groups[2],
+                        "--boot-floor", boot_id - 1, "--write", written)[0] == 0
+        for name in ("key", "node.json", "config.json"):
+            assert (written / name).read_bytes() == (node.folder / name).read_bytes(), name
+        assert Store(str(written)).next_boot_id() == boot_id  # what adoption answered
         assert loadmesh(capsys, "put", host, "config", groups[1], "--key", key) == (
             2, "", said + "refused: config: version 1 does not win over the adopted version 2; "
                           "nothing changed\n")
@@ -166,5 +174,44 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
         # As it came (get's copy, put back), as heating-check --write would write it.
         assert store.read("heating.json") == kept_heating.read_bytes()
         assert store.read_json("load_sharing.json") == {"enabled": False}
+    finally:
+        node.kill()
+
+
+def test_a_node_boots_adopted_from_the_files_node_files_writes(device_root: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    files = tmp_path / "installer"
+    files.mkdir()
+    key = files / "house.key"
+    assert loadmesh(capsys, "key-new", key)[0] == 0
+    http_port = free_port(socket.SOCK_STREAM)
+    node_json = files / "node.json"
+    node_json.write_text(json.dumps({"id": "bath", "http_port": http_port, "http_host": "127.0.0.1",
+                                     "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
+                                     "mesh_dest_port": 9, "bind_host": "127.0.0.1"}))
+    group = files / "group.json"
+    group.write_text(json.dumps(_group(1)))
+    folder = tmp_path / "node"  # the flashed node's file system: its wiring, then what node-files wrote
+    folder.mkdir()
+    Store(str(folder)).write_json("hw.json", {"hal": "none"})
+    exit_code, out, err = loadmesh(capsys, "node-files", "--key", key, "--node", node_json, "--config", group,
+                                   "--boot-floor", 5000, "--write", folder)
+    announced = groupconfig.announced(groupconfig.parse(_group(1)))
+    assert (exit_code, out) == (0, ""), err
+    assert err.startswith(f"loadmesh node-files: wrote key, node.json, config.json, boot.a into {folder} as node "
+                          f"bath keeps them once adopted (first boot id above 5000) and given config version 1 "
+                          f"({announced}); copy them onto its file system beside its hw.json (mpremote cp "
+                          f"{folder / 'key'} :key + cp "), err
+    assert stat.S_IMODE((folder / "key").stat().st_mode) == 0o600
+    node = NodeRun(device_root, folder, http_port)
+    try:
+        assert node.start() == f"loadmesh node bath: boot 5001, config version 1 {announced}"
+        host = f"127.0.0.1:{http_port}"
+        exit_code, out, err = loadmesh(capsys, "get", host, "config", "--key", key)
+        assert (exit_code, json.loads(out)) == (0, groupconfig.parse(_group(1))), err
+        exit_code, out, err = loadmesh(capsys, "status", host)
+        assert (exit_code, err) == (0, "")
+        assert out.startswith("node      bath (valve): running, up "), out
+        assert ", boot 5001\n" in out, out
     finally:
         node.kill()

@@ -371,3 +371,46 @@ def test_a_key_file_for_its_owner_only_gets_no_warning(capsys: pytest.CaptureFix
     assert loadmesh(capsys, "put", NOBODY, "load_sharing", "maybe", "--key", key_file) == (
         2, "", "loadmesh put: load_sharing: 'maybe' is not on or off\n")
     assert groupkey.open_to_others(key_file) == ""
+
+
+@pytest.mark.parametrize(("counted", "floor", "first"), [(None, 100, 101), (50, 100, 101), (9000, 100, 9001)])
+def test_node_files_raise_the_boot_counter_and_never_lower_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              key_file: Path, counted: int | None, floor: int,
+                                                              first: int) -> None:
+    folder = tmp_path / "node"  # a node's file system, as copying onto it leaves it
+    folder.mkdir()
+    if counted is not None:
+        Store(str(folder)).raise_boot_floor(counted)  # both copies, as the node keeps its count
+    exit_code, _, err = loadmesh(capsys, "node-files", "--key", key_file, "--node", EXAMPLES / "node-evse1.json",
+                                 "--config", EXAMPLES / "group-evse.json", "--boot-floor", floor, "--write", folder)
+    assert exit_code == 0, err
+    kept = Store(str(folder))
+    assert kept.next_boot_id() == first  # the store's own count, as the node's boot takes it
+    assert kept.read_key() == groupkey.read(key_file)
+    assert kept.read_json("node.json") == settings.parse(json.loads((EXAMPLES / "node-evse1.json").read_text()))
+    config = groupconfig.parse(json.loads((EXAMPLES / "group-evse.json").read_text()))
+    assert kept.read_json("config.json") == config
+    assert stat.S_IMODE((folder / "key").stat().st_mode) == 0o600
+
+
+def test_node_files_refuse_what_adoption_would_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  key_file: Path) -> None:
+    out = tmp_path / "out"
+    node = tmp_path / "node.json"
+    evse = EXAMPLES / "node-evse1.json"
+    group = EXAMPLES / "group-evse.json"
+    cases = [
+        ('{"http_port": 80}', group, f"{node}: node.id: missing: adoption gives the node its member id from here"),
+        ('{"id": "evse1"}', EXAMPLES / "group-heating.json",
+         f"{node}: node.id: 'evse1' is not a member of group 'heating' (its members: bedroom, boiler, kitchen, "
+         "lounge)"),
+        ('{"id": "evse1"}', evse, f"{evse}: http_port: is not a known field"),  # a node.json as the config
+    ]
+    for text, config, error in cases:
+        node.write_text(text)
+        assert loadmesh(capsys, "node-files", "--key", key_file, "--node", node, "--config", config,
+                        "--write", out) == (2, "", f"loadmesh node-files: {error}\n")
+    assert not out.exists()
+    with pytest.raises(SystemExit):
+        cli.main(["node-files", "--key", str(key_file), "--node", str(evse), "--write", str(out)])
+    assert "the following arguments are required: --config" in capsys.readouterr().err
