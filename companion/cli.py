@@ -208,12 +208,19 @@ def _heating_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_node_file(args: argparse.Namespace, command: str, name: str, write: Callable[[str], None]) -> int:
-    """Write a checked file into args.write as the node keeps it (the store's LM1 envelope); say where."""
+def _write_node_file(args: argparse.Namespace, command: str, name: str, write: Callable[[str], None],
+                     private: bool = False) -> int:
+    """Write a checked file into args.write as the node keeps it (the store's LM1 envelope); say where. A private
+    file (one with a password in it) is made readable by its owner only, whatever the umask."""
     folder = Path(args.write)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        write(str(folder))
+        umask = os.umask(0o077) if private else None  # the store writes a new file and renames it over the old
+        try:
+            write(str(folder))
+        finally:
+            if umask is not None:
+                os.umask(umask)
     except OSError as exc:
         print(f"loadmesh {command}: --write {folder}: {why(exc)}", file=sys.stderr)
         return 2
@@ -241,7 +248,7 @@ def _hw_check(args: argparse.Namespace) -> int:
         from loadmesh.node import store
 
         return _write_node_file(args, "hw-check", store.HARDWARE,
-                                lambda root: store.Store(root).write_json(store.HARDWARE, raw))
+                                lambda root: store.Store(root).write_json(store.HARDWARE, raw), private=True)
     return 0
 
 

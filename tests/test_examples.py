@@ -98,6 +98,11 @@ def test_write_puts_a_checked_file_in_the_form_the_node_reads(tmp_path: Path, na
     assert kept.state[node_name] == store.OK
     if command == "heating-check":
         assert kept.read(node_name) == (EXAMPLES / name).read_bytes()  # as PUT /heating keeps it: the bytes as sent
+    if command == "hw-check":
+        # It holds the Wi-Fi password: the installer's alone, under any umask (this run's is usually 022).
+        assert (folder / node_name).stat().st_mode & 0o777 == 0o600
+        done = _run(command, name, *rest, "--write", str(folder))  # over a copy already there: still private
+        assert done.returncode == 0 and (folder / node_name).stat().st_mode & 0o777 == 0o600
 
 
 def test_write_writes_nothing_when_the_check_fails(tmp_path: Path) -> None:
