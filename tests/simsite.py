@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -84,16 +83,6 @@ def played_ms(sim: Simulation, action: str, value: object) -> int:
     found = [t_ms for t_ms, event in sim.played if event.action == action and event.value == value]
     assert len(found) == 1, f"{action} {value!r} played {len(found)} times: {sim.played}"
     return found[0]
-
-
-def as_played(sim: Simulation) -> sc.Scenario:
-    """The scenario with each event played so far at when the simulator played it (played_ms), the rest as written.
-
-    For trace.violations: a lowered limit counts from when the nodes could have it, not from a time the run
-    loop (held back by a loaded machine) had not reached yet."""
-    played = [dataclasses.replace(event, at_ms=t_ms) for t_ms, event in sim.played]
-    assert [event for _t_ms, event in sim.played] == list(sim.scenario.events[:len(played)]), sim.played
-    return dataclasses.replace(sim.scenario, events=(*played, *sim.scenario.events[len(played):]))
 
 
 def samples(sim: Simulation) -> Samples:

@@ -12,7 +12,7 @@ from loadmesh.companion.sim import groupcfg, trace
 from loadmesh.companion.sim.scenario import Event
 from loadmesh.core import configsync, groupconfig
 
-from .simsite import SITE, as_played, at_allocation, expected, field, last_before, samples, simulation, three_evses
+from .simsite import SITE, at_allocation, expected, field, last_before, samples, simulation, three_evses
 
 pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
 
@@ -28,7 +28,7 @@ def test_configs_are_adopted_when_newer_refused_otherwise_and_fetched_from_a_pee
         found = samples(sim)
         # The lowered limit (version 2, PUT to every node at 5 s) holds once the nodes have it: counted from when
         # the simulator PUT it, which a loaded machine can hold back (the nodes cannot lower before they have it).
-        assert trace.violations(list(sim.records), as_played(sim), grace_ms=2000) == []
+        assert trace.violations(list(sim.records), sim.scenario_as_played(), grace_ms=2000) == []
         at_24a = expected(scenario, ALL, limit_ma=24000)
         assert sum(at_24a.values()) == 24000
         assert at_allocation(found[-1][1], at_24a), field(found[-1][1], "applied_ma")
@@ -81,7 +81,7 @@ def test_configs_are_adopted_when_newer_refused_otherwise_and_fetched_from_a_pee
         found = samples(sim)
         assert at_allocation(found[-1][1], expected(scenario, ALL, limit_ma=28000)), field(found[-1][1], "applied_ma")
         # Never over the limit in force: 24 A until version 3 raises it to 28 A.
-        played = as_played(sim)
+        played = sim.scenario_as_played()
         with_raise = dataclasses.replace(played, events=(*played.events, Event(raised_ms, "limit_ma", [28000])))
         assert trace.violations(list(sim.records), with_raise, grace_ms=2000) == []
 

@@ -39,7 +39,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadmesh.core import configsync, heartbeat
@@ -289,6 +289,15 @@ class Simulation:
         """Milliseconds since the run started (the trace's clock)."""
         assert self.plant is not None
         return self.plant.now_ms()
+
+    def scenario_as_played(self) -> Scenario:
+        """The scenario with each event played so far at when it was played (played), the rest as written.
+
+        For trace.violations: a lowered limit counts from when the nodes could have it, not from a time the
+        run loop (held back by a loaded machine) had not reached yet."""
+        done = [replace(event, at_ms=t_ms) for t_ms, event in self.played]
+        assert [event for _t_ms, event in self.played] == list(self.scenario.events[:len(done)]), self.played
+        return replace(self.scenario, events=(*done, *self.scenario.events[len(done):]))
 
     def run(self, duration_ms: int | None = None, on_tick: Callable[[Simulation], None] | None = None) -> None:
         """Play the scenario's events until duration_ms (default the scenario's; 0: until interrupted).
