@@ -63,6 +63,7 @@ _STATE_HINTS = {
     "halted": "stopped; its watchdog resets it",
 }
 _LABEL = 10
+HEATING_KINDS = ("boiler", "valve")  # the nodes whose summary is their heating (companion/heatstatus.py)
 
 
 def summary(status: dict[str, Any]) -> list[str]:
@@ -95,14 +96,21 @@ def summary(status: dict[str, Any]) -> list[str]:
         clock = hal.get("clock")
         if isinstance(clock, dict):
             lines.append(("clock", _clock(clock)))
-    lines.extend(_control(status))
+    # A valve or boiler node draws no current the group shares: its role takes nothing from the controller's
+    # allocation (role_valve.py, role_boiler.py). Its current is 0 A, its failsafe (a cap on that current) is
+    # one for a charger not heard, its peers count only the members heard or capping a current (never a valve
+    # node not heard): the controller's lines mean nothing there or mislead. Its heating lines name what it
+    # does not hear that matters to it (a room's valve node SILENT, the BOILER not heard).
+    heating = kind in HEATING_KINDS
+    if not heating:
+        lines.extend(_control(status))
     from . import heatstatus  # here, not at the top: it uses this module's helpers
 
     lines.extend(heatstatus.lines(status))  # a valve or boiler node's heating: its role's view
     config = status.get("config")
     if isinstance(config, dict):
         lines.append(("config", _config(config, status)))
-    departed = _names(status, "departed")
+    departed = _names(status, "departed") if not heating else []  # held raises: the allocation's, as above
     if departed:
         lines.append(("departed", ", ".join(departed) + " (removed from the config, may still draw: no raise "
                                                         "until gone)"))

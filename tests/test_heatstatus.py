@@ -2,26 +2,39 @@
 
 Each state is made by the real role (the firmware's, on CPython, with the
 fake HAL and the real peer table of tests/test_node_heating_roles.py),
-then summarised as `loadmesh status` prints it. The same summary of real
-node processes' answers: tests/test_node_memory.py (a heating group run).
+then summarised as `loadmesh status` prints it. A whole node's /status
+(what the runtime adds around its role): the node runtime itself on
+CPython, as the simulator's virtual nodes run it, a boiler node and a valve
+node on loopback. The same summary of real node processes' answers:
+tests/test_node_memory.py (a heating group run).
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loadmesh.companion import heatstatus, nodestatus
+from loadmesh.companion.sim.runner import free_port
+from loadmesh.core import groupconfig
 from loadmesh.core.peers import PeerTable
+from loadmesh.node import runtime
 from loadmesh.node.role_boiler import BoilerRole
 from loadmesh.node.role_valve import ValveRole
+from loadmesh.node.store import Store
 
 from .test_node_heating_roles import (
     BOILER_SETTINGS,
+    CONFIG,
+    KEY,
     PADS,
     ROOMS,
     TIMEOUT_MS,
@@ -291,3 +304,79 @@ JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**40), 2**40) | s
 def test_any_role_view_of_the_shape_is_summarised_without_failing(kind: str, role: dict[str, Any]) -> None:
     lines = heating_lines(kind, role)
     assert all(line.isprintable() and line[:10].strip() for line in lines)
+
+
+GROUP = groupconfig.parse(dict(CONFIG, members=[*CONFIG["members"], {  # type: ignore[list-item]
+    "id": "garage", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}]))
+
+
+class _Clock:
+    """The runtime's now_ms(), set by the test."""
+
+    def __init__(self) -> None:
+        self.ms = 0
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+@pytest.fixture
+def heating_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[dict[str, runtime.Node], _Clock]]:
+    """The boiler node and bath's valve node of tests/test_node_heating_roles.py's group with an EV charger
+    (bedroom's and study's valve nodes and the charger never switched on), each the node runtime on CPython with
+    no hardware (hw.json absent), their meshes on loopback sending to each other."""
+    # The runtime's /status reports MicroPython's heap, which CPython's gc does not have.
+    monkeypatch.setattr(gc, "mem_alloc", lambda: 0, raising=False)
+    monkeypatch.setattr(gc, "mem_free", lambda: 0, raising=False)
+    ports = {"boiler": free_port(socket.SOCK_DGRAM), "bath": free_port(socket.SOCK_DGRAM)}
+    heating = {"boiler": BOILER_SETTINGS, "bath": {"room": {"mode": "auto", "schedule": {"default_target_dc": 200,
+                                                                                         "blocks": []}}}}
+    clock = _Clock()
+    nodes = {}
+    for node, other in (("boiler", "bath"), ("bath", "boiler")):
+        (tmp_path / node).mkdir()
+        store = Store(str(tmp_path / node))
+        store.write_key(KEY)
+        store.write_json("config.json", GROUP)
+        store.write_json("node.json", {"id": node, "mesh_port": ports[node], "mesh_dest_port": ports[other],
+                                       "mesh_host": "127.0.0.1", "bind_host": "127.0.0.1"})
+        store.write_json("heating.json", json.loads(json.dumps(heating[node])))
+        nodes[node] = runtime.Node(str(tmp_path / node), clock=clock)
+        assert nodes[node].mode == "running", nodes[node].error
+    yield nodes, clock
+    for each in nodes.values():
+        assert each.mesh is not None
+        each.mesh.close()
+
+
+def _run(nodes: dict[str, runtime.Node], clock: _Clock, until_ms: int) -> None:
+    while clock.ms < until_ms:
+        clock.ms += 100
+        for node in nodes.values():
+            node.tick()
+
+
+def test_a_heating_node_shows_its_heating_not_the_current_it_does_not_draw(
+        heating_nodes: tuple[dict[str, runtime.Node], _Clock]) -> None:
+    # Past the peer timeout, each node's controller is in failsafe for the charger never heard, with 0 A applied:
+    # true of the allocation, meaningless for a node that draws no current. Its peers line would count only the
+    # members it has heard or that cap its current ("1 of 2 online" at the boiler, which hears one room of three):
+    # the rooms and the boiler it does not hear are its heating's to name.
+    nodes, clock = heating_nodes
+    _run(nodes, clock, 2 * TIMEOUT_MS)
+    for node, kind in (("boiler", "boiler"), ("bath", "valve")):
+        status = json.loads(json.dumps(nodes[node].status()))
+        assert status["failsafe"] is True and status["silent"] == ["garage"], json.dumps(status)
+        assert isinstance(status["peers"], dict) and status["applied_ma"] == 0, status
+        lines = nodestatus.summary(status)
+        labels = [line[:10].rstrip() for line in lines]
+        assert not {"current", "FAILSAFE", "failsafe", "peers", "departed"} & set(labels), lines
+        assert lines[0].startswith(f"node      {node} ({kind}): running, up 6 s, boot 1"), lines
+        assert lines[-3:-1] == ["config    version 1 (" + status["config"]["announced"] + ")",
+                                "memory    0 bytes in use, 0 free"], lines
+        assert lines[-1].startswith("ticks     "), lines
+        assert lines[1:-3] == nodestatus.summary({"node": node, "kind": kind, "state": "running",
+                                                  "role": status["role"]})[1:], lines
+    # An EV charger's node of the same answer keeps them: its current is what they are about.
+    status = dict(json.loads(json.dumps(nodes["boiler"].status())), kind="evse")
+    assert [line[:10].rstrip() for line in nodestatus.summary(status)][1:4] == ["current", "FAILSAFE", "peers"]
