@@ -42,6 +42,8 @@ _INTERLOCK = {
 # A valve's feedback off its command for longer than this is not on its way (a thermal drive takes a few
 # minutes, a motor about 40 s: docs/heating.md): shown in capitals, stuck or without power.
 STUCK_MS = 300000
+# A room whose valve node is not heard this long after the boiler node's boot: UNHEARD, in capitals.
+UNHEARD_MS = 60000
 # roomctl.step's reason (shared/core/roomctl.py).
 _ROOM_REASONS = {
     "calling": "calling for heat",
@@ -59,13 +61,13 @@ def lines(status: dict[str, Any]) -> Lines:
         return []
     kind = status.get("kind")
     if kind == "boiler":
-        return _boiler(role)
+        return _boiler(role, _count(status, "uptime_ms"))
     if kind == "valve":
         return _valve(role)
     return []
 
 
-def _boiler(role: dict[str, Any]) -> Lines:
+def _boiler(role: dict[str, Any], uptime_ms: int | None = None) -> Lines:
     found: Lines = []
     error = _text(role, "error")
     if error:
@@ -79,10 +81,20 @@ def _boiler(role: dict[str, Any]) -> Lines:
     line = _rooms(role)
     if line:
         found.append(("rooms", line))
+    # The rooms not heard now: gone silent, or (`unheard`, a node before it said none) not heard since its boot.
     silent = _names(role, "silent")
-    if silent:
-        found.append(("SILENT", ", ".join(silent) + " (not heard: the valve counted closed, the room neither "
-                                                    "calling nor opened)"))
+    unheard = [room for room in _names(role, "unheard") if room in silent]
+    gone = [room for room in silent if room not in unheard]
+    if gone:
+        found.append(("SILENT", ", ".join(gone) + " (not heard: the valve counted closed, the room neither "
+                                                  "calling nor opened)"))
+    if unheard:
+        # A valve node heartbeats every second or so from its boot: not heard a minute after this node's boot,
+        # it is off, not on this group's mesh, or its id is not its room's.
+        late = uptime_ms is not None and uptime_ms >= UNHEARD_MS
+        found.append(("UNHEARD" if late else "unheard", ", ".join(unheard) + (" (never" if late else " (not yet")
+                      + " heard since this node's boot: the valve counted closed, the room neither calling nor opened"
+                      + ("; its valve node off, or its id not the room's?)" if late else ")")))
     stale = _names(role, "stale")
     stale_rooms = _count(role, "stale_rooms")
     if stale:

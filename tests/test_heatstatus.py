@@ -154,16 +154,56 @@ def test_load_sharing_names_the_rooms_it_opened_and_how_far(tmp_path: Path) -> N
 
 def test_a_silent_room_and_a_stale_sensor_are_named(tmp_path: Path) -> None:
     role, hal, table = _boiler(tmp_path)
-    # bath calls, the bedroom's sensor gives no temperature, the study's valve node is never heard.
-    _hear_rooms(role, hal, table, 1000, bath=_room(True, 160, 100), bedroom=_room(False, None, 0))
-    _hear_rooms(role, hal, table, 1100, bath=_room(True, 160, 100), bedroom=_room(False, None, 0))
+    # bath calls, the bedroom's sensor gives no temperature, the study's valve node is heard once, then not.
+    _hear_rooms(role, hal, table, 1000, bath=_room(True, 160, 100), bedroom=_room(False, None, 0),
+                study=_room(False, 190, 0))
+    for now_ms in (1000 + TIMEOUT_MS, 1100 + TIMEOUT_MS):
+        _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100), bedroom=_room(False, None, 0))
     assert heating_lines("boiler", role.status())[2:] == [
         "rooms     2 of 3 heard; calling: bath",
         "SILENT    study (not heard: the valve counted closed, the room neither calling nor opened)",
         "STALE     bedroom (no temperature: not calling, left out of load sharing)",
         "sharing   inactive",
-        "counted   room-ticks silent 2, room-ticks stale 2",
+        "counted   room-ticks silent 2, room-ticks stale 3",
     ]
+
+
+def test_a_room_not_heard_since_the_boot_has_not_gone_silent(tmp_path: Path) -> None:
+    # A boiler node's first ticks, before its valve nodes' first heartbeats: no room lost, no silent ticks.
+    role, hal, table = _boiler(tmp_path)
+    for now_ms in range(1000, 2000, 100):
+        _tick(role, hal, table, now_ms)
+    not_yet = "(not yet heard since this node's boot: the valve counted closed, the room neither calling nor opened)"
+    assert heating_lines("boiler", role.status())[2:] == [
+        "rooms     0 of 3 heard; none calling", f"unheard   bath, bedroom, study {not_yet}", "sharing   inactive"]
+    # bath heard, then silent; the study heard; the bedroom never: only bath's ticks without it count.
+    _hear_rooms(role, hal, table, 2000, bath=_room(False, 190, 0), study=_room(False, 190, 0))
+    _hear_rooms(role, hal, table, 2500, study=_room(False, 190, 0))
+    _hear_rooms(role, hal, table, 2000 + TIMEOUT_MS, study=_room(False, 190, 0))
+    lines = heating_lines("boiler", role.status())
+    assert lines[2:5] == ["rooms     1 of 3 heard; none calling",
+                          "SILENT    bath (not heard: the valve counted closed, the room neither calling nor opened)",
+                          f"unheard   bedroom {not_yet}"], lines
+    assert lines[-1] == "counted   room-ticks silent 1", lines
+    # New heating settings keep what was heard, by room: the bedroom still not, bath still gone silent.
+    role.use_heating(role.check_heating(dict(BOILER_SETTINGS, rooms=[{"id": "study", "rated_w": 1100},
+                                                                     {"id": "bedroom", "rated_w": 1400},
+                                                                     {"id": "bath", "rated_w": 900}])))
+    _hear_rooms(role, hal, table, 2100 + TIMEOUT_MS, study=_room(False, 190, 0))
+    assert heating_lines("boiler", role.status())[2:5] == [
+        "rooms     1 of 3 heard; none calling",
+        "SILENT    bath (not heard: the valve counted closed, the room neither calling nor opened)",
+        f"unheard   bedroom {not_yet}"]
+    # A minute after the boot, a room never heard is something to look at.
+    status = json.loads(json.dumps({"kind": "boiler", "state": "running", "uptime_ms": heatstatus.UNHEARD_MS,
+                                    "role": role.status()}))
+    assert heatstatus.lines(status)[4] == ("UNHEARD", "bedroom (never heard since this node's boot: the valve "
+                                           "counted closed, the room neither calling nor opened; its valve node "
+                                           "off, or its id not the room's?)")
+    # A node from before `unheard` was told: every room not heard is silent, as it said.
+    older = dict(role.status(), unheard=None)
+    assert heating_lines("boiler", older)[3] == ("SILENT    bath, bedroom (not heard: the valve counted closed, "
+                                                 "the room neither calling nor opened)")
 
 
 def test_a_boiler_node_without_its_settings_says_why_it_stays_off(tmp_path: Path) -> None:
@@ -290,7 +330,8 @@ def test_fields_absent_null_or_odd_are_left_out() -> None:
 
 ROLE_KEYS = sorted({
     "boiler_on", "fsm", "reason", "hold", "cooldown", "setpoint_dc", "tiers", "load_sharing", "overrides", "interlock",
-    "confirmed_pct", "demand", "switch", "switch_file", "rooms", "heard", "silent", "stale_rooms", "calling", "stale",
+    "confirmed_pct", "demand", "switch", "switch_file", "rooms", "heard", "silent", "unheard", "stale_rooms",
+    "calling", "stale",
     "silent_ticks", "stale_ticks", "fired", "rejected", "rests_errors", "error",  # the boiler role's
     "mode", "temp_dc", "target_dc", "normal_pct", "override_pct", "command_pct", "valve_pct", "valve_off_ms",
     "source", "boiler_heard", "overrides_taken", "overrides_dropped"})  # the valve role's own
@@ -380,3 +421,29 @@ def test_a_heating_node_shows_its_heating_not_the_current_it_does_not_draw(
     # An EV charger's node of the same answer keeps them: its current is what they are about.
     status = dict(json.loads(json.dumps(nodes["boiler"].status())), kind="evse")
     assert [line[:10].rstrip() for line in nodestatus.summary(status)][1:4] == ["current", "FAILSAFE", "peers"]
+
+
+def test_a_boiler_node_booting_reads_rooms_not_heard_yet_not_rooms_lost(
+        heating_nodes: tuple[dict[str, runtime.Node], _Clock]) -> None:
+    # Its first seconds: bath's valve node heard; the bedroom's and the study's not yet.
+    nodes, clock = heating_nodes
+    _run(nodes, clock, 2 * TIMEOUT_MS)
+
+    def boiler() -> dict[str, str]:
+        lines = nodestatus.summary(json.loads(json.dumps(nodes["boiler"].status())))
+        return {line[:10].rstrip(): line[10:] for line in lines}
+
+    lines = boiler()
+    assert lines["unheard"].startswith("bedroom, study (not yet heard since this node's boot"), lines
+    assert "SILENT" not in lines and "silent" not in lines["counted"], lines
+    # bath's valve node stops: gone silent, its ticks counted from its timeout on; the others are still not heard.
+    ticking = {"boiler": nodes["boiler"]}
+    _run(ticking, clock, 3 * TIMEOUT_MS)
+    lines = boiler()
+    assert lines["SILENT"].startswith("bath (not heard"), lines
+    assert lines["unheard"].startswith("bedroom, study (not yet heard"), lines
+    assert lines["counted"].startswith("room-ticks silent "), lines
+    assert 0 < int(lines["counted"].split(",")[0].split()[-1]) <= TIMEOUT_MS // 100, lines
+    _run(ticking, clock, heatstatus.UNHEARD_MS)  # a minute after its boot: something to look at
+    lines = boiler()
+    assert lines["UNHEARD"].startswith("bedroom, study (never heard since this node's boot"), lines

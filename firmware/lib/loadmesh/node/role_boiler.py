@@ -109,12 +109,16 @@ class BoilerRole(Role):
         self.demand = False
         self.heard = 0  # valve nodes online
         self.silent: list[str] = []  # the rooms whose valve node is not heard now (a misspelt id stays here)
+        # The rooms whose valve node has been heard since the boot, bit i for self.rooms[i]: one not heard yet
+        # (its node not up yet, off, or its id misspelt) has not gone silent, and its ticks are not counted as
+        # silent ones (a boiler node's first seconds would read as rooms lost).
+        self.heard_bits = 0
         self.stale_rooms = 0  # rooms online without a temperature, this tick
         # Which rooms call and which have no temperature, this tick, for /status: bit i is self.rooms[i]
         # (a small int, where lists of names would be made every tick and read once a second at most).
         self.calling_bits = 0
         self.stale_bits = 0
-        self.silent_ticks = 0  # room-ticks with the valve node silent (counted as closed)
+        self.silent_ticks = 0  # room-ticks with the valve node silent after it was heard (counted as closed)
         self.stale_ticks = 0  # room-ticks left out of load sharing for a stale or absurd sensor
         self.fired = 0  # times the call for heat went on
         self.reason = "booting"  # the boiler state machine's last reason, for /status
@@ -147,6 +151,7 @@ class BoilerRole(Role):
         stale = 0
         silent: list[str] = []
         calling_bits = stale_bits = 0
+        heard_bits = self.heard_bits
         bit = 1  # this room's in the bits
         timeout_ms = self.plan.peer_timeout_ms
         for rid in self.rooms:
@@ -155,12 +160,14 @@ class BoilerRole(Role):
                 peer = table.peer(rid)
                 room = peer.heartbeat.get("room") if peer is not None else None
             if not isinstance(room, dict):
-                self.silent_ticks += 1
+                if heard_bits & bit:  # gone silent; not yet heard is not counted
+                    self.silent_ticks += 1
                 silent.append(rid)
                 rooms[rid] = _SILENT
                 confirmed[rid] = 0
                 bit <<= 1
                 continue
+            heard_bits |= bit
             calling = room["calling"] is True
             demand = demand or calling
             if calling:
@@ -184,6 +191,7 @@ class BoilerRole(Role):
                           "normal_pct": room["normal_pct"], "confirmed_pct": opening}
         self.heard = len(self.rooms) - len(silent)
         self.silent = silent
+        self.heard_bits = heard_bits
         self.stale_rooms = stale
         self.calling_bits, self.stale_bits = calling_bits, stale_bits
         self.stale_ticks += stale
@@ -271,6 +279,7 @@ class BoilerRole(Role):
                 "interlock": self.interlock, "confirmed_pct": self.confirmed_pct, "demand": self.demand,
                 "switch": self.switch, "switch_file": self.switch_file,
                 "rooms": len(self.rooms), "heard": self.heard, "silent": self.silent, "stale_rooms": self.stale_rooms,
+                "unheard": _named(self.rooms, ((1 << len(self.rooms)) - 1) & ~self.heard_bits),  # of the silent
                 "calling": _named(self.rooms, self.calling_bits), "stale": _named(self.rooms, self.stale_bits),
                 "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
                 "rejected": _rejected(self.flow) + _rejected(self.back), "rests_errors": self.rests_errors,
@@ -295,6 +304,11 @@ class BoilerRole(Role):
             taken_ms = self.last_ms if self.last_ms is not None else 0
             self.tiers_state = tiers.reconfigured(self.tiers_config, self.tiers_state, tiers_config, taken_ms)
             self.tier_state = str(self.tiers_state["state"])
+        heard_bits = 0  # the rooms heard since the boot stay heard, in their places in the new list
+        for index in range(len(rooms)):
+            if rooms[index] in self.rooms and (self.heard_bits >> self.rooms.index(rooms[index])) & 1:
+                heard_bits |= 1 << index
+        self.heard_bits = heard_bits
         self.rooms, self.tiers_config, self.boiler_config, self.valves_config = (
             rooms, tiers_config, boiler_config, valves_config)
         self.calling_bits = self.stale_bits = 0  # bits of the rooms before: known again at the next tick
