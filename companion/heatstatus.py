@@ -148,10 +148,15 @@ def _valves(role: dict[str, Any]) -> str:
     if confirmed_pct is not None:
         parts.append(f"{confirmed_pct} % confirmed open in all (what the interlock counts)")
     # The overrides are load sharing's openings and safety's (hold, interlock, make-before-break), safety first:
-    # those that are not load sharing's own are safety's.
-    sharing = role.get("load_sharing")
-    sharing = sharing if isinstance(sharing, dict) else {}
-    safety = _openings([(room, pct) for room, pct in _pairs(role, "overrides") if sharing.get(room) != pct])
+    # the node names safety's rooms (`safety`); a node before it did not, and those that are not load sharing's
+    # own openings are safety's (a held opening equal to load sharing's own is then missed).
+    named = role.get("safety")
+    if isinstance(named, list):
+        safety = _openings([(room, pct) for room, pct in _pairs(role, "overrides") if room in named])
+    else:
+        sharing = role.get("load_sharing")
+        sharing = sharing if isinstance(sharing, dict) else {}
+        safety = _openings([(room, pct) for room, pct in _pairs(role, "overrides") if sharing.get(room) != pct])
     interlock = _text(role, "interlock")
     if _flag(role, "hold"):
         parts.append("held as they were" + (": " + safety if safety else ""))

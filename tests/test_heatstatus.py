@@ -152,6 +152,34 @@ def test_load_sharing_names_the_rooms_it_opened_and_how_far(tmp_path: Path) -> N
     assert heating_lines("boiler", role.status())[-1] == "sharing   off: switched off (PUT /load_sharing)"
 
 
+def test_the_valves_safety_holds_are_named_even_as_far_open_as_load_sharing_opened_them(tmp_path: Path) -> None:
+    # Load sharing opens the bedroom and the study at 70 % for bath; bath satisfied, the boiler held on for its
+    # minimum on time holds every open valve as it was: the bedroom's and the study's holds are safety's too,
+    # though load sharing still has them at 70 %. The valve nodes cannot tell (the heartbeat's overrides are
+    # [room, pct]); the boiler node's /status says whose.
+    heating = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400},
+                         {"id": "study", "rated_w": 1100}], "boiler": {"min_off_ms": 0},
+               "load_sharing": {"min_calling_capacity_w": 1000, "target_capacity_w": 2500,
+                                "sufficient_capacity_w": 2500}}
+    role = BoilerRole(_plan("boiler"), _folder(tmp_path, heating))
+    table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
+    hal = FakeHal()
+    hal.temps = {"flow": 400, "return": 350}
+    role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=0)
+    due = {"next_start_in_ms": 1800000, "next_target_dc": 200}
+    opened = {"bedroom": _room(False, 150, 0, command_pct=70, valve_pct=70, **due),
+              "study": _room(False, 160, 0, command_pct=70, valve_pct=70, **due)}
+    for now_ms in (1000, 1100):
+        _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100), **opened)
+    assert heating_lines("boiler", role.status())[1] == f"valves    240 % {CONFIRMED}; {REACHED}"
+    _hear_rooms(role, hal, table, 1200, bath=_room(False, 200, 0, command_pct=100, valve_pct=100), **opened)
+    assert heating_lines("boiler", role.status())[::3] == [
+        "boiler    firing, held on: no demand: minimum on time; setpoint 70.0 °C; fired 1 time since its boot",
+        "sharing   TIER1_ACTIVE: opened bedroom 70 %, study 70 %"]
+    assert heating_lines("boiler", role.status())[1] == (
+        f"valves    240 % {CONFIRMED}; held as they were: bath 100 %, bedroom 70 %, study 70 %")
+
+
 def test_a_silent_room_and_a_stale_sensor_are_named(tmp_path: Path) -> None:
     role, hal, table = _boiler(tmp_path)
     # bath calls, the bedroom's sensor gives no temperature, the study's valve node is heard once, then not.
@@ -329,7 +357,8 @@ def test_fields_absent_null_or_odd_are_left_out() -> None:
 
 
 ROLE_KEYS = sorted({
-    "boiler_on", "fsm", "reason", "hold", "cooldown", "setpoint_dc", "tiers", "load_sharing", "overrides", "interlock",
+    "boiler_on", "fsm", "reason", "hold", "cooldown", "setpoint_dc", "tiers", "load_sharing", "overrides", "safety",
+    "interlock",
     "confirmed_pct", "demand", "switch", "switch_file", "rooms", "heard", "silent", "unheard", "stale_rooms",
     "calling", "stale",
     "silent_ticks", "stale_ticks", "fired", "rejected", "rests_errors", "error",  # the boiler role's

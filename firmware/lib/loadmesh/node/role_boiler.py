@@ -118,6 +118,10 @@ class BoilerRole(Role):
         # (a small int, where lists of names would be made every tick and read once a second at most).
         self.calling_bits = 0
         self.stale_bits = 0
+        # The rooms whose command is safety's (valves.step: hold, interlock raise, make-before-break), bit i for
+        # self.rooms[i], for /status: the heartbeat's overrides do not say whose, and a held opening can equal
+        # load sharing's own.
+        self.safety_bits = 0
         self.silent_ticks = 0  # room-ticks with the valve node silent after it was heard (counted as closed)
         self.stale_ticks = 0  # room-ticks left out of load sharing for a stale or absurd sensor
         self.fired = 0  # times the call for heat went on
@@ -217,6 +221,13 @@ class BoilerRole(Role):
         sources = valves_out["source"]
         assert isinstance(pcts, dict) and isinstance(sources, dict)
         self.overrides = _overrides(self.overrides, self.rooms, pcts, sources)
+        safety_bits = 0
+        bit = 1
+        for rid in self.rooms:
+            if sources[rid] == "safety":
+                safety_bits |= bit
+            bit <<= 1
+        self.safety_bits = safety_bits
         on = boiler_out["boiler_on"] is True
         if on and not self.boiler_on:
             self.fired += 1
@@ -276,7 +287,8 @@ class BoilerRole(Role):
         return {"boiler_on": self.boiler_on, "fsm": self.fsm, "reason": self.reason, "hold": self.hold,
                 "cooldown": self.cooldown, "setpoint_dc": self.setpoint_dc, "tiers": self.tier_state,
                 "load_sharing": _sharing(self.tiers_state), "overrides": self.overrides,
-                "interlock": self.interlock, "confirmed_pct": self.confirmed_pct, "demand": self.demand,
+                "safety": _named(self.rooms, self.safety_bits), "interlock": self.interlock,
+                "confirmed_pct": self.confirmed_pct, "demand": self.demand,
                 "switch": self.switch, "switch_file": self.switch_file,
                 "rooms": len(self.rooms), "heard": self.heard, "silent": self.silent, "stale_rooms": self.stale_rooms,
                 "unheard": _named(self.rooms, ((1 << len(self.rooms)) - 1) & ~self.heard_bits),  # of the silent
@@ -311,7 +323,7 @@ class BoilerRole(Role):
         self.heard_bits = heard_bits
         self.rooms, self.tiers_config, self.boiler_config, self.valves_config = (
             rooms, tiers_config, boiler_config, valves_config)
-        self.calling_bits = self.stale_bits = 0  # bits of the rooms before: known again at the next tick
+        self.calling_bits = self.stale_bits = self.safety_bits = 0  # of the rooms before: known again next tick
         self.error = ""
         return {"saved": True, "kind": self.kind, "rooms": rooms}
 
