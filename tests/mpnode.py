@@ -126,14 +126,20 @@ class NodeProcess:
                                          env=self.env, cwd=self.cwd)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, args=(self._process, self.lines), daemon=True).start()
+        # stderr has a reader of its own: left in its pipe until stdout ends, a node that wrote more than the
+        # pipe holds (64 KB) would block there, and look hung.
+        threading.Thread(target=self._read_stderr, args=(self._process,), daemon=True).start()
 
     def _read(self, process: subprocess.Popen[str], lines: queue.Queue[dict[str, object]]) -> None:
         assert process.stdout is not None
         for line in process.stdout:
             if line.strip():
                 lines.put(json.loads(line))
+
+    def _read_stderr(self, process: subprocess.Popen[str]) -> None:
         assert process.stderr is not None
-        self.stderr += process.stderr.read()
+        for line in process.stderr:
+            self.stderr += line
 
     def expect(self, accept: Callable[[dict[str, object]], bool], timeout_s: float = 20) -> dict[str, object]:
         """The first line of this life not taken yet that accept() takes; AssertionError after timeout_s.
