@@ -125,22 +125,31 @@ def test_a_boiler_in_cooldown_says_its_setpoint_keeps_the_burner_off(tmp_path: P
         "has cooled (the burner cannot relight); fired 1 time since its boot")
 
 
-def test_load_sharing_names_the_rooms_it_opened_and_how_far(tmp_path: Path) -> None:
-    # bath (900 W) calls alone after a cooldown; the bedroom and the study are due to heat in 30 min: tier 1 opens
-    # both at 70 %, enough for the 2500 W the settings ask for.
-    heating = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400},
-                         {"id": "study", "rated_w": 1100}], "boiler": {"min_off_ms": 0},
-               "load_sharing": {"min_calling_capacity_w": 1000, "target_capacity_w": 2500,
-                                "sufficient_capacity_w": 2500}}
-    role = BoilerRole(_plan("boiler"), _folder(tmp_path, heating))
+# A boiler node whose load sharing is ready to act: bath (900 W) is small against the 1000 W asked for, and a
+# cooldown has just happened; the bedroom and the study are due to heat in 30 min (DUE).
+SHARING = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400},
+                     {"id": "study", "rated_w": 1100}], "boiler": {"min_off_ms": 0},
+           "load_sharing": {"min_calling_capacity_w": 1000, "target_capacity_w": 2500,
+                            "sufficient_capacity_w": 2500}}
+DUE = {"next_start_in_ms": 1800000, "next_target_dc": 200}
+
+
+def _sharing_boiler(tmp_path: Path) -> tuple[BoilerRole, FakeHal, PeerTable]:
+    role = BoilerRole(_plan("boiler"), _folder(tmp_path, SHARING))
     table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
     hal = FakeHal()
     hal.temps = {"flow": 400, "return": 350}
     role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=0)
-    due = {"next_start_in_ms": 1800000, "next_target_dc": 200}
+    return role, hal, table
+
+
+def test_load_sharing_names_the_rooms_it_opened_and_how_far(tmp_path: Path) -> None:
+    # bath (900 W) calls alone after a cooldown; the bedroom and the study are due to heat in 30 min: tier 1 opens
+    # both at 70 %, enough for the 2500 W the settings ask for.
+    role, hal, table = _sharing_boiler(tmp_path)
     for now_ms in (1000, 1100):
-        _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100), bedroom=_room(False, 150, 0, **due),
-                    study=_room(False, 160, 0, **due))
+        _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100), bedroom=_room(False, 150, 0, **DUE),
+                    study=_room(False, 160, 0, **DUE))
     assert heating_lines("boiler", role.status()) == [
         "boiler    firing: demand; setpoint 70.0 °C; fired 1 time since its boot",
         f"valves    100 % {CONFIRMED}; {REACHED}",
@@ -157,18 +166,9 @@ def test_the_valves_safety_holds_are_named_even_as_far_open_as_load_sharing_open
     # minimum on time holds every open valve as it was: the bedroom's and the study's holds are safety's too,
     # though load sharing still has them at 70 %. The valve nodes cannot tell (the heartbeat's overrides are
     # [room, pct]); the boiler node's /status says whose.
-    heating = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400},
-                         {"id": "study", "rated_w": 1100}], "boiler": {"min_off_ms": 0},
-               "load_sharing": {"min_calling_capacity_w": 1000, "target_capacity_w": 2500,
-                                "sufficient_capacity_w": 2500}}
-    role = BoilerRole(_plan("boiler"), _folder(tmp_path, heating))
-    table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
-    hal = FakeHal()
-    hal.temps = {"flow": 400, "return": 350}
-    role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=0)
-    due = {"next_start_in_ms": 1800000, "next_target_dc": 200}
-    opened = {"bedroom": _room(False, 150, 0, command_pct=70, valve_pct=70, **due),
-              "study": _room(False, 160, 0, command_pct=70, valve_pct=70, **due)}
+    role, hal, table = _sharing_boiler(tmp_path)
+    opened = {"bedroom": _room(False, 150, 0, command_pct=70, valve_pct=70, **DUE),
+              "study": _room(False, 160, 0, command_pct=70, valve_pct=70, **DUE)}
     for now_ms in (1000, 1100):
         _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100), **opened)
     assert heating_lines("boiler", role.status())[1] == f"valves    240 % {CONFIRMED}; {REACHED}"
