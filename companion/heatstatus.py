@@ -63,8 +63,20 @@ def lines(status: dict[str, Any]) -> Lines:
     if kind == "boiler":
         return _boiler(role, _count(status, "uptime_ms"))
     if kind == "valve":
-        return _valve(role)
+        return _valve(role, _listening_ms(status))
     return []
+
+
+def _listening_ms(status: dict[str, Any]) -> int | None:
+    """How long the node could have heard its peers: since its boot, or since its Wi-Fi came up if later."""
+    uptime_ms = _count(status, "uptime_ms")
+    hal = status.get("hal")
+    wifi = hal.get("wifi") if isinstance(hal, dict) else None
+    if isinstance(wifi, dict) and wifi.get("state") is not None:
+        up_ms = _count(wifi, "for_ms") if wifi.get("state") == "up" else 0
+        if up_ms is not None and (uptime_ms is None or up_ms < uptime_ms):
+            return up_ms
+    return uptime_ms
 
 
 def _boiler(role: dict[str, Any], uptime_ms: int | None = None) -> Lines:
@@ -212,7 +224,7 @@ def _sharing(role: dict[str, Any]) -> str:
     return line
 
 
-def _valve(role: dict[str, Any]) -> Lines:
+def _valve(role: dict[str, Any], listening_ms: int | None = None) -> Lines:
     found: Lines = []
     error = _text(role, "error")
     if error:
@@ -230,9 +242,25 @@ def _valve(role: dict[str, Any]) -> Lines:
         counts.append(f"its override dropped {dropped:,} time" + ("" if dropped == 1 else "s")
                       + " when it fell silent")
     tail = " (" + ", ".join(counts) + ")" if counts else ""
-    if heard is True:
+    if "boiler_node" in role and role["boiler_node"] is None:
+        # No boiler member in the group's config: nothing to hear, nothing missing (a node before `boiler_node`
+        # said BOILER not heard for ever).
+        found.append(("boiler", "none in this group: the valve runs its room alone, by its own control" + tail))
+    elif heard is True:
         found.append(("boiler", "heard" + tail))
-    elif heard is False:
+    elif heard is False and _flag(role, "boiler_unheard") is True:
+        # Not heard since this node's boot: its first heartbeat comes within a heartbeat or so of this node's
+        # radio coming up. Missing only once this node has listened for the node's wait (`boiler_wait_ms`, the
+        # group's peer_timeout_ms: the silence after which any member counts as silent).
+        wait_ms = _count(role, "boiler_wait_ms")
+        late = wait_ms is not None and listening_ms is not None and listening_ms >= wait_ms
+        if late:
+            found.append(("BOILER", "never heard since this node's boot: the room follows its own control, its "
+                                    "call reaches no boiler; the boiler node off, or not on this group's mesh?" + tail))
+        else:
+            found.append(("boiler", "not yet heard since this node's boot: the room follows its own control until "
+                                    "its first heartbeat" + tail))
+    elif heard is False:  # heard since the boot and silent now, or a node before `boiler_unheard`
         found.append(("BOILER", "not heard: the room follows its own control, its call reaches no boiler" + tail))
     return found
 

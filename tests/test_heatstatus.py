@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from loadmesh.companion import heatstatus, nodestatus
 from loadmesh.companion.sim.runner import free_port
-from loadmesh.core import groupconfig
+from loadmesh.core import controller, groupconfig
 from loadmesh.core.peers import PeerTable
 from loadmesh.node import runtime
 from loadmesh.node.role_boiler import BoilerRole
@@ -50,6 +50,9 @@ from .test_node_heating_roles import (
 CONFIRMED = "confirmed open in all (what the interlock counts)"
 REACHED = "the commands reach the minimum opening"
 NO_BOILER = "not heard: the room follows its own control, its call reaches no boiler"
+NOT_YET = "not yet heard since this node's boot: the room follows its own control until its first heartbeat"
+NEVER = ("never heard since this node's boot: the room follows its own control, its call reaches no boiler; the "
+         "boiler node off, or not on this group's mesh?")
 
 
 def heating_lines(kind: str, role: dict[str, Any]) -> list[str]:
@@ -256,8 +259,65 @@ def test_a_valve_node_calling_on_its_own(tmp_path: Path) -> None:
     assert heating_lines("valve", role.status()) == [
         "room      auto, 15.0 °C, target 20.0 °C: calling for heat",
         "valve     commanded 100 % by its own control; no feedback (the boiler counts it closed)",
-        f"BOILER    {NO_BOILER}",
+        f"boiler    {NOT_YET}",
     ]
+
+
+def _valve_status(role: ValveRole, uptime_ms: int, **hal: object) -> list[str]:
+    """`loadmesh status`'s lines after the head for a valve node up that long, with that HAL view."""
+    status = {"node": "n1", "kind": "valve", "state": "running", "uptime_ms": uptime_ms, "role": role.status()}
+    if hal:
+        status["hal"] = hal
+    return [line for line in nodestatus.summary(json.loads(json.dumps(status)))[1:] if not line.startswith("wifi")]
+
+
+def test_a_valve_node_booting_is_not_missing_its_boiler_node_until_it_should_have_heard_it(tmp_path: Path) -> None:
+    role, hal, table = _valve(tmp_path, 200)
+    hal.temps = {"room": 150}
+    for now_ms in range(100, TIMEOUT_MS, 100):  # its first seconds: the boiler node's first heartbeat to come
+        _tick(role, hal, table, now_ms)
+    assert _valve_status(role, TIMEOUT_MS - 100)[-1] == f"boiler    {NOT_YET}"
+    # Listened a peer timeout (six heartbeats) and still nothing: the boiler node is missing.
+    _tick(role, hal, table, TIMEOUT_MS)
+    assert _valve_status(role, TIMEOUT_MS)[-1] == f"BOILER    {NEVER}"
+    # Its Wi-Fi up for a second only (up 20 s, joining until then): it could not have heard it yet.
+    wifi = {"state": "up", "for_ms": 1000, "hostname": "valve-bath"}
+    assert _valve_status(role, 20000, wifi=wifi)[-1] == f"boiler    {NOT_YET}"
+    assert _valve_status(role, 20000, wifi=dict(wifi, state="joining"))[-1] == f"boiler    {NOT_YET}"
+    assert _valve_status(role, 20000, wifi=dict(wifi, for_ms=TIMEOUT_MS))[-1] == f"BOILER    {NEVER}"
+    # Heard, then silent: lost, in capitals at once, however long it has been up.
+    _heard(table, "boiler", 1, 4000, heating={"state": "INACTIVE", "overrides": []})
+    _tick(role, hal, table, 4000)
+    assert _valve_status(role, 4000)[-1] == "boiler    heard"
+    _tick(role, hal, table, 4000 + TIMEOUT_MS)
+    assert _valve_status(role, 500, wifi=dict(wifi, for_ms=500))[-1] == f"BOILER    {NO_BOILER}"
+    # A config naming another boiler node: that one is not heard yet.
+    members = [dict(member, id="boiler2") if member["id"] == "boiler" else member for member in CONFIG["members"]]
+    role.replan(controller.prepare(groupconfig.parse(dict(CONFIG, members=members, version=2)), "bath"))
+    _tick(role, hal, table, 4100 + TIMEOUT_MS)
+    assert _valve_status(role, 100)[-1] == f"boiler    {NOT_YET}"
+    # A node from before `boiler_unheard`: not heard is BOILER not heard, as it said.
+    older = {key: value for key, value in role.status().items() if key not in ("boiler_unheard", "boiler_wait_ms")}
+    assert heating_lines("valve", older)[-1] == f"BOILER    {NO_BOILER}"
+
+
+def test_a_valve_node_in_a_group_without_a_boiler_node_runs_its_room_alone(tmp_path: Path) -> None:
+    members = [member for member in CONFIG["members"] if member["kind"] != "boiler"]
+    plan = controller.prepare(groupconfig.parse(dict(CONFIG, members=members)), "bath")
+    settings = {"room": {"mode": "auto", "schedule": {"default_target_dc": 200, "blocks": []}}}
+    role = ValveRole(plan, _folder(tmp_path, settings))
+    hal, table = FakeHal(), PeerTable(PADS, "house", "bath", list(ROOMS))
+    hal.temps = {"room": 150}
+    for now_ms in range(100, 10 * TIMEOUT_MS, 100):
+        _tick(role, hal, table, now_ms)
+    lines = _valve_status(role, 10 * TIMEOUT_MS)
+    assert lines[-1] == "boiler    none in this group: the valve runs its room alone, by its own control", lines
+    assert lines[:2] == ["room      auto, 15.0 °C, target 20.0 °C: calling for heat",
+                         "valve     commanded 100 % by its own control; no feedback (the boiler counts it closed)"]
+    # A node from before `boiler_node` said BOILER not heard.
+    older = {key: value for key, value in role.status().items() if not key.startswith("boiler_") or
+             key == "boiler_heard"}
+    assert heating_lines("valve", older)[-1] == f"BOILER    {NO_BOILER}"
 
 
 def test_a_valve_node_holding_its_opening_for_the_firing_boiler(tmp_path: Path) -> None:
@@ -363,7 +423,8 @@ ROLE_KEYS = sorted({
     "calling", "stale",
     "silent_ticks", "stale_ticks", "fired", "rejected", "rests_errors", "error",  # the boiler role's
     "mode", "temp_dc", "target_dc", "normal_pct", "override_pct", "command_pct", "valve_pct", "valve_off_ms",
-    "source", "boiler_heard", "overrides_taken", "overrides_dropped"})  # the valve role's own
+    "source", "boiler_heard", "boiler_node", "boiler_unheard", "boiler_wait_ms", "overrides_taken",
+    "overrides_dropped"})  # the valve role's own
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=6),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
                     max_leaves=6)
@@ -476,3 +537,24 @@ def test_a_boiler_node_booting_reads_rooms_not_heard_yet_not_rooms_lost(
     _run(ticking, clock, heatstatus.UNHEARD_MS)  # a minute after its boot: something to look at
     lines = boiler()
     assert lines["UNHEARD"].startswith("bedroom, study (never heard since this node's boot"), lines
+
+
+def test_a_valve_node_booting_reads_its_boiler_node_not_heard_yet_not_lost(
+        heating_nodes: tuple[dict[str, runtime.Node], _Clock]) -> None:
+    nodes, clock = heating_nodes
+
+    def bath() -> str:
+        lines = nodestatus.summary(json.loads(json.dumps(nodes["bath"].status())))
+        return [line for line in lines if line[:10].rstrip().lower() == "boiler"][-1]
+
+    # bath's valve node up first, the boiler node not yet: calm for a peer timeout, then missing.
+    ticking = {"bath": nodes["bath"]}
+    _run(ticking, clock, TIMEOUT_MS - 100)
+    assert bath() == f"boiler    {NOT_YET}"
+    _run(ticking, clock, TIMEOUT_MS)
+    assert bath() == f"BOILER    {NEVER}"
+    # The boiler node up: heard; then it stops: gone silent.
+    _run(nodes, clock, TIMEOUT_MS + 1000)
+    assert bath() == "boiler    heard"
+    _run(ticking, clock, 3 * TIMEOUT_MS)
+    assert bath() == f"BOILER    {NO_BOILER}"

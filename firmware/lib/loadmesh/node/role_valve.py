@@ -100,6 +100,11 @@ class ValveRole(Role):
         self.next_start_in_ms: int | None = None
         self.next_target_dc: int | None = None
         self.boiler_heard = False
+        # Heard since the boot (or since a config named another boiler node): one not heard yet has not gone
+        # silent. Right after the boot its first heartbeat is still to come; /status tells the two apart, and
+        # loadmesh status calls the boiler node missing only once this node has been up (its radio too) for
+        # peer_timeout_ms, the silence that makes any member silent (six heartbeats at least).
+        self.boiler_once = False
         self.boiler_heard_ms = -1  # when the boiler node's last heartbeat was heard (-1: not online)
         # A decrease held until the boiler node answers (see the top): the command held (None: none), since
         # when, the own opening the heartbeat told while holding (-1: not told yet), boiler heartbeats heard
@@ -117,7 +122,10 @@ class ValveRole(Role):
 
     def replan(self, plan: Plan) -> None:
         super().replan(plan)
-        self.boiler = boiler_node(plan)
+        boiler = boiler_node(plan)
+        if boiler != self.boiler:
+            self.boiler_once = False  # another boiler node (or none): not heard yet
+        self.boiler = boiler
 
     def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
         self._control(hal, now_ms)
@@ -194,6 +202,8 @@ class ValveRole(Role):
         if override is not None:
             self.overrides_taken += 1
         self.boiler_heard = heard
+        if heard:
+            self.boiler_once = True
         self.boiler_heard_ms = heard_ms
         if override is not None:
             self.held_pct = None  # the boiler node answered: its override governs
@@ -253,7 +263,9 @@ class ValveRole(Role):
                 "valve_pct": self.feedback_pct, "valve_off_ms": self.valve_off_ms,
                 "source": "boiler" if self.override_pct is not None else "normal" if self.held_pct is None else "held",
                 "held_pct": self.held_pct, "holds": self.holds,
-                "boiler_heard": self.boiler_heard, "overrides_taken": self.overrides_taken,
+                "boiler_heard": self.boiler_heard, "boiler_node": self.boiler or None,
+                "boiler_unheard": not self.boiler_once, "boiler_wait_ms": self.plan.peer_timeout_ms,
+                "overrides_taken": self.overrides_taken,
                 "overrides_dropped": self.overrides_dropped, "rejected": _rejected(self.channel),
                 "error": self.error or None}
 
