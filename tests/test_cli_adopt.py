@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import stat
 import time
@@ -21,7 +22,7 @@ import pytest
 from loadmesh.companion import adopt, cli
 from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import groupconfig
-from loadmesh.node import settings
+from loadmesh.node import adoption, settings
 from loadmesh.node.store import Store
 
 from .test_node_adoption import NodeRun, unadopted_node
@@ -213,5 +214,55 @@ def test_a_node_boots_adopted_from_the_files_node_files_writes(device_root: Path
         assert (exit_code, err) == (0, "")
         assert out.startswith("node      bath (valve): running, up "), out
         assert ", boot 5001\n" in out, out
+    finally:
+        node.kill()
+
+
+def test_a_node_adopted_by_copying_files_deletes_the_code_it_showed_so_a_reset_makes_a_new_one(
+        device_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Flashed, it boots unadopted and shows a code; the installer then copies node-files' output in instead.
+    node = unadopted_node(device_root, tmp_path, {"hal": "none"})
+    try:
+        shown = node.start().rsplit(" ", 1)[1]  # "loadmesh node: unadopted; adoption code <hex>"
+    finally:
+        node.kill()
+    code_file = node.folder / adoption.CODE_FILE
+    assert Store(str(node.folder)).read(adoption.CODE_FILE) == shown.encode()
+    files = tmp_path / "installer"
+    files.mkdir()
+    key = files / "house.key"
+    assert loadmesh(capsys, "key-new", key)[0] == 0
+    node_json = files / "node.json"
+    node_json.write_text(json.dumps({"id": "bath", "http_port": node.http_port, "http_host": "127.0.0.1",
+                                     "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
+                                     "mesh_dest_port": 9, "bind_host": "127.0.0.1"}))
+    group = files / "group.json"
+    group.write_text(json.dumps(_group(1)))
+    written = files / "out"
+    written.mkdir()
+    exit_code, _, err = loadmesh(capsys, "node-files", "--key", key, "--node", node_json, "--config", group,
+                                 "--boot-floor", 5000, "--write", written)
+    assert exit_code == 0, err
+    for name in ("key", "node.json", "config.json", "boot.a"):  # as mpremote cp puts them
+        shutil.copyfile(written / name, node.folder / name)
+    announced = groupconfig.announced(groupconfig.parse(_group(1)))
+    try:
+        assert node.start() == f"loadmesh node bath: boot 5001, config version 1 {announced}"
+        assert node.request("GET", "/status")[1]["state"] == "running"
+        assert not code_file.exists() and not (node.folder / (adoption.CODE_FILE + ".tmp")).exists()
+        assert (node.folder / "node.log").read_text().splitlines()[1:] == [
+            "loadmesh node bath: adopted, so the adoption code from before is deleted (a factory reset makes a "
+            "new one)"]
+        node.kill()
+        node.start()  # once: nothing left to delete, nothing said
+        assert (node.folder / "node.log").read_text().splitlines()[1:] == []
+    finally:
+        node.kill()
+    # A factory reset (the key removed): unadopted again, with a code never shown before.
+    (node.folder / "key").unlink()
+    try:
+        first = node.start()
+        assert first.startswith("loadmesh node: unadopted; adoption code "), first
+        assert first.rsplit(" ", 1)[1] != shown
     finally:
         node.kill()

@@ -8,7 +8,7 @@ from loadmesh.core import fieldcheck as fc
 from loadmesh.core.errors import FieldError
 
 from . import settings
-from .store import Store
+from .store import ADOPTION_CODE, Store
 
 # A node without a group key makes a one-time adoption code (16 random bytes)
 # at its first boot, keeps it in its store (so that it survives reboots until
@@ -35,9 +35,12 @@ from .store import Store
 #
 # The other path needs no network: an installer who flashes the node writes
 # key, node.json and config.json into its file system (the store's format),
-# as the simulator does for its nodes.
+# as the simulator does for its nodes. A node that booted unadopted before
+# keeps the code it printed then; the runtime deletes it at the first boot
+# with a key (as PUT /adopt does), so that a factory reset makes a new one
+# rather than bringing back a code that was shown.
 
-CODE_FILE = "adopt"
+CODE_FILE = ADOPTION_CODE
 CODE_BYTES = 16
 NONCE_BYTES = 16
 TAG_LABEL = b"loadmesh adopt v1\n"

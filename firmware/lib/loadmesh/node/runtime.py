@@ -189,6 +189,7 @@ class Node:
             print(head + ", no config it can run (" + self.error + ")")
         else:
             print(head + ", config version " + str(self.adopted["version"]) + " " + self.announced)
+        _drop_code(store, "loadmesh node " + (self.node_id() or "?"))
         return hal
 
     def _open_hal(self, hw: object) -> Hal:
@@ -869,6 +870,25 @@ def _peer_addresses(root: str) -> dict[str, list[object]]:
         return {}
     assert isinstance(addresses, dict)
     return addresses
+
+
+def _drop_code(store: object, head: str) -> None:
+    """Delete an adoption code left from before the key came (files copied onto the node), and say so."""
+    # A node adopted by copying its files in (loadmesh node-files) keeps the code it printed while it booted
+    # unadopted: PUT /adopt deletes it, a copy does not. Kept, it would be the code again after a factory reset
+    # (the key removed), a code that was once shown. Once: at the first boot with a key; a stat or two a boot
+    # after that. Not adoption.CODE_FILE: that module is not imported by an adopted node's boot.
+    from .store import ADOPTION_CODE, Store
+
+    assert isinstance(store, Store)
+    if not store.exists(ADOPTION_CODE):
+        return
+    try:
+        store.remove(ADOPTION_CODE)
+    except OSError as exc:  # tried again at the next boot; the node runs either way
+        print(head + ": adopted, and the adoption code from before could not be deleted: " + str(exc))
+        return
+    print(head + ": adopted, so the adoption code from before is deleted (a factory reset makes a new one)")
 
 
 def _adoption_code(store: object) -> bytes:

@@ -28,6 +28,7 @@ from loadmesh.core import canon
 
 KEY = "key"
 CONFIG = "config.json"
+ADOPTION_CODE = "adopt"  # an unadopted node's one-time code (adoption.py), named here for the boot of an adopted one
 HARDWARE = "hw.json"
 BOOT_FILES = ("boot.a", "boot.b")
 TMP = ".tmp"
@@ -81,6 +82,10 @@ class Store:
             out.write(payload)
         _replace(temp, self.path(name))
         self.state[name] = OK
+
+    def exists(self, name: str) -> bool:
+        """Whether name or its temp file is there, whole or not (a stat or two, nothing read)."""
+        return _exists(self.path(name)) or _exists(self.path(name + TMP))
 
     def remove(self, name: str) -> None:
         """Delete name and its temp file, if they exist."""
