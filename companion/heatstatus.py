@@ -42,7 +42,7 @@ _INTERLOCK = {
 # A valve's feedback off its command for longer than this is not on its way (a thermal drive takes a few
 # minutes, a motor about 40 s: docs/heating.md): shown in capitals, stuck or without power.
 STUCK_MS = 300000
-# A room whose valve node is not heard this long after the boiler node's boot: UNHEARD, in capitals.
+# A room whose valve node is not heard this long after the boiler node could hear it: UNHEARD, in capitals.
 UNHEARD_MS = 60000
 # roomctl.step's reason (shared/core/roomctl.py).
 _ROOM_REASONS = {
@@ -61,7 +61,7 @@ def lines(status: dict[str, Any]) -> Lines:
         return []
     kind = status.get("kind")
     if kind == "boiler":
-        return _boiler(role, _count(status, "uptime_ms"))
+        return _boiler(role, _listening_ms(status))
     if kind == "valve":
         return _valve(role, _listening_ms(status))
     return []
@@ -79,7 +79,7 @@ def _listening_ms(status: dict[str, Any]) -> int | None:
     return uptime_ms
 
 
-def _boiler(role: dict[str, Any], uptime_ms: int | None = None) -> Lines:
+def _boiler(role: dict[str, Any], listening_ms: int | None = None) -> Lines:
     found: Lines = []
     error = _text(role, "error")
     if error:
@@ -101,9 +101,10 @@ def _boiler(role: dict[str, Any], uptime_ms: int | None = None) -> Lines:
         found.append(("SILENT", ", ".join(gone) + " (not heard: the valve counted closed, the room neither "
                                                   "calling nor opened)"))
     if unheard:
-        # A valve node heartbeats every second or so from its boot: not heard a minute after this node's boot,
-        # it is off, not on this group's mesh, or its id is not its room's.
-        late = uptime_ms is not None and uptime_ms >= UNHEARD_MS
+        # A valve node heartbeats every second or so from its boot: not heard a minute after this node could
+        # hear it (its boot, or its Wi-Fi up if later), it is off, not on this group's mesh, or its id is not
+        # its room's.
+        late = listening_ms is not None and listening_ms >= UNHEARD_MS
         found.append(("UNHEARD" if late else "unheard", ", ".join(unheard) + (" (never" if late else " (not yet")
                       + " heard since this node's boot: the valve counted closed, the room neither calling nor opened"
                       + ("; its valve node off, or its id not the room's?)" if late else ")")))

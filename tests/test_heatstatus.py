@@ -231,6 +231,10 @@ def test_a_room_not_heard_since_the_boot_has_not_gone_silent(tmp_path: Path) -> 
     assert heatstatus.lines(status)[4] == ("UNHEARD", "bedroom (never heard since this node's boot: the valve "
                                            "counted closed, the room neither calling nor opened; its valve node "
                                            "off, or its id not the room's?)")
+    # Up a minute, but its Wi-Fi up for 10 s only (joining until then): it could not have heard the room yet.
+    joined = dict(status, hal={"wifi": {"state": "up", "for_ms": 10000, "hostname": "boiler"}})
+    assert heatstatus.lines(joined)[4][0] == "unheard"
+    assert heatstatus.lines(dict(joined, hal={"wifi": {"state": "joining"}}))[4][0] == "unheard"
     # A node from before `unheard` was told: every room not heard is silent, as it said.
     older = dict(role.status(), unheard=None)
     assert heating_lines("boiler", older)[3] == ("SILENT    bath, bedroom (not heard: the valve counted closed, "
