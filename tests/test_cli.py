@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -141,7 +142,9 @@ def test_each_command_s_own_help_says_what_it_does_and_what_runtime_means() -> N
     commands = next(action for action in cli.build_parser()._actions
                     if isinstance(action, argparse._SubParsersAction))
     listed = {action.dest: action.help for action in commands._choices_actions}
-    assert len(listed) == 24
+    # Every command, and only those, in the README's list of them ("The command line").
+    readme = (ROOT / "README.md").read_text()
+    assert sorted(listed) == sorted(set(re.findall(r"^\.venv/bin/loadmesh ([a-z-]+)", readme, re.MULTILINE)))
     for name, what in sorted(listed.items()):
         assert what
         own = " ".join(commands.choices[name].format_help().split())
