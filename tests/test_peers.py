@@ -181,6 +181,24 @@ def test_restored_boot_ids_refuse_older_boots_after_this_node_reboots(core: Modu
     assert after.boot_ids() == {"evse-1": 8, "evse-2": 3}
 
 
+def test_boot_changes_counts_what_boot_ids_would_persist_and_nothing_else(core: ModuleType) -> None:
+    # The node writes its peers' boot ids when this moves (firmware peerboots.py): never per packet.
+    table = _table(core)
+    table.restore_boot_ids({"evse-1": 8, "evse-2": 2})
+    assert table.boot_changes == 0
+    assert table.receive(_packet("evse-1", 8, 4), 0) == "ok"  # back in the boot restored for it: no news
+    assert table.receive(_packet("evse-1", 8, 5), 0) == "ok"
+    assert table.receive(_packet("evse-1", 7, 9), 0) == "old_boot"
+    assert table.boot_changes == 0
+    assert table.receive(_packet("evse-2", 3, 0), 0) == "ok"  # rebooted while this node was down
+    assert table.receive(_packet("evse-1", 9, 0), 0) == "ok"  # a reboot
+    assert table.boot_changes == 2
+    table.forget("evse-2")
+    table.forget("evse-2")  # nothing left to forget
+    assert table.boot_changes == 3
+    assert table.boot_ids() == {"evse-1": 9}
+
+
 def test_restore_boot_ids_checks_its_input(core: ModuleType) -> None:
     with pytest.raises(core.errors.FieldError, match=r"^boot_ids.evse-1: must be an integer 1..1073741823$"):
         _table(core).restore_boot_ids({"evse-1": 0})

@@ -105,6 +105,9 @@ class PeerTable:
         self._peers: dict[str, Peer] = {}
         self._boot_floor: dict[str, int] = {}
         self.counts: dict[str, int] = {}
+        # Raised whenever boot_ids() changes (a peer first heard in another boot than restored, a reboot, a
+        # peer forgotten): a node persisting them tells a change from an int compare, and holds no copy.
+        self.boot_changes = 0
         self.set_members(members)
 
     def set_members(self, members: list[str] | None) -> None:
@@ -165,9 +168,11 @@ class PeerTable:
                 return TABLE_FULL
             if boot_id < self._boot_floor.get(node, 0):
                 return OLD_BOOT
-            self._boot_floor.pop(node, None)
+            floor = self._boot_floor.pop(node, None)
             self._share(message)
             self._peers[node] = Peer(message, now_ms)
+            if boot_id != floor:  # not the boot restored for it (this node's reboot): news
+                self.boot_changes += 1
             return OK
         held_boot_id = peer.boot_id
         if boot_id < held_boot_id:
@@ -175,6 +180,7 @@ class PeerTable:
         if boot_id > held_boot_id:
             peer.boot_heard_ms = now_ms
             peer.reboots += 1
+            self.boot_changes += 1
             self.counts[REBOOT] = self.counts.get(REBOOT, 0) + 1
         elif seq == peer.seq:
             return DUPLICATE
@@ -232,8 +238,9 @@ class PeerTable:
 
     def forget(self, node: str) -> None:
         """Drop everything known of node: after its re-adoption, or its removal from the group."""
-        self._peers.pop(node, None)
-        self._boot_floor.pop(node, None)
+        peer = self._peers.pop(node, None)
+        if self._boot_floor.pop(node, None) is not None or peer is not None:
+            self.boot_changes += 1
 
     def boot_ids(self) -> dict[str, int]:
         """Each peer's current boot id (and restored ones not heard since), to persist."""
