@@ -72,7 +72,7 @@ SETTINGS = "node.json"
 # Modules used only now and then; on MicroPython they are dropped after use and imported again when needed.
 _OCCASIONAL = ("loadmesh.node.groupsync", "loadmesh.core.configsync", "loadmesh.core.groupconfig",
                "loadmesh.core.fieldcheck", "loadmesh.node.settings", "loadmesh.node.store", "loadmesh.node.adoption",
-               "loadmesh.node.departed", "loadmesh.node.jsontext")
+               "loadmesh.node.departed", "loadmesh.node.jsontext", "loadmesh.node.peerboots")
 
 UNADOPTED = "unadopted"  # no group key: PUT /adopt
 NO_CONFIG = "no_config"  # a key, but no config this node can run: PUT /config
@@ -113,6 +113,7 @@ class Node:
         self.sync_error = ""
         self.plan: controller.Plan | None = None
         self.table: PeerTable | None = None
+        self.peer_boots = [-1, -1, 0, 0, 0]  # the peers' boot ids kept across a reboot: peerboots.py's state
         self.mesh: Mesh | None = None
         self.role: Role | None = None
         self.state: dict[str, object] | None = None
@@ -268,8 +269,12 @@ class Node:
             self._keep_departed()
         if self.table is None or self.table.group != plan.group:
             self.table = PeerTable(self.pads, plan.group, plan.node, listen)
+            from . import peerboots
+
+            peerboots.restore(self.peer_boots, self.root, self.table, plan.ids)  # before the first heartbeat
         else:
             self.table.set_members(listen)
+            self.peer_boots[0] = -1  # members may have gone: peerboots.py writes the file again
         if self.mesh is None:
             config = self.settings
             self.mesh = Mesh(_int(config, "mesh_port"), str(config["mesh_host"]), _int(config, "mesh_dest_port"),
@@ -650,6 +655,15 @@ class Node:
         except OSError:
             self.store_state[departed.FILE] = "not written"  # /status "store"; the hold itself runs on
 
+    def _keep_peer_boots(self) -> None:
+        """Between ticks (the sync loop), when the peers' boot ids changed: peerboots.py writes them, now and then."""
+        table = self.table
+        if table is not None and self.plan is not None and (table.boot_changes != self.peer_boots[0]
+                                                            or self.peer_boots[1] >= 0):
+            from . import peerboots
+
+            peerboots.keep(self.peer_boots, self.root, table, self.plan.ids, self.clock.now_ms())
+
     def tick_and_collect(self) -> bool:
         """A tick, gc, and the watchdog fed; False (and the HAL safe, the watchdog unfed) if the tick failed."""
         if self.halted:  # by a config switch that failed half way (_run_plan)
@@ -699,7 +713,7 @@ class Node:
             "node": self.node_id() or None, "kind": self.role.kind if self.role is not None else None,
             "state": self.mode, "error": self.error or None, "hw_error": self.hw_error or None,
             "boot_id": self.boot_id, "uptime_ms": now_ms,
-            "store": self.store_state, "boot_state": self.boot_state,
+            "store": self.store_state, "boot_state": self.boot_state, "peer_boots_writes": self.peer_boots[3],
             "memory": {"alloc": gc.mem_alloc(), "free": gc.mem_free(), "live": self.mem_live,
                        "live_max": self.mem_live_max, "peak": self.mem_peak},
             "ticks": {"count": self.ticks, "late": self.late_ticks, "max_ms": self.max_tick_ms},
@@ -782,6 +796,7 @@ class Node:
         while not self.halted:
             await asyncio.sleep_ms(SYNC_MS)
             try:
+                self._keep_peer_boots()
                 await self.sync()
             except Exception as exc:  # never let config sync stop the node; /status tells
                 self.sync_error = "sync: " + repr(exc)[:120]

@@ -1,0 +1,204 @@
+"""A real node process keeps its peers' boot ids across its own reboot (peerboots.json): older boots stay refused."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from loadmesh.companion.sim.runner import free_port, http_token
+from loadmesh.core import configsync, groupconfig, heartbeat
+from loadmesh.node import peerboots
+from loadmesh.node.store import Store
+
+from . import mpnode
+from .test_node_adoption import NodeRun
+
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+
+KEY = bytes(range(50, 82))
+PADS = heartbeat.prepare_key(KEY)
+
+
+def member(node: str) -> dict[str, object]:
+    return {"id": node, "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}
+
+
+def config(version: int, nodes: tuple[str, ...]) -> dict[str, object]:
+    return groupconfig.parse({
+        "group": "home", "version": version, "updated_at": version, "origin": "test", "key_id": "k1",
+        "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
+        "members": [member(node) for node in nodes]})
+
+
+ANNOUNCED = groupconfig.announced(config(1, ("a", "b", "c")))  # what members of the first config announce
+
+
+def genuine(node: str, boot_id: int, seq: int) -> bytes:
+    """A heartbeat of node as the group key signs it (what an attacker captured off the air, later replayed)."""
+    message = {
+        "group": "home", "node": node, "boot_id": boot_id, "seq": seq, "circuit": "site", "phases": "L1",
+        "mode": "continuous", "priority": 0, "min_ma": 6000, "max_ma": 16000, "step_ma": 1000,
+        "target_ma": 0, "applied_ma": 0, "draw_ma": [None, None, None], "config_version": 1,
+        "config_hash": ANNOUNCED, "digest": "0011223344556677", "demand": False, "active": False, "failsafe": False,
+        "meter": None, "heating": None,
+    }
+    return heartbeat.encode(PADS, message)
+
+
+class Site:
+    """Node "a" (the real runtime in the node image, on the ESP32's heap) in a folder, adopted, members a, b, c."""
+
+    def __init__(self, device_root: Path, folder: Path) -> None:
+        folder.mkdir()
+        self.folder = folder
+        self.mesh_port = free_port(socket.SOCK_DGRAM)
+        self.node = NodeRun(device_root, folder, free_port(socket.SOCK_STREAM))
+        self.store = Store(str(folder))
+        self.store.write_key(KEY)
+        self.store.write_json("node.json", {
+            "id": "a", "http_port": self.node.http_port, "http_host": "127.0.0.1", "mesh_port": self.mesh_port,
+            "mesh_host": "127.0.0.1", "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})
+        self.store.write_json("config.json", config(1, ("a", "b", "c")))
+        self.sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def send(self, packet: bytes) -> None:
+        self.sender.sendto(packet, ("127.0.0.1", self.mesh_port))
+
+    def status(self) -> dict[str, object]:
+        code, answer = self.node.request("GET", "/status")
+        assert code == 200, answer
+        return answer
+
+    def expect(self, accept: Callable[[dict[str, object]], bool], timeout_s: float = 15) -> dict[str, object]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            answer = self.status()
+            if accept(answer):
+                return answer
+            assert time.monotonic() < deadline, answer
+            time.sleep(0.1)
+
+    def kept(self) -> object:
+        return self.store.read_json(peerboots.FILE)
+
+    def close(self) -> None:
+        self.sender.close()
+        self.node.kill()
+
+
+@pytest.fixture
+def site(device_root: Path, tmp_path: Path) -> Iterator[Site]:
+    mpnode.require_wallclock("a node process")
+    running = Site(device_root, tmp_path / "node")
+    yield running
+    running.close()
+
+
+def counted(answer: dict[str, object], reason: str) -> int:
+    counters = answer["counters"]
+    assert isinstance(counters, dict)
+    count = counters["heartbeats"].get(reason, 0)
+    assert isinstance(count, int)
+    return count
+
+
+def boot_of(answer: dict[str, object], node: str) -> int | None:
+    peers = answer.get("peers")
+    assert isinstance(peers, dict)
+    if node not in peers:
+        return None
+    boot_id = peers[node][5]  # PEER_FIELDS: ..., boot_id
+    assert isinstance(boot_id, int)
+    return boot_id
+
+
+def test_a_replay_of_an_older_boot_of_a_peer_is_refused_after_this_node_reboots(site: Site) -> None:
+    site.node.start()
+    old = genuine("b", 6, 40)  # b's heartbeat from its boot 6, captured then
+    site.send(old)
+    site.expect(lambda r: boot_of(r, "b") == 6)
+    for seq in range(1, 4):  # b reboots: boot 7 (and c is heard for the first time: one write for both)
+        site.send(genuine("b", 7, seq))
+    site.send(genuine("c", 3, 1))
+    site.expect(lambda r: boot_of(r, "b") == 7 and boot_of(r, "c") == 3)
+    written = site.expect(lambda r: r["peer_boots_writes"] == 1)
+    assert site.kept() == {"b": 7, "c": 3}
+    mtime_ns = (site.folder / peerboots.FILE).stat().st_mtime_ns
+    # Packets that change no boot id write nothing, however many and for however long (past the settle time).
+    for seq in range(4, 4 + 70):
+        site.send(genuine("b", 7, seq))
+        time.sleep(0.1)
+    later = site.expect(lambda r: counted(r, "ok") >= counted(written, "ok") + 60)
+    assert later["peer_boots_writes"] == 1
+    assert (site.folder / peerboots.FILE).stat().st_mtime_ns == mtime_ns
+
+    site.node.kill()
+    site.node.start()
+    # After the reboot, b's boot 6 is refused: before peerboots.json, the fresh table took it as b's latest.
+    site.send(old)
+    site.send(genuine("c", 2, 1))
+    refused = site.expect(lambda r: counted(r, "old_boot") >= 2)
+    assert boot_of(refused, "b") is None and boot_of(refused, "c") is None
+    assert counted(refused, "ok") == 0
+    # b's genuine heartbeat of its current boot is taken; the same boot ids are not written again.
+    site.send(genuine("b", 7, 200))
+    site.send(genuine("c", 3, 50))
+    heard = site.expect(lambda r: boot_of(r, "b") == 7 and boot_of(r, "c") == 3)
+    time.sleep(peerboots.SETTLE_MS / 1000 + 1.5)
+    assert site.status()["peer_boots_writes"] == 0, heard
+    assert site.kept() == {"b": 7, "c": 3}
+    assert (site.folder / peerboots.FILE).stat().st_mtime_ns == mtime_ns
+
+
+def test_a_corrupt_file_is_ignored_with_one_line_and_the_node_runs(site: Site) -> None:
+    (site.folder / peerboots.FILE).write_bytes(b"LM1 0000000000000000\n{\"b\": 9}")
+    site.node.start()
+    site.send(genuine("b", 6, 1))  # today's window: the first packet of a peer is taken
+    answer = site.expect(lambda r: boot_of(r, "b") == 6)
+    assert answer["state"] == "running"
+    log = (site.folder / "node.log").read_text()
+    assert [line for line in log.splitlines() if peerboots.FILE in line] == [
+        "loadmesh node: peerboots.json ignored (corrupt): peers' older boots are refused only once each is heard"]
+    # The next write replaces it with what the table holds.
+    site.expect(lambda r: r["peer_boots_writes"] == 1)
+    assert site.kept() == {"b": 6}
+
+
+def test_a_removed_member_and_ids_of_no_member_are_dropped_at_the_next_write(site: Site) -> None:
+    site.store.write_json(peerboots.FILE, {"b": 7, "c": 4, "zed": 9, "d": "x", "e": -1})
+    site.node.start()
+    # c's older boot is refused (its entry was restored), and nothing is written while nothing changes.
+    site.send(genuine("c", 3, 1))
+    site.expect(lambda r: counted(r, "old_boot") == 1)
+    time.sleep(peerboots.SETTLE_MS / 1000 + 1.5)
+    assert site.status()["peer_boots_writes"] == 0
+    # c leaves the group: forgotten, and its entry goes (zed, d and e, no members, with it).
+    sealed = configsync.seal(PADS, config(2, ("a", "b")))
+    code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
+    assert code == 200, answer
+    site.expect(lambda r: r["peer_boots_writes"] == 1)
+    assert site.kept() == {"b": 7}
+    # b's older boot is still refused.
+    site.send(genuine("b", 6, 1))
+    answer = site.expect(lambda r: counted(r, "old_boot") == 2)
+    assert boot_of(answer, "b") is None
+
+
+def test_a_write_the_file_system_refuses_is_said_once_and_the_node_runs_on(site: Site) -> None:
+    site.node.start()
+    (site.folder / (peerboots.FILE + ".tmp")).mkdir()  # after the boot's clean(): no temp file can be opened
+    site.send(genuine("b", 6, 1))
+    site.send(genuine("c", 2, 1))
+    site.expect(lambda r: boot_of(r, "b") == 6 and boot_of(r, "c") == 2)
+    time.sleep(peerboots.SETTLE_MS / 1000 + 1.5)
+    for seq in range(2, 12):  # a reboot of b meanwhile: pending, not written before GAP_MS
+        site.send(genuine("b", 7, seq))
+    answer = site.expect(lambda r: boot_of(r, "b") == 7)
+    assert answer["state"] == "running" and answer["peer_boots_writes"] == 0
+    lines = [line for line in (site.folder / "node.log").read_text().splitlines() if peerboots.FILE in line]
+    assert len(lines) == 1 and lines[0].startswith("loadmesh node: peerboots.json not written ("), lines
+    assert not (site.folder / peerboots.FILE).exists()
