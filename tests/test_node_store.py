@@ -183,3 +183,13 @@ def test_remove_and_clean_touch_only_their_files(device_root: Path, tmp_path: Pa
     assert cleaned == {"removed": ["hw.json.tmp"]}
     assert key["state"] == "ok"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["key", "notes.txt"]
+
+
+def test_clean_leaves_a_folder_named_like_a_temp_file_and_goes_on(device_root: Path, tmp_path: Path) -> None:
+    # A folder is no torn write of ours: clean at boot must not fail on it (the node would not boot), and the
+    # temp files after it are still settled.
+    (tmp_path / "config.json.tmp").mkdir()
+    (tmp_path / "hw.json.tmp").write_text("torn")
+    (cleaned,) = store(device_root, tmp_path, ["clean"])
+    assert cleaned == {"removed": ["hw.json.tmp"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json.tmp"]
