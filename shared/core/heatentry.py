@@ -99,7 +99,7 @@ class _Boiler(_Kind):
         for position, value in enumerate(fc.array(mapping.get("rooms"), "config.rooms")):
             rid = fc.room_id(value, fc.index("config.rooms", position))
             if rid in ids:
-                raise FieldError(fc.index("config.rooms", position), repr(rid) + " is listed twice")
+                raise FieldError(fc.index("config.rooms", position), fc.describe(rid) + " is listed twice")
             ids.append(rid)
         return {"rooms": ids, "boiler": boiler.load_config(mapping.get("boiler", {}), "config.boiler")}
 

@@ -125,7 +125,7 @@ def load_config(raw: object, path: str = "", rooms_path: str | None = None,
         rid = rooms[-1]["id"]
         assert isinstance(rid, str)
         if rid in seen:
-            raise FieldError(fc.join(fc.index(rooms_path, position), "id"), repr(rid) + " is used twice")
+            raise FieldError(fc.join(fc.index(rooms_path, position), "id"), fc.describe(rid) + " is used twice")
         seen.append(rid)
     config["rooms"] = rooms
     return config
@@ -231,7 +231,8 @@ def load_state(config: dict[str, object], raw: object, path: str = "state") -> d
     context["rooms"] = active
     if state in (DISABLED, INACTIVE):
         if active or context["activated_at_ms"] is not None or context["trigger_rooms"]:
-            raise FieldError(fc.join(path, "state"), repr(state) + " cannot have rooms, triggers or activated_at_ms")
+            raise FieldError(fc.join(path, "state"),
+                             fc.describe(state) + " cannot have rooms, triggers or activated_at_ms")
     elif context["activated_at_ms"] is None:
         raise FieldError(fc.join(path, "activated_at_ms"), "is missing for an active state")
     return context
