@@ -230,10 +230,11 @@ def test_heating_check_refuses_with_the_file_the_field_and_the_value(device_root
                 "--group", str(_write(tmp_path, "lonely.json", lonely)))
     assert done.returncode == 2 and "lonely.json: members: has no boiler node" in done.stderr, done.stderr
     # Not JSON: named as the node names it in its answer to PUT /heating (loadmesh.node.jsontext), a trailing
-    # comma too, which the node's own json reads past.
+    # comma too, which the node's own json reads past, and a key twice in one object, which json takes (the last).
     broken = tmp_path / "broken.json"
     for text, fault in (('{"room": {"mode": "auto"', "the body ends inside an object at byte 24"),
-                        ('{"room": {"mode": "off",}}', "a comma before '}' at byte 23")):
+                        ('{"room": {"mode": "off",}}', "a comma before '}' at byte 23"),
+                        ('{"room": {"mode": "off", "mode": "auto"}}', 'the key "mode" twice in one object at byte 25')):
         broken.write_text(text)
         done = _run(device_root, "heating-check", str(broken))
         expected = f"loadmesh heating-check: {broken}: heating: the body is not JSON: {fault}\n"

@@ -58,6 +58,20 @@ FAULTS = [
     (b'{"a": [1, 2', "the body ends inside an array", 11),
     (b'{"a":', "the body ends inside an object", 5),
     (b'{"a": "b\\"}', "the body ends inside a string", 11),
+    # JSON, but a key twice in one object (both runtimes' json keep the last, silently): named at the second, as
+    # spelled there; keys compared as json decodes them.
+    (b'{"a": 1, "a": 2}', 'the key "a" twice in one object', 9),
+    (b'{"a": {"b": 1}, "c": [{"b": 2}, {"b": 3}], "b": 4, "c": 5}', 'the key "c" twice in one object', 51),
+    (b'{"a": 1, "b": {"a": {}, "a": {}}}', 'the key "a" twice in one object', 24),
+    (b'{"a": 1, "\\u0061": 2}', 'the key "\\u0061" twice in one object', 9),
+    (b'{"\\u00e9": 1, "\\u00E9": 2}', 'the key "\\u00E9" twice in one object', 14),
+    (b'{"caf\xc3\xa9": 1, "caf\\u00e9": 2}', 'the key "caf\\u00e9" twice in one object', 13),
+    (b'{"\\ud83d\\udd25": 1, "\xf0\x9f\x94\xa5": 2}', 'the key "\U0001f525" twice in one object', 20),
+    (b'{"a/b": 1, "a\\/b": 2}', 'the key "a\\/b" twice in one object', 11),
+    (b'{"\\ud800": 1, "\\uD800": 2}', 'the key "\\uD800" twice in one object', 14),
+    (b'{"": 1, "": 2}', 'the key "" twice in one object', 8),
+    (b'{"' + b"x" * 39 + b'\xc3\xa9": 1, "' + b"x" * 39 + b'\xc3\xa9": 2}',  # a long key: cut short, between characters
+     'the key "' + "x" * 39 + '..." twice in one object', 49),
     (b"[" * 25 + b"]" * 25, "more than 24 arrays and objects nested", 24),
 ]
 
@@ -73,12 +87,18 @@ VALID = [
 
 
 def _cpython_takes(body: bytes) -> bool:
-    """Whether CPython's json (strict: no NaN or Infinity) reads body as UTF-8 JSON text."""
+    """Whether CPython's json (strict: no NaN or Infinity) reads body as UTF-8 JSON text, no key twice in an
+    object (the keys as it decodes them)."""
     def no_constant(name: str) -> object:
         raise ValueError(name)
 
+    def once(pairs: list[tuple[str, object]]) -> object:
+        if len({key for key, _value in pairs}) < len(pairs):
+            raise ValueError("a key twice")
+        return dict(pairs)
+
     try:
-        json.loads(body.decode("utf-8"), parse_constant=no_constant)
+        json.loads(body.decode("utf-8"), parse_constant=no_constant, object_pairs_hook=once)
     except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         return False
     return True
@@ -125,6 +145,43 @@ def _mutants(count: int) -> list[bytes]:
     return bodies
 
 
+def _spelled(text: str, chosen: random.Random) -> str:
+    """A JSON string of text, each character spelled one of the ways JSON allows, at random: as it is, a \\u
+    escape in either case (a surrogate pair beyond U+FFFF), or a short escape."""
+    spelled = []
+    for char in text:
+        ways = [] if char in '"\\' or char < " " or "\ud800" <= char <= "\udfff" else [char]
+        units = [char] if ord(char) < 0x10000 else [chr(0xD800 + (ord(char) - 0x10000 >> 10)),
+                                                    chr(0xDC00 + (ord(char) - 0x10000 & 0x3FF))]
+        ways += ["".join(f"\\u{ord(unit):04x}" for unit in units), "".join(f"\\u{ord(unit):04X}" for unit in units)]
+        short = {'"': '\\"', "\\": "\\\\", "/": "\\/", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r",
+                 "\t": "\\t"}
+        if char in short:
+            ways.append(short[char])
+        spelled.append(chosen.choice(ways))
+    return '"' + "".join(spelled) + '"'
+
+
+def _keys_twice(count: int) -> list[bytes]:
+    """JSON texts of objects, nested, whose keys come from a few, each spelled at random (a fixed seed): many
+    name a key twice in one object, in the same bytes or another spelling; the same key in two objects is not."""
+    chosen = random.Random(23)
+    keys = ["a", "A", "min_off_ms", "caf\u00e9", "\u20ac", "\U0001f525", "a/b", 'q"\\', "\t\n", "", "\ud83d", "\ude00x",
+            "x\ud83d"]
+
+    def value(depth: int) -> str:
+        kind = chosen.randrange(4 if depth < 4 else 1)
+        if kind == 0:
+            return chosen.choice(["1", "null", '"v"', "[]"])
+        if kind == 1:
+            return "[" + ", ".join(value(depth + 1) for _ in range(chosen.randrange(3))) + "]"
+        pool = chosen.sample(keys, chosen.randrange(2, 5))  # a few keys, so one comes twice now and then
+        return "{" + ", ".join(_spelled(chosen.choice(pool), chosen) + ": " + value(depth + 1)
+                               for _ in range(chosen.randrange(4))) + "}"
+
+    return [value(0).encode() for _ in range(count)]
+
+
 def _run(interpreter: str, bodies: list[bytes], device_root: Path, tmp_path: Path) -> tuple[list[object], object]:
     path = tmp_path / f"bodies-{interpreter}.txt"
     path.write_text("".join(body.hex() + "\n" for body in bodies))
@@ -145,7 +202,7 @@ def test_each_fault_is_named_at_its_byte_the_same_everywhere(interpreter: str, d
 
 @pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)
 def test_json_passes_and_the_verdict_is_cpythons_json(interpreter: str, device_root: Path, tmp_path: Path) -> None:
-    mutants = _mutants(3000)
+    mutants = _mutants(3000) + _keys_twice(1000)
     found, error = _run(interpreter, mutants + VALID, device_root, tmp_path)
     assert found[len(mutants):] == [["", 0]] * len(VALID)
     assert error is None  # check() passes the last valid body
@@ -153,13 +210,18 @@ def test_json_passes_and_the_verdict_is_cpythons_json(interpreter: str, device_r
     differ = [body for body, ok in zip(mutants, taken, strict=True) if ok != _cpython_takes(body)]
     assert differ == []
     assert 100 < sum(taken) < len(mutants) - 100  # both verdicts well represented, or the comparison says little
+    # A key twice is the fault named in those objects (their text is JSON), in both verdicts often enough.
+    twice = [what for what, _at in found[3000:len(mutants)]]  # type: ignore[misc]
+    assert all(what == "" or what.startswith('the key "') for what in twice), twice
+    assert 200 < twice.count("") < len(twice) - 200, twice.count("")
 
 
 KEY = bytes(range(3, 35))
 TOKEN = http_token(KEY)
 BOILER_FILE = b'{"rooms": [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0}}'
-# The boiler node's file, each with one fault MicroPython's json reads past: a node kept the first five and
-# the seventh (room 'bqath') as they came, and refused the others by a field, not as text that is not JSON.
+# The boiler node's file, each with one fault MicroPython's json reads past: a node kept the first five, the
+# seventh (room 'bqath') and the last two as they came (the second "min_off_ms" in force; a boiler of the one
+# room 'kids'), and refused the others by a field, not as text that is not JSON.
 LENIENT = [
     (b'{"rooms": [{"id": "bath", "rated_w": 900},], "boiler": {"min_off_ms": 0}}', "a comma before ']' at byte 41"),
     (b'{"rooms": [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0},}', "a comma before '}' at byte 71"),
@@ -171,6 +233,10 @@ LENIENT = [
      "an unknown escape \\q at byte 20"),
     (b'{"rooms": [{"id": "bath\t", "rated_w": 900}], "boiler": {"min_off_ms": 0}}',
      "a control character in a string at byte 23"),
+    (b'{"rooms": [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0, "min_off_ms": 60000}}',
+     'the key "min_off_ms" twice in one object at byte 72'),
+    (b'{"rooms": [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0}, "rooms": [{"id": "kids"}]}',
+     'the key "rooms" twice in one object at byte 73'),
 ]
 
 
@@ -214,7 +280,8 @@ def test_a_body_that_is_not_json_is_refused_by_name_and_nothing_is_kept(boiler_n
     switch = node.request("GET", "/load_sharing", token=TOKEN)
     assert switch[0] == 200 and switch[1]["switch"] is True
     for body, fault in ((b'{"enabled": false,}', "a comma before '}' at byte 17"),
-                        (b'{"enabled" false}', "a missing colon at byte 11")):
+                        (b'{"enabled" false}', "a missing colon at byte 11"),
+                        (b'{"enabled": true, "enabled": false}', 'the key "enabled" twice in one object at byte 18')):
         error = "load_sharing: the body is not JSON: " + fault
         assert node.request("PUT", "/load_sharing", body, token=TOKEN) == (400, {"error": error}), body
     assert node.request("GET", "/load_sharing", token=TOKEN) == switch

@@ -1,4 +1,5 @@
-"""Strict JSON syntax (RFC 8259) of a body a node keeps as it came: the first fault named, no value built."""
+"""Strict JSON syntax (RFC 8259) of a body a node keeps as it came, no key twice in an object: the first fault
+named, no value built."""
 
 try:
     from micropython import const  # type: ignore[import-not-found,unused-ignore]
@@ -19,12 +20,30 @@ from loadmesh.core.errors import FieldError
 # on the node and in heating-check.
 #
 # Bytes in (no decoded text: one more copy of the body in the heap), one pass,
-# no regex, no recursion and no list: the open arrays and objects are the bits
+# no regex, no recursion and no stack: the open arrays and objects are the bits
 # of one small int (1 an object, 0 an array, the innermost lowest), so MAX_DEPTH
 # stays below the 31-bit small ints of the ESP32 port. A heating.json nests 5
 # deep; deeper text is refused by name (CPython's json would recurse).
 # Non-ASCII bytes are taken inside strings when they are UTF-8, as JSON text is;
 # anywhere else they are refused. Offsets are 0-based, as CPython's json counts.
+#
+# RFC 8259 lets an object name a key twice (its names SHOULD be unique), and
+# both runtimes' json keep the last silently: an installer who edits the first
+# of two "min_off_ms" would run the other. A key twice in one object is
+# refused, the keys compared as json decodes them ("a" and "\u0061"; "\u00e9",
+# "\u00E9" and the character itself; "/" and "\/"; an astral character and
+# its escaped surrogate pair, which CPython joins: MicroPython's json keeps
+# those two apart, so refusing them errs on the side of the installer's
+# check). Each key of the open objects is kept as two small ints: a 24-bit
+# hash of its decoded text with its object's depth in the low 5 bits (below
+# 2**29 through the multiply: no long int on the ESP32), and the offset of its
+# opening quote; the hashes are also in a set, so a key costs one lookup
+# however many keys its object has, and decoded bytes are built and compared
+# only when a hash is there already (a key twice, or rarely two keys of one
+# hash). A closed object's keys are dropped: what is kept is the keys of the
+# objects open at one point, at most 24 deep (for an 8 KB heating.json, a few
+# hundred bytes; for 8 KB of one object's keys, less than the dict json.loads
+# then builds).
 
 MAX_DEPTH = const(24)
 
@@ -48,6 +67,10 @@ _RBRACE = const(0x7D)
 _LOWER_E = const(0x65)
 _UPPER_E = const(0x45)
 _LOWER_U = const(0x75)
+_HASH_MASK = const(0xFFFFFF)  # 24 bits: the hash times 31 plus a byte stays below 2**29
+_DEPTH_BITS = const(5)  # beside it, the depth of the key's object (at most MAX_DEPTH): a small int on the ESP32
+_DEPTH_MASK = const(0x1F)
+_SHOWN_KEY_BYTES = const(40)  # a key named twice is shown up to this long
 
 # What the parser expects next.
 _VALUE = const(0)  # a value: at the start, or after ':'
@@ -58,20 +81,26 @@ _KEY = const(4)  # after ',' in an object: a key
 _AFTER = const(5)  # a value ended: ',' or the closing bracket, or the end of the body at the top
 
 _ESCAPED = b'"\\/bfnrt'  # what may follow a backslash, besides u and four hex digits
+_UNESCAPED = b'"\\/\x08\x0c\n\r\t'  # what each of those stands for
 
 
 def check(body: bytes, name: str) -> None:
-    """Nothing if body is one JSON text; else FieldError(name, "the body is not JSON: <what> at byte <n>")."""
+    """Nothing if body is one JSON text, no key twice in an object; else FieldError(name, "the body is not JSON:
+    <what> at byte <n>")."""
     what, at = first_fault(body)
     if what:
         raise FieldError(name, "the body is not JSON: " + what + " at byte " + str(at))
 
 
 def first_fault(body: bytes) -> tuple[str, int]:
-    """("", 0) if body is one JSON text; else (what is wrong, its 0-based byte offset), the first fault."""
+    """("", 0) if body is one JSON text, no key twice in an object; else (what is wrong, its 0-based byte offset),
+    the first fault."""
     end = len(body)
     kinds = 0  # the open arrays and objects, one bit each: 1 an object, 0 an array; the innermost lowest
     depth = 0
+    key_hashes: list[int] = []  # the keys of the open objects (the innermost last): each key's hash (its
+    key_starts: list[int] = []  # text's, and its object's depth), and where its opening quote is
+    open_keys: set[int] = set()  # those hashes: one lookup per key, however many keys an object has
     state = _VALUE
     comma = 0  # where the last comma was: a comma before a closing bracket is named there
     i = 0
@@ -94,6 +123,8 @@ def first_fault(body: bytes) -> tuple[str, int]:
                 comma = i
                 i += 1
             elif byte == closer:
+                if kinds & 1:
+                    _close_object(depth, open_keys, key_hashes, key_starts)
                 kinds >>= 1
                 depth -= 1
                 i += 1
@@ -106,6 +137,7 @@ def first_fault(body: bytes) -> tuple[str, int]:
             if byte == _RBRACE:
                 if state == _KEY:
                     return "a comma before '}'", comma
+                _close_object(depth, open_keys, key_hashes, key_starts)
                 kinds >>= 1
                 depth -= 1
                 state = _AFTER
@@ -115,9 +147,24 @@ def first_fault(body: bytes) -> tuple[str, int]:
                 return "a comma where a key belongs", i
             if byte != _QUOTE:
                 return "a key that is not a string", i
+            start = i
             i = _string_end(body, i, end)
             if i < 0:
                 return _fault(body, ~i, end, True)
+            # The key's hash, inline (a call per key costs as much): its bytes are its decoded text unless it
+            # has an escape (find: a loop in C).
+            text_hash = 0
+            if body.find(b"\\", start, i) < 0:
+                for k in range(start + 1, i - 1):
+                    text_hash = (text_hash * 31 + body[k]) & _HASH_MASK
+            else:
+                text_hash = _escaped_hash(body, start + 1, i - 1)
+            text_hash = text_hash << _DEPTH_BITS | depth
+            if text_hash in open_keys and _named_before(body, start, i, text_hash, key_hashes, key_starts):
+                return "the key \"" + _shown_key(body, start, i) + "\" twice in one object", start
+            open_keys.add(text_hash)
+            key_hashes.append(text_hash)
+            key_starts.append(start)
             while i < end and body[i] in (_SPACE, _TAB, _LF, _CR):
                 i += 1
             if i == end or body[i] != _COLON:
@@ -257,6 +304,107 @@ def _fault(body: bytes, at: int, end: int, in_string: bool) -> tuple[str, int]:
     if before == _MINUS and (at < 2 or body[at - 2] not in (_LOWER_E, _UPPER_E)):
         return "no digit after '-'", at
     return "no digit in the exponent", at
+
+
+def _close_object(depth: int, open_keys: set[int], key_hashes: list[int], key_starts: list[int]) -> None:
+    """Drop the keys of the innermost open object, at that depth, which closes (pop, not del of a slice:
+    MicroPython builds the slice)."""
+    while key_hashes and key_hashes[-1] & _DEPTH_MASK == depth:
+        open_keys.discard(key_hashes.pop())  # a hash twice in the object (two keys): both go now
+        key_starts.pop()
+
+
+def _escaped_hash(body: bytes, start: int, end: int) -> int:
+    """The hash of a key's text from start to end (its closing quote) that has an escape, as json decodes it
+    (rare: the decoded bytes are built)."""
+    text_hash = 0
+    for byte in _decoded(body, start, end):
+        text_hash = (text_hash * 31 + byte) & _HASH_MASK
+    return text_hash
+
+
+def _named_before(body: bytes, start: int, end: int, text_hash: int, key_hashes: list[int],
+                  key_starts: list[int]) -> bool:
+    """Whether the key whose quotes are at start and end - 1, of that hash (with its depth), is one of its
+    object's keys before it, compared as json decodes them (only when one of them has that hash: rare, but for a
+    key twice)."""
+    text = None
+    depth = text_hash & _DEPTH_MASK
+    k = len(key_hashes) - 1
+    while k >= 0 and key_hashes[k] & _DEPTH_MASK == depth:  # the object's keys, the last first
+        if key_hashes[k] == text_hash:
+            if text is None:
+                text = _decoded(body, start + 1, end - 1)
+            other = key_starts[k]
+            if _decoded(body, other + 1, _string_end(body, other, len(body)) - 1) == text:
+                return True
+        k -= 1
+    return False
+
+
+def _decoded(body: bytes, i: int, end: int) -> bytearray:
+    """A string's text from i to end (its closing quote), checked already, as UTF-8 after json decodes it.
+
+    As CPython's json: an escaped surrogate pair is the one character; a lone surrogate stays one, in three
+    bytes (no UTF-8 in the body spells it: it is refused there)."""
+    text = bytearray()
+    while i < end:
+        byte = body[i]
+        if byte != _BACKSLASH:
+            text.append(byte)
+            i += 1
+            continue
+        escape = body[i + 1]
+        if escape != _LOWER_U:
+            k = 0
+            while _ESCAPED[k] != escape:  # MicroPython's bytes.index takes no int
+                k += 1
+            text.append(_UNESCAPED[k])
+            i += 2
+            continue
+        point = _hex4(body, i + 2)
+        i += 6
+        if 0xD800 <= point <= 0xDBFF and i + 6 <= end and body[i] == _BACKSLASH and body[i + 1] == _LOWER_U:
+            low = _hex4(body, i + 2)
+            if 0xDC00 <= low <= 0xDFFF:
+                point = 0x10000 + ((point - 0xD800) << 10) + low - 0xDC00
+                i += 6
+        if point < 0x80:
+            text.append(point)
+        elif point < 0x800:
+            text.append(0xC0 | point >> 6)
+            text.append(0x80 | point & 0x3F)
+        elif point < 0x10000:
+            text.append(0xE0 | point >> 12)
+            text.append(0x80 | point >> 6 & 0x3F)
+            text.append(0x80 | point & 0x3F)
+        else:
+            text.append(0xF0 | point >> 18)
+            text.append(0x80 | point >> 12 & 0x3F)
+            text.append(0x80 | point >> 6 & 0x3F)
+            text.append(0x80 | point & 0x3F)
+    return text
+
+
+def _hex4(body: bytes, i: int) -> int:
+    """The value of the four hex digits at i (checked already)."""
+    value = 0
+    for k in range(i, i + 4):
+        byte = body[k] | 0x20  # a letter in lower case; digits keep their value
+        value = value << 4 | (byte - _ZERO if byte <= _NINE else byte - 0x61 + 10)
+    return value
+
+
+def _shown_key(body: bytes, start: int, end: int) -> str:
+    """The key whose quotes are at start and end - 1 as it is spelled there, cut short if long (only for a
+    refusal)."""
+    cut = end - 1
+    if cut - start - 1 > _SHOWN_KEY_BYTES:
+        cut = start + 1 + _SHOWN_KEY_BYTES
+        while 0x80 <= body[cut] <= 0xBF:  # not inside a UTF-8 character
+            cut -= 1
+    text = str(bytes(body[start + 1:cut]), "utf-8")
+    return text if cut == end - 1 else text + "..."
 
 
 def _is_hex(byte: int) -> bool:
