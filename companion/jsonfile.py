@@ -14,16 +14,42 @@ def _no_constant(name: str) -> object:
     raise ValueError(name + " is not valid JSON")
 
 
+class _KeyTwice(ValueError):
+    """An object of the file names a key twice (raised inside json.loads; read_json says where)."""
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) < len(pairs):
+        raise _KeyTwice()
+    return value
+
+
 def read_json(path: Path) -> Any:  # what json.loads gives
-    """A JSON file as MicroPython's json (the node's) reads it: NaN, Infinity and -Infinity refused.
+    """A JSON file as MicroPython's json (the node's) reads it: NaN, Infinity and -Infinity refused; and no key
+    twice in one object.
 
     CPython's json takes them as floats; MicroPython's refuses them. Every
     runtime's answer then starts from the same refusal, in the same bytes.
+    Both json keep the last of a key named twice in one object, silently: the
+    installer who edited the first would run the other. It is refused, named
+    as the node names one in a PUT /heating body (loadmesh.node.jsontext: keys
+    compared as json decodes them), at the line and column json's own errors
+    give.
     """
     text = path.read_text()
     if text.startswith("LM1 "):
         refuse_stored()
-    return json.loads(text, parse_constant=_no_constant)
+    try:
+        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_once)
+    except _KeyTwice:
+        from loadmesh.node import jsontext
+
+        body = text.encode()
+        what, at = jsontext.first_fault(body)
+        if not what.startswith("the key "):  # only past the node's 24 nested arrays and objects
+            what, at = "a key twice in one object", 0
+        raise json.JSONDecodeError(what, text, len(body[:at].decode())) from None
 
 
 def read_heating(path: Path) -> Any:  # what json.loads gives

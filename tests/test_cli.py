@@ -69,6 +69,11 @@ def test_the_installed_core_runs_outside_the_checkout_and_the_others_say_where_t
     (None, "No such file or directory", ("allocate", "config-hash", "heating-check", "hw-check")),
     # (heating-check reads the bytes as its node does, and says where they stop being JSON)
     (b"\xff{}", "not UTF-8 text (byte 0xff at offset 0)", ("allocate", "config-hash", "hw-check")),
+    # A key twice in one object: json would keep the last, silently (heating-check: tests/test_heating_cli.py).
+    (b'{\n  "hal": "none",\n  "hal": "esp32"\n}', 'the key "hal" twice in one object: line 3 column 3 (char 21)',
+     ("allocate", "config-hash", "config-seal", "hw-check", "node-check")),
+    (b'{"caf\xc3\xa9": {"a": 1, "b": [{"a": 2}]}, "caf\\u00e9": 3}',  # as json decodes it; json's count of chars
+     'the key "caf\\u00e9" twice in one object: line 1 column 37 (char 36)', ("allocate", "config-hash", "hw-check")),
 ])
 def test_an_unreadable_file_is_named_once_with_what_is_wrong(device_root: Path, tmp_path: Path, content: bytes | None,
                                                              problem: str, commands: tuple[str, ...]) -> None:

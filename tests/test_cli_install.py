@@ -123,6 +123,7 @@ BAD_NODE_FILES = [
      "looked up; no leading zeros)"),
     ('{"id": "evse1", "http_prot": 80}', "node.http_prot: is not a known field"),
     ('{"id": "evse1",}', "Expecting property name enclosed in double quotes: line 1 column 16 (char 15)"),
+    ('{"id": "evse1", "id": "evse2"}', 'the key "id" twice in one object: line 1 column 17 (char 16)'),
 ]
 
 
