@@ -15,7 +15,7 @@ def _no_constant(name: str) -> object:
 
 
 class _KeyTwice(ValueError):
-    """An object of the file names a key twice (raised inside json.loads; read_json says where)."""
+    """An object of the text names a key twice (raised inside json.loads; loads says where)."""
 
 
 def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -25,23 +25,17 @@ def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
-def read_json(path: Path) -> Any:  # what json.loads gives
-    """A JSON file as MicroPython's json (the node's) reads it: NaN, Infinity and -Infinity refused; and no key
-    twice in one object.
+def loads(text: str, **options: Any) -> Any:  # what json.loads gives
+    """json.loads(text, **options), and no key twice in one object: json.JSONDecodeError naming the key.
 
-    CPython's json takes them as floats; MicroPython's refuses them. Every
-    runtime's answer then starts from the same refusal, in the same bytes.
-    Both json keep the last of a key named twice in one object, silently: the
-    installer who edited the first would run the other. It is refused, named
-    as the node names one in a PUT /heating body (loadmesh.node.jsontext: keys
-    compared as json decodes them), at the line and column json's own errors
-    give.
+    Both runtimes' json keep the last of a key named twice in one object,
+    silently: the installer who edited the first would run the other. It is
+    named as the node names one in a PUT /heating body (loadmesh.node.jsontext:
+    keys compared as json decodes them), at the line and column json's own
+    errors give.
     """
-    text = path.read_text()
-    if text.startswith("LM1 "):
-        refuse_stored()
     try:
-        return json.loads(text, parse_constant=_no_constant, object_pairs_hook=_once)
+        return json.loads(text, object_pairs_hook=_once, **options)
     except _KeyTwice:
         from loadmesh.node import jsontext
 
@@ -50,6 +44,19 @@ def read_json(path: Path) -> Any:  # what json.loads gives
         if not what.startswith("the key "):  # only past the node's 24 nested arrays and objects
             what, at = "a key twice in one object", 0
         raise json.JSONDecodeError(what, text, len(body[:at].decode())) from None
+
+
+def read_json(path: Path) -> Any:  # what json.loads gives
+    """A JSON file as MicroPython's json (the node's) reads it: NaN, Infinity and -Infinity refused; and no key
+    twice in one object (loads).
+
+    CPython's json takes them as floats; MicroPython's refuses them. Every
+    runtime's answer then starts from the same refusal, in the same bytes.
+    """
+    text = path.read_text()
+    if text.startswith("LM1 "):
+        refuse_stored()
+    return loads(text, parse_constant=_no_constant)
 
 
 def read_heating(path: Path) -> Any:  # what json.loads gives

@@ -188,6 +188,32 @@ def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
         scenario.load(path)
 
 
+@pytest.mark.parametrize(("name", "text", "error"), [
+    # Both readers kept the last of a key named twice, silently: an edit of the first was lost.
+    ("twice.yaml", "duration_s: 60\nnodes: []\nduration_s: 600\n",
+     'twice.yaml is not valid YAML: the key "duration_s" twice in one mapping: line 3, column 1'),
+    ("twice.yaml", "nodes:\n  - {id: a, kind: evse, id: b}\n",
+     'twice.yaml is not valid YAML: the key "id" twice in one mapping: line 2, column 25'),
+    ("twice.json", '{"duration_s": 60, "nodes": [], "duration_s": 600}',
+     'twice.json is not valid JSON: the key "duration_s" twice in one object: line 1 column 33 (char 32)'),
+])
+def test_a_key_twice_is_refused_where_it_is(tmp_path: Path, name: str, text: str, error: str) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(FieldError) as refused:
+        scenario.load(path)
+    assert str(refused.value) == "scenario: " + error
+
+
+def test_a_yaml_merge_may_give_a_key_again(tmp_path: Path) -> None:
+    # `<<: *base` then a key of base: an override YAML means, not a key twice.
+    path = tmp_path / "merge.yaml"
+    path.write_text("base: &base {a: 1, b: 2}\nother: {<<: *base, b: 3}\n")
+    with pytest.raises(FieldError) as refused:  # loaded; then refused as a scenario, by its first field
+        scenario.load(path)
+    assert "twice" not in str(refused.value)
+
+
 @pytest.mark.parametrize(("text", "error"), [
     ("", "scenario: empty.yaml is empty: it holds no YAML document"),
     ("# a scenario to come\n\n", "scenario: empty.yaml is empty: it holds no YAML document"),

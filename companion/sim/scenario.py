@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from loadmesh.core import site as core_site
 from loadmesh.core.errors import FieldError
 
 from .. import house as house_model
+from .. import jsonfile
 
 # A scenario is an `allocate` scenario made physical: `site`, `circuits` and
 # `offline_reserve_ma` as there; `nodes` carry the load fields of `allocate`
@@ -171,11 +171,33 @@ class Scenario:
         return request
 
 
+class _KeysOnceLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that names a key twice (PyYAML keeps the last, silently, though YAML
+    wants keys unique): an edit of the first would be lost."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen = set()
+        for key_node, _value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base`: its keys may be given again, on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                twice = key in seen
+            except TypeError:  # an unhashable key: the base constructor names it
+                continue
+            if twice:
+                mark = key_node.start_mark
+                raise yaml.YAMLError(f'the key "{key}" twice in one mapping: line {mark.line + 1}, '
+                                     f"column {mark.column + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load(path: Path) -> Scenario:
-    """Read and check a scenario file (.yaml, .yml or .json); FieldError names the bad field."""
+    """Read and check a scenario file (.yaml, .yml or .json); FieldError names the bad field, or a key twice."""
     text = path.read_text(encoding="utf-8")
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = jsonfile.loads(text) if path.suffix == ".json" else yaml.load(text, Loader=_KeysOnceLoader)
     except (ValueError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FieldError("scenario", path.name + " is not valid " + ("JSON" if path.suffix == ".json" else "YAML")
