@@ -212,3 +212,39 @@ def test_a_write_the_file_system_refuses_is_said_once_and_the_node_runs_on(site:
     lines = site.said(peerboots.FILE)
     assert len(lines) == 1 and lines[0].startswith("loadmesh node: peerboots.json not written ("), lines
     assert not (site.folder / peerboots.FILE).exists()
+
+
+def test_a_config_switch_that_changes_no_kept_boot_id_writes_nothing(site: Site) -> None:
+    site.store.write_json(peerboots.FILE, {"b": 7, "c": 3})
+    mtime_ns = (site.folder / peerboots.FILE).stat().st_mtime_ns
+    site.node.start()
+    site.send(genuine("b", 7, 1))
+    site.send(genuine("c", 3, 1))
+    site.expect(lambda r: boot_of(r, "b") == 7 and boot_of(r, "c") == 3)
+    # A new version with the same members: the boot ids to keep are those on file, so the file is not written
+    # (before, the switch wrote the same bytes again, once per switch).
+    sealed = configsync.seal(PADS, config(2, ("a", "b", "c")))
+    code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
+    assert code == 200, answer
+    switched = site.expect(lambda r: r["config"]["version"] == 2)
+    time.sleep(peerboots.SETTLE_MS / 1000 + 1.5)
+    assert site.status()["peer_boots_writes"] == 0, switched
+    assert (site.folder / peerboots.FILE).stat().st_mtime_ns == mtime_ns
+    assert site.kept() == {"b": 7, "c": 3}
+    # A switch that drops a kept member still writes, at once (no write before it set a wait).
+    sealed = configsync.seal(PADS, config(3, ("a", "b")))
+    code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
+    assert code == 200, answer
+    site.expect(lambda r: r["peer_boots_writes"] == 1)
+    assert site.kept() == {"b": 7}
+
+
+def test_a_node_that_heard_no_peer_writes_no_empty_file_at_a_config_switch(site: Site) -> None:
+    site.node.start()
+    sealed = configsync.seal(PADS, config(2, ("a", "b", "c")))
+    code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
+    assert code == 200, answer
+    switched = site.expect(lambda r: r["config"]["version"] == 2)
+    time.sleep(peerboots.SETTLE_MS / 1000 + 1.5)
+    assert site.status()["peer_boots_writes"] == 0, switched
+    assert not (site.folder / peerboots.FILE).exists()

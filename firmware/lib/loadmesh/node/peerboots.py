@@ -21,8 +21,8 @@ GAP_MS = const(60000)
 #
 # Flash: the table raises boot_changes when the set changes (a peer first
 # heard in another boot than the one restored for it, a peer's reboot, a peer
-# forgotten), and a config switch counts as one; nothing else is looked at,
-# so a packet costs an int compare. A change is written SETTLE_MS after the
+# forgotten), and a config switch counts as one (see below); nothing else is
+# looked at, so a packet costs an int compare. A change is written SETTLE_MS after the
 # first one, so the burst after a boot (every peer heard for the first time
 # within a heartbeat period or two) is one write, and not sooner than GAP_MS
 # after the previous write: a peer in a reset loop (one boot per wdt_ms plus
@@ -30,7 +30,12 @@ GAP_MS = const(60000)
 # day, which littlefs spreads over the partition's blocks (hundreds of 4 KB
 # blocks of 100k erases each: decades). After this node's reboot its peers
 # come back with the boot ids the file holds: the table counts no change, and
-# nothing is written. No copy of the file is held (16 peers, a tight heap).
+# nothing is written. When a write is due, the file is read first, and not
+# written again if it holds those bytes already (a config switch that drops no
+# kept member, a change undone before its write): /status peer_boots_writes
+# counts only writes that changed the file. No copy of the file is held
+# between writes (16 peers, a tight heap): the comparison reads a few hundred
+# bytes once per due write.
 # The cost of the wait: a peer's reboot not yet written when this node resets
 # leaves its previous boot replayable in today's window, once.
 #
@@ -93,14 +98,27 @@ def keep(peer_boots: list[int], root: str, table: PeerTable, member_ids: list[st
     if now_ms < peer_boots[DUE_MS]:
         return
     peer_boots[DUE_MS] = -1
-    # Tried once: a failing file system is not written again before the next change, nor sooner than GAP_MS.
-    peer_boots[EARLIEST_MS] = now_ms + GAP_MS
     boot_ids = table.boot_ids()
-    from .roles import forget
-    from .store import Store
+    from loadmesh.core import canon
 
+    from .roles import forget
+    from .store import MISSING, Store
+
+    store = Store(root)
     try:
-        Store(root).write_json(FILE, {node: boot_ids[node] for node in boot_ids if node in member_ids})
+        payload = canon.encode({node: boot_ids[node] for node in boot_ids if node in member_ids})
+        try:
+            held = store.read(FILE)
+        except OSError:  # unreadable: written again
+            held = None
+        # What the file holds already (or nothing to keep, and no file): not written, no wear, no wait.
+        # bytes == bytearray compares contents (CPython and MicroPython): no copy of either.
+        if held == payload or (  # type: ignore[comparison-overlap]
+                held is None and payload == b"{}" and store.state.get(FILE) == MISSING):
+            return
+        # Tried once: a failing file system is not written again before the next change, nor sooner than GAP_MS.
+        peer_boots[EARLIEST_MS] = now_ms + GAP_MS
+        store.write(FILE, payload)
         peer_boots[WRITES] += 1
     except OSError as exc:
         if not peer_boots[FAILED]:
