@@ -107,6 +107,9 @@ def summary(status: dict[str, Any]) -> list[str]:
     from . import heatstatus  # here, not at the top: it uses this module's helpers
 
     lines.extend(heatstatus.lines(status))  # a valve or boiler node's heating: its role's view
+    kept = _boot_ids_kept(status)
+    if heating and kept:  # its peers line: only the boot ids it keeps (the counts mislead there, as above)
+        lines.append(("peers", kept))
     config = status.get("config")
     if isinstance(config, dict):
         lines.append(("config", _config(config, status)))
@@ -206,8 +209,20 @@ def _control(status: dict[str, Any]) -> list[tuple[str, str]]:
         disagree = _names(status, "disagree")
         if disagree:
             line += "; not agreeing yet: " + ", ".join(disagree)
+        kept = _boot_ids_kept(status)
+        if kept:
+            line += "; " + kept
         lines.append(("peers", line))
     return lines
+
+
+def _boot_ids_kept(status: dict[str, Any]) -> str:
+    """The peers' boot ids kept in peerboots.json and this boot's writes of them ("" from a node before
+    `peer_boots_writes`): a write is a change the node keeps across its reboot (docs/firmware.md, "Persistence")."""
+    writes = _count(status, "peer_boots_writes")
+    if writes is None:
+        return ""
+    return f"boot ids kept ({writes:,} write" + ("" if writes == 1 else "s") + " this boot)"
 
 
 def _config(config: dict[str, Any], status: dict[str, Any]) -> str:

@@ -130,7 +130,7 @@ def test_the_summary_of_a_running_node_says_what_it_runs_and_why(running: Node) 
         r"clock     not synced( \(.*\))?",  # its requests to the gateway (nothing listens there) counted
         re.escape("current   applied 0.0 A (target), target 0.0 A (no_demand)"),  # no car: no demand
         re.escape("FAILSAFE  yes: not hearing drive"),
-        re.escape("peers     0 of 1 online"),
+        re.escape("peers     0 of 1 online; boot ids kept (0 writes this boot)"),
         re.escape(f"config    version 1 ({groupconfig.announced(CONFIG)})"),
         r"memory    \d{2},\d{3} bytes in use, \d{1,2},\d{3} free",
         r"ticks     \d+ late of \d+(,\d{3})*, the longest \d+ ms",
@@ -179,6 +179,7 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
     assert isinstance(hal, dict)
     status.update(error="tick: MemoryError", hw_error="hw.relay.pin: 15 is pulled up at reset", departed=["shed"],
                   config_mismatch=["drive"], disagree=["drive"], failsafe=False, silent=[], peers_online=1,
+                  peer_boots_writes=1,
                   applied_ma=10950, target_ma=16000, reason="agreement", alloc_reason="max",
                   peers={"drive": [120, True, 6000, 6000, False, 3]})
     hal["wifi"] = {"state": "down", "for_ms": 125_000, "reason": "wrong_password", "tries": 4, "joins": 0, "lost": 0,
@@ -198,10 +199,26 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
                                  "(schedules hold their setback) (good 1, sent 3, timeout 2); denied by 10.0.0.2")
     assert by_label["current"] == "applied 11.0 A (agreement), target 16.0 A (max)"
     assert by_label["failsafe"] == "no"
-    assert by_label["peers"] == "1 of 1 online; not agreeing yet: drive"
+    assert by_label["peers"] == "1 of 1 online; not agreeing yet: drive; boot ids kept (1 write this boot)"
     assert by_label["config"] == (f"version 1 ({groupconfig.announced(CONFIG)}), merged with 1 other; another "
                                   "config announced by drive; last sync error: sync: OSError(113,)")
     assert by_label["departed"] == "shed (removed from the config, may still draw: no raise until gone)"
+
+
+def test_the_peers_boot_ids_kept_are_said_on_the_peers_line_when_the_node_counts_their_writes() -> None:
+    charger = {"node": "garage", "kind": "evse", "state": "running", "peers": {}, "peers_online": 0, "silent": []}
+
+    def peers(status: dict[str, object]) -> list[str]:
+        return [line for line in nodestatus.summary(status) if line.startswith("peers")]
+
+    assert peers(dict(charger, peer_boots_writes=12)) == [
+        "peers     0 of 0 online; boot ids kept (12 writes this boot)"]
+    assert peers(charger) == ["peers     0 of 0 online"]  # a node before peer_boots_writes
+    # A heating node has no peers count (docs/heating.md): its peers line is the boot ids kept alone.
+    for kind in ("boiler", "valve"):
+        heating = dict(charger, kind=kind, peers_online=1, role={})
+        assert peers(dict(heating, peer_boots_writes=1)) == ["peers     boot ids kept (1 write this boot)"]
+        assert peers(heating) == []
 
 
 JSON_LEAVES = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8)
@@ -210,7 +227,7 @@ JSON = st.recursive(JSON_LEAVES, lambda inner: st.lists(inner, max_size=3) | st.
                      "source", "version", "alloc", "late", "x"]), inner, max_size=4), max_leaves=8)
 STATUS_KEYS = ["node", "kind", "error", "hw_error", "boot_id", "uptime_ms", "hal", "memory", "ticks",
                "applied_ma", "target_ma", "reason", "alloc_reason", "failsafe", "silent", "disagree",
-               "config_mismatch", "departed", "config", "peers", "peers_online", "unknown"]
+               "config_mismatch", "departed", "config", "peers", "peers_online", "peer_boots_writes", "unknown"]
 
 
 @settings(max_examples=60)  # the shapes are few; CI time is tight

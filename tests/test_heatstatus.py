@@ -505,12 +505,14 @@ def test_a_heating_node_shows_its_heating_not_the_current_it_does_not_draw(
         assert isinstance(status["peers"], dict) and status["applied_ma"] == 0, status
         lines = nodestatus.summary(status)
         labels = [line[:10].rstrip() for line in lines]
-        assert not {"current", "FAILSAFE", "failsafe", "peers", "departed"} & set(labels), lines
+        assert not {"current", "FAILSAFE", "failsafe", "departed"} & set(labels), lines
         assert lines[0].startswith(f"node      {node} ({kind}): running, up 6 s, boot 1"), lines
-        assert lines[-3:-1] == ["config    version 1 (" + status["config"]["announced"] + ")",
+        # Its peers line says only that it keeps its peers' boot ids (peerboots.json), no count of them.
+        assert lines[-4:-1] == ["peers     boot ids kept (0 writes this boot)",
+                                "config    version 1 (" + status["config"]["announced"] + ")",
                                 "memory    0 bytes in use, 0 free"], lines
         assert lines[-1].startswith("ticks     "), lines
-        assert lines[1:-3] == nodestatus.summary({"node": node, "kind": kind, "state": "running",
+        assert lines[1:-4] == nodestatus.summary({"node": node, "kind": kind, "state": "running",
                                                   "role": status["role"]})[1:], lines
     # An EV charger's node of the same answer keeps them: its current is what they are about.
     status = dict(json.loads(json.dumps(nodes["boiler"].status())), kind="evse")
