@@ -44,6 +44,10 @@ _INTERLOCK = {
 STUCK_MS = 300000
 # A room whose valve node is not heard this long after the boiler node could hear it: UNHEARD, in capitals.
 UNHEARD_MS = 60000
+# A valve node that began waiting for its boiler node (`boiler_named_ms`) this soon after its boot began at its
+# boot (its first tick comes after the boot's work), and waits from then; later, it was an adoption or a config
+# naming another boiler node, and its wait counts from there.
+NAMED_AT_BOOT_MS = 10000
 # roomctl.step's reason (shared/core/roomctl.py).
 _ROOM_REASONS = {
     "calling": "calling for heat",
@@ -63,7 +67,7 @@ def lines(status: dict[str, Any]) -> Lines:
     if kind == "boiler":
         return _boiler(role, _listening_ms(status))
     if kind == "valve":
-        return _valve(role, _listening_ms(status))
+        return _valve(role, _listening_ms(status), _count(status, "uptime_ms"))
     return []
 
 
@@ -225,7 +229,7 @@ def _sharing(role: dict[str, Any]) -> str:
     return line
 
 
-def _valve(role: dict[str, Any], listening_ms: int | None = None) -> Lines:
+def _valve(role: dict[str, Any], listening_ms: int | None = None, uptime_ms: int | None = None) -> Lines:
     found: Lines = []
     error = _text(role, "error")
     if error:
@@ -250,17 +254,27 @@ def _valve(role: dict[str, Any], listening_ms: int | None = None) -> Lines:
     elif heard is True:
         found.append(("boiler", "heard" + tail))
     elif heard is False and _flag(role, "boiler_unheard") is True:
-        # Not heard since this node's boot: its first heartbeat comes within a heartbeat or so of this node's
-        # radio coming up. Missing only once this node has listened for the node's wait (`boiler_wait_ms`, the
-        # group's peer_timeout_ms: the silence after which any member counts as silent).
+        # Not heard since it was named (this node's boot, its adoption, a config naming another boiler node):
+        # its first heartbeat comes within a heartbeat or so of this node's radio coming up. Missing only once
+        # this node has listened for the node's wait (`boiler_wait_ms`, the group's peer_timeout_ms: the
+        # silence after which any member counts as silent), counted from the latest of its boot, its Wi-Fi up
+        # and the tick it began waiting for this boiler node (`boiler_named_ms`, its uptime then).
         wait_ms = _count(role, "boiler_wait_ms")
+        # null: named since the last tick, the wait begins at the next (a node before the field: from its boot).
+        began_ms = uptime_ms if "boiler_named_ms" in role and role["boiler_named_ms"] is None else \
+            _count(role, "boiler_named_ms")
+        since = "this node's boot"
+        if began_ms is not None and uptime_ms is not None and began_ms >= NAMED_AT_BOOT_MS:
+            since = "its config named it"
+            if listening_ms is None or uptime_ms - began_ms < listening_ms:
+                listening_ms = uptime_ms - began_ms
         late = wait_ms is not None and listening_ms is not None and listening_ms >= wait_ms
         if late:
-            found.append(("BOILER", "never heard since this node's boot: the room follows its own control, its "
-                                    "call reaches no boiler; the boiler node off, or not on this group's mesh?" + tail))
+            found.append(("BOILER", f"never heard since {since}: the room follows its own control, its call "
+                                    "reaches no boiler; the boiler node off, or not on this group's mesh?" + tail))
         else:
-            found.append(("boiler", "not yet heard since this node's boot: the room follows its own control until "
-                                    "its first heartbeat" + tail))
+            found.append(("boiler", f"not yet heard since {since}: the room follows its own control until its "
+                                    "first heartbeat" + tail))
     elif heard is False:  # heard since the boot and silent now, or a node before `boiler_unheard`
         found.append(("BOILER", "not heard: the room follows its own control, its call reaches no boiler" + tail))
     return found

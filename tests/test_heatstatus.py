@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from loadmesh.companion import heatstatus, nodestatus
 from loadmesh.companion.sim.runner import free_port
-from loadmesh.core import controller, groupconfig
+from loadmesh.core import configsync, controller, groupconfig
 from loadmesh.core.peers import PeerTable
 from loadmesh.node import runtime
 from loadmesh.node.role_boiler import BoilerRole
@@ -53,6 +53,8 @@ NO_BOILER = "not heard: the room follows its own control, its call reaches no bo
 NOT_YET = "not yet heard since this node's boot: the room follows its own control until its first heartbeat"
 NEVER = ("never heard since this node's boot: the room follows its own control, its call reaches no boiler; the "
          "boiler node off, or not on this group's mesh?")
+NOT_YET_NAMED = NOT_YET.replace("this node's boot", "its config named it")
+NEVER_NAMED = NEVER.replace("this node's boot", "its config named it")
 
 
 def heating_lines(kind: str, role: dict[str, Any]) -> list[str]:
@@ -298,10 +300,18 @@ def test_a_valve_node_booting_is_not_missing_its_boiler_node_until_it_should_hav
     # A config naming another boiler node: that one is not heard yet.
     members = [dict(member, id="boiler2") if member["id"] == "boiler" else member for member in CONFIG["members"]]
     role.replan(controller.prepare(groupconfig.parse(dict(CONFIG, members=members, version=2)), "bath"))
-    _tick(role, hal, table, 4100 + TIMEOUT_MS)
-    assert _valve_status(role, 100)[-1] == f"boiler    {NOT_YET}"
+    assert _valve_status(role, 20000)[-1] == f"boiler    {NOT_YET_NAMED}"  # its wait begins at the next tick
+    _tick(role, hal, table, 20000)
+    assert role.status()["boiler_named_ms"] == 20000
+    assert _valve_status(role, 20000 + TIMEOUT_MS - 100)[-1] == f"boiler    {NOT_YET_NAMED}"
+    assert _valve_status(role, 20000 + TIMEOUT_MS)[-1] == f"BOILER    {NEVER_NAMED}"
+    # A wait begun in the node's first seconds (NAMED_AT_BOOT_MS) is its boot's: counted from the boot.
+    view = dict(role.status(), boiler_named_ms=heatstatus.NAMED_AT_BOOT_MS - 1)
+    status = {"node": "n1", "kind": "valve", "state": "running", "uptime_ms": TIMEOUT_MS, "role": view}
+    assert nodestatus.summary(json.loads(json.dumps(status)))[-1] == f"BOILER    {NEVER}"
     # A node from before `boiler_unheard`: not heard is BOILER not heard, as it said.
-    older = {key: value for key, value in role.status().items() if key not in ("boiler_unheard", "boiler_wait_ms")}
+    older = {key: value for key, value in role.status().items()
+             if key not in ("boiler_unheard", "boiler_wait_ms", "boiler_named_ms")}
     assert heating_lines("valve", older)[-1] == f"BOILER    {NO_BOILER}"
 
 
@@ -427,7 +437,7 @@ ROLE_KEYS = sorted({
     "calling", "stale",
     "silent_ticks", "stale_ticks", "fired", "rejected", "rests_errors", "error",  # the boiler role's
     "mode", "temp_dc", "target_dc", "normal_pct", "override_pct", "command_pct", "valve_pct", "valve_off_ms",
-    "source", "boiler_heard", "boiler_node", "boiler_unheard", "boiler_wait_ms", "overrides_taken",
+    "source", "boiler_heard", "boiler_node", "boiler_unheard", "boiler_wait_ms", "boiler_named_ms", "overrides_taken",
     "overrides_dropped"})  # the valve role's own
 JSON = st.recursive(st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=6),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
@@ -564,3 +574,34 @@ def test_a_valve_node_booting_reads_its_boiler_node_not_heard_yet_not_lost(
     assert bath() == "boiler    heard"
     _run(ticking, clock, 3 * TIMEOUT_MS)
     assert bath() == f"BOILER    {NO_BOILER}"
+
+
+def test_a_valve_node_given_a_config_naming_another_boiler_node_waits_for_that_one_anew(
+        heating_nodes: tuple[dict[str, runtime.Node], _Clock]) -> None:
+    # bath's valve node has heard its boiler node for 12 s, longer than the wait (a peer timeout) and its boot's
+    # first seconds; then a config names another boiler node, not on yet. Before, bath called it missing at
+    # once (BOILER never heard since this node's boot): its wait counted from the boot, not from the change.
+    nodes, clock = heating_nodes
+
+    def bath() -> str:
+        lines = nodestatus.summary(json.loads(json.dumps(nodes["bath"].status())))
+        return [line for line in lines if line[:10].rstrip().lower() == "boiler"][-1]
+
+    _run(nodes, clock, 4 * TIMEOUT_MS)
+    assert bath() == "boiler    heard"
+    members = [dict(member, id="boiler2") if member["id"] == "boiler" else member for member in GROUP["members"]]
+    version_2 = groupconfig.parse(dict(GROUP, members=members, version=2))
+    assert nodes["bath"].put_config(configsync.seal(PADS, version_2))["adopted"] is True
+    switched_ms = clock.ms
+    assert bath() == f"boiler    {NOT_YET_NAMED}"  # before its first tick under the new config too
+    _run(nodes, clock, switched_ms + TIMEOUT_MS)  # its wait began at the first tick after the switch
+    role = nodes["bath"].status()["role"]
+    assert isinstance(role, dict) and role["boiler_named_ms"] == switched_ms + 100, role
+    assert bath() == f"boiler    {NOT_YET_NAMED}"
+    _run(nodes, clock, switched_ms + TIMEOUT_MS + 100)  # listened a peer timeout for boiler2: missing
+    assert bath() == f"BOILER    {NEVER_NAMED}"
+    # The same config again with a new version, the same boiler node named: its wait goes on, it does not restart.
+    version_3 = groupconfig.parse(dict(GROUP, members=members, version=3))
+    assert nodes["bath"].put_config(configsync.seal(PADS, version_3))["adopted"] is True
+    _run(nodes, clock, clock.ms + 100)
+    assert bath() == f"BOILER    {NEVER_NAMED}"

@@ -100,11 +100,15 @@ class ValveRole(Role):
         self.next_start_in_ms: int | None = None
         self.next_target_dc: int | None = None
         self.boiler_heard = False
-        # Heard since the boot (or since a config named another boiler node): one not heard yet has not gone
-        # silent. Right after the boot its first heartbeat is still to come; /status tells the two apart, and
-        # loadmesh status calls the boiler node missing only once this node has been up (its radio too) for
-        # peer_timeout_ms, the silence that makes any member silent (six heartbeats at least).
-        self.boiler_once = False
+        # Whether the boiler node the config names was heard since it was named, and if not since when this node
+        # waits for it: one not heard yet has not gone silent. Right after the boot, an adoption or a config
+        # naming another boiler node its first heartbeat is still to come; /status tells the two apart, and
+        # loadmesh status calls the boiler node missing only once this node has listened for it (its radio up)
+        # for peer_timeout_ms, the silence that makes any member silent (six heartbeats at least). One int, not
+        # a flag and a time: -2 heard, -1 named (its wait begins at the next tick), or the tick's now_ms (the
+        # node's uptime) when the wait began. -2 and -1 as literals: two module names would cost a valve node's
+        # heap for good.
+        self.boiler_named_ms = -1
         self.boiler_heard_ms = -1  # when the boiler node's last heartbeat was heard (-1: not online)
         # A decrease held until the boiler node answers (see the top): the command held (None: none), since
         # when, the own opening the heartbeat told while holding (-1: not told yet), boiler heartbeats heard
@@ -124,7 +128,8 @@ class ValveRole(Role):
         super().replan(plan)
         boiler = boiler_node(plan)
         if boiler != self.boiler:
-            self.boiler_once = False  # another boiler node (or none): not heard yet
+            self.boiler_named_ms = -1  # another boiler node (or none): not heard yet, waited for anew
+            self.boiler_heard = False  # /status before the next tick: the one heard was the other one
         self.boiler = boiler
 
     def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
@@ -203,7 +208,9 @@ class ValveRole(Role):
             self.overrides_taken += 1
         self.boiler_heard = heard
         if heard:
-            self.boiler_once = True
+            self.boiler_named_ms = -2
+        elif self.boiler_named_ms == -1:
+            self.boiler_named_ms = now_ms  # the wait for it begins
         self.boiler_heard_ms = heard_ms
         if override is not None:
             self.held_pct = None  # the boiler node answered: its override governs
@@ -264,7 +271,8 @@ class ValveRole(Role):
                 "source": "boiler" if self.override_pct is not None else "normal" if self.held_pct is None else "held",
                 "held_pct": self.held_pct, "holds": self.holds,
                 "boiler_heard": self.boiler_heard, "boiler_node": self.boiler or None,
-                "boiler_unheard": not self.boiler_once, "boiler_wait_ms": self.plan.peer_timeout_ms,
+                "boiler_unheard": self.boiler_named_ms != -2, "boiler_wait_ms": self.plan.peer_timeout_ms,
+                "boiler_named_ms": self.boiler_named_ms if self.boiler_named_ms >= 0 else None,
                 "overrides_taken": self.overrides_taken,
                 "overrides_dropped": self.overrides_dropped, "rejected": _rejected(self.channel),
                 "error": self.error or None}
