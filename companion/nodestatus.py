@@ -98,9 +98,9 @@ def summary(status: dict[str, Any]) -> list[str]:
             lines.append(("clock", _clock(clock)))
     # A valve or boiler node draws no current the group shares: its role takes nothing from the controller's
     # allocation (role_valve.py, role_boiler.py). Its current is 0 A, its failsafe (a cap on that current) is
-    # one for a charger not heard, its peers count only the members heard or capping a current (never a valve
-    # node not heard): the controller's lines mean nothing there or mislead. Its heating lines name what it
-    # does not hear that matters to it (a room's valve node SILENT, the BOILER not heard).
+    # one for a charger not heard: the controller's lines mean nothing there or mislead (its peers line says
+    # only the boot ids kept). Its heating lines name what it does not hear that matters to it (a room's valve
+    # node SILENT, the BOILER not heard).
     heating = kind in HEATING_KINDS
     if not heating:
         lines.extend(_control(status))
@@ -204,8 +204,13 @@ def _control(status: dict[str, Any]) -> list[tuple[str, str]]:
     peers = status.get("peers")
     online = _count(status, "peers_online")
     if isinstance(peers, dict) and online is not None:
-        known = set(peers) | set(silent)  # the silent that were never heard are not in the table
+        # Those never heard are not in the table: the silent that draw current, and from a node that names them,
+        # all of them (a valve or boiler node that never came is in no other field).
+        unheard = _names(status, "peers_unheard")
+        known = set(peers) | set(silent) | set(unheard)
         line = f"{online} of {len(known)} online"
+        if unheard:
+            line += "; never heard: " + ", ".join(unheard)
         disagree = _names(status, "disagree")
         if disagree:
             line += "; not agreeing yet: " + ", ".join(disagree)

@@ -31,12 +31,15 @@ pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test r
 
 LOADMESH = str(Path(sys.executable).with_name("loadmesh"))
 KEY = bytes(range(32))
-# A group of two, the other member never switched on: the node runs its config, in failsafe.
+# A group of two chargers and a boiler and a valve node, the others never switched on: the node runs its config,
+# in failsafe for the other charger (the heating nodes draw no current, and cap none).
 CONFIG = groupconfig.parse({
     "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
     "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
     "members": [{"id": "garage", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000},
-                {"id": "drive", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}]})
+                {"id": "drive", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000},
+                *({"id": node, "kind": kind, "phases": "L1", "min_ma": 0, "max_ma": 0, "step_ma": 1000, "mode": "off"}
+                  for node, kind in (("boiler", "boiler"), ("bath", "valve")))]})
 UP = {"connected": True, "ifconfig": ["192.168.1.23", "255.255.255.0", "127.0.0.9", "192.168.1.1"]}
 PASSWORD = "correct horse battery"
 
@@ -130,7 +133,8 @@ def test_the_summary_of_a_running_node_says_what_it_runs_and_why(running: Node) 
         r"clock     not synced( \(.*\))?",  # its requests to the gateway (nothing listens there) counted
         re.escape("current   applied 0.0 A (target), target 0.0 A (no_demand)"),  # no car: no demand
         re.escape("FAILSAFE  yes: not hearing drive"),
-        re.escape("peers     0 of 1 online; boot ids kept (0 writes this boot)"),
+        # The heating nodes never heard are named with the charger: the count alone (0 of 1) hid them.
+        re.escape("peers     0 of 3 online; never heard: bath, boiler, drive; boot ids kept (0 writes this boot)"),
         re.escape(f"config    version 1 ({groupconfig.announced(CONFIG)})"),
         r"memory    \d{2},\d{3} bytes in use, \d{1,2},\d{3} free",
         r"ticks     \d+ late of \d+(,\d{3})*, the longest \d+ ms",
@@ -179,7 +183,7 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
     assert isinstance(hal, dict)
     status.update(error="tick: MemoryError", hw_error="hw.relay.pin: 15 is pulled up at reset", departed=["shed"],
                   config_mismatch=["drive"], disagree=["drive"], failsafe=False, silent=[], peers_online=1,
-                  peer_boots_writes=1,
+                  peer_boots_writes=1, peers_unheard=["bath", "boiler"],
                   applied_ma=10950, target_ma=16000, reason="agreement", alloc_reason="max",
                   peers={"drive": [120, True, 6000, 6000, False, 3]})
     hal["wifi"] = {"state": "down", "for_ms": 125_000, "reason": "wrong_password", "tries": 4, "joins": 0, "lost": 0,
@@ -199,14 +203,29 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
                                  "(schedules hold their setback) (good 1, sent 3, timeout 2); denied by 10.0.0.2")
     assert by_label["current"] == "applied 11.0 A (agreement), target 16.0 A (max)"
     assert by_label["failsafe"] == "no"
-    assert by_label["peers"] == "1 of 1 online; not agreeing yet: drive; boot ids kept (1 write this boot)"
+    assert by_label["peers"] == ("1 of 3 online; never heard: bath, boiler; not agreeing yet: drive; boot ids kept "
+                                 "(1 write this boot)")
     assert by_label["config"] == (f"version 1 ({groupconfig.announced(CONFIG)}), merged with 1 other; another "
                                   "config announced by drive; last sync error: sync: OSError(113,)")
     assert by_label["departed"] == "shed (removed from the config, may still draw: no raise until gone)"
 
 
+def test_members_never_heard_are_counted_and_named_on_the_peers_line() -> None:
+    # drive heard and lost (in peers, and silent: it draws current); the boiler and bath's valve nodes never heard.
+    status = {"node": "garage", "kind": "evse", "state": "running", "failsafe": True, "silent": ["drive"],
+              "peers_online": 1,
+              "peers": {"drive": [9000, False, 0, 0, False, 3], "kids": [200, True, 0, 0, False, 5]},
+              "peers_unheard": ["boiler", "bath"]}
+    by_label = {line[:10].strip(): line[10:] for line in nodestatus.summary(status)}
+    assert by_label["peers"] == "1 of 4 online; never heard: boiler, bath"
+    assert by_label["FAILSAFE"] == "yes: not hearing drive"
+
+
 def test_the_peers_boot_ids_kept_are_said_on_the_peers_line_when_the_node_counts_their_writes() -> None:
     charger = {"node": "garage", "kind": "evse", "state": "running", "peers": {}, "peers_online": 0, "silent": []}
+    # A node before peers_unheard: the silent chargers count, the never-heard heating nodes cannot.
+    assert [line for line in nodestatus.summary(dict(charger, silent=["drive"])) if line.startswith("peers")] == [
+        "peers     0 of 1 online"]
 
     def peers(status: dict[str, object]) -> list[str]:
         return [line for line in nodestatus.summary(status) if line.startswith("peers")]
@@ -227,7 +246,8 @@ JSON = st.recursive(JSON_LEAVES, lambda inner: st.lists(inner, max_size=3) | st.
                      "source", "version", "alloc", "late", "x"]), inner, max_size=4), max_leaves=8)
 STATUS_KEYS = ["node", "kind", "error", "hw_error", "boot_id", "uptime_ms", "hal", "memory", "ticks",
                "applied_ma", "target_ma", "reason", "alloc_reason", "failsafe", "silent", "disagree",
-               "config_mismatch", "departed", "config", "peers", "peers_online", "peer_boots_writes", "unknown"]
+               "config_mismatch", "departed", "config", "peers", "peers_online", "peers_unheard", "peer_boots_writes",
+               "unknown"]
 
 
 @settings(max_examples=60)  # the shapes are few; CI time is tight

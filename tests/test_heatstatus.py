@@ -504,9 +504,8 @@ def _run(nodes: dict[str, runtime.Node], clock: _Clock, until_ms: int) -> None:
 def test_a_heating_node_shows_its_heating_not_the_current_it_does_not_draw(
         heating_nodes: tuple[dict[str, runtime.Node], _Clock]) -> None:
     # Past the peer timeout, each node's controller is in failsafe for the charger never heard, with 0 A applied:
-    # true of the allocation, meaningless for a node that draws no current. Its peers line would count only the
-    # members it has heard or that cap its current ("1 of 2 online" at the boiler, which hears one room of three):
-    # the rooms and the boiler it does not hear are its heating's to name.
+    # true of the allocation, meaningless for a node that draws no current. The rooms and the boiler it does not
+    # hear are its heating's to name (its peers line says only the boot ids it keeps).
     nodes, clock = heating_nodes
     _run(nodes, clock, 2 * TIMEOUT_MS)
     for node, kind in (("boiler", "boiler"), ("bath", "valve")):

@@ -745,6 +745,10 @@ class Node:
             status["peers"] = peers
             status["peer_fields"] = PEER_FIELDS
             status["peers_online"] = self.peers_online
+            # Members not heard since the boot (or since they joined): not in peers, and those that draw no
+            # current (valve, boiler) in no other field either; built here, never kept.
+            status["peers_unheard"] = [member for member in plan.ids
+                                       if member != plan.node and table.peer(member) is None]
             counters["heartbeats"] = table.counts
         if self.mesh is not None:
             counters["mesh"] = self.mesh.counts()
