@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.func(args)
         sys.stdout.flush()  # here, where a reader gone away is caught, not at exit
     except SetupError as exc:
-        print(f"loadmesh: {exc}", file=sys.stderr)
+        print(f"loadmesh {args.command}: {exc}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # The reader stopped reading (`loadmesh tiers FILE | head`): the rest is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 # The firmware's MicroPython. tools/get-micropython builds this version and
@@ -29,15 +30,27 @@ def micropython_binary(single_precision: bool) -> Path:
     return path
 
 
+def _is_checkout(folder: Path) -> bool:
+    return (folder / "shared" / "core" / "__init__.py").is_file() and (folder / "firmware" / "main.py").is_file()
+
+
 def repo_root() -> Path:
     """The loadmesh checkout: LOADMESH_ROOT, or the nearest parent of the working directory that is one."""
     configured = os.environ.get("LOADMESH_ROOT")
     candidates = [Path(configured)] if configured else [Path.cwd(), *Path.cwd().parents]
     for candidate in candidates:
-        if (candidate / "shared" / "core" / "__init__.py").is_file() and (candidate / "firmware" / "main.py").is_file():
+        if _is_checkout(candidate):
             return candidate.resolve()
-    where = configured if configured else str(Path.cwd())
-    raise SetupError(f"{where} is not inside a loadmesh checkout: run from the checkout or set LOADMESH_ROOT")
+    if configured:
+        raise SetupError(f"LOADMESH_ROOT={configured} is not a loadmesh checkout (it has no shared/core and "
+                         "firmware/main.py): set it to the folder you cloned loadmesh into")
+    # ./tools/setup installs loadmesh into the checkout's .venv: name that checkout, so that the fix is a copy away.
+    home = Path(sys.prefix).parent
+    if _is_checkout(home):
+        raise SetupError(f"{Path.cwd()} is not inside a loadmesh checkout, which this command runs from: cd {home} "
+                         f"first, or set LOADMESH_ROOT={home}")
+    raise SetupError(f"{Path.cwd()} is not inside a loadmesh checkout, which this command runs from: run it from the "
+                     "checkout, or set LOADMESH_ROOT to the checkout's folder")
 
 
 def device_tree(root: Path | None = None) -> Path:

@@ -65,6 +65,22 @@ def test_the_installed_core_runs_outside_the_checkout_and_the_others_say_where_t
     assert done.returncode != 0 and "LOADMESH_ROOT" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_outside_the_checkout_a_command_that_needs_it_names_itself_and_the_checkout_to_use(tmp_path: Path) -> None:
+    # `loadmesh demo` from the installer's own folder: the line said "loadmesh: ... run from the checkout", naming
+    # neither the command nor where the checkout is; the loadmesh that ./tools/setup installs is in its .venv.
+    env = {key: value for key, value in os.environ.items() if key not in ("LOADMESH_ROOT", "LOADMESH_DEVICE_TREE")}
+    done = subprocess.run([LOADMESH, "demo", "--duration", "1"], capture_output=True, text=True, cwd=tmp_path,
+                          env=env)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"loadmesh demo: {tmp_path} is not inside a loadmesh checkout, which this command runs "
+                           f"from: cd {ROOT.resolve()} first, or set LOADMESH_ROOT={ROOT.resolve()}\n")
+    done = subprocess.run([LOADMESH, "pilot", "--runtime", "micropython", "site.json"], capture_output=True,
+                          text=True, cwd=tmp_path, env=dict(env, LOADMESH_ROOT=str(tmp_path)))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"loadmesh pilot: LOADMESH_ROOT={tmp_path} is not a loadmesh checkout (it has no "
+                           "shared/core and firmware/main.py): set it to the folder you cloned loadmesh into\n")
+
+
 @pytest.mark.parametrize(("content", "problem", "commands"), [
     (None, "No such file or directory", ("allocate", "config-hash", "heating-check", "hw-check")),
     # (heating-check reads the bytes as its node does, and says where they stop being JSON)
