@@ -54,18 +54,34 @@ def sealed_config(path: Path, key: bytes) -> bytes:
     return bytes.fromhex(answer["ok"]["hex"])
 
 
-def heating_file(path: Path) -> bytes:
-    """The bytes of PUT /heating: the file as it is, once it passes heating-check's check; ValueError if not."""
+def heating_file(path: Path) -> tuple[bytes, str]:
+    """The bytes of PUT /heating, the file as it is, once it passes heating-check's check, and the kind of node it is
+    for (valve or boiler); ValueError if not."""
     from loadmesh.core.errors import FieldError
 
     from . import heatcheck
 
     raw = in_file(path, read_heating)
     try:
-        heatcheck.check(raw)
+        kind = str(heatcheck.check(raw)["kind"])
     except FieldError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    return in_file(path, Path.read_bytes)
+    return in_file(path, Path.read_bytes), kind
+
+
+# The top-level fields of each kind's heating.json: the other kind's node refuses them as "not a known field".
+KIND_FIELDS = {"valve": ("room",), "boiler": ("rooms", "boiler", "load_sharing")}
+
+
+def wrong_kind(error: str, path: str, file_kind: str, where: str) -> str:
+    """What to add to the node's refusal of a heating.json made for the other kind of node: its words name only a field
+    it does not know (heating.room, for a valve node's file sent to the boiler node)."""
+    for field in KIND_FIELDS.get(file_kind, ()):
+        if error.startswith(f"heating.{field}: is not a known field"):
+            node_kind = "boiler" if file_kind == "valve" else "valve"
+            return (f" ({path} is a {file_kind} node's heating.json, and this node takes a {node_kind} node's: "
+                    f"loadmesh status {where} shows which node it is)")
+    return ""
 
 
 def switch(text: str) -> bytes:
@@ -80,6 +96,7 @@ def main(args: argparse.Namespace) -> int:
     from . import groupkey
 
     where, what = str(args.host), str(args.what)
+    file_kind = ""
     try:
         host, port = nodehttp.parse_address(where)
     except NodeHttpError as exc:
@@ -90,18 +107,21 @@ def main(args: argparse.Namespace) -> int:
         if what == "config":
             body = sealed_config(Path(args.value), key)
         elif what == "heating":
-            body = heating_file(Path(args.value))
+            body, file_kind = heating_file(Path(args.value))
         else:
             body = switch(str(args.value))
     except ValueError as exc:
         print(f"loadmesh put: {exc}", file=sys.stderr)
         return 2
+    hint = ""
     try:
         status, reason, answer = nodehttp.exchange(host, port, float(args.timeout), "PUT", "/" + what, body,
                                                    groupkey.token(key))
+        if status == 400 and file_kind:
+            hint = wrong_kind(nodehttp.node_error(answer) or "", str(args.value), file_kind, where)
         line = _answer(what, status, reason, answer, where, str(args.key))
     except NodeHttpError as exc:
-        print(f"loadmesh put: {where}: {exc}", file=sys.stderr)
+        print(f"loadmesh put: {where}: {exc}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C while waiting: the installer knows why it stopped
         return 130

@@ -153,6 +153,14 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
         assert json.loads(edited.read_text())["version"] == 3
         assert loadmesh(capsys, "put", host, "heating", heating, "--key", key) == (
             0, said + "kept heating.json and runs it: the boiler node of the rooms bath\n", "")
+        # A valve node's file sent to the boiler node (heating-lounge.json for heating-boiler.json): the node's own
+        # words name only a field it does not know; the line says which kind of file it was and which node took it.
+        valve_file = files / "heating-bath.json"
+        valve_file.write_text('{"room": {"mode": "auto"}}')
+        assert loadmesh(capsys, "put", host, "heating", valve_file, "--key", key) == (
+            2, "", said + f"refused: heating.room: is not a known field; nothing changed ({valve_file} is a valve "
+                          "node's heating.json, and this node takes a boiler node's: loadmesh status "
+                          f"{host} shows which node it is)\n")
         kept_heating = files / "heating-got.json"
         assert loadmesh(capsys, "get", host, "heating", "--key", key) == (
             0, json.dumps(json.loads(BOILER_FILE), indent=2, sort_keys=True) + "\n",
@@ -214,6 +222,14 @@ def test_a_node_boots_adopted_from_the_files_node_files_writes(device_root: Path
         assert (exit_code, err) == (0, "")
         assert out.startswith("node      bath (valve): running, up "), out
         assert ", boot 5001\n" in out, out
+        boiler_file = files / "heating-boiler.json"  # the boiler node's file, sent to a valve node
+        boiler_file.write_bytes(BOILER_FILE)
+        exit_code, out, err = loadmesh(capsys, "put", host, "heating", boiler_file, "--key", key)
+        assert (exit_code, out) == (2, "")
+        assert re.fullmatch(rf"loadmesh put: {re.escape(host)}: refused: heating\.(rooms|boiler): is not a known "
+                            rf"field; nothing changed \({re.escape(str(boiler_file))} is a boiler node's "
+                            rf"heating\.json, and this node takes a valve node's: loadmesh status {re.escape(host)} "
+                            r"shows which node it is\)\n", err), err
     finally:
         node.kill()
 
