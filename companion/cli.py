@@ -385,7 +385,15 @@ def _request_options(sub: argparse.ArgumentParser,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="loadmesh", description="Home loads sharing one limited supply.")
+    # The epilog as written: argparse's wrapping would break a command's name at its hyphen.
+    parser = argparse.ArgumentParser(
+        prog="loadmesh", description="Home loads sharing one limited supply.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="a first try: loadmesh demo (./tools/run)\n"
+               "setting up a node, in this order: key-new, config-hash, hw-check, node-check,\n"
+               "  status, adopt, put, get, node-files (README, Setting up a node)\n"
+               "a valve or boiler node's heating.json: heating-check, then put\n"
+               "each command's --help says what it takes")
     commands = parser.add_subparsers(dest="command", required=True)
     stage = _command(commands, "stage", "stage the device tree into build/device (.py and .mpy)")
     stage.add_argument("--out", type=Path, help="destination folder")

@@ -175,6 +175,17 @@ def test_each_command_s_own_help_says_what_it_does_and_what_runtime_means() -> N
             assert "file the request: a JSON file" in own, name
 
 
+def test_the_overall_help_gives_the_installer_s_commands_in_the_readme_s_order() -> None:
+    # `loadmesh --help` listed 26 commands in the order they were added, the installer's among the core's test
+    # entries: it now ends with those an installer runs, in the order of the README's "Setting up a node".
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Setting up a node", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    in_order = list(dict.fromkeys(re.findall(r"^loadmesh ([a-z-]+)", block, re.MULTILINE)))
+    assert in_order[:4] == ["key-new", "config-hash", "hw-check", "node-check"], in_order
+    shown = " ".join(cli.build_parser().format_help().split())
+    assert "setting up a node, in this order: " + ", ".join(in_order) + " (README, Setting up a node)" in shown, shown
+
+
 @pytest.mark.parametrize("command", ["hw-check", "heating-check", "allocate"])
 def test_a_file_as_a_node_stores_it_is_named_as_such(device_root: Path, tmp_path: Path, command: str) -> None:
     # A hw.json copied off a node (or a simulator's folder): the store's envelope, not JSON.
