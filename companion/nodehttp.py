@@ -152,9 +152,15 @@ def _resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:
     thread.join(timeout_s)
     if found:
         return found[0]
+    # A node's own name is an mDNS one, which only a resolver that speaks mDNS finds.
+    hint = MDNS_HINT if host.lower().rstrip(".").endswith(".local") else ""
     if failed:
-        raise NodeHttpError(f"the name {host!r} is not resolved ({failed[0]})")
-    raise NodeHttpError(f"the name {host!r} is not resolved within {timeout_s:g} s")
+        raise NodeHttpError(f"the name {host!r} is not resolved ({failed[0]}){hint}")
+    raise NodeHttpError(f"the name {host!r} is not resolved within {timeout_s:g} s{hint}")
+
+
+MDNS_HINT = ("; a .local name needs mDNS in this computer's resolver (Debian: apt-get install libnss-mdns), or give "
+             "the node's address: its console prints it when it joins the Wi-Fi")
 
 
 def _connect(addresses: list[tuple[Any, ...]], port: int, deadline: float, timeout_s: float) -> socket.socket:

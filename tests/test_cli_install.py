@@ -251,6 +251,21 @@ def test_a_node_not_listening_is_named_in_one_line(tmp_path: Path, capsys: pytes
                "(not a URL)\n")
 
 
+def test_a_local_name_not_resolved_says_what_resolves_one(capsys: pytest.CaptureFixture[str], key_file: Path) -> None:
+    # The README's commands name nodes by their mDNS names (garage-evse1.local); a Debian without libnss-mdns
+    # resolves none, and the line said only "Name or service not known".
+    host = "loadmesh-nobody-here.local"
+    hint = ("; a .local name needs mDNS in this computer's resolver (Debian: apt-get install libnss-mdns), or give "
+            "the node's address: its console prints it when it joins the Wi-Fi\n")
+    for command in (("status", host, "--timeout", "1"), ("get", host, "config", "--key", key_file, "--timeout", "1")):
+        code, out, err = loadmesh(capsys, *command)
+        assert (code, out) == (2, "")
+        assert err.startswith(f"loadmesh {command[0]}: {host}: the name {host!r} is not resolved "), err
+        assert err.endswith(hint), err
+    code, out, err = loadmesh(capsys, "status", "garage-evse.invalid", "--timeout", "1")
+    assert code == 2 and "mDNS" not in err, err  # not a .local name: no word of mDNS
+
+
 def test_get_refuses_what_it_cannot_do_before_the_network(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                           key_file: Path) -> None:
     assert loadmesh(capsys, "get", NOBODY, "load_sharing", "--key", key_file, "--write", tmp_path / "switch.json") == (
