@@ -90,6 +90,14 @@ def test_a_bad_scenario_is_one_line_naming_the_field(tmp_path: Path, capsys: pyt
     assert err == f"loadmesh sim: {path}: {error}\n"
 
 
+def test_a_scenario_that_cannot_be_read_is_named_as_the_other_commands_name_a_file(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # It was "loadmesh sim: [Errno 2] No such file or directory: 'x.yaml'", Python's words, not the one line.
+    for path, problem in ((tmp_path / "missing.yaml", "No such file or directory"), (tmp_path, "Is a directory")):
+        assert cli.main(["sim", str(path)]) == 2
+        assert capsys.readouterr().err == f"loadmesh sim: {path}: {problem}\n"
+
+
 @pytest.mark.parametrize(("args", "error"), [
     # (the command line, the one line argparse ends with): refused before a node starts
     (["sim", str(EVSE3), "--duration", "-1"], "sim: error: argument --duration: '-1' is not 0 or more seconds "

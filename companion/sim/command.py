@@ -89,8 +89,8 @@ def main(args: argparse.Namespace) -> int:
     except FieldError as exc:
         print(f"loadmesh sim: {args.scenario}: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"loadmesh sim: {exc}", file=sys.stderr)
+    except OSError as exc:  # its strerror alone: str(exc) is "[Errno 2] No such file or directory: 'x.yaml'"
+        print(f"loadmesh sim: {args.scenario}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     duration_ms = None if args.duration is None else round(args.duration * 1000)
     temporary = None
