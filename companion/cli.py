@@ -224,8 +224,10 @@ def _write_node_file(args: argparse.Namespace, command: str, name: str, write: C
     except OSError as exc:
         print(f"loadmesh {command}: --write {folder}: {why(exc)}", file=sys.stderr)
         return 2
+    # mpremote stops the node's program to copy, and leaves the board at its REPL: a reset boots the node again.
     print(f"loadmesh {command}: wrote {folder / name} as the node keeps it; copy it to the node's file "
-          f"system as /{name} (e.g. mpremote cp {folder / name} :{name})", file=sys.stderr)
+          f"system as /{name}, then restart the node (e.g. mpremote cp {folder / name} :{name} + reset)",
+          file=sys.stderr)
     return 0
 
 

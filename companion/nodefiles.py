@@ -85,7 +85,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"loadmesh node-files: --write {folder}: {why(exc)}", file=sys.stderr)
         return 2
     names = ("key", "node.json", store.CONFIG, BOOT_FILE)
-    copies = " + ".join(f"cp {folder / name} :{name}" for name in names)
+    # mpremote stops the node's program to copy, and leaves the board at its REPL: a reset boots the node again.
+    copies = " + ".join([f"cp {folder / name} :{name}" for name in names] + ["reset"])
     print(f"loadmesh node-files: wrote {', '.join(names)} into {folder} as node {node} keeps them once adopted "
           f"(first boot id above {floor}) and given config version {config['version']} "
           f"({groupconfig.announced(config)}); copy them onto its file system beside its hw.json "

@@ -211,6 +211,8 @@ def test_a_node_boots_adopted_from_the_files_node_files_writes(device_root: Path
                           f"bath keeps them once adopted (first boot id above 5000) and given config version 1 "
                           f"({announced}); copy them onto its file system beside its hw.json (mpremote cp "
                           f"{folder / 'key'} :key + cp "), err
+    # mpremote stops the node's program to copy (it leaves the board at its REPL): the line ends by restarting it.
+    assert f" + cp {folder / 'boot.a'} :boot.a + reset), then delete {folder / 'key'}: " in err, err
     assert stat.S_IMODE((folder / "key").stat().st_mode) == 0o600
     node = NodeRun(device_root, folder, http_port)
     try:

@@ -78,8 +78,9 @@ def test_node_check_prints_the_settings_the_node_runs_and_writes_them_as_it_keep
     assert json.loads(out) == settings.parse(raw)
     assert json.loads(out)["bind_host"] == "0.0.0.0"  # a default, filled in
     node_json = tmp_path / "node" / "node.json"
+    # mpremote stops the node's program to copy (it leaves the board at its REPL): the line says to restart it.
     assert err == (f"loadmesh node-check: wrote {node_json} as the node keeps it; copy it to the node's file system "
-                   f"as /node.json (e.g. mpremote cp {node_json} :node.json)\n")
+                   f"as /node.json, then restart the node (e.g. mpremote cp {node_json} :node.json + reset)\n")
     kept = Store(str(tmp_path / "node"))
     assert kept.read_json("node.json") == raw and kept.state["node.json"] == OK
 
