@@ -222,3 +222,23 @@ def test_a_node_whose_wiring_is_refused_drives_nothing_and_says_so_once_running(
         assert (answer["state"], answer["error"], answer["hw_error"]) == ("running", None, refused)
     finally:
         node.kill()
+
+
+def test_a_node_that_cannot_listen_says_so_on_its_console(node: NodeRun) -> None:
+    # Another program holds the node's HTTP port: /status, where the error shows, is that API, so only the
+    # console can tell the installer why nobody answers.
+    with socket.create_server(("127.0.0.1", node.http_port)):
+        log = node.folder / "node.log"
+        with log.open("w") as out:
+            node.process = subprocess.Popen(node.command, cwd=node.folder, stdout=out, stderr=subprocess.STDOUT,
+                                            env=dict(os.environ, MICROPYPATH=".frozen"))
+        said = f"loadmesh node: http: cannot listen on port {node.http_port} ("
+        deadline = time.monotonic() + 10
+        while not any(line.startswith(said) for line in log.read_text().splitlines()):
+            assert node.process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        line = next(line for line in log.read_text().splitlines() if line.startswith(said))
+        assert line.endswith("); no HTTP API, the node runs on without it"), line
+        assert "EADDRINUSE" in line, line
+        time.sleep(0.5)
+        assert node.process.poll() is None  # the node runs on

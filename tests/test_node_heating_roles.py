@@ -512,7 +512,7 @@ def test_other_roles_refuse_heating_settings_and_the_switch(tmp_path: Path) -> N
         try:
             call()
         except FieldError as exc:
-            assert exc.field == field and "this is a" in exc.problem
+            assert exc.field == field and "this node's kind is" in exc.problem
         else:
             raise AssertionError("accepted")
 

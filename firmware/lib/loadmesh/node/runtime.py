@@ -772,7 +772,10 @@ class Node:
             await server.start()
             self.server = server
         except OSError as exc:  # the control loop does not depend on the API
+            # Said on the console too: /status, where the error shows, is served by the API that failed.
             self.error = "http: " + str(exc)
+            print("loadmesh node: http: cannot listen on port " + str(_int(self.settings, "http_port")) + " ("
+                  + str(exc) + "); no HTTP API, the node runs on without it")
         self.sync_task = asyncio.create_task(self._sync_loop())
         await self._control_loop()
 
