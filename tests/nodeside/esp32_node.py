@@ -12,3 +12,16 @@ with open(sys.argv[1]) as source:
 from loadmesh.node import runtime  # after the station is scripted: the HAL reads it at boot
 
 runtime.main()
+
+# main() returns once Ctrl-C (SIGINT here) stopped the node: what it left the board with, for
+# tests/test_node_console.py. A board runs a periodic timer's callback on its own; here it is called thrice.
+import machine  # noqa: E402
+
+feeds = machine.watchdog["feeds"]
+timer = machine.timers.get(0)
+if timer is not None and timer["mode"] == machine.Timer.PERIODIC:
+    for _ in range(3):
+        timer["callback"](None)
+print("after main: " + json.dumps({"timer_period_ms": timer["period"] if timer else None,
+                                   "feeds_by_the_timer": machine.watchdog["feeds"] - feeds,
+                                   "wdt_ms": machine.watchdog["timeout"]}))

@@ -109,6 +109,32 @@ class WDT:
         watchdog["feeds"] += 1
 
 
+PWRON_RESET = 1
+SOFT_RESET = 5
+reset = {"cause": PWRON_RESET}  # what reset_cause() says: a test sets it
+
+
+def reset_cause():
+    return reset["cause"]
+
+
+timers = {}  # timer id -> {"mode", "period", "callback"} as init() was given them
+
+
+class Timer:
+    ONE_SHOT = 0
+    PERIODIC = 1
+
+    def __init__(self, id):
+        self.id = id
+
+    def init(self, mode=1, period=-1, callback=None):
+        timers[self.id] = {"mode": mode, "period": period, "callback": callback}
+
+    def deinit(self):
+        timers.pop(self.id, None)
+
+
 rtc_memory = {"data": b""}  # RTC slow memory: kept through a reset, not a power cut
 
 

@@ -125,6 +125,10 @@ class Hal:
         self.set_boiler_call(False)
         self.set_flow_setpoint_dc(None)
 
+    def hand_over(self) -> None:
+        """Ctrl-C at the console stopped the node: every actuator safe, then the console's (see Esp32Hal)."""
+        self.safe()
+
     def report(self, applied_ma: int, target_ma: int, failsafe: bool, mem_alloc: int, peers: int) -> None:
         """The node's numbers for the simulator's trace and table; a device ignores them."""
 

@@ -52,6 +52,7 @@ from .hal import TEMPERATURES, Hal
 _RADIO_ERRORS = (OSError, RuntimeError)
 
 _CT_SAMPLES = const(100)
+_FEEDER_TIMER = const(0)  # the hardware timer that feeds the watchdog while the REPL has the board (boot.py's too)
 _CONVERT_MS = const(1000)  # one conversion every second
 _CONVERSION_MS = const(750)  # the longest a 12-bit conversion takes
 
@@ -64,6 +65,9 @@ class Esp32Hal(Hal):
         self.hw = hwconfig.parse(hw)
         self.wdt_ms = _int(self.hw["wdt_ms"])
         self._wdt = machine.WDT(timeout=self.wdt_ms)
+        # After a soft reset boot.py fed the watchdog from this timer (see there): from here the ticks feed it,
+        # and a hung tick must reset the node.
+        machine.Timer(_FEEDER_TIMER).deinit()
         self._pilot_pwm: machine.PWM | None = None
         self._cp_adc: machine.ADC | None = None
         self._relay: machine.Pin | None = None
@@ -442,6 +446,19 @@ class Esp32Hal(Hal):
                 self._valve_pwm.duty_u16(_valve_duty(pct, valve["active_high"] is True))
 
     def feed_watchdog(self) -> None:
+        self._wdt.feed()
+
+    def hand_over(self) -> None:
+        # mpremote (or a person) stops the node with Ctrl-C to reach the REPL, to copy files. The ESP32's
+        # watchdog cannot be stopped once started, and nothing would feed it: the board reset wdt_ms later,
+        # cutting a copy off. With every output safe, a timer feeds it from here on (a scheduled callback,
+        # run between the REPL's bytecodes and while it waits for input); a reset boots the node again.
+        self.safe()
+        self._feeder = machine.Timer(_FEEDER_TIMER)
+        self._feeder.init(period=_int(self.hw["wdt_ms"]) // 4, mode=machine.Timer.PERIODIC,
+                          callback=self._feed_from_timer)
+
+    def _feed_from_timer(self, _timer: object) -> None:
         self._wdt.feed()
 
     def retained(self) -> bytes:

@@ -969,10 +969,19 @@ def main(root: str = "") -> None:
     # peer table's heartbeats, replaced every half second, are then placed where the last tick's
     # garbage was, and the heap does not fragment into holes too small for a datagram.
     gc.threshold(GC_THRESHOLD)
-    asyncio.run(_start(root))
+    built: list[Node] = []
+    try:
+        asyncio.run(_start(root, built))
+    except KeyboardInterrupt:
+        # Ctrl-C at the console (mpremote does it to copy files): the node stops with its outputs safe and
+        # hands the board to the REPL (Hal.hand_over); its peers see it fall silent.
+        if built:
+            built[0].hal.hand_over()
+        print("loadmesh node: stopped by Ctrl-C at the console; outputs safe; a reset runs the node again")
 
 
-async def _start(root: str) -> None:
+async def _start(root: str, built: list[Node]) -> None:
     # The node is built inside a function, so that no module-level frame keeps boot's temporaries.
     node = Node(root)
+    built.append(node)
     await node.run()

@@ -1,0 +1,57 @@
+"""Ctrl-C at a node's console, as mpremote sends it to copy files: the node stops, its watchdog fed from a timer."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from . import mpnode
+from .test_cli_status import UP, Node
+
+pytestmark = pytest.mark.wallclock  # a node process against the wall clock: tools/test runs these one at a time
+
+
+def test_ctrl_c_hands_the_board_to_the_console_with_its_watchdog_fed(device_root: Path, tmp_path: Path) -> None:
+    # An ESP32's watchdog cannot be stopped: before, the REPL that Ctrl-C reached was reset wdt_ms later,
+    # with a copy under way cut off.
+    hw = {"hal": "esp32", "wdt_ms": 2000, "wifi": {"ssid": "House", "password": "correct horse battery"}}
+    node = Node(device_root, tmp_path / "garage", hw, UP, adopted=True)
+    try:
+        assert node.status()["state"] == "running"
+        node.process.send_signal(signal.SIGINT)
+        assert node.process.wait(timeout=10) == 0, node.log()  # main() returned: no traceback
+    finally:
+        node.kill()
+    lines = node.log().splitlines()
+    assert "loadmesh node: stopped by Ctrl-C at the console; outputs safe; a reset runs the node again" in lines
+    after = json.loads(next(line for line in lines if line.startswith("after main: "))[len("after main: "):])
+    assert after["wdt_ms"] == 2000
+    assert 0 < after["timer_period_ms"] < 2000  # fed well within the watchdog's time
+    assert after["feeds_by_the_timer"] == 3  # each of the timer's calls fed it
+
+
+def _boot(device_root: Path, cause: str, *hw: str) -> dict[str, object]:
+    [out] = mpnode.run("console_check.py", cause, str(device_root / "py" / "boot.py"), *hw, device_root=device_root,
+                       fakes=True)
+    assert isinstance(out, dict)
+    return out
+
+
+def test_after_a_soft_reset_boot_py_feeds_the_watchdog_until_the_hal_takes_it_over(device_root: Path) -> None:
+    # mpremote soft-resets the board before it copies, and main.py does not run then: the watchdog the node
+    # started runs on, and the timer of Ctrl-C's hand-over is gone with the soft reset.
+    out = _boot(device_root, "soft")
+    assert out["wdt_ms"] == 8000
+    assert 0 < out["timer_period_ms"] < 8000  # type: ignore[operator]
+    assert out["feeds_by_the_timer"] == 3
+    # main.py's node (a soft reset at the friendly REPL runs it): its ticks feed the watchdog, not the timer, so
+    # that a hung tick still resets it.
+    out = _boot(device_root, "soft", json.dumps({"hal": "esp32", "wdt_ms": 2000}))
+    assert (out["wdt_ms_of_the_hal"], out["timer_once_the_hal_runs"]) == (2000, False)
+
+
+def test_at_power_up_boot_py_starts_no_watchdog(device_root: Path) -> None:
+    assert _boot(device_root, "power") == {"wdt_ms": None, "timer_period_ms": None, "feeds_by_the_timer": 0}
