@@ -26,24 +26,40 @@ def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(text: str, **options: Any) -> Any:  # what json.loads gives
-    """json.loads(text, **options), and no key twice in one object: json.JSONDecodeError naming the key.
+    """json.loads(text, **options), and no key twice in one object; json.JSONDecodeError in jsontext's words.
 
     Both runtimes' json keep the last of a key named twice in one object,
     silently: the installer who edited the first would run the other. It is
     named as the node names one in a PUT /heating body (loadmesh.node.jsontext:
-    keys compared as json decodes them), at the line and column json's own
-    errors give.
+    keys compared as json decodes them). Text that is not JSON is named in the
+    same words ("a comma before '}'", not json's "Expecting property name
+    enclosed in double quotes"), the first fault in the text, at the line and
+    column an editor shows, as json's own errors give them.
     """
     try:
         return json.loads(text, object_pairs_hook=_once, **options)
-    except _KeyTwice:
-        from loadmesh.node import jsontext
+    except (_KeyTwice, json.JSONDecodeError) as exc:
+        raise _in_words(text, exc) from None
 
-        body = text.encode()
-        what, at = jsontext.first_fault(body)
-        if not what.startswith("the key "):  # only past the node's 24 nested arrays and objects
-            what, at = "a key twice in one object", 0
-        raise json.JSONDecodeError(what, text, len(body[:at].decode())) from None
+
+def _in_words(text: str, exc: ValueError) -> json.JSONDecodeError:
+    """The first fault of text, which json refused (exc), in jsontext's words at its line and column."""
+    from loadmesh.node import jsontext
+
+    if text.startswith("\ufeff"):  # what some editors put first; CPython's json refuses it ("Unexpected UTF-8 BOM")
+        return json.JSONDecodeError("a byte order mark (U+FEFF) before the JSON: save the file as UTF-8 "
+                                    "without one", text, 0)
+    body = text.encode("utf-8", "surrogatepass")
+    what, at = jsontext.first_fault(body)
+    if not what or what.startswith("more than "):
+        # No fault jsontext sees (it nests at most as deep as a node reads, and json reads deeper): json's own.
+        if isinstance(exc, _KeyTwice):
+            return json.JSONDecodeError("a key twice in one object", text, 0)
+        assert isinstance(exc, json.JSONDecodeError)
+        return exc
+    # jsontext speaks of a PUT's body; here it is a file (or a scenario's text).
+    what = what.replace("the body ", "the file ")
+    return json.JSONDecodeError(what, text, len(body[:at].decode("utf-8", "surrogatepass")))
 
 
 def read_json(path: Path) -> Any:  # what json.loads gives

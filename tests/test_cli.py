@@ -90,6 +90,17 @@ def test_outside_the_checkout_a_command_that_needs_it_names_itself_and_the_check
      ("allocate", "config-hash", "config-seal", "hw-check", "node-check")),
     (b'{"caf\xc3\xa9": {"a": 1, "b": [{"a": 2}]}, "caf\\u00e9": 3}',  # as json decodes it; json's count of chars
      'the key "caf\\u00e9" twice in one object: line 1 column 37 (char 36)', ("allocate", "config-hash", "hw-check")),
+    # Text that is not JSON, in jsontext's words (as heating-check says it) where an editor shows the line and
+    # column: json's own words were its parser's ("Expecting property name enclosed in double quotes").
+    (b'{\n  "hal": "esp32",\n}\n', "a comma before '}': line 2 column 17 (char 18)",
+     ("allocate", "config-hash", "config-seal", "config-merge", "controller", "hw-check", "node-check", "pilot",
+      "tiers", "heating")),
+    (b'{\n  "hal": "esp32"\n  "wdt_ms": 2000\n}', "a missing comma: line 3 column 3 (char 21)",
+     ("config-hash", "hw-check")),
+    (b'{"hal": "esp32",', "the file ends inside an object: line 1 column 17 (char 16)", ("config-hash", "hw-check")),
+    (b"", "no value: line 1 column 1 (char 0)", ("config-hash", "hw-check")),
+    (b'\xef\xbb\xbf{"hal": "esp32"}', "a byte order mark (U+FEFF) before the JSON: save the file as UTF-8 without "
+     "one: line 1 column 1 (char 0)", ("config-hash", "hw-check")),
 ])
 def test_an_unreadable_file_is_named_once_with_what_is_wrong(device_root: Path, tmp_path: Path, content: bytes | None,
                                                              problem: str, commands: tuple[str, ...]) -> None:

@@ -123,7 +123,7 @@ BAD_NODE_FILES = [
      "node.peers_http.evse2[0]: 'evse2.local' is not an IPv4 address (a name would block the node while it is "
      "looked up; no leading zeros)"),
     ('{"id": "evse1", "http_prot": 80}', "node.http_prot: is not a known field"),
-    ('{"id": "evse1",}', "Expecting property name enclosed in double quotes: line 1 column 16 (char 15)"),
+    ('{"id": "evse1",}', "a comma before '}': line 1 column 15 (char 14)"),
     ('{"id": "evse1", "id": "evse2"}', 'the key "id" twice in one object: line 1 column 17 (char 16)'),
 ]
 
@@ -138,6 +138,24 @@ def test_a_bad_node_json_is_named_by_node_check_and_adopt_and_nothing_is_written
     assert not (tmp_path / "node").exists()
     assert loadmesh(capsys, "adopt", NOBODY, "--code", "ab" * 16, "--key", key_file, "--node", path) == (
         2, "", f"loadmesh adopt: {path}: {error}\n")
+
+
+def test_every_command_that_reads_an_installers_json_file_says_what_is_wrong_in_the_same_words(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], key_file: Path) -> None:
+    # json's words were its parser's ("Expecting ',' delimiter"); heating-check's are the node's (jsontext), and
+    # every other reader says the same, at the line and column an editor shows.
+    broken = tmp_path / "broken.json"
+    broken.write_text('{\n  "id": "evse1"\n  "http_port": 80\n}\n')
+    error = f"{broken}: a missing comma: line 3 column 3 (char 20)\n"
+    group, node, heating = EXAMPLES / "group-evse.json", EXAMPLES / "node-evse1.json", EXAMPLES / "heating-lounge.json"
+    for args in (("node-check", broken), ("node-check", node, "--group", broken),
+                 ("adopt", NOBODY, "--code", "ab" * 16, "--key", key_file, "--node", broken),
+                 ("put", NOBODY, "config", broken, "--key", key_file),
+                 ("node-files", "--key", key_file, "--node", broken, "--config", group, "--write", tmp_path / "out"),
+                 ("node-files", "--key", key_file, "--node", node, "--config", broken, "--write", tmp_path / "out"),
+                 ("heating-check", heating, "--group", broken)):
+        assert loadmesh(capsys, *args) == (2, "", f"loadmesh {args[0]}: {error}"), args
+    assert not (tmp_path / "out").exists()
 
 
 def test_adopt_needs_the_member_id_in_node_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
