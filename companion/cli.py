@@ -119,7 +119,8 @@ def _run_controller_file(args: argparse.Namespace) -> int:
 
 
 def _run_config_hash(args: argparse.Namespace) -> int:
-    """Check a group config (a config file, or {"config": ...}) and print its canonical text and hash."""
+    """Check a group config (a config file, or {"config": ...}); print the config it would run, defaults filled in,
+    with its hash."""
     path = Path(args.file)
     try:
         raw = read_json(path)
@@ -132,8 +133,19 @@ def _run_config_hash(args: argparse.Namespace) -> int:
             wrapped = Path(folder) / "request.json"
             wrapped.write_text(json.dumps({"config": raw}))
             args.file = str(wrapped)
-            return _run_entry_file("config_hash", args, "config-hash", shown=path)
-    return _run_entry_file("config_hash", args, "config-hash")
+            line = _entry_line("config_hash", args, "config-hash", shown=path)
+    else:
+        line = _entry_line("config_hash", args, "config-hash")
+    if line is None:
+        return 2
+    # The entry gives the canonical text as one string, every quote escaped:
+    # shown as the object it is, as the other checks show theirs. Its
+    # canonical bytes are that text again (canon.dumps of "config"), which
+    # "hash" covers.
+    result = json.loads(line)["ok"]
+    result["config"] = json.loads(result.pop("canonical"))
+    print(canon.dumps(result))
+    return 0
 
 
 def _merged(previous: object, patch: object) -> object:
@@ -409,7 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     _request_options(controller)
     controller.set_defaults(func=_run_controller_file)
     config_hash = _command(commands, "config-hash", "check a group config (FILE: the config, or "
-                                                    '{"config": ...}): canonical text and SHA-256')
+                                                    '{"config": ...}) as a node would; print the config it '
+                                                    "would run, defaults filled in, with its SHA-256 (the hash of "
+                                                    "its canonical text), the hash its heartbeats announce and "
+                                                    "its version")
     _request_options(config_hash)
     config_hash.set_defaults(func=_run_config_hash)
     tiers = _command(commands, "tiers", "run heating steps in FILE through the load-sharing tiers, "

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
+
+from loadmesh.core import canon
 
 from .conftest import VECTORS_DIR
 from .test_cli import _run
@@ -37,11 +40,24 @@ def test_config_hash_takes_the_config_file_itself(device_root: Path, tmp_path: P
     wrapped.write_text(json.dumps(vector["input"]))
     # (The single-precision runtime answers the same request through the vectors; run from a file, the
     # parsed request sits where the config modules' bytecode must load, and a 12K-word heap is too tight.)
+    # The entry's answer (the vector's), with the canonical text shown as the object it is: it was one string,
+    # every quote of the config escaped.
+    expected = dict(vector["expect"]["ok"])  # type: ignore[index]
+    expected["config"] = json.loads(expected.pop("canonical"))
+    outputs = set()
     for runtime in ("cpython", "micropython"):
         for path in (plain, wrapped):
             done = _run(device_root, "config-hash", "--runtime", runtime, str(path))
             assert done.returncode == 0, done.stderr
-            assert json.loads(done.stdout) == vector["expect"]["ok"]  # type: ignore[index]
+            assert json.loads(done.stdout) == expected
+            outputs.add(done.stdout)
+    assert len(outputs) == 1
+    (line,) = outputs
+    assert line == canon.dumps(expected) + "\n" and '\\"' not in line
+    # The hash covers the config's canonical bytes, which a script gets back from the object printed.
+    shown = json.loads(line)
+    assert hashlib.sha256(canon.dumps(shown["config"]).encode()).hexdigest() == shown["hash"]
+    assert canon.dumps(shown["config"]) == vector["expect"]["ok"]["canonical"]  # type: ignore[index]
 
 
 def test_config_hash_of_a_config_file_names_that_file_in_an_error(device_root: Path, tmp_path: Path) -> None:
