@@ -29,7 +29,10 @@ CHECKS: dict[str, tuple[str, ...]] = {
     "heating-boiler.json": ("heating-check", "--group", "group-heating.json"),
     "heating-lounge.json": ("heating-check", "--group", "group-heating.json"),
     "node-evse1.json": ("node-check", "--group", "group-evse.json"),
+    "node-boiler.json": ("node-check", "--group", "group-heating.json"),
+    "node-lounge.json": ("node-check", "--group", "group-heating.json"),
 }
+NODE_FILES = sorted(name for name in CHECKS if name.startswith("node-"))
 WRITES = {"hw-check": "hw.json", "heating-check": "heating.json", "node-check": "node.json"}  # --write DIR's file
 
 
@@ -63,14 +66,36 @@ def test_the_heating_files_match_the_group() -> None:
     assert "lounge" in valves
 
 
-def test_the_node_json_names_a_member_and_its_peers() -> None:
-    node = settings.parse(json.loads((EXAMPLES / "node-evse1.json").read_text()))
-    group = json.loads((EXAMPLES / "group-evse.json").read_text())
+@pytest.mark.parametrize("name", NODE_FILES)
+def test_the_node_json_names_a_member_and_its_peers(name: str) -> None:
+    # Every other member of its group, so that a config put to any one of them reaches it (docs/firmware.md,
+    # "Config sync").
+    node = settings.parse(json.loads((EXAMPLES / name).read_text()))
+    group = json.loads((EXAMPLES / CHECKS[name][2]).read_text())
     members = {member["id"] for member in group["members"]}
     peers = node["peers_http"]
     assert isinstance(peers, dict)
     assert node["id"] in members
     assert set(peers) == members - {node["id"]}
+
+
+def test_the_node_jsons_agree_on_each_nodes_address() -> None:
+    # The groups share the house's network: a member has one address in every file that names it, and no two
+    # members share one (an installer copies one file to make the next).
+    addresses: dict[str, object] = {}
+    for name in NODE_FILES:
+        for peer, address in json.loads((EXAMPLES / name).read_text())["peers_http"].items():
+            assert addresses.setdefault(peer, address) == address, (name, peer)
+    shown = [address[0] for address in addresses.values()]  # type: ignore[index]
+    assert len(set(shown)) == len(shown), addresses
+
+
+def test_the_heating_group_has_a_node_json_for_its_boiler_and_a_valve() -> None:
+    # Each of its nodes needs one before adoption; the rest of its valve nodes start from the lounge's.
+    group = json.loads((EXAMPLES / "group-heating.json").read_text())
+    kinds = {member["id"]: member["kind"] for member in group["members"]}
+    ids = {json.loads((EXAMPLES / name).read_text())["id"] for name in NODE_FILES}
+    assert {kinds[node] for node in ids if node in kinds} == {"boiler", "valve"}
 
 
 def test_a_broken_field_in_an_example_fails_its_check(tmp_path: Path) -> None:
