@@ -87,9 +87,18 @@ def test_the_hash_does_not_depend_on_order(core: ModuleType, members: list[int])
 
 @pytest.mark.parametrize(("change", "error"), [
     # timing: three heartbeats per timeout; the watchdog within the timeout
-    ({"heartbeat_ms": 1000, "peer_timeout_ms": 2999}, "peer_timeout_ms: 2999 is out of range 3000..60000"),
+    # (a bound that is another field is named with it: "out of range 100..3000" did not say the 3000 was
+    # peer_timeout_ms)
+    ({"heartbeat_ms": 1000, "peer_timeout_ms": 2999},
+     "peer_timeout_ms: 2999 is below 3000, three times heartbeat_ms 1000"),
+    ({"peer_timeout_ms": 100}, "peer_timeout_ms: 100 is below 1500, three times heartbeat_ms 500"),
+    ({"peer_timeout_ms": 60001}, "peer_timeout_ms: 60001 is out of range 1500..60000"),
+    ({"peer_timeout_ms": True}, "peer_timeout_ms: True is not an integer"),
     ({"heartbeat_ms": 50}, "heartbeat_ms: 50 is out of range 100..10000"),
-    ({"wdt_ms": 3001}, "wdt_ms: 3001 is out of range 100..3000"),
+    ({"wdt_ms": 3001}, "wdt_ms: 3001 is above peer_timeout_ms 3000"),
+    ({"wdt_ms": 5000, "peer_timeout_ms": 4000}, "wdt_ms: 5000 is above peer_timeout_ms 4000"),
+    ({"wdt_ms": 99}, "wdt_ms: 99 is out of range 100..3000"),
+    ({"wdt_ms": "5000"}, "wdt_ms: '5000' is not an integer"),
     ({"ev_lag_ms": -1}, "ev_lag_ms: -1 is out of range 0..60000"),
     ({"antiflap_ms": True}, "antiflap_ms: True is not an integer"),
     # identity

@@ -161,13 +161,27 @@ def _updated_at(top: dict[str, object]) -> int:
     return fc.int_field(top, "updated_at", "", 0, MAX_UPDATED_AT)
 
 
+def _below(value: object, other: object) -> bool:
+    """Whether value is an integer below other, an integer (not a bool: JSON's true is no number)."""
+    return (isinstance(value, int) and not isinstance(value, bool) and isinstance(other, int)
+            and not isinstance(other, bool) and value < other)
+
+
 def _parse_timing(top: dict[str, object], config: dict[str, object]) -> None:
     heartbeat_ms = fc.int_field(top, "heartbeat_ms", "", 100, 10000, HEARTBEAT_MS)
     # Three heartbeats per timeout: one lost packet must not look like silence.
+    # A bound that is another field is named with it: "out of range 3000..60000"
+    # alone would not say where the 3000 comes from.
+    if _below(top.get("peer_timeout_ms"), 3 * heartbeat_ms):
+        raise FieldError("peer_timeout_ms", str(top["peer_timeout_ms"]) + " is below " + str(3 * heartbeat_ms)
+                         + ", three times heartbeat_ms " + str(heartbeat_ms))
     peer_timeout_ms = fc.int_field(top, "peer_timeout_ms", "", 3 * heartbeat_ms, 60000,
                                    max(PEER_TIMEOUT_MS, 3 * heartbeat_ms))
     # A crashed node's actuator holds its last limit until the watchdog resets
     # it: the safety argument needs that to happen within peer_timeout_ms.
+    wdt_ms = top.get("wdt_ms")
+    if _below(peer_timeout_ms, wdt_ms):
+        raise FieldError("wdt_ms", str(wdt_ms) + " is above peer_timeout_ms " + str(peer_timeout_ms))
     wdt_ms = fc.int_field(top, "wdt_ms", "", 100, peer_timeout_ms, min(WDT_MS, peer_timeout_ms))
     config["heartbeat_ms"] = heartbeat_ms
     config["peer_timeout_ms"] = peer_timeout_ms
