@@ -504,18 +504,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .pipes import quiet_when_unread
+
+    return quiet_when_unread(lambda: _main(argv))
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
-        sys.stdout.flush()  # here, where a reader gone away is caught, not at exit
     except SetupError as exc:
         print(f"loadmesh {args.command}: {exc}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        # The reader stopped reading (`loadmesh tiers FILE | head`): the rest is
-        # not wanted, and is no error worth a traceback. Stdout goes to
-        # /dev/null so that the interpreter's own flush at exit fails no more.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return result
 

@@ -208,3 +208,26 @@ def test_a_file_as_a_node_stores_it_is_named_as_such(device_root: Path, tmp_path
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (f"loadmesh {command}: {path}: is a file as a node stores it (its first line, LM1 and a "
                            "hash, is the store's): give the JSON on the lines after it\n")
+
+
+@pytest.mark.parametrize(("command", "code"), [
+    # `--list | head` ended in a BrokenPipe traceback: a reader that goes away is no error worth one.
+    ((sys.executable, "tools/house_sensitivity.py", "--list"), 1),
+    ((LOADMESH, "tiers", "-"), 1),  # one JSON line per step (the file: below)
+    ((LOADMESH, "config-hash", "examples/group-heating.json"), 1),
+    ((LOADMESH, "--help"), 0),  # argparse drops what it cannot write
+])
+def test_a_list_whose_reader_goes_away_ends_quietly(device_root: Path, tmp_path: Path, command: tuple[str, ...],
+                                                    code: int) -> None:
+    vector = json.loads((ROOT / "tests" / "vectors" / "tiers" / "exit_b_new_rooms_call.json").read_text())
+    steps = tmp_path / "steps.json"
+    steps.write_text(json.dumps(vector["input"]))
+    reader, writer = os.pipe()
+    os.close(reader)  # gone before the first line, as `head` is after its last
+    try:
+        done = subprocess.run([str(steps) if part == "-" else part for part in command], stdout=writer,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              env=dict(os.environ, LOADMESH_DEVICE_TREE=str(device_root)))
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr) == (code, "")

@@ -67,4 +67,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from loadmesh.companion.pipes import quiet_when_unread
+
+    sys.exit(quiet_when_unread(main))  # `| head`: ends quietly when its reader goes away
