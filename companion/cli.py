@@ -10,9 +10,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from loadmesh.core import canon, errors, groupconfig
+from loadmesh.core import canon, groupconfig
 
-from . import devtree
+from . import devtree, membership
 from .jsonfile import read_heating, read_json, why
 from .paths import SetupError, device_tree
 from .runtimes import MicroPythonRuntime, Runtime, open_runtime
@@ -302,7 +302,7 @@ def _node_check(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"loadmesh node-check: {args.group}: {why(exc)}", file=sys.stderr)
             return 2
-        wrong = _strangers(parsed, group)
+        wrong = membership.strangers(parsed, group)
         if wrong:
             print(f"loadmesh node-check: {args.file}: {wrong}", file=sys.stderr)
             return 2
@@ -317,24 +317,6 @@ def _node_check(args: argparse.Namespace) -> int:
         return _write_node_file(args, "node-check", settings.FILE,
                                 lambda root: store.Store(root).write_json(settings.FILE, raw))
     return 0
-
-
-def _strangers(parsed: dict[str, object], group: dict[str, object]) -> str:
-    """Why node.json does not fit the group config ("" if it does): its id and its peers must be members."""
-    members = [str(member["id"]) for member in group["members"]]  # type: ignore[attr-defined]
-    named = f"group {errors.quoted(str(group['group']))} (its members: {', '.join(members)})"
-    node_id = parsed["id"]
-    if node_id is not None and node_id not in members:
-        # The node would boot left out: its config names no member of its id, so it drives nothing.
-        return f"node.id: {errors.quoted(str(node_id))} is not a member of {named}"
-    peers = parsed["peers_http"]
-    assert isinstance(peers, dict)
-    for peer in sorted(peers):
-        if peer not in members:
-            return f"node.peers_http.{peer}: is not a member of {named}"
-        if peer == node_id:
-            return f"node.peers_http.{peer}: is this node itself (a node fetches configs from its peers)"
-    return ""
 
 
 def _house_bench(args: argparse.Namespace) -> int:

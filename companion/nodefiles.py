@@ -51,8 +51,7 @@ def main(args: argparse.Namespace) -> int:
     from loadmesh.core import groupconfig
     from loadmesh.node import store
 
-    from . import adopt, groupkey
-    from .cli import _strangers
+    from . import adopt, groupkey, membership
 
     try:
         key = groupkey.read_warned(Path(args.key), "node-files")
@@ -63,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     # As adoption keeps it: the settings with the member id, parsed (loadmesh.node.adoption.open_request).
     node_settings["id"] = node
-    wrong = _strangers(node_settings, config)
+    wrong = membership.strangers(node_settings, config)
     if wrong:
         print(f"loadmesh node-files: {args.node}: {wrong}", file=sys.stderr)
         return 2
