@@ -451,6 +451,11 @@ def build_parser() -> argparse.ArgumentParser:
     node_files = _command(commands, "node-files", nodefiles.WHAT)
     nodefiles.add_arguments(node_files)
     node_files.set_defaults(func=nodefiles.main)
+    from . import noderun
+
+    node = _command(commands, "node", noderun.WHAT)
+    noderun.add_arguments(node)
+    node.set_defaults(func=noderun.main)
     from . import nodestatus
 
     status = _command(commands, "status", nodestatus.WHAT)

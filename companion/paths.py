@@ -45,12 +45,18 @@ def repo_root() -> Path:
         raise SetupError(f"LOADMESH_ROOT={configured} is not a loadmesh checkout (it has no shared/core and "
                          "firmware/main.py): set it to the folder you cloned loadmesh into")
     # ./tools/setup installs loadmesh into the checkout's .venv: name that checkout, so that the fix is a copy away.
-    home = Path(sys.prefix).parent
-    if _is_checkout(home):
+    home = installed_from()
+    if home is not None:
         raise SetupError(f"{Path.cwd()} is not inside a loadmesh checkout, which this command runs from: cd {home} "
                          f"first, or set LOADMESH_ROOT={home}")
     raise SetupError(f"{Path.cwd()} is not inside a loadmesh checkout, which this command runs from: run it from the "
                      "checkout, or set LOADMESH_ROOT to the checkout's folder")
+
+
+def installed_from() -> Path | None:
+    """The checkout whose .venv this loadmesh runs from (./tools/setup installs it there), or None."""
+    home = Path(sys.prefix).parent
+    return home.resolve() if _is_checkout(home) else None
 
 
 def device_tree(root: Path | None = None) -> Path:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+from loadmesh.companion import noderun
+from loadmesh.companion.sim.runner import free_port
+from loadmesh.node.store import Store
 
 from . import mpnode
 from .test_cli_status import UP, Node
@@ -55,3 +64,44 @@ def test_after_a_soft_reset_boot_py_feeds_the_watchdog_until_the_hal_takes_it_ov
 
 def test_at_power_up_boot_py_starts_no_watchdog(device_root: Path) -> None:
     assert _boot(device_root, "power") == {"wdt_ms": None, "timer_period_ms": None, "feeds_by_the_timer": 0}
+
+
+def test_loadmesh_node_runs_a_node_in_its_folder_until_ctrl_c(tmp_path: Path) -> None:
+    folder = tmp_path / "node"
+    folder.mkdir()
+    port = free_port(socket.SOCK_STREAM)
+    assert noderun.node_json_warning(folder).startswith("no node.json, so the node's HTTP API is on port 80")
+    (folder / "node.json").write_text(json.dumps({"http_port": port}))  # by hand: not in the store's envelope
+    assert noderun.node_json_warning(folder).startswith("node.json is not as the node keeps it")
+    Store(str(folder)).write_json("node.json", {"http_port": port, "http_host": "127.0.0.1"})  # as node-check writes it
+    assert noderun.node_json_warning(folder) == ""
+    node = subprocess.Popen([str(Path(sys.executable).parent / "loadmesh"), "node", str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as answer:
+                    status = json.load(answer)
+                break
+            except OSError:
+                assert node.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        assert status["state"] == "unadopted"
+        assert (folder / "adopt").is_file()  # its adoption code, kept in its folder (its file system)
+        node.send_signal(signal.SIGINT)
+        output, _ = node.communicate(timeout=10)
+    finally:
+        node.kill()
+    assert node.returncode == 0, output
+    lines = output.splitlines()
+    assert lines[0].startswith("loadmesh node: unadopted; adoption code "), output
+    assert lines[-1] == "loadmesh node: stopped by Ctrl-C at the console; outputs safe; a reset runs the node again"
+
+
+def test_loadmesh_node_names_a_folder_that_is_not_there(tmp_path: Path) -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "loadmesh"), "node", str(tmp_path / "nowhere")],
+                          capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (f"loadmesh node: {tmp_path / 'nowhere'}: is not a folder (make it, and write its "
+                           f"node.json with loadmesh node-check NODE.json --write {tmp_path / 'nowhere'})\n")
