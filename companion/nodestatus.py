@@ -207,7 +207,9 @@ def _control(status: dict[str, Any]) -> list[tuple[str, str]]:
         # Those never heard are not in the table: the silent that draw current, and from a node that names them,
         # all of them (a valve or boiler node that never came is in no other field).
         unheard = _names(status, "peers_unheard")
-        known = set(peers) | set(silent) | set(unheard)
+        # The table also holds the members a new config removed while the node still listens to them: they
+        # have their own line (departed), and peers_online counts only the config's members.
+        known = (set(peers) | set(silent) | set(unheard)) - set(_names(status, "departed"))
         line = f"{online} of {len(known)} online"
         if unheard:
             line += "; never heard: " + ", ".join(unheard)

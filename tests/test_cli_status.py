@@ -221,6 +221,16 @@ def test_members_never_heard_are_counted_and_named_on_the_peers_line() -> None:
     assert by_label["FAILSAFE"] == "yes: not hearing drive"
 
 
+def test_a_removed_member_still_listened_to_is_not_counted_among_the_peers() -> None:
+    # shed, removed by the config in force, is in the table while the node holds for it: its own line says so.
+    status = {"node": "garage", "kind": "evse", "state": "running", "failsafe": False, "silent": [],
+              "peers_online": 1, "departed": ["shed"],
+              "peers": {"drive": [200, True, 6000, 6000, False, 3], "shed": [300, True, 10000, 10000, False, 7]}}
+    by_label = {line[:10].strip(): line[10:] for line in nodestatus.summary(status)}
+    assert by_label["peers"] == "1 of 1 online"
+    assert by_label["departed"].startswith("shed (removed from the config")
+
+
 def test_the_peers_boot_ids_kept_are_said_on_the_peers_line_when_the_node_counts_their_writes() -> None:
     charger = {"node": "garage", "kind": "evse", "state": "running", "peers": {}, "peers_online": 0, "silent": []}
     # A node before peers_unheard: the silent chargers count, the never-heard heating nodes cannot.
