@@ -12,5 +12,8 @@
 import machine
 
 if getattr(machine, "SOFT_RESET", None) is not None and machine.reset_cause() == machine.SOFT_RESET:
-    _watchdog = machine.WDT(timeout=8000)  # the longest hw.json allows; the HAL sets the node's own
-    machine.Timer(0).init(period=1000, mode=machine.Timer.PERIODIC, callback=lambda _timer: _watchdog.feed())
+    try:
+        _watchdog = machine.WDT(timeout=8000)  # the longest hw.json allows; the HAL sets the node's own
+        machine.Timer(0).init(period=1000, mode=machine.Timer.PERIODIC, callback=lambda _timer: _watchdog.feed())
+    except Exception as exc:  # a boot.py that raises keeps the port from running main.py
+        print("loadmesh boot: the watchdog is not fed after this soft reset:", repr(exc))
