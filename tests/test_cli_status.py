@@ -24,7 +24,7 @@ from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import canon, groupconfig
 from loadmesh.node.store import Store
 
-from . import mpnode
+from . import ctrlc, mpnode
 from .conftest import ROOT
 
 pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
@@ -66,7 +66,8 @@ class Node:
         with (folder / "node.log").open("w") as log:
             self.process = subprocess.Popen(
                 mpnode.command(mpnode.node_image(device_root), "esp32_node.py", "station.json"), cwd=folder,
-                env=mpnode.environment(None, fakes=True), stdout=log, stderr=subprocess.STDOUT)
+                env=mpnode.environment(None, fakes=True), stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=ctrlc.as_in_a_terminal)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -448,7 +449,8 @@ def test_a_reader_that_stops_reading_and_a_ctrl_c_get_no_traceback(running: Node
     assert (done.returncode, done.stderr) == (1, "")
     with socket.create_server(("127.0.0.1", 0)) as silent:
         waiting = subprocess.Popen([LOADMESH, "status", f"127.0.0.1:{silent.getsockname()[1]}", "--timeout", "20"],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   preexec_fn=ctrlc.as_in_a_terminal)
         with silent.accept()[0]:  # it has connected: it waits for the answer
             waiting.send_signal(signal.SIGINT)
             out, err = waiting.communicate(timeout=10)

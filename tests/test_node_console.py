@@ -17,7 +17,7 @@ from loadmesh.companion import noderun
 from loadmesh.companion.sim.runner import free_port
 from loadmesh.node.store import Store
 
-from . import mpnode
+from . import ctrlc, mpnode
 from .test_cli_status import UP, Node
 
 pytestmark = pytest.mark.wallclock  # a node process against the wall clock: tools/test runs these one at a time
@@ -76,7 +76,8 @@ def test_loadmesh_node_runs_a_node_in_its_folder_until_ctrl_c(tmp_path: Path) ->
     Store(str(folder)).write_json("node.json", {"http_port": port, "http_host": "127.0.0.1"})  # as node-check writes it
     assert noderun.node_json_warning(folder) == ""
     node = subprocess.Popen([str(Path(sys.executable).parent / "loadmesh"), "node", str(folder)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                            preexec_fn=ctrlc.as_in_a_terminal)
     try:
         deadline = time.monotonic() + 10
         while True:

@@ -19,6 +19,7 @@ from loadmesh.companion import cli
 from loadmesh.companion.sim import trace
 from loadmesh.companion.sim.runner import SimError, Simulation
 
+from . import ctrlc
 from .simsite import three_evses
 
 pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
@@ -132,19 +133,13 @@ def test_a_node_that_cannot_start_stops_the_run_with_its_reason(tmp_path: Path, 
     assert node_processes(tmp_path) == []
 
 
-def _ctrl_c_default() -> None:
-    # In the child: SIGINT as a terminal's foreground job has it, however pytest
-    # was started (a background job inherits it ignored, and so would the child).
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _ctrl_c_ignored() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup or in a background job
 
 
 @contextlib.contextmanager
 def _sim_until_stopped(workdir: Path, *options: str,
-                       preexec_fn: Callable[[], None] = _ctrl_c_default) -> Iterator[subprocess.Popen[str]]:
+                       preexec_fn: Callable[[], None] = ctrlc.as_in_a_terminal) -> Iterator[subprocess.Popen[str]]:
     """`loadmesh sim` of the three-EVSE site with no end, its nodes in workdir; killed if a test leaves it running."""
     command = [str(Path(sys.executable).parent / "loadmesh"), "sim", str(EVSE3), "--duration", "0",
                "--workdir", str(workdir), *options]
@@ -197,7 +192,8 @@ def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     # The demo keeps its nodes' folders in a temporary folder: TMPDIR puts it where the test can look.
     env = dict(os.environ, TMPDIR=str(tmp_path))
     return subprocess.Popen([str(Path(sys.executable).parent / "loadmesh"), "demo", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_default)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrlc.as_in_a_terminal)
 
 
 def _tables(out: str) -> list[list[str]]:
