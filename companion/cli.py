@@ -446,36 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
     node_check.add_argument("--write", metavar="DIR", help="once it passes, write DIR/node.json as the node keeps "
                                                            "it, to copy into the node's file system")
     node_check.set_defaults(func=_node_check)
-    from . import nodefiles
+    # The commands in a module of their own: WHAT, add_arguments() and main().
+    from . import adopt, nodefiles, nodeget, nodeput, noderun, nodestatus
 
-    node_files = _command(commands, "node-files", nodefiles.WHAT)
-    nodefiles.add_arguments(node_files)
-    node_files.set_defaults(func=nodefiles.main)
-    from . import noderun
-
-    node = _command(commands, "node", noderun.WHAT)
-    noderun.add_arguments(node)
-    node.set_defaults(func=noderun.main)
-    from . import nodestatus
-
-    status = _command(commands, "status", nodestatus.WHAT)
-    nodestatus.add_arguments(status)
-    status.set_defaults(func=nodestatus.main)
-    from . import adopt
-
-    adopt_command = _command(commands, "adopt", adopt.WHAT)
-    adopt.add_arguments(adopt_command)
-    adopt_command.set_defaults(func=adopt.main)
-    from . import nodeput
-
-    put = _command(commands, "put", nodeput.WHAT)
-    nodeput.add_arguments(put)
-    put.set_defaults(func=nodeput.main)
-    from . import nodeget
-
-    get = _command(commands, "get", nodeget.WHAT)
-    nodeget.add_arguments(get)
-    get.set_defaults(func=nodeget.main)
+    for name, module in (("node-files", nodefiles), ("node", noderun), ("status", nodestatus), ("adopt", adopt),
+                         ("put", nodeput), ("get", nodeget)):
+        sub = _command(commands, name, module.WHAT)
+        module.add_arguments(sub)
+        sub.set_defaults(func=module.main)
     bench = _command(commands, "house-bench", "the reference house over a cold week, load sharing off and on")
     bench.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     bench.add_argument("--days", type=int, default=7, choices=range(1, 8), metavar="1..7",
