@@ -1,8 +1,10 @@
 # A stand-in for the ESP32's machine module, at the HAL boundary: it records what the HAL drives and
-# plays back what a test scripts (ADC voltages, pin levels). Only hal_esp32's calls are modelled.
+# plays back what a test scripts (ADC voltages, pin levels). Only hal_esp32's and boot.py's calls are modelled,
+# and where it checks arguments or raises it does what MicroPython 1.25's esp32 port does (the C file and
+# function are named at each); tests/test_node_hal_esp32.py holds it to that.
 pwms = {}  # pin id -> the PWM on it
 levels = {}  # pin id -> the level driven (outputs) or read (inputs)
-adc_uv = {}  # pin id -> readings to return in turn, cycling
+adc_uv = {}  # pin id -> readings to return in turn, cycling (from the first read after they are set)
 # pin id -> everything an output ever drove, in order: ["level", 0|1], ["duty_u16", n], ["duty_ns", n].
 history = {}
 pulls = {}  # pin id -> the pull it was built with ("up", "down", None: none), when one was given
@@ -13,13 +15,21 @@ def _record(pin_id, kind, value):
 watchdog = {"timeout": None, "feeds": 0}
 
 
+# The GPIOs the port has a Pin for on the classic ESP32 (ports/esp32/machine_pin.h, MICROPY_HW_ENABLE_GPIOn;
+# 16 and 17 are left out of a SPIRAM build): no 24, 28..31. machine_pin_find() refuses any other number.
+GPIOS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25, 26, 27,
+         32, 33, 34, 35, 36, 37, 38, 39)
+
+
 class Pin:
-    IN = 1
-    OUT = 3
-    PULL_UP = 2
+    IN = 1  # GPIO_MODE_INPUT
+    OUT = 3  # GPIO_MODE_INPUT_OUTPUT: an output reads back its level
+    PULL_UP = 2  # machine_pin.c's GPIO_PULL_UP
     PULL_DOWN = 1
 
     def __init__(self, pin_id, mode=-1, pull=-1, value=None):
+        if pin_id not in GPIOS:
+            raise ValueError("invalid pin")  # machine_pin.c machine_pin_find()
         self.id = pin_id
         self.mode = mode
         if pull != -1:
@@ -41,27 +51,41 @@ class Pin:
         return None
 
 
+def _check_freq(freq):
+    if freq <= 0 or freq > 40000000:  # machine_pwm.c mp_machine_pwm_init_helper(), mp_machine_pwm_freq_set()
+        raise ValueError("frequency must be from 1Hz to 40MHz")
+
+
 class PWM:
-    def __init__(self, pin, freq=0, duty_u16=None, duty_ns=None):
-        if duty_u16 is not None and duty_ns is not None:
+    # ports/esp32/machine_pwm.c. mp_machine_pwm_init_helper() has configure_channel() start the LEDC channel
+    # at half its timer's range (ledc_channel_config(), which first sets the pad's GPIO level to 0, then routes
+    # the channel to the pin) before set_freq() and the duty asked for; the LEDC takes a new duty at its next
+    # period. So before the duty given to the constructor, the pin drives the channel's first period at that
+    # half-range duty: recorded as ["first_period", None]. A test accepts it only where the port leaves no
+    # choice, right before the duty the HAL asked for.
+    def __init__(self, pin, freq=-1, duty_u16=-1, duty_ns=-1):
+        given = (duty_u16 != -1) + (duty_ns != -1)
+        if given > 1:
             raise ValueError("only one of parameters 'duty', 'duty_u16' or 'duty_ns' is allowed")
+        if freq == -1:
+            freq = 5000  # PWM_FREQ
+        _check_freq(freq)
         self.pin = pin.id
         self.freq_hz = freq
-        self.u16 = duty_u16
-        self.ns = duty_ns
-        if duty_u16 is None and duty_ns is None:
-            self.u16 = 32768  # the ESP32 port's default: 50 %
+        self.u16 = None
+        self.ns = None
         pwms[pin.id] = self
-        if self.ns is None:
-            _record(self.pin, "duty_u16", self.u16)
+        _record(self.pin, "first_period", None)
+        if duty_ns != -1:
+            self.duty_ns(duty_ns)
         else:
-            _record(self.pin, "duty_ns", self.ns)
+            self.duty_u16(32768 if duty_u16 == -1 else duty_u16)  # none given: set_duty_u10(512), 50 %
 
     def duty_u16(self, value=None):
         if value is None:
             return self.u16
         if not 0 <= value <= 65535:
-            raise ValueError("duty_u16 out of range")
+            raise ValueError("duty_u16 must be from 0 to 65535")  # machine_pwm.c set_duty_u16()
         self.u16 = value
         self.ns = None
         _record(self.pin, "duty_u16", value)
@@ -70,6 +94,10 @@ class PWM:
     def duty_ns(self, value=None):
         if value is None:
             return self.ns
+        # machine_pwm.c set_duty_ns(): at most one period, duty_to_ns(65535) rounded to the nearest ns.
+        period_ns = (1000000000 + self.freq_hz // 2) // self.freq_hz
+        if not 0 <= value <= period_ns:
+            raise ValueError("duty_ns must be from 0 to " + str(period_ns) + " ns")
         self.ns = value
         self.u16 = None
         _record(self.pin, "duty_ns", value)
@@ -78,30 +106,56 @@ class PWM:
     def freq(self, value=None):
         if value is None:
             return self.freq_hz
+        _check_freq(value)
         self.freq_hz = value
         return None
 
 
+# ports/esp32/adc.c madcblock_read_uv_helper(): read_uv() is the calibration's whole millivolts times 1000; it
+# raises OSError (check_esp_err) when ensure_adc_calibration() fails: ESP-IDF's line fitting on an ESP32 whose
+# eFuses hold neither a Vref nor two-point values wants a default Vref, which the port does not give
+# (ESP_ERR_INVALID_ARG, 258). adc_calibrated["ok"] = False plays such a chip.
+adc_calibrated = {"ok": True}
+ADC_PINS = (32, 33, 34, 35, 36, 37, 38, 39, 0, 2, 4, 12, 13, 14, 15, 25, 26, 27)  # machine_adc.c madc_obj[]: ADC1, ADC2
+
+
 class ADC:
+    ATTN_0DB = 0
+    ATTN_2_5DB = 1
+    ATTN_6DB = 2
     ATTN_11DB = 3
 
     def __init__(self, pin):
+        if pin.id not in ADC_PINS:
+            raise ValueError("invalid pin")  # machine_adc.c mp_machine_adc_make_new()
         self.pin = pin.id
+        self.values = None
         self.position = 0
-        self.attenuation = None
+        self.attenuation = ADC.ATTN_0DB  # madc_init_helper(): 0 dB unless told
 
     def atten(self, attenuation):
         self.attenuation = attenuation
 
     def read_uv(self):
-        values = adc_uv[self.pin]
+        if not adc_calibrated["ok"]:
+            raise OSError(258)  # ESP_ERR_INVALID_ARG
+        values = adc_uv.get(self.pin, (0,))  # a pin no test scripted reads 0 V (the HAL reads each once at boot)
+        if values is not self.values:  # newly scripted: from its first reading
+            self.values = values
+            self.position = 0
         value = values[self.position % len(values)]
         self.position += 1
-        return value
+        return value // 1000 * 1000
 
 
 class WDT:
+    # ports/esp32/machine_wdt.c: the task watchdog, one for the chip. Building it again reconfigures its
+    # timeout (esp_task_wdt_reconfigure()); nothing stops it but a hard reset.
     def __init__(self, id=0, timeout=5000):
+        if id != 0:
+            raise ValueError()
+        if timeout <= 0:
+            raise ValueError("WDT timeout too short")
         watchdog["timeout"] = timeout
         watchdog["feeds"] = 0
 
@@ -109,7 +163,10 @@ class WDT:
         watchdog["feeds"] += 1
 
 
-PWRON_RESET = 1
+PWRON_RESET = 1  # ports/esp32/modmachine.c reset_reason_t
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
 reset = {"cause": PWRON_RESET}  # what reset_cause() says: a test sets it
 
@@ -122,26 +179,34 @@ timers = {}  # timer id -> {"mode", "period", "callback"} as init() was given th
 
 
 class Timer:
+    # ports/esp32/machine_timer.c: ids 0..3 (two groups of two), the same object for the same id; init()'s
+    # arguments are keyword-only, period in ms; the callback is scheduled (mp_sched_schedule), not run in the
+    # interrupt. A soft reset disables every timer (machine_timer_deinit_all()).
     ONE_SHOT = 0
     PERIODIC = 1
 
     def __init__(self, id):
+        if not 0 <= id < 4:
+            raise ValueError("invalid Timer number")  # machine_timer_make_new()
         self.id = id
 
-    def init(self, mode=1, period=-1, callback=None):
-        timers[self.id] = {"mode": mode, "period": period, "callback": callback}
+    def init(self, *, mode=1, callback=None, period=0xFFFFFFFF, tick_hz=1000, freq=None):
+        timers[self.id] = {"mode": mode, "period": period * 1000 // tick_hz, "callback": callback}
 
     def deinit(self):
         timers.pop(self.id, None)
 
 
 rtc_memory = {"data": b""}  # RTC slow memory: kept through a reset, not a power cut
+RTC_MEMORY_MAX = 2048  # ports/esp32/machine_rtc.c MICROPY_HW_RTC_USER_MEM_MAX
 
 
 class RTC:
     def memory(self, data=None):
         if data is None:
             return rtc_memory["data"]
+        if len(data) > RTC_MEMORY_MAX:
+            raise ValueError("buffer too long")  # machine_rtc.c machine_rtc_memory()
         rtc_memory["data"] = bytes(data)
         return None
 
