@@ -362,6 +362,16 @@ BAD_WIRING = [
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["gateway", "gateway"]}},
      "hw.clock.ntp[1]: 'gateway' is listed twice"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "server": "10.0.0.1"}}, "hw.clock.server: is not a known field"),
+    # What the ESP32 port itself refuses, named before it can: machine.Pin has no GPIO 24 or 28..31
+    # (ports/esp32/machine_pin.h), and a servo pulse must fit in its period (machine_pwm.c set_duty_ns()).
+    ({"hal": "esp32", "relay": {"pin": 24}},
+     "hw.relay.pin: 24 is not a GPIO of the ESP32 (it has none of 24 and 28..31)"),
+    ({"hal": "esp32", "flame": {"pin": 30}},
+     "hw.flame.pin: 30 is not a GPIO of the ESP32 (it has none of 24 and 28..31)"),
+    ({"hal": "esp32", "valve": {"kind": "servo", "pin": 14, "freq_hz": 500, "open_us": 2000}},
+     "hw.valve.open_us: 2000 is not shorter than a period at freq_hz 500 (2000 us)"),
+    ({"hal": "esp32", "valve": {"kind": "servo", "pin": 14, "freq_hz": 1000}},
+     "hw.valve.closed_us: 1000 is not shorter than a period at freq_hz 1000 (1000 us)"),
 ]
 
 

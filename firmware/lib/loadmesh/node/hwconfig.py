@@ -60,6 +60,9 @@ from .hal import TEMPERATURES
 # boots safe, before its peers stop reserving its last applied limit).
 
 MAX_PIN = 39
+# The numbers below MAX_PIN with no GPIO behind them: MicroPython's machine.Pin refuses them ("invalid pin",
+# ports/esp32/machine_pin.h), an error that names no field.
+NO_GPIO = (24, 28, 29, 30, 31)
 FLASH_PINS = (6, 7, 8, 9, 10, 11)  # wired to the module's SPI flash: driving one stops the chip
 CONSOLE_PINS = (1, 3)  # UART0: the boot log and the REPL, the way back into a node
 # Strapping pins read at reset: GPIO 0 held low boots the ROM downloader,
@@ -145,6 +148,8 @@ def _check_pins(out: dict[str, object]) -> None:
     seen: dict[int, str] = {}
     for path, pin, use in _pins(out):
         assert isinstance(pin, int)
+        if pin in NO_GPIO:
+            raise FieldError(path, str(pin) + " is not a GPIO of the ESP32 (it has none of 24 and 28..31)")
         if pin in FLASH_PINS:
             raise FieldError(path, str(pin) + " is wired to the module's flash (GPIO 6..11)")
         if pin in CONSOLE_PINS:
@@ -259,6 +264,19 @@ def _valve(value: object) -> dict[str, object]:
         "open_us": fc.int_field(part, "open_us", path, 300, 3000, 2000),
         "active_high": fc.bool_field(part, "active_high", path, True),
     }
+    if kind == "servo":
+        # A pulse shorter than a period: MicroPython's machine.PWM.duty_ns() raises ValueError past one (which
+        # stopped the node at the first command that far open, at every boot), and one a period long is a
+        # constant level, no pulse.
+        freq_hz = out["freq_hz"]
+        assert isinstance(freq_hz, int)
+        period_us = 1000000 // freq_hz
+        for key in ("closed_us", "open_us"):
+            pulse_us = out[key]
+            assert isinstance(pulse_us, int)
+            if pulse_us >= period_us:
+                raise FieldError(path + "." + key, str(pulse_us) + " is not shorter than a period at freq_hz "
+                                 + str(freq_hz) + " (" + str(period_us) + " us)")
     if part.get("feedback") is not None:
         out["feedback"] = _feedback(part["feedback"])
     return out
