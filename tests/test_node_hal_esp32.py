@@ -23,9 +23,10 @@ def cp_uv(volts: float) -> int:
     return round(ZERO_UV + volts * UV_PER_V)
 
 
-def run_hal(device_root: Path, tmp_path: Path, hw: dict[str, object], steps: list[list[object]]) -> list[object]:
+def run_hal(device_root: Path, tmp_path: Path, hw: dict[str, object], steps: list[list[object]],
+            chip: dict[str, object] | None = None) -> list[object]:
     path = tmp_path / "script.json"
-    path.write_text(json.dumps({"hw": hw, "steps": steps}))
+    path.write_text(json.dumps({"hw": hw, "steps": steps, "machine": chip or {}}))
     (out,) = mpnode.run("hal_esp32_check.py", str(path), device_root=device_root, fakes=True)
     assert isinstance(out, list | dict)
     return out  # type: ignore[return-value]
@@ -243,6 +244,29 @@ def test_a_nodes_status_tells_its_clock(device_root: Path, tmp_path: Path) -> No
                                    "waiting": False, "counts": {"no_address": 1}, "denied": []}
 
 
+UNCALIBRATED = {"adc_calibrated": {"ok": False}}
+
+
+@pytest.mark.parametrize(("hw", "field"), [
+    (EVSE, "hw.pilot.adc_pin: 36"),
+    ({"hal": "esp32", "ct": [None, {"pin": 33, "ma_per_v": 30000}]}, "hw.ct[1].pin: 33"),
+    ({"hal": "esp32", "valve": {"kind": "servo", "pin": 14, "feedback": {"kind": "adc", "pin": 35, "closed_mv": 300,
+                                                                        "open_mv": 2900}}},
+     "hw.valve.feedback.pin: 35"),
+])
+def test_an_adc_the_chip_cannot_read_in_volts_is_named_at_boot(device_root: Path, tmp_path: Path,
+                                                               hw: dict[str, object], field: str) -> None:
+    # An ESP32 whose eFuses hold no ADC calibration: the port's read_uv() raises OSError at every read
+    # (ports/esp32/adc.c ensure_adc_calibration()). Raised in the first tick instead, it halted the node, whose
+    # watchdog then reset it into the same tick, over and over, saying only "tick: 258".
+    out = run_hal(device_root, tmp_path, hw, [["poll", 0]], chip=UNCALIBRATED)
+    # Refused as a wiring hwconfig refuses: before anything is driven or the watchdog started (the runtime's
+    # stand-in HAL for a refused wiring does not feed it).
+    # (The check script adds what was driven and the watchdog's timeout to a refusal only when there are some.)
+    assert out == {"error": field + " cannot be read in volts (read_uv raised OSError 258): this ESP32's eFuses "
+                   "hold no ADC calibration"}
+
+
 def test_the_wiring_with_a_flame_input_and_a_clock_gets_its_defaults() -> None:
     wiring = hwconfig.parse({"hal": "esp32", "flame": {"pin": 34}, "clock": {"tz": "GMT0BST,M3.5.0/1,M10.5.0"}})
     assert wiring["flame"] == {"pin": 34, "lit_level": 1, "pull": None}
@@ -378,4 +402,4 @@ BAD_WIRING = [
 @pytest.mark.parametrize(("hw", "error"), BAD_WIRING, ids=[e for _, e in BAD_WIRING])
 def test_bad_wiring_names_the_field(device_root: Path, tmp_path: Path, hw: dict[str, object], error: str) -> None:
     out = run_hal(device_root, tmp_path, hw, [])
-    assert out == {"error": error}
+    assert out == {"error": error}  # and nothing driven, no watchdog started (the check script would say)

@@ -2,7 +2,8 @@
 # machine, network and onewire modules and prints what it observes: one JSON line, the last; the lines the HAL
 # printed on its console come before it, in order.
 #   hal_esp32_check.py FILE   FILE holds {"hw": {...}, "steps": [[step, args...], ...]} and, optionally,
-#                             "station": the fake radio's fields before the HAL is built
+#                             "station": the fake radio's fields before the HAL is built, "machine": the fake
+#                             machine's dicts updated before then (e.g. {"adc_calibrated": {"ok": false}})
 # Besides the HAL's own methods: ["ticks", from_ms, to_ms] (poll() every 100 ms, as the node's tick, up to but not
 # including to_ms), ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present],
 # ["outputs"], ["pulls"], ["history"]; the Wi-Fi: ["station", {field: value}] (the fake station's fields, e.g.
@@ -41,10 +42,16 @@ def outputs():
 
 for key in sorted(script.get("station", {})):  # the radio as the HAL will find it
     network.station[key] = script["station"][key]
+for key in sorted(script.get("machine", {})):  # the chip as the HAL will find it, e.g. {"adc_calibrated": {...}}
+    getattr(machine, key).update(script["machine"][key])
 try:
     hal = open_hal(script["hw"])
 except ValueError as exc:  # FieldError is one
-    print(json.dumps({"error": str(exc)}))
+    refused = {"error": str(exc)}
+    if machine.history or machine.watchdog["timeout"] is not None:  # what a refused wiring must not leave
+        refused["driven"] = {str(pin): machine.history[pin] for pin in sorted(machine.history)}
+        refused["wdt_ms"] = machine.watchdog["timeout"]
+    print(json.dumps(refused))
     sys.exit(0)
 ntp_server = None
 

@@ -64,6 +64,9 @@ class Esp32Hal(Hal):
         super().__init__()
         self.hw = hwconfig.parse(hw)
         self.wdt_ms = _int(self.hw["wdt_ms"])
+        # Before anything is driven or the watchdog started, as for a wiring hwconfig refuses: an ADC input
+        # the chip cannot read in volts (see _adc).
+        adcs = _adcs(self.hw)
         self._wdt = machine.WDT(timeout=self.wdt_ms)
         # After a soft reset boot.py fed the watchdog from this timer (see there): from here the ticks feed it,
         # and a hung tick must reset the node.
@@ -100,15 +103,15 @@ class Esp32Hal(Hal):
         self._wlan: network.WLAN | None = None  # read from the first start on, even a failed one
         self._radio_on = False  # started and set up by _radio()
         self._now_ms = 0  # the last poll's: week_ms() is read after it, in the same tick
-        self._build()
+        self._build(adcs)
 
-    def _build(self) -> None:
+    def _build(self, adcs: dict[str, machine.ADC]) -> None:
         hw = self.hw
         pilot = hw.get("pilot")
         if isinstance(pilot, dict):
             # Constant high (no charging) from the first instant.
             self._pilot_pwm = _pwm(_int(pilot["pwm_pin"]), 1000, signals.duty_u16(1000, pilot["inverted"] is True))
-            self._cp_adc = _adc(_int(pilot["adc_pin"]))
+            self._cp_adc = adcs["hw.pilot.adc_pin"]
         for name in ("relay", "boiler"):
             switch = hw.get(name)
             if isinstance(switch, dict):
@@ -137,7 +140,7 @@ class Esp32Hal(Hal):
             feedback = valve.get("feedback")
             if isinstance(feedback, dict):
                 if feedback["kind"] == "adc":
-                    self._feedback_adc = _adc(_int(feedback["pin"]))
+                    self._feedback_adc = adcs["hw.valve.feedback.pin"]
                 else:
                     self._feedback_pin = _input(_int(feedback["pin"]), feedback["pull"])
         cts = hw.get("ct")
@@ -145,7 +148,7 @@ class Esp32Hal(Hal):
             for phase in range(3):
                 ct = cts[phase]
                 if isinstance(ct, dict):
-                    self._cts[phase] = _adc(_int(ct["pin"]))
+                    self._cts[phase] = adcs[_ct_field(phase)]
         wire = hw.get("onewire")
         if isinstance(wire, dict):
             self._wire = onewire.OneWire(machine.Pin(_int(wire["pin"])))
@@ -560,9 +563,46 @@ def _input(pin: int, pull: object) -> machine.Pin:
     return machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP if pull == "up" else machine.Pin.PULL_DOWN)
 
 
-def _adc(pin: int) -> machine.ADC:
+def _ct_field(phase: int) -> str:
+    return "hw.ct[" + str(phase) + "].pin"
+
+
+def _adcs(hw: dict[str, object]) -> dict[str, machine.ADC]:
+    """Every ADC input of the wiring by its field, each read once (ValueError naming the first that fails)."""
+    fields: list[tuple[str, object]] = []
+    pilot = hw.get("pilot")
+    if isinstance(pilot, dict):
+        fields.append(("hw.pilot.adc_pin", pilot["adc_pin"]))
+    valve = hw.get("valve")
+    feedback = valve.get("feedback") if isinstance(valve, dict) else None
+    if isinstance(feedback, dict) and feedback["kind"] == "adc":
+        fields.append(("hw.valve.feedback.pin", feedback["pin"]))
+    cts = hw.get("ct")
+    if isinstance(cts, list):
+        for phase in range(3):
+            ct = cts[phase]
+            if isinstance(ct, dict):
+                fields.append((_ct_field(phase), ct["pin"]))
+    adcs: dict[str, machine.ADC] = {}
+    for field, pin in fields:
+        adcs[field] = _adc(_int(pin), field)
+    return adcs
+
+
+def _adc(pin: int, field: str) -> machine.ADC:
+    """An ADC input read in volts over about 0.15-2.45 V (11 dB; the port's default is 0 dB, up to about 1 V).
+
+    ValueError naming field if the chip cannot convert to volts: the port's read_uv() then raises OSError at
+    every read (MicroPython 1.25 ports/esp32/adc.c: ESP-IDF's line fitting wants eFuse calibration, which
+    early ESP32s lack, or a default the port does not give). Raised from the tick, it halted the node and its
+    watchdog reset it into the same tick; refused here, the node boots with the wiring refused and says why."""
     adc = machine.ADC(machine.Pin(pin))
-    adc.atten(machine.ADC.ATTN_11DB)  # read_uv is calibrated over about 0.15-2.45 V
+    adc.atten(machine.ADC.ATTN_11DB)
+    try:
+        adc.read_uv()
+    except OSError as exc:
+        raise ValueError(field + ": " + str(pin) + " cannot be read in volts (read_uv raised OSError " + str(exc)
+                         + "): this ESP32's eFuses hold no ADC calibration") from None
     return adc
 
 
