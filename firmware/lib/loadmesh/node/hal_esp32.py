@@ -26,7 +26,9 @@ from .hal import TEMPERATURES, Hal
 # - CT: one phase per tick, sampled evenly over one mains cycle (20 ms at
 #   50 Hz) for an unbiased RMS; each phase is renewed every third tick.
 # - DS18B20: one conversion per second for all sensors (they convert in
-#   parallel), and one scratchpad read per tick.
+#   parallel: about 2 ms on the bus), and one scratchpad read per tick
+#   (about 12.6 ms: two resets, MATCH ROM and its 8 bytes, READ SCRATCHPAD
+#   and 9 bytes back, at modonewire.c's 70 us a bit and 960 us a reset).
 # - Flame: one read of its input per tick, debounced in signals.
 # - Clock: sntp's poll, which never waits (a datagram sent or read).
 # - Wi-Fi: the station's status code, and connect() when wifijoin says so;
@@ -43,7 +45,12 @@ from .hal import TEMPERATURES, Hal
 # reset, unless value= is given (which is set before the driver is enabled):
 # built first and set after, an active-low relay or burner call switched on
 # for a moment at every boot. A PWM is built at its safe duty, on a pin whose
-# level until the PWM takes it over is that duty's idle level.
+# level until the PWM takes it over is that duty's idle level. The port
+# allows no better for a PWM than its first period: MicroPython 1.25's
+# machine.PWM routes the LEDC channel at half its timer's range first
+# (machine_pwm.c configure_channel()), and the LEDC takes the duty given to
+# the constructor at the end of that period (1 ms at the pilot's 1 kHz;
+# docs/firmware.md, "Checked against the port's source").
 
 # What a call into the radio raises when the driver refuses: the port maps
 # the ESP-IDF's Wi-Fi errors to OSError ("Wifi Internal Error", ...) and any
@@ -465,8 +472,10 @@ class Esp32Hal(Hal):
         self._wdt.feed()
 
     def retained(self) -> bytes:
-        # RTC slow memory keeps its content through a watchdog (or any
-        # software) reset; MicroPython clears it at power-on.
+        # RTC slow memory (RTC_NOINIT) keeps its content through a watchdog
+        # (or any software) reset; at power-on it holds noise without the
+        # port's magic word, and memory() reads b"" (machine_rtc.c). At most
+        # 2048 bytes (ValueError past that); lastlimit's record is 20.
         data: bytes = machine.RTC().memory()
         return data
 
