@@ -24,6 +24,7 @@ GPIOS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 2
 class Pin:
     IN = 1  # GPIO_MODE_INPUT
     OUT = 3  # GPIO_MODE_INPUT_OUTPUT: an output reads back its level
+    OPEN_DRAIN = 7  # GPIO_MODE_INPUT_OUTPUT_OD: micropython-lib's OneWire sets it
     PULL_UP = 2  # machine_pin.c's GPIO_PULL_UP
     PULL_DOWN = 1
 
@@ -31,9 +32,17 @@ class Pin:
         if pin_id not in GPIOS:
             raise ValueError("invalid pin")  # machine_pin.c machine_pin_find()
         self.id = pin_id
-        self.mode = mode
+        self.mode = -1
+        self.init(mode, pull, value=value)
+
+    def init(self, mode=-1, pull=-1, *, value=None):
+        # machine_pin_obj_init_helper(): a mode, pull or value left out leaves the pin's as it was.
+        pin_id = self.id
         if pull != -1:
             pulls[pin_id] = "up" if pull == Pin.PULL_UP else "down" if pull == Pin.PULL_DOWN else pull
+        if mode == -1:
+            return
+        self.mode = mode
         if mode == Pin.OUT:
             # As the ESP32 port does: value= is set before the output driver is
             # enabled; without it the pin drives what its output register
