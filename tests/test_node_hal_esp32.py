@@ -267,6 +267,28 @@ def test_an_adc_the_chip_cannot_read_in_volts_is_named_at_boot(device_root: Path
                    "hold no ADC calibration"}
 
 
+PSRAM = {"board": {"psram": True}}
+
+
+@pytest.mark.parametrize(("hw", "field"), [
+    ({"hal": "esp32", "pilot": {"pwm_pin": 25, "adc_pin": 36}, "relay": {"pin": 16}}, "hw.relay.pin: 16"),
+    ({"hal": "esp32", "relay": {"pin": 26}, "onewire": {"pin": 17, "sensors": {"room": "28ff4a1b03170467"}}},
+     "hw.onewire.pin: 17"),
+])
+def test_a_pin_the_board_has_not_is_named_at_boot(device_root: Path, tmp_path: Path, hw: dict[str, object],
+                                                  field: str) -> None:
+    # A board with PSRAM (an ESP32-WROVER) has no Pin for GPIO 16 and 17 (ports/esp32/machine_pin.h, CONFIG_SPIRAM);
+    # hwconfig cannot know the build. The port's "invalid pin" came from the middle of building the outputs,
+    # naming no field, with the pilot already driven and the watchdog started: the node's stand-in HAL for a
+    # refused wiring does not feed it, and the board reset every wdt_ms into the same refusal.
+    out = run_hal(device_root, tmp_path, hw, [], chip=PSRAM)
+    # (The check script adds what was driven and the watchdog's timeout to a refusal only when there are some.)
+    assert out == {"error": field + " is not a GPIO of this board (the port says invalid pin; on a board with "
+                   "PSRAM GPIO 16 and 17 carry it)"}
+    # The same wiring on a board without PSRAM is built.
+    assert "error" not in run_hal(device_root, tmp_path, hw, [["outputs"]])
+
+
 def test_the_wiring_with_a_flame_input_and_a_clock_gets_its_defaults() -> None:
     wiring = hwconfig.parse({"hal": "esp32", "flame": {"pin": 34}, "clock": {"tz": "GMT0BST,M3.5.0/1,M10.5.0"}})
     assert wiring["flame"] == {"pin": 34, "lit_level": 1, "pull": None}

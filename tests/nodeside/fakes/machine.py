@@ -19,6 +19,9 @@ watchdog = {"timeout": None, "feeds": 0}
 # 16 and 17 are left out of a SPIRAM build): no 24, 28..31. machine_pin_find() refuses any other number.
 GPIOS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 25, 26, 27,
          32, 33, 34, 35, 36, 37, 38, 39)
+# board["psram"] = True plays a build for a board with PSRAM (a WROVER: CONFIG_SPIRAM), which has no Pin for 16, 17.
+board = {"psram": False}
+PSRAM_GPIOS = (16, 17)
 
 
 class Pin:
@@ -29,7 +32,7 @@ class Pin:
     PULL_DOWN = 1
 
     def __init__(self, pin_id, mode=-1, pull=-1, value=None):
-        if pin_id not in GPIOS:
+        if pin_id not in GPIOS or (board["psram"] and pin_id in PSRAM_GPIOS):
             raise ValueError("invalid pin")  # machine_pin.c machine_pin_find()
         self.id = pin_id
         self.mode = -1

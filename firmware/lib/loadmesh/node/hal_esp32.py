@@ -38,7 +38,8 @@ from .hal import TEMPERATURES, Hal
 #   (up, lost, a new reason for failing), never per tick: someone setting a
 #   node up on USB serial sees it join, and why not.
 #
-# The watchdog starts in the constructor; once started it cannot be stopped.
+# The watchdog starts in the constructor once every output is built (a refusal
+# leaves none to feed); once started it cannot be stopped.
 #
 # Every output is built at its safe level from the first instant. On the
 # ESP32 port Pin(n, Pin.OUT) keeps the output register's value, 0 after
@@ -71,13 +72,9 @@ class Esp32Hal(Hal):
         super().__init__()
         self.hw = hwconfig.parse(hw)
         self.wdt_ms = _int(self.hw["wdt_ms"])
-        # Before anything is driven or the watchdog started, as for a wiring hwconfig refuses: an ADC input
-        # the chip cannot read in volts (see _adc).
-        adcs = _adcs(self.hw)
-        self._wdt = machine.WDT(timeout=self.wdt_ms)
-        # After a soft reset boot.py fed the watchdog from this timer (see there): from here the ticks feed it,
-        # and a hung tick must reset the node.
-        machine.Timer(_FEEDER_TIMER).deinit()
+        # Before anything is driven, as for a wiring hwconfig refuses: a pin this board has not, an ADC input
+        # the chip cannot read in volts (see _probe).
+        adcs = _probe(self.hw)
         self._pilot_pwm: machine.PWM | None = None
         self._cp_adc: machine.ADC | None = None
         self._relay: machine.Pin | None = None
@@ -111,6 +108,14 @@ class Esp32Hal(Hal):
         self._radio_on = False  # started and set up by _radio()
         self._now_ms = 0  # the last poll's: week_ms() is read after it, in the same tick
         self._build(adcs)
+        # The watchdog starts once every pin is built: whatever the port refuses there (a ValueError) is
+        # raised before it, and the runtime goes on with no wiring, nothing driven and nothing to feed.
+        # Started first, it reset the node every wdt_ms into the same refusal. (After a soft reset
+        # boot.py's watchdog still runs, fed by its timer until here.)
+        self._wdt = machine.WDT(timeout=self.wdt_ms)
+        # From here the ticks feed it, and a hung tick must reset the node.
+        machine.Timer(_FEEDER_TIMER).deinit()
+        self._start_wifi()
 
     def _build(self, adcs: dict[str, machine.ADC]) -> None:
         hw = self.hw
@@ -173,7 +178,9 @@ class Esp32Hal(Hal):
             servers = clock["ntp"]
             assert isinstance(servers, list)
             self.clock = _WifiClock([str(server) for server in servers], localtime.parse(clock["tz"], "hw.clock.tz"))
-        wifi = hw.get("wifi")
+
+    def _start_wifi(self) -> None:
+        wifi = self.hw.get("wifi")
         if isinstance(wifi, dict):
             hostname = wifi["hostname"]
             self.hostname = hostname if isinstance(hostname, str) else wifijoin.default_hostname(machine.unique_id())
@@ -576,25 +583,23 @@ def _ct_field(phase: int) -> str:
     return "hw.ct[" + str(phase) + "].pin"
 
 
-def _adcs(hw: dict[str, object]) -> dict[str, machine.ADC]:
-    """Every ADC input of the wiring by its field, each read once (ValueError naming the first that fails)."""
-    fields: list[tuple[str, object]] = []
-    pilot = hw.get("pilot")
-    if isinstance(pilot, dict):
-        fields.append(("hw.pilot.adc_pin", pilot["adc_pin"]))
-    valve = hw.get("valve")
-    feedback = valve.get("feedback") if isinstance(valve, dict) else None
-    if isinstance(feedback, dict) and feedback["kind"] == "adc":
-        fields.append(("hw.valve.feedback.pin", feedback["pin"]))
-    cts = hw.get("ct")
-    if isinstance(cts, list):
-        for phase in range(3):
-            ct = cts[phase]
-            if isinstance(ct, dict):
-                fields.append((_ct_field(phase), ct["pin"]))
+def _probe(hw: dict[str, object]) -> dict[str, machine.ADC]:
+    """Every pin of the wiring looked up and every ADC input read once; the ADCs by field.
+
+    ValueError naming the first field that fails. hwconfig cannot know the build: a board with PSRAM (a
+    WROVER) has no Pin for GPIO 16 and 17, which carry it (ports/esp32/machine_pin.h, CONFIG_SPIRAM), and
+    machine.Pin's "invalid pin" names no field. Pin(n) alone is a look-up (machine_pin.c mp_pin_make_new():
+    no mode, nothing configured), so this changes no pin."""
     adcs: dict[str, machine.ADC] = {}
-    for field, pin in fields:
-        adcs[field] = _adc(_int(pin), field)
+    for field, pin, use in hwconfig.pins(hw):
+        number = _int(pin)
+        try:
+            machine.Pin(number)
+        except ValueError:
+            raise ValueError(field + ": " + str(number) + " is not a GPIO of this board (the port says invalid pin;"
+                             " on a board with PSRAM GPIO 16 and 17 carry it)") from None
+        if use == "adc":
+            adcs[field] = _adc(number, field)
     return adcs
 
 

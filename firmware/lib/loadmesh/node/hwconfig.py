@@ -146,7 +146,7 @@ def parse(hw: object) -> dict[str, object]:
 def _check_pins(out: dict[str, object]) -> None:
     """Each pin used once, and able to do what it is used for on the ESP32."""
     seen: dict[int, str] = {}
-    for path, pin, use in _pins(out):
+    for path, pin, use in pins(out):
         assert isinstance(pin, int)
         if pin in NO_GPIO:
             raise FieldError(path, str(pin) + " is not a GPIO of the ESP32 (it has none of 24 and 28..31)")
@@ -173,7 +173,7 @@ def _check_pins(out: dict[str, object]) -> None:
         seen[pin] = path
 
 
-def _pins(out: dict[str, object]) -> list[tuple[str, object, str]]:
+def pins(out: dict[str, object]) -> list[tuple[str, object, str]]:
     """Every pin the wiring uses, in a fixed order: (field, GPIO, use).
 
     use: "in", "adc", "out", or for the contactor and the burner's call
