@@ -12,6 +12,7 @@ import pytest
 from loadmesh.companion.sim.runner import free_port, http_token
 from loadmesh.core import configsync, groupconfig, heartbeat
 from loadmesh.node import peerboots
+from loadmesh.node.runtime import SYNC_MS, TICK_MS
 from loadmesh.node.store import Store
 
 from . import mpnode
@@ -35,6 +36,17 @@ def config(version: int, nodes: tuple[str, ...]) -> dict[str, object]:
 
 
 ANNOUNCED = groupconfig.announced(config(1, ("a", "b", "c")))  # what members of the first config announce
+
+# The node's ticks, counted from a /status that shows a change of the peers' boot ids (or a config switch), by
+# which the write that change makes due has been done or left alone: the sync loop's next turn (SYNC_MS) sets it
+# due SETTLE_MS on, and its first turn after that (SYNC_MS) does it. The control loop waits TICK_MS after a tick
+# but for catch-up after a stall (runtime._control_loop: never more than TICK_MS behind), so after the tick a
+# /status shows, n more ticks take (n - 2) * TICK_MS at least, and the sync loop's turns, due before the last of
+# them, have run first (asyncio runs what is due in the order it fell due); 8 ticks more leave the sync loop's own
+# turns time. A "nothing written" check waits for these ticks, not for a time: a node held back (a loaded machine,
+# SIGSTOP) has not done the work a sleep gave it, and a check after a sleep passed without having been tested.
+WRITE_DONE_TICKS = (peerboots.SETTLE_MS + 2 * SYNC_MS) // TICK_MS + 2 + 8
+WRITE_DONE_TIMEOUT_S = 60  # for failure only (a node that stopped ticking): they take some 7 s on an idle machine
 
 
 def genuine(node: str, boot_id: int, seq: int) -> bytes:
@@ -82,6 +94,10 @@ class Site:
             assert time.monotonic() < deadline, answer
             time.sleep(0.1)
 
+    def settled(self, since: dict[str, object]) -> dict[str, object]:
+        """/status once the node has ticked past any write due by what the answer since shows."""
+        return self.expect(lambda answer: ticked_past_write(since, answer), timeout_s=WRITE_DONE_TIMEOUT_S)
+
     def said(self, text: str) -> list[str]:
         """The lines of the node's log that hold text."""
         return [line for line in (self.folder / "node.log").read_text().splitlines() if text in line]
@@ -110,6 +126,13 @@ def counted(answer: dict[str, object], reason: str) -> int:
     return count
 
 
+def ticked_past_write(since: dict[str, object], answer: dict[str, object]) -> bool:
+    """Whether answer, a later /status than since, shows WRITE_DONE_TICKS more ticks."""
+    then, now = since["ticks"], answer["ticks"]
+    assert isinstance(then, dict) and isinstance(now, dict)
+    return bool(now["count"] >= then["count"] + WRITE_DONE_TICKS)
+
+
 def boot_of(answer: dict[str, object], node: str) -> int | None:
     peers = answer.get("peers")
     assert isinstance(peers, dict)
@@ -129,16 +152,9 @@ def test_a_replay_of_an_older_boot_of_a_peer_is_refused_after_this_node_reboots(
         site.send(genuine("b", 7, seq))
     site.send(genuine("c", 3, 1))
     site.expect(lambda r: boot_of(r, "b") == 7 and boot_of(r, "c") == 3)
-    written = site.expect(lambda r: r["peer_boots_writes"] == 1)
+    site.expect(lambda r: r["peer_boots_writes"] == 1)
     assert site.kept() == {"b": 7, "c": 3}
     mtime_ns = (site.folder / peerboots.FILE).stat().st_mtime_ns
-    # Packets that change no boot id write nothing, however many and for however long (past the settle time).
-    for seq in range(4, 4 + 70):
-        site.send(genuine("b", 7, seq))
-        time.sleep(0.1)
-    later = site.expect(lambda r: counted(r, "ok") >= counted(written, "ok") + 60)
-    assert later["peer_boots_writes"] == 1
-    assert (site.folder / peerboots.FILE).stat().st_mtime_ns == mtime_ns
 
     site.node.kill()
     site.node.start()
@@ -148,12 +164,20 @@ def test_a_replay_of_an_older_boot_of_a_peer_is_refused_after_this_node_reboots(
     refused = site.expect(lambda r: counted(r, "old_boot") >= 2)
     assert boot_of(refused, "b") is None and boot_of(refused, "c") is None
     assert counted(refused, "ok") == 0
-    # b's genuine heartbeat of its current boot is taken; the same boot ids are not written again.
+    # b's genuine heartbeats of its current boot are taken; the same boot ids are not written again, however many
+    # packets and for however long (past the time a change would have been written). Looked at after the reboot:
+    # before it, GAP_MS after the first write kept any other write off for a minute, and the check could not fail.
     site.send(genuine("b", 7, 200))
     site.send(genuine("c", 3, 50))
     heard = site.expect(lambda r: boot_of(r, "b") == 7 and boot_of(r, "c") == 3)
-    time.sleep(peerboots.SETTLE_MS / 1000 + 1.5)
-    assert site.status()["peer_boots_writes"] == 0, heard
+    seqs = iter(range(201, 1 << 20))
+
+    def sent_past_write(answer: dict[str, object]) -> bool:
+        site.send(genuine("b", 7, next(seqs)))  # one more between the looks at /status
+        return ticked_past_write(heard, answer) and counted(answer, "ok") >= counted(heard, "ok") + 60
+
+    later = site.expect(sent_past_write, timeout_s=WRITE_DONE_TIMEOUT_S)
+    assert later["peer_boots_writes"] == 0, heard
     assert site.kept() == {"b": 7, "c": 3}
     assert (site.folder / peerboots.FILE).stat().st_mtime_ns == mtime_ns
 
@@ -177,9 +201,8 @@ def test_a_removed_member_and_ids_of_no_member_are_dropped_at_the_next_write(sit
     site.node.start()
     # c's older boot is refused (its entry was restored), and nothing is written while nothing changes.
     site.send(genuine("c", 3, 1))
-    site.expect(lambda r: counted(r, "old_boot") == 1)
-    time.sleep(peerboots.SETTLE_MS / 1000 + 1.5)
-    assert site.status()["peer_boots_writes"] == 0
+    refused = site.expect(lambda r: counted(r, "old_boot") == 1)
+    assert site.settled(refused)["peer_boots_writes"] == 0
     # c leaves the group: forgotten, and its entry goes (zed, d and e, no members, with it).
     sealed = configsync.seal(PADS, config(2, ("a", "b")))
     code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
@@ -227,8 +250,7 @@ def test_a_config_switch_that_changes_no_kept_boot_id_writes_nothing(site: Site)
     code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
     assert code == 200, answer
     switched = site.expect(lambda r: r["config"]["version"] == 2)
-    time.sleep(peerboots.SETTLE_MS / 1000 + 1.5)
-    assert site.status()["peer_boots_writes"] == 0, switched
+    assert site.settled(switched)["peer_boots_writes"] == 0, switched
     assert (site.folder / peerboots.FILE).stat().st_mtime_ns == mtime_ns
     assert site.kept() == {"b": 7, "c": 3}
     # A switch that drops a kept member still writes, at once (no write before it set a wait).
@@ -245,6 +267,5 @@ def test_a_node_that_heard_no_peer_writes_no_empty_file_at_a_config_switch(site:
     code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
     assert code == 200, answer
     switched = site.expect(lambda r: r["config"]["version"] == 2)
-    time.sleep(peerboots.SETTLE_MS / 1000 + 1.5)
-    assert site.status()["peer_boots_writes"] == 0, switched
+    assert site.settled(switched)["peer_boots_writes"] == 0, switched
     assert not (site.folder / peerboots.FILE).exists()
