@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,15 +175,37 @@ def test_ctrl_c_stops_every_node(tmp_path: Path) -> None:
     assert json.loads(out.read_text().splitlines()[-1])["node"] == "evse3"
 
 
+def _table_times_s(lines: list[str]) -> list[float]:
+    """The time of each live table printed so far (its latest sample's, on the run's clock)."""
+    heads = (re.fullmatch(r"loadmesh sim: .*  t=(\d+\.\d) s  \(Ctrl-C stops\)\n?", line) for line in list(lines))
+    return [float(head.group(1)) for head in heads if head is not None]
+
+
 def test_ctrl_c_ignored_by_the_parent_stays_ignored_and_sigterm_stops_the_run(tmp_path: Path) -> None:
     workdir = tmp_path / "site"
-    with _sim_until_stopped(workdir, preexec_fn=_ctrl_c_ignored) as process:
+    started_s = time.monotonic()  # before the run's clock started (the plant's origin, on the same clock)
+    with _sim_until_stopped(workdir, "--live", preexec_fn=_ctrl_c_ignored) as process:
+        lines: list[str] = []
+        assert process.stdout is not None
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
+        reader.start()
         _wait_until(process, lambda: len(node_processes(workdir)) == 3)
         process.send_signal(signal.SIGINT)
-        time.sleep(1)
+        sent_s = time.monotonic() - started_s  # on the run's clock, the SIGINT came no later than this
+        # The run goes on past two tables of samples taken after the SIGINT came: the run loop prints one at a
+        # turn, and a handled SIGINT ends the loop at its next turn (sim.stop_requested). Waited for so, not for
+        # a fixed time, which a run held back by a loaded machine passed without having looked at the signal.
+        deadline = time.monotonic() + 30  # for failure only (the tables stopped): some 2 s on an idle machine
+        while len([t_s for t_s in _table_times_s(lines) if t_s > sent_s + 0.1]) < 2:
+            # Not process.communicate() (as _wait_until says): the run has no end, and the reader reads stdout.
+            assert process.poll() is None and time.monotonic() < deadline, (process.poll(), sent_s, lines[-8:])
+            time.sleep(0.1)
         assert process.poll() is None and len(node_processes(workdir)) == 3  # the run goes on
         process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        reader.join(timeout=10)
+        assert process.stderr is not None
+        err = process.stderr.read()
     assert process.returncode == 0, err
     assert "sim: interrupted:" in err
     assert node_processes(workdir) == []
