@@ -21,6 +21,7 @@ LAGS_MS = {"evse1": 1000, "evse2": 2000, "evse3": 1500}
 FAILSAFE_MA = 6000
 TICK_MS = 100
 SAMPLE_MS = 100
+LOOK_MS = 500  # how often run_until looks at the samples (every sample would redo the grouping ten times a second)
 
 Samples = list[tuple[int, dict[str, dict[str, object]]]]
 
@@ -120,6 +121,30 @@ def settled(all_samples: Samples, after_ms: int, check: Callable[[dict[str, dict
         else:
             start = None
     return start
+
+
+def held_ms(all_samples: Samples, after_ms: int, check: Callable[[dict[str, dict[str, object]]], bool]) -> int:
+    """How long check has held, up to the last sample, since it settled after after_ms (settled); -1 if not."""
+    start = settled(all_samples, after_ms, check)
+    return -1 if start is None or not all_samples else all_samples[-1][0] - start
+
+
+def run_until(sim: Simulation, done: Callable[[Samples], bool], deadline_ms: int) -> None:
+    """Run sim until done holds of its samples (looked at every LOOK_MS of the run's clock) or until deadline_ms on
+    that clock, a bound for failure only: the caller's asserts then say what is missing."""
+    looked_ms = [sim.now_ms()]
+
+    def look(sim: Simulation) -> None:
+        now_ms = sim.now_ms()
+        if now_ms - looked_ms[0] >= LOOK_MS:
+            looked_ms[0] = now_ms
+            if done(samples(sim)):
+                sim.stop_requested = True  # ends run() at its next turn
+
+    try:
+        sim.run(deadline_ms, on_tick=look)
+    finally:
+        sim.stop_requested = False
 
 
 def at_allocation(by_node: dict[str, dict[str, object]], wanted: dict[str, int]) -> bool:

@@ -11,11 +11,15 @@ from loadmesh.companion.sim.runner import Simulation
 from loadmesh.core import configsync, pilot
 from loadmesh.core.errors import FieldError
 
-from .simsite import at_allocation, last_before, samples, settled, simulation, three_evses
+from .simsite import at_allocation, held_ms, last_before, run_until, samples, settled, simulation, three_evses
 
 pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
 
 NODES = ("evse1", "evse2", "evse3")
+# How long a raise past a hold must have held before the run ends: the hold's pad (peer_timeout + ev_lag +
+# margin), so a raise the hold should have kept back, undone once a departed member is heard again or the holders
+# fail safe, shows within it. Waited for (run_until), not run to a fixed end, which was a bound chosen with room.
+RAISE_HELD_MS = 3000 + 2000 + 1000
 
 
 def test_a_config_switch_that_fails_half_way_halts_the_node_and_it_boots_into_the_kept_config(
@@ -179,10 +183,15 @@ def test_a_removed_member_still_charging_holds_every_raise_until_it_is_gone(tmp_
             left_ms = sim.now_ms()
             assert nodes["evse3"].put_config(sealed)["adopted"] is True  # type: ignore[attr-defined]
             hold_ends_ms = _hold_ends_ms(nodes, ("evse1", "evse2"), ("evse3",))
-        sim.run(25000)
+
+        def shared(by_node: dict[str, dict[str, object]]) -> bool:
+            return at_allocation(by_node, {"evse1": 16000, "evse2": 16000})
+
+        run_until(sim, lambda found: held_ms(found, left_ms, shared) >= RAISE_HELD_MS, scenario.duration_ms)
         all_samples = samples(sim)
-        raised = settled(all_samples, left_ms, lambda by_node: at_allocation(by_node, {"evse1": 16000, "evse2": 16000}))
+        raised = settled(all_samples, left_ms, shared)
         assert raised is not None
+        assert held_ms(all_samples, left_ms, shared) >= RAISE_HELD_MS, raised
         assert raised >= hold_ends_ms, (raised, hold_ends_ms)  # not before it was silent that long
         assert nodes["evse1"].departed == {}  # type: ignore[attr-defined]
         assert switched_ms < left_ms
@@ -289,9 +298,15 @@ def test_a_node_named_again_as_the_only_member_holds_for_the_members_it_knew_unt
             for node_id in ("evse1", "evse2"):
                 assert nodes[node_id].put_config(alone)["adopted"] is True  # type: ignore[attr-defined]
             hold_ends_ms = _hold_ends_ms(nodes, ("evse3",), ("evse1", "evse2"))
-        sim.run(42000)
-        raised = settled(samples(sim), left_ms, lambda by_node: at_allocation(by_node, {"evse3": 16000}))
+
+        def alone_at_16_a(by_node: dict[str, dict[str, object]]) -> bool:
+            return at_allocation(by_node, {"evse3": 16000})
+
+        run_until(sim, lambda found: held_ms(found, left_ms, alone_at_16_a) >= RAISE_HELD_MS, scenario.duration_ms)
+        all_samples = samples(sim)
+        raised = settled(all_samples, left_ms, alone_at_16_a)
         assert raised is not None
+        assert held_ms(all_samples, left_ms, alone_at_16_a) >= RAISE_HELD_MS, raised
         assert raised >= hold_ends_ms, (raised, hold_ends_ms)  # not before they were silent that long
         violations = trace.violations(list(sim.records), scenario, field="draw_ma")  # type: ignore[arg-type]
         assert violations == []
