@@ -157,7 +157,10 @@ def _sim_until_stopped(workdir: Path, *options: str,
 def _wait_until(process: subprocess.Popen[str], ready: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 30
     while not ready():
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        if process.poll() is not None or time.monotonic() >= deadline:
+            what = "exited " + str(process.returncode) if process.poll() is not None else "not ready in 30 s"
+            process.kill()  # communicate() of a run with no end would wait for ever
+            raise AssertionError(what + ": " + repr(process.communicate()))
         time.sleep(0.1)
 
 
