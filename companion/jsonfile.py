@@ -10,8 +10,12 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+class _Constant(ValueError):
+    """NaN, Infinity or -Infinity in the text (raised inside json.loads; loads says where)."""
+
+
 def _no_constant(name: str) -> object:
-    raise ValueError(name + " is not valid JSON")
+    raise _Constant(name + " is not valid JSON")
 
 
 class _KeyTwice(ValueError):
@@ -26,7 +30,8 @@ def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def loads(text: str, **options: Any) -> Any:  # what json.loads gives
-    """json.loads(text, **options), and no key twice in one object; json.JSONDecodeError in jsontext's words.
+    """json.loads(text, **options), and no key twice in one object, no NaN, Infinity or -Infinity;
+    json.JSONDecodeError in jsontext's words.
 
     Both runtimes' json keep the last of a key named twice in one object,
     silently: the installer who edited the first would run the other. It is
@@ -34,11 +39,14 @@ def loads(text: str, **options: Any) -> Any:  # what json.loads gives
     keys compared as json decodes them). Text that is not JSON is named in the
     same words ("a comma before '}'", not json's "Expecting property name
     enclosed in double quotes"), the first fault in the text, at the line and
-    column an editor shows, as json's own errors give them.
+    column an editor shows, as json's own errors give them. NaN and Infinity
+    are such faults: CPython's json takes them as floats, MicroPython's (the
+    node's) refuses them, and json's parse_constant is told no position.
     """
+    options.setdefault("parse_constant", _no_constant)
     try:
         return json.loads(text, object_pairs_hook=_once, **options)
-    except (_KeyTwice, json.JSONDecodeError) as exc:
+    except (_KeyTwice, _Constant, json.JSONDecodeError) as exc:
         raise _in_words(text, exc) from None
 
 
@@ -55,24 +63,33 @@ def _in_words(text: str, exc: ValueError) -> json.JSONDecodeError:
         # No fault jsontext sees (it nests at most as deep as a node reads, and json reads deeper): json's own.
         if isinstance(exc, _KeyTwice):
             return json.JSONDecodeError("a key twice in one object", text, 0)
+        if isinstance(exc, _Constant):  # jsontext sees every constant: not reached, but never without words
+            return json.JSONDecodeError(str(exc), text, 0)
         assert isinstance(exc, json.JSONDecodeError)
         return exc
     # jsontext speaks of a PUT's body; here it is a file (or a scenario's text).
     what = what.replace("the body ", "the file ")
+    if isinstance(exc, _Constant):
+        # json read all before it: the first fault is the constant, which jsontext names by its first byte
+        # ("no digit after '-'" for -Infinity).
+        what += " (" + str(exc) + ")"
     return json.JSONDecodeError(what, text, len(body[:at].decode("utf-8", "surrogatepass")))
 
 
 def read_json(path: Path) -> Any:  # what json.loads gives
-    """A JSON file as MicroPython's json (the node's) reads it: NaN, Infinity and -Infinity refused; and no key
-    twice in one object (loads).
+    """A JSON file as MicroPython's json (the node's) reads it: NaN, Infinity and -Infinity refused, named where
+    they are; and no key twice in one object (loads).
 
     CPython's json takes them as floats; MicroPython's refuses them. Every
     runtime's answer then starts from the same refusal, in the same bytes.
     """
-    text = path.read_text()
+    # As it is: newline="" keeps a CRLF file's "\r", so that the char offset of a fault is the file's, as an
+    # editor counts it (read_text() would count one less per line before it); json takes "\r" as white space.
+    with path.open(encoding="utf-8", newline="") as file:
+        text = file.read()
     if text.startswith("LM1 "):
         refuse_stored()
-    return loads(text, parse_constant=_no_constant)
+    return loads(text)
 
 
 def read_heating(path: Path) -> Any:  # what json.loads gives

@@ -81,14 +81,17 @@ def test_broken_json_is_refused_on_every_runtime(device_root: Path, tmp_path: Pa
 def test_nan_and_infinity_are_refused_alike_on_every_runtime(device_root: Path, tmp_path: Path,
                                                               constant: str) -> None:
     # CPython's json reads them as floats (the core then said "a float is not an integer"); MicroPython's
-    # refuses the file. Both now refuse it before the core, in the same bytes.
+    # refuses the file. Both now refuse it before the core, in the same bytes, where it is.
     scenario = tmp_path / "constant.json"
     scenario.write_text('{"site": {"phases": 1, "voltage_v": 230, "limit_ma": ' + constant
                         + ', "safety_pct": 100}, "loads": []}')
+    fault = "no digit after '-'" if constant == "-Infinity" else f"'{constant[0]}' where a value belongs"
+    at = 54 if constant == "-Infinity" else 53
     for cli_runtime in CLI_RUNTIMES:
         done = _run(device_root, "allocate", "--runtime", cli_runtime, str(scenario))
         assert (done.returncode, done.stdout) == (2, ""), cli_runtime
-        assert done.stderr == f"loadmesh allocate: {scenario}: {constant} is not valid JSON\n", cli_runtime
+        assert done.stderr == (f"loadmesh allocate: {scenario}: {fault} ({constant} is not valid JSON): "
+                               f"line 1 column {at + 1} (char {at})\n"), cli_runtime
 
 
 def test_an_unknown_key_with_a_newline_is_named_on_one_line(device_root: Path, tmp_path: Path) -> None:
