@@ -224,17 +224,22 @@ def _write_node_file(args: argparse.Namespace, command: str, name: str, write: C
                      private: bool = False) -> int:
     """Write a checked file into args.write as the node keeps it (the store's LM1 envelope); say where. A private
     file (one with a password in it) is made readable by its owner only, whatever the umask."""
+    from . import nodefolder
+
     folder = Path(args.write)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
+
+    def write_private(root: str) -> None:
         umask = os.umask(0o077) if private else None  # the store writes a new file and renames it over the old
         try:
-            write(str(folder))
+            write(root)
         finally:
             if umask is not None:
                 os.umask(umask)
+
+    try:
+        nodefolder.write_all(folder, (name,), write_private)
     except OSError as exc:
-        print(f"loadmesh {command}: --write {folder}: {why(exc)}", file=sys.stderr)
+        print(f"loadmesh {command}: {nodefolder.failed(folder, exc)}", file=sys.stderr)
         return 2
     # mpremote stops the node's program to copy, and leaves the board at its REPL: a reset boots the node again.
     print(f"loadmesh {command}: wrote {folder / name} as the node keeps it; copy it to the node's file "

@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from .jsonfile import in_file, read_json, why
+from . import nodefolder
+from .jsonfile import in_file, read_json
 
 WHAT = ("write the files an adopted node keeps (key, node.json, config.json, its boot floor), as the store keeps "
         "them, to copy onto a flashed node: adoption without a network")
@@ -47,7 +48,8 @@ def add_arguments(files: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """`loadmesh node-files`: 0 with where the files went on stderr; 2 with one line on stderr, nothing written."""
+    """`loadmesh node-files`: 0 with where the files went on stderr; 2 with one line on stderr, the folder as it
+    was."""
     from loadmesh.core import groupconfig
     from loadmesh.node import store
 
@@ -68,9 +70,10 @@ def main(args: argparse.Namespace) -> int:
         return 2
     floor = adopt.default_boot_floor(time.time()) if args.boot_floor is None else int(args.boot_floor)
     folder = Path(args.write)
-    kept = store.Store(str(folder))
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
+    names = ("key", "node.json", store.CONFIG, BOOT_FILE)
+
+    def write(root: str) -> None:
+        kept = store.Store(root)
         kept.write_json("node.json", _parsed_settings(node_settings))
         kept.write_json(store.CONFIG, config)
         kept.write(BOOT_FILE, str(floor).encode())
@@ -80,10 +83,12 @@ def main(args: argparse.Namespace) -> int:
             kept.write_key(key)
         finally:
             os.umask(umask)
+
+    try:
+        nodefolder.write_all(folder, names, write)  # all four or none: a folder never holds half a node
     except OSError as exc:
-        print(f"loadmesh node-files: --write {folder}: {why(exc)}", file=sys.stderr)
+        print(f"loadmesh node-files: {nodefolder.failed(folder, exc)}", file=sys.stderr)
         return 2
-    names = ("key", "node.json", store.CONFIG, BOOT_FILE)
     # mpremote stops the node's program to copy, and leaves the board at its REPL: a reset boots the node again.
     copies = " + ".join([f"cp {folder / name} :{name}" for name in names] + ["reset"])
     print(f"loadmesh node-files: wrote {', '.join(names)} into {folder} as node {node} keeps them once adopted "

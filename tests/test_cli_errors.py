@@ -60,3 +60,71 @@ def test_nan_in_a_node_check_group_file_is_named_where_it_is(capsys: pytest.Capt
     assert (code, out) == (2, "")
     assert err == (f"loadmesh node-check: {group}: 'N' where a value belongs (NaN is not valid JSON): "
                    "line 3 column 13 (char 34)\n")
+
+
+@pytest.fixture
+def key_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Path:
+    path = tmp_path / "garage.key"
+    assert loadmesh(capsys, "key-new", path)[0] == 0
+    return path
+
+
+def node_files(capsys: pytest.CaptureFixture[str], tmp_path: Path, key_file: Path,
+               folder: Path) -> tuple[int, str, str]:
+    node, group = tmp_path / "node.json", tmp_path / "group.json"
+    node.write_text(json.dumps(example("node-evse1.json")))
+    group.write_text(json.dumps(example("group-evse.json")))
+    return loadmesh(capsys, "node-files", "--key", key_file, "--node", node, "--config", group, "--write", folder,
+                    "--boot-floor", 7)
+
+
+def test_node_files_that_cannot_write_one_file_leaves_the_others_as_they_were(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, key_file: Path) -> None:
+    # The folder of an earlier node: its files stay as they were when this one's cannot all be written (config.json
+    # is a folder here). node.json and boot.a were written over before the failure.
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    before = {"node.json": b"LM1 earlier node\n{}", "boot.a": b"LM1 earlier\n9", "key": b"LM1 earlier key\n00"}
+    for name, data in before.items():
+        (folder / name).write_bytes(data)
+    (folder / "config.json").mkdir()
+    assert node_files(capsys, tmp_path, key_file, folder) == (
+        2, "", f"loadmesh node-files: --write {folder / 'config.json'}: is a folder, where the node's file goes\n")
+    assert {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()} == before
+    assert sorted(path.name for path in folder.iterdir()) == ["boot.a", "config.json", "key", "node.json"]
+
+
+def test_node_files_writes_all_four_and_leaves_nothing_else(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                            key_file: Path) -> None:
+    folder = tmp_path / "evse1"
+    code, out, err = node_files(capsys, tmp_path, key_file, folder)
+    assert (code, out) == (0, ""), err
+    assert sorted(path.name for path in folder.iterdir()) == ["boot.a", "config.json", "key", "node.json"]
+    assert (folder / "key").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("command", ["node-files", "hw-check"])
+def test_a_write_folder_that_is_a_file_is_named_so(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                   key_file: Path, command: str) -> None:
+    # mkdir said "File exists": as if the file were the trouble, not that it is no folder.
+    folder = tmp_path / "out"
+    folder.write_text("mine")
+    if command == "node-files":
+        code, _, err = node_files(capsys, tmp_path, key_file, folder)
+    else:
+        hw = tmp_path / "hw.json"
+        hw.write_text(json.dumps(example("hw-evse.json")))
+        code, _, err = loadmesh(capsys, "hw-check", hw, "--write", folder)
+    assert (code, err) == (2, f"loadmesh {command}: --write {folder}: is a file, not a folder to write into\n")
+    assert folder.read_text() == "mine"
+
+
+def test_a_check_whose_file_name_is_taken_by_a_folder_names_that_folder(capsys: pytest.CaptureFixture[str],
+                                                                       tmp_path: Path) -> None:
+    hw, folder = tmp_path / "hw.json", tmp_path / "out"
+    hw.write_text(json.dumps(example("hw-evse.json")))
+    (folder / "hw.json").mkdir(parents=True)
+    code, _, err = loadmesh(capsys, "hw-check", hw, "--write", folder)
+    assert (code, err) == (2, f"loadmesh hw-check: --write {folder / 'hw.json'}: is a folder, where the node's file "
+                              "goes\n")
+    assert sorted(path.name for path in folder.iterdir()) == ["hw.json"]
