@@ -196,7 +196,7 @@ def _heating_check(args: argparse.Namespace) -> int:
     raws: list[object] = []
     for path, read in ((args.file, read_heating), (args.group, read_json)):
         if path is None:
-            raws.append(None)
+            raws.append(heatcheck.NO_GROUP)  # only --group is optional
             continue
         try:
             raws.append(read(Path(path)))
@@ -276,6 +276,11 @@ def _key_new(args: argparse.Namespace) -> int:
     from . import groupkey
 
     path = Path(args.file)
+    if path.is_dir():
+        # O_EXCL says only "exists", and the advice for a file (remove it first) would be wrong for a folder.
+        print(f"loadmesh key-new: {path}: is a folder: give the key file's name, e.g. "
+              f"{path / 'group.key'}", file=sys.stderr)
+        return 2
     try:
         groupkey.write_new(path)
     except FileExistsError:

@@ -16,9 +16,13 @@ from loadmesh.node.heatsettings import load_heating, load_room
 # in /status (the boiler node's "silent" rooms).
 
 
-def check(raw: object, group_raw: object = None) -> dict[str, object]:
-    """The settings a node would run from heating.json raw; FieldError naming the field and the value if refused."""
-    group = groupconfig.parse(group_raw) if group_raw is not None else None
+NO_GROUP = object()  # no group config given: a group file that holds null is one, and refused as the node would
+
+
+def check(raw: object, group_raw: object = NO_GROUP) -> dict[str, object]:
+    """The settings a node would run from heating.json raw (checked against the group config group_raw, if given);
+    FieldError naming the field and the value if refused."""
+    group = groupconfig.parse(group_raw) if group_raw is not NO_GROUP else None
     if isinstance(raw, dict) and "room" not in raw and "rooms" not in raw:
         # The valve node's loader would say "heating.room: None is not an object".
         raise FieldError("heating", "has neither room (a valve node's settings) nor rooms (the boiler node's)")

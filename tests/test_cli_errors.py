@@ -128,3 +128,24 @@ def test_a_check_whose_file_name_is_taken_by_a_folder_names_that_folder(capsys: 
     assert (code, err) == (2, f"loadmesh hw-check: --write {folder / 'hw.json'}: is a folder, where the node's file "
                               "goes\n")
     assert sorted(path.name for path in folder.iterdir()) == ["hw.json"]
+
+
+@pytest.mark.parametrize(("text", "shown"), [("null", "config: None is not an object"),
+                                             ("[]", "config: a list is not an object")])
+def test_a_heating_check_group_file_that_holds_no_object_is_refused(capsys: pytest.CaptureFixture[str],
+                                                                   tmp_path: Path, text: str, shown: str) -> None:
+    # A group file holding null was taken as no --group at all: the rooms went unchecked, and exit 0.
+    heating, group = tmp_path / "heating.json", tmp_path / "group.json"
+    heating.write_text(json.dumps(example("heating-lounge.json")))
+    group.write_text(text)
+    assert loadmesh(capsys, "heating-check", heating, "--group", group, "--write", tmp_path / "out") == (
+        2, "", f"loadmesh heating-check: {group}: {shown}\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_key_new_on_a_folder_says_it_is_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # It said "exists already ... remove the file first": advice for a key file, not for a folder.
+    assert loadmesh(capsys, "key-new", tmp_path) == (
+        2, "", f"loadmesh key-new: {tmp_path}: is a folder: give the key file's name, e.g. "
+               f"{tmp_path / 'group.key'}\n")
+    assert list(tmp_path.iterdir()) == []
