@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import nodehttp
-from .jsonfile import in_file, read_json
+from . import fieldhint, nodehttp
+from .jsonfile import in_file
 from .nodehttp import NodeHttpError
 
 WHAT = ("adopt an unadopted node over the network (PUT /adopt): its member id and settings from node.json, the "
@@ -85,7 +85,7 @@ def read_settings(path: Path) -> tuple[str, dict[str, object]]:
     from loadmesh.core.errors import FieldError
     from loadmesh.node import settings
 
-    parsed = settings.parse(read_json(path))
+    parsed = fieldhint.read_checked(path, settings.parse, "node")
     node = parsed.pop("id")
     if node is None:
         raise FieldError("node.id", "missing: adoption gives the node its member id from here")

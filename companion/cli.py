@@ -12,7 +12,7 @@ from pathlib import Path
 
 from loadmesh.core import canon, groupconfig
 
-from . import devtree, membership
+from . import devtree, fieldhint, membership
 from .jsonfile import read_heating, read_json, why
 from .paths import SetupError, device_tree
 from .runtimes import MicroPythonRuntime, Runtime, open_runtime
@@ -160,7 +160,8 @@ def _merged(previous: object, patch: object) -> object:
 
 def _entry_line(entry: str, args: argparse.Namespace, command: str, shown: Path | None = None) -> str | None:
     """The runtime's canonical {"ok": ...} line for the request in args.file; None after a one-line error that
-    names the file (shown, if the file is a wrapper made from it), then the field."""
+    names the file (shown, if the file is a wrapper made from it), then the field (config_hash: a misspelt field
+    with the one meant, fieldhint)."""
     path = Path(args.file)
     shown = shown or path
     runtime = _runtime(args.runtime)
@@ -182,7 +183,10 @@ def _entry_line(entry: str, args: argparse.Namespace, command: str, shown: Path 
         line = runtime.respond(entry, request)
     answer = json.loads(line)
     if "ok" not in answer:
-        print(f"loadmesh {command}: {shown}: {answer.get('error') or answer.get('crash')}", file=sys.stderr)
+        error = answer.get("error") or answer.get("crash")
+        if entry == "config_hash" and "error" in answer and isinstance(request, dict):
+            error = fieldhint.hinted(str(error), request.get("config"), groupconfig.parse)
+        print(f"loadmesh {command}: {shown}: {error}", file=sys.stderr)
         return None
     return line
 
@@ -207,8 +211,13 @@ def _heating_check(args: argparse.Namespace) -> int:
         settings = heatcheck.check(raws[0], raws[1])
     except FieldError as exc:
         # The node's loaders name their fields from "heating"; the rest is the group config's.
-        where = args.group if args.group is not None and not exc.field.startswith("heating") else args.file
-        print(f"loadmesh heating-check: {where}: {exc}", file=sys.stderr)
+        if args.group is not None and not exc.field.startswith("heating"):
+            shown = fieldhint.hinted(str(exc), raws[1], groupconfig.parse)
+            where = args.group
+        else:
+            shown = fieldhint.hinted(str(exc), raws[0], lambda raw: heatcheck.check(raw, raws[1]), "heating")
+            where = args.file
+        print(f"loadmesh heating-check: {where}: {shown}", file=sys.stderr)
         return 2
     print(canon.dumps(settings))
     if args.write is not None:
@@ -253,8 +262,8 @@ def _hw_check(args: argparse.Namespace) -> int:
     from loadmesh.node import hwconfig
 
     try:
-        raw = read_json(Path(args.file))
-        wiring = hwconfig.parse(raw)
+        wiring = fieldhint.read_checked(Path(args.file), hwconfig.parse, "hw")
+        raw = read_json(Path(args.file))  # as it came, for --write
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
         print(f"loadmesh hw-check: {args.file}: {why(exc)}", file=sys.stderr)
         return 2
@@ -301,14 +310,14 @@ def _node_check(args: argparse.Namespace) -> int:
     from loadmesh.node import settings
 
     try:
-        raw = read_json(Path(args.file))
-        parsed = settings.parse(raw)
+        parsed = fieldhint.read_checked(Path(args.file), settings.parse, "node")
+        raw = read_json(Path(args.file))  # as it came, for --write
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
         print(f"loadmesh node-check: {args.file}: {why(exc)}", file=sys.stderr)
         return 2
     if args.group is not None:
         try:
-            group = groupconfig.parse(read_json(Path(args.group)))
+            group = fieldhint.read_checked(Path(args.group), groupconfig.parse)
         except (OSError, ValueError) as exc:
             print(f"loadmesh node-check: {args.group}: {why(exc)}", file=sys.stderr)
             return 2

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import nodefolder
-from .jsonfile import in_file, read_json
+from . import fieldhint, nodefolder
+from .jsonfile import in_file
 
 WHAT = ("write the files an adopted node keeps (key, node.json, config.json, its boot floor), as the store keeps "
         "them, to copy onto a flashed node: adoption without a network")
@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         key = groupkey.read_warned(Path(args.key), "node-files")
         node, node_settings = in_file(Path(args.node), adopt.read_settings)
-        config = in_file(Path(args.config), lambda path: groupconfig.parse(read_json(path)))
+        config = in_file(Path(args.config), lambda path: fieldhint.read_checked(path, groupconfig.parse))
     except ValueError as exc:
         print(f"loadmesh node-files: {exc}", file=sys.stderr)
         return 2

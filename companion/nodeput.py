@@ -20,7 +20,7 @@ from typing import Any
 
 from loadmesh.core import canon
 
-from . import nodehttp
+from . import fieldhint, nodehttp
 from .jsonfile import in_file, read_heating, read_json
 from .nodehttp import NodeHttpError
 
@@ -50,7 +50,9 @@ def sealed_config(path: Path, key: bytes) -> bytes:
     raw = in_file(path, read_json)
     answer = json.loads(entry.respond("config_seal", {"key_hex": key.hex(), "config": raw}))
     if "ok" not in answer:
-        raise ValueError(f"{path}: {answer['error']}")
+        from loadmesh.core import groupconfig
+
+        raise ValueError(f"{path}: {fieldhint.hinted(str(answer['error']), raw, groupconfig.parse)}")
     return bytes.fromhex(answer["ok"]["hex"])
 
 
@@ -65,7 +67,7 @@ def heating_file(path: Path) -> tuple[bytes, str]:
     try:
         kind = str(heatcheck.check(raw)["kind"])
     except FieldError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        raise ValueError(f"{path}: {fieldhint.hinted(str(exc), raw, heatcheck.check, 'heating')}") from None
     return in_file(path, Path.read_bytes), kind
 
 

@@ -149,3 +149,99 @@ def test_key_new_on_a_folder_says_it_is_one(capsys: pytest.CaptureFixture[str], 
         2, "", f"loadmesh key-new: {tmp_path}: is a folder: give the key file's name, e.g. "
                f"{tmp_path / 'group.key'}\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def _renamed(name: str, path: tuple[str | int, ...], new: str) -> dict[str, object]:
+    """Example file name with the key at path renamed to new (the installer's typo)."""
+    raw = example(name)
+    parent: object = raw
+    for step in path[:-1]:
+        parent = parent[step]  # type: ignore[index]
+    assert isinstance(parent, dict)
+    parent[new] = parent.pop(path[-1])
+    return raw
+
+
+# A misspelt field was named "is not a known field" alone: the installer looked the spelling up in the docs.
+@pytest.mark.parametrize(("command", "name", "path", "typo", "shown"), [
+    ("hw-check", "hw-evse.json", ("wdt_ms",), "wdt_mss", "hw.wdt_mss: is not a known field (did you mean wdt_ms?)"),
+    ("hw-check", "hw-evse.json", ("pilot", "pwm_pin"), "pwm_pn",  # a required one: the parse without it says so
+     "hw.pilot.pwm_pn: is not a known field (did you mean pwm_pin?)"),
+    ("hw-check", "hw-evse.json", ("wifi", "ssid"), "SSID", "hw.wifi.SSID: is not a known field (did you mean ssid?)"),
+    ("hw-check", "hw-evse.json", ("ct", 1, "ma_per_v"), "ma_per_volt",
+     "hw.ct[1].ma_per_volt: is not a known field (did you mean ma_per_v?)"),
+    ("node-check", "node-evse1.json", ("peers_http",), "peer_http",
+     "node.peer_http: is not a known field (did you mean peers_http?)"),
+    ("config-hash", "group-evse.json", ("members", 1, "min_ma"), "min_maa",
+     "members[1].min_maa: is not a known field (did you mean min_ma?)"),
+    ("config-hash", "group-evse.json", ("heartbeat_ms",), "heartbeat_msec",
+     "heartbeat_msec: is not a known field (did you mean heartbeat_ms?)"),
+    ("heating-check", "heating-lounge.json", ("room", "schedule", "blocks", 1, "start_min"), "start",
+     "heating.room.schedule.blocks[1].start: is not a known field (did you mean start_min?)"),
+    ("heating-check", "heating-boiler.json", ("load_sharing",), "loadsharing",
+     "heating.loadsharing: is not a known field (did you mean load_sharing?)"),
+    # No field spelt like it: no guess.
+    ("config-hash", "group-evse.json", ("heartbeat_ms",), "beat", "beat: is not a known field"),
+    ("hw-check", "hw-evse.json", ("wifi", "ssid"), "network", "hw.wifi.network: is not a known field"),
+])
+def test_a_misspelt_field_is_named_with_the_one_meant(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                     command: str, name: str, path: tuple[str | int, ...],
+                                                     typo: str, shown: str) -> None:
+    file = tmp_path / name
+    file.write_text(json.dumps(_renamed(name, path, typo), indent=2))
+    assert loadmesh(capsys, command, file) == (2, "", f"loadmesh {command}: {file}: {shown}\n")
+
+
+def test_a_misspelt_field_beside_the_real_one_is_not_offered_it(capsys: pytest.CaptureFixture[str],
+                                                               tmp_path: Path) -> None:
+    raw = example("hw-evse.json")
+    raw["wdt_mss"] = 3000  # both: the real one is there already
+    file = tmp_path / "hw.json"
+    file.write_text(json.dumps(raw))
+    assert loadmesh(capsys, "hw-check", file) == (2, "", f"loadmesh hw-check: {file}: hw.wdt_mss: is not a known "
+                                                         "field\n")
+
+
+def test_a_misspelt_field_in_a_wrapped_config_or_on_micropython_is_named_alike(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, device_root: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOADMESH_DEVICE_TREE", str(device_root))
+    file = tmp_path / "request.json"
+    file.write_text(json.dumps({"config": _renamed("group-evse.json", ("site", "limit_ma"), "limit")}))
+    shown = f"loadmesh config-hash: {file}: site.limit: is not a known field (did you mean limit_ma?)\n"
+    assert loadmesh(capsys, "config-hash", file) == (2, "", shown)
+    assert loadmesh(capsys, "config-hash", "--runtime", "micropython", file) == (2, "", shown)
+
+
+def test_a_misspelt_field_in_a_heating_check_group_file_is_named_there(capsys: pytest.CaptureFixture[str],
+                                                                      tmp_path: Path) -> None:
+    heating, group = tmp_path / "heating.json", tmp_path / "group.json"
+    heating.write_text(json.dumps(example("heating-lounge.json")))
+    group.write_text(json.dumps(_renamed("group-heating.json", ("peer_timeout_ms",), "peer_timeout")))
+    assert loadmesh(capsys, "heating-check", heating, "--group", group) == (
+        2, "", f"loadmesh heating-check: {group}: peer_timeout: is not a known field (did you mean "
+               "peer_timeout_ms?)\n")
+
+
+def test_the_commands_that_send_a_file_name_a_misspelt_field_with_the_one_meant(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, key_file: Path) -> None:
+    # Refused before the network: nothing listens at port 9.
+    node, group, heating = tmp_path / "node.json", tmp_path / "group.json", tmp_path / "heating.json"
+    node.write_text(json.dumps(_renamed("node-evse1.json", ("http_port",), "http_prot")))
+    group.write_text(json.dumps(_renamed("group-evse.json", ("failsafe", "current_ma"), "curent_ma")))
+    heating.write_text(json.dumps(_renamed("heating-lounge.json", ("room", "mode"), "mdoe")))
+    node_error = f"{node}: node.http_prot: is not a known field (did you mean http_port?)\n"
+    group_error = f"{group}: failsafe.curent_ma: is not a known field (did you mean current_ma?)\n"
+    assert loadmesh(capsys, "adopt", "127.0.0.1:9", "--code", "00" * 16, "--key", key_file, "--node", node) == (
+        2, "", "loadmesh adopt: " + node_error)
+    assert loadmesh(capsys, "put", "127.0.0.1:9", "config", group, "--key", key_file) == (
+        2, "", "loadmesh put: " + group_error)
+    assert loadmesh(capsys, "put", "127.0.0.1:9", "heating", heating, "--key", key_file) == (
+        2, "", f"loadmesh put: {heating}: heating.room.mdoe: is not a known field (did you mean mode?)\n")
+    good_node, good_group = tmp_path / "good-node.json", tmp_path / "good-group.json"
+    good_node.write_text(json.dumps(example("node-evse1.json")))
+    good_group.write_text(json.dumps(example("group-evse.json")))
+    for node_file, group_file, error in ((node, good_group, node_error), (good_node, group, group_error)):
+        assert loadmesh(capsys, "node-files", "--key", key_file, "--node", node_file, "--config", group_file,
+                        "--write", tmp_path / "out") == (2, "", "loadmesh node-files: " + error)
+    assert not (tmp_path / "out").exists()

@@ -122,7 +122,7 @@ BAD_NODE_FILES = [
     ('{"id": "evse1", "peers_http": {"evse2": ["evse2.local", 80]}}',
      "node.peers_http.evse2[0]: 'evse2.local' is not an IPv4 address (a name would block the node while it is "
      "looked up; no leading zeros)"),
-    ('{"id": "evse1", "http_prot": 80}', "node.http_prot: is not a known field"),
+    ('{"id": "evse1", "http_prot": 80}', "node.http_prot: is not a known field (did you mean http_port?)"),
     ('{"id": "evse1",}', "a comma before '}': line 1 column 15 (char 14)"),
     ('{"id": "evse1", "id": "evse2"}', 'the key "id" twice in one object: line 1 column 17 (char 16)'),
 ]
