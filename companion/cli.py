@@ -500,6 +500,13 @@ def _main(argv: list[str] | None) -> int:
     except SetupError as exc:
         print(f"loadmesh {args.command}: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # A path a command did not check before using it (sim --trace into a folder that is not there): the path
+        # and what is wrong, not a traceback. One without a path is not the installer's (a closed pipe: main).
+        if exc.filename is None:
+            raise
+        print(f"loadmesh {args.command}: {exc.filename}: {why(exc)}", file=sys.stderr)
+        return 2
     return result
 
 

