@@ -61,6 +61,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"loadmesh get: {args.write}: exists already; give another name, or remove it first (get never "
               "writes over a file: it may hold edits not sent yet)", file=sys.stderr)
         return 2
+    if args.write is not None and not Path(args.write).absolute().parent.is_dir():
+        # As the check above: the node was asked, and its answer then had nowhere to go.
+        print(f"loadmesh get: {args.write}: no folder {Path(args.write).parent} to write it into: make it first, "
+              "or give a file in a folder that is there", file=sys.stderr)
+        return 2
     try:
         key = groupkey.read_warned(Path(key_file), "get")
     except ValueError as exc:

@@ -289,3 +289,15 @@ def test_a_path_a_command_uses_unchecked_is_named_in_one_line(capsys: pytest.Cap
     trace = tmp_path / "no-such-folder" / "run.jsonl"
     assert loadmesh(capsys, "sim", ROOT / "tools" / "scenarios" / "evse3_32a.yaml", "--trace", trace,
                     "--duration", 1) == (2, "", f"loadmesh sim: {trace}: No such file or directory\n")
+
+
+@pytest.mark.parametrize("parent", ["no-such-folder", "a-file"])
+def test_get_write_into_no_folder_is_refused_before_the_network(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                                key_file: Path, parent: str) -> None:
+    # It asked the node first (here, nothing listens at port 9: the refused connection was what it said).
+    (tmp_path / "a-file").write_text("mine")
+    target = tmp_path / parent / "group.json"
+    assert loadmesh(capsys, "get", "127.0.0.1:9", "config", "--key", key_file, "--write", target) == (
+        2, "", f"loadmesh get: {target}: no folder {tmp_path / parent} to write it into: make it first, or give a "
+               "file in a folder that is there\n")
+    assert (tmp_path / "a-file").read_text() == "mine"
