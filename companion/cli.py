@@ -339,7 +339,11 @@ def _node_check(args: argparse.Namespace) -> int:
 
 
 def _house_bench(args: argparse.Namespace) -> int:
-    from . import housebench
+    import difflib
+
+    from loadmesh.core import tiers
+
+    from . import house, housebench
 
     core = housebench.installed_core()
     sharing: dict[str, object] = {}
@@ -353,7 +357,23 @@ def _house_bench(args: argparse.Namespace) -> int:
             print(f"loadmesh house-bench: --set {setting}: load sharing is off in one run and on in the other; "
                   "set the other load-sharing settings", file=sys.stderr)
             return 2
+        if key not in tiers.SETTINGS:
+            # Refused by the core too, but as load_sharing.KEY: neither the option nor the name meant.
+            close = difflib.get_close_matches(key, sorted(tiers.SETTINGS), n=1)
+            hint = f"did you mean {close[0]}?" if close else 'docs/heating.md, "`tiers`: load sharing", names them'
+            print(f"loadmesh house-bench: --set {setting}: {key} is not a load-sharing setting ({hint})",
+                  file=sys.stderr)
+            return 2
         sharing[key] = int(value)
+    try:
+        # The settings as each run's start takes them, checked before either run starts: one line, the --set that
+        # gave the value first (the core's FieldError names it as load_sharing.KEY).
+        core.heating.load_config(house.controller_config(house.reference_house(), True, sharing=sharing))
+    except ValueError as exc:
+        given = [f"--set {setting}: " for setting in args.set
+                 if str(exc).startswith("load_sharing." + setting.partition("=")[0] + ":")]
+        print(f"loadmesh house-bench: {''.join(given[-1:])}{exc}", file=sys.stderr)
+        return 2
     results = []
     for load_sharing in (False, True):
         label = "load sharing " + ("on " if load_sharing else "off")

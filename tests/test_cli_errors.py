@@ -301,3 +301,18 @@ def test_get_write_into_no_folder_is_refused_before_the_network(capsys: pytest.C
         2, "", f"loadmesh get: {target}: no folder {tmp_path / parent} to write it into: make it first, or give a "
                "file in a folder that is there\n")
     assert (tmp_path / "a-file").read_text() == "mine"
+
+
+@pytest.mark.parametrize(("setting", "shown"), [
+    # Named as load_sharing.KEY "is not a known field": neither the option nor the name meant.
+    ("tier_3_rest=900000", "--set tier_3_rest=900000: tier_3_rest is not a load-sharing setting (did you mean "
+                           "tier_3_rest_ms?)"),
+    ("nosuch=5", "--set nosuch=5: nosuch is not a load-sharing setting (docs/heating.md, \"`tiers`: load sharing\", "
+                 "names them)"),
+    # Was shown after a blank line (the end of a progress line not yet begun), without the --set.
+    ("tier_1_max_pct=5", "--set tier_1_max_pct=5: load_sharing.tier_1_max_pct: 5 is out of range 10..100"),
+])
+def test_house_bench_names_the_set_it_refuses_in_one_line(capsys: pytest.CaptureFixture[str], setting: str,
+                                                          shown: str) -> None:
+    assert loadmesh(capsys, "house-bench", "--days", 1, "--set", "tier_3_rest_ms=600000", "--set", setting) == (
+        2, "", f"loadmesh house-bench: {shown}\n")

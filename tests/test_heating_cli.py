@@ -121,7 +121,7 @@ def test_house_bench_json_has_the_contract_keys(device_root: Path) -> None:
 def test_house_bench_refuses_a_bad_setting(device_root: Path) -> None:
     done = _run(device_root, "house-bench", "--days", "1", "--set", "tier_3_max_pct=75")
     assert done.returncode == 2
-    message = "loadmesh house-bench: load_sharing.tier_3_max_pct: 75 is not a multiple of 10"
+    message = "loadmesh house-bench: --set tier_3_max_pct=75: load_sharing.tier_3_max_pct: 75 is not a multiple of 10"
     assert done.stderr.splitlines()[-1] == message
 
 
