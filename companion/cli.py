@@ -176,7 +176,7 @@ def _entry_line(entry: str, args: argparse.Namespace, command: str, shown: Path 
     if isinstance(runtime, MicroPythonRuntime):
         done = runtime.run_file(entry, path.resolve())
         if done.returncode != 0:
-            print(f"loadmesh {command}: {runtime.name} failed: {done.stderr.strip()}", file=sys.stderr)
+            print(f"loadmesh {command}: {shown}: {_runtime_failure(runtime, done.stderr)}", file=sys.stderr)
             return None
         line = done.stdout.rstrip("\n")
     else:
@@ -189,6 +189,18 @@ def _entry_line(entry: str, args: argparse.Namespace, command: str, shown: Path 
         print(f"loadmesh {command}: {shown}: {error}", file=sys.stderr)
         return None
     return line
+
+
+def _runtime_failure(runtime: MicroPythonRuntime, stderr: str) -> str:
+    """A MicroPython process's failure in one line: its traceback's last line (the error), and what a MemoryError
+    means here."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    error = lines[-1] if lines else "ended without an answer"
+    if error.startswith("MemoryError") and runtime.heap:
+        # micropython-f32 runs with a node's heap: a request far larger than a node gets does not fit.
+        return (f"{runtime.name}: {error}: the request does not fit the {runtime.heap} heap a node has "
+                "(--runtime micropython or cpython take it)")
+    return f"{runtime.name} failed: {error}"
 
 
 def _heating_check(args: argparse.Namespace) -> int:

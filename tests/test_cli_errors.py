@@ -316,3 +316,19 @@ def test_house_bench_names_the_set_it_refuses_in_one_line(capsys: pytest.Capture
                                                           shown: str) -> None:
     assert loadmesh(capsys, "house-bench", "--days", 1, "--set", "tier_3_rest_ms=600000", "--set", setting) == (
         2, "", f"loadmesh house-bench: {shown}\n")
+
+
+def test_a_request_too_large_for_a_nodes_heap_is_said_in_one_line(capsys: pytest.CaptureFixture[str],
+                                                                  tmp_path: Path, device_root: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # micropython-f32 runs with a node's heap: the file's text alone does not fit. It printed MicroPython's
+    # traceback, its lines naming the runner's, after "micropython-f32 failed:".
+    monkeypatch.setenv("LOADMESH_DEVICE_TREE", str(device_root))
+    request = tmp_path / "pilot.json"
+    request.write_text(json.dumps({"ma": [6000] * 20000}))
+    code, out, err = loadmesh(capsys, "pilot", "--runtime", "micropython-f32", request)
+    assert (code, out, err.count("\n")) == (2, "", 1), err
+    assert err.startswith(f"loadmesh pilot: {request}: micropython-f32: MemoryError: ")
+    assert err.endswith(": the request does not fit the 48wK heap a node has (--runtime micropython or cpython "
+                        "take it)\n")
+    assert loadmesh(capsys, "pilot", "--runtime", "micropython", request)[0] == 0
