@@ -104,7 +104,16 @@ def read_heating(path: Path) -> Any:  # what json.loads gives
     body = path.read_bytes()
     if body.startswith(b"LM1 "):
         refuse_stored()
-    jsontext.check(body, "heating")
+    try:
+        jsontext.check(body, "heating")
+    except ValueError as exc:  # a FieldError: the node's words, and for what some editors put first, the fix
+        if not body.startswith(b"\xef\xbb\xbf"):
+            raise
+        from loadmesh.core.errors import FieldError
+
+        assert isinstance(exc, FieldError)
+        raise FieldError(exc.field, exc.problem + " (a byte order mark, U+FEFF: save the file as UTF-8 without "
+                                                  "one)") from None
     return json.loads(body, parse_constant=_no_constant)
 
 

@@ -332,3 +332,15 @@ def test_a_request_too_large_for_a_nodes_heap_is_said_in_one_line(capsys: pytest
     assert err.endswith(": the request does not fit the 48wK heap a node has (--runtime micropython or cpython "
                         "take it)\n")
     assert loadmesh(capsys, "pilot", "--runtime", "micropython", request)[0] == 0
+
+
+def test_a_heating_json_with_a_byte_order_mark_is_named_with_the_fix(capsys: pytest.CaptureFixture[str],
+                                                                    tmp_path: Path, key_file: Path) -> None:
+    # The node's words alone ("byte 0xef where a value belongs at byte 0"), where the other checks say what it is.
+    heating = tmp_path / "heating.json"
+    heating.write_bytes(b"\xef\xbb\xbf" + json.dumps(example("heating-lounge.json")).encode())
+    shown = (f"{heating}: heating: the body is not JSON: byte 0xef where a value belongs at byte 0 (a byte order "
+             "mark, U+FEFF: save the file as UTF-8 without one)\n")
+    assert loadmesh(capsys, "heating-check", heating) == (2, "", "loadmesh heating-check: " + shown)
+    assert loadmesh(capsys, "put", "127.0.0.1:9", "heating", heating, "--key", key_file) == (
+        2, "", "loadmesh put: " + shown)
