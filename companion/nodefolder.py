@@ -31,11 +31,18 @@ def write_all(folder: Path, names: tuple[str, ...], write: Callable[[str], None]
         if (folder / name).is_dir():
             raise IsADirectoryError(errno.EISDIR, "is a folder, where the node's file goes", str(folder / name))
     # Inside folder: one file system, so each move is a rename (mode 0700: a key is in it for a moment).
-    staging = Path(tempfile.mkdtemp(prefix=".loadmesh-write-", dir=folder))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".loadmesh-write-", dir=folder))
+    except OSError as exc:  # named as the folder, not as the made-up name tried in it
+        raise type(exc)(exc.errno, exc.strerror, str(folder)) from None
     try:
         write(str(staging))
         for name in names:
             os.replace(staging / name, folder / name)
+    except OSError as exc:
+        if isinstance(exc.filename, str) and exc.filename.startswith(str(staging)):
+            raise type(exc)(exc.errno, exc.strerror, str(folder)) from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
