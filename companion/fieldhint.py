@@ -33,9 +33,46 @@ def hinted(message: str, raw: object, parse: Callable[[object], object], prefix:
     for raw itself ("hw", "node", "heating"; "" for a group config's)."""
     try:
         name = _meant(message, raw, parse, prefix)
+        kind = "" if name else _other_kind(message, raw, prefix)
     except Exception:  # a hint must never hide the error it adds to
-        name = None
-    return message + (f" (did you mean {name}?)" if name else "")
+        name, kind = None, ""
+    if name:
+        return message + f" (did you mean {name}?)"
+    return message + (f" (the file looks like {kind})" if kind else "")
+
+
+# Each kind of file an installer writes: the prefix its check names fields from, what it is, and the check's command.
+_KINDS = (("hw", "an ESP32 node's hw.json, its wiring: loadmesh hw-check checks it"),
+          ("node", "a node's node.json: loadmesh node-check checks it"),
+          ("", "a group config: loadmesh config-hash checks it"),
+          ("heating", "a valve or boiler node's heating.json: loadmesh heating-check checks it"))
+HEATING_TOP = ("room", "rooms", "boiler", "load_sharing")  # heatsettings: a valve node's, and the boiler node's
+
+
+def _top_keys(prefix: str) -> tuple[str, ...]:
+    from loadmesh.core import groupconfig
+    from loadmesh.node import hwconfig, settings
+
+    keys: dict[str, tuple[str, ...]] = {"hw": hwconfig._TOP, "node": settings._KEYS, "": groupconfig._TOP_KEYS,
+                                        "heating": HEATING_TOP}
+    return keys[prefix]
+
+
+def _other_kind(message: str, raw: object, prefix: str) -> str:
+    """What raw is, if its top-level keys are another kind of file's and none this check's own: a file given to the
+    wrong check ("hw.http_port: is not a known field" for a node.json), in words; "" if not so."""
+    top_unknown = message.endswith(UNKNOWN) and len(_steps(message[:-len(UNKNOWN)], prefix)) == 1
+    if not isinstance(raw, dict) or not (top_unknown or message.startswith("heating: has neither")):
+        return ""
+    owners: dict[str, list[str]] = {}  # each key: the kinds whose files have it
+    for kind, _ in _KINDS:
+        for key in _top_keys(kind):
+            owners.setdefault(key, []).append(kind)
+    counts = {kind: sum(1 for key in raw if owners.get(key) == [kind]) for kind, _ in _KINDS}
+    best = max(counts.values())
+    if best == 0 or counts[prefix] > 0 or list(counts.values()).count(best) > 1:
+        return ""
+    return next(words for kind, words in _KINDS if counts[kind] == best)
 
 
 def _meant(message: str, raw: object, parse: Callable[[object], object], prefix: str) -> str | None:

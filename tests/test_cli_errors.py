@@ -406,3 +406,44 @@ def test_a_write_folder_the_user_may_not_write_is_named_and_left_as_it_was(open_
     assert (done.returncode, done.stdout, done.stderr) == (2, "", "loadmesh node-files: --write node: Permission "
                                                                   "denied\n")
     assert list(shut.iterdir()) == []
+
+
+HW_WORDS = "an ESP32 node's hw.json, its wiring: loadmesh hw-check checks it"
+NODE_WORDS = "a node's node.json: loadmesh node-check checks it"
+GROUP_WORDS = "a group config: loadmesh config-hash checks it"
+HEATING_WORDS = "a valve or boiler node's heating.json: loadmesh heating-check checks it"
+
+
+# One file given for another: the message named a field of it ("hw.http_port: is not a known field") as if it
+# were misspelt, not that the file is another kind, and which check takes it.
+@pytest.mark.parametrize(("command", "name", "shown"), [
+    ("hw-check", "node-evse1.json", f"hw.http_port: is not a known field (the file looks like {NODE_WORDS})"),
+    ("node-check", "hw-valve.json", f"node.clock: is not a known field (the file looks like {HW_WORDS})"),
+    ("node-check", "group-evse.json", f"node.circuits: is not a known field (the file looks like {GROUP_WORDS})"),
+    ("config-hash", "heating-boiler.json", f"boiler: is not a known field (the file looks like {HEATING_WORDS})"),
+    ("heating-check", "node-evse1.json", "heating: has neither room (a valve node's settings) nor rooms (the boiler "
+                                         f"node's) (the file looks like {NODE_WORDS})"),
+])
+def test_a_file_given_to_the_wrong_check_is_named_as_what_it_is(capsys: pytest.CaptureFixture[str],
+                                                               command: str, name: str, shown: str) -> None:
+    assert loadmesh(capsys, command, EXAMPLES / name) == (2, "", f"loadmesh {command}: {EXAMPLES / name}: {shown}\n")
+
+
+def test_a_file_sent_for_another_is_named_as_what_it_is(capsys: pytest.CaptureFixture[str], key_file: Path) -> None:
+    assert loadmesh(capsys, "put", "127.0.0.1:9", "config", EXAMPLES / "heating-lounge.json", "--key", key_file) == (
+        2, "", f"loadmesh put: {EXAMPLES / 'heating-lounge.json'}: room: is not a known field (the file looks like "
+               f"{HEATING_WORDS})\n")
+    assert loadmesh(capsys, "adopt", "127.0.0.1:9", "--code", "00" * 16, "--key", key_file, "--node",
+                    EXAMPLES / "hw-evse.json") == (
+        2, "", f"loadmesh adopt: {EXAMPLES / 'hw-evse.json'}: node.ct: is not a known field (the file looks like "
+               f"{HW_WORDS})\n")
+
+
+def test_an_unknown_field_of_a_file_of_the_right_kind_is_not_called_another_kind(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    raw = example("node-evse1.json")
+    raw["room"] = {}  # heating.json's: one key of another kind, beside this kind's own
+    file = tmp_path / "node.json"
+    file.write_text(json.dumps(raw))
+    assert loadmesh(capsys, "node-check", file) == (2, "", f"loadmesh node-check: {file}: node.room: is not a known "
+                                                           "field\n")

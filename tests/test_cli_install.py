@@ -439,7 +439,9 @@ def test_node_files_refuse_what_adoption_would_and_write_nothing(tmp_path: Path,
         ('{"id": "evse1"}', EXAMPLES / "group-heating.json",
          f"{node}: node.id: 'evse1' is not a member of group 'heating' (its members: bedroom, boiler, kitchen, "
          "lounge)"),
-        ('{"id": "evse1"}', evse, f"{evse}: http_port: is not a known field"),  # a node.json as the config
+        # a node.json as the config
+        ('{"id": "evse1"}', evse, f"{evse}: http_port: is not a known field (the file looks like a node's "
+                                  "node.json: loadmesh node-check checks it)"),
     ]
     for text, config, error in cases:
         node.write_text(text)
