@@ -107,14 +107,23 @@ def read_heating(path: Path) -> Any:  # what json.loads gives
     try:
         jsontext.check(body, "heating")
     except ValueError as exc:  # a FieldError: the node's words, and for what some editors put first, the fix
-        if not body.startswith(b"\xef\xbb\xbf"):
+        saved_as = _saved_as(body)
+        if not saved_as:
             raise
         from loadmesh.core.errors import FieldError
 
         assert isinstance(exc, FieldError)
-        raise FieldError(exc.field, exc.problem + " (a byte order mark, U+FEFF: save the file as UTF-8 without "
-                                                  "one)") from None
+        raise FieldError(exc.field, exc.problem + " (" + saved_as + ")") from None
     return json.loads(body, parse_constant=_no_constant)
+
+
+def _saved_as(body: bytes) -> str:
+    """What an editor saved instead of plain UTF-8, and the fix, from the file's first bytes; "" if nothing known."""
+    if body.startswith(b"\xef\xbb\xbf"):
+        return "a byte order mark, U+FEFF: save the file as UTF-8 without one"
+    if body.startswith((b"\xff\xfe", b"\xfe\xff")):  # Windows Notepad's "Unicode"
+        return "UTF-16 text: save the file as UTF-8"
+    return ""
 
 
 def refuse_stored() -> None:
@@ -127,7 +136,9 @@ def refuse_stored() -> None:
 def why(exc: OSError | ValueError) -> str:
     """What went wrong with a file, for a line that names its path already."""
     if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+        saved_as = _saved_as(exc.object) if isinstance(exc.object, bytes) else ""
+        return f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})" + (
+            f": {saved_as}" if saved_as else "")
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror  # str(exc) repeats the path: "[Errno 2] No such file or directory: 'x.json'"
     return str(exc)

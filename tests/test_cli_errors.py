@@ -447,3 +447,16 @@ def test_an_unknown_field_of_a_file_of_the_right_kind_is_not_called_another_kind
     file.write_text(json.dumps(raw))
     assert loadmesh(capsys, "node-check", file) == (2, "", f"loadmesh node-check: {file}: node.room: is not a known "
                                                            "field\n")
+
+
+@pytest.mark.parametrize("command", ["hw-check", "node-check", "config-hash", "heating-check"])
+def test_a_file_saved_as_utf16_is_named_so_with_the_fix(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       command: str) -> None:
+    # Windows Notepad's "Unicode": it said only "not UTF-8 text (byte 0xff at offset 0)", or in heating-check the
+    # node's "byte 0xff where a value belongs at byte 0".
+    file = tmp_path / "file.json"
+    file.write_bytes('{"id": "evse1"}'.encode("utf-16"))
+    fault = ("heating: the body is not JSON: byte 0xff where a value belongs at byte 0 (UTF-16 text: save the file "
+             "as UTF-8)" if command == "heating-check" else
+             "not UTF-8 text (byte 0xff at offset 0): UTF-16 text: save the file as UTF-8")
+    assert loadmesh(capsys, command, file) == (2, "", f"loadmesh {command}: {file}: {fault}\n")

@@ -173,7 +173,7 @@ BAD_KEY_FILES = [
     (b"0011223344556677\n", "holds a key of 8 bytes: a group key has 16 to 64 (loadmesh key-new makes 32)"),
     (b"LM1 0123456789abcdef\n" + b"ab" * 32, "is a key as a node stores it (its first line, LM1 and a hash, is the "
                                             "store's): give the hex on the line after it"),
-    (b"\xff\xfe", "not UTF-8 text (byte 0xff at offset 0)"),
+    (b"\xff\xfe", "not UTF-8 text (byte 0xff at offset 0): UTF-16 text: save the file as UTF-8"),
 ]
 
 
