@@ -152,8 +152,11 @@ def _resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:
     thread.join(timeout_s)
     if found:
         return found[0]
-    # A node's own name is an mDNS one, which only a resolver that speaks mDNS finds.
+    # A node's own name is an mDNS one, which only a resolver that speaks mDNS finds; hw.json's hostname is that
+    # name without its .local, which a resolver looks up as a name of the LAN's DNS instead.
     hint = MDNS_HINT if host.lower().rstrip(".").endswith(".local") else ""
+    if "." not in host and ":" not in host:
+        hint = f"; a node's name on mDNS ends in .local: {host}.local"
     if failed:
         raise NodeHttpError(f"the name {host!r} is not resolved ({failed[0]}){hint}")
     raise NodeHttpError(f"the name {host!r} is not resolved within {timeout_s:g} s{hint}")

@@ -460,3 +460,15 @@ def test_a_file_saved_as_utf16_is_named_so_with_the_fix(capsys: pytest.CaptureFi
              "as UTF-8)" if command == "heating-check" else
              "not UTF-8 text (byte 0xff at offset 0): UTF-16 text: save the file as UTF-8")
     assert loadmesh(capsys, command, file) == (2, "", f"loadmesh {command}: {file}: {fault}\n")
+
+
+def test_a_node_name_without_local_is_named_with_it(capsys: pytest.CaptureFixture[str]) -> None:
+    # hw.json's wifi.hostname is the node's mDNS name without its .local: looked up as it is, it went to the LAN's
+    # DNS, and the refusal said nothing of .local.
+    name = "garage-evse-loadmesh-test"
+    code, out, err = loadmesh(capsys, "status", name, "--timeout", 2)
+    if code == 0 or "is not resolved" not in err:
+        pytest.skip(f"this machine's resolver finds a name for {name}")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"loadmesh status: {name}: the name '{name}' is not resolved ")
+    assert err.endswith(f"; a node's name on mDNS ends in .local: {name}.local\n")
