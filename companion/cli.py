@@ -309,6 +309,10 @@ def _key_new(args: argparse.Namespace) -> int:
               "remove the file first if you mean to replace it (every node then needs adopting again)",
               file=sys.stderr)
         return 2
+    except FileNotFoundError:  # "No such file or directory", of a file that is to be made: its folder is missing
+        print(f"loadmesh key-new: {path}: no folder {path.parent} to make it in: make the folder first",
+              file=sys.stderr)
+        return 2
     except OSError as exc:
         print(f"loadmesh key-new: {path}: {why(exc)}", file=sys.stderr)
         return 2

@@ -472,3 +472,11 @@ def test_a_node_name_without_local_is_named_with_it(capsys: pytest.CaptureFixtur
     assert (code, out) == (2, "")
     assert err.startswith(f"loadmesh status: {name}: the name '{name}' is not resolved ")
     assert err.endswith(f"; a node's name on mDNS ends in .local: {name}.local\n")
+
+
+def test_key_new_into_a_folder_that_is_not_there_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # It said "No such file or directory" of the file it was asked to make.
+    key = tmp_path / "keys" / "garage.key"
+    assert loadmesh(capsys, "key-new", key) == (
+        2, "", f"loadmesh key-new: {key}: no folder {tmp_path / 'keys'} to make it in: make the folder first\n")
+    assert not (tmp_path / "keys").exists()

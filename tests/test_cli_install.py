@@ -65,8 +65,8 @@ def test_key_new_never_writes_over_a_file(tmp_path: Path, capsys: pytest.Capture
                "file first if you mean to replace it (every node then needs adopting again)\n")
     assert path.read_text() == "the key the nodes hold\n"
     missing = tmp_path / "no-such-folder" / "house.key"
-    assert loadmesh(capsys, "key-new", missing) == (2, "", f"loadmesh key-new: {missing}: No such file or "
-                                                           "directory\n")
+    assert loadmesh(capsys, "key-new", missing) == (2, "", f"loadmesh key-new: {missing}: no folder "
+                                                           f"{missing.parent} to make it in: make the folder first\n")
 
 
 def test_node_check_prints_the_settings_the_node_runs_and_writes_them_as_it_keeps_them(
