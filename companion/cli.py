@@ -186,9 +186,23 @@ def _entry_line(entry: str, args: argparse.Namespace, command: str, shown: Path 
         error = answer.get("error") or answer.get("crash")
         if entry == "config_hash" and "error" in answer and isinstance(request, dict):
             error = fieldhint.hinted(str(error), request.get("config"), groupconfig.parse)
+        elif "error" in answer:
+            # The other entries' answers are no settings with defaults: a field the entry then names as missing
+            # is the hint (loads[0].min_maa for min_ma).
+            error = fieldhint.hinted(str(error), request, lambda raw: _core_answer(entry, raw))
         print(f"loadmesh {command}: {shown}: {error}", file=sys.stderr)
         return None
     return line
+
+
+def _core_answer(entry: str, request: object) -> object:
+    """The installed core's answer to request; ValueError with its error if it refuses it."""
+    from loadmesh.core import entry as core_entry
+
+    answer = json.loads(core_entry.respond(entry, request))
+    if "ok" not in answer:
+        raise ValueError(answer.get("error") or answer.get("crash"))
+    return answer["ok"]
 
 
 def _runtime_failure(runtime: MicroPythonRuntime, stderr: str) -> str:

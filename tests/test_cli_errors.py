@@ -480,3 +480,18 @@ def test_key_new_into_a_folder_that_is_not_there_says_so(capsys: pytest.CaptureF
     assert loadmesh(capsys, "key-new", key) == (
         2, "", f"loadmesh key-new: {key}: no folder {tmp_path / 'keys'} to make it in: make the folder first\n")
     assert not (tmp_path / "keys").exists()
+
+
+def test_a_misspelt_required_field_of_a_core_request_is_named_with_the_one_meant(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, device_root: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The README's scenario, min_ma misspelt: the core names it as unknown, and without it says min_ma is missing.
+    monkeypatch.setenv("LOADMESH_DEVICE_TREE", str(device_root))
+    load = {"id": "a", "phases": "L1", "min_maa": 6000, "max_ma": 16000, "step_ma": 1000, "priority": 0,
+            "mode": "continuous", "demand": True, "online": True}
+    scenario = tmp_path / "site.json"
+    scenario.write_text(json.dumps({"site": {"phases": 1, "voltage_v": 230, "limit_ma": 40000, "safety_pct": 100},
+                                    "loads": [load], "offline_reserve_ma": 6000}))
+    shown = f"loadmesh allocate: {scenario}: loads[0].min_maa: is not a known field (did you mean min_ma?)\n"
+    assert loadmesh(capsys, "allocate", scenario) == (2, "", shown)
+    assert loadmesh(capsys, "allocate", "--runtime", "micropython-f32", scenario) == (2, "", shown)
