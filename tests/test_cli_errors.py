@@ -12,8 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -352,57 +350,48 @@ def test_a_heating_json_with_a_byte_order_mark_is_named_with_the_fix(capsys: pyt
         2, "", "loadmesh put: " + shown)
 
 
-# Files this user may not read or write. The tests run as root, whom no mode stops: the commands run as nobody
-# (setpriv, util-linux), on files in a folder of their own that nobody may enter (tmp_path's parents are 0700).
+# Files this user may not read or write. Root passes every mode by its capabilities to override them
+# (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): as root the commands run without those (setpriv, util-linux: out of
+# the bounding and inheritable sets, so the command's process never has them), and the modes apply as to anyone.
 SETPRIV = shutil.which("setpriv")
 LOADMESH = str(Path(sys.executable).with_name("loadmesh"))
-NOBODY_IDS = ("--reuid", "65534", "--regid", "65534", "--clear-groups")
+NO_OVERRIDE = ("--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search")
 
 
-@pytest.fixture
-def open_folder() -> Iterator[Path]:
-    if os.geteuid() != 0 or SETPRIV is None:
-        pytest.skip("runs commands as nobody: needs root and setpriv")
-    folder = Path(tempfile.mkdtemp(prefix="loadmesh-errors-"))
-    folder.chmod(0o777)  # nobody writes its key file here
-    try:
-        if as_nobody(folder, "--help").returncode != 0:
-            pytest.skip("nobody cannot run this checkout's loadmesh")
-        yield folder
-    finally:
-        shutil.rmtree(folder)
-
-
-def as_nobody(folder: Path, *args: object) -> subprocess.CompletedProcess[str]:
-    assert SETPRIV is not None
-    return subprocess.run([SETPRIV, *NOBODY_IDS, LOADMESH, *[str(arg) for arg in args]], capture_output=True,
-                          text=True, cwd=folder, env=dict(os.environ, LOADMESH_ROOT=str(ROOT)), timeout=60)
+def as_plain_user(folder: Path, *args: object) -> subprocess.CompletedProcess[str]:
+    """loadmesh ARGS in folder, as a user whom file modes stop."""
+    command = [LOADMESH, *[str(arg) for arg in args]]
+    if os.geteuid() == 0:
+        assert SETPRIV is not None, "setpriv (util-linux) runs the commands as root without its override of modes"
+        command = [SETPRIV, *NO_OVERRIDE, *command]
+    return subprocess.run(command, capture_output=True, text=True, cwd=folder,
+                          env=dict(os.environ, LOADMESH_ROOT=str(ROOT)), timeout=60)
 
 
 @pytest.mark.parametrize(("command", "name"), [("hw-check", "hw-evse.json"), ("node-check", "node-evse1.json"),
                                                ("config-hash", "group-evse.json"),
                                                ("heating-check", "heating-lounge.json")])
-def test_a_file_the_user_may_not_read_is_named_so(open_folder: Path, command: str, name: str) -> None:
-    file = open_folder / name
+def test_a_file_the_user_may_not_read_is_named_so(tmp_path: Path, command: str, name: str) -> None:
+    file = tmp_path / name
     shutil.copyfile(EXAMPLES / name, file)
-    file.chmod(0o600)
-    done = as_nobody(open_folder, command, name)
+    file.chmod(0o000)  # not even its owner may read it
+    done = as_plain_user(tmp_path, command, name)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", f"loadmesh {command}: {name}: Permission denied\n")
 
 
-def test_a_write_folder_the_user_may_not_write_is_named_and_left_as_it_was(open_folder: Path) -> None:
+def test_a_write_folder_the_user_may_not_write_is_named_and_left_as_it_was(tmp_path: Path) -> None:
     # Named as the folder: not as the folder made inside it first (".loadmesh-write-..."), which could not be made.
-    shutil.copyfile(EXAMPLES / "hw-evse.json", open_folder / "hw.json")
-    shutil.copyfile(EXAMPLES / "node-evse1.json", open_folder / "node.json")
-    shutil.copyfile(EXAMPLES / "group-evse.json", open_folder / "group.json")
-    assert as_nobody(open_folder, "key-new", "garage.key").returncode == 0
-    shut = open_folder / "node"
+    shutil.copyfile(EXAMPLES / "hw-evse.json", tmp_path / "hw.json")
+    shutil.copyfile(EXAMPLES / "node-evse1.json", tmp_path / "node.json")
+    shutil.copyfile(EXAMPLES / "group-evse.json", tmp_path / "group.json")
+    assert as_plain_user(tmp_path, "key-new", "garage.key").returncode == 0
+    shut = tmp_path / "node"
     shut.mkdir(mode=0o555)
     shut.chmod(0o555)
-    done = as_nobody(open_folder, "hw-check", "hw.json", "--write", "node")
+    done = as_plain_user(tmp_path, "hw-check", "hw.json", "--write", "node")
     assert (done.returncode, done.stderr) == (2, "loadmesh hw-check: --write node: Permission denied\n")
-    done = as_nobody(open_folder, "node-files", "--key", "garage.key", "--node", "node.json", "--config", "group.json",
-                     "--write", "node")
+    done = as_plain_user(tmp_path, "node-files", "--key", "garage.key", "--node", "node.json", "--config",
+                         "group.json", "--write", "node")
     assert (done.returncode, done.stdout, done.stderr) == (2, "", "loadmesh node-files: --write node: Permission "
                                                                   "denied\n")
     assert list(shut.iterdir()) == []
