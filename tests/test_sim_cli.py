@@ -98,6 +98,12 @@ def test_a_scenario_that_cannot_be_read_is_named_as_the_other_commands_name_a_fi
     for path, problem in ((tmp_path / "missing.yaml", "No such file or directory"), (tmp_path, "Is a directory")):
         assert cli.main(["sim", str(path)]) == 2
         assert capsys.readouterr().err == f"loadmesh sim: {path}: {problem}\n"
+    # Saved as UTF-16 (Notepad's "Unicode"): it was a UnicodeDecodeError traceback.
+    utf16 = tmp_path / "site.yaml"
+    utf16.write_text("duration_s: 10\n", encoding="utf-16")
+    assert cli.main(["sim", str(utf16)]) == 2
+    assert capsys.readouterr().err == (f"loadmesh sim: {utf16}: not UTF-8 text (byte 0xff at offset 0): UTF-16 "
+                                       "text: save the file as UTF-8\n")
 
 
 @pytest.mark.parametrize(("args", "error"), [

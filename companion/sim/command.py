@@ -14,6 +14,7 @@ from typing import TextIO
 
 from loadmesh.core.errors import FieldError
 
+from .. import jsonfile
 from ..paths import repo_root
 from . import scenario as sc
 from . import trace
@@ -89,8 +90,8 @@ def main(args: argparse.Namespace) -> int:
     except FieldError as exc:
         print(f"loadmesh sim: {args.scenario}: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:  # its strerror alone: str(exc) is "[Errno 2] No such file or directory: 'x.yaml'"
-        print(f"loadmesh sim: {args.scenario}: {exc.strerror or exc}", file=sys.stderr)
+    except (OSError, UnicodeDecodeError) as exc:  # unreadable, or not UTF-8 (saved as UTF-16, say)
+        print(f"loadmesh sim: {args.scenario}: {jsonfile.why(exc)}", file=sys.stderr)
         return 2
     duration_ms = None if args.duration is None else round(args.duration * 1000)
     temporary = None
