@@ -150,7 +150,7 @@ def test_a_reserve_override_bounds_an_offline_draw_as_the_field_does(core: Modul
 
 
 @pytest.mark.parametrize(("reserve", "active", "message"), [
-    ({"nobody": 1000}, None, "reserve_ma: 'nobody' is not a load"),
+    ({"nobody": 1000}, None, "reserve_ma: \"nobody\" is not a load"),
     ({"d": -1}, None, "reserve_ma.d: -1 is below 0"),
     (None, {"a": 1}, "active.a: 1 is not true or false"),
 ])
@@ -329,22 +329,22 @@ def test_a_solar_minimum_the_continuous_rise_leaves_short_runs_the_allocation_ag
     # a circuit that leads into a cycle is not itself named: the first circuit on it is
     (_scenario([], circuits=[{"id": "a", "parent": "b", "limit_ma": 1}, {"id": "b", "parent": "c", "limit_ma": 1},
                              {"id": "c", "parent": "b", "limit_ma": 1}]),
-     "circuits[1].parent: 'c' makes a cycle: b -> c -> b"),
+     "circuits[1].parent: \"c\" makes a cycle: b -> c -> b"),
     # its own parent
     (_scenario([], circuits=[{"id": "x", "parent": "x", "limit_ma": 1}]),
-     "circuits[0].parent: 'x' makes a cycle: x -> x"),
+     "circuits[0].parent: \"x\" makes a cycle: x -> x"),
     # 'site' is the root, not a circuit
     (_scenario([], circuits=[{"id": "site", "parent": "site", "limit_ma": 1}]),
      "circuits[0].id: 'site' names the site itself, not a circuit"),
     # ids are letters, digits, '-', '_' and '.': no spaces, no quotes, nothing to escape
-    (_scenario([_load("my evse")]), "loads[0].id: 'my evse' is not 1 to 64 letters, digits, '-', '_' or '.'"),
-    (_scenario([_load('say"hi')]), "loads[0].id: 'say\"hi' is not 1 to 64 letters, digits, '-', '_' or '.'"),
-    (_scenario([_load("")]), "loads[0].id: '' is not 1 to 64 letters, digits, '-', '_' or '.'"),
-    (_scenario([_load("a", circuit="x y")]), "loads[0].circuit: 'x y' is not a circuit"),
+    (_scenario([_load("my evse")]), "loads[0].id: \"my evse\" is not 1 to 64 letters, digits, '-', '_' or '.'"),
+    (_scenario([_load('say"hi')]), "loads[0].id: \"say\\\"hi\" is not 1 to 64 letters, digits, '-', '_' or '.'"),
+    (_scenario([_load("")]), "loads[0].id: \"\" is not 1 to 64 letters, digits, '-', '_' or '.'"),
+    (_scenario([_load("a", circuit="x y")]), "loads[0].circuit: \"x y\" is not a circuit"),
     (_scenario([], circuits=[{"id": "c:1", "parent": "site", "limit_ma": 1}]),
-     "circuits[0].id: 'c:1' is not 1 to 64 letters, digits, '-', '_' or '.'"),
+     "circuits[0].id: \"c:1\" is not 1 to 64 letters, digits, '-', '_' or '.'"),
     # a three-phase load on a single-phase site
-    (_scenario([_load("a", phases="L123")]), "loads[0].phases: 'L123' on a single-phase site (only L1 exists)"),
+    (_scenario([_load("a", phases="L123")]), "loads[0].phases: \"L123\" on a single-phase site (only L1 exists)"),
     # the safety derating is a percentage of 1 to 100
     (_scenario([], safety_pct=0), "site.safety_pct: 0 is below 1"),
     # the step must move the current
@@ -352,7 +352,7 @@ def test_a_solar_minimum_the_continuous_rise_leaves_short_runs_the_allocation_ag
     # too many loads for the integer bounds
     (_scenario([_load(f"l{n}") for n in range(257)]), "loads: has 257 entries, more than 256"),
     # a value that is not JSON's: the scenario is a JSON object
-    ({"site": None}, "site: None is not an object"),
+    ({"site": None}, "site: null is not an object"),
 ])
 def test_bad_scenario_names_the_field(core: ModuleType, scenario: dict[str, Any], message: str) -> None:
     with pytest.raises(core.errors.FieldError) as caught:

@@ -42,7 +42,7 @@ def test_bad_input_is_one_line_naming_the_field(device_root: Path, tmp_path: Pat
     done = _run(device_root, "pilot", "--runtime", cli_runtime, str(request))
     assert done.returncode != 0
     assert done.stdout == ""
-    assert done.stderr == f"loadmesh pilot: {request}: ma[1]: None is not an integer\n"
+    assert done.stderr == f"loadmesh pilot: {request}: ma[1]: null is not an integer\n"
 
 
 def test_missing_device_tree_says_how_to_fix(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_same_bytes_on_every_runtime(device_root: Path, tmp_path: Path, vector: 
     ('{"site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}, "loads": [{"id": "a", '
      '"circuit": "shed", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000, "priority": 0, '
      '"mode": "continuous", "demand": true, "online": true}]}',
-     "loads[0].circuit: 'shed' is not a circuit"),
+     "loads[0].circuit: \"shed\" is not a circuit"),
     # a negative site limit
     ('{"site": {"phases": 3, "voltage_v": 230, "limit_ma": [25000, -1, 25000], "safety_pct": 100}, "loads": []}',
      "site.limit_ma[1]: -1 is below 0"),

@@ -134,7 +134,7 @@ def test_a_check_whose_file_name_is_taken_by_a_folder_names_that_folder(capsys: 
     assert sorted(path.name for path in folder.iterdir()) == ["hw.json"]
 
 
-@pytest.mark.parametrize(("text", "shown"), [("null", "config: None is not an object"),
+@pytest.mark.parametrize(("text", "shown"), [("null", "config: null is not an object"),
                                              ("[]", "config: a list is not an object")])
 def test_a_heating_check_group_file_that_holds_no_object_is_refused(capsys: pytest.CaptureFixture[str],
                                                                    tmp_path: Path, text: str, shown: str) -> None:

@@ -95,10 +95,10 @@ def test_node_check_says_when_a_file_gives_no_member_id(tmp_path: Path, capsys: 
 
 
 @pytest.mark.parametrize(("change", "group_file", "error"), [
-    ({}, "group-heating.json", "node.id: 'evse1' is not a member of group 'heating' (its members: bedroom, boiler, "
+    ({}, "group-heating.json", "node.id: \"evse1\" is not a member of group \"heating\" (its members: bedroom, boiler, "
                                "kitchen, lounge)"),
     ({"evse9": ["10.0.0.9", 80]}, "group-evse.json",
-     "node.peers_http.evse9: is not a member of group 'garage' (its members: evse1, evse2, evse3)"),
+     "node.peers_http.evse9: is not a member of group \"garage\" (its members: evse1, evse2, evse3)"),
     ({"evse1": ["10.0.0.1", 80]}, "group-evse.json",
      "node.peers_http.evse1: is this node itself (a node fetches configs from its peers)"),
 ])
@@ -118,9 +118,9 @@ def test_node_check_with_the_group_refuses_an_id_or_a_peer_that_is_no_member(
 
 BAD_NODE_FILES = [
     # (node.json's text, what node-check and adopt say after the file's name)
-    ('{"id": "evse 1"}', "node.id: 'evse 1' is not a member id (letters, digits, '-', '_', '.')"),
+    ('{"id": "evse 1"}', "node.id: \"evse 1\" is not a member id (letters, digits, '-', '_', '.')"),
     ('{"id": "evse1", "peers_http": {"evse2": ["evse2.local", 80]}}',
-     "node.peers_http.evse2[0]: 'evse2.local' is not an IPv4 address (a name would block the node while it is "
+     "node.peers_http.evse2[0]: \"evse2.local\" is not an IPv4 address (a name would block the node while it is "
      "looked up; no leading zeros)"),
     ('{"id": "evse1", "http_prot": 80}', "node.http_prot: is not a known field (did you mean http_port?)"),
     ('{"id": "evse1",}', "a comma before '}': line 1 column 15 (char 14)"),
@@ -241,7 +241,7 @@ def test_put_checks_the_file_before_the_network(tmp_path: Path, capsys: pytest.C
     bad_group = tmp_path / "group.json"
     bad_group.write_text(json.dumps(group))
     code, out, err = loadmesh(capsys, "put", NOBODY, "config", bad_group, "--key", key_file)
-    assert (code, out, err) == (2, "", f"loadmesh put: {bad_group}: members[0].kind: 'heater' is not one of "
+    assert (code, out, err) == (2, "", f"loadmesh put: {bad_group}: members[0].kind: \"heater\" is not one of "
                                        "evse|valve|boiler|relay\n")
     heating = tmp_path / "heating.json"
     heating.write_text('{"room": {"mode": "auto",}}')
@@ -250,7 +250,7 @@ def test_put_checks_the_file_before_the_network(tmp_path: Path, capsys: pytest.C
     heating.write_text('{"room": {"mode": "warm"}}')
     code, out, err = loadmesh(capsys, "put", NOBODY, "heating", heating, "--key", key_file)
     assert (code, out) == (2, "")
-    assert err.startswith(f"loadmesh put: {heating}: heating.room.mode: 'warm' "), err
+    assert err.startswith(f"loadmesh put: {heating}: heating.room.mode: \"warm\" "), err
     assert loadmesh(capsys, "put", NOBODY, "load_sharing", "yes", "--key", key_file) == (
         2, "", "loadmesh put: load_sharing: 'yes' is not on or off\n")
 
@@ -437,7 +437,7 @@ def test_node_files_refuse_what_adoption_would_and_write_nothing(tmp_path: Path,
     cases = [
         ('{"http_port": 80}', group, f"{node}: node.id: missing: adoption gives the node its member id from here"),
         ('{"id": "evse1"}', EXAMPLES / "group-heating.json",
-         f"{node}: node.id: 'evse1' is not a member of group 'heating' (its members: bedroom, boiler, kitchen, "
+         f"{node}: node.id: \"evse1\" is not a member of group \"heating\" (its members: bedroom, boiler, kitchen, "
          "lounge)"),
         # a node.json as the config
         ('{"id": "evse1"}', evse, f"{evse}: http_port: is not a known field (the file looks like a node's "

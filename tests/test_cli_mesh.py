@@ -48,7 +48,7 @@ def test_heartbeat_encode_prints_the_signed_bytes(device_root: Path, tmp_path: P
      "steps[1].key_hex: is not hex"),
     ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000, "base": SAMPLE,
                "steps": [{"t_ms": 0}, {"t_ms": 1, "send": {"seq": "x"}}]},
-     "steps[1].heartbeat.seq: 'x' is not an integer"),
+     "steps[1].heartbeat.seq: \"x\" is not an integer"),
     ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000, "base": SAMPLE,
                "steps": [{"t_ms": 0}, 5]}, "steps[1]: must be an object"),
     # A misspelt key is named, not ignored (max_peers would silently take its default, a step do nothing).

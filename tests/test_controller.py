@@ -478,9 +478,9 @@ def test_cars_ramping_between_slow_readings_do_not_widen_the_site(
 
 
 @pytest.mark.parametrize(("inputs", "error"), [
-    ({}, "inputs.demand: None is not true or false"),
+    ({}, "inputs.demand: null is not true or false"),
     ({"demand": 1}, "inputs.demand: 1 is not true or false"),
-    ({"demand": True, "mode": "fast"}, "inputs.mode: 'fast' is not one of continuous, solar_priority, solar_only, "
+    ({"demand": True, "mode": "fast"}, "inputs.mode: \"fast\" is not one of continuous, solar_priority, solar_only, "
                                        "excess, off"),
     ({"demand": True, "priority": 5000}, "inputs.priority: 5000 is not an integer -1000..1000"),
     ({"demand": True, "draw_ma": [1, 2]}, "inputs.draw_ma: must be a list of 3 values (L1, L2, L3; null when unknown)"),
@@ -498,7 +498,7 @@ def test_bad_inputs_are_named(core: ModuleType, inputs: dict[str, Any], error: s
 
 
 def test_a_node_that_is_not_a_member_is_refused(core: ModuleType) -> None:
-    with pytest.raises(core.errors.FieldError, match=r"^node: 'x' is not a member of the group$"):
+    with pytest.raises(core.errors.FieldError, match=r"^node: \"x\" is not a member of the group$"):
         core.controller.prepare(_parsed(core, config([evse("a"), evse("b")])), "x")
 
 

@@ -93,33 +93,33 @@ def test_the_hash_does_not_depend_on_order(core: ModuleType, members: list[int])
      "peer_timeout_ms: 2999 is below 3000, three times heartbeat_ms 1000"),
     ({"peer_timeout_ms": 100}, "peer_timeout_ms: 100 is below 1500, three times heartbeat_ms 500"),
     ({"peer_timeout_ms": 60001}, "peer_timeout_ms: 60001 is out of range 1500..60000"),
-    ({"peer_timeout_ms": True}, "peer_timeout_ms: True is not an integer"),
+    ({"peer_timeout_ms": True}, "peer_timeout_ms: true is not an integer"),
     ({"heartbeat_ms": 50}, "heartbeat_ms: 50 is out of range 100..10000"),
     ({"wdt_ms": 3001}, "wdt_ms: 3001 is above peer_timeout_ms 3000"),
     ({"wdt_ms": 5000, "peer_timeout_ms": 4000}, "wdt_ms: 5000 is above peer_timeout_ms 4000"),
     ({"wdt_ms": 99}, "wdt_ms: 99 is out of range 100..3000"),
-    ({"wdt_ms": "5000"}, "wdt_ms: '5000' is not an integer"),
+    ({"wdt_ms": "5000"}, "wdt_ms: \"5000\" is not an integer"),
     ({"ev_lag_ms": -1}, "ev_lag_ms: -1 is out of range 0..60000"),
-    ({"antiflap_ms": True}, "antiflap_ms: True is not an integer"),
+    ({"antiflap_ms": True}, "antiflap_ms: true is not an integer"),
     # identity
-    ({"group": "my house"}, "group: 'my house' is not an id (use letters, digits, '-', '_' and '.')"),
-    ({"group": "g" * 17}, "group: '" + "g" * 17 + "' is not an id of 1 to 16 characters"),
+    ({"group": "my house"}, "group: \"my house\" is not an id (use letters, digits, '-', '_' and '.')"),
+    ({"group": "g" * 17}, "group: \"" + "g" * 17 + "\" is not an id of 1 to 16 characters"),
     ({"version": -1}, "version: -1 is out of range 0..1073741823"),
-    ({"origin": None}, "origin: None is not an id of 1 to 64 characters"),
-    ({"failsafe": {"mode": "off"}}, "failsafe.mode: 'off' is not one of safe_current|disable"),
+    ({"origin": None}, "origin: null is not an id of 1 to 64 characters"),
+    ({"failsafe": {"mode": "off"}}, "failsafe.mode: \"off\" is not one of safe_current|disable"),
     ({"failsafe": {"current_ma": 6000, "amps": 6}}, "failsafe.amps: is not a known field"),
-    ({"members": "evse-1"}, "members: 'evse-1' is not a list"),
+    ({"members": "evse-1"}, "members: \"evse-1\" is not a list"),
     ({"members": [{"id": "a", "kind": "charger", "phases": "L1"}]},
-     "members[0].kind: 'charger' is not one of evse|valve|boiler|relay"),
+     "members[0].kind: \"charger\" is not one of evse|valve|boiler|relay"),
     ({"members": [{"id": "a", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000}]},
      "members[0].step_ma: is missing"),  # an EVSE states its steps
     ({"members": [{"id": "a", "kind": "valve", "phases": "L1", "failsafe_ma": -1}]},
      "members[0].failsafe_ma: -1 is out of range 0..1000000"),
     ({"circuits": [{"id": "garage", "parent": "site", "limit_ma": 20000},
                    {"id": "a-very-long-circuit", "parent": "site", "limit_ma": 16000}]},
-     "circuits[1].id: 'a-very-long-circuit' is longer than 16 characters (ids travel in heartbeats)"),
+     "circuits[1].id: \"a-very-long-circuit\" is longer than 16 characters (ids travel in heartbeats)"),
     ({"circuits": [{"id": "garage", "parent": "barn", "limit_ma": 16000}]},
-     "circuits[0].parent: 'barn' is not a circuit"),
+     "circuits[0].parent: \"barn\" is not a circuit"),
 ])
 def test_a_bad_config_is_named(core: ModuleType, change: dict[str, Any], error: str) -> None:
     with pytest.raises(core.errors.FieldError) as raised:
@@ -243,7 +243,7 @@ def test_signed_mutations_of_a_valid_config_never_escape(core: ModuleType, data:
 
 
 def test_node_facts_refuse_a_stranger(core: ModuleType) -> None:
-    with pytest.raises(core.errors.FieldError, match=r"^node: 'barn' is not a member of the group$"):
+    with pytest.raises(core.errors.FieldError, match=r"^node: \"barn\" is not a member of the group$"):
         core.groupconfig.node_facts(core.groupconfig.parse(GARAGE), "barn")
 
 

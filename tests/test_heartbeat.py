@@ -95,53 +95,53 @@ def test_encode_into_reuses_one_buffer(core: ModuleType) -> None:
 
 
 @pytest.mark.parametrize(("changes", "error"), [
-    ({"node": ""}, "heartbeat.node: '' must have 1 to 16 characters"),  # empty id
-    ({"node": "n" * 17}, "heartbeat.node: '" + "n" * 17 + "' must have 1 to 16 characters"),  # too long
-    ({"circuit": "my garage"}, "heartbeat.circuit: 'my garage' must be printable ASCII without spaces"),
+    ({"node": ""}, "heartbeat.node: \"\" must have 1 to 16 characters"),  # empty id
+    ({"node": "n" * 17}, "heartbeat.node: \"" + "n" * 17 + "\" must have 1 to 16 characters"),  # too long
+    ({"circuit": "my garage"}, "heartbeat.circuit: \"my garage\" must be printable ASCII without spaces"),
     ({"group": 7}, "heartbeat.group: 7 is not a string"),
     ({"boot_id": 0}, "heartbeat.boot_id: 0 is outside 1..1073741823"),  # boot ids start at 1
     ({"seq": 1 << 30}, "heartbeat.seq: 1073741824 is outside 0..1073741823"),  # stays a small int
     ({"applied_ma": -1}, "heartbeat.applied_ma: -1 is outside 0..1073741823"),
     ({"target_ma": 16.0}, "heartbeat.target_ma: a float is not an integer"),  # no float reprs in errors
-    ({"max_ma": True}, "heartbeat.max_ma: True is not an integer"),  # bool is not an int here
+    ({"max_ma": True}, "heartbeat.max_ma: true is not an integer"),  # bool is not an int here
     ({"priority": 40000}, "heartbeat.priority: 40000 is outside -32768..32767"),
-    ({"phases": "L4"}, "heartbeat.phases: 'L4' is not one of L1, L2, L3, L123"),
-    ({"mode": "fast"}, "heartbeat.mode: 'fast' is not one of off, continuous, solar_priority, solar_only, excess"),
+    ({"phases": "L4"}, "heartbeat.phases: \"L4\" is not one of L1, L2, L3, L123"),
+    ({"mode": "fast"}, "heartbeat.mode: \"fast\" is not one of off, continuous, solar_priority, solar_only, excess"),
     ({"failsafe": 0}, "heartbeat.failsafe: 0 is not true or false"),
     ({"draw_ma": [1, 2]}, "heartbeat.draw_ma: must be a list of 3 values (L1, L2, L3)"),
     ({"draw_ma": [1, -2, 3]}, "heartbeat.draw_ma[1]: -2 is outside 0..1073741823"),
-    ({"digest": "ABCD"}, "heartbeat.digest: 'ABCD' is not lowercase hex"),
+    ({"digest": "ABCD"}, "heartbeat.digest: \"ABCD\" is not lowercase hex"),
     ({"digest": "abc"}, "heartbeat.digest: must be an even number of hex digits, at most 64"),
     ({"config_hash": "00" * 33}, "heartbeat.config_hash: must be an even number of hex digits, at most 64"),
     ({"meter": {"seq": 1, "age_ms": 0, "ma": [0, 0, 0]}}, "heartbeat.meter.managed_ma: is missing"),
     ({"meter": {"seq": 1, "age_ms": 0, "ma": [0, 0, -(1 << 30)], "managed_ma": [0, 0, 0]}},
      "heartbeat.meter.ma[2]: -1073741824 is outside -1073741823..1073741823"),
     ({"meter": {"seq": 1, "age_ms": 0, "ma": [0, 0, 0], "managed_ma": [0, None, 0]}},
-     "heartbeat.meter.managed_ma[1]: None is not an integer"),  # only readings may be unknown
+     "heartbeat.meter.managed_ma[1]: null is not an integer"),  # only readings may be unknown
     ({"heating": {"state": "TIER4_ACTIVE", "overrides": []}},
-     "heartbeat.heating.state: 'TIER4_ACTIVE' is not one of DISABLED, INACTIVE, TIER1_ACTIVE, TIER1_ESCALATED, "
+     "heartbeat.heating.state: \"TIER4_ACTIVE\" is not one of DISABLED, INACTIVE, TIER1_ACTIVE, TIER1_ESCALATED, "
      "TIER2_ACTIVE, TIER2_ESCALATED, TIER3_ACTIVE, TIER3_ESCALATED"),
     ({"heating": {"state": "INACTIVE", "overrides": [["b", 10], ["a", 10]]}},
-     "heartbeat.heating.overrides[1][0]: 'a' must come after 'b' (sorted by node, each node once)"),
+     "heartbeat.heating.overrides[1][0]: \"a\" must come after \"b\" (sorted by node, each node once)"),
     ({"heating": {"state": "INACTIVE", "overrides": [["a", 10], ["a", 20]]}},
-     "heartbeat.heating.overrides[1][0]: 'a' must come after 'a' (sorted by node, each node once)"),
+     "heartbeat.heating.overrides[1][0]: \"a\" must come after \"a\" (sorted by node, each node once)"),
     # Ids are shown as every core error shows text (errors.quoted), not repr(): an id may hold a backslash.
     ({"heating": {"state": "INACTIVE", "overrides": [["b\\x", 10], ["a", 10]]}},
-     "heartbeat.heating.overrides[1][0]: 'a' must come after \"b\\\\x\" (sorted by node, each node once)"),
+     "heartbeat.heating.overrides[1][0]: \"a\" must come after \"b\\\\x\" (sorted by node, each node once)"),
     ({"heating": {"state": "INACTIVE", "overrides": [["a", 101]]}},
      "heartbeat.heating.overrides[0][1]: 101 is outside 0..100"),
     ({"heating": {"state": "INACTIVE", "overrides": [["v" + str(n), 10] for n in range(10, 23)]}},
      "heartbeat.heating.overrides: must be a list of at most 12 [node, pct] pairs"),
-    ({"room": dict(_ROOM, mode="away")}, "heartbeat.room.mode: 'away' is not one of auto, manual, off"),
+    ({"room": dict(_ROOM, mode="away")}, "heartbeat.room.mode: \"away\" is not one of auto, manual, off"),
     ({"room": dict(_ROOM, temp_dc=19.5)}, "heartbeat.room.temp_dc: a float is not an integer"),
     ({"room": dict(_ROOM, valve_pct=101)}, "heartbeat.room.valve_pct: 101 is outside 0..100"),
-    ({"room": dict(_ROOM, stale=None)}, "heartbeat.room.stale: None is not true or false"),
+    ({"room": dict(_ROOM, stale=None)}, "heartbeat.room.stale: null is not true or false"),
     ({"room": dict(_ROOM, next_target_dc=None)},
      "heartbeat.room.next_start_in_ms: and next_target_dc must both be null or both be given"),
     ({"boiler": {"fsm": "ON", "on": True, "hold": False, "cooldown": False}},
      "heartbeat.boiler.setpoint_dc: is missing"),
     ({"boiler": {"fsm": "LIT", "on": True, "hold": False, "cooldown": False, "setpoint_dc": 700}},
-     "heartbeat.boiler.fsm: 'LIT' is not one of OFF, BLOCKED, ON, PENDING_OFF, PUMP_OVERRUN"),
+     "heartbeat.boiler.fsm: \"LIT\" is not one of OFF, BLOCKED, ON, PENDING_OFF, PUMP_OVERRUN"),
 ])
 def test_a_bad_field_is_named(core: ModuleType, changes: dict[str, Any], error: str) -> None:
     with pytest.raises(core.errors.FieldError) as raised:

@@ -181,7 +181,7 @@ def test_heating_check_refuses_with_the_file_the_field_and_the_value(device_root
     # A rating that is not a number.
     bad = json.loads(json.dumps(boiler))
     bad["rooms"][1]["rated_w"] = "1400 W"
-    cases.append((bad, None, "boiler.json: heating.rooms[1].rated_w: '1400 W'"))
+    cases.append((bad, None, "boiler.json: heating.rooms[1].rated_w: \"1400 W\""))
     # A room the group has no valve node for (a misspelt id), against the group config.
     bad = json.loads(json.dumps(boiler))
     bad["rooms"][0]["id"] = "bathroom"

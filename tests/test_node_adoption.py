@@ -110,7 +110,7 @@ def test_a_node_is_adopted_with_its_code_once_then_runs_its_config_after_a_reboo
          "adopt.tag: does not match this node's adoption code"),
         (good.replace(b'"boot_floor":41', b'"boot_floor":42'), "adopt.tag: does not match this node's adoption code"),
         (b"{not json", "adopt: the body is not JSON"),
-        (b'{"node": "solo"}', "adopt.tag: None is not hex"),
+        (b'{"node": "solo"}', "adopt.tag: null is not hex"),
     ]
     for body, error in refused:
         assert node.request("PUT", "/adopt", body) == (400, {"error": error})

@@ -344,7 +344,7 @@ BAD_WIRING = [
     # (wiring, the error)
     ({"hal": "esp32", "pilot": {"pwm_pin": 45, "adc_pin": 36}}, "hw.pilot.pwm_pin: 45 is out of range 0..39"),
     ({"hal": "esp32", "valve": {"kind": "stepper", "pin": 1}},
-     "hw.valve.kind: 'stepper' is not one of pwm|servo|relay"),
+     "hw.valve.kind: \"stepper\" is not one of pwm|servo|relay"),
     ({"hal": "esp32", "wdt_ms": 500}, "hw.wdt_ms: 500 is out of range 1000..8000"),
     ({"hal": "esp32", "ct": [None, None, None, None]}, "hw.ct: has 4 entries; one per phase, at most 3"),
     ({"hal": "esp32", "onewire": {"pin": 4, "sensors": {"attic": ROOM_ROM}}},
@@ -372,7 +372,7 @@ BAD_WIRING = [
      "booting"),
     ({"hal": "esp32", "valve": {"kind": "relay", "pin": 25, "feedback": {"kind": "switch", "pin": 33,
                                                                          "pull": "sideways"}}},
-     "hw.valve.feedback.pull: 'sideways' is not one of up|down"),
+     "hw.valve.feedback.pull: \"sideways\" is not one of up|down"),
     ({"hal": "esp32", "valve": {"kind": "relay", "pin": 25, "feedback": {"kind": "switch", "pin": 39, "pull": "up"}}},
      "hw.valve.feedback.pull: 'up': GPIO 39 has no internal pull (GPIO 34..39); fit a resistor, or use another pin"),
     ({"hal": "esp32", "valve": {"kind": "servo", "pin": 14, "feedback": {"kind": "adc", "pin": 35, "closed_mv": 300,
@@ -393,20 +393,20 @@ BAD_WIRING = [
     ({"hal": "esp32", "clock": {}},
      "hw.clock.tz: is missing: the house's time zone as a POSIX TZ string, e.g. CET-1CEST,M3.5.0,M10.5.0/3"),
     ({"hal": "esp32", "clock": {"tz": "Europe/London"}},
-     "hw.clock.tz: 'Europe/London' is a zone name; the node has no tz database: give the zone's POSIX TZ string, "
+     "hw.clock.tz: \"Europe/London\" is a zone name; the node has no tz database: give the zone's POSIX TZ string, "
      "the last line of its file: tail -n1 /usr/share/zoneinfo/Europe/London (for Europe/Berlin: "
      "CET-1CEST,M3.5.0,M10.5.0/3)"),
     ({"hal": "esp32", "clock": {"tz": "CET-1CEST"}},
-     "hw.clock.tz: 'CET-1CEST' has daylight saving time without its rules (add ,start[/time],end[/time], e.g. "
+     "hw.clock.tz: \"CET-1CEST\" has daylight saving time without its rules (add ,start[/time],end[/time], e.g. "
      ",M3.5.0,M10.5.0/3)"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["pool..ntp.org"]}},
-     "hw.clock.ntp[0]: 'pool..ntp.org' is not an IPv4 address, \"gateway\" or a host name: it has an empty label "
+     "hw.clock.ntp[0]: \"pool..ntp.org\" is not an IPv4 address, \"gateway\" or a host name: it has an empty label "
      "(two dots in a row, or a dot at an end)"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["192.168.1.1", "224.0.1.1"]}},
-     "hw.clock.ntp[1]: '224.0.1.1' is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
+     "hw.clock.ntp[1]: \"224.0.1.1\" is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": []}}, "hw.clock.ntp: has 0 entries; 1 to 3 servers"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["gateway", "gateway"]}},
-     "hw.clock.ntp[1]: 'gateway' is listed twice"),
+     "hw.clock.ntp[1]: \"gateway\" is listed twice"),
     ({"hal": "esp32", "clock": {"tz": "UTC0", "server": "10.0.0.1"}}, "hw.clock.server: is not a known field"),
     # What the ESP32 port itself refuses, named before it can: machine.Pin has no GPIO 24 or 28..31
     # (ports/esp32/machine_pin.h), and a servo pulse must fit in its period (machine_pwm.c set_duty_ns()).

@@ -344,7 +344,7 @@ def test_new_boiler_settings_take_effect_without_cutting_the_burner(tmp_path: Pa
     try:
         _put_heating(role, tmp_path, bad)
     except FieldError as exc:
-        assert str(exc) == "heating.rooms[0].rated_w: '5 kW' is not an integer", str(exc)
+        assert str(exc) == "heating.rooms[0].rated_w: \"5 kW\" is not an integer", str(exc)
     else:
         raise AssertionError("accepted a rating in words")
     assert role.rooms == ["bath", "bedroom"] and heatsettings.stored(str(tmp_path))["heating"] == settings

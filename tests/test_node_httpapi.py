@@ -162,7 +162,7 @@ def test_put_config_stores_what_the_callback_accepts(node: Node, tmp_path: Path)
     refused = [
         # (body, error)
         (b"{not json", None),
-        (b'{"version": "three"}', "config.version: 'three' is not an integer"),
+        (b'{"version": "three"}', "config.version: \"three\" is not an integer"),
         (b'{"version": 0}', "config.version: 0 is out of range 1..1000000"),
         (b"[1, 2]", "config: a list is not an object"),
     ]

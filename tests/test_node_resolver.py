@@ -471,40 +471,40 @@ GOOD_SERVERS: list[object] = [
 ]
 NOT_A = "is not an IPv4 address, \"gateway\" or a host name"
 BAD_SERVERS: list[tuple[object, str]] = [
-    ("pool..ntp.org", "'pool..ntp.org' " + NOT_A + ": it has an empty label (two dots in a row, or a dot at an end)"),
-    ("pool.ntp.org.", "'pool.ntp.org.' " + NOT_A + ": it has an empty label (two dots in a row, or a dot at an end)"),
-    (".ntp.org", "'.ntp.org' " + NOT_A + ": it has an empty label (two dots in a row, or a dot at an end)"),
-    ("ntpserver", "'ntpserver' " + NOT_A + ": it has no dot (a name of one label is local, looked up by a search "
+    ("pool..ntp.org", "\"pool..ntp.org\" " + NOT_A + ": it has an empty label (two dots in a row, or a dot at an end)"),
+    ("pool.ntp.org.", "\"pool.ntp.org.\" " + NOT_A + ": it has an empty label (two dots in a row, or a dot at an end)"),
+    (".ntp.org", "\".ntp.org\" " + NOT_A + ": it has an empty label (two dots in a row, or a dot at an end)"),
+    ("ntpserver", "\"ntpserver\" " + NOT_A + ": it has no dot (a name of one label is local, looked up by a search "
      "list the node does not have: give the full name)"),
-    ("Gateway", "'Gateway' " + NOT_A + ": it has no dot (a name of one label is local, looked up by a search "
+    ("Gateway", "\"Gateway\" " + NOT_A + ": it has no dot (a name of one label is local, looked up by a search "
      "list the node does not have: give the full name)"),
-    ("-ntp.example.org", "'-ntp.example.org' " + NOT_A + ": its label '-ntp' starts or ends with a hyphen"),
-    ("ntp-.example.org", "'ntp-.example.org' " + NOT_A + ": its label 'ntp-' starts or ends with a hyphen"),
-    ("ntp_1.example.org", "'ntp_1.example.org' " + NOT_A + ": it has '_' (letters, digits, hyphens and dots only)"),
+    ("-ntp.example.org", "\"-ntp.example.org\" " + NOT_A + ": its label \"-ntp\" starts or ends with a hyphen"),
+    ("ntp-.example.org", "\"ntp-.example.org\" " + NOT_A + ": its label \"ntp-\" starts or ends with a hyphen"),
+    ("ntp_1.example.org", "\"ntp_1.example.org\" " + NOT_A + ": it has \"_\" (letters, digits, hyphens and dots only)"),
     ("ntp.exämple.org",  # an internationalized name is written in its ASCII form (xn--exmple-cua)
      "\"ntp.ex\\u00e4mple.org\" " + NOT_A + ": it has \"\\u00e4\" (letters, digits, hyphens and dots only)"),
-    ("ntp example.org", "'ntp example.org' " + NOT_A + ": it has ' ' (letters, digits, hyphens and dots only)"),
-    ("ntp.example.123", "'ntp.example.123' " + NOT_A + ": its last label '123' is all digits (no top-level "
+    ("ntp example.org", "\"ntp example.org\" " + NOT_A + ": it has \" \" (letters, digits, hyphens and dots only)"),
+    ("ntp.example.123", "\"ntp.example.123\" " + NOT_A + ": its last label \"123\" is all digits (no top-level "
      "domain is)"),
-    ("x" * 64 + ".org", "'" + "x" * 40 + "...' " + NOT_A + ": its label '" + "x" * 20 + "...' has 64 characters, "
+    ("x" * 64 + ".org", "\"" + "x" * 40 + "...\" " + NOT_A + ": its label \"" + "x" * 20 + "...\" has 64 characters, "
      "at most 63"),
     ("a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 62,
-     "'" + "a" * 40 + "...' " + NOT_A + ": it has 254 characters, at most 253"),
-    ("224.0.1.1", "'224.0.1.1' is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
-    ("10.0.0.256", "'10.0.0.256' is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
-    ("10.0.1", "'10.0.1' is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
+     "\"" + "a" * 40 + "...\" " + NOT_A + ": it has 254 characters, at most 253"),
+    ("224.0.1.1", "\"224.0.1.1\" is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
+    ("10.0.0.256", "\"10.0.0.256\" is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
+    ("10.0.1", "\"10.0.1\" is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
     # Read as octal by the C library and lwIP (8.0.0.1): another server than the one checked.
-    ("010.0.0.1", "'010.0.0.1' is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
-    ("192.168.1.01", "'192.168.1.01' is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
-    ("", "'' " + NOT_A + ": it is empty"),
+    ("010.0.0.1", "\"010.0.0.1\" is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
+    ("192.168.1.01", "\"192.168.1.01\" is not a unicast IPv4 address (1..223.0..255.0..255.0..255, no leading zeros)"),
+    ("", "\"\" " + NOT_A + ": it is empty"),
     (123, "123 " + NOT_A),
-    (None, "None " + NOT_A),
+    (None, "null " + NOT_A),
     # Lists: the whole "ntp", the error in full. A name's case does not matter: the same server, twice.
-    (["Pool.NTP.org", "pool.ntp.org"], "hw.clock.ntp[1]: 'pool.ntp.org' is listed twice: as 'Pool.NTP.org' in "
+    (["Pool.NTP.org", "pool.ntp.org"], "hw.clock.ntp[1]: \"pool.ntp.org\" is listed twice: as \"Pool.NTP.org\" in "
      "hw.clock.ntp[0] (a host name's case does not matter)"),
-    (["gateway", "de.pool.ntp.org", "DE.pool.ntp.ORG"], "hw.clock.ntp[2]: 'DE.pool.ntp.ORG' is listed twice: as "
-     "'de.pool.ntp.org' in hw.clock.ntp[1] (a host name's case does not matter)"),
-    (["192.168.1.1", "192.168.1.1"], "hw.clock.ntp[1]: '192.168.1.1' is listed twice"),
+    (["gateway", "de.pool.ntp.org", "DE.pool.ntp.ORG"], "hw.clock.ntp[2]: \"DE.pool.ntp.ORG\" is listed twice: as "
+     "\"de.pool.ntp.org\" in hw.clock.ntp[1] (a host name's case does not matter)"),
+    (["192.168.1.1", "192.168.1.1"], "hw.clock.ntp[1]: \"192.168.1.1\" is listed twice"),
 ]
 
 
@@ -514,13 +514,13 @@ def test_a_name_in_the_wiring_and_its_errors_name_the_entry() -> None:
     assert hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0"}})["clock"] == {"tz": "UTC0", "ntp": ["gateway"]}
     with pytest.raises(FieldError) as refused:
         hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["gateway", "pool..ntp.org"]}})
-    assert str(refused.value) == ("hw.clock.ntp[1]: 'pool..ntp.org' " + NOT_A + ": it has an empty label (two dots "
+    assert str(refused.value) == ("hw.clock.ntp[1]: \"pool..ntp.org\" " + NOT_A + ": it has an empty label (two dots "
                                   "in a row, or a dot at an end)")
     with pytest.raises(FieldError) as twice:
         hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["pool.ntp.org", "pool.ntp.org"]}})
-    assert str(twice.value) == "hw.clock.ntp[1]: 'pool.ntp.org' is listed twice"
+    assert str(twice.value) == "hw.clock.ntp[1]: \"pool.ntp.org\" is listed twice"
     with pytest.raises(FieldError) as folded:
         hwconfig.parse({"hal": "esp32", "clock": {"tz": "UTC0", "ntp": ["Time.Cloudflare.COM", "gateway",
                                                                          "time.cloudflare.com"]}})
-    assert str(folded.value) == ("hw.clock.ntp[2]: 'time.cloudflare.com' is listed twice: as 'Time.Cloudflare.COM' "
+    assert str(folded.value) == ("hw.clock.ntp[2]: \"time.cloudflare.com\" is listed twice: as \"Time.Cloudflare.COM\" "
                                  "in hw.clock.ntp[0] (a host name's case does not matter)")

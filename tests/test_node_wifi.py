@@ -394,14 +394,14 @@ BAD_WIFI = [
     ({"ssid": "House", "password": "pässwort123"},
      "hw.wifi.password: character 2 of 11 is not printable ASCII, which a passphrase is made of"),
     ({"password": PASSWORD}, "hw.wifi.ssid: is missing: the network's name"),
-    ({"ssid": "", "password": PASSWORD}, "hw.wifi.ssid: '' is not a network name (a non-empty string)"),
+    ({"ssid": "", "password": PASSWORD}, "hw.wifi.ssid: \"\" is not a network name (a non-empty string)"),
     ({"ssid": "Wohnzimmer Straße Café 2,4 GHz!", "password": PASSWORD},
      "hw.wifi.ssid: \"Wohnzimmer Stra\\u00dfe Caf\\u00e9 2,4 GHz!\" is 33 bytes; a network name has at most 32"),
     ({"ssid": "House", "password": PASSWORD, "hostname": "-evse"},
-     "hw.wifi.hostname: '-evse' is not a host name: 1 to 32 letters, digits and hyphens, not starting or ending "
+     "hw.wifi.hostname: \"-evse\" is not a host name: 1 to 32 letters, digits and hyphens, not starting or ending "
      "with a hyphen"),
     ({"ssid": "House", "password": PASSWORD, "hostname": "garage_evse"},
-     "hw.wifi.hostname: 'garage_evse' is not a host name: 1 to 32 letters, digits and hyphens, not starting or "
+     "hw.wifi.hostname: \"garage_evse\" is not a host name: 1 to 32 letters, digits and hyphens, not starting or "
      "ending with a hyphen"),
     ({"ssid": "House", "password": PASSWORD, "channel": 6}, "hw.wifi.channel: is not a known field"),
 ]

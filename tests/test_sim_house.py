@@ -286,7 +286,7 @@ def test_the_load_sharing_switch_and_heating_settings_over_http(tmp_path: Path, 
                                     "state": answers["off"][1]["state"]}), answers  # type: ignore[index]
     assert answers["get"][0] == 200 and answers["get"][1]["switch"] is False, answers  # type: ignore[index]
     assert answers["no token"][0] == 401, answers
-    assert answers["not a bool"] == (400, {"error": "load_sharing.enabled: 'yes' is not true or false"}), answers
+    assert answers["not a bool"] == (400, {"error": "load_sharing.enabled: \"yes\" is not true or false"}), answers
     assert answers["on a valve node"][0] == 400, answers
     assert "boiler node's switch" in str(answers["on a valve node"][1]), answers
     status, kept = answers["boiler heating"]

@@ -73,7 +73,7 @@ def test_a_valve_node_may_sit_in_every_room_of_the_house() -> None:
     data["nodes"][-1]["room"] = "attic"
     with pytest.raises(FieldError) as caught:
         scenario.parse(data)
-    assert str(caught.value) == (f"nodes[{len(data['nodes']) - 1}].room: 'attic' is not a room of the house "
+    assert str(caught.value) == (f"nodes[{len(data['nodes']) - 1}].room: \"attic\" is not a room of the house "
                                  "(bath, bedroom, hall, kids, kitchen, lounge, study)")
 
 
@@ -122,13 +122,13 @@ BAD = [
     (_with("duration_s", ...), "duration_s: is missing"),
     (_with("duration_s", 0), "duration_s: 0 is out of range 1..604800"),
     (_with("nodes", []), "nodes: has 0 nodes; 1 to 17 are allowed"),
-    (_with("nodes[0].kind", "heatpump"), "nodes[0].kind: 'heatpump' is not one of evse|relay|valve|boiler"),
-    (_with("nodes[0].id", "has space"), "nodes[0].id: 'has space' is not a node id (1 to 16 printable ASCII "
+    (_with("nodes[0].kind", "heatpump"), "nodes[0].kind: \"heatpump\" is not one of evse|relay|valve|boiler"),
+    (_with("nodes[0].id", "has space"), "nodes[0].id: \"has space\" is not a node id (1 to 16 printable ASCII "
                                         "characters, no space)"),
     (_with("nodes[0].min_ma", 20000), "nodes[0].min_ma: 20000 is above max_ma 16000"),
-    (_with("nodes[0].circuit", "attic"), "nodes[0].circuit: 'attic' is not a circuit"),
+    (_with("nodes[0].circuit", "attic"), "nodes[0].circuit: \"attic\" is not a circuit"),
     (_with("nodes[0].mode", ...), "nodes[0].mode: is missing"),
-    (_with("nodes[1].id", "a"), "nodes[1].id: 'a' is a duplicate"),
+    (_with("nodes[1].id", "a"), "nodes[1].id: \"a\" is a duplicate"),
     (_with("nodes[0].car.lag_ms", 500), "nodes[0].car.lag_ms: 500 is out of range 1000..5000"),
     (_with("nodes[0].car.plug_at_s", ...), "nodes[0].car.plug_at_s: is missing (null: unplugged until a plug "
                                            "event)"),
@@ -136,7 +136,7 @@ BAD = [
     (_with("nodes[0].car.colour", "red"), "nodes[0].car.colour: is not a known field"),
     (_with("nodes[1].car", {"plug_at_s": 0}), "nodes[1].car: only an evse node has a car"),
     (_with("nodes[1].kind", "valve"), "nodes[1].kind: 'valve' needs a house section"),
-    (_with("events[0]", {"at_s": 10, "kill": "zz"}), "events[0].kill: 'zz' is not a node"),
+    (_with("events[0]", {"at_s": 10, "kill": "zz"}), "events[0].kill: \"zz\" is not a node"),
     (_with("events[0]", {"at_s": 10, "unplug": "b"}), "events[0].unplug: 'b' has no car"),
     (_with("events[0]", {"at_s": 61, "kill": "a"}), "events[0].at_s: 61 is out of range 0..60.0"),
     (_with("events[0]", {"at_s": 5, "kill": "a", "heal": "a"}),
@@ -148,12 +148,12 @@ BAD = [
     (_with("events[0]", {"at_s": 5, "limit_ma": [1, 2]}), "events[0].limit_ma: has 2 values; the site has 1 "
                                                           "phases"),
     (_with("events[0]", {"at_s": 5, "limit_ma": 1000, "circuit": "attic"}),
-     "events[0].circuit: 'attic' is not a circuit"),
+     "events[0].circuit: \"attic\" is not a circuit"),
     (_with("events[0]", {"at_s": 5, "isolate": "a", "circuit": "garage"}),
      "events[0].circuit: goes only with limit_ma"),
     (_with("events[0]", {"at_s": 5, "meter_stale_s": 10}), "events[0].meter_stale_s: there is no meter section"),
-    (_with("meter", {"node": "zz"}), "meter.node: 'zz' is not a node"),
-    (_with("house", {"model": "castle"}), "house.model: 'castle' is not one of reference"),
+    (_with("meter", {"node": "zz"}), "meter.node: \"zz\" is not a node"),
+    (_with("house", {"model": "castle"}), "house.model: \"castle\" is not one of reference"),
     (_with("site.meter", {"ma": [0], "age_ms": 0}), "site.meter: is live in a simulation: use the top-level "
                                                      "meter section"),
     (_with("site.limit_ma", -1), "site.limit_ma: -1 is below 0"),
@@ -217,7 +217,7 @@ def test_a_yaml_merge_may_give_a_key_again(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "error"), [
     ("", "scenario: empty.yaml is empty: it holds no YAML document"),
     ("# a scenario to come\n\n", "scenario: empty.yaml is empty: it holds no YAML document"),
-    ("null\n", "scenario: None is not an object"),  # a document, not an empty file
+    ("null\n", "scenario: null is not an object"),  # a document, not an empty file
 ])
 def test_an_empty_file_says_so_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
                                                    error: str) -> None:

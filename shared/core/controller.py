@@ -3,7 +3,7 @@
 import hashlib
 
 from . import allocate, headroom, site, view
-from .errors import FieldError
+from .errors import FieldError, describe
 from .peers import Peer, PeerTable
 
 # DESIGN's rules, in the order step() applies them (docs/safety.md argues each):
@@ -126,12 +126,12 @@ def boot(plan: Plan, boot_id: int, now_ms: int, last_applied_ma: int = 0,
     let them raise into current its car may still draw.
     """
     if isinstance(boot_id, bool) or not isinstance(boot_id, int) or not 1 <= boot_id <= (1 << 30) - 1:
-        raise FieldError("boot_id", site.show(boot_id) + " is not an integer 1..1073741823")
+        raise FieldError("boot_id", describe(boot_id) + " is not an integer 1..1073741823")
     _check_ms(now_ms, "now_ms")
     if isinstance(last_applied_ma, bool) or not isinstance(last_applied_ma, int) or last_applied_ma < 0:
-        raise FieldError("last_applied_ma", site.show(last_applied_ma) + " is not a current in mA")
+        raise FieldError("last_applied_ma", describe(last_applied_ma) + " is not a current in mA")
     if isinstance(last_exposure_ma, bool) or not isinstance(last_exposure_ma, int) or last_exposure_ma < 0:
-        raise FieldError("last_exposure_ma", site.show(last_exposure_ma) + " is not a current in mA")
+        raise FieldError("last_exposure_ma", describe(last_exposure_ma) + " is not a current in mA")
     # Its car may still be following a limit enforced before the reset, for up to
     # ev_lag from now (the reset took some of it: held a little longer is the safe side).
     exposed = last_exposure_ma if last_exposure_ma > last_applied_ma else last_applied_ma
@@ -374,7 +374,7 @@ def _opt_int(mapping: dict[str, object], key: str) -> int | None:
 def _inputs(plan: Plan,
             inputs: object) -> tuple[bool, bool, str, int, list[int | None], dict[str, object] | None, bool]:
     if not isinstance(inputs, dict):
-        raise FieldError("inputs", site.show(inputs) + " is not an object")
+        raise FieldError("inputs", describe(inputs) + " is not an object")
     for key in inputs:
         if key not in _INPUT_KEYS:
             from .fieldcheck import key_name  # only for an error: a node keeps fieldcheck out of its heap
@@ -382,25 +382,25 @@ def _inputs(plan: Plan,
             raise FieldError("inputs." + key_name(key), "is not a known field")
     demand = inputs.get("demand")
     if demand is not True and demand is not False:
-        raise FieldError("inputs.demand", site.show(demand) + " is not true or false")
+        raise FieldError("inputs.demand", describe(demand) + " is not true or false")
     idle = inputs.get("idle", False)
     if idle is not True and idle is not False:
-        raise FieldError("inputs.idle", site.show(idle) + " is not true or false")
+        raise FieldError("inputs.idle", describe(idle) + " is not true or false")
     hold = inputs.get("hold", False)
     if hold is not True and hold is not False:
-        raise FieldError("inputs.hold", site.show(hold) + " is not true or false")
+        raise FieldError("inputs.hold", describe(hold) + " is not true or false")
     mode = inputs.get("mode", plan.me["mode"])
     if not isinstance(mode, str) or mode not in _MODES:
-        raise FieldError("inputs.mode", site.show(mode) + " is not one of " + ", ".join(_MODES))
+        raise FieldError("inputs.mode", describe(mode) + " is not one of " + ", ".join(_MODES))
     priority = inputs.get("priority", plan.me["priority"])
     if isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000:
-        raise FieldError("inputs.priority", site.show(priority) + " is not an integer -1000..1000")
+        raise FieldError("inputs.priority", describe(priority) + " is not an integer -1000..1000")
     draw = _readings(inputs.get("draw_ma", [None, None, None]), "inputs.draw_ma", 0)
     raw_meter = inputs.get("meter")
     meter: dict[str, object] | None = None
     if raw_meter is not None:
         if not isinstance(raw_meter, dict):
-            raise FieldError("inputs.meter", site.show(raw_meter) + " is not an object")
+            raise FieldError("inputs.meter", describe(raw_meter) + " is not an object")
         for key in raw_meter:
             if key not in ("seq", "age_ms", "ma"):
                 from .fieldcheck import key_name
@@ -427,13 +427,13 @@ def _readings(value: object, path: str, low: int) -> list[int | None]:
 
 def _int_in(value: object, path: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise FieldError(path, site.show(value) + " is not an integer " + str(low) + ".." + str(high))
+        raise FieldError(path, describe(value) + " is not an integer " + str(low) + ".." + str(high))
     return value
 
 
 def _check_ms(value: object, path: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise FieldError(path, site.show(value) + " is not a time in ms")
+        raise FieldError(path, describe(value) + " is not a time in ms")
 
 
 def _peers(plan: Plan, table: PeerTable, now_ms: int) -> tuple[list[Peer | None], list[bool]]:

@@ -1,26 +1,11 @@
 """Field checks for configs, states and inputs: each failure names the field and the value."""
 
-from .errors import FieldError, quoted
+from .errors import FieldError
+from .errors import describe as describe  # the one way to show a value; callers name it fc.describe
 
 # The heating modules validate everything that reaches them through these
-# helpers, so every message has the same shape. Values are described without
-# floats (a float's repr differs between CPython and single-precision
-# MicroPython, and the message is part of a vector's expected bytes).
-
-
-def describe(value: object) -> str:
-    """The value as an error message shows it: repr for simple values, a kind for the rest."""
-    if value is None or isinstance(value, (bool, int)):
-        return repr(value)
-    if isinstance(value, str):
-        return quoted(value if len(value) <= 40 else value[:40] + "...")
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "a " + type(value).__name__
+# helpers, so every message has the same shape; values are shown by
+# errors.describe, as every core message shows them.
 
 
 def key_name(name: object) -> str:

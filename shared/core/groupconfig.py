@@ -4,7 +4,7 @@ import hashlib
 
 from . import canon, headroom, site
 from . import fieldcheck as fc
-from .errors import FieldError
+from .errors import FieldError, describe
 
 # A config is checked once (parse) and then handled as plain JSON data with
 # every default filled in, circuits and members sorted by id, per-phase limits
@@ -102,7 +102,7 @@ def parse(raw: object) -> dict[str, object]:
                           for index, circuit_id in enumerate(model.circuit_ids)]
     for circuit_id in model.circuit_ids:
         if len(circuit_id) > MAX_ID_CHARS:
-            raise FieldError(_circuit_path(circuits, circuit_id, "id"), site.show(circuit_id) + " is longer than "
+            raise FieldError(_circuit_path(circuits, circuit_id, "id"), describe(circuit_id) + " is longer than "
                              + str(MAX_ID_CHARS) + " characters (ids travel in heartbeats)")
     normal_members = []
     boilers: list[str] = []
@@ -112,7 +112,7 @@ def parse(raw: object) -> dict[str, object]:
         assert isinstance(member_id, str)
         path = fc.index("members", position)
         if len(member_id) > MAX_ID_CHARS:
-            raise FieldError(path + ".id", site.show(member_id) + " is longer than " + str(MAX_ID_CHARS)
+            raise FieldError(path + ".id", describe(member_id) + " is longer than " + str(MAX_ID_CHARS)
                              + " characters (ids travel in heartbeats)")
         kind, failsafe = extra[position]
         if kind == "valve":
@@ -141,7 +141,7 @@ def parse(raw: object) -> dict[str, object]:
     config["members"] = normal_members
     meter_node = config["site"]["meter_node"]  # type: ignore[index]
     if meter_node is not None and meter_node not in model.load_index:
-        raise FieldError("site.meter_node", site.show(meter_node) + " is not a member")
+        raise FieldError("site.meter_node", describe(meter_node) + " is not a member")
     _parse_timing(top, config)
     failsafe_raw = fc.obj(top.get("failsafe", {}), "failsafe")
     fc.only(failsafe_raw, _FAILSAFE_KEYS, "failsafe")
@@ -325,7 +325,7 @@ def node_facts(config: dict[str, object], node: str, announce_version: int | Non
     assert isinstance(members, list)
     ids = [member["id"] for member in members]
     if node not in ids:
-        raise FieldError("node", site.show(node) + " is not a member of the group")
+        raise FieldError("node", describe(node) + " is not a member of the group")
     site_cfg = config["site"]
     assert isinstance(site_cfg, dict)
     shares = transition_share_ma(config)
@@ -413,8 +413,8 @@ def _id_field(mapping: dict[str, object], key: str, path: str, most: int = MAX_I
 
 def _id_value(value: object, path: str, most: int) -> str:
     if not isinstance(value, str) or not 1 <= len(value) <= most:
-        raise FieldError(path, site.show(value) + " is not an id of 1 to " + str(most) + " characters")
+        raise FieldError(path, describe(value) + " is not an id of 1 to " + str(most) + " characters")
     for char in value:
         if not ("a" <= char <= "z" or "A" <= char <= "Z" or "0" <= char <= "9" or char in "-_."):
-            raise FieldError(path, site.show(value) + " is not an id (use letters, digits, '-', '_' and '.')")
+            raise FieldError(path, describe(value) + " is not an id (use letters, digits, '-', '_' and '.')")
     return value

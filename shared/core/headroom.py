@@ -1,7 +1,7 @@
 """Headroom: what is left of each capacity constraint at given currents, and how far one load may go."""
 
-from .errors import FieldError
-from .site import MAX_MA, Site, constraint_name, members, on_lattice_ma, show, usage_ma
+from .errors import FieldError, describe
+from .site import MAX_MA, Site, constraint_name, members, on_lattice_ma, usage_ma
 
 # The node controller raises a load only up to what keeps every circuit and
 # phase within its limit, counting each peer at the current it reports as
@@ -31,7 +31,7 @@ def allowed_ma(model: Site, load_id: str, current_ma: dict[str, int]) -> int:
     """
     index = model.load_index.get(load_id)
     if index is None:
-        raise FieldError("load_id", show(load_id) + " is not a load")
+        raise FieldError("load_id", describe(load_id) + " is not a load")
     usage = _usages(model, current_ma, index)
     bound = model.load_max_ma[index]
     for con in model.load_cons[index]:
@@ -54,6 +54,6 @@ def _usages(model: Site, current_ma: dict[str, int], skip: int = -1) -> list[int
             raise FieldError("current_ma." + load_id, "is missing")
         value = current_ma[load_id]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > MAX_MA:
-            raise FieldError("current_ma." + load_id, show(value) + " is not a current in mA")
+            raise FieldError("current_ma." + load_id, describe(value) + " is not a current in mA")
         usage[index] = usage_ma(model, index, value)
     return usage

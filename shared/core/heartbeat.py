@@ -3,7 +3,7 @@
 import struct
 
 from . import hmac256
-from .errors import FieldError
+from .errors import FieldError, describe
 
 # The layout is documented field by field in docs/heartbeat.md; keep the two in
 # step. In short: "LM", version, flags, group, node, boot id, sequence number,
@@ -340,17 +340,9 @@ def _get(mapping: dict[str, object], name: str, path: str = "heartbeat") -> obje
     return mapping[name]
 
 
-def _describe(value: object) -> str:
-    # As every core message shows a value: no float reprs (they differ between
-    # 32- and 64-bit floats), text escaped alike on every runtime.
-    from . import fieldcheck  # only for an error
-
-    return fieldcheck.describe(value)
-
-
 def _check_int(value: object, path: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise FieldError(path, _describe(value) + " is not an integer")
+        raise FieldError(path, describe(value) + " is not an integer")
     if value < low or value > high:
         raise FieldError(path, str(value) + " is outside " + str(low) + ".." + str(high))
     return value
@@ -363,7 +355,7 @@ def _int(mapping: dict[str, object], name: str, low: int, high: int) -> int:
 def _bool(mapping: dict[str, object], name: str) -> bool:
     value = _get(mapping, name)
     if value is not True and value is not False:
-        raise FieldError("heartbeat." + name, _describe(value) + " is not true or false")
+        raise FieldError("heartbeat." + name, describe(value) + " is not true or false")
     return value
 
 
@@ -384,18 +376,18 @@ def _code(value: object, names: tuple[str, ...], codes: tuple[int, ...] | None, 
     for index in range(len(names)):
         if names[index] == value:
             return index if codes is None else codes[index]
-    raise FieldError(path, _describe(value) + " is not one of " + ", ".join(names))
+    raise FieldError(path, describe(value) + " is not one of " + ", ".join(names))
 
 
 def _put_id(buffer: bytearray, offset: int, value: object, path: str) -> int:
     if not isinstance(value, str):
-        raise FieldError(path, _describe(value) + " is not a string")
+        raise FieldError(path, describe(value) + " is not a string")
     length = len(value)
     if length < 1 or length > MAX_ID_LEN:
-        raise FieldError(path, _describe(value) + " must have 1 to " + str(MAX_ID_LEN) + " characters")
+        raise FieldError(path, describe(value) + " must have 1 to " + str(MAX_ID_LEN) + " characters")
     for char in value:
         if not 0x21 <= ord(char) <= 0x7E:
-            raise FieldError(path, _describe(value) + " must be printable ASCII without spaces")
+            raise FieldError(path, describe(value) + " must be printable ASCII without spaces")
     buffer[offset] = length
     buffer[offset + 1:offset + 1 + length] = value.encode()
     return offset + 1 + length
@@ -403,12 +395,12 @@ def _put_id(buffer: bytearray, offset: int, value: object, path: str) -> int:
 
 def _put_hex(buffer: bytearray, offset: int, value: object, path: str) -> int:
     if not isinstance(value, str):
-        raise FieldError(path, _describe(value) + " is not a hex string")
+        raise FieldError(path, describe(value) + " is not a hex string")
     if len(value) > 2 * MAX_HASH_BYTES or len(value) % 2:
         raise FieldError(path, "must be an even number of hex digits, at most " + str(2 * MAX_HASH_BYTES))
     for char in value:
         if char not in "0123456789abcdef":
-            raise FieldError(path, _describe(value) + " is not lowercase hex")
+            raise FieldError(path, describe(value) + " is not lowercase hex")
     raw = bytes.fromhex(value)
     buffer[offset] = len(raw)
     buffer[offset + 1:offset + 1 + len(raw)] = raw
@@ -463,7 +455,7 @@ def _put_heating(buffer: bytearray, offset: int, heating: object) -> int:
         offset = _put_id(buffer, offset, node, path + "[0]")
         assert isinstance(node, str)
         if node <= previous:
-            raise FieldError(path + "[0]", _describe(node) + " must come after " + _describe(previous)
+            raise FieldError(path + "[0]", describe(node) + " must come after " + describe(previous)
                              + " (sorted by node, each node once)")
         previous = node
         buffer[offset] = _check_int(pair[1], path + "[1]", 0, 100)

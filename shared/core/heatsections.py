@@ -2,7 +2,7 @@
 
 import struct
 
-from .errors import FieldError
+from .errors import FieldError, describe
 from .heartbeat import (
     _UNKNOWN,
     BAD_FIELD,
@@ -11,7 +11,6 @@ from .heartbeat import (
     SECTION_ROOM,
     _check_int,
     _code,
-    _describe,
     _get,
     _known,
     _Malformed,
@@ -143,5 +142,5 @@ def _put_boiler(buffer: bytearray, offset: int, boiler: object) -> int:
 def _bool_at(mapping: dict[str, object], name: str, path: str) -> bool:
     value = _get(mapping, name, path)
     if value is not True and value is not False:
-        raise FieldError(path + "." + name, _describe(value) + " is not true or false")
+        raise FieldError(path + "." + name, describe(value) + " is not true or false")
     return value

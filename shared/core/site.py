@@ -1,6 +1,6 @@
 """The site model: an allocation scenario checked, normalized and turned into capacity constraints."""
 
-from .errors import FieldError, quoted
+from .errors import FieldError, describe
 
 # Everything the allocation reads is an integer in a fixed unit: mA per phase,
 # W, ms, percent. Loads are kept sorted by id in parallel lists (the most
@@ -137,7 +137,7 @@ class Site:
                 index = _override_index(self, "active", load_id)
                 flag = active[load_id]
                 if flag is not True and flag is not False:
-                    raise FieldError("active." + load_id, show(flag) + " is not true or false")
+                    raise FieldError("active." + load_id, describe(flag) + " is not true or false")
                 copy.load_active[index] = flag
         return copy
 
@@ -250,21 +250,6 @@ def credit_ma(model: Site, index: int) -> int:
     return draw
 
 
-def show(value: object) -> str:
-    """A value for an error message, the same on every runtime (no floats, no runtime-specific repr)."""
-    if value is None or isinstance(value, (bool, int)):
-        return str(value)
-    if isinstance(value, str):
-        return quoted(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return "a " + type(value).__name__
-
-
 def _parse_site(model: Site, site: dict[str, object]) -> None:
     _only_known(site, "site", _SITE_KEYS)
     phases = _required_int(site, "site", "phases", 1, 3)
@@ -287,7 +272,7 @@ def _parse_circuits(model: Site, circuits: list[object]) -> None:
     phases = model.phases
     for number, circuit in enumerate(circuits):
         if type(circuit) is not dict:
-            raise FieldError(_circuit_at(number, ""), show(circuit) + " is not an object")
+            raise FieldError(_circuit_at(number, ""), describe(circuit) + " is not an object")
         for key in circuit:
             if key not in _CIRCUIT_KEYS:
                 _only_known(circuit, _circuit_at(number, ""), _CIRCUIT_KEYS)
@@ -297,7 +282,7 @@ def _parse_circuits(model: Site, circuits: list[object]) -> None:
         if circuit_id == SITE_ID:
             raise FieldError(_circuit_at(number, "id"), "'site' names the site itself, not a circuit")
         if circuit_id in position:
-            raise FieldError(_circuit_at(number, "id"), show(circuit_id) + " is a duplicate")
+            raise FieldError(_circuit_at(number, "id"), describe(circuit_id) + " is a duplicate")
         parent = circuit.get("parent")
         if not isinstance(parent, str) or not _good_id(parent):
             raise _bad_id(circuit, _circuit_at(number, "parent"), "parent")
@@ -315,7 +300,7 @@ def _parse_circuits(model: Site, circuits: list[object]) -> None:
     for number in range(count):
         parent = parent_of[in_order[number]]
         if parent != SITE_ID and parent not in parent_of:
-            raise FieldError(_circuit_at(number, "parent"), show(parent) + " is not a circuit")
+            raise FieldError(_circuit_at(number, "parent"), describe(parent) + " is not a circuit")
     # A walk up from any circuit reaches the site within count steps, unless
     # there is a cycle; then name the first circuit (in input order) on it.
     for number in range(count):
@@ -332,7 +317,7 @@ def _parse_circuits(model: Site, circuits: list[object]) -> None:
                 walk.append(current)
                 current = parent_of[current]
             walk.append(start)
-            raise FieldError(_circuit_at(number, "parent"), show(parent_of[start]) + " makes a cycle: "
+            raise FieldError(_circuit_at(number, "parent"), describe(parent_of[start]) + " makes a cycle: "
                              + " -> ".join(walk))
     model.circuit_ids = sorted(in_order)
     model.circuit_parent = [parent_of[circuit_id] for circuit_id in model.circuit_ids]
@@ -376,7 +361,7 @@ def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int, load
     for number in range(count):
         load = loads[number] if load_at is None else load_at(number)
         if type(load) is not dict:
-            raise FieldError(_at(number, ""), show(load) + " is not an object")
+            raise FieldError(_at(number, ""), describe(load) + " is not an object")
         for key in load:
             if key not in _LOAD_KEYS:
                 _only_known(load, _at(number, ""), _LOAD_KEYS)
@@ -384,7 +369,7 @@ def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int, load
         if not isinstance(load_id, str) or not _good_id(load_id):
             raise _bad_id(load, _at(number, "id"), "id")
         if load_id in seen:
-            raise FieldError(_at(number, "id"), show(load_id) + " is a duplicate")
+            raise FieldError(_at(number, "id"), describe(load_id) + " is a duplicate")
         seen[load_id] = number
         circuit = load.get("circuit")
         if circuit is None:
@@ -392,13 +377,13 @@ def _parse_loads(model: Site, loads: list[object], offline_reserve_ma: int, load
         chain = chain_of.get(circuit) if isinstance(circuit, str) else None
         if chain is None:
             problem = " is not a circuit" if isinstance(circuit, str) else " is not a string"
-            raise FieldError(_at(number, "circuit"), show(circuit) + problem)
+            raise FieldError(_at(number, "circuit"), describe(circuit) + problem)
         phase_name = load.get("phases")
         phases = _LOAD_PHASES.get(phase_name) if isinstance(phase_name, str) else None
         if phases is None:
             raise _bad(load, _at(number, "phases"), "phases", " is not one of L1, L2, L3, L123")
         if single_phase and phase_name != "L1":
-            raise FieldError(_at(number, "phases"), show(phase_name) + " on a single-phase site (only L1 exists)")
+            raise FieldError(_at(number, "phases"), describe(phase_name) + " on a single-phase site (only L1 exists)")
         min_ma = load.get("min_ma")
         if type(min_ma) is not int or min_ma < 0 or min_ma > MAX_MA:
             raise _bad_int(load, _at(number, "min_ma"), "min_ma", 0, MAX_MA)
@@ -516,7 +501,7 @@ def _read_meter(model: Site, site: dict[str, object]) -> None:
     for phase in range(phases):
         value = readings[phase]
         if type(value) is not int:
-            raise FieldError("site.meter.ma[" + str(phase) + "]", show(value) + " is not an integer")
+            raise FieldError("site.meter.ma[" + str(phase) + "]", describe(value) + " is not an integer")
         bound = ABSURD_FACTOR * model.limit_ma[phase]
         if value > bound or value < -bound:
             absurd = True
@@ -624,7 +609,7 @@ def _build_constraints(model: Site) -> None:
 def _override_index(model: Site, what: str, load_id: object) -> int:
     index = model.load_index.get(load_id) if isinstance(load_id, str) else None
     if index is None:
-        raise FieldError(what, show(load_id) + " is not a load")
+        raise FieldError(what, describe(load_id) + " is not a load")
     return index
 
 
@@ -638,13 +623,13 @@ def _circuit_at(number: int, key: str) -> str:
 
 def _object(value: object, path: str) -> dict[str, object]:
     if not isinstance(value, dict):
-        raise FieldError(path, show(value) + " is not an object")
+        raise FieldError(path, describe(value) + " is not an object")
     return value
 
 
 def _list(value: object, path: str, most: int) -> list[object]:
     if not isinstance(value, list):
-        raise FieldError(path, show(value) + " is not a list")
+        raise FieldError(path, describe(value) + " is not a list")
     if len(value) > most:
         raise FieldError(path, "has " + str(len(value)) + " entries, more than " + str(most))
     return value
@@ -695,7 +680,7 @@ def _bad_int(obj: dict[str, object], field: str, key: str, low: int, high: int) 
 def _bad_value(value: object, field: str, low: int, high: int) -> FieldError:
     """The error for value, which is not an integer from low to high."""
     if not isinstance(value, int) or isinstance(value, bool):
-        return FieldError(field, show(value) + " is not an integer")
+        return FieldError(field, describe(value) + " is not an integer")
     if value < low:
         return FieldError(field, str(value) + " is below " + str(low))
     return FieldError(field, str(value) + " is above " + str(high))
@@ -705,7 +690,7 @@ def _bad(obj: dict[str, object], field: str, key: str, problem: str) -> FieldErr
     """The error for obj[key]: missing, or its value with problem."""
     if key not in obj:
         return FieldError(field, "is missing")
-    return FieldError(field, show(obj[key]) + problem)
+    return FieldError(field, describe(obj[key]) + problem)
 
 
 def _bad_id(obj: dict[str, object], field: str, key: str) -> FieldError:
@@ -713,8 +698,9 @@ def _bad_id(obj: dict[str, object], field: str, key: str) -> FieldError:
         return FieldError(field, "is missing")
     value = obj[key]
     if not isinstance(value, str):
-        return FieldError(field, show(value) + " is not a string")
-    return FieldError(field, show(value) + " is not 1 to " + str(MAX_ID_CHARS) + " letters, digits, '-', '_' or '.'")
+        return FieldError(field, describe(value) + " is not a string")
+    return FieldError(field, describe(value) + " is not 1 to " + str(MAX_ID_CHARS)
+                      + " letters, digits, '-', '_' or '.'")
 
 
 def _good_id(value: str) -> bool:
