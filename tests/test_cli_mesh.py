@@ -42,6 +42,7 @@ def test_heartbeat_encode_prints_the_signed_bytes(device_root: Path, tmp_path: P
     ("sensor", {"low": 0, "high": 10, "hold_ms": 0, "steps": []}, "sensor.hold_ms: 0 is outside 1..1073741823"),
     ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000,
                "base": SAMPLE, "steps": [{"t_ms": "soon"}]}, "steps[0].t_ms: must be an integer"),
+    ("sensor", {"low": 0, "high": 10, "hold_ms": 1, "steps": [{"raw": 5}]}, "steps[0].t_ms: is missing"),
     # A step's own fields are named from the step, also those of the heartbeat it sends.
     ("peers", {"key_hex": KEY.hex(), "group": "house", "own": "evse-0", "peer_timeout_ms": 3000, "base": SAMPLE,
                "steps": [{"t_ms": 0}, {"t_ms": 1, "send": {"seq": 2}, "key_hex": "zz"}]},

@@ -38,3 +38,11 @@ def test_the_allocation_and_the_heating_show_a_value_alike(core: ModuleType) -> 
         core.fieldcheck.integer(True, "rated_w", 1, 10)
     assert allocation.value.problem == heating.value.problem == "true is not an integer"
 
+
+def test_a_missing_list_is_said_to_be_missing(core: ModuleType) -> None:
+    with pytest.raises(core.errors.FieldError) as missing:
+        core.fieldcheck.array_field({}, "members", "members")
+    assert str(missing.value) == "members: is missing"
+    with pytest.raises(core.errors.FieldError) as null:
+        core.fieldcheck.array_field({"members": None}, "members", "members")
+    assert str(null.value) == "members: null is not a list"

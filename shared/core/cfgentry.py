@@ -46,7 +46,7 @@ def _config_hash(request: object) -> object:
 def _configs(mapping: dict[str, object]) -> list[dict[str, object]]:
     from . import groupconfig
 
-    raw = fc.array(mapping.get("configs"), "configs")
+    raw = fc.array_field(mapping, "configs", "configs")
     if not raw:
         raise FieldError("configs", "is empty")
     configs = []
@@ -89,7 +89,7 @@ def _config_open(request: object) -> object:
     if not isinstance(group, str):
         raise FieldError("group", "must be a string")
     results = []
-    for position, blob in enumerate(fc.array(mapping.get("blobs"), "blobs")):
+    for position, blob in enumerate(fc.array_field(mapping, "blobs", "blobs")):
         reason, config = configsync.open_sealed(pads, group, _hex_bytes(blob, fc.index("blobs", position)))
         results.append({"reason": reason, "hash": None if config is None else groupconfig.config_hash(config)})
     return {"results": results}

@@ -406,6 +406,9 @@ def _inputs(plan: Plan,
                 from .fieldcheck import key_name
 
                 raise FieldError("inputs.meter." + key_name(key), "is not a known field")
+        for key in ("seq", "age_ms", "ma"):
+            if key not in raw_meter:
+                raise FieldError("inputs.meter." + key, "is missing")
         meter = {"seq": _int_in(raw_meter.get("seq"), "inputs.meter.seq", 0, _MAX_VALUE),
                  "age_ms": _int_in(raw_meter.get("age_ms"), "inputs.meter.age_ms", 0, _MAX_VALUE),
                  "ma": _readings(raw_meter.get("ma"), "inputs.meter.ma", -_MAX_VALUE)}

@@ -52,7 +52,7 @@ def run(request: object) -> object:
     boot_id = fc.int_field(mapping, "boot_id", "", 1, _MAX_VALUE)
     last_applied_ma = fc.int_field(mapping, "last_applied_ma", "", 0, 1000000, 0)
     last_exposure_ma = fc.int_field(mapping, "last_exposure_ma", "", 0, 1000000, 0)
-    steps = fc.array(mapping.get("steps"), "steps")
+    steps = fc.array_field(mapping, "steps", "steps")
     if len(steps) > MAX_STEPS:
         raise FieldError("steps", "has " + str(len(steps)) + " steps, more than " + str(MAX_STEPS))
     state: dict[str, object] | None = None
@@ -97,7 +97,7 @@ _INTS = ("boot_id", "seq", "target_ma", "applied_ma", "config_version", "target_
 
 def _heartbeat(plan: object, item: dict[str, object], path: str, digest: str) -> dict[str, object]:
     """A peer's decoded heartbeat: its config facts, then the item's fields, each checked."""
-    sender = item.get("node")
+    sender = fc.given(item, "node", path + ".node")
     facts = None
     for member in plan.members:  # type: ignore[attr-defined]
         if member["id"] == sender and sender != plan.node:  # type: ignore[attr-defined]
@@ -163,8 +163,8 @@ def _meter(value: object, path: str) -> object:
         return None
     mapping = fc.obj(value, path)
     fc.only(mapping, ("seq", "age_ms", "ma", "managed_ma"), path)
-    readings = fc.array(mapping.get("ma"), path + ".ma")
-    managed = fc.array(mapping.get("managed_ma"), path + ".managed_ma")
+    readings = fc.array_field(mapping, "ma", path + ".ma")
+    managed = fc.array_field(mapping, "managed_ma", path + ".managed_ma")
     if len(readings) != 3 or len(managed) != 3:
         raise FieldError(path, "ma and managed_ma must have 3 values each (L1, L2, L3)")
     return {"seq": fc.int_field(mapping, "seq", path, 0, _MAX_VALUE),

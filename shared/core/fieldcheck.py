@@ -71,6 +71,23 @@ def array(value: object, path: str) -> list[object]:
     return value
 
 
+def given(mapping: dict[str, object], key: str, path: str) -> object:
+    """mapping[key], which is required (path names it): an absent field is said to be missing, not shown as null."""
+    if key not in mapping:
+        raise FieldError(path, "is missing")
+    return mapping[key]
+
+
+def obj_field(mapping: dict[str, object], key: str, path: str) -> dict[str, object]:
+    """mapping[key], which must be there (path names it) and be a JSON object."""
+    return obj(given(mapping, key, path), path)
+
+
+def array_field(mapping: dict[str, object], key: str, path: str) -> list[object]:
+    """mapping[key], which must be there (path names it) and be a JSON list."""
+    return array(given(mapping, key, path), path)
+
+
 def only(mapping: dict[str, object], allowed: tuple[str, ...], path: str) -> None:
     """Refuse keys outside allowed: a misspelt setting must not silently take its default."""
     extra = sorted(name for name in mapping if name not in allowed)

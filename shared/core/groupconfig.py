@@ -61,11 +61,11 @@ def parse(raw: object) -> dict[str, object]:
         "origin": _id_field(top, "origin", "", site.MAX_ID_CHARS),
         "key_id": _id_field(top, "key_id", "", site.MAX_ID_CHARS),
     }
-    site_raw = fc.obj(top.get("site"), "site")
+    site_raw = fc.obj_field(top, "site", "site")
     fc.only(site_raw, _SITE_KEYS, "site")
     circuits_raw = top.get("circuits", [])
     circuits = fc.array(circuits_raw, "circuits")
-    members = fc.array(top.get("members"), "members")
+    members = fc.array_field(top, "members", "members")
     if not members:
         raise FieldError("members", "is empty")
     if len(members) > MAX_MEMBERS:

@@ -96,7 +96,7 @@ class _Boiler(_Kind):
         mapping = fc.obj(raw, "config")
         fc.only(mapping, ("rooms", "boiler"), "config")
         ids: list[str] = []
-        for position, value in enumerate(fc.array(mapping.get("rooms"), "config.rooms")):
+        for position, value in enumerate(fc.array_field(mapping, "rooms", "config.rooms")):
             rid = fc.room_id(value, fc.index("config.rooms", position))
             if rid in ids:
                 raise FieldError(fc.index("config.rooms", position), fc.describe(rid) + " is listed twice")
@@ -120,7 +120,7 @@ class _Boiler(_Kind):
         fc.only(mapping, ("flame", "flow_dc", "return_dc", "rooms", "load_sharing"), "")
         ids = config["rooms"]
         assert isinstance(ids, list)
-        rooms_raw = fc.obj(mapping.get("rooms"), "rooms")
+        rooms_raw = fc.obj_field(mapping, "rooms", "rooms")
         fc.same_keys(rooms_raw, ids, "rooms")
         rooms: dict[str, object] = {}
         for rid in ids:
@@ -255,6 +255,17 @@ class _Heating(_Kind):
         return heating.step(config, state, inputs, now_ms)
 
 
+def _unknown_first(kind: _Kind, config: dict[str, object], raw: object, last_ms: int, where: str) -> None:
+    """Raise the inputs' own error, if any, for a step without now_ms: a misspelt now_msx is named, not the
+    now_ms it leaves missing. A step that reconfigures is left to the missing now_ms (its inputs are checked
+    against the new config, which is not read before the time it takes effect)."""
+    if isinstance(raw, dict) and "config" not in raw:
+        try:
+            kind.inputs(config, raw, last_ms if last_ms >= 0 else 0)
+        except FieldError as exc:
+            raise FieldError(where + "." + exc.field if exc.field else where, exc.problem) from None
+
+
 def _steps(request: object, kind: _Kind) -> object:
     mapping = fc.obj(request, "request")
     # A misspelt "state" would otherwise run from a fresh state, unnoticed.
@@ -272,7 +283,10 @@ def _steps(request: object, kind: _Kind) -> object:
     for position, patch in enumerate(steps):
         where = fc.index("steps", position)
         body = dict(fc.obj(patch, where))
-        now_ms = body.pop("now_ms", None)
+        if "now_ms" not in body:
+            _unknown_first(kind, config, fc.merged(raw, body), last_ms, where)
+            raise FieldError(where + ".now_ms", "is missing")
+        now_ms = body.pop("now_ms")
         if isinstance(now_ms, bool) or not isinstance(now_ms, int) or not 0 <= now_ms < 1 << 62:
             raise FieldError(where + ".now_ms", fc.describe(now_ms) + " is not a time in ms")
         if now_ms < last_ms:
@@ -313,7 +327,7 @@ def _radiator(request: object) -> object:
     efficiency = fc.int_field(mapping, "flow_efficiency_pct", "", 10, 400, 120)
     capacity = []
     effective = []
-    for position, raw in enumerate(fc.array(mapping.get("radiators"), "radiators")):
+    for position, raw in enumerate(fc.array_field(mapping, "radiators", "radiators")):
         path = fc.index("radiators", position)
         item = fc.obj(raw, path)
         fc.only(item, ("rated_w", "exponent_permille", "delta_dc", "valve_pct"), path)

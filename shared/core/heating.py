@@ -35,7 +35,7 @@ def load_config(raw: object) -> dict[str, object]:
     sharing = dict(fc.obj(mapping.get("load_sharing", {}), "load_sharing"))
     if "rooms" in sharing:
         raise FieldError("load_sharing.rooms", "is not a known field (room facts go in rooms[])")
-    rooms_raw = fc.array(mapping.get("rooms"), "rooms")
+    rooms_raw = fc.array_field(mapping, "rooms", "rooms")
     tier_rooms: list[object] = []
     rooms: list[dict[str, object]] = []
     for position, room_raw in enumerate(rooms_raw):
@@ -95,7 +95,7 @@ def load_state(config: dict[str, object], raw: object) -> dict[str, object]:
     mapping = fc.obj(raw, "state")
     fc.only(mapping, ("rooms", "tiers", "valves", "boiler"), "state")
     ids = [str(room["id"]) for room in _rooms(config)]
-    rooms_raw = fc.obj(mapping.get("rooms"), "state.rooms")
+    rooms_raw = fc.obj_field(mapping, "rooms", "state.rooms")
     rooms: dict[str, object] = {}
     for rid in sorted(rooms_raw):
         if rid not in ids:
@@ -114,7 +114,7 @@ def load_inputs(config: dict[str, object], raw: object) -> dict[str, object]:
     """One tick's inputs, validated: every configured room must be there."""
     mapping = fc.obj(raw, "")
     fc.only(mapping, ("week_ms", "enabled", "rooms", "boiler"), "")
-    rooms_raw = fc.obj(mapping.get("rooms"), "rooms")
+    rooms_raw = fc.obj_field(mapping, "rooms", "rooms")
     ids = [str(room["id"]) for room in _rooms(config)]
     fc.same_keys(rooms_raw, ids, "rooms")
     rooms: dict[str, object] = {}
@@ -134,7 +134,7 @@ def load_inputs(config: dict[str, object], raw: object) -> dict[str, object]:
                       "manual_target_dc": manual,
                       "confirmed_pct": fc.int_field(room, "confirmed_pct", path, 0, 100),
                       "correction_pct": correction}
-    boiler_raw = fc.obj(mapping.get("boiler"), "boiler")
+    boiler_raw = fc.obj_field(mapping, "boiler", "boiler")
     fc.only(boiler_raw, ("flame", "flow_dc", "return_dc"), "boiler")
     return {"week_ms": fc.int_field(mapping, "week_ms", "", 0, schedule.WEEK_MS - 1),
             "enabled": fc.bool_field(mapping, "enabled", "", True),

@@ -190,7 +190,7 @@ def _sensor(request: object) -> object:
         if not isinstance(step, dict):
             raise FieldError(path, "must be an object")
         fc.only(step, ("t_ms", "raw"), path)
-        now_ms = step.get("t_ms")
+        now_ms = fc.given(step, "t_ms", path + ".t_ms")
         if not isinstance(now_ms, int) or isinstance(now_ms, bool):
             raise FieldError(path + ".t_ms", "must be an integer")
         update = None

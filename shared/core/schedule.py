@@ -30,7 +30,7 @@ def load(raw: object, path: str) -> dict[str, object]:
         start = fc.int_field(block, "start_min", where, 0, DAY_MIN - 1)
         end = fc.int_field(block, "end_min", where, start + 1, DAY_MIN)
         target = fc.int_field(block, "target_dc", where, TARGET_MIN_DC, TARGET_MAX_DC)
-        days = fc.array(block.get("days"), fc.join(where, "days"))
+        days = fc.array_field(block, "days", fc.join(where, "days"))
         if not days:
             raise FieldError(fc.join(where, "days"), "is empty")
         seen: list[int] = []

@@ -115,7 +115,7 @@ def load_config(raw: object, path: str = "", rooms_path: str | None = None,
                          str(config["target_capacity_w"]) + " is below min_calling_capacity_w")
     if rooms_path is None:
         rooms_path = fc.join(path, "rooms")
-    rooms_raw = fc.array(mapping.get("rooms"), rooms_path)
+    rooms_raw = fc.array_field(mapping, "rooms", rooms_path)
     if not 1 <= len(rooms_raw) <= MAX_ROOMS:
         raise FieldError(rooms_path, "has " + str(len(rooms_raw)) + " rooms, not 1.." + str(MAX_ROOMS))
     rooms: list[dict[str, object]] = []
@@ -137,7 +137,7 @@ def load_room(raw: object, path: str, nested: bool = False) -> dict[str, object]
     fc.only(room, ("id", "rated_w", "exponent_permille", "lookahead_ms", "fallback_priority"), path)
     sharing_path = fc.join(path, "load_sharing") if nested else path
     return {
-        "id": fc.room_id(room.get("id"), fc.join(path, "id")),
+        "id": fc.room_id(fc.given(room, "id", fc.join(path, "id")), fc.join(path, "id")),
         "rated_w": fc.int_field(room, "rated_w", path, 1, radiator.RATED_MAX_W),
         "exponent_permille": fc.int_field(room, "exponent_permille", path, radiator.EXPONENT_MIN_PERMILLE,
                                           radiator.EXPONENT_MAX_PERMILLE, ROOM_DEFAULTS["exponent_permille"]),
@@ -217,7 +217,7 @@ def load_state(config: dict[str, object], raw: object, path: str = "state") -> d
         where = fc.join(rooms_path, rid)
         entry = fc.obj(rooms[rid], where)
         fc.only(entry, ("tier", "pct", "reason", "since_ms"), where)
-        reason = entry.get("reason")
+        reason = fc.given(entry, "reason", fc.join(where, "reason"))
         if not isinstance(reason, str):
             raise FieldError(fc.join(where, "reason"), fc.describe(reason) + " is not a string")
         tier = fc.int_field(entry, "tier", where, 1, top_tier)
@@ -243,7 +243,7 @@ def load_inputs(config: dict[str, object], raw: object, path: str = "") -> dict[
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("enabled", "boiler", "rooms"), path)
     boiler_path = fc.join(path, "boiler")
-    boiler_raw = fc.obj(mapping.get("boiler"), boiler_path)
+    boiler_raw = fc.obj_field(mapping, "boiler", boiler_path)
     fc.only(boiler_raw, ("on", "return_dc", "setpoint_dc", "last_cooldown_ms", "cooldown"), boiler_path)
     boiler = {"on": fc.bool_field(boiler_raw, "on", boiler_path),
               "cooldown": fc.bool_field(boiler_raw, "cooldown", boiler_path, False),
@@ -251,7 +251,7 @@ def load_inputs(config: dict[str, object], raw: object, path: str = "") -> dict[
               "setpoint_dc": fc.int_field(boiler_raw, "setpoint_dc", boiler_path, 200, 900),
               "last_cooldown_ms": fc.opt_int_field(boiler_raw, "last_cooldown_ms", boiler_path, 0, 1 << 62)}
     rooms_path = fc.join(path, "rooms")
-    rooms_raw = fc.obj(mapping.get("rooms"), rooms_path)
+    rooms_raw = fc.obj_field(mapping, "rooms", rooms_path)
     known = room_ids(config)
     for rid in sorted(rooms_raw):
         if rid not in known:
