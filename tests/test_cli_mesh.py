@@ -35,7 +35,7 @@ def test_heartbeat_encode_prints_the_signed_bytes(device_root: Path, tmp_path: P
 
 @pytest.mark.parametrize("cli_runtime", ["cpython", "micropython-f32"])
 @pytest.mark.parametrize(("command", "request_", "error"), [
-    ("heartbeat-encode", {"key_hex": "00" * 8, "heartbeat": SAMPLE}, "key: has 8 bytes; at least 16 are needed"),
+    ("heartbeat-encode", {"key_hex": "00" * 8, "heartbeat": SAMPLE}, "key_hex: has 8 bytes; at least 16 are needed"),
     ("heartbeat-encode", {"key_hex": KEY.hex(), "heartbeat": dict(SAMPLE, applied_ma=-5)},
      "heartbeat.applied_ma: -5 is outside 0..1073741823"),
     ("heartbeat-decode", {"key_hex": KEY.hex(), "group": "house", "packets": ["zz"]}, "packets[0]: is not hex"),

@@ -51,7 +51,11 @@ def _only(request: object, keys: tuple[str, ...]) -> None:
 def _group_key(request: object) -> tuple[bytes, bytes]:
     from . import heartbeat
 
-    return heartbeat.prepare_key(_bytes_from_hex(fc.required(request, "key_hex"), "key_hex"))
+    key = _bytes_from_hex(fc.required(request, "key_hex"), "key_hex")
+    try:
+        return heartbeat.prepare_key(key)
+    except FieldError as exc:  # prepare_key names its argument; the request's field is key_hex
+        raise FieldError("key_hex", exc.problem) from None
 
 
 def _hmac_sha256(request: object) -> object:
