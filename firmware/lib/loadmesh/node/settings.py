@@ -13,7 +13,13 @@ from loadmesh.core.errors import FieldError
 #    "mesh_dest_port": 4210,                that destination's port (default mesh_port)
 #    "bind_host": "0.0.0.0",                the address the mesh socket binds
 #    "http_host": "0.0.0.0", "http_port": 80,
-#    "peers_http": {"evse2": ["192.168.1.12", 80]}}   peers' HTTP APIs (IPv4 addresses), for fetching their config
+#    "peers_http": {"evse2": ["192.168.1.12", 80]}}   peers' HTTP APIs, for fetching their config
+#
+# Every host is an IPv4 address in four numbers: a name would be looked up by
+# getaddrinfo, which blocks the node's loop for as long as DNS takes, and one
+# not found (a typo, "http://...") raised out of boot; "16" and "192.168.1"
+# were taken as 0.0.0.16 and 192.168.0.1. http_port may equal mesh_port: one
+# is TCP, the other UDP.
 #
 # A node without the file (or with a bad one), or with no id in it, cannot
 # run a config: it waits for adoption (node.adoption), which writes the id.
@@ -47,12 +53,15 @@ def parse(raw: object) -> dict[str, object]:
     out["http_port"] = fc.int_field(top, "http_port", "node", 1, 65535, HTTP_PORT)
     for key in ("mesh_host", "bind_host", "http_host"):
         if key in top:
-            out[key] = _host(top[key], "node." + key)
+            out[key] = _ipv4(top[key], "node." + key)
+    if out["mesh_host"] == ANY_HOST:
+        raise FieldError("node.mesh_host", "'0.0.0.0' is no destination (the default, 255.255.255.255, is the LAN)")
     peers = fc.obj(top.get("peers_http", {}), "node.peers_http")
     addresses: dict[str, object] = {}
     for peer in sorted(peers):
         path = "node.peers_http." + peer
-        member_id(peer, path)
+        if member_id(peer, path) == out["id"]:
+            raise FieldError(path, "is this node itself (a node fetches configs from its peers)")
         pair = fc.array(peers[peer], path)
         if len(pair) != 2:
             raise FieldError(path, "must be [host, port]")
@@ -71,15 +80,10 @@ def member_id(value: object, path: str) -> str:
     return value
 
 
-def _host(value: object, path: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 64:
-        raise FieldError(path, fc.describe(value) + " is not a host name or address")
-    return value
-
-
 def _ipv4(value: object, path: str) -> str:
-    # A name would be resolved in the fetch, and MicroPython's getaddrinfo blocks
-    # the whole loop, control tick included, for as long as DNS takes.
+    # A name would be resolved where it is used (a peer's fetch, the mesh socket),
+    # and MicroPython's getaddrinfo blocks the whole loop, control tick
+    # included, for as long as DNS takes.
     if ipv4_octets(value) is None:
         raise FieldError(path, fc.describe(value) + " is not an IPv4 address (a name would block the node "
                          "while it is looked up; no leading zeros)")
