@@ -1,0 +1,54 @@
+"""A node that boots with a node.json written wrong (by hand, or by a loadmesh older than its check) on the node
+image: it boots safe, runs no config, and says why."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from loadmesh.core import groupconfig
+from loadmesh.node.store import Store
+
+from . import mpnode
+
+CONFIG = groupconfig.parse({
+    "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
+    "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
+    "members": [{"id": "garage", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}]})
+
+
+def _boot(device_root: Path, tmp_path: Path, node_json: dict[str, object], adopted: bool = True) -> tuple[dict, str]:
+    """A node booted from its store with node_json, one tick: its /status, and all it printed."""
+    root = tmp_path / "node"
+    root.mkdir()
+    store = Store(str(root))
+    if adopted:
+        store.write_key(bytes(range(32)))
+        store.write_json("config.json", CONFIG)
+    store.write_json("node.json", node_json)
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps({"hal": "esp32"}))
+    result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "esp32_node_check.py", str(root), str(hw)),
+                            capture_output=True, text=True, env=mpnode.environment(None, fakes=True), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr  # before: OSError out of Mesh() for a name
+    out = json.loads(result.stdout.splitlines()[-1])
+    return out, result.stdout
+
+
+# Loopback, so that a node that did take the file would bind and run.
+GOOD = {"id": "garage", "mesh_port": 14299, "mesh_host": "127.0.0.1", "bind_host": "127.0.0.1"}
+
+
+@pytest.mark.parametrize("wrong", [{"mesh_host": "http://127.0.0.1"}, {"bind_host": "node.local."},
+                                   {"mesh_host": "16"}, {"mesh_host": "127.0.1"}])
+def test_a_host_that_is_no_address_boots_the_node_safe_with_no_config(device_root: Path, tmp_path: Path,
+                                                                       wrong: dict[str, object]) -> None:
+    # Before: the names raised OSError out of boot (getaddrinfo found nothing), and "16" and "127.0.1" ran the
+    # mesh to 0.0.0.16 and 127.0.0.1, widened by the C library.
+    out, _ = _boot(device_root, tmp_path, {**GOOD, **wrong})
+    status = out["status"]
+    assert (status["state"], out["ticked"]) == ("no_config", True)
+    assert status["error"] == "config.json: node.id: this node has no member id (node.json)"
