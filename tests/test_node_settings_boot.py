@@ -48,7 +48,23 @@ def test_a_host_that_is_no_address_boots_the_node_safe_with_no_config(device_roo
                                                                        wrong: dict[str, object]) -> None:
     # Before: the names raised OSError out of boot (getaddrinfo found nothing), and "16" and "127.0.1" ran the
     # mesh to 0.0.0.16 and 127.0.0.1, widened by the C library.
-    out, _ = _boot(device_root, tmp_path, {**GOOD, **wrong})
+    out, console = _boot(device_root, tmp_path, {**GOOD, **wrong})
     status = out["status"]
     assert (status["state"], out["ticked"]) == ("no_config", True)
-    assert status["error"] == "config.json: node.id: this node has no member id (node.json)"
+    # Why, in /status and on the console: before, "config.json: node.id: this node has no member id (node.json)",
+    # which blamed the config and hid the field.
+    [key] = wrong
+    assert status["error"].startswith("node.json: node." + key + ": "), status["error"]
+    assert "is not an IPv4 address" in status["error"]
+    lines = console.splitlines()
+    assert lines[0].startswith("loadmesh node: node.json refused (node." + key + ": "), console
+    assert lines[0].endswith("); no member id, so no config runs, and the HTTP API is on port 80"), console
+    assert lines[1] == "loadmesh node ?: boot 1, no config it can run (" + status["error"] + ")", console
+
+
+def test_an_unadopted_node_says_its_node_json_was_refused(device_root: Path, tmp_path: Path) -> None:
+    out, console = _boot(device_root, tmp_path, {"http_host": "", "http_port": 8080}, adopted=False)
+    status = out["status"]
+    assert status["state"] == "unadopted"
+    assert status["error"].startswith("node.json: node.http_host: "), status["error"]
+    assert console.splitlines()[0].startswith("loadmesh node: node.json refused (node.http_host: ''"), console

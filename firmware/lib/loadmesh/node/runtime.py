@@ -151,11 +151,14 @@ class Node:
         self.last_applied_ma, self.last_exposure_ma = lastlimit.decode(hal.retained())
         self.settings = settings.defaults()
         raw_settings = store.read_json(SETTINGS)
+        refused = ""  # why node.json was refused: with no id no config runs, and that is the reason to give
         if raw_settings is not None:
             try:
                 self.settings = settings.parse(raw_settings)
             except FieldError as exc:
-                self.error = str(exc)
+                self.error = refused = "node.json: " + str(exc)
+                print("loadmesh node: node.json refused (" + str(exc) + "); no member id, so no config runs, "
+                      "and the HTTP API is on port " + str(settings.HTTP_PORT))
         self.settings["peers_http"] = None  # read again when a fetch needs it: sixteen addresses take 2.5 KB
         self.key = store.read_key()
         hal.feed_watchdog()
@@ -184,7 +187,7 @@ class Node:
                 self._restore_departed(config)
                 self._use(config, self._prepare(config, None))
         except FieldError as exc:
-            self.error = "config.json: " + str(exc)
+            self.error = refused or "config.json: " + str(exc)
         head = "loadmesh node " + (self.node_id() or "?") + ": boot " + str(self.boot_id)
         if self.adopted is None or self.mode == LEFT_OUT:
             print(head + ", no config it can run (" + self.error + ")")
