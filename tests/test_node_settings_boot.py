@@ -4,6 +4,7 @@ image: it boots safe, runs no config, and says why."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
@@ -68,3 +69,24 @@ def test_an_unadopted_node_says_its_node_json_was_refused(device_root: Path, tmp
     assert status["state"] == "unadopted"
     assert status["error"].startswith("node.json: node.http_host: "), status["error"]
     assert console.splitlines()[0].startswith("loadmesh node: node.json refused (node.http_host: ''"), console
+
+
+def test_a_mesh_port_it_cannot_have_leaves_the_node_safe_and_saying_why(device_root: Path, tmp_path: Path) -> None:
+    # node.json passes, and the stack refuses the socket: another program holds the port (two nodes on one computer
+    # given one mesh_port), or bind_host is no address of this node. Before, OSError out of boot: a traceback, the
+    # node halted half switched, with no API to say why.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        out, console = _boot(device_root, tmp_path, {**GOOD, "mesh_port": holder.getsockname()[1]})
+    status = out["status"]
+    assert (status["state"], out["ticked"]) == ("no_config", True)
+    assert status["error"].startswith("node.json: the mesh cannot listen on 127.0.0.1 port "), status["error"]
+    assert "EADDRINUSE" in status["error"], status["error"]
+    assert console.splitlines()[0] == "loadmesh node garage: boot 1, no config it can run (" + status["error"] + ")"
+
+
+def test_a_bind_host_that_is_not_the_nodes_leaves_it_safe_and_saying_why(device_root: Path, tmp_path: Path) -> None:
+    out, _ = _boot(device_root, tmp_path, {**GOOD, "bind_host": "192.0.2.1"})  # TEST-NET-1: no machine's address
+    status = out["status"]
+    assert (status["state"], out["ticked"]) == ("no_config", True)
+    assert status["error"].startswith("node.json: the mesh cannot listen on 192.0.2.1 port 14299 ("), status["error"]

@@ -186,8 +186,8 @@ class Node:
             else:
                 self._restore_departed(config)
                 self._use(config, self._prepare(config, None))
-        except FieldError as exc:
-            self.error = refused or "config.json: " + str(exc)
+        except FieldError as exc:  # the config's fault, or this node's: its settings name themselves
+            self.error = refused or ("" if exc.field.startswith("node") else "config.json: ") + str(exc)
         head = "loadmesh node " + (self.node_id() or "?") + ": boot " + str(self.boot_id)
         if self.adopted is None or self.mode == LEFT_OUT:
             print(head + ", no config it can run (" + self.error + ")")
@@ -236,7 +236,9 @@ class Node:
         return controller.prepare(merged, node, _int(config, "version"), self.announced)
 
     def _use(self, config: dict[str, object], plan: controller.Plan) -> None:
-        """Run plan (of config, now the adopted one) from the next tick on."""
+        """Run plan (of config, now the adopted one) from the next tick on; FieldError: nothing changed."""
+        if self.mesh is None:
+            self._open_mesh()  # first: a socket the stack refuses leaves the node as it was, not half switched
         if config is not self.adopted:
             if self.adopted is not None:
                 self.known[self.announced] = self.adopted  # while peers still run it
@@ -244,6 +246,15 @@ class Node:
             self.announced = plan.announced  # the config's hash prefix, as prepare() computed it
             self.known.pop(self.announced, None)
         self._run_plan(plan, [])
+
+    def _open_mesh(self) -> None:
+        config = self.settings
+        port = _int(config, "mesh_port")
+        try:
+            self.mesh = Mesh(port, str(config["mesh_host"]), _int(config, "mesh_dest_port"), str(config["bind_host"]))
+        except OSError as exc:  # the port held by another program, bind_host not an address of this node
+            raise FieldError("node.json", "the mesh cannot listen on " + str(config["bind_host"]) + " port "
+                             + str(port) + " (" + str(exc) + ")") from None
 
     def _run_plan(self, plan: controller.Plan, in_use: list[str]) -> None:
         try:
@@ -278,10 +289,6 @@ class Node:
         else:
             self.table.set_members(listen)
             self.peer_boots[0] = -1  # members may have gone: peerboots.py writes the file again
-        if self.mesh is None:
-            config = self.settings
-            self.mesh = Mesh(_int(config, "mesh_port"), str(config["mesh_host"]), _int(config, "mesh_dest_port"),
-                             str(config["bind_host"]))
         if self.role is None or self.role.kind != plan.me["kind"]:
             if self.role is not None:
                 # Each role drives only its own actuator: the old one's (a pilot still
