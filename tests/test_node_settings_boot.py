@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from loadmesh.core import groupconfig
+from loadmesh.core import configsync, groupconfig, heartbeat
 from loadmesh.node.store import Store
 
 from . import mpnode
 
+KEY = bytes(range(32))
 CONFIG = groupconfig.parse({
     "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
     "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
@@ -27,7 +28,7 @@ def _boot(device_root: Path, tmp_path: Path, node_json: dict[str, object], adopt
     root.mkdir()
     store = Store(str(root))
     if adopted:
-        store.write_key(bytes(range(32)))
+        store.write_key(KEY)
         store.write_json("config.json", CONFIG)
     store.write_json("node.json", node_json)
     hw = tmp_path / "hw.json"
@@ -90,3 +91,41 @@ def test_a_bind_host_that_is_not_the_nodes_leaves_it_safe_and_saying_why(device_
     status = out["status"]
     assert (status["state"], out["ticked"]) == ("no_config", True)
     assert status["error"].startswith("node.json: the mesh cannot listen on 192.0.2.1 port 14299 ("), status["error"]
+
+
+# A node with its key and no config yet, the mesh port held: PUT /config (as NodeApi hands it the body) is refused,
+# and the config is not kept for the next boot.
+PUT_SCRIPT = """
+import json, sys
+from loadmesh.core.errors import FieldError
+from loadmesh.node import runtime
+node = runtime.Node(sys.argv[1])
+with open(sys.argv[2], "rb") as source:
+    body = source.read()
+try:
+    answer = node.put_config(body)
+except FieldError as exc:
+    answer = "refused: " + str(exc)
+print(json.dumps({"answer": answer, "state": node.mode, "error": node.error}))
+"""
+
+
+def test_a_config_put_while_the_mesh_port_is_held_is_refused_and_not_kept(device_root: Path, tmp_path: Path) -> None:
+    root = tmp_path / "node"
+    root.mkdir()
+    store = Store(str(root))
+    store.write_key(KEY)
+    script = tmp_path / "put_config.py"
+    script.write_text(PUT_SCRIPT)
+    sealed = tmp_path / "config.sealed"
+    sealed.write_bytes(configsync.seal(heartbeat.prepare_key(KEY), CONFIG))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        store.write_json("node.json", {**GOOD, "mesh_port": holder.getsockname()[1]})
+        result = subprocess.run(mpnode.command(mpnode.node_image(device_root), script, str(root), str(sealed)),
+                                capture_output=True, text=True, env=mpnode.environment(None), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["answer"].startswith("refused: node.json: the mesh cannot listen on 127.0.0.1 port "), out
+    assert out["state"] == "no_config"
+    assert not (root / "config.json").exists()  # before the mesh was opened first, the refused config was kept

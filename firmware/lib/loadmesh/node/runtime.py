@@ -337,6 +337,8 @@ class Node:
 
         self._refuse_if_halted("config")  # a PUT, or a fetch that was under way when the tick failed
         plan = None if self._left_out(config) else self._prepare(config, None)
+        if plan is not None and self.mesh is None:
+            self._open_mesh()  # before the config is kept: refused, nothing changed
         self.hal.feed_watchdog()  # a littlefs rename can take a sector erase or two
         old = self.plan
         if plan is not None and old is not None and [node for node in old.ids if node not in plan.ids]:
