@@ -87,5 +87,5 @@ def test_node_check_refuses_a_host_that_is_no_address(tmp_path: Path, capsys: py
     assert cli.main(["node-check", str(node), "--write", str(tmp_path / "device")]) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.startswith(f"loadmesh node-check: {node}: node.mesh_host: '16' is not an IPv4 address"), err
+    assert err.startswith(f'loadmesh node-check: {node}: node.mesh_host: "16" is not an IPv4 address'), err
     assert list((tmp_path / "device").iterdir()) == []  # nothing written for the node to boot with

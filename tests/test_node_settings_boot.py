@@ -69,7 +69,7 @@ def test_an_unadopted_node_says_its_node_json_was_refused(device_root: Path, tmp
     status = out["status"]
     assert status["state"] == "unadopted"
     assert status["error"].startswith("node.json: node.http_host: "), status["error"]
-    assert console.splitlines()[0].startswith("loadmesh node: node.json refused (node.http_host: ''"), console
+    assert console.splitlines()[0].startswith('loadmesh node: node.json refused (node.http_host: ""'), console
 
 
 def test_a_mesh_port_it_cannot_have_leaves_the_node_safe_and_saying_why(device_root: Path, tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def parse(raw: object) -> dict[str, object]:
         if key in top:
             out[key] = _ipv4(top[key], "node." + key)
     if out["mesh_host"] == ANY_HOST:
-        raise FieldError("node.mesh_host", "'0.0.0.0' is no destination (the default, 255.255.255.255, is the LAN)")
+        raise FieldError("node.mesh_host", "\"0.0.0.0\" is no destination (the default, 255.255.255.255, is the LAN)")
     peers = fc.obj(top.get("peers_http", {}), "node.peers_http")
     addresses: dict[str, object] = {}
     for peer in sorted(peers):
