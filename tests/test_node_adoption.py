@@ -206,7 +206,7 @@ def test_a_node_whose_wiring_is_refused_drives_nothing_and_says_so_once_running(
                                                                                 tmp_path: Path) -> None:
     node = unadopted_node(device_root, tmp_path, {"hal": "spi"})
     try:
-        refused = "hw.hal: 'spi' is not one of esp32, sim, none"
+        refused = "hw.hal: \"spi\" is not one of esp32, sim, none"
         assert node.start() == "loadmesh node: hw.json refused (" + refused + "); nothing is driven"
         code = bytes.fromhex((node.folder / "node.log").read_text().splitlines()[1].rsplit(" ", 1)[1])
         assert node.request("GET", "/status")[1]["hw_error"] == refused

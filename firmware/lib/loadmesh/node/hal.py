@@ -166,6 +166,8 @@ def open_hal(hw: dict[str, object]) -> Hal:
     elif kind == "none":
         hal = Hal()
     else:
-        raise ValueError("hw.hal: " + repr(kind) + " is not one of " + ", ".join(KINDS))
+        from loadmesh.core.errors import describe  # only for the refusal
+
+        raise ValueError("hw.hal: " + describe(kind) + " is not one of " + ", ".join(KINDS))
     hal.safe()
     return hal

@@ -313,7 +313,7 @@ def _pull(part: dict[str, object], path: str, pin: int) -> str | None:
         return None
     pull = fc.choice_field(part, "pull", path, PULLS)
     if pin >= INPUT_ONLY_MIN:
-        raise FieldError(path + ".pull", repr(pull) + ": GPIO " + str(pin) + " has no internal "
+        raise FieldError(path + ".pull", fc.describe(pull) + ": GPIO " + str(pin) + " has no internal "
                          "pull (GPIO 34..39); fit a resistor, or use another pin")
     return pull
 

@@ -3,7 +3,7 @@
 import sys
 
 from loadmesh.core.controller import Plan
-from loadmesh.core.errors import FieldError
+from loadmesh.core.errors import FieldError, describe
 from loadmesh.core.peers import PeerTable
 
 from .hal import Hal
@@ -76,23 +76,23 @@ class Role:
 
     def heating(self) -> object:
         """GET /heating: the stored heating settings (valve and boiler nodes)."""
-        raise FieldError("heating", "is for valve and boiler nodes; this node's kind is " + repr(self.kind))
+        raise FieldError("heating", "is for valve and boiler nodes; this node's kind is " + describe(self.kind))
 
     def check_heating(self, raw: object) -> object:
         """PUT /heating, first: raw (heating.json) checked, in the form use_heating() takes; FieldError if refused."""
-        raise FieldError("heating", "is for valve and boiler nodes; this node's kind is " + repr(self.kind))
+        raise FieldError("heating", "is for valve and boiler nodes; this node's kind is " + describe(self.kind))
 
     def use_heating(self, checked: object) -> object:
         """PUT /heating, once the file is kept: run the settings check_heating() returned; the answer."""
-        raise FieldError("heating", "is for valve and boiler nodes; this node's kind is " + repr(self.kind))
+        raise FieldError("heating", "is for valve and boiler nodes; this node's kind is " + describe(self.kind))
 
     def load_sharing(self) -> object:
         """GET /load_sharing: the boiler node's runtime switch."""
-        raise FieldError("load_sharing", "is the boiler node's switch; this node's kind is " + repr(self.kind))
+        raise FieldError("load_sharing", "is the boiler node's switch; this node's kind is " + describe(self.kind))
 
     def put_load_sharing(self, raw: object) -> object:
         """PUT /load_sharing: set and keep the switch; FieldError leaves it as it was."""
-        raise FieldError("load_sharing", "is the boiler node's switch; this node's kind is " + repr(self.kind))
+        raise FieldError("load_sharing", "is the boiler node's switch; this node's kind is " + describe(self.kind))
 
 
 def open_role(plan: Plan, root: str = "") -> Role:
