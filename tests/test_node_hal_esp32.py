@@ -425,3 +425,83 @@ BAD_WIRING = [
 def test_bad_wiring_names_the_field(device_root: Path, tmp_path: Path, hw: dict[str, object], error: str) -> None:
     out = run_hal(device_root, tmp_path, hw, [])
     assert out == {"error": error}  # and nothing driven, no watchdog started (the check script would say)
+
+
+# An ESP-IDF driver's error while the HAL builds: the port's check_esp_err() raises OSError (ports/esp32/
+# mphalport.c), from machine.PWM when the LEDC refuses a new timer's frequency (ledc_timer_config) or a duty
+# (ledc_set_duty), both after it routed the channel to the pin, and from machine.WDT (machine_wdt.c). It ended the
+# node's boot: on a board main.py stopped at the REPL, no radio or API to say why, the pin at the LEDC's half duty.
+SERVO = {"hal": "esp32", "boiler": {"pin": 27}, "valve": {"kind": "servo", "pin": 14}}
+DRIVER_ERRORS = [
+    # (about, wiring, the ESP-IDF call failing and its esp_err_t, the error, every output pin -> what it drove)
+    ("the pilot's LEDC timer", EVSE, ("ledc_timer_config", 0x103),
+     "hw.pilot.pwm_pin: 25: the ESP-IDF LEDC driver failed building its PWM (OSError -259 ESP_ERR_INVALID_STATE)",
+     {"25": [["level", 1], FIRST, ["level", 1]]}),
+    ("the setpoint's duty", {"hal": "esp32", "boiler": {"pin": 27}, "setpoint": {"pin": 33}},
+     ("ledc_set_duty", 0x101), "hw.setpoint.pin: 33: the ESP-IDF LEDC driver failed building its PWM (OSError 12 "
+     "ESP_ERR_NO_MEM)", {"27": [["level", 0]], "33": [["level", 0], FIRST, ["level", 0]]}),
+    ("a servo's pulse", SERVO, ("ledc_set_duty", 0x107),
+     "hw.valve.pin: 14: the ESP-IDF LEDC driver failed building its PWM (OSError 110 ESP_ERR_TIMEOUT)",
+     {"27": [["level", 0]], "14": [["level", 0], FIRST, ["level", 0]]}),
+    ("the task watchdog", EVSE, ("esp_task_wdt_reconfigure", 0x103),
+     "hw.wdt_ms: 2000: the ESP-IDF task watchdog failed to start (OSError 259)",
+     {"25": [["level", 1], FIRST, ["duty_u16", 65535]], "26": [["level", 0]]}),
+]
+
+
+@pytest.mark.parametrize(("hw", "failing", "error", "driven"), [case[1:] for case in DRIVER_ERRORS],
+                         ids=[case[0] for case in DRIVER_ERRORS])
+def test_a_drivers_error_while_building_refuses_the_wiring_naming_the_field(
+        device_root: Path, tmp_path: Path, hw: dict[str, object], failing: tuple[str, int], error: str,
+        driven: dict[str, list[list[object]]]) -> None:
+    out = run_hal(device_root, tmp_path, hw, [], chip={"esp_errors": {failing[0]: failing[1]}})
+    # Refused as hwconfig would, before the watchdog starts; what was built stays at its safe level, and the pin
+    # whose PWM failed is its own output again at its idle level (the port had routed the LEDC to it, at half its
+    # range, before the driver failed).
+    assert out == {"error": error, "driven": driven, "wdt_ms": None}
+
+
+def _node_on(device_root: Path, tmp_path: Path, hw: dict[str, object],
+             chip: dict[str, object]) -> subprocess.CompletedProcess[str]:
+    root = tmp_path / "node"
+    root.mkdir()
+    paths = []
+    for name, content in (("hw", hw), ("station", {}), ("machine", chip)):
+        path = tmp_path / (name + ".json")
+        path.write_text(json.dumps(content))
+        paths.append(str(path))
+    return subprocess.run(mpnode.command(mpnode.node_image(device_root), "esp32_node_check.py", str(root), *paths),
+                          capture_output=True, text=True, env=mpnode.environment(None, fakes=True), timeout=60)
+
+
+EVSE_WIFI = dict(EVSE, wifi={"ssid": "House", "password": "correct horse"})
+
+
+def test_a_node_whose_pwm_driver_fails_boots_with_its_wiring_refused_and_its_radio(device_root: Path,
+                                                                                  tmp_path: Path) -> None:
+    result = _node_on(device_root, tmp_path, EVSE_WIFI, {"esp_errors": {"ledc_timer_config": 0x103}})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    refused = "hw.pilot.pwm_pin: 25: the ESP-IDF LEDC driver failed building its PWM (OSError -259 " \
+              "ESP_ERR_INVALID_STATE)"
+    assert "loadmesh node: hw.json refused (" + refused + "); nothing is driven" in result.stdout.splitlines()
+    assert out["ticked"] is True and out["hw_error"] == refused
+    assert out["hal"]["wifi"]["tries"] == 1  # the radio-only HAL: it joins, so that /status can be read
+    assert out["driven"] == {"25": [["level", 1], FIRST, ["level", 1]]}  # the pilot constant high, nothing else
+
+
+def test_a_bug_while_the_hal_builds_still_ends_the_boot(device_root: Path, tmp_path: Path) -> None:
+    # Only a driver's error is a refused wiring: a TypeError is a bug, and must not boot as a node that drives nothing.
+    result = _node_on(device_root, tmp_path, EVSE_WIFI, {"broken": "PWM"})
+    assert result.returncode != 0
+    assert "TypeError: a bug" in result.stderr
+
+
+def test_an_oserror_the_hal_names_no_field_for_is_still_a_refused_wiring(device_root: Path, tmp_path: Path) -> None:
+    # The runtime's own net under the HAL's: a driver's error from a call the HAL does not wrap (none today).
+    result = _node_on(device_root, tmp_path, EVSE_WIFI, {"broken": "ADC", "broken_with": "OSError"})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    assert out["hw_error"] == "hw.hal: the hardware could not be set up (OSError 5 EIO)"
+    assert out["ticked"] is True and out["hal"]["wifi"]["tries"] == 1
+    assert out["driven"] == {}  # the ADCs are probed before any output is built

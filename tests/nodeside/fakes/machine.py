@@ -63,9 +63,31 @@ class Pin:
         return None
 
 
+# An ESP-IDF call's failure, where the port checks one: esp_errors[call] = the esp_err_t a test has that call
+# return (e.g. 0x103, ESP_ERR_INVALID_STATE), from then on. Only calls the port makes for the HAL's machine calls
+# and raises OSError for: the LEDC's ledc_timer_config (a PWM's new frequency) and ledc_set_duty (every duty set),
+# through check_esp_err(); the task watchdog's esp_task_wdt_reconfigure (machine.WDT()), through
+# mp_raise_OSError(). Out of LEDC channels or timers the port raises ValueError, not these.
+esp_errors = {}
+# mphalport.c check_esp_err_(): OSError(errno, esp_err_to_name()), the errno POSIX's for these three, else the
+# ESP-IDF code negated.
+_ESP_ERRNO = {0x101: 12, 0x106: 95, 0x107: 110}  # ESP_ERR_NO_MEM: MP_ENOMEM, NOT_SUPPORTED, TIMEOUT
+_ESP_ERR_NAMES = {0x101: "ESP_ERR_NO_MEM", 0x102: "ESP_ERR_INVALID_ARG", 0x103: "ESP_ERR_INVALID_STATE",
+                  0x106: "ESP_ERR_NOT_SUPPORTED", 0x107: "ESP_ERR_TIMEOUT"}
+
+
+def _check_esp_err(call):
+    code = esp_errors.get(call)
+    if code:
+        raise OSError(_ESP_ERRNO.get(code, -code), _ESP_ERR_NAMES.get(code, "ESP_FAIL"))
+
+
 def _check_freq(freq):
     if freq <= 0 or freq > 40000000:  # machine_pwm.c mp_machine_pwm_init_helper(), mp_machine_pwm_freq_set()
         raise ValueError("frequency must be from 1Hz to 40MHz")
+
+
+ledc_timer_freqs = []  # the frequencies the LEDC's timers are configured at
 
 
 class PWM:
@@ -87,7 +109,10 @@ class PWM:
         self.u16 = None
         self.ns = None
         pwms[pin.id] = self
-        _record(self.pin, "first_period", None)
+        _record(self.pin, "first_period", None)  # configure_channel(): the LEDC routed to the pin
+        if freq not in ledc_timer_freqs:  # set_freq(): a timer already at this frequency is shared as it is
+            _check_esp_err("ledc_timer_config")
+            ledc_timer_freqs.append(freq)
         if duty_ns != -1:
             self.duty_ns(duty_ns)
         else:
@@ -98,6 +123,7 @@ class PWM:
             return self.u16
         if not 0 <= value <= 65535:
             raise ValueError("duty_u16 must be from 0 to 65535")  # machine_pwm.c set_duty_u16()
+        _check_esp_err("ledc_set_duty")
         self.u16 = value
         self.ns = None
         _record(self.pin, "duty_u16", value)
@@ -110,6 +136,7 @@ class PWM:
         period_ns = (1000000000 + self.freq_hz // 2) // self.freq_hz
         if not 0 <= value <= period_ns:
             raise ValueError("duty_ns must be from 0 to " + str(period_ns) + " ns")
+        _check_esp_err("ledc_set_duty")  # set_duty_ns() sets it through set_duty_u16()
         self.ns = value
         self.u16 = None
         _record(self.pin, "duty_ns", value)
@@ -168,6 +195,9 @@ class WDT:
             raise ValueError()
         if timeout <= 0:
             raise ValueError("WDT timeout too short")
+        code = esp_errors.get("esp_task_wdt_reconfigure")
+        if code:
+            raise OSError(code)  # mp_raise_OSError(rs_code): the esp_err_t as it is
         watchdog["timeout"] = timeout
         watchdog["feeds"] = 0
 

@@ -108,11 +108,16 @@ class Esp32Hal(Hal):
         self._radio_on = False  # started and set up by _radio()
         self._now_ms = 0  # the last poll's: week_ms() is read after it, in the same tick
         self._build(adcs)
-        # The watchdog starts once every pin is built: whatever the port refuses there (a ValueError) is
-        # raised before it, and the runtime goes on with no wiring, nothing driven and nothing to feed.
-        # Started first, it reset the node every wdt_ms into the same refusal. (After a soft reset
-        # boot.py's watchdog still runs, fed by its timer until here.)
-        self._wdt = machine.WDT(timeout=self.wdt_ms)
+        # The watchdog starts once every pin is built: whatever the port refuses there (a ValueError, or an
+        # ESP-IDF driver's error, which _pwm makes one) is raised before it, and the runtime goes on with no
+        # wiring, nothing driven and nothing to feed. Started first, it reset the node every wdt_ms into the
+        # same refusal. (After a soft reset boot.py's watchdog still runs, fed by its timer until here.)
+        try:
+            self._wdt = machine.WDT(timeout=self.wdt_ms)
+        except OSError as exc:  # machine_wdt.c: esp_task_wdt_reconfigure() or esp_task_wdt_add_user() failed
+            # Every output is at its safe level already; boot.py's timer still feeds its watchdog, if any.
+            raise ValueError(_driver_refused("hw.wdt_ms", self.wdt_ms, "the ESP-IDF task watchdog failed to start",
+                                             exc)) from None
         # From here the ticks feed it, and a hung tick must reset the node.
         machine.Timer(_FEEDER_TIMER).deinit()
         self._start_wifi()
@@ -122,7 +127,8 @@ class Esp32Hal(Hal):
         pilot = hw.get("pilot")
         if isinstance(pilot, dict):
             # Constant high (no charging) from the first instant.
-            self._pilot_pwm = _pwm(_int(pilot["pwm_pin"]), 1000, signals.duty_u16(1000, pilot["inverted"] is True))
+            self._pilot_pwm = _pwm("hw.pilot.pwm_pin", _int(pilot["pwm_pin"]), 1000,
+                                   signals.duty_u16(1000, pilot["inverted"] is True))
             self._cp_adc = adcs["hw.pilot.adc_pin"]
         for name in ("relay", "boiler"):
             switch = hw.get(name)
@@ -135,7 +141,7 @@ class Esp32Hal(Hal):
         setpoint = hw.get("setpoint")
         if isinstance(setpoint, dict):
             # 0 V from the first instant: the boiler's lowest setpoint (its call relay is open anyway).
-            self._setpoint_pwm = _pwm(_int(setpoint["pin"]), _int(setpoint["freq_hz"]), 0)
+            self._setpoint_pwm = _pwm("hw.setpoint.pin", _int(setpoint["pin"]), _int(setpoint["freq_hz"]), 0)
         valve = hw.get("valve")
         if isinstance(valve, dict):
             # Closed from the first instant: the relay's off level, the closed
@@ -143,11 +149,10 @@ class Esp32Hal(Hal):
             if valve["kind"] == "relay":
                 self._valve_pin = _output(_int(valve["pin"]), 0 if valve["active_high"] is True else 1)
             elif valve["kind"] == "servo":
-                self._valve_pwm = machine.PWM(_output(_int(valve["pin"]), 0), freq=_int(valve["freq_hz"]),
-                                              duty_ns=signals.servo_pulse_ns(0, _int(valve["closed_us"]),
-                                                                             _int(valve["open_us"])))
+                self._valve_pwm = _pwm("hw.valve.pin", _int(valve["pin"]), _int(valve["freq_hz"]), 0,
+                                       signals.servo_pulse_ns(0, _int(valve["closed_us"]), _int(valve["open_us"])))
             else:
-                self._valve_pwm = _pwm(_int(valve["pin"]), _int(valve["freq_hz"]),
+                self._valve_pwm = _pwm("hw.valve.pin", _int(valve["pin"]), _int(valve["freq_hz"]),
                                        _valve_duty(0, valve["active_high"] is True))
             feedback = valve.get("feedback")
             if isinstance(feedback, dict):
@@ -562,9 +567,43 @@ def _output(pin: int, level: int) -> machine.Pin:
     return machine.Pin(pin, machine.Pin.OUT, value=level)
 
 
-def _pwm(pin: int, freq_hz: int, duty_u16: int) -> machine.PWM:
-    """A PWM at duty_u16 from the start, its pin held at that duty's idle level until the PWM takes it."""
-    return machine.PWM(_output(pin, 1 if duty_u16 == signals.U16_MAX else 0), freq=freq_hz, duty_u16=duty_u16)
+def _pwm(field: str, pin: int, freq_hz: int, duty_u16: int, duty_ns: int | None = None) -> machine.PWM:
+    """A PWM at duty_u16 (or a servo's pulse, duty_ns) from the start, its pin held at that duty's idle level
+    until the PWM takes it.
+
+    ValueError naming field if the port refuses the PWM, its pin put back to that level first. Besides its
+    ValueErrors (out of LEDC channels or timers, "PWM not supported"), machine_pwm.c raises OSError from
+    check_esp_err() when an ESP-IDF LEDC call fails: ledc_timer_config() for a new frequency, ledc_set_duty()
+    and ledc_update_duty() for the duty given; all after configure_channel() has routed the LEDC channel to
+    the pin at half its range. Raised from here it ended the node's boot: main.py stopped at the REPL, with no
+    radio or HTTP API to say why, and the pin left at that half duty (on the pilot 50 %, which a car reads as
+    30 A)."""
+    idle = 1 if duty_ns is None and duty_u16 == signals.U16_MAX else 0
+    output = _output(pin, idle)
+    try:
+        if duty_ns is None:
+            return machine.PWM(output, freq=freq_hz, duty_u16=duty_u16)
+        return machine.PWM(output, freq=freq_hz, duty_ns=duty_ns)
+    except (OSError, ValueError) as exc:
+        # Made an output again, the pin drives its own level: ESP-IDF's gpio_set_direction() routes the GPIO's
+        # output register back to the pad (gpio_output_enable(): SIG_GPIO_OUT_IDX), away from the LEDC.
+        _output(pin, idle)
+        if isinstance(exc, ValueError):
+            raise ValueError(field + ": " + str(pin) + ": the port refused its PWM (" + str(exc) + ")") from None
+        raise ValueError(_driver_refused(field, pin, "the ESP-IDF LEDC driver failed building its PWM", exc)) from None
+
+
+def _driver_refused(field: str, value: int, failed: str, exc: OSError) -> str:
+    """The refusal of an ESP-IDF driver's error (the port's OSError) while building what field wires.
+
+    check_esp_err() (mphalport.c) raises OSError(code, name): the POSIX errno for ESP_ERR_NO_MEM (12),
+    ESP_ERR_TIMEOUT (110) and ESP_ERR_NOT_SUPPORTED (95), else the ESP-IDF code negated (ESP_ERR_INVALID_STATE,
+    0x103: -259); machine_wdt.c raises OSError(code) with the code as it is. By its arguments, which read the same
+    on every interpreter (str() of an OSError does not)."""
+    said = ""
+    for arg in exc.args:
+        said += " " + str(arg)
+    return field + ": " + str(value) + ": " + failed + " (OSError" + said + ")"
 
 
 def _valve_duty(pct: int, active_high: bool) -> int:

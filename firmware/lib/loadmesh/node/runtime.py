@@ -204,9 +204,20 @@ class Node:
                 raise ValueError("hw.json: not an object")
             return open_hal(hw)
         except ValueError as exc:  # FieldError is one: nothing is driven, every actuator stays as it booted
-            self.error = self.hw_error = str(exc)
-            print("loadmesh node: hw.json refused (" + self.hw_error + "); nothing is driven")
-            return _radio_only(hw)
+            return self._hw_refused(hw, str(exc))
+        except OSError as exc:
+            # A driver's error the HAL does not name a field for (the ESP32 HAL makes the ones the port raises
+            # while it builds ValueErrors that do): the same refusal rather than a boot that ends here (on a
+            # board at the REPL, with no radio or API to say why). Anything else (a TypeError: a bug) still ends it.
+            said = ""
+            for arg in exc.args:  # str() of an OSError differs between CPython and MicroPython
+                said += " " + str(arg)
+            return self._hw_refused(hw, "hw.hal: the hardware could not be set up (OSError" + said + ")")
+
+    def _hw_refused(self, hw: object, why: str) -> Hal:
+        self.error = self.hw_error = why
+        print("loadmesh node: hw.json refused (" + why + "); nothing is driven")
+        return _radio_only(hw)
 
     def _keyed(self, key: bytes) -> None:
         self.pads = heartbeat.prepare_key(key)
@@ -965,7 +976,7 @@ def _radio_only(hw: object) -> Hal:
     if isinstance(hw, dict) and hw.get("hal") == "esp32" and hw.get("wifi") is not None:
         try:
             return open_hal({"hal": "esp32", "wifi": hw["wifi"]})
-        except ValueError:  # the Wi-Fi part is refused too
+        except (ValueError, OSError):  # the Wi-Fi part is refused too, or the driver fails again
             pass
     hal = Hal()
     hal.safe()
