@@ -505,3 +505,26 @@ def test_an_oserror_the_hal_names_no_field_for_is_still_a_refused_wiring(device_
     assert out["hw_error"] == "hw.hal: the hardware could not be set up (OSError 5 EIO)"
     assert out["ticked"] is True and out["hal"]["wifi"]["tries"] == 1
     assert out["driven"] == {}  # the ADCs are probed before any output is built
+
+
+RETURN_ROM = "28bb7e1b031704f3"
+
+
+def test_a_ds18b20_transaction_has_one_reset(device_root: Path, tmp_path: Path) -> None:
+    # The DS18B20 datasheet's transaction: a reset (and the presence pulse), the ROM command, the function command.
+    # micropython-lib's ds18x20 resets once with presence required and then again inside select_rom(); the HAL
+    # resets once, with presence required, and sends MATCH ROM itself: 960 us less a sensor read.
+    hw = {"hal": "esp32", "onewire": {"pin": 4, "sensors": {"room": ROOM_ROM, "return": RETURN_ROM}}}
+    out = run_hal(device_root, tmp_path, hw, [
+        ["scratch", ROOM_ROM, _scratch(0x0191)], ["scratch", RETURN_ROM, _scratch(0x0280)],
+        ["bus_time"], ["poll", 0], ["bus_time"], ["poll", 100], ["bus_time"], ["poll", 200], ["bus_time"],
+        ["poll", 300], ["bus_time"], ["poll", 400], ["bus_time"], ["poll", 1000], ["poll", 1100], ["poll", 1200],
+        ["poll", 1300], ["temperature_dc", "room"], ["temperature_dc", "return"],
+    ])
+    convert = out[5]  # SKIP ROM, CONVERT T: every sensor at once
+    room, flow, ret, outside = out[7], out[9], out[11], out[13]
+    assert convert == {"resets": 1, "us": 960 + 2 * 8 * 70}
+    # MATCH ROM, the 8-byte id, READ SCRATCHPAD, the 9 bytes back: 19 bytes at 70 us a bit.
+    assert room == ret == {"resets": 1, "us": 960 + 19 * 8 * 70}
+    assert flow == outside == {"resets": 0, "us": 0}  # not wired: no transaction
+    assert out[-2:] == [251, 400]  # and each sensor still answers only to its own id, CRC checked

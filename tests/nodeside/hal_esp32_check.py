@@ -6,6 +6,7 @@
 #                             machine's dicts updated before then (e.g. {"adc_calibrated": {"ok": false}})
 # Besides the HAL's own methods: ["ticks", from_ms, to_ms] (poll() every 100 ms, as the node's tick, up to but not
 # including to_ms), ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present],
+# ["bus_time"] (the 1-Wire bus's resets and microseconds since the last one),
 # ["outputs"], ["pulls"], ["history"]; the Wi-Fi: ["station", {field: value}] (the fake station's fields, e.g.
 # {"refuse": "connect"}), the driver's events ["disconnected", reason] (an attempt or the link failed) and
 # ["got_ip", ifconfig], ["network"] (the calls the HAL made of it, and clears them), ["reads"] (how it read the
@@ -89,6 +90,10 @@ for step in script["steps"]:
     elif name == "bus":
         onewire.bus["present"] = args[0]
         result = None
+    elif name == "bus_time":  # the 1-Wire bus's resets and time since the last bus_time (or boot)
+        result = {"resets": onewire.bus["resets"], "us": onewire.bus["us"]}
+        onewire.bus["resets"] = 0
+        onewire.bus["us"] = 0
     elif name == "wifi":
         gateway = args[0]
         network.station["connected"] = gateway is not None
