@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from loadmesh.core.errors import quoted
+
 from . import fieldhint, nodehttp
 from .jsonfile import in_file
 from .nodehttp import NodeHttpError
@@ -54,7 +56,7 @@ def boot_floor_argument(text: str) -> int:
     from loadmesh.node import adoption
 
     if not (text.isascii() and text.isdigit() and int(text) < adoption.MAX_BOOT_ID):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number 0..{adoption.MAX_BOOT_ID - 1}")
+        raise argparse.ArgumentTypeError(f"{quoted(text)} is not a number 0..{adoption.MAX_BOOT_ID - 1}")
     return int(text)
 
 
@@ -75,7 +77,7 @@ def parse_code(text: str) -> bytes:
     except ValueError:
         code = b""
     if len(code) != adoption.CODE_BYTES:
-        raise ValueError(f"{text!r} is not an adoption code: {2 * adoption.CODE_BYTES} hex digits, as the node's "
+        raise ValueError(f"{quoted(text)} is not an adoption code: {2 * adoption.CODE_BYTES} hex digits, as the node's "
                          "console prints them")
     return code
 

@@ -70,8 +70,10 @@ def _refuse_unless_staged(folder: Path, what: str) -> None:
         raise SetupError(f"{folder}: is not a folder: {what} is written as a folder of its own (py/ and mpy/)")
     others = sorted(path.name for path in folder.iterdir() if path.name not in STAGED)
     if others:
-        raise SetupError(f"{folder}: holds {others[0]!r}, which a staged device tree does not: {what} replaces the "
-                         "whole folder, so give a new folder or one staged before")
+        from loadmesh.core.errors import quoted  # only for an error
+
+        raise SetupError(f"{folder}: holds {quoted(others[0])}, which a staged device tree does not: {what} "
+                         "replaces the whole folder, so give a new folder or one staged before")
 
 
 def stage(root: Path, out: Path) -> dict[str, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from loadmesh.core import groupconfig
-from loadmesh.core.errors import FieldError
+from loadmesh.core.errors import FieldError, describe
 from loadmesh.node.heatsettings import load_heating, load_room
 
 # A valve node's file has "room", the boiler node's "rooms"; each is checked
@@ -33,7 +33,7 @@ def check(raw: object, group_raw: object = NO_GROUP) -> dict[str, object]:
         return {"kind": "boiler", "rooms": ids, "boiler": boiler_config, "load_sharing": tiers_config}
     room = load_room(raw)
     if group is not None and not _members(group, "boiler"):
-        raise FieldError("members", "has no boiler node in group " + repr(group["group"]) + ": no room is heated")
+        raise FieldError("members", "has no boiler node in group " + describe(group["group"]) + ": no room is heated")
     return {"kind": "valve", "room": room}
 
 
@@ -50,9 +50,9 @@ def _match_rooms(raw: dict[str, object], ids: list[str], group: dict[str, object
     for position, room in enumerate(rooms):
         rid = room["id"]
         if rid not in valves:
-            raise FieldError("heating.rooms[" + str(position) + "].id", repr(rid) + " is not a valve node of group "
-                             + repr(group["group"]) + " (its valve nodes: " + (", ".join(valves) or "none") + ")")
+            raise FieldError("heating.rooms[" + str(position) + "].id", describe(rid) + " is not a valve node of group "
+                             + describe(group["group"]) + " (its valve nodes: " + (", ".join(valves) or "none") + ")")
     for valve in valves:
         if valve not in ids:
-            raise FieldError("heating.rooms", "has no room for the valve node " + repr(valve)
+            raise FieldError("heating.rooms", "has no room for the valve node " + describe(valve)
                              + ": the boiler would never hear its room")

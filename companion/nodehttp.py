@@ -17,6 +17,8 @@ import threading
 import time
 from typing import Any
 
+from loadmesh.core.errors import quoted
+
 DEFAULT_PORT = 80
 STATUS_TIMEOUT_S = 3.0  # a node answers GET /status from memory
 # A PUT is answered once the node has written its files: PUT /adopt writes
@@ -51,9 +53,9 @@ def _timeout_s(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        raise argparse.ArgumentTypeError(f"{quoted(text)} is not a number of seconds") from None
     if not 0 < seconds <= 3600:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"{text!r} is not more than 0 and at most 3600 seconds")
+        raise argparse.ArgumentTypeError(f"{quoted(text)} is not more than 0 and at most 3600 seconds")
     return seconds
 
 
@@ -75,7 +77,7 @@ def parse_address(text: str) -> tuple[str, int]:
     if not has_port:
         return host, DEFAULT_PORT
     if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
-        raise NodeHttpError(f"the port {port_text!r} is not a number 1..65535")
+        raise NodeHttpError(f"the port {quoted(port_text)} is not a number 1..65535")
     return host, int(port_text)
 
 
@@ -158,8 +160,8 @@ def _resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:
     if "." not in host and ":" not in host:
         hint = f"; a node's name on mDNS ends in .local: {host}.local"
     if failed:
-        raise NodeHttpError(f"the name {host!r} is not resolved ({failed[0]}){hint}")
-    raise NodeHttpError(f"the name {host!r} is not resolved within {timeout_s:g} s{hint}")
+        raise NodeHttpError(f"the name {quoted(host)} is not resolved ({failed[0]}){hint}")
+    raise NodeHttpError(f"the name {quoted(host)} is not resolved within {timeout_s:g} s{hint}")
 
 
 MDNS_HINT = ("; a .local name needs mDNS in this computer's resolver (Debian: apt-get install libnss-mdns), or give "
@@ -248,8 +250,8 @@ def decode(body: bytes, status: int, what: str) -> dict[str, Any]:
     try:
         value = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError) as exc:
-        start = body[:60].decode("utf-8", "replace")
-        raise NodeHttpError(f"answered {status}, but not JSON ({exc}): {shown(start)!r}"
+        start = " ".join(body[:60].decode("utf-8", "replace").split())  # on one line, as JSON quotes text
+        raise NodeHttpError(f"answered {status}, but not JSON ({exc}): {quoted(start)}"
                             + ("..." if len(body) > 60 else "")) from None
     if not isinstance(value, dict):
         raise NodeHttpError(f"answered {status} with JSON that is not {what} (a {type(value).__name__}, "

@@ -89,7 +89,9 @@ def wrong_kind(error: str, path: str, file_kind: str, where: str) -> str:
 def switch(text: str) -> bytes:
     """The body of PUT /load_sharing for on or off."""
     if text not in SWITCH:
-        raise ValueError(f"load_sharing: {text!r} is not on or off")
+        from loadmesh.core.errors import quoted  # only for an error
+
+        raise ValueError("load_sharing: " + quoted(text) + " is not on or off")
     return canon.dumps({"enabled": SWITCH[text]}).encode()
 
 

@@ -200,4 +200,6 @@ def open_runtime(name: str, device_root: Path | None, source_dir: Path | None = 
     if name == "micropython-f32":
         # node_binary checks that the image freezes exactly this staged tree.
         return MicroPythonRuntime(name, nodeimage.node_binary(device_root), None, SMALL_HEAP)
-    raise SetupError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIME_NAMES)}")
+    from loadmesh.core.errors import quoted  # only for an error
+
+    raise SetupError(f"unknown runtime {quoted(name)}; choose one of {', '.join(RUNTIME_NAMES)}")

@@ -147,6 +147,22 @@ def test_a_heating_check_group_file_that_holds_no_object_is_refused(capsys: pyte
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(("heating_name", "group_name", "shown"), [
+    ("heating-lounge.json", "group-evse.json", 'members: has no boiler node in group "garage": no room is heated'),
+    ("heating-boiler.json", "group-evse.json",
+     'heating.rooms[0].id: "lounge" is not a valve node of group "garage" (its valve nodes: none)'),
+])
+def test_a_heating_check_names_the_group_and_room_in_the_files_words(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, heating_name: str, group_name: str, shown: str) -> None:
+    # As the files say them ("lounge"), not as Python's repr shows them ('lounge').
+    heating, group = tmp_path / "heating.json", tmp_path / "group.json"
+    heating.write_text(json.dumps(example(heating_name)))
+    group.write_text(json.dumps(example(group_name)))
+    where = group if shown.startswith("members") else heating
+    assert loadmesh(capsys, "heating-check", heating, "--group", group) == (
+        2, "", f"loadmesh heating-check: {where}: {shown}\n")
+
+
 def test_key_new_on_a_folder_says_it_is_one(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     # It said "exists already ... remove the file first": advice for a key file, not for a folder.
     assert loadmesh(capsys, "key-new", tmp_path) == (
@@ -259,7 +275,7 @@ def test_stage_never_deletes_a_folder_that_is_not_a_staged_tree(capsys: pytest.C
     site.mkdir()
     (site / "group.json").write_text("mine")
     assert loadmesh(capsys, "stage", "--out", site) == (
-        1, "", f"stage: {site}: holds 'group.json', which a staged device tree does not: the device tree replaces "
+        1, "", f"stage: {site}: holds \"group.json\", which a staged device tree does not: the device tree replaces "
                "the whole folder, so give a new folder or one staged before\n")
     assert [path.name for path in site.iterdir()] == ["group.json"]
     (tmp_path / "notes").write_text("mine")
@@ -270,7 +286,7 @@ def test_stage_never_deletes_a_folder_that_is_not_a_staged_tree(capsys: pytest.C
     (tmp_path / "new.tmp").mkdir()  # where the tree is made first: someone's too
     (tmp_path / "new.tmp" / "draft").write_text("mine")
     code, _, err = loadmesh(capsys, "stage", "--out", tmp_path / "new")
-    assert code == 1 and err.startswith(f"stage: {tmp_path / 'new.tmp'}: holds 'draft', "), err
+    assert code == 1 and err.startswith(f"stage: {tmp_path / 'new.tmp'}: holds \"draft\", "), err
     assert (tmp_path / "new.tmp" / "draft").read_text() == "mine"
 
 
@@ -459,7 +475,7 @@ def test_a_node_name_without_local_is_named_with_it(capsys: pytest.CaptureFixtur
     if code == 0 or "is not resolved" not in err:
         pytest.skip(f"this machine's resolver finds a name for {name}")
     assert (code, out) == (2, "")
-    assert err.startswith(f"loadmesh status: {name}: the name '{name}' is not resolved ")
+    assert err.startswith(f"loadmesh status: {name}: the name \"{name}\" is not resolved ")
     assert err.endswith(f"; a node's name on mDNS ends in .local: {name}.local\n")
 
 

@@ -208,12 +208,12 @@ def test_a_wrong_code_or_boot_floor_is_refused_before_the_network(capsys: pytest
                                                                    key_file: Path) -> None:
     node_json = EXAMPLES / "node-evse1.json"
     assert loadmesh(capsys, "adopt", NOBODY, "--code", "ab" * 15, "--key", key_file, "--node", node_json) == (
-        2, "", f"loadmesh adopt: {'ab' * 15!r} is not an adoption code: 32 hex digits, as the node's console prints "
+        2, "", f"loadmesh adopt: \"{'ab' * 15}\" is not an adoption code: 32 hex digits, as the node's console prints "
                "them\n")
     with pytest.raises(SystemExit):
         cli.main(["adopt", NOBODY, "--code", "ab" * 16, "--key", str(key_file), "--node", str(node_json),
                   "--boot-floor", str(adoption.MAX_BOOT_ID)])
-    assert capsys.readouterr().err.endswith(f"loadmesh adopt: error: argument --boot-floor: '{adoption.MAX_BOOT_ID}' "
+    assert capsys.readouterr().err.endswith(f"loadmesh adopt: error: argument --boot-floor: \"{adoption.MAX_BOOT_ID}\" "
                                             f"is not a number 0..{adoption.MAX_BOOT_ID - 1}\n")
 
 
@@ -252,7 +252,7 @@ def test_put_checks_the_file_before_the_network(tmp_path: Path, capsys: pytest.C
     assert (code, out) == (2, "")
     assert err.startswith(f"loadmesh put: {heating}: heating.room.mode: \"warm\" "), err
     assert loadmesh(capsys, "put", NOBODY, "load_sharing", "yes", "--key", key_file) == (
-        2, "", "loadmesh put: load_sharing: 'yes' is not on or off\n")
+        2, "", "loadmesh put: load_sharing: \"yes\" is not on or off\n")
 
 
 def test_a_node_not_listening_is_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -279,7 +279,7 @@ def test_a_local_name_not_resolved_says_what_resolves_one(capsys: pytest.Capture
     for command in (("status", host, "--timeout", "1"), ("get", host, "config", "--key", key_file, "--timeout", "1")):
         code, out, err = loadmesh(capsys, *command)
         assert (code, out) == (2, "")
-        assert err.startswith(f"loadmesh {command[0]}: {host}: the name {host!r} is not resolved "), err
+        assert err.startswith(f"loadmesh {command[0]}: {host}: the name \"{host}\" is not resolved "), err
         assert err.endswith(hint), err
     code, out, err = loadmesh(capsys, "status", "garage-evse.invalid", "--timeout", "1")
     assert code == 2 and "mDNS" not in err, err  # not a .local name: no word of mDNS
@@ -345,7 +345,7 @@ GET_ANSWERS = [
      "HEATING.json --key {key} replaces it"),
     ("config", _http("404 Not Found", b"no such page"), "answered 404 Not Found: no such page"),
     ("config", _http("200 OK", b"<html>router login</html>"),
-     "answered 200, but not JSON (Expecting value: line 1 column 1 (char 0)): '<html>router login</html>'"),
+     "answered 200, but not JSON (Expecting value: line 1 column 1 (char 0)): \"<html>router login</html>\""),
     ("config", _http("200 OK", b'{"version":3}'), "answered GET /config without a config object: not a loadmesh "
                                                   "node"),
     ("load_sharing", _http("200 OK", b"[]"),
@@ -392,7 +392,7 @@ def test_a_key_file_open_to_others_is_warned_of_by_every_command_that_reads_it(
         2, "", "loadmesh adopt: " + warning + f"loadmesh adopt: {bad_node}: node.id: missing: adoption gives the "
                                               "node its member id from here\n")
     assert loadmesh(capsys, "put", NOBODY, "load_sharing", "maybe", "--key", key_file) == (
-        2, "", "loadmesh put: " + warning + "loadmesh put: load_sharing: 'maybe' is not on or off\n")
+        2, "", "loadmesh put: " + warning + "loadmesh put: load_sharing: \"maybe\" is not on or off\n")
     port = free_port(socket.SOCK_STREAM)  # free: nobody listens there
     assert loadmesh(capsys, "get", f"127.0.0.1:{port}", "config", "--key", key_file) == (
         2, "", "loadmesh get: " + warning + f"loadmesh get: 127.0.0.1:{port}: refused the connection: nothing "
@@ -404,7 +404,7 @@ def test_a_key_file_for_its_owner_only_gets_no_warning(capsys: pytest.CaptureFix
                                                        mode: int) -> None:
     key_file.chmod(mode)
     assert loadmesh(capsys, "put", NOBODY, "load_sharing", "maybe", "--key", key_file) == (
-        2, "", "loadmesh put: load_sharing: 'maybe' is not on or off\n")
+        2, "", "loadmesh put: load_sharing: \"maybe\" is not on or off\n")
     assert groupkey.open_to_others(key_file) == ""
 
 

@@ -390,10 +390,10 @@ ANSWERS = [
     (b"HTTP/1.1 500 Internal Server Error\r\n\r\n" + b"<p>trace</p>" * 40,
      "answered 500 Internal Server Error (480 bytes)"),
     (b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html><body>router login</body></html>",
-     "answered 200, but not JSON (Expecting value: line 1 column 1 (char 0)): '<html><body>router login</body>"
-     "</html>'"),
+     "answered 200, but not JSON (Expecting value: line 1 column 1 (char 0)): \"<html><body>router login</body>"
+     "</html>\""),
     (b'HTTP/1.0 200 OK\r\n\r\n{"uptime_ms": NaN}',
-     "answered 200, but not JSON (NaN is not JSON): '{\"uptime_ms\": NaN}'"),
+     "answered 200, but not JSON (NaN is not JSON): \"{\\\"uptime_ms\\\": NaN}\""),
     (b'HTTP/1.0 200 OK\r\n\r\n["running"]',
      "answered 200 with JSON that is not a node's /status (a list, not an object)"),
     (b'HTTP/1.0 200 OK\r\n\r\n{"ok": true}', "answered JSON without a \"state\": not a loadmesh node's /status"),
@@ -412,10 +412,10 @@ def test_an_answer_that_is_not_a_nodes_status_is_named_as_such(capsys: pytest.Ca
 
 @pytest.mark.parametrize(("host", "error"), [
     ("http://garage-evse.local/status", "give the node's name or address, and :PORT if not 80 (not a URL)"),
-    ("garage-evse.local:http", "the port 'http' is not a number 1..65535"),
-    ("garage-evse.local:65536", "the port '65536' is not a number 1..65535"),
+    ("garage-evse.local:http", "the port \"http\" is not a number 1..65535"),
+    ("garage-evse.local:65536", "the port \"65536\" is not a number 1..65535"),
     ("[fe80::1", "an IPv6 address in brackets is written [ADDRESS] or [ADDRESS]:PORT"),
-    ("[::1]:", "the port '' is not a number 1..65535"),
+    ("[::1]:", "the port \"\" is not a number 1..65535"),
     (":8080", "no host before the port"),
 ])
 def test_a_host_that_is_not_one_is_refused_before_any_lookup(capsys: pytest.CaptureFixture[str], host: str,
@@ -434,7 +434,7 @@ def test_a_name_nobody_has_is_named_as_not_resolved(capsys: pytest.CaptureFixtur
     # .invalid is never a name (RFC 6761): refused at once by a resolver, or not answered within the timeout.
     code, out, err = status_in_process(capsys, "garage-evse.invalid", "--timeout", "1")
     assert (code, out) == (2, "")
-    assert re.fullmatch(r"loadmesh status: garage-evse\.invalid: the name 'garage-evse\.invalid' is not resolved "
+    assert re.fullmatch(r'loadmesh status: garage-evse\.invalid: the name "garage-evse\.invalid" is not resolved '
                         r"(\(.+\)|within 1 s)\n", err), err
 
 

@@ -135,9 +135,9 @@ BAD = [
     (_with("nodes[0].car.unplug_at_s", 0), "nodes[0].car.unplug_at_s: must come after plug_at_s"),
     (_with("nodes[0].car.colour", "red"), "nodes[0].car.colour: is not a known field"),
     (_with("nodes[1].car", {"plug_at_s": 0}), "nodes[1].car: only an evse node has a car"),
-    (_with("nodes[1].kind", "valve"), "nodes[1].kind: 'valve' needs a house section"),
+    (_with("nodes[1].kind", "valve"), "nodes[1].kind: \"valve\" needs a house section"),
     (_with("events[0]", {"at_s": 10, "kill": "zz"}), "events[0].kill: \"zz\" is not a node"),
-    (_with("events[0]", {"at_s": 10, "unplug": "b"}), "events[0].unplug: 'b' has no car"),
+    (_with("events[0]", {"at_s": 10, "unplug": "b"}), "events[0].unplug: \"b\" has no car"),
     (_with("events[0]", {"at_s": 61, "kill": "a"}), "events[0].at_s: 61 is out of range 0..60.0"),
     (_with("events[0]", {"at_s": 5, "kill": "a", "heal": "a"}),
      "events[0]: must have exactly one of kill, restart, isolate, heal, plug, unplug, loss_pct, limit_ma, "
@@ -167,6 +167,19 @@ def test_bad_scenarios_name_the_field(data: dict[str, object], error: str) -> No
     with pytest.raises(FieldError) as caught:
         scenario.parse(data)
     assert str(caught.value) == error
+
+
+@pytest.mark.parametrize(("data", "error"), [
+    (_with("nodes[1].kind", "valve"), "nodes[1].kind: \"valve\" needs a house section"),
+    (_with("events[0]", {"at_s": 10, "unplug": "b"}), "events[0].unplug: \"b\" has no car"),
+])
+def test_a_value_is_named_in_the_files_words_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                  data: dict[str, object], error: str) -> None:
+    # The value as the file says it ("b"), not as Python's repr shows it ('b'); refused before a node starts.
+    path = tmp_path / "site.json"
+    path.write_text(json.dumps(data))
+    assert cli.main(["sim", str(path)]) == 2
+    assert capsys.readouterr() == ("", f"loadmesh sim: {path}: {error}\n")
 
 
 def test_the_base_is_good() -> None:

@@ -37,10 +37,11 @@ def test_writer_and_reader_keep_the_contract(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("broken", "error"), [
-    ({"t_ms": 0, "node": "a"}, "trace record for 'a' has no applied_ma"),
-    ({**record(0, "a", 0), "applied_ma": 1.5}, "applied_ma: 1.5 is not an integer"),
+    ({"t_ms": 0, "node": "a"}, "trace record for \"a\" has no applied_ma"),
+    ({**record(0, "a", 0), "applied_ma": 1.5}, "applied_ma: a float is not an integer"),
     ({**record(0, "a", 0), "failsafe": 1}, "failsafe: 1 is not true or false"),
-    ({**record(0, "a", 0), "mem_alloc": "lots"}, "mem_alloc: 'lots' is not an integer or null"),
+    ({**record(0, "a", 0), "failsafe": None}, "failsafe: null is not true or false"),  # as JSON says it, not None
+    ({**record(0, "a", 0), "mem_alloc": "lots"}, "mem_alloc: \"lots\" is not an integer or null"),
 ])
 def test_records_outside_the_contract_are_refused(broken: dict[str, object], error: str) -> None:
     with pytest.raises(trace.TraceError, match="^" + error.replace("(", r"\(").replace(")", r"\)") + "$"):

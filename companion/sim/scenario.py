@@ -250,7 +250,7 @@ def parse(data: object) -> Scenario:
     house = _house(top.get("house"))
     for i, node in enumerate(nodes):
         if node.kind in ("valve", "boiler") and house is None:
-            raise FieldError(fc.index("nodes", i) + ".kind", repr(node.kind) + " needs a house section")
+            raise FieldError(fc.index("nodes", i) + ".kind", fc.describe(node.kind) + " needs a house section")
         if node.room is not None and node.room not in REFERENCE_ROOMS:
             raise FieldError(fc.index("nodes", i) + ".room", fc.describe(node.room) + " is not a room of the house ("
                              + ", ".join(REFERENCE_ROOMS) + ")")
@@ -395,7 +395,7 @@ def _events(value: object, nodes: list[Node], model: core_site.Site, meter: Mete
                 raise FieldError(where, fc.describe(raw) + " is not a node")
             assert isinstance(raw, str)
             if action in ("plug", "unplug") and by_id[raw].car is None:
-                raise FieldError(where, repr(raw) + " has no car")
+                raise FieldError(where, fc.describe(raw) + " has no car")
             event_value = raw
         elif action == "loss_pct":
             event_value = fc.integer(raw, where, 0, 100)

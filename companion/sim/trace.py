@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from loadmesh.core import site as core_site
+from loadmesh.core.errors import describe
 
 from .scenario import Scenario
 
@@ -39,18 +40,18 @@ def check_record(record: dict[str, object]) -> None:
     """Raise TraceError if record lacks a contract field or has one of the wrong type."""
     for key in REQUIRED:
         if key not in record:
-            raise TraceError("trace record for " + repr(record.get("node")) + " has no " + key)
+            raise TraceError("trace record for " + describe(record.get("node")) + " has no " + key)
     for key in _INTS:
         value = record[key]
         if isinstance(value, bool) or not isinstance(value, int):
-            raise TraceError(key + ": " + repr(value) + " is not an integer")
+            raise TraceError(key + ": " + describe(value) + " is not an integer")
     if not isinstance(record["node"], str):
-        raise TraceError("node: " + repr(record["node"]) + " is not a node id")
+        raise TraceError("node: " + describe(record["node"]) + " is not a node id")
     if not isinstance(record["failsafe"], bool):
-        raise TraceError("failsafe: " + repr(record["failsafe"]) + " is not true or false")
+        raise TraceError("failsafe: " + describe(record["failsafe"]) + " is not true or false")
     mem = record["mem_alloc"]
     if mem is not None and (isinstance(mem, bool) or not isinstance(mem, int)):
-        raise TraceError("mem_alloc: " + repr(mem) + " is not an integer or null")
+        raise TraceError("mem_alloc: " + describe(mem) + " is not an integer or null")
 
 
 class TraceWriter:
