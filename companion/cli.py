@@ -543,21 +543,32 @@ def main(argv: list[str] | None = None) -> int:
     return quiet_when_unread(lambda: _main(argv))
 
 
+TRACEBACK = "LOADMESH_TRACEBACK"  # set (not to 0): the errors shortened below keep their traceback
+
+
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
     except SetupError as exc:
+        if _traceback_wanted():
+            raise
         print(f"loadmesh {args.command}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         # A path a command did not check before using it (sim --trace into a folder that is not there): the path
         # and what is wrong, not a traceback. One without a path is not the installer's (a closed pipe: main).
-        if exc.filename is None:
+        # Only an OSError: any other exception is a bug, and keeps its traceback; so does a bug that fails on a
+        # path, for whoever sets LOADMESH_TRACEBACK to find where.
+        if exc.filename is None or _traceback_wanted():
             raise
         print(f"loadmesh {args.command}: {exc.filename}: {why(exc)}", file=sys.stderr)
         return 2
     return result
+
+
+def _traceback_wanted() -> bool:
+    return os.environ.get(TRACEBACK, "0") not in ("", "0")
 
 
 if __name__ == "__main__":

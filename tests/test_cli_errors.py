@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from loadmesh.companion import cli
+from loadmesh.companion.paths import SetupError
 
 from .conftest import ROOT
 
@@ -309,6 +310,39 @@ def test_a_path_a_command_uses_unchecked_is_named_in_one_line(capsys: pytest.Cap
     trace = tmp_path / "no-such-folder" / "run.jsonl"
     assert loadmesh(capsys, "sim", ROOT / "tools" / "scenarios" / "evse3_32a.yaml", "--trace", trace,
                     "--duration", 1) == (2, "", f"loadmesh sim: {trace}: No such file or directory\n")
+
+
+def test_loadmesh_traceback_keeps_the_traceback_of_a_path_a_command_uses_unchecked(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A bug that fails on a named path read as the installer's mistake, in one line, and no way to see where.
+    monkeypatch.setenv("LOADMESH_ROOT", str(ROOT))
+    trace = tmp_path / "no-such-folder" / "run.jsonl"
+    args = ["sim", str(ROOT / "tools" / "scenarios" / "evse3_32a.yaml"), "--trace", str(trace), "--duration", "1"]
+    monkeypatch.setenv("LOADMESH_TRACEBACK", "0")  # 0 is as if not set
+    assert loadmesh(capsys, *args)[0] == 2
+    monkeypatch.setenv("LOADMESH_TRACEBACK", "1")
+    with pytest.raises(FileNotFoundError) as caught:
+        cli.main(args)
+    assert caught.value.filename == str(trace)
+    assert capsys.readouterr() == ("", "")
+    # A step of the setup missing (no checkout where LOADMESH_ROOT says): its one line, or its traceback.
+    monkeypatch.setenv("LOADMESH_ROOT", str(tmp_path))
+    with pytest.raises(SetupError, match="is not a loadmesh checkout"):
+        cli.main(["demo", "--duration", "1"])
+    monkeypatch.delenv("LOADMESH_TRACEBACK")
+    code, out, err = loadmesh(capsys, "demo", "--duration", "1")
+    assert (code, out) == (1, "") and err.startswith(f"loadmesh demo: LOADMESH_ROOT={tmp_path} is not a loadmesh")
+
+
+def test_loadmesh_traceback_shows_the_traceback_on_the_command_line(tmp_path: Path) -> None:
+    trace = tmp_path / "no-such-folder" / "run.jsonl"
+    done = subprocess.run([sys.executable, "-m", "loadmesh.companion.cli", "sim",
+                           str(ROOT / "tools" / "scenarios" / "evse3_32a.yaml"), "--trace", str(trace)],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env=dict(os.environ, LOADMESH_ROOT=str(ROOT), LOADMESH_TRACEBACK="1"))
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("Traceback (most recent call last):\n"), done.stderr
+    assert done.stderr.endswith(f"FileNotFoundError: [Errno 2] No such file or directory: '{trace}'\n")
 
 
 @pytest.mark.parametrize("parent", ["no-such-folder", "a-file"])
