@@ -13,7 +13,7 @@ from pathlib import Path
 from loadmesh.core import canon, groupconfig
 
 from . import devtree, fieldhint, membership
-from .jsonfile import read_heating, read_json, why
+from .jsonfile import read_heating_body, read_json, why
 from .paths import SetupError, device_tree
 from .runtimes import MicroPythonRuntime, Runtime, open_runtime
 
@@ -224,15 +224,20 @@ def _heating_check(args: argparse.Namespace) -> int:
     from . import heatcheck
 
     raws: list[object] = []
-    for path, read in ((args.file, read_heating), (args.group, read_json)):
+    body = b""  # heating.json's bytes, read once: --write writes them as they came, the ones checked
+    for number, path in enumerate((args.file, args.group)):
         if path is None:
             raws.append(heatcheck.NO_GROUP)  # only --group is optional
             continue
         try:
-            raws.append(read(Path(path)))
+            if number == 0:
+                body, raw = read_heating_body(Path(path))
+            else:
+                raw = read_json(Path(path))
         except (OSError, ValueError) as exc:
             print(f"loadmesh heating-check: {path}: {why(exc)}", file=sys.stderr)
             return 2
+        raws.append(raw)
     try:
         settings = heatcheck.check(raws[0], raws[1])
     except FieldError as exc:
@@ -251,7 +256,7 @@ def _heating_check(args: argparse.Namespace) -> int:
 
         # The bytes as they came, as PUT /heating keeps them.
         return _write_node_file(args, "heating-check", heatsettings.HEATING,
-                                lambda root: heatsettings.save(root, Path(args.file).read_bytes()))
+                                lambda root: heatsettings.save(root, body))
     return 0
 
 
@@ -288,8 +293,8 @@ def _hw_check(args: argparse.Namespace) -> int:
     from loadmesh.node import hwconfig
 
     try:
-        wiring = fieldhint.read_checked(Path(args.file), hwconfig.parse, "hw")
-        raw = read_json(Path(args.file))  # as it came, for --write
+        raw = read_json(Path(args.file))  # as it came, for --write: read once, so that what is written was checked
+        wiring = fieldhint.checked(raw, hwconfig.parse, "hw")
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
         print(f"loadmesh hw-check: {args.file}: {why(exc)}", file=sys.stderr)
         return 2
@@ -340,8 +345,8 @@ def _node_check(args: argparse.Namespace) -> int:
     from loadmesh.node import settings
 
     try:
-        parsed = fieldhint.read_checked(Path(args.file), settings.parse, "node")
-        raw = read_json(Path(args.file))  # as it came, for --write
+        raw = read_json(Path(args.file))  # as it came, for --write: read once, so that what is written was checked
+        parsed = fieldhint.checked(raw, settings.parse, "node")
     except (OSError, ValueError) as exc:  # unreadable, not JSON, or refused (a FieldError is a ValueError)
         print(f"loadmesh node-check: {args.file}: {why(exc)}", file=sys.stderr)
         return 2

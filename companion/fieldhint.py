@@ -162,7 +162,12 @@ def read_checked(path: Path, parse: Callable[[object], T], prefix: str = "") -> 
     hint for a misspelt one), for jsonfile.in_file to name the file."""
     from .jsonfile import read_json
 
-    raw = read_json(path)
+    return checked(read_json(path), parse, prefix)
+
+
+def checked(raw: object, parse: Callable[[object], T], prefix: str = "") -> T:
+    """parse(raw), raw as read_json read it; ValueError naming the field (with a hint for a misspelt one). For a
+    command that keeps raw too (--write): the file read once, so what is written is what was checked."""
     try:
         return parse(raw)
     except ValueError as exc:

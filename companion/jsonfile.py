@@ -92,12 +92,16 @@ def read_json(path: Path) -> Any:  # what json.loads gives
     return loads(text)
 
 
-def read_heating(path: Path) -> Any:  # what json.loads gives
-    """A heating.json as a node takes it in PUT /heating: refused first as the node refuses text that is not JSON.
+def read_heating_body(path: Path) -> tuple[bytes, Any]:  # Any: what json.loads gives
+    """A heating.json as a node takes it in PUT /heating, its bytes and what they hold: refused first as the node
+    refuses text that is not JSON.
 
     The node checks the syntax itself (loadmesh.node.jsontext) because its
     json reads more than JSON, and keeps the body as it came; the same check
-    here gives the installer the node's own message for the same file.
+    here gives the installer the node's own message for the same file. The
+    bytes are returned for the command to send or write: read once, so that
+    they are the ones checked (a file read again may have changed since, and
+    a pipe, `<(...)`, gives nothing the second time).
     """
     from loadmesh.node import jsontext
 
@@ -114,7 +118,7 @@ def read_heating(path: Path) -> Any:  # what json.loads gives
 
         assert isinstance(exc, FieldError)
         raise FieldError(exc.field, exc.problem + " (" + saved_as + ")") from None
-    return json.loads(body, parse_constant=_no_constant)
+    return body, json.loads(body, parse_constant=_no_constant)
 
 
 def _saved_as(body: bytes) -> str:

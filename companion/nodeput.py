@@ -21,7 +21,7 @@ from typing import Any
 from loadmesh.core import canon
 
 from . import fieldhint, nodehttp
-from .jsonfile import in_file, read_heating, read_json
+from .jsonfile import in_file, read_heating_body, read_json
 from .nodehttp import NodeHttpError
 
 WHAT = ("send an adopted node its group config (sealed here with the group key), a valve or boiler node its "
@@ -63,12 +63,12 @@ def heating_file(path: Path) -> tuple[bytes, str]:
 
     from . import heatcheck
 
-    raw = in_file(path, read_heating)
+    body, raw = in_file(path, read_heating_body)  # read once: the bytes sent are the ones checked
     try:
         kind = str(heatcheck.check(raw)["kind"])
     except FieldError as exc:
         raise ValueError(f"{path}: {fieldhint.hinted(str(exc), raw, heatcheck.check, 'heating')}") from None
-    return in_file(path, Path.read_bytes), kind
+    return body, kind
 
 
 # The top-level fields of each kind's heating.json: the other kind's node refuses them as "not a known field".

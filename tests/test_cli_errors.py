@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,50 @@ def test_a_write_folder_that_is_a_file_is_named_so(capsys: pytest.CaptureFixture
         code, _, err = loadmesh(capsys, "hw-check", hw, "--write", folder)
     assert (code, err) == (2, f"loadmesh {command}: --write {folder}: is a file, not a folder to write into\n")
     assert folder.read_text() == "mine"
+
+
+@pytest.fixture
+def piped() -> Iterator[Callable[[bytes], Path]]:
+    """A file that can be read once, as a shell's <(...) gives one: the bytes in a pipe whose writer has closed,
+    named /dev/fd/N. A second read gets nothing."""
+    ends: list[int] = []
+
+    def pipe_of(data: bytes) -> Path:
+        read_end, write_end = os.pipe()
+        ends.append(read_end)
+        os.write(write_end, data)  # within a pipe's buffer: the examples are a few hundred bytes
+        os.close(write_end)
+        return Path(f"/dev/fd/{read_end}")
+
+    yield pipe_of
+    for end in ends:
+        os.close(end)
+
+
+@pytest.mark.parametrize(("command", "name", "kept"), [("hw-check", "hw-evse.json", "hw.json"),
+                                                       ("node-check", "node-evse1.json", "node.json"),
+                                                       ("heating-check", "heating-lounge.json", "heating.json")])
+def test_a_check_reads_its_file_once_and_writes_what_it_checked(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, piped: Callable[[bytes], Path], command: str, name: str,
+        kept: str) -> None:
+    # The file was read to check it, then again for --write: a pipe (`hw-check <(...) --write DIR`) gave nothing
+    # the second time, and a file changed in between was written unchecked.
+    data = (EXAMPLES / name).read_bytes()
+    given = tmp_path / name
+    given.write_bytes(data)
+    as_file = loadmesh(capsys, command, given, "--write", tmp_path / "from-file")
+    assert as_file[0] == 0, as_file
+    as_pipe = loadmesh(capsys, command, piped(data), "--write", tmp_path / "from-pipe")
+    assert as_pipe[:2] == as_file[:2], as_pipe
+    assert (tmp_path / "from-pipe" / kept).read_bytes() == (tmp_path / "from-file" / kept).read_bytes()
+
+
+def test_put_heating_sends_the_bytes_it_checked(piped: Callable[[bytes], Path]) -> None:
+    # Read once: the body sent is the file as checked (it was read again, and from a pipe sent empty).
+    from loadmesh.companion import nodeput
+
+    data = (EXAMPLES / "heating-lounge.json").read_bytes()
+    assert nodeput.heating_file(piped(data)) == (data, "valve")
 
 
 def test_a_check_whose_file_name_is_taken_by_a_folder_names_that_folder(capsys: pytest.CaptureFixture[str],
