@@ -100,6 +100,95 @@ def test_node_files_that_cannot_write_one_file_leaves_the_others_as_they_were(
     assert sorted(path.name for path in folder.iterdir()) == ["boot.a", "config.json", "key", "node.json"]
 
 
+@pytest.mark.parametrize("failure", ["a folder in the way", "a file not written"])
+def test_node_files_whose_move_fails_half_way_puts_back_the_files_moved(tmp_path: Path, failure: str) -> None:
+    # The four files are written, then moved over their names one by one: a move that failed after others were
+    # made left new files beside old ones, the old ones lost. Here the third name is taken by a folder made after
+    # the check (as another program could), or the write leaves the last file unwritten: the moves of key and
+    # node.json are made, then undone.
+    from loadmesh.companion import nodefolder
+    from loadmesh.node import store
+
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    before = {"node.json": b"LM1 earlier node\n{}", "boot.a": b"LM1 earlier\n9", "key": b"LM1 earlier key\n00"}
+    for name, data in before.items():
+        (folder / name).write_bytes(data)
+    names = ("key", "node.json", store.CONFIG, "boot.a")
+
+    def write(root: str) -> None:
+        kept = store.Store(root)
+        kept.write_key(bytes(32))
+        kept.write_json("node.json", {"id": "evse1"})
+        kept.write_json(store.CONFIG, {"group": "garage"})
+        if failure == "a folder in the way":
+            kept.write("boot.a", b"7")
+            (folder / store.CONFIG).mkdir()
+        # else: no boot.a, the last of the four
+
+    with pytest.raises(OSError) as caught:
+        nodefolder.write_all(folder, names, write)
+    at_fault = store.CONFIG if failure == "a folder in the way" else "boot.a"
+    assert caught.value.filename == str(folder / at_fault)
+    assert {path.name: path.read_bytes() for path in folder.iterdir() if path.is_file()} == before
+    left = sorted(path.name for path in folder.iterdir())
+    assert left == sorted([*before, *([store.CONFIG] if failure == "a folder in the way" else [])])
+
+
+def _unchangeable(folder: Path) -> bool:
+    """folder made so that no name in it can be made, removed or renamed (mode 0500; for root, who passes that,
+    the immutable attribute); False if this machine allows neither (a file system without the attribute)."""
+    folder.chmod(0o500)
+    probe = folder / ".probe"
+    try:
+        probe.touch()
+    except PermissionError:
+        return True
+    probe.unlink()
+    done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def _changeable(folder: Path) -> None:
+    subprocess.run(["chattr", "-i", str(folder)], capture_output=True, check=False)
+    folder.chmod(0o700)
+
+
+def test_node_files_whose_move_and_put_back_fail_keeps_the_old_files_and_says_where(tmp_path: Path) -> None:
+    # The third move fails (a folder in the way), and the old files cannot be moved back: the folder that keeps
+    # them is made unchangeable after they are kept there. They stay there, and the error says where.
+    from loadmesh.companion import nodefolder
+    from loadmesh.node import store
+
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    before = {"node.json": b"LM1 earlier node\n{}", "key": b"LM1 earlier key\n00"}
+    for name, data in before.items():
+        (folder / name).write_bytes(data)
+    kept_in: list[Path] = []
+
+    def write(root: str) -> None:
+        kept = store.Store(root)
+        kept.write_key(bytes(32))
+        kept.write_json("node.json", {"id": "evse1"})
+        kept.write_json(store.CONFIG, {"group": "garage"})
+        (folder / store.CONFIG).mkdir()
+        kept_in.extend(folder.glob(nodefolder.OLD_PREFIX + "*"))
+        if not _unchangeable(kept_in[0]):
+            pytest.skip("no way here to make a folder unchangeable")
+
+    try:
+        with pytest.raises(OSError) as caught:
+            nodefolder.write_all(folder, ("key", "node.json", store.CONFIG), write)
+    finally:
+        for made in kept_in:
+            _changeable(made)
+    assert caught.value.filename == str(folder / store.CONFIG)
+    assert str(caught.value.strerror).endswith(f": the old files are in {kept_in[0]}")
+    assert {path.name: path.read_bytes() for path in kept_in[0].iterdir()} == before
+    assert sorted(path.name for path in folder.iterdir()) == sorted([kept_in[0].name, store.CONFIG, *before])
+
+
 def test_node_files_writes_all_four_and_leaves_nothing_else(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                                             key_file: Path) -> None:
     folder = tmp_path / "evse1"
