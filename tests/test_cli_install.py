@@ -336,8 +336,8 @@ def _http(status: str, body: bytes) -> bytes:
 GET_ANSWERS = [
     # (setting, what the other end sends, what loadmesh get says after "loadmesh get: HOST:PORT: ")
     ("heating", _http("400 Bad Request", b'{"error":"heating: is for valve and boiler nodes; this node\'s kind is '
-                                         b'\'evse\'"}'),
-     "refused: heating: is for valve and boiler nodes; this node's kind is 'evse'"),  # the node's words
+                                         b'\\"evse\\""}'),
+     'refused: heating: is for valve and boiler nodes; this node\'s kind is "evse"'),  # the node's words
     ("heating", _http("200 OK", b'{"file":"missing","heating":null}'),
      "keeps no heating.json: loadmesh put {host} heating HEATING.json --key {key} gives it one"),
     ("heating", _http("200 OK", b'{"file":"corrupt","heating":null}'),

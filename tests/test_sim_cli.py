@@ -108,12 +108,12 @@ def test_a_scenario_that_cannot_be_read_is_named_as_the_other_commands_name_a_fi
 
 @pytest.mark.parametrize(("args", "error"), [
     # (the command line, the one line argparse ends with): refused before a node starts
-    (["sim", str(EVSE3), "--duration", "-1"], "sim: error: argument --duration: '-1' is not 0 or more seconds "
+    (["sim", str(EVSE3), "--duration", "-1"], 'sim: error: argument --duration: "-1" is not 0 or more seconds '
                                               "(0: until Ctrl-C)"),
-    (["sim", str(EVSE3), "--duration", "soon"], "sim: error: argument --duration: 'soon' is not a number of seconds"),
+    (["sim", str(EVSE3), "--duration", "soon"], 'sim: error: argument --duration: "soon" is not a number of seconds'),
     (["sim", str(EVSE3), "--duration", "1", "--sample-ms", "0"],
-     "sim: error: argument --sample-ms: '0' is not 1 ms or more"),
-    (["demo", "--duration", "-5"], "demo: error: argument --duration: '-5' is not 0 or more seconds "
+     'sim: error: argument --sample-ms: "0" is not 1 ms or more'),
+    (["demo", "--duration", "-5"], 'demo: error: argument --duration: "-5" is not 0 or more seconds '
                                    "(0: until Ctrl-C)"),
 ])
 def test_a_duration_or_sample_period_that_cannot_be_is_refused(capsys: pytest.CaptureFixture[str], args: list[str],

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from loadmesh.core.errors import FieldError
+from loadmesh.core.errors import FieldError, quoted
 
 from .. import jsonfile
 from ..paths import repo_root
@@ -49,9 +49,9 @@ def _duration_s(text: str) -> float:
     try:
         seconds = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        raise argparse.ArgumentTypeError(f"{quoted(text)} is not a number of seconds") from None
     if not (math.isfinite(seconds) and seconds >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not 0 or more seconds (0: until Ctrl-C)")
+        raise argparse.ArgumentTypeError(f"{quoted(text)} is not 0 or more seconds (0: until Ctrl-C)")
     return seconds
 
 
@@ -60,9 +60,9 @@ def _sample_ms(text: str) -> int:
     try:
         period_ms = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of ms") from None
+        raise argparse.ArgumentTypeError(f"{quoted(text)} is not a whole number of ms") from None
     if period_ms < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not 1 ms or more")
+        raise argparse.ArgumentTypeError(f"{quoted(text)} is not 1 ms or more")
     return period_ms
 
 
