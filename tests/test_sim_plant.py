@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import socket
 import threading
@@ -28,6 +29,7 @@ RELAY = {"id": "heater", "kind": "relay", "phases": "L1", "min_ma": 8000, "max_m
          "priority": 1, "mode": "continuous"}
 ADDRESS = ("127.0.0.1", 40000)
 BUFFER = simproto.new_buffer()
+SEQS = itertools.count(1)  # one node process's seq rises with every command (a new process counts from 1)
 
 
 def plant_of(nodes: list[dict[str, object]], wdt_ms: int = 60000, **extra: object) -> Plant:
@@ -38,13 +40,15 @@ def plant_of(nodes: list[dict[str, object]], wdt_ms: int = 60000, **extra: objec
 
 def command(plant: Plant, now_ms: int, node: str = "ev", pilot_ma: int = 0, feed: bool = True,
             relay: bool = False, valve_pct: int = 0, boiler: bool = False, setpoint_dc: int | None = None,
-            applied_ma: int = 0) -> tuple[int, ...]:
-    """A node's command at now_ms; the readings it gets back (decoded body)."""
+            applied_ma: int = 0, address: tuple[str, int] = ADDRESS, seq: int | None = None) -> tuple[int, ...]:
+    """A node's command at now_ms (from one process at address unless told); the readings it gets back (decoded
+    body)."""
     flags = (simproto.FLAG_FEED if feed else 0) | (simproto.FLAG_RELAY if relay else 0) \
         | (simproto.FLAG_BOILER if boiler else 0)
-    size = simproto.encode_command(BUFFER, node, 1, flags, pilot.duty_permille(pilot_ma), valve_pct, setpoint_dc,
-                                   applied_ma, applied_ma, 20000, 2)
-    answer = plant.command(bytes(BUFFER[:size]), ADDRESS, now_ms)
+    size = simproto.encode_command(BUFFER, node, next(SEQS) if seq is None else seq, flags,
+                                   pilot.duty_permille(pilot_ma), valve_pct, setpoint_dc, applied_ma, applied_ma,
+                                   20000, 2)
+    answer = plant.command(bytes(BUFFER[:size]), address, now_ms)
     assert answer is not None
     decoded = simproto.decode_readings(answer)
     assert decoded is not None and decoded[0] == node
@@ -107,10 +111,25 @@ def test_a_killed_node_holds_its_pilot_until_its_watchdog_fires() -> None:
     # The car follows the reset pilot after its lag.
     assert plant.sample(3999)[0]["draw_ma"] == 15960
     assert plant.sample(4000)[0]["draw_ma"] == 0
-    # Restarted: its first command starts a new life.
-    command(plant, 9000, pilot_ma=6000, applied_ma=6000)
+    # Restarted: its first command (a new process: its own socket, its seq from 1) starts a new life.
+    command(plant, 9000, pilot_ma=6000, applied_ma=6000, address=("127.0.0.1", 40001), seq=1)
     back = plant.sample(9000)[0]
     assert back["alive"] is True and back["applied_ma"] == 6000
+
+
+def test_a_restarted_node_starts_its_watchdog_at_its_first_command_even_before_the_last_one_fired() -> None:
+    # The old process fed at 1000 and is killed; the new one commands at 2500, before the old life's watchdog
+    # (3000), and does not feed yet (its boot). Its life's watchdog runs from 2500: before, the plant took it for
+    # the old life and reset it at 3000, 500 ms into its boot. A new process on the port the old one had (the
+    # kernel may give it again) tells itself by its seq, which starts again.
+    for address in (("127.0.0.1", 40001), ADDRESS):
+        plant = plant_of([{**EVSE, "car": {"plug_at_s": 0, "lag_ms": 1000}}], wdt_ms=2000)
+        for now_ms in range(0, 1001, 100):
+            command(plant, now_ms, pilot_ma=16000, applied_ma=16000, seq=now_ms // 100 + 1)
+        command(plant, 2500, feed=False, address=address, seq=1)
+        assert plant.nodes["ev"].fed_ms == 2500
+        assert [r["alive"] for r in (plant.sample(3000)[0], plant.sample(4499)[0], plant.sample(4500)[0])] == [
+            True, True, False], address
 
 
 def test_a_node_that_never_feeds_is_reset_all_the_same() -> None:
@@ -275,11 +294,9 @@ def test_a_feed_waiting_while_the_plant_thread_is_held_back_is_not_a_hung_node()
     server = PlantServer(plant_of([EVSE], wdt_ms=1000))
     server.start()
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    flags = simproto.FLAG_FEED
-    size = simproto.encode_command(BUFFER, "ev", 1, flags, 1000, 0, None, 0, 0, 20000, 0)
-    datagram = bytes(BUFFER[:size])
+    seqs = itertools.count(1)
     try:
-        sender.sendto(datagram, server.address)
+        sender.sendto(_datagram(next(seqs), 0), server.address)
         state = server.plant.nodes["ev"]
         for _ in range(100):
             with server.lock:
@@ -291,7 +308,7 @@ def test_a_feed_waiting_while_the_plant_thread_is_held_back_is_not_a_hung_node()
         with server.lock:  # the plant thread is held back: it cannot take what comes now
             held_ms = server.now_ms()
             for _ in range(12):  # the node feeds every 100 ms all along
-                sender.sendto(datagram, server.address)
+                sender.sendto(_datagram(next(seqs), 0), server.address)
                 threading.Event().wait(0.1)
             now_ms = server.now_ms()
             heard_ms = server.heard_until_ms(now_ms)
@@ -307,6 +324,69 @@ def test_a_feed_waiting_while_the_plant_thread_is_held_back_is_not_a_hung_node()
             assert state.fed_ms is not None and state.fed_ms >= held_ms + 1200
     finally:
         sender.close()
+        server.stop()
+
+
+def _datagram(seq: int, pilot_ma: int, feed: bool = True) -> bytes:
+    size = simproto.encode_command(BUFFER, "ev", seq, simproto.FLAG_FEED if feed else 0,
+                                   pilot.duty_permille(pilot_ma), 0, None, pilot_ma, pilot_ma, 20000, 0)
+    return bytes(BUFFER[:size])
+
+
+def _answered(sock: socket.socket) -> bytes:
+    """The plant's READINGS to sock's last command: the evidence that the plant has taken it."""
+    sock.settimeout(10)
+    return sock.recv(simproto.MAX_BYTES + 1)
+
+
+def test_a_killed_nodes_feed_taken_late_ends_with_its_life_and_is_not_the_next_ones() -> None:
+    # A node process charging at 16 A is killed while its last feed waits in the plant's socket (the plant
+    # thread held back, as on a loaded machine), and restarted. The plant takes that feed after the old
+    # life's watchdog fired. Before, it took it as a new life's first command at the time it took it: the dead
+    # process's 16 A in force again for wdt_ms, and the simulator counted it as the new process's feed (a new
+    # process slow to boot then looked hung wdt_ms later).
+    server = PlantServer(plant_of([{**EVSE, "car": {"plug_at_s": 0, "lag_ms": 1000}}], wdt_ms=500))
+    server.start()
+    old = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    new = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    state = server.plant.nodes["ev"]
+    try:
+        old.sendto(_datagram(1, 16000), server.address)
+        _answered(old)
+        with server.lock:
+            assert state.alive(server.now_ms()) and state.pilot_permille == pilot.duty_permille(16000)
+            fed_ms = state.fed_ms
+        assert fed_ms is not None
+        with server.lock:  # the plant thread cannot take what comes now
+            old.sendto(_datagram(2, 16000), server.address)
+            old.close()
+            killed_ms = server.now_ms()
+            server.plant.end_life("ev", killed_ms)  # what Simulation does once the process is gone
+            while server.now_ms() < fed_ms + 700:  # past the old life's watchdog (fed_ms + 500)
+                threading.Event().wait(0.05)
+            restarted_ms = server.now_ms()
+        for _ in range(1000):  # let go: the plant takes the waiting feed
+            with server.lock:
+                if state.seq == 2:
+                    break
+            threading.Event().wait(0.01)
+        with server.lock:
+            now_ms = server.now_ms()
+            assert state.seq == 2 and state.fed_ms is not None
+            # Judged as of the kill: fed then, reset wdt_ms on, long before now; not a feed since the restart.
+            assert fed_ms <= state.fed_ms <= killed_ms < restarted_ms, (fed_ms, state.fed_ms, killed_ms)
+            assert not state.alive(now_ms)
+            record = server.plant.sample(now_ms)[0]
+        assert (record["alive"], record["applied_ma"], record["pilot_ma"]) == (False, 0, 0), record
+        # The new process's first command (its boot: no charging, no feed yet) is a new life, its watchdog from it.
+        sent_ms = server.now_ms()
+        new.sendto(_datagram(1, 0, feed=False), server.address)
+        _answered(new)
+        with server.lock:
+            assert state.fed_ms is not None and state.fed_ms >= sent_ms and state.alive(state.fed_ms)
+    finally:
+        old.close()
+        new.close()
         server.stop()
 
 

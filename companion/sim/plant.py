@@ -27,7 +27,10 @@ A node that stops feeding its watchdog (killed, hung) is modelled as the
 hardware would behave: the PWM peripheral and the relays keep their last
 state until the watchdog fires, wdt_ms after the last feed; then the node is
 in its boot state (pilot constant +12 V, i.e. no charging; relays open;
-valve closed; no boiler call) until it commands again.
+valve closed; no boiler call) until it commands again. A life is one node
+process (one address, a rising seq); a new process begins a new life at its
+first command. What a killed process sent and this thread had not taken yet
+is judged as of the kill (end_life).
 """
 
 from __future__ import annotations
@@ -116,11 +119,14 @@ class NodeState:
         self.phases = phases
         self.max_ma = max_ma
         self.wdt_ms = wdt_ms
+        # A life is one node process: its commands come from one address (its HAL's socket) with a rising seq.
         self.address: tuple[str, int] | None = None
         # The watchdog runs from the first command of a life, and restarts at every feed.
         self.fed_ms: int | None = None
         self.reset_seen = True  # no life yet, so nothing to reset
         self.seq = 0
+        # When the current life's process ended (killed), if it did: what of it is still queued was sent before.
+        self.ended_ms: int | None = None
         # Commanded state; what is in force is effective() (the watchdog may have reset it).
         self.pilot_permille = pilot.PILOT_OFF_PERMILLE
         self.relay = False
@@ -219,8 +225,19 @@ class Plant:
         self.step(now_ms)
         state = self.nodes[node_id]
         seq, flags, pilot_permille, valve_pct, setpoint_dc, applied_ma, target_ma, mem_alloc, peers = body
-        if not state.alive(now_ms):
-            state.fed_ms = now_ms  # a new life (a first boot, or after a reset): its watchdog starts now
+        # Another process than the one commanding so far (a restart: its own socket, its seq from 1 again) is
+        # a new life, whether or not the last one's watchdog has fired: the node has reset.
+        new_life = address != state.address or seq <= state.seq
+        if new_life:
+            state.ended_ms = None
+        # A datagram of a life whose process has ended waited in the socket while this thread was held back:
+        # it was sent before the end, and is judged then. At processing time, a killed node's last feed taken
+        # after its watchdog had fired would begin a life of its own, its commands in force again for wdt_ms.
+        judged_ms = now_ms if state.ended_ms is None else min(now_ms, state.ended_ms)
+        if new_life or not state.alive(judged_ms):
+            # A new life (a first boot, a restart), or this life's commands after its watchdog fired at the
+            # plant's last look, which may have come late (see PlantServer): its watchdog starts now.
+            state.fed_ms = judged_ms
             state.reset_seen = False
         state.address = address
         state.seq = seq
@@ -236,11 +253,17 @@ class Plant:
         state.mem_alloc = simproto.known(mem_alloc)
         state.peers = peers
         if flags & simproto.FLAG_FEED:
-            state.fed_ms = now_ms
+            state.fed_ms = judged_ms
         car = self.cars.get(node_id)
         if car is not None:
             car.follow(now_ms, state.effective(now_ms)[0])
         return self.readings(node_id, seq, now_ms)
+
+    def end_life(self, node_id: str, now_ms: int) -> None:
+        """node_id's process has ended (killed): its datagrams still to be taken were sent before now_ms."""
+        state = self.nodes[node_id]
+        if state.address is not None and state.ended_ms is None:
+            state.ended_ms = now_ms
 
     def readings(self, node_id: str, seq: int, now_ms: int) -> bytes:
         """The READINGS datagram for node_id at now_ms."""
@@ -439,6 +462,11 @@ class PlantServer(UdpThread):
         """Silence the meter for duration_ms from now."""
         with self.lock:
             self.plant.meter_stale(duration_ms, self.now_ms())
+
+    def end_life(self, node_id: str) -> None:
+        """node_id's process has ended, now (call once it is gone)."""
+        with self.lock:
+            self.plant.end_life(node_id, self.now_ms())
 
     def heard_until_ms(self, now_ms: int) -> int:
         """The plant time up to which the nodes' feeds are known: now_ms, or earlier if this thread is behind."""

@@ -360,6 +360,8 @@ class Simulation:
         node.killed = True
         if self.virtual is not None and node_id in self.virtual_ids:
             self.virtual.kill(node_id)
+            if self.plant is not None:
+                self.plant.end_life(node_id)
             return
         self._kill(node)
 
@@ -367,12 +369,18 @@ class Simulation:
         if node.process is not None and node.process.poll() is None:
             node.process.send_signal(signal.SIGKILL)
             node.process.wait()
+        if self.plant is not None:
+            # Gone: what it sent and the plant has not taken yet was sent before now (see Plant.command).
+            self.plant.end_life(node.id)
 
     def restart(self, node_id: str) -> None:
         """Start a node again in its folder (kill it first if it runs)."""
         node = self.nodes[node_id]
         if self.virtual is not None and node_id in self.virtual_ids:
             node.killed = False
+            self.virtual.kill(node_id)  # the old life ends before the new one can command
+            if self.plant is not None:
+                self.plant.end_life(node_id)
             self.virtual.boot(node_id, str(node.folder))
             return
         self._kill(node)
