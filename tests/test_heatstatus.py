@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import json
+import select
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -456,10 +457,11 @@ GROUP = groupconfig.parse(dict(CONFIG, members=[*CONFIG["members"], {  # type: i
 
 
 class _Clock:
-    """The runtime's now_ms(), set by the test."""
+    """The runtime's now_ms(), set by the test; and which node each node's mesh sends to."""
 
     def __init__(self) -> None:
         self.ms = 0
+        self.sends_to: dict[str, runtime.Node] = {}
 
     def now_ms(self) -> int:
         return self.ms
@@ -488,6 +490,7 @@ def heating_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
         store.write_json("heating.json", json.loads(json.dumps(heating[node])))
         nodes[node] = runtime.Node(str(tmp_path / node), clock=clock)
         assert nodes[node].mode == "running", nodes[node].error
+    clock.sends_to = {"boiler": nodes["bath"], "bath": nodes["boiler"]}
     yield nodes, clock
     for each in nodes.values():
         assert each.mesh is not None
@@ -495,10 +498,30 @@ def heating_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
 
 
 def _run(nodes: dict[str, runtime.Node], clock: _Clock, until_ms: int) -> None:
+    """Tick nodes (the others are off) every 100 ms of the fake clock up to until_ms.
+
+    A heartbeat is in the other node's socket before that one ticks next: waited for, not assumed. A loopback
+    datagram is not always there when sendto() returns (on a loaded machine the kernel may defer its delivery),
+    and the fake clock does not wait: taken some ticks late, it was heard later than sent, and a check at a
+    peer timeout's edge (heard, silent) read another state. A node that is off hears nothing: what is sent to
+    it is taken out once it has arrived. Each node's socket is so empty whenever a heartbeat is sent to it,
+    and its arrival is the socket turning readable."""
     while clock.ms < until_ms:
         clock.ms += 100
-        for node in nodes.values():
+        for name, node in nodes.items():
+            assert node.mesh is not None
+            sent = node.mesh.sent
             node.tick()
+            if node.mesh.sent == sent:
+                continue
+            assert node.mesh.sent == sent + 1, "more than one heartbeat in a tick: wait for each"
+            other = clock.sends_to[name]
+            assert other.mesh is not None
+            inbox = other.mesh._sock
+            readable, _, _ = select.select([inbox], [], [], 30)  # for failure only: it comes in microseconds
+            assert readable, f"{name}'s heartbeat at t={clock.ms} ms never arrived"
+            if other not in nodes.values():
+                inbox.recv(1024)
 
 
 def test_a_heating_node_shows_its_heating_not_the_current_it_does_not_draw(
