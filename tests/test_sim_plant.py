@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from loadmesh.companion.sim import scenario as sc
+from loadmesh.companion.sim.hub import Hub
 from loadmesh.companion.sim.plant import Plant, PlantServer
 from loadmesh.companion.sim.runner import Simulation
 from loadmesh.core import pilot
@@ -388,6 +389,91 @@ def test_a_killed_nodes_feed_taken_late_ends_with_its_life_and_is_not_the_next_o
         old.close()
         new.close()
         server.stop()
+
+
+def test_a_watchdog_is_judged_up_to_what_the_plant_has_heard_not_at_its_own_late_now() -> None:
+    # The plant held back from 1000 on (it has taken nothing since: heard_ms) while the node fed on: at 3500 its
+    # watchdog (1000 + 2000) is not known to have fired, since its feeds may be waiting. Before, the plant fired it
+    # at 3000 at its first look after the hold: the node dead in the trace, the car stopping after its lag, for
+    # the plant's own lateness.
+    plant = plant_of([{**EVSE, "car": {"plug_at_s": 0, "lag_ms": 1000}}], wdt_ms=2000)
+    for now_ms in range(0, 1001, 100):
+        command(plant, now_ms, pilot_ma=16000, applied_ma=16000)
+    plant.heard_ms = 1000
+    held = plant.sample(3500)[0]
+    assert (held["alive"], held["applied_ma"], held["pilot_ma"], held["draw_ma"]) == (True, 16000, 15960, 15960)
+    command(plant, 3600, pilot_ma=16000, applied_ma=16000)  # the feeds taken at last (the one that counts)
+    plant.heard_ms = 3600
+    assert [(r["alive"], r["draw_ma"]) for r in (plant.sample(4600)[0], plant.sample(5599)[0])] == [
+        (True, 15960), (True, 15960)]
+    # What it has heard shows no feed after 3600: the watchdog fires at 5600, once heard up to then.
+    assert plant.sample(5600)[0]["alive"] is True
+    plant.heard_ms = 5600
+    assert plant.sample(5600)[0]["alive"] is False
+
+
+def test_a_plant_held_back_past_a_watchdog_charges_none_of_it_to_the_node() -> None:
+    # The same on loopback: a node feeds every 100 ms while the plant thread is held 1.5 s (wdt_ms 1 s). No sample
+    # shows it reset, and its car never stops.
+    samples: list[dict[str, object]] = []
+    server = PlantServer(plant_of([{**EVSE, "car": {"plug_at_s": 0, "lag_ms": 1000}}], wdt_ms=1000),
+                         on_sample=samples.extend)
+    server.start()
+    node = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    seqs = itertools.count(1)
+    try:
+        def feed_until(end_ms: int) -> None:
+            while server.now_ms() < end_ms:
+                node.sendto(_datagram(next(seqs), 16000), server.address)
+                threading.Event().wait(0.1)
+
+        feed_until(1500)
+        while not [s for s in samples if s["draw_ma"] == 15960]:  # drawing (after the car's lag)
+            assert server.now_ms() < 20000, samples[-3:]
+            feed_until(server.now_ms() + 100)
+        with server.lock:
+            feed_until(server.now_ms() + 1500)
+        feed_until(server.now_ms() + 1500)  # past the car's lag after the hold
+    finally:
+        node.close()
+        server.stop()
+    drawing = next(index for index, s in enumerate(samples) if s["draw_ma"] == 15960)
+    assert all(s["alive"] for s in samples), [s for s in samples if not s["alive"]][:3]
+    assert all(s["draw_ma"] == 15960 for s in samples[drawing:]), [s for s in samples[drawing:]
+                                                                   if s["draw_ma"] != 15960][:3]
+    assert server.held_back_ms >= 1000
+
+
+def test_the_hub_measures_how_long_its_thread_was_held_back() -> None:
+    # A heartbeat that comes while the hub's thread is held (here by the hub's own lock, which its loop takes
+    # every turn; on CI a loaded machine or the whole process stopped) waits that long: the hub says so, so that
+    # a failsafe after a hold of a peer timeout tells the machine's silence from a node's. (Here, beside the
+    # plant's own measure of it, which the hub's may differ from: another thread.)
+    a, b = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    a.bind(("127.0.0.1", 0))
+    b.bind(("127.0.0.1", 0))
+    hub = Hub({"a": a.getsockname()[1], "b": b.getsockname()[1]})
+    hub.start()
+    try:
+        a.sendto(b"before", hub.address)
+        b.settimeout(10)
+        assert b.recv(100) == b"before"
+        with hub._lock:
+            a.sendto(b"held", hub.address)
+            threading.Event().wait(0.5)
+            released_s = time.monotonic()
+        assert b.recv(100) == b"held"
+        hub.stop()  # its turn is done (it says how long it was held after it forwarded)
+        # The turn that forwarded it: begun before the release, held past it by 400 ms or more.
+        held = [(began_s, held_ms) for began_s, held_ms in hub.held_back
+                if began_s <= released_s <= began_s + held_ms / 1000 + 0.01 and held_ms >= 400]
+        assert held, hub.held_back
+        assert hub.held_back_ms >= held[0][1]
+        assert (hub.held_back_at_s, hub.held_back_ms) in hub.held_back
+    finally:
+        hub.stop()
+        a.close()
+        b.close()
 
 
 def test_a_simulator_held_back_says_so_when_it_closes(tmp_path: Path, device_root: Path) -> None:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from .udpthread import UdpThread
 
 MAX_DATAGRAM = 2048
+HELD_BACK_MS = 100  # a hold of the hub's thread this long or longer is kept in held_back
+MAX_HELD_BACK = 100  # the first ones kept
 
 
 @dataclass
@@ -63,6 +65,13 @@ class Hub(UdpThread):
         self._lock = threading.Lock()
         self._queue: list[tuple[float, int, bytes, str]] = []  # (due, order, data, receiver)
         self._order = 0
+        # The hub's own lateness: a turn of its loop that took longer than it waited (its thread held back: a
+        # loaded machine, this whole process stopped) held every datagram that came meanwhile that much longer,
+        # a silence the nodes hear as theirs. (time.monotonic() when the turn began, ms held), from
+        # HELD_BACK_MS on (the first MAX_HELD_BACK); held_back_ms the most, in the turn begun at held_back_at_s.
+        self.held_back: list[tuple[float, int]] = []
+        self.held_back_ms = 0
+        self.held_back_at_s = 0.0
 
     # Controls (any thread).
 
@@ -147,10 +156,12 @@ class Hub(UdpThread):
         with selectors.DefaultSelector() as selector:
             selector.register(self._sock, selectors.EVENT_READ)
             while not self._stop.is_set():
+                began = time.monotonic()
                 with self._lock:
                     next_due = self._queue[0][0] if self._queue else None
-                wait = 0.05 if next_due is None else max(0.0, min(0.05, next_due - time.monotonic()))
-                if selector.select(wait):
+                wait = 0.05 if next_due is None else max(0.0, min(0.05, next_due - began))
+                ready = selector.select(wait)
+                if ready:
                     while True:
                         try:
                             data, address = self._sock.recvfrom(MAX_DATAGRAM)
@@ -158,3 +169,11 @@ class Hub(UdpThread):
                             break
                         self.forward(data, address[1], time.monotonic())
                 self._deliver_due(time.monotonic())
+                # A turn takes its wait (nothing came) or next to nothing (it forwarded what came): the rest is held.
+                held_ms = int((time.monotonic() - began - (0.0 if ready else wait)) * 1000)
+                if held_ms >= HELD_BACK_MS:
+                    if held_ms > self.held_back_ms:
+                        self.held_back_ms = held_ms
+                        self.held_back_at_s = began
+                    if len(self.held_back) < MAX_HELD_BACK:
+                        self.held_back.append((began, held_ms))

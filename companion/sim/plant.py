@@ -193,6 +193,14 @@ class Plant:
             + [(car.unplug_at_ms + start_ms, node_id, "unplug") for node_id, car in self._car_specs()
                if car.unplug_at_ms is not None])
         self._tx = simproto.new_buffer()
+        # The plant time up to which every node's datagrams have been taken: a watchdog is judged there, not
+        # at now, which may lie past datagrams (feeds) still waiting while this plant is held back. PlantServer
+        # sets it; None: every datagram is taken as it is sent (the explicit clock of a test).
+        self.heard_ms: int | None = None
+
+    def _heard(self, now_ms: int) -> int:
+        """When the nodes' watchdogs are judged at now_ms: now, or the time up to which they have been heard."""
+        return now_ms if self.heard_ms is None else min(now_ms, self.heard_ms)
 
     def _car_specs(self) -> list[tuple[str, Car]]:
         return [(node.id, node.car) for node in self.scenario.nodes if node.car is not None]
@@ -202,7 +210,7 @@ class Plant:
     def plug(self, node_id: str, now_ms: int) -> None:
         """Plug the car of node_id in."""
         self.step(now_ms)
-        self.cars[node_id].plug(now_ms, self.nodes[node_id].effective(now_ms)[0])
+        self.cars[node_id].plug(now_ms, self.nodes[node_id].effective(self._heard(now_ms))[0])
 
     def unplug(self, node_id: str, now_ms: int) -> None:
         """Unplug the car of node_id."""
@@ -256,7 +264,7 @@ class Plant:
             state.fed_ms = judged_ms
         car = self.cars.get(node_id)
         if car is not None:
-            car.follow(now_ms, state.effective(now_ms)[0])
+            car.follow(now_ms, state.effective(self._heard(now_ms))[0])
         return self.readings(node_id, seq, now_ms)
 
     def end_life(self, node_id: str, now_ms: int) -> None:
@@ -315,21 +323,22 @@ class Plant:
             car = self.cars.get(node_id)
             return car.draw_ma(now_ms) if car is not None else 0
         if state.kind == "relay":
-            return state.max_ma if state.effective(now_ms)[1] else 0
+            return state.max_ma if state.effective(self._heard(now_ms))[1] else 0
         return 0
 
     # Time.
 
     def step(self, now_ms: int) -> None:
         """Bring every model up to now_ms: scripted plugs, watchdog resets, the meter, the house."""
-        # Plugs and watchdog resets up to now, in time order.
+        # Plugs up to now and watchdog resets up to what has been heard, in time order.
+        heard_ms = self._heard(now_ms)
         due: list[tuple[int, str, str]] = []
         while self._pending_plugs and self._pending_plugs[0][0] <= now_ms:
             due.append(self._pending_plugs.pop(0))
         for node_id in sorted(self.nodes):
             state = self.nodes[node_id]
             reset_ms = state.reset_ms()
-            if not state.reset_seen and reset_ms is not None and reset_ms <= now_ms:
+            if not state.reset_seen and reset_ms is not None and reset_ms <= heard_ms:
                 state.reset_seen = True
                 due.append((reset_ms, node_id, "reset"))
         for at_ms, node_id, what in sorted(due):
@@ -337,7 +346,7 @@ class Plant:
             if car is None:
                 continue
             if what == "plug":
-                car.plug(at_ms, self.nodes[node_id].effective(at_ms)[0])
+                car.plug(at_ms, self.nodes[node_id].effective(min(at_ms, heard_ms))[0])
             elif what == "unplug":
                 car.unplug()
             else:
@@ -351,11 +360,12 @@ class Plant:
 
     def _command_house(self, now_ms: int) -> None:
         assert self.house is not None and self.scenario.house is not None
-        valves = {room: self.nodes[node_id].effective(now_ms)[2] for node_id, room in sorted(self._rooms.items())}
+        heard_ms = self._heard(now_ms)
+        valves = {room: self.nodes[node_id].effective(heard_ms)[2] for node_id, room in sorted(self._rooms.items())}
         boiler_on = False
         setpoint_dc = self.scenario.house.setpoint_dc
         if self._boiler_node is not None:
-            boiler_on = self.nodes[self._boiler_node].effective(now_ms)[3]
+            boiler_on = self.nodes[self._boiler_node].effective(heard_ms)[3]
             driven = self.boiler_setpoint_dc(now_ms)
             setpoint_dc = driven if driven is not None else setpoint_dc
         self.house.command(valves, boiler_on, setpoint_dc)
@@ -365,7 +375,7 @@ class Plant:
         if self._boiler_node is None:
             return None
         state = self.nodes[self._boiler_node]
-        return state.setpoint_dc if state.alive(now_ms) else None
+        return state.setpoint_dc if state.alive(self._heard(now_ms)) else None
 
     def _step_meter(self, now_ms: int) -> None:
         meter = self.scenario.meter
@@ -391,8 +401,8 @@ class Plant:
         records = []
         for node_id in sorted(self.nodes):
             state = self.nodes[node_id]
-            pilot_permille, _relay, valve_pct, boiler_call = state.effective(now_ms)
-            alive = state.alive(now_ms)
+            pilot_permille, _relay, valve_pct, boiler_call = state.effective(self._heard(now_ms))
+            alive = state.alive(self._heard(now_ms))
             # What the hardware enforces: the node's own report while its
             # commands are in force (a killed node's too, until its watchdog
             # fires), nothing once it is in its boot state.
@@ -448,6 +458,10 @@ class PlantServer(UdpThread):
         """Milliseconds on the plant's clock."""
         return int((time.monotonic() - self._origin) * 1000)
 
+    def ms_of(self, monotonic_s: float) -> int:
+        """A time.monotonic() on the plant's clock (ms)."""
+        return int((monotonic_s - self._origin) * 1000)
+
     def plug(self, node_id: str) -> None:
         """Plug node_id's car in, now."""
         with self.lock:
@@ -490,6 +504,7 @@ class PlantServer(UdpThread):
                         self.held_back_at_ms = next_sample
                     next_sample += self.sample_ms
                     with self.lock:
+                        self.plant.heard_ms = self.drained_ms
                         records = self.plant.sample(now)
                     if self.on_sample is not None:
                         self.on_sample(records)
@@ -503,6 +518,7 @@ class PlantServer(UdpThread):
                 self.drained_ms = before_ms  # all that came before then is taken
                 return
             with self.lock:
+                self.plant.heard_ms = self.drained_ms
                 answer = self.plant.command(data, address, self.now_ms())
             if answer is not None:
                 with contextlib.suppress(OSError):  # the node is gone; its next command finds us again

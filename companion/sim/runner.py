@@ -509,6 +509,12 @@ class Simulation:
                               f"t={self.plant.held_back_at_ms / 1000:.1f} s)")
         if self.hub is not None:
             self.hub.stop()
+            if self.hub.held_back_ms >= self.sample_ms and self.plant is not None:
+                # The hub held every heartbeat that long: held peer_timeout (less a heartbeat period), the nodes
+                # heard silence and went failsafe, rightly, for the machine's stall, not for a node's failure.
+                self.progress(f"the hub was held back up to {self.hub.held_back_ms} ms (at "
+                              f"t={self.plant.ms_of(self.hub.held_back_at_s) / 1000:.1f} s): the heartbeats "
+                              "sent meanwhile waited that long")
         if self.trace is not None:
             self.trace.close()
 
