@@ -88,17 +88,6 @@ def vector_paths() -> list[Path]:
     return sorted(VECTORS_DIR.rglob("*.json"))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # tools/test gives its wallclock lane tests/test_*.py (named, so that the longest files go first), and the
-    # other lane leaves wallclock tests out: one anywhere else would run in neither.
-    for item in items:
-        path = Path(str(item.path))
-        if item.get_closest_marker("wallclock") is not None and (
-                path.parent != ROOT / "tests" or not path.name.startswith("test_")):
-            raise pytest.UsageError(f"{item.nodeid}: a wallclock test outside tests/test_*.py, which tools/test's "
-                                    "wallclock lane runs")
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     mpnode.in_wallclock_test = item.get_closest_marker("wallclock") is not None
