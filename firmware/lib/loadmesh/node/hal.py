@@ -151,6 +151,15 @@ class Hal:
         """Release sockets and peripherals (tests, orderly shutdown)."""
 
 
+def os_error_words(exc: OSError) -> str:
+    """A driver's OSError as a refusal shows it: "OSError" and its arguments, which read the same on every
+    interpreter (str() of an OSError differs between CPython and MicroPython)."""
+    said = "OSError"
+    for arg in exc.args:
+        said += " " + str(arg)
+    return said
+
+
 def open_hal(hw: dict[str, object]) -> Hal:
     """The HAL the wiring names (hw["hal"]), in its safe state; ValueError if it cannot be built."""
     kind = hw.get("hal", "none")

@@ -15,7 +15,7 @@ except ImportError:  # CPython: importable on the host as well
         return value
 
 from . import hwconfig, localtime, signals, sntp, wifijoin
-from .hal import TEMPERATURES, Hal
+from .hal import TEMPERATURES, Hal, os_error_words
 
 # Only peripheral calls live here; every conversion is in signals (tested on
 # the host). The wiring comes from hw.json, checked by hwconfig.
@@ -602,12 +602,8 @@ def _driver_refused(field: str, value: int, failed: str, exc: OSError) -> str:
 
     check_esp_err() (mphalport.c) raises OSError(code, name): the POSIX errno for ESP_ERR_NO_MEM (12),
     ESP_ERR_TIMEOUT (110) and ESP_ERR_NOT_SUPPORTED (95), else the ESP-IDF code negated (ESP_ERR_INVALID_STATE,
-    0x103: -259); machine_wdt.c raises OSError(code) with the code as it is. By its arguments, which read the same
-    on every interpreter (str() of an OSError does not)."""
-    said = ""
-    for arg in exc.args:
-        said += " " + str(arg)
-    return field + ": " + str(value) + ": " + failed + " (OSError" + said + ")"
+    0x103: -259); machine_wdt.c raises OSError(code) with the code as it is."""
+    return field + ": " + str(value) + ": " + failed + " (" + os_error_words(exc) + ")"
 
 
 def _valve_duty(pct: int, active_high: bool) -> int:

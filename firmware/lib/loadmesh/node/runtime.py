@@ -17,7 +17,7 @@ from loadmesh.core.peers import MAX_PEERS, PeerTable
 
 from . import lastlimit
 from .clock import Clock
-from .hal import Hal, open_hal
+from .hal import Hal, open_hal, os_error_words
 from .httpapi import Api, token_for
 from .mesh import Mesh
 from .roles import Role, forget, open_role
@@ -209,10 +209,7 @@ class Node:
             # A driver's error the HAL does not name a field for (the ESP32 HAL makes the ones the port raises
             # while it builds ValueErrors that do): the same refusal rather than a boot that ends here (on a
             # board at the REPL, with no radio or API to say why). Anything else (a TypeError: a bug) still ends it.
-            said = ""
-            for arg in exc.args:  # str() of an OSError differs between CPython and MicroPython
-                said += " " + str(arg)
-            return self._hw_refused(hw, "hw.hal: the hardware could not be set up (OSError" + said + ")")
+            return self._hw_refused(hw, "hw.hal: the hardware could not be set up (" + os_error_words(exc) + ")")
 
     def _hw_refused(self, hw: object, why: str) -> Hal:
         self.error = self.hw_error = why
