@@ -277,10 +277,12 @@ def _write_node_file(args: argparse.Namespace, command: str, name: str, write: C
                 os.umask(umask)
 
     try:
-        nodefolder.write_all(folder, (name,), write_private)
+        settled = nodefolder.write_all(folder, (name,), write_private)
     except OSError as exc:
         print(f"loadmesh {command}: {nodefolder.failed(folder, exc)}", file=sys.stderr)
         return 2
+    for line in settled:  # what a write stopped half-way had left, put right before this one
+        print(f"loadmesh {command}: {line}", file=sys.stderr)
     # mpremote stops the node's program to copy, and leaves the board at its REPL: a reset boots the node again.
     print(f"loadmesh {command}: wrote {folder / name} as the node keeps it; copy it to the node's file "
           f"system as /{name}, then restart the node (e.g. mpremote cp {folder / name} :{name} + reset)",

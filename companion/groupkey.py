@@ -29,10 +29,12 @@ def write_new(path: Path) -> None:
 
     Never over an existing file: that would lose the key a group's nodes hold,
     and a node keeps its key until it is reset to factory."""
+    from . import durable
+
     key = os.urandom(NEW_KEY_BYTES)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        out.write(key.hex() + "\n")
+    # Whole or not at all, also after a power cut: an empty key file where the group's key should be would be
+    # the only copy lost, once its nodes hold it.
+    durable.write_new(path, (key.hex() + "\n").encode(), 0o600)
 
 
 def read(path: Path) -> bytes:

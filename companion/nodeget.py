@@ -11,14 +11,12 @@ stderr, so that stdout is the file alone.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from . import nodehttp
+from . import durable, nodehttp
 from .jsonfile import why
 from .nodehttp import NodeHttpError
 
@@ -88,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
         return 0
     path = Path(args.write)
     try:
-        write_new_file(path, text.encode())
+        durable.write_new(path, text.encode())  # whole or not at all, also after a power cut
     except OSError as exc:
         print(f"loadmesh get: {path}: {why(exc)}", file=sys.stderr)
         return 2
@@ -142,32 +140,3 @@ def _setting(what: str, answer: dict[str, Any] | None, where: str, key_file: str
     if switch and answer.get("settings") is not True:
         line += " (switched on, but its heating.json has load sharing off)"
     return answer, line + f"; loadmesh put {where} load_sharing on|off --key {key_file} switches it"
-
-
-def write_new_file(path: Path, data: bytes) -> None:
-    """data as a new file at path, whole or not at all; FileExistsError if a file is there.
-
-    Written to a temporary file beside it, then linked to its name: a link
-    fails if the name exists, so nothing is ever written over, and the name
-    holds all of data or nothing (an interrupted run leaves a .tmp file, not
-    a half-written one a later put would send). On a file system without
-    hard links (FAT on a USB stick) the file is created exclusively and
-    written in place."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            raise
-        except OSError:  # no hard links here: exclusive, not atomic
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            with os.fdopen(descriptor, "wb") as out:
-                out.write(data)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)

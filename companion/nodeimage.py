@@ -91,6 +91,12 @@ def build(root: Path, staged: Path) -> Path:
                            capture_output=True, text=True, env={"MICROPYPATH": ".frozen"})
     if check.returncode != 0 or check.stdout.strip() != "loadmesh/node/clock.py":
         raise SetupError(f"the node image does not hold the frozen library: {check.stdout}{check.stderr}")
+    # The stamp says the binary is current, and no later setup looks at the binary again: it is on the disk
+    # before the stamp is written, so that a power cut cannot leave a stamp over an empty binary. (The stamp
+    # itself needs no care: one lost or torn only makes the next setup build again.)
+    from . import durable
+
+    durable.sync_file(binary)
     stamp.write_text(wanted + "\n")
     return binary
 

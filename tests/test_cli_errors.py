@@ -184,7 +184,8 @@ def test_node_files_whose_move_and_put_back_fail_keeps_the_old_files_and_says_wh
         for made in kept_in:
             _changeable(made)
     assert caught.value.filename == str(folder / store.CONFIG)
-    assert str(caught.value.strerror).endswith(f": the old files are in {kept_in[0]}")
+    assert str(caught.value.strerror).endswith(f": the old files are in {kept_in[0]}, and the next --write into "
+                                              f"{folder} puts them back")
     assert {path.name: path.read_bytes() for path in kept_in[0].iterdir()} == before
     assert sorted(path.name for path in folder.iterdir()) == sorted([kept_in[0].name, store.CONFIG, *before])
 

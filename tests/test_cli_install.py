@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from loadmesh.companion import adopt, cli, groupkey, nodeget, nodeput
+from loadmesh.companion import adopt, cli, durable, groupkey, nodeput
 from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import configsync, groupconfig, heartbeat
 from loadmesh.node import adoption, httpapi, settings
@@ -369,10 +369,10 @@ def test_get_names_an_answer_that_is_no_setting_and_writes_nothing(
 
 def test_get_writes_a_new_file_whole_and_never_over_one(tmp_path: Path) -> None:
     path = tmp_path / "group.json"
-    nodeget.write_new_file(path, b'{"version": 2}\n')
+    durable.write_new(path, b'{"version": 2}\n')
     assert path.read_bytes() == b'{"version": 2}\n'
     with pytest.raises(FileExistsError):
-        nodeget.write_new_file(path, b"{}\n")
+        durable.write_new(path, b"{}\n")
     assert path.read_bytes() == b'{"version": 2}\n'
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left beside it
 

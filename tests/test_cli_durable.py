@@ -1,0 +1,291 @@
+"""A user's files as the real CLI writes them: whole after a power cut at any instant, and what a killed write left
+put right by the next.
+
+A power cut cannot be made here, but what decides is the order of the
+system calls a real run makes (companion/durable.py): the data of the file
+that ends under a name flushed before the rename (or link) that names it,
+and the folder after it. strace shows them, for the command run as the
+installer runs it. A write killed half-way is a real process, killed by
+strace at the system call chosen (its fault injection: SIGKILL at the Nth
+rename), or a folder left as such a kill leaves it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from loadmesh.companion import nodefolder
+
+from .conftest import ROOT
+
+EXAMPLES = ROOT / "examples"
+LOADMESH = Path(sys.executable).with_name("loadmesh")
+STRACE = shutil.which("strace")
+TRACED = "fsync,fdatasync,rename,renameat,renameat2,link,linkat"
+NODE_FILES = ("key", "node.json", "config.json", "boot.a")
+
+needs_strace = pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+
+
+def run(*args: object, cwd: Path, strace: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    command = [str(LOADMESH), *(str(arg) for arg in args)]
+    if strace:
+        assert STRACE is not None
+        command = [STRACE, "-f", "-qq", *strace, "--", *command]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def traced(tmp_path: Path, *args: object) -> tuple[subprocess.CompletedProcess[str], list[tuple[str, list[str]]]]:
+    """`loadmesh ARGS` run under strace: its result, and each traced call as (name, the paths it names, in order;
+    for a flush the path of the file or folder flushed)."""
+    log = tmp_path / "strace.log"
+    done = run(*args, cwd=tmp_path, strace=("-y", "-o", str(log), "-e", "trace=" + TRACED))
+    calls = []
+    for line in log.read_text().splitlines():
+        found = re.match(r"\d+\s+(\w+)\((.*)\)\s+= 0", line)
+        if found is None:
+            continue  # a call that failed, or an exit
+        name, arguments = found.groups()
+        if name in ("fsync", "fdatasync"):
+            calls.append((name, re.findall(r"<([^>]*)>", arguments)))
+        else:
+            calls.append((name, re.findall(r'"((?:[^"\\]|\\.)*)"', arguments)))
+    return done, calls
+
+
+def assert_durable(calls: list[tuple[str, list[str]]], path: Path) -> None:
+    """path was put under its name by a rename or link of a file flushed before it, and its folder flushed
+    after it."""
+    target = os.path.realpath(path)
+    named = [at for at, (name, paths) in enumerate(calls)
+             if name.startswith(("rename", "link")) and paths and os.path.realpath(paths[-1]) == target]
+    assert named, f"{path} was not renamed or linked into place: {calls}"
+    at = named[-1]
+    source = os.path.realpath(calls[at][1][0])
+    flushes = [(at_flush, flushed) for at_flush, (name, paths) in enumerate(calls)
+               if name in ("fsync", "fdatasync") for flushed in paths]
+    assert any(at_flush < at and flushed == source for at_flush, flushed in flushes), \
+        f"{source} was not flushed before it was renamed to {path}: {calls}"
+    assert any(at_flush > at and flushed == os.path.dirname(target) for at_flush, flushed in flushes), \
+        f"the folder of {path} was not flushed after the rename: {calls}"
+
+
+@pytest.fixture
+def key_file(tmp_path: Path) -> Path:
+    path = tmp_path / "garage.key"
+    assert run("key-new", path, cwd=tmp_path).returncode == 0
+    return path
+
+
+def node_files_args(key_file: Path, folder: Path) -> list[object]:
+    return ["node-files", "--key", key_file, "--node", EXAMPLES / "node-evse1.json",
+            "--config", EXAMPLES / "group-evse.json", "--write", folder, "--boot-floor", 7]
+
+
+@needs_strace
+def test_key_new_flushes_the_key_before_its_name_and_the_folder_after(tmp_path: Path) -> None:
+    # It wrote the key in place, unflushed: a power cut soon after could leave an empty group.key, and the group's
+    # only copy of its key lost once its nodes hold it.
+    path = tmp_path / "garage.key"
+    done, calls = traced(tmp_path, "key-new", path)
+    assert done.returncode == 0, done.stderr
+    assert_durable(calls, path)
+    assert len(bytes.fromhex(path.read_text())) == 32
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["garage.key", "strace.log"]
+
+
+@needs_strace
+def test_node_files_flushes_each_file_before_its_move_and_the_folder_after(tmp_path: Path, key_file: Path) -> None:
+    # Over the files of an earlier node: each is replaced by a rename, which only the flushes make durable.
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    for name in NODE_FILES:
+        (folder / name).write_bytes(b"LM1 earlier\n" + name.encode())
+    done, calls = traced(tmp_path, *node_files_args(key_file, folder))
+    assert done.returncode == 0, done.stderr
+    for name in NODE_FILES:
+        assert_durable(calls, folder / name)
+    # The old files kept, on the disk, before the first is replaced: the only copy of those replaced after a cut.
+    first_move = min(at for at, (name, paths) in enumerate(calls)
+                     if name.startswith("rename") and os.path.dirname(paths[-1]) == str(folder))
+    kept_flushed = [at for at, (name, paths) in enumerate(calls)
+                    if name == "fsync" and os.path.basename(paths[0]).startswith(nodefolder.OLD_PREFIX)]
+    assert kept_flushed and kept_flushed[0] < first_move, calls
+    # Once all are moved, the kept files are no longer to be put back, on the disk before the command says it wrote.
+    marked = [at for at, (name, paths) in enumerate(calls)
+              if name.startswith("rename") and os.path.basename(paths[-1]).startswith(nodefolder.DONE_PREFIX)]
+    assert marked and any(name == "fsync" and paths == [str(folder)] for name, paths in calls[marked[0] + 1:])
+    assert sorted(entry.name for entry in folder.iterdir()) == sorted(NODE_FILES)
+
+
+@needs_strace
+@pytest.mark.parametrize(("command", "name"), [
+    (("hw-check", EXAMPLES / "hw-evse.json"), "hw.json"),
+    (("node-check", EXAMPLES / "node-evse1.json"), "node.json"),
+    (("heating-check", EXAMPLES / "heating-lounge.json", "--group", EXAMPLES / "group-heating.json"),
+     "heating.json"),
+])
+def test_a_checks_write_flushes_its_file_before_its_move_and_the_folder_after(tmp_path: Path,
+                                                                              command: tuple[object, ...],
+                                                                              name: str) -> None:
+    folder = tmp_path / "node"
+    folder.mkdir()
+    (folder / name).write_bytes(b"LM1 earlier\n{}")
+    done, calls = traced(tmp_path, *command, "--write", folder)
+    assert done.returncode == 0, done.stderr
+    assert_durable(calls, folder / name)
+
+
+def _answering_once(answer: bytes) -> tuple[int, threading.Thread]:
+    """A listener on loopback that takes one request's head, sends answer and closes; its port and its thread."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with listener:
+            client, _ = listener.accept()
+            with client:
+                request = b""
+                while b"\r\n\r\n" not in request and (chunk := client.recv(4096)):
+                    request += chunk
+                client.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener.getsockname()[1], thread
+
+
+@needs_strace
+def test_get_flushes_the_file_it_saves_before_its_name_and_the_folder_after(tmp_path: Path, key_file: Path) -> None:
+    # It flushed the file before linking it, but not the folder after: the name could be gone after a cut, with
+    # the command's word that it wrote.
+    body = json.dumps({"config": {"version": 3}, "version": 3, "announced": "0123456789abcdef"}).encode()
+    port, server = _answering_once(f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    path = tmp_path / "group.json"
+    done, calls = traced(tmp_path, "get", f"127.0.0.1:{port}", "config", "--key", key_file, "--write", path)
+    server.join(5)
+    assert done.returncode == 0, done.stderr
+    assert_durable(calls, path)
+    assert json.loads(path.read_text()) == {"version": 3}
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
+
+
+@needs_strace
+def test_a_node_files_killed_between_two_moves_is_put_back_by_the_next_write(tmp_path: Path,
+                                                                             key_file: Path) -> None:
+    # The folder of an earlier node; node-files for another is killed (SIGKILL, at its 6th rename: the store's 4
+    # in the new folder, then key moved over the old key, node.json not yet): the folder holds the new key beside
+    # the old node.json, the old key only in DIR/.loadmesh-old-*. The next run ignored that, and a check's
+    # --write into the folder left the mix. Now it puts the old key back first, says so, and removes the rest.
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    before = {name: b"LM1 earlier\n" + name.encode() for name in NODE_FILES}
+    for name, data in before.items():
+        (folder / name).write_bytes(data)
+    killed = run(*node_files_args(key_file, folder), cwd=tmp_path,
+                 strace=("-o", os.devnull, "-e", "trace=rename,renameat,renameat2",
+                         "-e", "inject=rename,renameat,renameat2:signal=KILL:when=6"))
+    assert killed.returncode != 0, killed.stderr
+    assert (folder / "key").read_bytes() != before["key"]  # replaced: the old key is only in the kept folder
+    kept = [entry for entry in folder.iterdir() if entry.name.startswith(nodefolder.OLD_PREFIX)]
+    assert len(kept) == 1 and (kept[0] / "key").read_bytes() == before["key"]
+    new = [entry for entry in folder.iterdir() if entry.name.startswith(nodefolder.NEW_PREFIX)]
+    assert len(new) == 1
+
+    done = run("hw-check", EXAMPLES / "hw-evse.json", "--write", folder, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[:2] == [
+        f"loadmesh hw-check: {kept[0]}: put back key, which a write into {folder} stopped half-way (killed, or the "
+        "machine stopped) had replaced: the folder is as it was before that write",
+        f"loadmesh hw-check: {new[0]}: removed, the new files of a write into {folder} that stopped half-way"]
+    after = _contents(folder)
+    assert after.pop("hw.json").startswith(b"LM1 ")
+    assert after == before
+    assert sorted(entry.name for entry in folder.iterdir()) == sorted([*NODE_FILES, "hw.json"])
+
+
+def test_a_write_settles_a_folder_left_as_a_kill_leaves_it_and_never_loses_a_kept_key(tmp_path: Path) -> None:
+    # As a run killed after its second move leaves it (and as a failed put-back does): key and node.json new,
+    # their old ones kept; config.json kept as a link to the same file (not replaced yet), boot.a kept as a copy
+    # of the same bytes (a file system without hard links). Only key and node.json go back: the two others are
+    # there already, and their kept copies are removed.
+    from loadmesh.node import store
+
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    before = {name: b"LM1 earlier\n" + name.encode() for name in NODE_FILES}
+    for name, data in before.items():
+        (folder / name).write_bytes(b"LM1 new\n" + name.encode() if name in ("key", "node.json") else data)
+    kept = folder / (nodefolder.OLD_PREFIX + "abc123")
+    kept.mkdir(mode=0o700)
+    for name in ("key", "node.json", "boot.a"):
+        (kept / name).write_bytes(before[name])
+    os.link(folder / "config.json", kept / "config.json")
+    staging = folder / (nodefolder.NEW_PREFIX + "def456")
+    staging.mkdir()
+    (staging / "config.json").write_bytes(b"LM1 new\nconfig.json")
+    done_folder = folder / (nodefolder.DONE_PREFIX + "0a1b2c")
+    done_folder.mkdir()
+    (done_folder / "key").write_bytes(b"LM1 long replaced\nkey")
+
+    def write(root: str) -> None:
+        store.Store(root).write_json("heating.json", {})
+
+    said = nodefolder.write_all(folder, ("heating.json",), write)
+    assert sorted(said) == sorted([
+        f"{kept}: put back key, node.json, which a write into {folder} stopped half-way (killed, or the machine "
+        "stopped) had replaced: the folder is as it was before that write",
+        f"{staging}: removed, the new files of a write into {folder} that stopped half-way",
+        f"{done_folder}: removed, the replaced files of a write into {folder} that stopped half-way"])
+    after = _contents(folder)
+    assert after.pop("heating.json").startswith(b"LM1 ")
+    assert after == before
+    assert sorted(entry.name for entry in folder.iterdir()) == sorted([*NODE_FILES, "heating.json"])
+
+
+def test_a_kept_file_that_cannot_be_put_back_stops_the_write_and_stays(tmp_path: Path) -> None:
+    # The kept key's name is taken by a folder now: it cannot go back, and it is the only copy of that key. The
+    # write stops before writing anything, naming the path; the kept key stays where it is.
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    (folder / "key").mkdir()
+    kept = folder / (nodefolder.OLD_PREFIX + "abc123")
+    kept.mkdir()
+    (kept / "key").write_bytes(b"LM1 earlier\nkey")
+    with pytest.raises(OSError) as caught:
+        nodefolder.write_all(folder, ("node.json",), lambda root: None)
+    assert caught.value.filename == str(folder / "key")
+    assert str(caught.value.strerror).endswith(f": the file kept in {kept / 'key'} could not be put back there")
+    assert (kept / "key").read_bytes() == b"LM1 earlier\nkey"
+    assert sorted(entry.name for entry in folder.iterdir()) == sorted(["key", kept.name])
+
+
+def test_two_writes_into_one_folder_at_once_are_refused(tmp_path: Path) -> None:
+    # The second would take the first's folders for leftovers and put its old files back under it.
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    said: list[str] = []
+
+    def write(root: str) -> None:
+        with pytest.raises(BlockingIOError) as caught:
+            nodefolder.write_all(folder, ("hw.json",), lambda inner: None)
+        said.append(f"{caught.value.filename}: {caught.value.strerror}")
+        Path(root, "node.json").write_bytes(b"LM1 new\n{}")
+
+    if sys.platform == "win32":
+        pytest.skip("no folder lock on Windows")
+    nodefolder.write_all(folder, ("node.json",), write)
+    assert said == [f"{folder}: another loadmesh is writing into this folder: try again once it is done"]
+    assert sorted(entry.name for entry in folder.iterdir()) == ["node.json"]
