@@ -237,8 +237,9 @@ def answered(status: int, reason: str, body: bytes) -> str:
 
 
 def shown(text: str) -> str:
-    """text on one line, control characters visible."""
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in " ".join(text.split()))
+    """text on one line, control characters visible as JSON escapes them (\\u001b, \\b), as the CLI shows a
+    value elsewhere (the node's answers are JSON; Python's \\x1b would be a second notation)."""
+    return "".join(char if char.isprintable() else json.dumps(char)[1:-1] for char in " ".join(text.split()))
 
 
 def _no_constant(name: str) -> object:

@@ -669,3 +669,32 @@ def test_a_misspelt_required_field_of_a_core_request_is_named_with_the_one_meant
     shown = f"loadmesh allocate: {scenario}: loads[0].min_maa: is not a known field (did you mean min_ma?)\n"
     assert loadmesh(capsys, "allocate", scenario) == (2, "", shown)
     assert loadmesh(capsys, "allocate", "--runtime", "micropython-f32", scenario) == (2, "", shown)
+
+
+def test_control_characters_in_a_nodes_words_are_shown_as_json_escapes_them() -> None:
+    # One notation in the CLI: the node's answers are JSON, and its text was shown with Python's escapes
+    # (\x07, \U000e0001) beside JSON's elsewhere. White space is one space, on one line.
+    from loadmesh.companion import nodehttp
+
+    assert nodehttp.shown("bell\x07 back\x08 esc\x1b zw\u200b tag\U000e0001 two\n\tlines") == (
+        "bell\\u0007 back\\b esc\\u001b zw\\u200b tag\\udb40\\udc01 two lines")
+    assert nodehttp.answered(500, "Internal Server Error", b'{"error": "a\\u0007b"}').endswith(": a\\u0007b")
+
+
+def test_a_virtual_nodes_failure_is_said_in_words_with_where_it_was_raised(tmp_path: Path) -> None:
+    # It was repr(exc), which reads as code: "ZeroDivisionError('division by zero')", "FileNotFoundError(2, ...)".
+    from loadmesh.companion.sim.virtual import failure_words
+
+    def tick() -> None:
+        print(1 // 0)
+
+    with pytest.raises(ZeroDivisionError) as divided:
+        tick()
+    assert failure_words(divided.value) == (
+        f"ZeroDivisionError: integer division or modulo by zero (at test_cli_errors.py line "
+        f"{tick.__code__.co_firstlineno + 1}, in tick)")
+    with pytest.raises(OSError) as missing:
+        os.open(tmp_path / "missing", os.O_RDONLY)
+    # A driver's OSError as the node says one (hal.os_error_words), the same on every interpreter.
+    assert failure_words(missing.value).startswith("OSError 2 No such file or directory (at test_cli_errors.py line ")
+    assert failure_words(KeyError("rooms")) == "KeyError: 'rooms'"  # never raised: no line to name

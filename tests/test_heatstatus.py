@@ -418,7 +418,7 @@ def test_fields_absent_null_or_odd_are_left_out() -> None:
            "silent": [1, "attic"], "stale": None, "stale_rooms": 2, "tiers": "TIER2_ACTIVE", "silent_ticks": -1,
            "stale_ticks": 3}
     assert heating_lines("boiler", odd) == [
-        "valves    kept open until the others confirm: bed\\x1b 40 %",
+        "valves    kept open until the others confirm: bed\\u001b 40 %",  # as JSON escapes it
         "rooms     3",
         "SILENT    attic (not heard: the valve counted closed, the room neither calling nor opened)",
         "sharing   TIER2_ACTIVE",

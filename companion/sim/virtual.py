@@ -107,9 +107,10 @@ class VirtualNodes:
                         node.tick()  # type: ignore[attr-defined]
                         node.hal.feed_watchdog()  # type: ignore[attr-defined]
                     except Exception as exc:  # as on a device: safe, and no more feeds
-                        self.errors[node_id] = repr(exc)
+                        self.errors[node_id] = failure_words(exc)
                         node.hal.safe()  # type: ignore[attr-defined]
-                        self._progress(f"virtual node {node_id} failed: {exc!r}")
+                        self._progress(f"virtual node {node_id} failed: {self.errors[node_id]}; its outputs are "
+                                       "safe and it is ticked no more")
             due += TICK_MS / 1000
             self._stop.wait(max(0.0, due - time.monotonic()))
 
@@ -123,6 +124,29 @@ class VirtualNodes:
             for node in self.nodes.values():
                 _close(node)
             self.nodes.clear()
+
+
+def failure_words(exc: BaseException) -> str:
+    """An exception a virtual node's tick raised, in words: its kind and message as Python's traceback ends
+    ("ZeroDivisionError: division by zero"; a driver's OSError as the node says one, "OSError 113"), and the
+    line of loadmesh it was raised at. Not repr(), which reads as code ("ZeroDivisionError('division by zero')")."""
+    if isinstance(exc, OSError):
+        from loadmesh.node import hal
+
+        said = str(hal.os_error_words(exc))
+    else:
+        message = str(exc)
+        said = type(exc).__name__ + (": " + message if message else "")
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        at = frames[-1]
+        parts = at.filename.replace("\\", "/").split("/")
+        # From the package on ("loadmesh/node/runtime.py"): the same wherever it is installed.
+        where = "/".join(parts[parts.index("loadmesh"):] if "loadmesh" in parts else parts[-1:])
+        said += f" (at {where} line {at.lineno}, in {at.name})"
+    return said
 
 
 def _close(node: object) -> None:
