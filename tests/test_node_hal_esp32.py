@@ -445,7 +445,8 @@ DRIVER_ERRORS = [
      {"27": [["level", 0]], "14": [["level", 0], FIRST, ["level", 0]]}),
     ("the task watchdog", EVSE, ("esp_task_wdt_reconfigure", 0x103),
      "hw.wdt_ms: 2000: the ESP-IDF task watchdog failed to start (OSError 259)",
-     {"25": [["level", 1], FIRST, ["duty_u16", 65535]], "26": [["level", 0]]}),
+     # built, set again by safe(), and only then the watchdog
+     {"25": [["level", 1], FIRST, ["duty_u16", 65535], ["duty_u16", 65535]], "26": [["level", 0], ["level", 0]]}),
 ]
 
 
@@ -528,3 +529,56 @@ def test_a_ds18b20_transaction_has_one_reset(device_root: Path, tmp_path: Path) 
     assert room == ret == {"resets": 1, "us": 960 + 19 * 8 * 70}
     assert flow == outside == {"resets": 0, "us": 0}  # not wired: no transaction
     assert out[-2:] == [251, 400]  # and each sensor still answers only to its own id, CRC checked
+
+
+# safe() after the HAL is built: open_hal sets every output again, and the port checks those duties as it checked
+# the constructor's (ledc_set_duty, check_esp_err()). The watchdog was started before it, in the constructor: a
+# safe() that raised left it running unfed (boot.py's feeder stopped), and a node without a radio in its wiring
+# reset every wdt_ms into the same refusal.
+SAFE_DUTY_REFUSED = "hw.pilot.pwm_pin: 25: the ESP-IDF LEDC driver failed setting its safe duty (OSError -259 " \
+                    "ESP_ERR_INVALID_STATE)"
+
+
+def test_a_safe_duty_the_driver_refuses_after_building_refuses_the_wiring_before_the_watchdog(
+        device_root: Path, tmp_path: Path) -> None:
+    # The constructor's duty set succeeds, safe()'s fails.
+    out = run_hal(device_root, tmp_path, EVSE, [], chip={"esp_errors": {"ledc_set_duty": [0x103, 1]}})
+    # The pilot's pin its own output at the constant high again (the LEDC is left at the duty it had), the relay
+    # opened all the same, and no watchdog.
+    assert out == {"error": SAFE_DUTY_REFUSED, "wdt_ms": None,
+                   "driven": {"25": [["level", 1], FIRST, ["duty_u16", 65535], ["level", 1]],
+                              "26": [["level", 0], ["level", 0]]}}
+
+
+def test_safe_opens_the_relay_when_the_pilots_duty_fails_and_drops_that_pwm(device_root: Path,
+                                                                            tmp_path: Path) -> None:
+    # A tick's failure halts the node, which calls safe(): the pilot charging at 16 A, its relay closed. The base
+    # order stopped at the pilot's error and left the relay closed until the watchdog reset.
+    out = run_hal(device_root, tmp_path, EVSE, [
+        ["set_pilot_ma", 16000], ["set_relay", True], ["safe"], ["history"], ["set_pilot_ma", 16000], ["history"],
+    ], chip={"esp_errors": {"ledc_set_duty": [0x103, 3]}})  # built, open_hal's safe(), 16 A: then it fails
+    assert out[3] == {"raised": SAFE_DUTY_REFUSED}
+    assert out[4] == {"25": [["level", 1], FIRST, ["duty_u16", 65535], ["duty_u16", 65535], ["duty_u16", 17432],
+                             ["level", 1]],
+                      "26": [["level", 0], ["level", 0], ["level", 1], ["level", 0]]}
+    assert out[6] == out[4]  # the dropped PWM is driven no more: its pin stays high
+
+
+@pytest.mark.parametrize("wifi", [False, True], ids=["no radio, after a soft reset", "radio"])
+def test_a_node_whose_safe_duty_fails_keeps_a_fed_watchdog_or_none(device_root: Path, tmp_path: Path,
+                                                                   wifi: bool) -> None:
+    chip: dict[str, object] = {"esp_errors": {"ledc_set_duty": [0x103, 1]}}
+    if not wifi:
+        chip["boot_py"] = str(device_root / "py" / "boot.py")  # its watchdog runs, its timer feeds it
+    result = _node_on(device_root, tmp_path, EVSE_WIFI if wifi else EVSE, chip)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.splitlines()[-1])
+    if wifi:
+        # The radio-only HAL took the watchdog over (the default 2000 ms) and the tick fed it; it joins.
+        assert (out["watchdog"]["timeout"], out["watchdog"]["feeds"] >= 1) == (2000, True)
+        assert out["hal"]["wifi"]["tries"] == 1
+    else:
+        # No HAL took it over: boot.py's 8 s watchdog, fed by its timer as before the node booted.
+        assert (out["watchdog"]["timeout"], out["fed_by_timer"]) == (8000, 3)
+    assert out["ticked"] is True and out["hw_error"] == SAFE_DUTY_REFUSED
+    assert "loadmesh node: hw.json refused (" + SAFE_DUTY_REFUSED + "); nothing is driven" in result.stdout.splitlines()

@@ -21,9 +21,9 @@ if timer is not None and timer["mode"] == machine.Timer.PERIODIC:
         timer["callback"](None)  # a board runs it on its own
     out["feeds_by_the_timer"] = machine.watchdog["feeds"] - before
 if len(sys.argv) > 3:
-    from loadmesh.node.hal_esp32 import Esp32Hal
+    from loadmesh.node.hal import open_hal
 
-    hal = Esp32Hal(json.loads(sys.argv[3]))
+    hal = open_hal(json.loads(sys.argv[3]))
     out["wdt_ms_of_the_hal"] = machine.watchdog["timeout"]
     out["timer_once_the_hal_runs"] = 0 in machine.timers
 print(json.dumps(out))

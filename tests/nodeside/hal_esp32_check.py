@@ -5,16 +5,15 @@
 #                             "station": the fake radio's fields before the HAL is built, "machine": the fake
 #                             machine's dicts updated before then (e.g. {"adc_calibrated": {"ok": false}})
 # Besides the HAL's own methods: ["ticks", from_ms, to_ms] (poll() every 100 ms, as the node's tick, up to but not
-# including to_ms), ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present],
-# ["bus_time"] (the 1-Wire bus's resets and microseconds since the last one),
-# ["outputs"], ["pulls"], ["history"]; the Wi-Fi: ["station", {field: value}] (the fake station's fields, e.g.
-# {"refuse": "connect"}), the driver's events ["disconnected", reason] (an attempt or the link failed) and
-# ["got_ip", ifconfig], ["network"] (the calls the HAL made of it, and clears them), ["reads"] (how it read the
-# addresses: ifconfig() or ipconfig(), and clears them), ["ifconfig_only"] (the port before ipconfig()); the
-# clock: ["wifi", gateway or null] (the station connected with that gateway, or not), ["ntp_port", port] (an NTP
-# server listens on 127.0.0.1:port, and the HAL's SNTP client asks there rather than on port 123),
-# ["ntp_answer", unix_s] (the server reads the next request, answers it), ["clock", method] (the clock's
-# method called, e.g. "dns_server").
+# including to_ms), ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present], ["bus_time"]
+# (the 1-Wire bus's resets and microseconds since the last one), ["outputs"], ["pulls"], ["history"] (a HAL method
+# that raises ValueError gives {"raised": its words}); the Wi-Fi: ["station", {field: value}] (the fake station's
+# fields, e.g. {"refuse": "connect"}), the driver's events ["disconnected", reason] (an attempt or the link failed)
+# and ["got_ip", ifconfig], ["network"] (the calls the HAL made of it, and clears them), ["reads"] (how it read the
+# addresses: ifconfig() or ipconfig(), and clears them), ["ifconfig_only"] (the port before ipconfig()); the clock:
+# ["wifi", gateway or null] (the station connected with that gateway, or not), ["ntp_port", port] (an NTP server
+# listens on 127.0.0.1:port, and the HAL's SNTP client asks there rather than on port 123), ["ntp_answer", unix_s]
+# (the server reads the next request, answers it), ["clock", method] (the clock's method called, e.g. "dns_server").
 import json
 import socket
 import struct
@@ -139,6 +138,9 @@ for step in script["steps"]:
     elif name == "history":
         result = {str(pin): machine.history[pin] for pin in sorted(machine.history)}
     else:
-        result = getattr(hal, name)(*args)
+        try:
+            result = getattr(hal, name)(*args)
+        except ValueError as exc:  # a driver's error the HAL names the field of (safe())
+            result = {"raised": str(exc)}
     results.append(result)
 print(json.dumps(results))

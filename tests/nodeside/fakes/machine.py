@@ -67,8 +67,11 @@ class Pin:
 # return (e.g. 0x103, ESP_ERR_INVALID_STATE), from then on. Only calls the port makes for the HAL's machine calls
 # and raises OSError for: the LEDC's ledc_timer_config (a PWM's new frequency) and ledc_set_duty (every duty set),
 # through check_esp_err(); the task watchdog's esp_task_wdt_reconfigure (machine.WDT()), through
-# mp_raise_OSError(). Out of LEDC channels or timers the port raises ValueError, not these.
+# mp_raise_OSError(). Out of LEDC channels or timers the port raises ValueError, not these. [code, succeeding]
+# instead of the code: that call succeeds succeeding times first, then fails from then on (the port checks every
+# call alike, so a duty the HAL sets after the PWM was built can fail as the constructor's could).
 esp_errors = {}
+esp_calls = {}  # call -> how many times the port made it (those esp_errors names)
 # mphalport.c check_esp_err_(): OSError(errno, esp_err_to_name()), the errno POSIX's for these three, else the
 # ESP-IDF code negated.
 _ESP_ERRNO = {0x101: 12, 0x106: 95, 0x107: 110}  # ESP_ERR_NO_MEM: MP_ENOMEM, NOT_SUPPORTED, TIMEOUT
@@ -76,8 +79,18 @@ _ESP_ERR_NAMES = {0x101: "ESP_ERR_NO_MEM", 0x102: "ESP_ERR_INVALID_ARG", 0x103: 
                   0x106: "ESP_ERR_NOT_SUPPORTED", 0x107: "ESP_ERR_TIMEOUT"}
 
 
-def _check_esp_err(call):
+def _esp_error(call):
+    """The esp_err_t the call returns this time (0: ESP_OK)."""
     code = esp_errors.get(call)
+    if isinstance(code, list):
+        made = esp_calls.get(call, 0)
+        esp_calls[call] = made + 1
+        return code[0] if made >= code[1] else 0
+    return code or 0
+
+
+def _check_esp_err(call):
+    code = _esp_error(call)
     if code:
         raise OSError(_ESP_ERRNO.get(code, -code), _ESP_ERR_NAMES.get(code, "ESP_FAIL"))
 
@@ -195,7 +208,7 @@ class WDT:
             raise ValueError()
         if timeout <= 0:
             raise ValueError("WDT timeout too short")
-        code = esp_errors.get("esp_task_wdt_reconfigure")
+        code = _esp_error("esp_task_wdt_reconfigure")
         if code:
             raise OSError(code)  # mp_raise_OSError(rs_code): the esp_err_t as it is
         watchdog["timeout"] = timeout

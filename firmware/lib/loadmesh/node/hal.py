@@ -125,6 +125,10 @@ class Hal:
         self.set_boiler_call(False)
         self.set_flow_setpoint_dc(None)
 
+    def start(self) -> None:
+        """Take the watchdog over and start what runs by itself (the ESP32's radio): open_hal() calls it once, after
+        safe(), so that no watchdog of the node's runs before every output is at its safe level."""
+
     def hand_over(self) -> None:
         """Ctrl-C at the console stopped the node: every actuator safe, then the console's (see Esp32Hal)."""
         self.safe()
@@ -161,7 +165,8 @@ def os_error_words(exc: OSError) -> str:
 
 
 def open_hal(hw: dict[str, object]) -> Hal:
-    """The HAL the wiring names (hw["hal"]), in its safe state; ValueError if it cannot be built."""
+    """The HAL the wiring names (hw["hal"]), in its safe state and started; ValueError if it cannot be built or made
+    safe (then no watchdog of the HAL's runs: boot.py's, after a soft reset, goes on being fed by its timer)."""
     kind = hw.get("hal", "none")
     hal: Hal
     if kind == "esp32":
@@ -178,5 +183,10 @@ def open_hal(hw: dict[str, object]) -> Hal:
         from loadmesh.core.errors import describe  # only for the refusal
 
         raise ValueError("hw.hal: " + describe(kind) + " is not one of " + ", ".join(KINDS))
+    # Built (every output at its safe level from its first instant), safe (each output set again: a driver that
+    # fails now refuses the wiring), and only then started: the watchdog taken over and boot.py's feeder stopped.
+    # Started before safe(), a safe() that raised left a watchdog no one fed, and a node whose wiring has no
+    # radio reset every wdt_ms into the same refusal.
     hal.safe()
+    hal.start()
     return hal

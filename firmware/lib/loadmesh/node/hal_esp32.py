@@ -38,8 +38,9 @@ from .hal import TEMPERATURES, Hal, os_error_words
 #   (up, lost, a new reason for failing), never per tick: someone setting a
 #   node up on USB serial sees it join, and why not.
 #
-# The watchdog starts in the constructor once every output is built (a refusal
-# leaves none to feed); once started it cannot be stopped.
+# The watchdog starts in start(), which open_hal calls once every output is
+# built and safe() has set each again (a refusal leaves none to feed); once
+# started it cannot be stopped.
 #
 # Every output is built at its safe level from the first instant. On the
 # ESP32 port Pin(n, Pin.OUT) keeps the output register's value, 0 after
@@ -107,16 +108,21 @@ class Esp32Hal(Hal):
         self._wlan: network.WLAN | None = None  # read from the first start on, even a failed one
         self._radio_on = False  # started and set up by _radio()
         self._now_ms = 0  # the last poll's: week_ms() is read after it, in the same tick
+        self._wdt: machine.WDT | None = None  # start()'s
         self._build(adcs)
-        # The watchdog starts once every pin is built: whatever the port refuses there (a ValueError, or an
-        # ESP-IDF driver's error, which _pwm makes one) is raised before it, and the runtime goes on with no
-        # wiring, nothing driven and nothing to feed. Started first, it reset the node every wdt_ms into the
-        # same refusal. (After a soft reset boot.py's watchdog still runs, fed by its timer until here.)
+
+    def start(self) -> None:
+        # The watchdog starts once every pin is built and safe() has set each again: whatever the port refuses
+        # there (a ValueError, or an ESP-IDF driver's error, which _pwm and safe() make one) is raised before it,
+        # and the runtime goes on with no wiring, nothing driven and nothing to feed. Started first, it reset
+        # the node every wdt_ms into the same refusal. (After a soft reset boot.py's watchdog still runs, fed by
+        # its timer until here.)
+        wdt_ms = _int(self.wdt_ms)
         try:
-            self._wdt = machine.WDT(timeout=self.wdt_ms)
+            self._wdt = machine.WDT(timeout=wdt_ms)
         except OSError as exc:  # machine_wdt.c: esp_task_wdt_reconfigure() or esp_task_wdt_add_user() failed
             # Every output is at its safe level already; boot.py's timer still feeds its watchdog, if any.
-            raise ValueError(_driver_refused("hw.wdt_ms", self.wdt_ms, "the ESP-IDF task watchdog failed to start",
+            raise ValueError(_driver_refused("hw.wdt_ms", wdt_ms, "the ESP-IDF task watchdog failed to start",
                                              exc)) from None
         # From here the ticks feed it, and a hung tick must reset the node.
         machine.Timer(_FEEDER_TIMER).deinit()
@@ -192,7 +198,7 @@ class Esp32Hal(Hal):
             self.wifi = wifijoin.Join()
             # Starting the radio waits for the driver, with no time limit of
             # its own: the watchdog gets a whole period for it.
-            self._wdt.feed()
+            self.feed_watchdog()
             try:
                 self._radio()
             except _RADIO_ERRORS:  # poll() starts it with its first try, and counts the failure if it fails again
@@ -471,8 +477,61 @@ class Esp32Hal(Hal):
             else:
                 self._valve_pwm.duty_u16(_valve_duty(pct, valve["active_high"] is True))
 
+    def safe(self) -> None:
+        """Every output to its safe level, each one even when another's driver fails; then ValueError naming the
+        first PWM whose safe duty the port refused.
+
+        check_esp_err() raises OSError from ledc_set_duty() or ledc_update_duty() at any duty set, as when the PWM
+        was built. The LEDC then goes on at the duty it had (in a tick, one that lets a car charge), so that PWM
+        is dropped and its pin made its own output at the safe level, as _pwm does when building one fails. The
+        relays are opened all the same: the base class's order stopped at the first error."""
+        refused = ""
+        try:
+            self.set_pilot_ma(0)
+        except OSError as exc:
+            refused = self._drop_pwm("hw.pilot.pwm_pin", exc)
+        self.set_relay(False)
+        try:
+            self.set_valve_pct(0)
+        except OSError as exc:
+            refused = refused or self._drop_pwm("hw.valve.pin", exc)
+        self.set_boiler_call(False)
+        try:
+            self.set_flow_setpoint_dc(None)
+        except OSError as exc:
+            refused = refused or self._drop_pwm("hw.setpoint.pin", exc)
+        if refused:
+            raise ValueError(refused)
+
+    def _drop_pwm(self, field: str, exc: OSError) -> str:
+        """The PWM of field given up, its pin an output at the safe duty's idle level; the refusal's words."""
+        hw = self.hw
+        if field == "hw.pilot.pwm_pin":
+            wiring = hw["pilot"]
+            assert isinstance(wiring, dict)
+            pin = _int(wiring["pwm_pin"])
+            idle = 0 if wiring["inverted"] is True else 1  # constant high (no charging), or an inverter's low
+            self._pilot_pwm = None
+        elif field == "hw.valve.pin":
+            wiring = hw["valve"]
+            assert isinstance(wiring, dict)
+            pin = _int(wiring["pin"])
+            # A servo without pulses holds where it is; a PWM input's closed duty is 0 or full scale.
+            idle = 1 if wiring["kind"] == "pwm" and _valve_duty(0, wiring["active_high"] is True) else 0
+            self._valve_pwm = None
+        else:
+            wiring = hw["setpoint"]
+            assert isinstance(wiring, dict)
+            pin = _int(wiring["pin"])
+            idle = 0  # 0 V: the boiler's lowest setpoint
+            self._setpoint_pwm = None
+        _output(pin, idle)
+        return _driver_refused(field, pin, "the ESP-IDF LEDC driver failed setting its safe duty", exc)
+
     def feed_watchdog(self) -> None:
-        self._wdt.feed()
+        wdt = self._wdt
+        if wdt is not None:  # None until start(), and for a HAL refused before it
+            wdt.feed()
 
     def hand_over(self) -> None:
         # mpremote (or a person) stops the node with Ctrl-C to reach the REPL, to copy files. The ESP32's
@@ -485,7 +544,7 @@ class Esp32Hal(Hal):
                           callback=self._feed_from_timer)
 
     def _feed_from_timer(self, _timer: object) -> None:
-        self._wdt.feed()
+        self.feed_watchdog()
 
     def retained(self) -> bytes:
         # RTC slow memory (RTC_NOINIT) keeps its content through a watchdog
