@@ -20,6 +20,7 @@ from loadmesh.core import pilot
 #   feed_watchdog()         last, once the tick has done its work
 #
 # Besides, status(): what the HAL tells in /status ("hal"), None if nothing;
+# address(): the node's IPv4 address on its network, None if not known;
 # retained() / retain(data): a few bytes that survive a watchdog
 # reset but not a power cut (RTC memory on ESP32), where the runtime keeps the
 # limit it enforces (docs/safety.md, rule 6); and wdt_ms, the watchdog's
@@ -138,6 +139,11 @@ class Hal:
 
     def status(self) -> dict[str, object] | None:
         """What the hardware has to tell in /status (the ESP32's clock: its sync, source, counters), or None."""
+        return None
+
+    def address(self) -> str | None:
+        """This node's IPv4 address on its network (the ESP32's Wi-Fi station), None while it has none or the HAL
+        cannot tell (no radio of its own: the simulator, the unix port)."""
         return None
 
     def feed_watchdog(self) -> None:

@@ -422,6 +422,14 @@ class Esp32Hal(Hal):
             out["wifi"] = self._wifi_status()
         return out or None
 
+    def address(self) -> str | None:
+        join = self.wifi
+        wlan = self._wlan
+        if join is None or wlan is None or join.state != wifijoin.UP:
+            return None
+        address = _ipv4(wlan, "addr4")
+        return None if address == "0.0.0.0" else address
+
     def _wifi_status(self) -> dict[str, object]:
         join = self.wifi
         assert join is not None

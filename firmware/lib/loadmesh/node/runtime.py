@@ -89,6 +89,7 @@ class Node:
         self.clock = clock if clock is not None else Clock()
         self.error = ""  # the last thing that kept the node from running, for /status
         self.hw_error = ""  # why hw.json was refused (then nothing is driven), for /status until a reboot
+        self.bind_error = ""  # node.json's bind_host is not the node's address (_check_bind_host), for /status
         self.boot_id = 0
         self.last_applied_ma = 0
         self.last_exposure_ma = 0
@@ -684,6 +685,28 @@ class Node:
 
             peerboots.keep(self.peer_boots, self.root, table, self.plan.ids, self.clock.now_ms())
 
+    def _check_bind_host(self) -> None:
+        """Between ticks (the sync loop): whether node.json's bind_host is the address the node has; said on the
+        console when that changes, and in /status (bind_error)."""
+        # lwIP's udp_bind() takes an address the node has not, and then drops every datagram the socket sends
+        # (udp_sendto_if(): ERR_RTE): the node hears its peers and is never heard, counters.mesh.send_errors
+        # the only sign. Not refused at boot: the address comes from DHCP seconds later, and a new lease can
+        # change it while the node runs. So it is compared whenever the station has one, and flagged while they
+        # differ; the node runs on either way (its peers count it silent, as any node they do not hear).
+        bind_host = str(self.settings["bind_host"])
+        if bind_host == "0.0.0.0":
+            return
+        address = self.hal.address()
+        if address is None:  # not joined (or no radio of the HAL's: the unix port): the last verdict stands
+            return
+        error = ""
+        if address != bind_host:
+            error = ("node.json bind_host: \"" + bind_host + "\" is not this node's address (" + address
+                     + "): every heartbeat it sends is dropped (counters.mesh.send_errors); 0.0.0.0 binds any")
+        if error != self.bind_error:
+            self.bind_error = error
+            print("loadmesh node: " + (error or "node.json bind_host: \"" + bind_host + "\" is this node's address"))
+
     def tick_and_collect(self) -> bool:
         """A tick, gc, and the watchdog fed; False (and the HAL safe, the watchdog unfed) if the tick failed."""
         if self.halted:  # by a config switch that failed half way (_run_plan)
@@ -732,6 +755,7 @@ class Node:
         status: dict[str, object] = {
             "node": self.node_id() or None, "kind": self.role.kind if self.role is not None else None,
             "state": self.mode, "error": self.error or None, "hw_error": self.hw_error or None,
+            "bind_error": self.bind_error or None,
             "boot_id": self.boot_id, "uptime_ms": now_ms,
             "store": self.store_state, "boot_state": self.boot_state, "peer_boots_writes": self.peer_boots[3],
             "memory": {"alloc": gc.mem_alloc(), "free": gc.mem_free(), "live": self.mem_live,
@@ -823,6 +847,7 @@ class Node:
         while not self.halted:
             await asyncio.sleep_ms(SYNC_MS)
             try:
+                self._check_bind_host()
                 self._keep_peer_boots()
                 await self.sync()
             except Exception as exc:  # never let config sync stop the node; /status tells

@@ -1,0 +1,31 @@
+"""A running node whose node.json bind_host is not the address DHCP gave it says so, on its console and in /status."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from .test_cli_status import UP, Node
+
+pytestmark = pytest.mark.wallclock  # a node process against the wall clock: tools/test runs these one at a time
+
+
+def test_the_sync_loop_flags_a_bind_host_the_node_has_not(device_root: Path, tmp_path: Path) -> None:
+    # test_cli_status's node binds its mesh to 127.0.0.1 (the unix port has no other address), while its faked
+    # station has 192.168.1.23 from DHCP: on a board every heartbeat it sent would be dropped.
+    hw = {"hal": "esp32", "wifi": {"ssid": "House", "password": "correct horse battery"}}
+    node = Node(device_root, tmp_path / "garage", hw, UP, adopted=True)
+    try:
+        deadline = time.monotonic() + 10
+        while (status := node.status())["bind_error"] is None:
+            assert time.monotonic() < deadline, node.log()
+            time.sleep(0.1)
+    finally:
+        node.kill()
+    wrong = 'node.json bind_host: "127.0.0.1" is not this node\'s address (192.168.1.23): every heartbeat it sends ' \
+            'is dropped (counters.mesh.send_errors); 0.0.0.0 binds any'
+    assert status["bind_error"] == wrong
+    assert status["state"] == "running"  # flagged, not refused: the node runs on
+    assert node.log().splitlines().count("loadmesh node: " + wrong) == 1  # said once, not at every check
