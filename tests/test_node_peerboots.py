@@ -153,7 +153,8 @@ def test_a_replay_of_an_older_boot_of_a_peer_is_refused_after_this_node_reboots(
     for seq in range(1, 4):  # b reboots: boot 7 (and c is heard for the first time: one write for both)
         site.send(genuine("b", 7, seq))
     site.send(genuine("c", 3, 1))
-    site.expect(lambda r: boot_of(r, "b") == 7 and boot_of(r, "c") == 3)
+    heard_before = site.expect(lambda r: boot_of(r, "b") == 7 and boot_of(r, "c") == 3)
+    assert heard_before["counters"]["boot_changes"] == 3  # b first heard, b's reboot, c first heard
     site.expect(lambda r: r["peer_boots_writes"] == 1)
     assert site.kept() == {"b": 7, "c": 3}
     mtime_ns = (site.folder / peerboots.FILE).stat().st_mtime_ns
@@ -179,8 +180,10 @@ def test_a_replay_of_an_older_boot_of_a_peer_is_refused_after_this_node_reboots(
         return ticked_past_write(heard, answer) and counted(answer, "ok") >= counted(heard, "ok") + 60
 
     later = site.expect(sent_past_write, timeout_s=WRITE_DONE_TIMEOUT_S)
-    # (A write made due by a change the table counted wrongly would find these bytes and be left alone: the
-    # count itself is looked at by test_a_reboot_that_hears_its_peers_in_the_boots_on_file_counts_no_boot_change.)
+    # No change counted: a write made due by a change the table counted wrongly would find these bytes and be left
+    # alone, so peer_boots_writes alone could not tell (before boot_changes was in /status, only
+    # test_a_reboot_that_hears_its_peers_in_the_boots_on_file_counts_no_boot_change, on CPython, could).
+    assert later["counters"]["boot_changes"] == 0, later
     assert later["peer_boots_writes"] == 0, heard
     assert site.kept() == {"b": 7, "c": 3}
     assert (site.folder / peerboots.FILE).stat().st_mtime_ns == mtime_ns
@@ -273,7 +276,8 @@ def test_a_removed_member_and_ids_of_no_member_are_dropped_at_the_next_write(sit
     # c's older boot is refused (its entry was restored), and nothing is written while nothing changes.
     site.send(genuine("c", 3, 1))
     refused = site.expect(lambda r: counted(r, "old_boot") == 1)
-    assert site.settled(refused)["peer_boots_writes"] == 0
+    settled = site.settled(refused)
+    assert (settled["counters"]["boot_changes"], settled["peer_boots_writes"]) == (0, 0), settled
     # c leaves the group: forgotten, and its entry goes (zed, d and e, no members, with it).
     sealed = configsync.seal(PADS, config(2, ("a", "b")))
     code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
@@ -321,7 +325,9 @@ def test_a_config_switch_that_changes_no_kept_boot_id_writes_nothing(site: Site)
     code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
     assert code == 200, answer
     switched = site.expect(lambda r: r["config"]["version"] == 2)
-    assert site.settled(switched)["peer_boots_writes"] == 0, switched
+    settled = site.settled(switched)
+    # Not even counted as a change (which would read the file to find it holds these bytes already).
+    assert (settled["counters"]["boot_changes"], settled["peer_boots_writes"]) == (0, 0), settled
     assert (site.folder / peerboots.FILE).stat().st_mtime_ns == mtime_ns
     assert site.kept() == {"b": 7, "c": 3}
     # A switch that drops a kept member still writes, at once (no write before it set a wait).

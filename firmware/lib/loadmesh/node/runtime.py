@@ -794,6 +794,7 @@ class Node:
             status["peers_unheard"] = [member for member in plan.ids
                                        if member != plan.node and table.peer(member) is None]
             counters["heartbeats"] = table.counts
+            counters["boot_changes"] = table.boot_changes  # what makes peerboots.py write (peer_boots_writes)
         if self.mesh is not None:
             counters["mesh"] = self.mesh.counts()
         server = self.server
