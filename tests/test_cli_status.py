@@ -58,7 +58,7 @@ class Node:
         settings: dict[str, object] = {"http_port": self.port, "http_host": "127.0.0.1"}
         if adopted:
             settings.update(id="garage", mesh_port=free_port(socket.SOCK_DGRAM), mesh_host="127.0.0.1",
-                            mesh_dest_port=9, bind_host="127.0.0.1")
+                            mesh_dest_port=9)  # bind_host 0.0.0.0: its station's address is not 127.0.0.1
             store.write_key(KEY)
             store.write_json("config.json", CONFIG)
         store.write_json("node.json", settings)
@@ -182,7 +182,10 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
     status = running.status()
     hal = status["hal"]
     assert isinstance(hal, dict)
+    bind_error = ('node.json bind_host: "192.168.1.23" is not this node\'s address (192.168.1.57): every heartbeat '
+                  "it sends is dropped (counters.mesh.send_errors); 0.0.0.0 binds any")
     status.update(error="tick: MemoryError", hw_error="hw.relay.pin: 15 is pulled up at reset", departed=["shed"],
+                  bind_error=bind_error,
                   config_mismatch=["drive"], disagree=["drive"], failsafe=False, silent=[], peers_online=1,
                   peer_boots_writes=1, peers_unheard=["bath", "boiler"],
                   applied_ma=10950, target_ma=16000, reason="agreement", alloc_reason="max",
@@ -198,6 +201,7 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
     by_label = {line[:10].strip(): line[10:] for line in nodestatus.summary(status)}
     assert by_label["ERROR"] == "tick: MemoryError"
     assert by_label["HW ERROR"] == "hw.relay.pin: 15 is pulled up at reset"
+    assert by_label["BIND ERROR"] == bind_error
     assert by_label["wifi"] == ("down as garage-evse, for 2 min 5 s, last failure: wrong_password "
                                 "(tries 4, joins 0, lost 0)")
     assert by_label["clock"] == ("synced 2 d 1 h ago from 192.168.1.1; too long ago to trust: no time of week "
