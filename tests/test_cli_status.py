@@ -197,7 +197,7 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
                     "denied": ["10.0.0.2"]}
     config = status["config"]
     assert isinstance(config, dict)
-    config.update(merged_with=["1234abcd"], last_error="sync: OSError(113,)")
+    config.update(merged_with=["1234abcd"], last_error="sync: OSError 113")
     by_label = {line[:10].strip(): line[10:] for line in nodestatus.summary(status)}
     assert by_label["ERROR"] == "tick: MemoryError"
     assert by_label["HW ERROR"] == "hw.relay.pin: 15 is pulled up at reset"
@@ -211,7 +211,7 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
     assert by_label["peers"] == ("1 of 3 online; never heard: bath, boiler; not agreeing yet: drive; boot ids kept "
                                  "(1 write this boot)")
     assert by_label["config"] == (f"version 1 ({groupconfig.announced(CONFIG)}), merged with 1 other; another "
-                                  "config announced by drive; last sync error: sync: OSError(113,)")
+                                  "config announced by drive; last sync error: sync: OSError 113")
     assert by_label["departed"] == "shed (removed from the config, may still draw: no raise until gone)"
 
 

@@ -130,13 +130,9 @@ def failure_words(exc: BaseException) -> str:
     """An exception a virtual node's tick raised, in words: its kind and message as Python's traceback ends
     ("ZeroDivisionError: division by zero"; a driver's OSError as the node says one, "OSError 113"), and the
     line of loadmesh it was raised at. Not repr(), which reads as code ("ZeroDivisionError('division by zero')")."""
-    if isinstance(exc, OSError):
-        from loadmesh.node import hal
+    from loadmesh.node import hal
 
-        said = str(hal.os_error_words(exc))
-    else:
-        message = str(exc)
-        said = type(exc).__name__ + (": " + message if message else "")
+    said = hal.exception_words(exc)
     import traceback
 
     frames = traceback.extract_tb(exc.__traceback__)

@@ -170,6 +170,16 @@ def os_error_words(exc: OSError) -> str:
     return said
 
 
+def exception_words(exc: BaseException) -> str:
+    """An exception as /status and the console say it: its kind, then its message, as Python's traceback ends
+    ("ValueError: no 200 answer"; "MemoryError"); a driver's OSError as os_error_words says it. Not repr(),
+    which reads as code ("MemoryError()", "OSError(113,)") and differs between CPython and MicroPython."""
+    if isinstance(exc, OSError):
+        return os_error_words(exc)
+    message = str(exc)
+    return type(exc).__name__ + (": " + message if message else "")
+
+
 def open_hal(hw: dict[str, object]) -> Hal:
     """The HAL the wiring names (hw["hal"]), in its safe state and started; ValueError if it cannot be built or made
     safe (then no watchdog of the HAL's runs: boot.py's, after a soft reset, goes on being fed by its timer)."""

@@ -67,7 +67,9 @@ def restore(peer_boots: list[int], root: str, table: PeerTable, member_ids: list
         raw = store.read_json(FILE)
     except OSError as exc:  # a temp file that could not be put in place: never a reason not to boot
         raw = None
-        store.state[FILE] = "unreadable: " + repr(exc)[:40]
+        from .hal import os_error_words
+
+        store.state[FILE] = "unreadable: " + os_error_words(exc)[:40]
     kept: dict[str, int] = {}
     if isinstance(raw, dict):
         for node in sorted(raw):
@@ -123,6 +125,8 @@ def keep(peer_boots: list[int], root: str, table: PeerTable, member_ids: list[st
     except OSError as exc:
         if not peer_boots[FAILED]:
             peer_boots[FAILED] = 1
-            print("loadmesh node: " + FILE + " not written (" + repr(exc)[:60] + "); running on without it")
+            from .hal import os_error_words
+
+            print("loadmesh node: " + FILE + " not written (" + os_error_words(exc)[:60] + "); running on without it")
     finally:
         forget(("loadmesh.node.store", "loadmesh.node.peerboots"))  # no heap until the next change

@@ -435,7 +435,9 @@ class Node:
             try:
                 return self._put_role_settings(role, name, body)
             except OSError as exc:
-                raise FieldError(name, "could not be kept (" + repr(exc) + "); nothing changed") from None
+                from .hal import os_error_words
+
+                raise FieldError(name, "could not be kept (" + os_error_words(exc) + "); nothing changed") from None
         finally:
             _forget(self.role)
 
@@ -735,11 +737,13 @@ class Node:
     def _halt(self, exc: BaseException, where: str = "tick") -> None:
         self.halted = True
         self.mode = HALTED
-        self.error = where + ": " + repr(exc)[:120]
+        from .hal import exception_words
+
+        self.error = where + ": " + exception_words(exc)[:120]
         try:
             self.hal.safe()
         except Exception as failed:  # the HAL itself failed: the watchdog still resets the node
-            self.error += "; safe: " + repr(failed)[:60]
+            self.error += "; safe: " + exception_words(failed)[:60]
         printer = getattr(sys, "print_exception", None)  # MicroPython's; a virtual node on CPython keeps error
         if printer is not None:
             printer(exc)
@@ -852,7 +856,9 @@ class Node:
                 self._keep_peer_boots()
                 await self.sync()
             except Exception as exc:  # never let config sync stop the node; /status tells
-                self.sync_error = "sync: " + repr(exc)[:120]
+                from .hal import exception_words
+
+                self.sync_error = "sync: " + exception_words(exc)[:120]
 
 
 PEER_FIELDS = ("age_ms", "online", "applied_ma", "target_ma", "failsafe", "boot_id")
