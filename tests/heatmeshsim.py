@@ -1,0 +1,719 @@
+"""A simulated heating mesh for the heating stateful test and soak run: a boiler node, valve nodes, a plant, faults.
+
+Every node runs the firmware's real role (loadmesh.node.role_boiler.BoilerRole,
+role_valve.ValveRole) over the real core (controller, peer table, heartbeat
+codec with HMAC) on a shared simulated clock, ticked as runtime.Node.tick
+ticks it (role.inputs, controller.step, role.apply, role.heartbeat, send),
+each with its own folder for heating.json, load_sharing.json and
+tier3_rests.json. The network is tests/meshsim.py's (Mesh._broadcast: loss,
+delay and so reordering, duplicates, one-way cuts, slow links). The plant: a
+valve per room that moves to its command at its own travel time (or sticks,
+or loses its feedback), room temperatures that follow the water and the
+valve, room sensors that are fresh, stale or absurd, and a boiler whose own
+thermostat lights the burner while its call-for-heat relay is on.
+
+A crashed node hangs: its outputs hold (the relay stays on, the valve keeps
+its command) until its watchdog resets it (within wdt_ms) to the HAL's safe
+state (relay off, valve commanded closed); restart() boots it again with a
+higher boot id, from what its folder keeps.
+
+After every event the invariants below are checked (docs/heating.md,
+"Verification" derives each bound from the design). D is the network's
+largest delay (max_delay_ms plus the slowest link, over the run so far), T
+the timeout (peer_timeout_ms), TICK the 100 ms control tick.
+
+  interlock   the relay is on only if the valves' real openings, each taken
+              at its largest since T + D before the boiler node's last tick
+              (the one that drove the relay), add up to min_valve_open_pct.
+              The boiler counts an opening only from a valve node heard less
+              than T ago, and only up to the feedback that node read when it
+              sent it (at most D earlier); a hung boiler node's relay holds
+              until its watchdog, and its last tick is then older.
+  fresh       a valve node that has accepted no heartbeat of the boiler node
+              for T commands its own opening (no override, no held decrease);
+              an override a valve node applies came from a boiler heartbeat
+              built less than T + D + TICK ago.
+  modes       no room in off or manual mode is opened by load sharing: the
+              boiler node's load-sharing rooms never include one whose mode
+              changed away from auto T + D or more before its tick (it counts
+              only reports sent since; the valve node's override then ends
+              within "fresh"'s bound: 2 (T + D + TICK) in all).
+  switch      with the runtime switch off, the boiler node's load sharing is
+              DISABLED with no room, from the tick after the switch.
+  steps       every command a valve node gives its valve, every override, is
+              a multiple of 10 in 0..100; a load-sharing room's opening is
+              within its tier's maximum.
+  overrun     once the boiler node holds the valves (pending-off, pump
+              overrun), each room it last commanded open is in its overrides
+              at that opening, until the hold ends; pump overrun lasts
+              pump_overrun_ms unless the boiler fires again; a valve node
+              that takes a hold keeps its valve at the held opening.
+  tier 3      a room serves tier 3 at most tier_3_max_duration_ms at a
+              stretch, and once released rests tier_3_rest_ms x served / max
+              before tier 3 takes it again, across boiler node reboots.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+from typing import Any
+
+from loadmesh.core import controller, groupconfig, heartbeat
+from loadmesh.core.peers import PeerTable
+from loadmesh.node.hal import Hal
+from loadmesh.node.role_boiler import BoilerRole
+from loadmesh.node.role_valve import ValveRole
+from loadmesh.node.store import Store
+
+from .meshsim import KEY, Mesh, Violation
+
+TICK_MS = 100
+PLANT = "#plant"
+BOILER = "boiler"
+WEEK_MS = 7 * 86400000
+TRAIL = 60  # the last events a failure prints
+
+
+class Plant:
+    """The house the nodes drive: valves, rooms and their sensors, the boiler with its own thermostat and water."""
+
+    def __init__(self, rng: random.Random, rooms: list[str], start_week_ms: int) -> None:
+        self.rooms = rooms
+        self.start_week_ms = start_week_ms
+        self.command = {rid: 0 for rid in rooms}  # what each valve was told
+        self.pos = {rid: 0 for rid in rooms}  # real position, thousandths of a percent
+        self.travel_ms = {rid: rng.choice([2000, 5000, 10000, 30000]) for rid in rooms}  # 0 to 100 %
+        self.stuck = {rid: False for rid in rooms}
+        self.feedback_lost = {rid: False for rid in rooms}
+        self.temp = {rid: rng.randint(150, 230) * 1000 for rid in rooms}  # milli-dC
+        self.sensor = {rid: "fresh" for rid in rooms}  # fresh, stale (no reading), absurd
+        self.relay = False
+        self.relay_off_ms = 0  # when the relay last went off (off from the start: the boiler node boots then)
+        self.relay_on_ms = 0  # time with the relay on, for the counts
+        self.relay_on_since = 0
+        self.flame = False
+        self.setpoint_dc: int | None = None
+        self.water = 300 * 1000  # milli-dC
+        self.clock_ok = True
+        # Per valve, its real position's changes (t_ms, pct floored), for the interlock's window.
+        self.history: dict[str, list[tuple[int, int]]] = {rid: [(0, 0)] for rid in rooms}
+
+    def pct(self, rid: str) -> int:
+        return self.pos[rid] // 1000
+
+    def step(self, now_ms: int, keep_ms: int) -> None:
+        """TICK_MS of physics."""
+        for rid in self.rooms:
+            before = self.pct(rid)
+            if not self.stuck[rid]:
+                goal = self.command[rid] * 1000
+                rate = 100000 * TICK_MS // self.travel_ms[rid]
+                if self.pos[rid] < goal:
+                    self.pos[rid] = min(goal, self.pos[rid] + rate)
+                elif self.pos[rid] > goal:
+                    self.pos[rid] = max(goal, self.pos[rid] - rate)
+            history = self.history[rid]
+            if self.pct(rid) != before:
+                history.append((now_ms, self.pct(rid)))
+            while len(history) > 1 and history[1][0] < now_ms - keep_ms:
+                del history[0]
+        # The boiler's own thermostat: it lights while called and the water is 5 °C below the setpoint.
+        setpoint = (self.setpoint_dc if self.setpoint_dc is not None else 0) * 1000
+        if not self.relay or (self.flame and self.water >= setpoint + 30000):
+            self.flame = False
+        elif not self.flame and self.water <= setpoint - 50000:
+            self.flame = True
+        opening = sum(self.pos[rid] for rid in self.rooms) // 1000  # percent, summed
+        self.water += (6000 if self.flame else 0) - opening * (self.water - 200000) // 20000 - 200
+        self.water = max(self.water, 150000)
+        for rid in self.rooms:
+            # Fully open on 70 °C water, a room warms by about 1 °C a second (a house at 10x and more).
+            heat = self.pos[rid] // 1000 * (self.water - self.temp[rid]) // 500000
+            self.temp[rid] += heat - (self.temp[rid] - 50000) // 10000
+
+    def window_pct(self, rid: str, start_ms: int) -> int:
+        """The valve's largest real opening from start_ms on."""
+        most = 0
+        for at_ms, pct in self.history[rid]:
+            if at_ms <= start_ms or pct > most:
+                most = pct
+        return most
+
+
+class HeatHal(Hal):
+    """The HAL of one node, on the plant: its room's sensor and valve, or the boiler's relay, flame and water."""
+
+    def __init__(self, plant: Plant, node_id: str, now: Any) -> None:
+        super().__init__()
+        self.plant = plant
+        self.node_id = node_id
+        self.now = now  # the mesh clock, for week_ms
+
+    def temperature_dc(self, name: str) -> int | None:
+        plant = self.plant
+        if name == "room":
+            how = plant.sensor[self.node_id]
+            return None if how == "stale" else 900 if how == "absurd" else plant.temp[self.node_id] // 1000
+        water = plant.water // 1000
+        return water if name == "flow" else water - 100
+
+    def valve_pct(self) -> int | None:
+        return None if self.plant.feedback_lost[self.node_id] else self.plant.pct(self.node_id)
+
+    def flame(self) -> bool | None:
+        return self.plant.flame
+
+    def week_ms(self) -> int | None:
+        return (self.plant.start_week_ms + self.now()) % WEEK_MS if self.plant.clock_ok else None
+
+    def set_valve_pct(self, pct: int) -> None:
+        super().set_valve_pct(pct)
+        if self.node_id in self.plant.command:
+            self.plant.command[self.node_id] = self.valve_command_pct
+
+    def set_boiler_call(self, on: bool) -> None:
+        super().set_boiler_call(on)
+        if self.node_id == BOILER:
+            plant = self.plant
+            if on and not plant.relay:
+                plant.relay_on_since = self.now()
+            elif plant.relay and not on:
+                plant.relay_off_ms = self.now()
+                plant.relay_on_ms += self.now() - plant.relay_on_since
+            plant.relay = on
+
+    def set_flow_setpoint_dc(self, setpoint_dc: int | None) -> None:
+        super().set_flow_setpoint_dc(setpoint_dc)
+        if self.node_id == BOILER:
+            self.plant.setpoint_dc = setpoint_dc
+
+
+class HeatNode:
+    def __init__(self, node_id: str, root: str, hal: HeatHal) -> None:
+        self.node_id = node_id
+        self.kind = BOILER if node_id == BOILER else "valve"
+        self.root = root
+        self.hal = hal
+        self.boot_id = 0
+        self.alive = False
+        self.reset_at_ms: int | None = None
+        self.role: Any = None
+        self.plan: Any = None
+        self.table: Any = None
+        self.state: Any = None
+        self.last_tick_ms = 0
+        self.boiler_heard_ms: int | None = None  # a valve node: its last boiler heartbeat accepted, since its boot
+        self.had_override = False
+        self.holds_seen = 0
+
+
+class HeatMesh(Mesh):
+    """The simulated heating group; the network and the event queue are Mesh's."""
+
+    def __init__(self, seed: int, setup: dict[str, Any]) -> None:
+        # Mesh.__init__ builds cars and controllers: only its network and queue are wanted here.
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.pads = heartbeat.prepare_key(KEY)
+        self.config = groupconfig.parse(setup["config"])
+        self.timeout_ms = self.config["peer_timeout_ms"]
+        self.wdt_ms = self.config["wdt_ms"]
+        self.now_ms = 0
+        self.events: list[tuple[int, int, str, Any]] = []
+        self._order = 0
+        self.cut: set[tuple[str, str]] = set()
+        self.slow: dict[tuple[str, str], int] = {}
+        self.loss_pct = 0
+        self.dup_pct = 0
+        self.max_delay_ms = 0
+        self.delay_seen_ms = 0  # D: the largest delay a packet may have had so far
+        self.events_checked = 0
+        self.steps_run = 0
+        self.rooms: list[str] = setup["rooms"]
+        self.settings = setup["settings"]  # node -> heating.json
+        self.boiler_cfg = setup["boiler"]
+        self.tiers_cfg = setup["tiers"]
+        self.plant = Plant(self.rng, self.rooms, setup["start_week_ms"])
+        self.trail: list[str] = []
+        self.mode_since: dict[str, tuple[str, int]] = {}  # room -> (mode, since ms)
+        self.switch_off_since: int | None = None
+        self.sent: dict[tuple[str, int, int], tuple[int, dict[str, int], bool]] = {}  # boiler beats: built, ls, hold
+        self.hold_expected: dict[str, int] | None = None
+        self.last_prev: dict[str, int] = {}
+        self.overrun_from: int | None = None
+        self.relay_tick_ms = 0  # when the boiler node last drove the relay
+        self.tier3: dict[str, tuple[int, int]] = {}  # room -> (served from, last tick in service)
+        self.tier3_done: dict[str, tuple[int, int]] = {}  # room -> (released at, served ms)
+        self.counts = {"fired": 0, "ls_ticks": 0, "tier3_services": 0, "holds": 0, "overrides_dropped": 0,
+                       "shortfall_ticks": 0, "crashes": 0, "boiler_crashes": 0, "held_decreases": 0,
+                       "packets": 0, "cooldowns": 0, "interlock_stops": 0,
+                       "calm_interlock_stops": 0, "worst_shortfall_ms": 0}
+        self.disturbed_ms = 0  # the last fault (fault() sets it): loss, cuts, crashes, valves, sensors
+        self.shortfall_from: int | None = None
+        self.roots: list[str] = []
+        self.nodes: dict[str, HeatNode] = {}  # type: ignore[assignment]
+        for node_id in [BOILER, *self.rooms]:
+            root = tempfile.mkdtemp(prefix="heatmesh-")
+            self.roots.append(root)
+            Store(root).write_json("heating.json", json.loads(json.dumps(self.settings[node_id])))
+            node = HeatNode(node_id, root, HeatHal(self.plant, node_id, lambda: self.now_ms))
+            self.nodes[node_id] = node
+            if node_id != BOILER:
+                self.mode_since[node_id] = (self.settings[node_id]["room"]["mode"], 0)
+            self._start(node)
+            self._schedule(setup["offsets"][node_id], "tick", node_id)
+        self._schedule(50, "tick", PLANT)
+
+    def calm(self) -> bool:
+        """Whether no fault is active and none was for 2 T: every node up, a clean network, valves that follow."""
+        plant = self.plant
+        return (self.now_ms - self.disturbed_ms >= 2 * self.timeout_ms and not self.cut and not self.loss_pct
+                and not any(self.slow.values()) and all(node.alive for node in self.nodes.values())
+                and not any(plant.stuck.values()) and not any(plant.feedback_lost.values()))
+
+    def close(self) -> None:
+        for root in self.roots:
+            shutil.rmtree(root, ignore_errors=True)
+
+    def note(self, text: str) -> None:
+        self.trail.append("t=" + str(self.now_ms) + " " + text)
+        if len(self.trail) > 4 * TRAIL:
+            del self.trail[:2 * TRAIL]
+
+    # -- nodes ----------------------------------------------------------------
+
+    def _start(self, node: HeatNode) -> None:
+        node.boot_id += 1
+        node.alive = True
+        node.reset_at_ms = None
+        node.plan = controller.prepare(self.config, node.node_id)
+        node.table = PeerTable(self.pads, self.config["group"], node.node_id, node.plan.ids)
+        node.state = controller.boot(node.plan, node.boot_id, self.now_ms, 0, 0)
+        node.role = BoilerRole(node.plan, node.root) if node.kind == BOILER else ValveRole(node.plan, node.root)
+        assert node.role.error == "", node.role.error
+        node.boiler_heard_ms = None
+        node.had_override = False
+        node.holds_seen = 0
+        if node.kind == BOILER:
+            self.hold_expected = None
+            self.overrun_from = None
+            self.last_prev = {}
+            self.relay_tick_ms = self.now_ms
+
+    def _tick(self, node_id: str) -> None:
+        self._schedule(self.now_ms + TICK_MS, "tick", node_id)
+        if node_id == PLANT:
+            self.plant.step(self.now_ms, self.timeout_ms + self.delay_seen_ms + self.wdt_ms + 2 * TICK_MS)
+            return
+        node = self.nodes[node_id]
+        if not node.alive:
+            return
+        now = self.now_ms
+        role = node.role
+        if node.kind == BOILER:
+            self.last_prev = dict(role.valves_state["last"])
+            was_on, was_hold, was_fsm = role.boiler_on, role.hold, role.fsm
+        inputs = role.inputs(node.hal, node.table, now)
+        out, node.state = controller.step(node.plan, node.state, inputs, node.table, now)
+        role.apply(node.hal, out, node.table, now)
+        node.last_tick_ms = now
+        self.steps_run += 1
+        message = out["heartbeat"]
+        if node.kind == BOILER:
+            self.relay_tick_ms = now
+            self._check_boiler_tick(node, was_on, was_hold, was_fsm)
+        else:
+            self._check_valve_tick(node)
+        if isinstance(message, dict):
+            role.heartbeat(message, node.table, now)
+            if node.kind == BOILER:
+                self.sent[(node_id, node.boot_id, message["seq"])] = (now, self._ls_rooms(role), role.hold)
+            self._broadcast(node_id, heartbeat.encode(self.pads, message))
+
+    def _ls_rooms(self, role: BoilerRole) -> dict[str, int]:
+        """The rooms whose override this tick is load sharing's (not safety's), with their tier."""
+        rooms = role.tiers_state["rooms"]
+        return {rid: rooms[rid]["tier"] for index, rid in enumerate(role.rooms)
+                if rid in rooms and not (role.safety_bits >> index) & 1}
+
+    def _broadcast(self, src: str, packet: bytes) -> None:
+        self.delay_seen_ms = max(self.delay_seen_ms, self.max_delay_ms + max(self.slow.values(), default=0))
+        self.counts["packets"] += 1
+        super()._broadcast(src, packet)
+
+    def _deliver(self, dst: str, packet: bytes) -> None:
+        node = self.nodes[dst]
+        if node.alive and node.table.receive(packet, self.now_ms) == "ok" and node.kind != BOILER:
+            peer = node.table.peer(BOILER)
+            if peer is not None and peer.heard_ms == self.now_ms:
+                node.boiler_heard_ms = self.now_ms
+
+    def _watchdog(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if node.alive or node.reset_at_ms != self.now_ms:
+            return
+        node.hal.safe()  # the reset: relay open, valve commanded closed
+        node.reset_at_ms = None
+        self.note(node_id + " watchdog reset")
+
+    def crash(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if not node.alive:
+            return
+        node.alive = False
+        node.reset_at_ms = self.now_ms + self.rng.randint(0, self.wdt_ms)
+        self._schedule(node.reset_at_ms, "reset", node_id)
+        self.counts["crashes"] += 1
+        if node.kind == BOILER:
+            self.counts["boiler_crashes"] += 1
+            for rid in list(self.tier3):  # its service ends with the node (the valve drops it within T)
+                self.tier3_done[rid] = (self.tier3[rid][1], self.tier3[rid][1] - self.tier3[rid][0])
+                del self.tier3[rid]
+        self.note(node_id + " hangs (reset at " + str(node.reset_at_ms) + ")")
+
+    def restart(self, node_id: str) -> None:
+        node = self.nodes[node_id]
+        if node.alive or node.reset_at_ms is not None:
+            return  # running, or still hung: its watchdog must fire first
+        self._start(node)
+        self.note(node_id + " boots, boot " + str(node.boot_id))
+
+    # -- changes -----------------------------------------------------------------
+
+    def set_mode(self, rid: str, mode: str, schedule: dict[str, Any] | None = None) -> None:
+        """PUT /heating on the room's valve node: another mode (a manual target with manual), or schedule."""
+        room = dict(self.settings[rid]["room"], mode=mode)
+        if mode == "manual":
+            room["manual_target_dc"] = self.rng.choice([180, 200, 220])
+        if schedule is not None:
+            room["schedule"] = schedule
+        self.settings[rid] = {"room": room}
+        Store(self.nodes[rid].root).write_json("heating.json", json.loads(json.dumps(self.settings[rid])))
+        node = self.nodes[rid]
+        if node.alive:
+            node.role.use_heating(node.role.check_heating(self.settings[rid]))
+        if mode != self.mode_since[rid][0]:
+            self.mode_since[rid] = (mode, self.now_ms)
+        self.note(rid + " mode " + mode + (" schedule " + str(schedule) if schedule is not None else ""))
+
+    def set_switch(self, on: bool) -> None:
+        node = self.nodes[BOILER]
+        if not node.alive:
+            return
+        node.role.put_load_sharing({"enabled": on})
+        if not on and self.switch_off_since is None:
+            self.switch_off_since = self.now_ms
+        if on:
+            self.switch_off_since = None
+        self.note("load sharing switch " + ("on" if on else "off"))
+
+    # -- invariants ---------------------------------------------------------------
+
+    def fail(self, what: str) -> None:
+        lines = ["seed " + str(self.seed) + ", t=" + str(self.now_ms) + " ms: " + what]
+        plant = self.plant
+        lines.append("  plant: relay=" + str(plant.relay) + " flame=" + str(plant.flame) + " water="
+                     + str(plant.water // 1000) + " D=" + str(self.delay_seen_ms))
+        for rid in self.rooms:
+            node = self.nodes[rid]
+            role = node.role
+            lines.append("  " + rid + ": alive=" + str(node.alive) + " mode=" + str(role.room["mode"]) + " cmd="
+                         + str(plant.command[rid]) + " real=" + str(plant.pct(rid)) + " stuck="
+                         + str(plant.stuck[rid]) + " own=" + str(role.normal_pct) + " override="
+                         + str(role.override_pct) + " held=" + str(role.held_pct) + " heard_boiler="
+                         + str(node.boiler_heard_ms) + " history=" + str(plant.history[rid][-4:]))
+        boiler = self.nodes[BOILER].role
+        lines.append("  boiler: fsm=" + boiler.fsm + " on=" + str(boiler.boiler_on) + " confirmed="
+                     + str(boiler.confirmed_pct) + " reason=" + boiler.reason + " tiers=" + boiler.tier_state
+                     + " overrides=" + str(boiler.overrides))
+        lines.append("  the last events:")
+        lines.extend("    " + line for line in self.trail[-TRAIL:])
+        raise Violation("\n".join(lines))
+
+    def check(self) -> None:
+        self.events_checked += 1
+        plant = self.plant
+        if plant.relay and plant.relay_on_since == self.now_ms and \
+                plant.relay_on_since - plant.relay_off_ms < self.boiler_cfg["min_off_ms"]:
+            self.fail("the relay went on " + str(plant.relay_on_since - plant.relay_off_ms)
+                      + " ms after it went off (min_off_ms " + str(self.boiler_cfg["min_off_ms"]) + ")")
+        minimum = self.boiler_cfg["min_valve_open_pct"]
+        if not (plant.relay and sum(plant.pct(rid) for rid in self.rooms) < minimum):
+            if self.shortfall_from is not None:
+                lasted = self.now_ms - self.shortfall_from
+                self.counts["worst_shortfall_ms"] = max(self.counts["worst_shortfall_ms"], lasted)
+                self.shortfall_from = None
+        else:
+            if self.shortfall_from is None:
+                self.shortfall_from = self.now_ms
+            self.counts["shortfall_ticks"] += 1
+            start = self.relay_tick_ms - self.timeout_ms - self.delay_seen_ms
+            window = sum(plant.window_pct(rid, start) for rid in self.rooms)
+            if window < minimum:
+                self.fail("interlock: the relay is on with real openings " + str(window) + " % since "
+                          + str(start) + " ms < " + str(minimum) + " %")
+
+    def _check_valve_tick(self, node: HeatNode) -> None:
+        role = node.role
+        now = self.now_ms
+        command = role.command_pct
+        if not (0 <= command <= 100 and command % 10 == 0):
+            self.fail(node.node_id + " commands " + str(command) + " %")
+        if role.holds != node.holds_seen:
+            node.holds_seen = role.holds
+            self.counts["held_decreases"] += 1
+        if role.held_pct is not None and now - role.held_since_ms >= self.timeout_ms:
+            self.fail(node.node_id + " holds a decrease since " + str(role.held_since_ms))
+        heard = node.boiler_heard_ms
+        had, node.had_override = node.had_override, role.override_pct is not None
+        if heard is None or now - heard >= self.timeout_ms:
+            if had:
+                self.counts["overrides_dropped"] += 1
+            if role.override_pct is not None or command != role.normal_pct:
+                self.fail(node.node_id + " has not heard the boiler node since " + str(heard) + " yet commands "
+                          + str(command) + " % (own " + str(role.normal_pct) + ")")
+            return
+        if role.override_pct is None:
+            return
+        peer = node.table.peer(BOILER)
+        sent = self.sent.get((BOILER, peer.heartbeat["boot_id"], peer.heartbeat["seq"]))
+        assert sent is not None
+        built_ms, ls_rooms, hold = sent
+        if now - built_ms >= self.timeout_ms + self.delay_seen_ms + TICK_MS:
+            self.fail(node.node_id + " applies an override built at " + str(built_ms))
+        mode, since = self.mode_since[node.node_id]
+        if node.node_id in ls_rooms and mode != "auto" and \
+                since <= now - 2 * (self.timeout_ms + self.delay_seen_ms + TICK_MS):
+            self.fail(node.node_id + " opened by load sharing, " + mode + " since " + str(since))
+        if hold and command != role.override_pct:
+            self.fail(node.node_id + " commands " + str(command) + " % under the boiler's hold of "
+                      + str(role.override_pct) + " %")
+
+    def _check_boiler_tick(self, node: HeatNode, was_on: bool, was_hold: bool, was_fsm: str) -> None:
+        role = node.role
+        now = self.now_ms
+        boiler_cfg = self.boiler_cfg
+        if role.boiler_on and not was_on:
+            self.counts["fired"] += 1
+            self.note("boiler fires, confirmed " + str(role.confirmed_pct))
+        if was_on and not role.boiler_on:
+            self.note("boiler stops: " + role.reason)
+            if role.reason.startswith("off at once"):
+                self.counts["interlock_stops"] += 1
+                if self.calm():
+                    self.counts["calm_interlock_stops"] += 1
+                    self.note("an interlock stop with no fault for " + str(self.now_ms - self.disturbed_ms) + " ms")
+        for pair in role.overrides:
+            if not (0 <= pair[1] <= 100 and pair[1] % 10 == 0):
+                self.fail("override " + str(pair))
+        # Load sharing: never a room off or manual (as the boiler can know it), within the caps, off with the switch.
+        rooms = role.tiers_state["rooms"]
+        if rooms:
+            self.counts["ls_ticks"] += 1
+        if not role.switch and (rooms or role.tier_state != "DISABLED"):
+            self.fail("load sharing runs with the switch off: " + role.tier_state + " " + str(sorted(rooms)))
+        for rid in sorted(rooms):
+            entry = rooms[rid]
+            mode, since = self.mode_since[rid]
+            if mode != "auto" and since <= now - self.timeout_ms - self.delay_seen_ms:
+                self.fail("load sharing opens " + rid + ", " + mode + " since " + str(since))
+            cap = self.tiers_cfg["tier_" + str(entry["tier"]) + "_max_pct"]
+            if not (0 < entry["pct"] <= cap and entry["pct"] % 10 == 0):
+                self.fail("load sharing opens " + rid + " at " + str(entry["pct"]) + " % (tier " + str(entry["tier"])
+                          + ", cap " + str(cap) + ")")
+        # Tier 3: at most the maximum at a stretch, then the rest in proportion, across reboots.
+        max_ms = self.tiers_cfg["tier_3_max_duration_ms"]
+        rest_ms = self.tiers_cfg["tier_3_rest_ms"]
+        for rid in self.rooms:
+            serving = rid in rooms and rooms[rid]["tier"] == 3
+            if serving and rid not in self.tier3:
+                done = self.tier3_done.get(rid)
+                if done is not None and now < done[0] + rest_ms * min(done[1], max_ms) // max_ms - TICK_MS:
+                    self.fail(rid + " back in tier 3 at " + str(now) + ", released at " + str(done[0])
+                              + " after " + str(done[1]) + " ms of service")
+                self.tier3[rid] = (now, now)
+                self.counts["tier3_services"] += 1
+                self.note(rid + " tier 3")
+            elif serving:
+                self.tier3[rid] = (self.tier3[rid][0], now)
+                if now - self.tier3[rid][0] > max_ms:
+                    self.fail(rid + " in tier 3 since " + str(self.tier3[rid][0]))
+            elif rid in self.tier3:
+                self.tier3_done[rid] = (now, now - self.tier3[rid][0])
+                del self.tier3[rid]
+        # The hold: pending-off and pump overrun keep the openings last commanded before it.
+        if role.hold and not was_hold:
+            self.hold_expected = {rid: pct for rid, pct in self.last_prev.items() if pct > 0}
+            self.counts["holds"] += 1
+        if not role.hold:
+            self.hold_expected = None
+        if self.hold_expected is not None:
+            given = dict(role.overrides)
+            for rid, pct in self.hold_expected.items():
+                if given.get(rid) != pct:
+                    self.fail("the hold lost " + rid + " at " + str(pct) + " %: overrides " + str(role.overrides))
+        if role.fsm == "PUMP_OVERRUN" and was_fsm != "PUMP_OVERRUN":
+            self.overrun_from = now
+        if self.overrun_from is not None:
+            if role.fsm == "ON":
+                self.overrun_from = None
+            elif now - self.overrun_from < boiler_cfg["pump_overrun_ms"] and role.fsm != "PUMP_OVERRUN":
+                self.fail("pump overrun ended after " + str(now - self.overrun_from) + " ms: " + role.fsm)
+            elif role.fsm != "PUMP_OVERRUN":
+                self.overrun_from = None
+        if "cooldown:" in role.reason:
+            self.counts["cooldowns"] += 1
+
+
+# -- scenarios ------------------------------------------------------------------------
+
+
+def make_schedule(rng: random.Random, minute: int) -> dict[str, Any]:
+    """A schedule with, mostly, one block starting within 150 minutes of minute (of the week): tiers 1 and 2."""
+    blocks = []
+    if rng.random() < 0.7:
+        start = (minute + rng.randint(1, 150)) % (7 * 1440)
+        day, start_min = divmod(start, 1440)
+        end_min = min(1440, start_min + rng.randint(30, 120))
+        if end_min > start_min:
+            blocks.append({"days": [day], "start_min": start_min, "end_min": end_min,
+                           "target_dc": rng.choice([200, 210, 220])})
+    return {"default_target_dc": rng.choice([160, 180, 200]), "blocks": blocks}
+
+
+def make_setup(rng: random.Random) -> dict[str, Any]:
+    """A house: 3 to 6 valve nodes and the boiler node, their settings, the group config."""
+    count = rng.randint(3, 6)
+    rooms = ["r" + str(number) for number in range(count)]
+    start_week_ms = rng.randrange(WEEK_MS // 60000) * 60000
+    minute = start_week_ms // 60000
+    settings: dict[str, Any] = {}
+    room_entries = []
+    for rid in rooms:
+        mode = rng.choice(["auto", "auto", "auto", "manual", "off"])
+        room: dict[str, Any] = {"mode": mode, "schedule": make_schedule(rng, minute)}
+        if mode == "manual":
+            room["manual_target_dc"] = rng.choice([180, 200, 220])
+        settings[rid] = {"room": room}
+        entry: dict[str, Any] = {"id": rid, "rated_w": rng.choice([400, 700, 1000, 1500, 2200])}
+        sharing: dict[str, Any] = {"lookahead_ms": rng.choice([1800000, 3600000])}
+        if rng.random() < 0.6:
+            sharing["fallback_priority"] = rng.randint(1, 3)
+        entry["load_sharing"] = sharing
+        room_entries.append(entry)
+    boiler = {"min_on_ms": rng.choice([0, 3000, 10000]), "min_off_ms": rng.choice([0, 3000, 10000]),
+              "pump_overrun_ms": rng.choice([0, 3000, 10000]),
+              "min_valve_open_pct": rng.choice([50, 100, 100, 150])}
+    tiers = {"enabled": True, "min_activation_duration_ms": rng.choice([0, 10000, 30000]),
+             "tier_3_max_duration_ms": rng.choice([5000, 20000]), "tier_3_rest_ms": 60000,
+             "cooldown_lookback_ms": 120000}
+    settings[BOILER] = {"rooms": room_entries, "boiler": boiler, "load_sharing": tiers}
+    from loadmesh.node import heatsettings
+
+    _ids, tiers_config, boiler_config, _valves = heatsettings.load_heating(settings[BOILER])
+    heartbeat_ms = 500
+    timeout_ms = rng.choice([1500, 3000])
+    config = {
+        "group": "house", "version": 1, "updated_at": 1, "origin": "test", "key_id": "house",
+        "site": {"phases": 1, "voltage_v": 230, "limit_ma": [25000], "safety_pct": 100},
+        "circuits": [], "heartbeat_ms": heartbeat_ms, "peer_timeout_ms": timeout_ms,
+        "wdt_ms": rng.choice([500, 1500]),
+        "members": [{"id": node, "kind": BOILER if node == BOILER else "valve", "phases": "L1", "min_ma": 0,
+                     "max_ma": 0, "step_ma": 1000, "priority": 0, "mode": "off"} for node in [BOILER, *rooms]],
+    }
+    offsets = {node: rng.randint(0, 9) * 10 for node in [BOILER, *rooms]}
+    return {"config": config, "rooms": rooms, "settings": settings, "boiler": boiler_config, "tiers": tiers_config,
+            "offsets": offsets, "start_week_ms": start_week_ms}
+
+
+CALM = ("run", "run", "temp", "temp", "mode", "schedule", "switch")  # what users and the weather do, no fault
+
+
+def fault(mesh: HeatMesh, rng: random.Random, calm: bool = False) -> int:
+    """One random change or fault (calm: a change of CALM), noted in the trail; how long to run after it (ms)."""
+    nodes = [BOILER, *mesh.rooms]
+    rid = rng.choice(mesh.rooms)
+    plant = mesh.plant
+    kind = rng.choice(["run", "run", "run", "network", "link", "slow", "partition", "crash", "crash", "restart",
+                       "restart", "stick", "unstick", "feedback", "sensor", "temp", "temp", "mode", "switch",
+                       "schedule", "clock", "heal"] if not calm else CALM)
+    if kind == "network":
+        mesh.loss_pct = rng.choice([0, 0, 10, 30, 60, 100])
+        mesh.dup_pct = rng.choice([0, 20])
+        mesh.max_delay_ms = rng.choice([0, 50, 300, 1000])
+        mesh.note("network loss " + str(mesh.loss_pct) + " % dup " + str(mesh.dup_pct) + " % delay "
+                  + str(mesh.max_delay_ms))
+    elif kind == "link":
+        src, dst = rng.sample(nodes, 2)
+        up = rng.random() < 0.5
+        mesh.set_link(src, dst, up)
+        if rng.random() < 0.5:
+            mesh.set_link(dst, src, up)
+        mesh.note("link " + src + "->" + dst + (" up" if up else " cut"))
+    elif kind == "slow":
+        src, dst = rng.sample(nodes, 2)
+        mesh.slow[(src, dst)] = rng.choice([0, 300, 800])
+        mesh.note("link " + src + "->" + dst + " slow " + str(mesh.slow[(src, dst)]))
+    elif kind == "partition":
+        side = set(rng.sample(nodes, rng.randint(1, len(nodes) - 1)))
+        for a in nodes:
+            for b in nodes:
+                if (a in side) != (b in side):
+                    mesh.set_link(a, b, False)
+        mesh.note("partition " + str(sorted(side)))
+    elif kind == "crash":
+        mesh.crash(rng.choice(nodes))
+    elif kind == "restart":
+        mesh.restart(rng.choice(nodes))
+    elif kind == "stick":
+        plant.stuck[rid] = True
+        mesh.note(rid + " valve sticks at " + str(plant.pct(rid)))
+    elif kind == "unstick":
+        plant.stuck[rid] = False
+        mesh.note(rid + " valve follows")
+    elif kind == "feedback":
+        plant.feedback_lost[rid] = not plant.feedback_lost[rid]
+        mesh.note(rid + " feedback " + ("lost" if plant.feedback_lost[rid] else "back"))
+    elif kind == "sensor":
+        plant.sensor[rid] = rng.choice(["fresh", "fresh", "stale", "absurd"])
+        mesh.note(rid + " sensor " + plant.sensor[rid])
+    elif kind == "temp":
+        plant.temp[rid] = rng.choice([60, 150, 180, 195, 205, 215, 230]) * 1000
+        mesh.note(rid + " room at " + str(plant.temp[rid] // 1000))
+    elif kind == "mode":
+        mesh.set_mode(rid, rng.choice(["auto", "auto", "manual", "off"]))
+    elif kind == "schedule":
+        minute = (plant.start_week_ms + mesh.now_ms) % WEEK_MS // 60000
+        mesh.set_mode(rid, mesh.settings[rid]["room"]["mode"], make_schedule(rng, minute))
+    elif kind == "switch":
+        mesh.set_switch(rng.random() < 0.6)
+    elif kind == "clock":
+        plant.clock_ok = not plant.clock_ok
+        mesh.note("time of week " + ("set" if plant.clock_ok else "unknown"))
+    elif kind == "heal":
+        mesh.cut.clear()
+        mesh.slow.clear()
+        mesh.loss_pct = mesh.dup_pct = 0
+        for node_id in nodes:
+            mesh.restart(node_id)
+        mesh.note("healed")
+    if kind not in ("run", "temp", "mode", "schedule", "switch", "clock"):
+        mesh.disturbed_ms = mesh.now_ms
+    return rng.choice([0, 100, 300, 600, 1000, 2000, 4000, 8000])
+
+
+def run_scenario(seed: int, steps: int, calm: bool = False) -> HeatMesh:
+    """One house from seed, steps random faults (calm: changes) each followed by a run; Violation names the seed."""
+    rng = random.Random(seed)
+    mesh = HeatMesh(seed, make_setup(rng))
+    try:
+        mesh.run_until(2000)
+        for _ in range(steps):
+            after = fault(mesh, rng, calm)
+            mesh.run_until(mesh.now_ms + after)
+    finally:
+        mesh.close()
+    return mesh
