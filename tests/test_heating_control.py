@@ -131,6 +131,23 @@ def test_make_before_break_holds_a_closing_valve_until_the_other_confirms(core: 
     assert pct == {"a": 0, "b": 100}
 
 
+def test_make_before_break_counts_for_the_others_only_what_lasts_of_an_opening(core: ModuleType) -> None:
+    # b (load sharing's until now) closes while a is raised to 100: a's valve is at 70, but only its own
+    # 40 lasts (its valve node may be about to drop the rest: role_boiler.py). Counting 70, b was let go
+    # to 30; counting 40, b keeps 60: 40 + 60 covers the 100 % minimum whatever a's node does.
+    rooms = {"a": dict(_room(40, True, confirmed=70), lasting_pct=40), "b": _room(0, False, confirmed=90)}
+    pct, source, _ = _valves(core, rooms, {}, firing=True, last={"a": 100, "b": 90})
+    assert (pct, source["b"]) == ({"a": 100, "b": 60}, "safety")
+    # Without lasting_pct the confirmed opening counts in full, as before.
+    del rooms["a"]["lasting_pct"]
+    pct, _, _ = _valves(core, rooms, {}, firing=True, last={"a": 100, "b": 90})
+    assert pct == {"a": 100, "b": 30}
+    # lasting_pct limits what a room counts for the others, never how far its own valve may close.
+    rooms = {"a": dict(_room(0, False, confirmed=100), lasting_pct=0), "b": _room(100, True, confirmed=35)}
+    pct, _, _ = _valves(core, rooms, {}, firing=True, last={"a": 100, "b": 100})
+    assert pct == {"a": 70, "b": 100}
+
+
 def test_hold_keeps_what_was_open_when_it_began(core: ModuleType) -> None:
     rooms = {"a": _room(0, False, confirmed=60), "b": _room(0, False), "c": _room(0, False)}
     pct, source, _ = _valves(core, rooms, {"b": 50}, hold=True, demand=False, last={"a": 60, "b": 0, "c": 30})

@@ -517,6 +517,44 @@ def test_other_roles_refuse_heating_settings_and_the_switch(tmp_path: Path) -> N
             raise AssertionError("accepted")
 
 
+def test_a_valve_closes_only_as_far_as_what_lasts_of_a_held_opening_allows(tmp_path: Path) -> None:
+    # Found by tests/test_heating_mesh.py (the calm scenario of seed 8; no fault at all). Bath calls at a
+    # lower band (its own 40 %) but its valve node still holds the command before (100 %) until the boiler
+    # node answers; load sharing keeps the study at 70 %. The switch turns load sharing off: the study is
+    # released and bath raised to 100 %. Bath's held 100 % may end before its node hears the raise (its
+    # node counts the boiler's heartbeats without an override as the answer), and then its report says
+    # 40: the study must still be open enough for 40 + study >= 100 %, or the burner stops on the interlock.
+    role, hal, table = _boiler(tmp_path)
+    seq = _sharing(role, hal, table, 1000)
+    assert role.boiler_on is True and role.fsm == "ON"
+
+    def reports(now_ms: int, bath: dict[str, object], study_pct: int) -> None:
+        for rid, room in (("bath", bath), ("bedroom", _room(False, 150, 0)),
+                          ("study", _room(False, 150, 0, command_pct=study_pct, valve_pct=study_pct))):
+            _heard(table, rid, seq + now_ms // 100, now_ms, room=room)
+        _tick(role, hal, table, now_ms)
+
+    # The study has been at load sharing's 70 % for 2 x peer_timeout_ms: its opening lasts.
+    for now_ms in range(1200, 1200 + 2 * TIMEOUT_MS + 100, 100):
+        reports(now_ms, _room(True, 160, 100), 70)
+    now_ms = 1200 + 2 * TIMEOUT_MS + 100
+    reports(now_ms, _room(True, 185, 40, command_pct=100, valve_pct=100), 70)
+    assert (role.fsm, role.overrides) == ("ON", [("study", 70)])  # bath's 40 + the study's 70: no hold needed
+    role.put_load_sharing({"enabled": False})
+    reports(now_ms + 100, _room(True, 185, 40, command_pct=100, valve_pct=100), 70)
+    assert role.tier_state == "DISABLED"
+    assert role.overrides == [("bath", 100), ("study", 60)], role.overrides
+    # Bath's node let its hold go before it heard the raise: its own 40 %, its valve on the way down.
+    reports(now_ms + 200, _room(True, 185, 40, command_pct=40, valve_pct=95), 70)
+    assert (role.fsm, role.boiler_on, role.confirmed_pct) == ("ON", True, 100), role.reason
+    # Its node takes the raise; once it has commanded it for 2 x peer_timeout_ms the study may close.
+    for later_ms in range(now_ms + 300, now_ms + 300 + 2 * TIMEOUT_MS, 100):
+        reports(later_ms, _room(True, 185, 40, command_pct=100, valve_pct=100), 60)
+        assert ("study", 60) in role.overrides and role.fsm == "ON", later_ms
+    reports(now_ms + 300 + 2 * TIMEOUT_MS, _room(True, 185, 40, command_pct=100, valve_pct=100), 60)
+    assert (role.overrides, role.fsm) == ([("bath", 100)], "ON")
+
+
 # A valve node's own decrease while the boiler fires waits for the boiler node's answer (role_valve.py, top).
 HOUSE_BOILER = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400}],
                 "boiler": {"min_off_ms": 0, "min_on_ms": 20000, "pump_overrun_ms": 10000}}

@@ -9,8 +9,8 @@ from .errors import FieldError
 #   config  {"min_valve_open_pct": 100}                      (load_config())
 #   state   {"held": {room: pct}, "last": {room: pct}}       (initial_state())
 #   inputs  {"rooms": {room: {"normal_pct", "calling", "correction_pct",
-#            "confirmed_pct"}}, "load_sharing": {room: pct}, "hold": bool,
-#            "demand": bool, "firing": bool}
+#            "confirmed_pct", "lasting_pct" (optional)}}, "load_sharing":
+#            {room: pct}, "hold": bool, "demand": bool, "firing": bool}
 #   outputs {"valve_pct": {room: pct}, "source": {room: "safety"|"load_sharing"|
 #            "correction"|"normal"}, "interlock": "ok"|"raised"|"short"|"idle"}
 # The highest layer that has a command for a room decides it:
@@ -25,7 +25,11 @@ from .errors import FieldError
 # (firing), valves move make-before-break: a valve closes only as far as the
 # openings already confirmed elsewhere allow; the rest waits for the others to
 # confirm. Valve motors take tens of seconds, and a dip below the minimum would
-# switch the boiler off at once.
+# switch the boiler off at once. lasting_pct (default: confirmed_pct) is the
+# part of a room's confirmed opening sure to stay: the boiler node gives less
+# for a room whose valve node may be about to drop its command
+# (role_boiler.py); it counts for the others, never for how far the room's
+# own valve may close.
 
 def load_config(raw: object, path: str) -> dict[str, int]:
     """{"min_valve_open_pct": 100}, validated."""
@@ -143,7 +147,10 @@ def _make_before_break(minimum: int, rooms: dict[str, dict[str, object]], order:
     secured = 0
     for rid in order:
         confirmed = rooms[rid].get("confirmed_pct", 0)
-        assert isinstance(confirmed, int)
+        lasting = rooms[rid].get("lasting_pct", confirmed)
+        assert isinstance(confirmed, int) and isinstance(lasting, int)
+        if lasting < confirmed:
+            confirmed = lasting
         secured += final[rid] if final[rid] < confirmed else confirmed
     for rid in order:
         if secured >= minimum:

@@ -22,7 +22,19 @@ from .roles import Role, forget
 #      it (valves.confirmed_pct): the interlock;
 #   3. tiers.step (load sharing) on the boiler's state of this tick;
 #   4. valves.step: the arbitration of safety (hold, interlock raise,
-#      make-before-break) > load sharing > normal.
+#      make-before-break) > load sharing > normal. Make-before-break lets a
+#      valve close only as far as the openings confirmed elsewhere allow; of
+#      a room whose valve node commands more than its own opening it counts
+#      only that own opening (lasting_pct) until the node has done so for 2 x
+#      peer_timeout_ms. Such a command is this node's override, or a
+#      decrease the valve node holds until this node answers (role_valve.py),
+#      and the report does not say which: a held decrease ends without
+#      notice (at most peer_timeout_ms after it began), and an override this
+#      node has just sent may not be heard yet. Counting it, a valve was let
+#      close while the held one went back to its own opening: the confirmed
+#      openings fell short and the burner stopped on the interlock with
+#      nothing at fault (tests/test_heating_mesh.py, the calm scenario of
+#      seed 8). The interlock itself counts the held command, as before.
 # The call-for-heat relay follows boiler_on, the flow setpoint output (where
 # the boiler has one, hwconfig "setpoint") the state machine's setpoint: the
 # cooldown setpoint while it cools down, so that the burner cannot relight;
@@ -126,6 +138,9 @@ class BoilerRole(Role):
         self.stale_ticks = 0  # room-ticks left out of load sharing for a stale or absurd sensor
         self.fired = 0  # times the call for heat went on
         self.reason = "booting"  # the boiler state machine's last reason, for /status
+        # Per room (self.rooms' order), since when its valve node has reported a command above its own opening
+        # (-1: not), for make-before-break (the top).
+        self.above_ms: list[int] = []
         self.last_ms: int | None = None  # the last tick with rooms: when new settings are taken
         self.boot_rests = _read_rests(root, self.tiers_config)  # room -> ms, run from the first tick
         self.rests_kept: list[list[str]] | None = None  # the rooms serving and resting that RESTS holds
@@ -158,7 +173,12 @@ class BoilerRole(Role):
         heard_bits = self.heard_bits
         bit = 1  # this room's in the bits
         timeout_ms = self.plan.peer_timeout_ms
+        above = self.above_ms
+        if len(above) != len(self.rooms):
+            above = self.above_ms = [-1] * len(self.rooms)
+        index = -1
         for rid in self.rooms:
+            index += 1
             room = None
             if table.online(rid, now_ms, timeout_ms):
                 peer = table.peer(rid)
@@ -167,6 +187,7 @@ class BoilerRole(Role):
                 if heard_bits & bit:  # gone silent; not yet heard is not counted
                     self.silent_ticks += 1
                 silent.append(rid)
+                above[index] = -1
                 rooms[rid] = _SILENT
                 confirmed[rid] = 0
                 bit <<= 1
@@ -189,10 +210,21 @@ class BoilerRole(Role):
             # Unknown feedback is closed; an opening counts only up to what the valve node commands.
             opening = 0 if not isinstance(feedback, int) else feedback if feedback < command else command
             confirmed[rid] = opening
+            normal = room["normal_pct"]
+            assert isinstance(normal, int)
+            # Make-before-break counts, for the other valves, only what lasts of this opening (see the top).
+            lasting = opening
+            if command <= normal:
+                above[index] = -1
+            elif above[index] < 0:
+                above[index] = now_ms
+                lasting = normal if normal < opening else opening
+            elif now_ms - above[index] < 2 * timeout_ms:
+                lasting = normal if normal < opening else opening
             rooms[rid] = {"mode": room["mode"], "temp_dc": temp_dc,
                           "temp_age_ms": age_ms + (table.age_ms(rid, now_ms) or 0), "calling": calling,
                           "next_start_in_ms": room["next_start_in_ms"], "next_target_dc": room["next_target_dc"],
-                          "normal_pct": room["normal_pct"], "confirmed_pct": opening}
+                          "normal_pct": normal, "confirmed_pct": opening, "lasting_pct": lasting}
         self.heard = len(self.rooms) - len(silent)
         self.silent = silent
         self.heard_bits = heard_bits
@@ -324,6 +356,7 @@ class BoilerRole(Role):
         self.rooms, self.tiers_config, self.boiler_config, self.valves_config = (
             rooms, tiers_config, boiler_config, valves_config)
         self.calling_bits = self.stale_bits = self.safety_bits = 0  # of the rooms before: known again next tick
+        self.above_ms = []  # by room, in the new order: from the next tick's reports
         self.error = ""
         return {"saved": True, "kind": self.kind, "rooms": rooms}
 
