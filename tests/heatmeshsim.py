@@ -271,7 +271,8 @@ class HeatMesh(Mesh):
         """Whether no fault is active and none was for 2 T: every node up, a clean network, valves that follow."""
         plant = self.plant
         return (self.now_ms - self.disturbed_ms >= 2 * self.timeout_ms and not self.cut and not self.loss_pct
-                and not any(self.slow.values()) and all(node.alive for node in self.nodes.values())
+                and not self.max_delay_ms and not any(self.slow.values())
+                and all(node.alive for node in self.nodes.values())
                 and not any(plant.stuck.values()) and not any(plant.feedback_lost.values()))
 
     def close(self) -> None:
