@@ -45,3 +45,6 @@ def test_heating_mesh_keeps_its_safety_invariants_under_faults() -> None:
     for key in ("fired", "holds", "ls_ticks", "tier3_services", "overrides_dropped", "boiler_crashes",
                 "held_decreases"):
         assert totals[key] > 0, (key, totals)
+    # With no fault for 2 x peer_timeout_ms, the burner stops cleanly (minimum on time, pump overrun),
+    # never at once on the interlock: that is what make-before-break and the held decreases are for.
+    assert totals["calm_interlock_stops"] == 0, totals

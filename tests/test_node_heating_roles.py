@@ -749,6 +749,25 @@ def test_a_valve_node_closes_at_once_when_the_boiler_node_is_off_or_falls_silent
     assert hal.valve_command_pct == 0
 
 
+def test_a_valve_node_holds_a_decrease_while_the_boiler_is_blocked_about_to_fire(tmp_path: Path) -> None:
+    # Found by tests/test_heating_mesh.py (the calm scenario of seed 1001): the boiler node, blocked by its
+    # minimum off time, fired on this room's call; the room was turned off before the boiler node's next
+    # heartbeat said so, its valve went to 0 % at once and the burner stopped on the interlock a tick later.
+    role, hal, table = _valve_alone(tmp_path)
+    hal.temps = {"room": COLD_DC}
+    _heard(table, "boiler", 1, 1000, heating={"state": "INACTIVE", "overrides": []},
+           boiler={"fsm": "BLOCKED", "on": False, "hold": False, "cooldown": False, "setpoint_dc": 700})
+    _tick(role, hal, table, 1000)
+    assert hal.valve_command_pct == 100
+    _put_heating(role, tmp_path, {"room": {"mode": "off"}})
+    _tick(role, hal, table, 1100)
+    assert (role.calling, hal.valve_command_pct, role.holds, role.status()["source"]) == (False, 100, 1, "held")
+    # The boiler node says it is off (it had not fired after all): the hold ends at once.
+    _boiler_says(table, 2, 1200, on=False)
+    _tick(role, hal, table, 1200)
+    assert hal.valve_command_pct == 0
+
+
 def test_a_valve_node_opens_at_once_and_holds_no_longer_than_peer_timeout(tmp_path: Path) -> None:
     role, hal, table = _valve_alone(tmp_path)
     hal.temps = {"room": 196}  # 0.4 K below 20 °C: calls, band 2 (70 %)

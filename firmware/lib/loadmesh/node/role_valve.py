@@ -21,10 +21,12 @@ from .roles import Role
 # is back under its own control at the next tick.
 #
 # Break only when the boiler lets go. While the boiler node is online and its
-# last heartbeat's boiler section says it is on (firing), a decrease of the
-# room's own command (the room satisfied, a lower band) is held at the
-# command before it until the boiler node has answered: it sends an override
-# for this room (which governs, as always), or it is no longer on, or it has
+# last heartbeat's boiler section says it is on (firing) or blocked (about to
+# fire: demand, held back by the minimum off time or the interlock), a
+# decrease of the room's own command (the room satisfied, a lower band) is
+# held at the command before it until the boiler node has answered: it sends
+# an override for this room (which governs, as always), or it is neither on
+# nor blocked, or it has
 # had time to hear the change and did not hold the room (ANSWERS below); never
 # longer than peer_timeout_ms. Increases are immediate; a silent boiler node
 # holds nothing. The held command is what the heartbeat reports as
@@ -201,7 +203,9 @@ class ValveRole(Role):
                         override = pair[1]
                         break
             boiler = message.get("boiler")
-            firing = isinstance(boiler, dict) and boiler["on"] is True
+            # Blocked (a room calls; the minimum off time or the interlock holds it back) may fire at its next
+            # tick, before this node hears that it does: a decrease then is held as while it fires.
+            firing = isinstance(boiler, dict) and (boiler["on"] is True or boiler["fsm"] == "BLOCKED")
         if override is None and self.override_pct is not None and not heard:
             self.overrides_dropped += 1
         if override is not None:
