@@ -49,7 +49,7 @@ class Node:
     its HTTP API on loopback."""
 
     def __init__(self, device_root: Path, folder: Path, hw: dict[str, object], station: dict[str, object],
-                 adopted: bool) -> None:
+                 adopted: bool, bind_host: str | None = None) -> None:
         folder.mkdir()
         self.folder = folder
         self.port = free_port(socket.SOCK_STREAM)
@@ -59,6 +59,8 @@ class Node:
         if adopted:
             settings.update(id="garage", mesh_port=free_port(socket.SOCK_DGRAM), mesh_host="127.0.0.1",
                             mesh_dest_port=9)  # bind_host 0.0.0.0: its station's address is not 127.0.0.1
+            if bind_host is not None:
+                settings["bind_host"] = bind_host
             store.write_key(KEY)
             store.write_json("config.json", CONFIG)
         store.write_json("node.json", settings)
