@@ -829,3 +829,64 @@ def test_a_held_valve_node_takes_the_boiler_node_s_override_and_counts_its_answe
     _boiler_says(table, 9, 2200, on=True)  # the override ends: the boiler node decided, no hold after it
     _tick(role, hal, table, 2200)
     assert hal.valve_command_pct == 0
+
+
+def test_a_call_the_boiler_node_fires_on_before_it_says_so_is_held_when_it_ends(tmp_path: Path) -> None:
+    # The case tests/test_heating_mesh.py left open: the boiler node's last heartbeat said OFF (no room called),
+    # bath's call arrives with its valve already open (still closing from an earlier opening: a motor takes tens
+    # of seconds) and the boiler node fires at the tick after the report; bath is satisfied before the boiler
+    # node's next heartbeat says it is on. Without a hold its valve shut at once and the burner stopped
+    # on the interlock (ON -> PUMP_OVERRUN, no minimum on time), the pump overrun's hold reopening the valve.
+    house = _House(tmp_path)
+    house.temps(bath=WARM_DC, bedroom=WARM_DC)
+    house.run_until(lambda: house.sent_ms.get("boiler") == house.now_ms and house.now_ms >= 2000, 5000)
+    assert house.boiler.fsm == "OFF"
+    house.temps(bath=COLD_DC)
+    house.hals["bath"].feedback = 100  # what it reads at its next tick
+    told_ms = house.now_ms
+    # Blocked for a tick (the interlock counts an opening only up to what the boiler node last decided for
+    # it, 0 % until this tick's arbitration), on at the next: both before its next heartbeat.
+    seen = house.run_until(lambda: house.boiler.fsm == "ON", 300)
+    assert [row[1:3] for row in seen] == [("BLOCKED", False), ("ON", True)], seen
+    assert house.sent_ms["boiler"] == told_ms
+    house.temps(bath=WARM_DC)
+    satisfied_ms = house.now_ms + 100
+    seen += house.run_until(lambda: house.boiler.fsm == "OFF" and house.valves["bath"].command_pct == 0, 60000)
+    fsm = _runs(seen, 1)
+    overrun_ms = house.boiler.boiler_state["on_at_ms"] + 20000  # type: ignore[operator]
+    assert fsm == [(satisfied_ms - 200, "BLOCKED"), (satisfied_ms - 100, "ON"), (satisfied_ms, "PENDING_OFF"),
+                   (overrun_ms, "PUMP_OVERRUN"), (overrun_ms + 10000, "OFF")], fsm
+    bath = _runs(seen, 3)
+    assert bath[0] == (satisfied_ms - 200, 100) and bath[1][1] == 0 and len(bath) == 2, bath
+    assert overrun_ms + 10000 < bath[1][0] <= overrun_ms + 10000 + 600, bath
+    assert house.valves["bath"].holds == 1 and house.boiler.fired == 1
+
+
+def test_a_valve_node_holds_a_decrease_until_the_boiler_node_answered_the_call_it_told(tmp_path: Path) -> None:
+    role, hal, table = _valve_alone(tmp_path)
+    hal.temps = {"room": COLD_DC}
+    _boiler_says(table, 1, 1000, on=False)
+    _tick(role, hal, table, 1000)
+    assert _told(role, table, 1000)["calling"] is True  # the boiler node may fire on this, before it says so
+    hal.temps = {"room": WARM_DC}
+    _tick(role, hal, table, 1100)
+    assert (hal.valve_command_pct, role.status()["source"], role.holds) == (100, "held", 1)
+    _told(role, table, 1100)
+    # Boiler heartbeats saying OFF: the first two may have been built before it heard the call; the third
+    # was built after it had: it did not fire (or it would say so), and the valve closes.
+    for seq, now_ms in ((2, 1200), (3, 1300)):
+        _boiler_says(table, seq, now_ms, on=False)
+        _tick(role, hal, table, now_ms)
+        assert hal.valve_command_pct == 100, now_ms
+    _tick(role, hal, table, 1400)  # no new boiler heartbeat: nothing counted
+    assert hal.valve_command_pct == 100
+    _boiler_says(table, 4, 1500, on=False)
+    _tick(role, hal, table, 1500)
+    assert (hal.valve_command_pct, role.status()["source"]) == (0, "normal")
+    # Answered, a call no longer holds: the next decrease while the boiler node says OFF is at once, as is one
+    # of a call never told (its opening unreported, the boiler node cannot have counted it).
+    hal.temps = {"room": COLD_DC}
+    _tick(role, hal, table, 1600)
+    hal.temps = {"room": WARM_DC}
+    _tick(role, hal, table, 1700)
+    assert (hal.valve_command_pct, role.holds) == (0, 1)

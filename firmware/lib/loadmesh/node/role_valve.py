@@ -22,8 +22,12 @@ from .roles import Role
 #
 # Break only when the boiler lets go. While the boiler node is online and its
 # last heartbeat's boiler section says it is on (firing) or blocked (about to
-# fire: demand, held back by the minimum off time or the interlock), a
-# decrease of the room's own command (the room satisfied, a lower band) is
+# fire: demand, held back by the minimum off time or the interlock), or
+# since this node's last heartbeat that told its room calling it has heard
+# fewer than ANSWERS boiler heartbeats (the boiler node fires on a call at
+# its tick on the report, or the tick after, and says so only with its next
+# heartbeat: one that said OFF, sent before it heard the call, is no
+# answer), a decrease of the room's own command (the room satisfied, a lower band) is
 # held at the command before it until the boiler node has answered: it sends
 # an override for this room (which governs, as always), or it is neither on
 # nor blocked, or it has
@@ -120,6 +124,11 @@ class ValveRole(Role):
         self.held_told_pct = -1
         self.held_answers = 0
         self.held_heard_ms = -1
+        # A call this node told (a heartbeat with calling true) that the boiler node may fire on before its
+        # heartbeats say so (see the top): boiler heartbeats heard since, each at a tick of its own (ANSWERS or
+        # more: answered), and the boiler's heard_ms last counted.
+        self.call_answers = ANSWERS
+        self.call_heard_ms = -1
         self.holds = 0  # decreases held
         self.overrides_taken = 0  # ticks under an override
         self.overrides_dropped = 0  # times the boiler fell silent while overriding this room
@@ -206,6 +215,13 @@ class ValveRole(Role):
             # Blocked (a room calls; the minimum off time or the interlock holds it back) may fire at its next
             # tick, before this node hears that it does: a decrease then is held as while it fires.
             firing = isinstance(boiler, dict) and (boiler["on"] is True or boiler["fsm"] == "BLOCKED")
+            if self.call_answers < ANSWERS:
+                # A call told and not yet answered: the boiler node may have fired on it since its last
+                # heartbeat, which said it was off (see the top).
+                if heard_ms != self.call_heard_ms:
+                    self.call_heard_ms = heard_ms
+                    self.call_answers += 1
+                firing = firing or self.call_answers < ANSWERS
         if override is None and self.override_pct is not None and not heard:
             self.overrides_dropped += 1
         if override is not None:
@@ -261,6 +277,10 @@ class ValveRole(Role):
             self.held_told_pct = self.normal_pct
             self.held_answers = 0
             self.held_heard_ms = self.boiler_heard_ms
+        if self.calling:
+            # This heartbeat tells a call: the boiler node may fire on it at its next tick, before it says so.
+            self.call_answers = 0
+            self.call_heard_ms = self.boiler_heard_ms
         message["room"] = {"mode": self.room["mode"], "calling": self.calling, "stale": self.stale,
                            "temp_dc": None if self.stale else self.temp_dc, "temp_age_ms": self.temp_age_ms,
                            "normal_pct": self.normal_pct, "command_pct": self.command_pct,
