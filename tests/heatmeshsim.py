@@ -9,8 +9,9 @@ tier3_rests.json. The network is tests/meshsim.py's (Mesh._broadcast: loss,
 delay and so reordering, duplicates, one-way cuts, slow links). The plant: a
 valve per room that moves to its command at its own travel time (or sticks,
 or loses its feedback), room temperatures that follow the water and the
-valve, room sensors that are fresh, stale or absurd, and a boiler whose own
-thermostat lights the burner while its call-for-heat relay is on.
+valve, room sensors that are fresh, stale or absurd, flow and return sensors
+likewise, and a boiler whose own thermostat lights the burner while its
+call-for-heat relay is on.
 
 A crashed node hangs: its outputs hold (the relay stays on, the valve keeps
 its command) until its watchdog resets it (within wdt_ms) to the HAL's safe
@@ -48,6 +49,15 @@ the timeout (peer_timeout_ms), TICK the 100 ms control tick.
               at that opening, until the hold ends; pump overrun lasts
               pump_overrun_ms unless the boiler fires again; a valve node
               that takes a hold keeps its valve at the held opening.
+  water       a cooldown (the boiler node's setpoint down to the cooldown
+              setpoint, so that the burner cannot relight) begins only on a
+              hot flow or return reading, and ends only when good readings
+              of both have cooled to the recovery limit or after
+              cooldown_max_ms; "good" is a reading in range the boiler node
+              was given since its boot, less than its channel's hold
+              (WATER_HOLD_MS) ago: a stale, missing or absurd reading is
+              never taken as hot nor as cooled. The setpoint driven is the
+              cooldown one exactly while the cooldown lasts.
   tier 3      a room serves tier 3 at most tier_3_max_duration_ms at a
               stretch, and once released rests tier_3_rest_ms x served / max
               before tier 3 takes it again, across boiler node reboots.
@@ -64,7 +74,7 @@ from typing import Any
 from loadmesh.core import controller, groupconfig, heartbeat
 from loadmesh.core.peers import PeerTable
 from loadmesh.node.hal import Hal
-from loadmesh.node.role_boiler import BoilerRole
+from loadmesh.node.role_boiler import WATER_HOLD_MS, BoilerRole
 from loadmesh.node.role_valve import ValveRole
 from loadmesh.node.store import Store
 
@@ -98,6 +108,12 @@ class Plant:
         self.setpoint_dc: int | None = None
         self.water = 300 * 1000  # milli-dC
         self.clock_ok = True
+        # The boiler node's flow and return sensors: fresh, stale (reads fail: none since its boot is a
+        # sensor missing) or absurd (this reading, out of -40..150 °C), and the last good reading each gave
+        # the boiler node since its boot (ms, dC): what a correct node may use for WATER_HOLD_MS.
+        self.water_sensor = {"flow": "fresh", "return": "fresh"}
+        self.water_absurd = {"flow": 1600, "return": -1270}
+        self.water_good: dict[str, tuple[int, int] | None] = {"flow": None, "return": None}
         # Per valve, its real position's changes (t_ms, pct floored), for the interlock's window.
         self.history: dict[str, list[tuple[int, int]]] = {rid: [(0, 0)] for rid in rooms}
 
@@ -157,8 +173,15 @@ class HeatHal(Hal):
         if name == "room":
             how = plant.sensor[self.node_id]
             return None if how == "stale" else 900 if how == "absurd" else plant.temp[self.node_id] // 1000
+        how = plant.water_sensor[name]
+        if how == "stale":
+            return None
+        if how == "absurd":
+            return plant.water_absurd[name]
         water = plant.water // 1000
-        return water if name == "flow" else water - 100
+        value = water if name == "flow" else water - 100
+        plant.water_good[name] = (self.now(), value)
+        return value
 
     def valve_pct(self) -> int | None:
         return None if self.plant.feedback_lost[self.node_id] else self.plant.pct(self.node_id)
@@ -250,7 +273,8 @@ class HeatMesh(Mesh):
         self.counts = {"fired": 0, "ls_ticks": 0, "tier3_services": 0, "holds": 0, "overrides_dropped": 0,
                        "shortfall_ticks": 0, "crashes": 0, "boiler_crashes": 0, "held_decreases": 0,
                        "packets": 0, "cooldowns": 0, "interlock_stops": 0,
-                       "calm_interlock_stops": 0, "worst_shortfall_ms": 0}
+                       "calm_interlock_stops": 0, "worst_shortfall_ms": 0, "water_faults": 0,
+                       "cooldowns_recovered": 0, "cooldowns_timed_out": 0, "water_unknown_ticks": 0}
         self.disturbed_ms = 0  # the last fault (fault() sets it): loss, cuts, crashes, valves, sensors
         self.shortfall_from: int | None = None
         self.roots: list[str] = []
@@ -303,6 +327,7 @@ class HeatMesh(Mesh):
             self.overrun_from = None
             self.last_prev = {}
             self.relay_tick_ms = self.now_ms
+            self.plant.water_good = {"flow": None, "return": None}  # a new channel: nothing read since the boot
 
     def _tick(self, node_id: str) -> None:
         self._schedule(self.now_ms + TICK_MS, "tick", node_id)
@@ -317,6 +342,7 @@ class HeatMesh(Mesh):
         if node.kind == BOILER:
             self.last_prev = dict(role.valves_state["last"])
             was_on, was_hold, was_fsm = role.boiler_on, role.hold, role.fsm
+            self.was_cooldown = (role.cooldown, role.boiler_state["cooldowns"])
         inputs = role.inputs(node.hal, node.table, now)
         out, node.state = controller.step(node.plan, node.state, inputs, node.table, now)
         role.apply(node.hal, out, node.table, now)
@@ -326,6 +352,7 @@ class HeatMesh(Mesh):
         if node.kind == BOILER:
             self.relay_tick_ms = now
             self._check_boiler_tick(node, was_on, was_hold, was_fsm)
+            self._check_water(node)
         else:
             self._check_valve_tick(node)
         if isinstance(message, dict):
@@ -493,6 +520,42 @@ class HeatMesh(Mesh):
             self.fail(node.node_id + " commands " + str(command) + " % under the boiler's hold of "
                       + str(role.override_pct) + " %")
 
+    def _water(self, name: str) -> int | None:
+        """The flow or return reading the boiler node may use now: the last good one it was given since its
+        boot, younger than WATER_HOLD_MS (its sensor channel's hold), else none."""
+        good = self.plant.water_good[name]
+        return good[1] if good is not None and self.now_ms - good[0] < WATER_HOLD_MS else None
+
+    def _check_water(self, node: HeatNode) -> None:
+        """A cooldown (the setpoint that keeps the burner from relighting) begins only on a hot reading and ends
+        only on good readings of both, both cooled, or after cooldown_max_ms: an unknown flow or return is
+        never taken as hot or as cooled, and an absurd one never used."""
+        role = node.role
+        cfg = self.boiler_cfg
+        was_cooldown, was_cooldowns = self.was_cooldown
+        flow, back = self._water("flow"), self._water("return")
+        if flow is None or back is None:
+            self.counts["water_unknown_ticks"] += 1
+        setpoint = cfg["flow_setpoint_dc"]
+        if role.boiler_state["cooldowns"] != was_cooldowns:
+            hot_flow = flow is not None and flow >= setpoint + cfg["flow_overheat_margin_dc"]
+            hot_return = back is not None and back >= setpoint - cfg["return_high_delta_dc"]
+            if not (hot_flow or hot_return):
+                self.fail("a cooldown began with flow " + str(flow) + " and return " + str(back) + " (good ones)")
+        if was_cooldown and not role.cooldown:
+            limit = max(setpoint - cfg["recovery_delta_dc"], cfg["recovery_min_dc"])
+            if flow is not None and back is not None and flow <= limit and back <= limit:
+                self.counts["cooldowns_recovered"] += 1
+            elif self.now_ms - role.boiler_state["cooldown_at_ms"] >= cfg["cooldown_max_ms"]:
+                self.counts["cooldowns_timed_out"] += 1
+            else:
+                self.fail("a cooldown ended with flow " + str(flow) + " and return " + str(back)
+                          + " (good ones), " + str(self.now_ms - role.boiler_state["cooldown_at_ms"]) + " ms in")
+        expected = cfg["cooldown_setpoint_dc"] if role.cooldown else setpoint
+        if role.setpoint_dc != expected or (role.rooms and self.plant.setpoint_dc != expected):
+            self.fail("the setpoint is " + str(role.setpoint_dc) + " (drives " + str(self.plant.setpoint_dc)
+                      + "), cooldown " + str(role.cooldown))
+
     def _check_boiler_tick(self, node: HeatNode, was_on: bool, was_hold: bool, was_fsm: str) -> None:
         role = node.role
         now = self.now_ms
@@ -585,8 +648,9 @@ def make_schedule(rng: random.Random, minute: int) -> dict[str, Any]:
     return {"default_target_dc": rng.choice([160, 180, 200]), "blocks": blocks}
 
 
-def make_setup(rng: random.Random) -> dict[str, Any]:
-    """A house: 3 to 6 valve nodes and the boiler node, their settings, the group config."""
+def make_setup(rng: random.Random, water_rng: random.Random) -> dict[str, Any]:
+    """A house: 3 to 6 valve nodes and the boiler node, their settings, the group config (water_rng: the
+    cooldown's maximum, drawn apart so that the houses and faults drawn from rng stay those of before)."""
     count = rng.randint(3, 6)
     rooms = ["r" + str(number) for number in range(count)]
     start_week_ms = rng.randrange(WEEK_MS // 60000) * 60000
@@ -606,7 +670,7 @@ def make_setup(rng: random.Random) -> dict[str, Any]:
         entry["load_sharing"] = sharing
         room_entries.append(entry)
     boiler = {"min_on_ms": rng.choice([0, 3000, 10000]), "min_off_ms": rng.choice([0, 3000, 10000]),
-              "pump_overrun_ms": rng.choice([0, 3000, 10000]),
+              "pump_overrun_ms": rng.choice([0, 3000, 10000]), "cooldown_max_ms": water_rng.choice([20000, 60000]),
               "min_valve_open_pct": rng.choice([50, 100, 100, 150])}
     tiers = {"enabled": True, "min_activation_duration_ms": rng.choice([0, 10000, 30000]),
              "tier_3_max_duration_ms": rng.choice([5000, 20000]), "tier_3_rest_ms": 60000,
@@ -631,6 +695,18 @@ def make_setup(rng: random.Random) -> dict[str, Any]:
 
 
 CALM = ("run", "run", "temp", "temp", "mode", "schedule", "switch")  # what users and the weather do, no fault
+
+
+def water_fault(mesh: HeatMesh, rng: random.Random) -> None:
+    """The boiler node's flow or return sensor fresh again, stale (its reads fail) or absurd."""
+    plant = mesh.plant
+    name = rng.choice(["flow", "return"])
+    plant.water_sensor[name] = rng.choice(["fresh", "stale", "stale", "absurd"])
+    plant.water_absurd[name] = rng.choice([1600, -1270, 32767])
+    mesh.counts["water_faults"] += 1
+    mesh.disturbed_ms = mesh.now_ms
+    mesh.note(name + " sensor " + plant.water_sensor[name]
+              + (" " + str(plant.water_absurd[name]) if plant.water_sensor[name] == "absurd" else ""))
 
 
 def fault(mesh: HeatMesh, rng: random.Random, calm: bool = False) -> int:
@@ -709,10 +785,13 @@ def fault(mesh: HeatMesh, rng: random.Random, calm: bool = False) -> int:
 def run_scenario(seed: int, steps: int, calm: bool = False) -> HeatMesh:
     """One house from seed, steps random faults (calm: changes) each followed by a run; Violation names the seed."""
     rng = random.Random(seed)
-    mesh = HeatMesh(seed, make_setup(rng))
+    water_rng = random.Random("water " + str(seed))  # apart: the houses and faults of rng stay those of before
+    mesh = HeatMesh(seed, make_setup(rng, water_rng))
     try:
         mesh.run_until(2000)
         for _ in range(steps):
+            if not calm and water_rng.random() < 0.15:
+                water_fault(mesh, water_rng)
             after = fault(mesh, rng, calm)
             mesh.run_until(mesh.now_ms + after)
     finally:
