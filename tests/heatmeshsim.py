@@ -670,7 +670,7 @@ def make_setup(rng: random.Random, water_rng: random.Random) -> dict[str, Any]:
         entry["load_sharing"] = sharing
         room_entries.append(entry)
     boiler = {"min_on_ms": rng.choice([0, 3000, 10000]), "min_off_ms": rng.choice([0, 3000, 10000]),
-              "pump_overrun_ms": rng.choice([0, 3000, 10000]), "cooldown_max_ms": water_rng.choice([20000, 60000]),
+              "pump_overrun_ms": rng.choice([0, 3000, 10000]), "cooldown_max_ms": water_rng.choice([10000, 20000]),
               "min_valve_open_pct": rng.choice([50, 100, 100, 150])}
     tiers = {"enabled": True, "min_activation_duration_ms": rng.choice([0, 10000, 30000]),
              "tier_3_max_duration_ms": rng.choice([5000, 20000]), "tier_3_rest_ms": 60000,

@@ -27,12 +27,14 @@ from .roles import Role
 # fewer than ANSWERS boiler heartbeats (the boiler node fires on a call at
 # its tick on the report, or the tick after, and says so only with its next
 # heartbeat: one that said OFF, sent before it heard the call, is no
-# answer), a decrease of the room's own command (the room satisfied, a lower band) is
-# held at the command before it until the boiler node has answered: it sends
+# answer), a decrease of the command (the room satisfied, a lower band; the
+# end of an override too: the boiler node let it go counting on the own
+# opening it last heard, which may have fallen since) is held at the command
+# before it until the boiler node has answered: it sends
 # an override for this room (which governs, as always), or it is neither on
 # nor blocked, or it has
 # had time to hear the change and did not hold the room (ANSWERS below); never
-# longer than peer_timeout_ms. Increases are immediate; a silent boiler node
+# longer than peer_timeout_ms after the latest decrease. Increases are immediate; a silent boiler node
 # holds nothing. The held command is what the heartbeat reports as
 # command_pct, so the boiler counts it. Why: the boiler counts a room open
 # only up to what its valve node commands now (its interlock), and it holds
@@ -244,28 +246,31 @@ class ValveRole(Role):
         own = self.normal_pct
         held = self.held_pct
         if held is None:
-            # A decrease of its own command (the last tick's was its own too: after an override the boiler
-            # node has decided already), while the boiler fires.
-            if firing and self.override_pct is None and own < self.command_pct:
+            # A decrease of its command while the boiler fires, the end of the boiler node's override
+            # included: the boiler node let the override go counting on the own opening it had heard, which
+            # may have fallen since (a lower band, satisfied) in a heartbeat it had not heard yet.
+            if firing and own < self.command_pct:
                 held = self.held_pct = self.command_pct
                 self.held_since_ms = now_ms
                 self.held_told_pct = -1
                 self.holds += 1
                 return held
             return own
+        told = self.held_told_pct
+        if told >= 0 and own < told:
+            # A further decrease (the room satisfied in a lower band): told again, counted again, and held as
+            # long as a first one may be; let go at the end of the first one's time, it shut the valve at once.
+            told = self.held_told_pct = -1
+            self.held_since_ms = now_ms
         if own >= held or not firing or now_ms - self.held_since_ms >= self.plan.peer_timeout_ms:
             self.held_pct = None  # an increase, the boiler off or silent, or held as long as it may be
             return own
-        told = self.held_told_pct
-        if told >= 0:
-            if own < told:
-                self.held_told_pct = -1  # a further decrease: told again, counted again
-            elif heard_ms != self.held_heard_ms:
-                self.held_heard_ms = heard_ms
-                self.held_answers += 1
-                if self.held_answers >= ANSWERS:
-                    self.held_pct = None  # time enough to hear it, and no hold: the boiler lets go
-                    return own
+        if told >= 0 and heard_ms != self.held_heard_ms:
+            self.held_heard_ms = heard_ms
+            self.held_answers += 1
+            if self.held_answers >= ANSWERS:
+                self.held_pct = None  # time enough to hear it, and no hold: the boiler lets go
+                return own
         return held
 
     def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
