@@ -58,6 +58,13 @@ the timeout (peer_timeout_ms), TICK the 100 ms control tick.
               (WATER_HOLD_MS) ago: a stale, missing or absurd reading is
               never taken as hot nor as cooled. The setpoint driven is the
               cooldown one exactly while the cooldown lasts.
+  settings    PUT /heating on the boiler node (put_boiler) changes no bound
+              but through the settings in force: the interlock's minimum of
+              the tick that drove the relay, the new minimum off time and
+              pump overrun, the hold's rooms those still configured, a
+              tier-3 service ended by load sharing's new settings released
+              at the boiler node's last tick; no override nor load-sharing
+              opening for a room it no longer has.
   tier 3      a room serves tier 3 at most tier_3_max_duration_ms at a
               stretch, and once released rests tier_3_rest_ms x served / max
               before tier 3 takes it again, across boiler node reboots.
@@ -72,6 +79,7 @@ import tempfile
 from typing import Any
 
 from loadmesh.core import controller, groupconfig, heartbeat
+from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 from loadmesh.node.hal import Hal
 from loadmesh.node.role_boiler import WATER_HOLD_MS, BoilerRole
@@ -268,13 +276,15 @@ class HeatMesh(Mesh):
         self.last_prev: dict[str, int] = {}
         self.overrun_from: int | None = None
         self.relay_tick_ms = 0  # when the boiler node last drove the relay
+        self.relay_min_pct = setup["boiler"]["min_valve_open_pct"]  # the interlock's minimum at that tick
         self.tier3: dict[str, tuple[int, int]] = {}  # room -> (served from, last tick in service)
         self.tier3_done: dict[str, tuple[int, int]] = {}  # room -> (released at, served ms)
         self.counts = {"fired": 0, "ls_ticks": 0, "tier3_services": 0, "holds": 0, "overrides_dropped": 0,
                        "shortfall_ticks": 0, "crashes": 0, "boiler_crashes": 0, "held_decreases": 0,
                        "packets": 0, "cooldowns": 0, "interlock_stops": 0,
                        "calm_interlock_stops": 0, "worst_shortfall_ms": 0, "water_faults": 0,
-                       "cooldowns_recovered": 0, "cooldowns_timed_out": 0, "water_unknown_ticks": 0}
+                       "cooldowns_recovered": 0, "cooldowns_timed_out": 0, "water_unknown_ticks": 0,
+                       "boiler_puts": 0}
         self.disturbed_ms = 0  # the last fault (fault() sets it): loss, cuts, crashes, valves, sensors
         self.shortfall_from: int | None = None
         self.roots: list[str] = []
@@ -327,6 +337,7 @@ class HeatMesh(Mesh):
             self.overrun_from = None
             self.last_prev = {}
             self.relay_tick_ms = self.now_ms
+            self.relay_min_pct = self.boiler_cfg["min_valve_open_pct"]
             self.plant.water_good = {"flow": None, "return": None}  # a new channel: nothing read since the boot
 
     def _tick(self, node_id: str) -> None:
@@ -351,6 +362,7 @@ class HeatMesh(Mesh):
         message = out["heartbeat"]
         if node.kind == BOILER:
             self.relay_tick_ms = now
+            self.relay_min_pct = self.boiler_cfg["min_valve_open_pct"]  # in force at the tick that drove the relay
             self._check_boiler_tick(node, was_on, was_hold, was_fsm)
             self._check_water(node)
         else:
@@ -427,6 +439,62 @@ class HeatMesh(Mesh):
             self.mode_since[rid] = (mode, self.now_ms)
         self.note(rid + " mode " + mode + (" schedule " + str(schedule) if schedule is not None else ""))
 
+    def put_boiler(self, rng: random.Random) -> None:
+        """PUT /heating on the boiler node (if it runs): other boiler settings, room ratings and fallback
+        priorities (load sharing's settings changed: it starts afresh, the tier-3 rests kept), a room left out
+        or back. The tier-3 duration and rest stay: the tier-3 invariant's bounds."""
+        node = self.nodes[BOILER]
+        if not node.alive:
+            return
+        raw = json.loads(json.dumps(self.settings[BOILER]))
+        boiler = raw["boiler"]
+        what = rng.choice(["boiler", "rooms", "leave", "back"])
+        if what == "boiler":
+            for key, choices in (("min_on_ms", [0, 3000, 10000]), ("min_off_ms", [0, 3000, 10000]),
+                                 ("pump_overrun_ms", [0, 3000, 10000]), ("min_valve_open_pct", [50, 100, 150])):
+                if rng.random() < 0.5:
+                    boiler[key] = rng.choice(choices)
+        elif what == "rooms":
+            for entry in raw["rooms"]:
+                entry["rated_w"] = rng.choice([400, 700, 1000, 1500, 2200])
+                if rng.random() < 0.5:
+                    entry["load_sharing"]["fallback_priority"] = rng.randint(1, 3)
+        elif what == "leave" and len(raw["rooms"]) > 2:
+            raw["rooms"].pop(rng.randrange(len(raw["rooms"])))
+            # A water path the boiler node counted may go with it: an interlock stop then is no fault of the
+            # mesh's, and the house is not calm for 2 T.
+            self.disturbed_ms = self.now_ms
+        elif what == "back":
+            have = [entry["id"] for entry in raw["rooms"]]
+            gone = [rid for rid in self.rooms if rid not in have]
+            if gone:
+                rid = rng.choice(gone)
+                raw["rooms"].insert(self.rooms.index(rid), {"id": rid, "rated_w": 1000,
+                                                            "load_sharing": {"lookahead_ms": 3600000}})
+        from loadmesh.node import heatsettings
+
+        try:
+            _ids, tiers_config, boiler_config, _valves = heatsettings.load_heating(raw)
+        except FieldError as exc:  # what the node would refuse (400): nothing changes
+            self.note("boiler PUT /heating refused: " + str(exc))
+            return
+        if tiers_config != self.tiers_cfg:
+            # Load sharing starts afresh from the boiler node's last tick (tiers.reconfigured): a tier-3
+            # service ends there and earns its rest, as when the boiler node hangs.
+            for rid in list(self.tier3):
+                self.tier3_done[rid] = (self.tier3[rid][1], self.tier3[rid][1] - self.tier3[rid][0])
+                del self.tier3[rid]
+        if boiler_config["min_valve_open_pct"] > self.boiler_cfg["min_valve_open_pct"]:
+            self.disturbed_ms = self.now_ms  # a burner on fewer openings stops on the interlock: no calm house
+        answer = node.role.use_heating(node.role.check_heating(raw))
+        Store(node.root).write_json("heating.json", raw)
+        self.settings[BOILER] = raw
+        self.boiler_cfg, self.tiers_cfg = boiler_config, tiers_config
+        if self.hold_expected is not None:  # the rooms left out are no longer the boiler node's to hold
+            self.hold_expected = {rid: pct for rid, pct in self.hold_expected.items() if rid in answer["rooms"]}
+        self.counts["boiler_puts"] += 1
+        self.note("boiler PUT /heating " + what + ": rooms " + str(answer["rooms"]) + " boiler " + str(boiler))
+
     def set_switch(self, on: bool) -> None:
         node = self.nodes[BOILER]
         if not node.alive:
@@ -468,7 +536,7 @@ class HeatMesh(Mesh):
                 plant.relay_on_since - plant.relay_off_ms < self.boiler_cfg["min_off_ms"]:
             self.fail("the relay went on " + str(plant.relay_on_since - plant.relay_off_ms)
                       + " ms after it went off (min_off_ms " + str(self.boiler_cfg["min_off_ms"]) + ")")
-        minimum = self.boiler_cfg["min_valve_open_pct"]
+        minimum = self.relay_min_pct
         if not (plant.relay and sum(plant.pct(rid) for rid in self.rooms) < minimum):
             if self.shortfall_from is not None:
                 lasted = self.now_ms - self.shortfall_from
@@ -571,8 +639,8 @@ class HeatMesh(Mesh):
                     self.counts["calm_interlock_stops"] += 1
                     self.note("an interlock stop with no fault for " + str(self.now_ms - self.disturbed_ms) + " ms")
         for pair in role.overrides:
-            if not (0 <= pair[1] <= 100 and pair[1] % 10 == 0):
-                self.fail("override " + str(pair))
+            if not (0 <= pair[1] <= 100 and pair[1] % 10 == 0) or pair[0] not in role.rooms:
+                self.fail("override " + str(pair) + " (rooms " + str(role.rooms) + ")")
         # Load sharing: never a room off or manual (as the boiler can know it), within the caps, off with the switch.
         rooms = role.tiers_state["rooms"]
         if rooms:
@@ -581,6 +649,8 @@ class HeatMesh(Mesh):
             self.fail("load sharing runs with the switch off: " + role.tier_state + " " + str(sorted(rooms)))
         for rid in sorted(rooms):
             entry = rooms[rid]
+            if rid not in role.rooms:
+                self.fail("load sharing opens " + rid + ", left out of the boiler node's rooms")
             mode, since = self.mode_since[rid]
             if mode != "auto" and since <= now - self.timeout_ms - self.delay_seen_ms:
                 self.fail("load sharing opens " + rid + ", " + mode + " since " + str(since))
@@ -610,7 +680,8 @@ class HeatMesh(Mesh):
                 del self.tier3[rid]
         # The hold: pending-off and pump overrun keep the openings last commanded before it.
         if role.hold and not was_hold:
-            self.hold_expected = {rid: pct for rid, pct in self.last_prev.items() if pct > 0}
+            # The rooms it still has (a PUT /heating may have left one out since its tick before).
+            self.hold_expected = {rid: pct for rid, pct in self.last_prev.items() if pct > 0 and rid in role.rooms}
             self.counts["holds"] += 1
         if not role.hold:
             self.hold_expected = None
@@ -786,12 +857,15 @@ def run_scenario(seed: int, steps: int, calm: bool = False) -> HeatMesh:
     """One house from seed, steps random faults (calm: changes) each followed by a run; Violation names the seed."""
     rng = random.Random(seed)
     water_rng = random.Random("water " + str(seed))  # apart: the houses and faults of rng stay those of before
+    put_rng = random.Random("put " + str(seed))  # the same: PUT /heating on the boiler node, calm or not
     mesh = HeatMesh(seed, make_setup(rng, water_rng))
     try:
         mesh.run_until(2000)
         for _ in range(steps):
             if not calm and water_rng.random() < 0.15:
                 water_fault(mesh, water_rng)
+            if put_rng.random() < 0.06:
+                mesh.put_boiler(put_rng)
             after = fault(mesh, rng, calm)
             mesh.run_until(mesh.now_ms + after)
     finally:

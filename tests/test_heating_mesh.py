@@ -8,8 +8,10 @@ sequence of faults drawn from it: packets lost, delayed, reordered and
 doubled, links cut one way, partitions, crashes and reboots of any node (the
 boiler node too), valves that stick or lose their feedback, room sensors
 stale or absurd, the boiler node's flow and return sensors stale, missing
-(stale from its boot) or absurd, room temperatures that jump, modes and schedules changed
-(PUT /heating), the load-sharing switch, the time of week lost. The
+(stale from its boot) or absurd, PUT /heating on the boiler node (its
+minimum times, interlock minimum, room ratings, a room left out or
+back), room temperatures that jump, modes and schedules changed (PUT
+/heating), the load-sharing switch, the time of week lost. The
 invariants and their bounds: tests/heatmeshsim.py and docs/heating.md,
 "Verification". A failure names the seed and the events before it; run that
 seed alone with tools/soak_heating.py --seed N --scenarios 1.
@@ -45,7 +47,7 @@ def test_heating_mesh_keeps_its_safety_invariants_under_faults() -> None:
     # holds, load sharing runs and reaches tier 3, valve nodes drop overrides of a boiler node gone silent,
     # cooldowns end on cooled readings and, with a water sensor unknown, on their maximum time.
     for key in ("fired", "holds", "ls_ticks", "tier3_services", "overrides_dropped", "boiler_crashes",
-                "held_decreases", "water_faults", "cooldowns_recovered", "cooldowns_timed_out"):
+                "held_decreases", "water_faults", "cooldowns_recovered", "cooldowns_timed_out", "boiler_puts"):
         assert totals[key] > 0, (key, totals)
     # With no fault for 2 x peer_timeout_ms, the burner stops cleanly (minimum on time, pump overrun),
     # never at once on the interlock: that is what make-before-break and the held decreases are for.
