@@ -16,10 +16,8 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ import pytest
 from loadmesh.companion import nodefolder
 
 from .conftest import ROOT
+from .test_cli_install import answering_once
 
 EXAMPLES = ROOT / "examples"
 LOADMESH = Path(sys.executable).with_name("loadmesh")
@@ -146,30 +145,12 @@ def test_a_checks_write_flushes_its_file_before_its_move_and_the_folder_after(tm
     assert_durable(calls, folder / name)
 
 
-def _answering_once(answer: bytes) -> tuple[int, threading.Thread]:
-    """A listener on loopback that takes one request's head, sends answer and closes; its port and its thread."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        with listener:
-            client, _ = listener.accept()
-            with client:
-                request = b""
-                while b"\r\n\r\n" not in request and (chunk := client.recv(4096)):
-                    request += chunk
-                client.sendall(answer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return listener.getsockname()[1], thread
-
-
 @needs_strace
 def test_get_flushes_the_file_it_saves_before_its_name_and_the_folder_after(tmp_path: Path, key_file: Path) -> None:
     # It flushed the file before linking it, but not the folder after: the name could be gone after a cut, with
     # the command's word that it wrote.
     body = json.dumps({"config": {"version": 3}, "version": 3, "announced": "0123456789abcdef"}).encode()
-    port, server = _answering_once(f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    port, server = answering_once(f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
     path = tmp_path / "group.json"
     done, calls = traced(tmp_path, "get", f"127.0.0.1:{port}", "config", "--key", key_file, "--write", path)
     server.join(5)

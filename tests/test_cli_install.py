@@ -311,7 +311,7 @@ def test_get_refuses_what_it_cannot_do_before_the_network(tmp_path: Path, capsys
         2, "", f"loadmesh get: {bad}: {BAD_KEY_FILES[1][1]}\n")
 
 
-def _answering_once(answer: bytes) -> tuple[int, threading.Thread]:
+def answering_once(answer: bytes) -> tuple[int, threading.Thread]:
     """A listener on loopback that takes one request's head, sends answer and closes; its port and its thread."""
     listener = socket.create_server(("127.0.0.1", 0))
 
@@ -357,7 +357,7 @@ GET_ANSWERS = [
 def test_get_names_an_answer_that_is_no_setting_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], key_file: Path, what: str, answer: bytes,
         error: str) -> None:
-    port, server = _answering_once(answer)
+    port, server = answering_once(answer)
     host = f"127.0.0.1:{port}"
     written = tmp_path / "got.json"
     args = ["--write", written] if what != "load_sharing" else []
