@@ -28,16 +28,22 @@ When every move is made, that folder is renamed DIR/.loadmesh-done-* (one
 rename, flushed) before it is removed: a .loadmesh-old-* is left only by a
 run that did not finish, never by one that said it wrote.
 
-The next write into the folder settles what such a run left (settle()),
-before its own: each file in a .loadmesh-old-* that is not the file under
-its name (the same file, or the same bytes) is put back over it, the folder
-then as it was before that run; what is left there, and every
-.loadmesh-write-* and .loadmesh-done-*, is removed. A file the stopped run
-added under a name that held none stays. Nothing is deleted that is the
-only copy of an old file: a key in .loadmesh-old-* goes back to its name. A
-program reading the folder while the files are moved can still see some
-new beside some old; two writes into one folder at once are refused (a
-lock on the folder, where the system has one).
+Before its first move a run records, in its folder of new files, the
+SHA-256 of each file it moves and the names that held a file
+(.loadmesh-moves.json, flushed). The next write into the folder settles
+what a stopped run left (settle()), before its own: each file in a
+.loadmesh-old-* that is not the file under its name (the same file, or the
+same bytes) is put back over it where the file there is the one that run
+moved (its recorded hash) or none; a file the run added under a name that
+held none is removed. Then the folder is as it was before that run. A file
+changed since by hand (or one no record shows to be the run's) is never
+undone: it stays, and the old one goes beside it, as NAME.loadmesh-old-*,
+which the line it says names. What is left in the .loadmesh-old-*, and every
+.loadmesh-write-* and .loadmesh-done-*, is removed. Nothing is deleted
+that is the only copy of an old file: a key in .loadmesh-old-* goes back
+to its name, or beside it. A program reading the folder while the files are
+moved can still see some new beside some old; two writes into one folder
+at once are refused (a lock on the folder, where the system has one).
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import filecmp
+import hashlib
+import json
 import os
 import shutil
 import stat
@@ -92,6 +100,9 @@ def _write_all(folder: Path, names: tuple[str, ...], write: Callable[[str], None
         for name in names:
             if (staging / name).is_file():  # one not written fails at its move, below
                 durable.sync_file(staging / name)  # its data on the disk before its name is
+        # What is moved, on the disk before the first move: the next write tells by it a file this one put under
+        # its name (put back) from one changed since by hand (kept).
+        _record(staging, old, kept, names)
         _move_all(folder, staging, old, names, kept)
         durable.sync_folder(folder)  # the new names on the disk
         # The old files are no longer to be put back: one rename says so, on the disk before the command says
@@ -108,7 +119,14 @@ def _write_all(folder: Path, names: tuple[str, ...], write: Callable[[str], None
             raise type(exc)(exc.errno, exc.strerror, str(folder)) from None
         raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if not keep_old:
+            shutil.rmtree(staging, ignore_errors=True)
+        else:  # its record stays, for the next write to tell which files this one moved
+            for entry in staging.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                elif entry.name != RECORD:
+                    entry.unlink()  # a new file not moved (a key among them): of no use to anyone now
         if old is not None and not keep_old:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -119,8 +137,9 @@ class _NotPutBack(OSError):
 
 def settle(folder: Path) -> list[str]:
     """What a write into folder stopped half-way (killed, the machine stopped, a restore that failed) left there,
-    settled: the old files it had replaced put back, its leftover folders removed. One line per leftover, naming
-    it and what was done; OSError, naming the path, if a file cannot be put back (the rest left as they are)."""
+    settled: the old files it had replaced put back, the files it had added removed, its leftover folders removed;
+    a file changed since by hand kept, the old one beside it. One line per leftover, naming it and what was done;
+    OSError, naming the path, if a file cannot be put back (the rest left as they are)."""
     said = []
     leftovers = [entry for entry in folder.iterdir() if entry.name.startswith((OLD_PREFIX, NEW_PREFIX, DONE_PREFIX))]
     # The kept old files first, the newest first (a run stopped after another had stopped kept the files that one
@@ -128,19 +147,14 @@ def settle(folder: Path) -> list[str]:
     leftovers.sort(key=lambda entry: (not entry.name.startswith(OLD_PREFIX),
                                       -entry.lstat().st_mtime_ns if entry.name.startswith(OLD_PREFIX) else 0,
                                       entry.name))
+    records = _records(leftovers)
     for leftover in leftovers:
         if not leftover.is_dir() or leftover.is_symlink():
             continue  # not one of ours: a folder of those names is all a write makes
         if leftover.name.startswith(OLD_PREFIX):
-            put_back = _put_back(folder, leftover)
+            said.extend(_settle_old(folder, leftover, records.get(leftover.name)))
             shutil.rmtree(leftover)  # only files that are under their names too are left in it
             durable.sync_folder(folder)
-            if put_back:
-                said.append(f"{leftover}: put back {', '.join(put_back)}, which a write into {folder} stopped "
-                            "half-way (killed, or the machine stopped) had replaced: the folder is as it was "
-                            "before that write")
-            else:
-                said.append(f"{leftover}: removed, left by a write into {folder} stopped before it replaced a file")
         else:
             shutil.rmtree(leftover)
             what = "new files" if leftover.name.startswith(NEW_PREFIX) else "replaced files"
@@ -148,22 +162,96 @@ def settle(folder: Path) -> list[str]:
     return said
 
 
-def _put_back(folder: Path, old: Path) -> list[str]:
-    """Each file kept in old that is not the file under its name in folder moved back over it; the names moved.
-    A kept file that is (a link to the same file, or a copy of the same bytes) is left in old, to remove."""
-    put_back = []
+def _settle_old(folder: Path, old: Path, record: _Record | None) -> list[str]:
+    """The files kept in old put back where the write that kept them moved its own over them, those it added
+    removed; a file changed since (not the write's, by its hash in record) kept, and the old one moved beside it.
+    No record (a write stopped before it moved a file, or one of an older loadmesh): every file that is not the
+    old one counts as changed. A kept file that is the file under its name (a link to it, the same bytes) stays
+    in old, to remove. The lines to say."""
+    stopped = f"a write into {folder} stopped half-way (killed, or the machine stopped)"
+    staged, kept = record if record is not None else ({}, None)
+    put_back, added, changed = [], [], []
     for name in sorted(os.listdir(old)):
         if _same(old / name, folder / name):
             continue
-        try:
-            os.replace(old / name, folder / name)
-        except OSError as exc:
-            raise type(exc)(exc.errno, f"{exc.strerror}: the file kept in {old / name} could not be put back "
-                                       "there", str(folder / name)) from None
+        if os.path.lexists(folder / name) and _digest(folder / name) != staged.get(name, False):
+            # Changed by hand since that write (or not known to be its file): nothing of the user's is lost.
+            beside = folder / f"{name}.loadmesh-old-{old.name[len(OLD_PREFIX):]}"
+            if os.path.lexists(beside):  # never over a file: it could be the only copy of something
+                raise FileExistsError(errno.EEXIST, f"is there already: the file kept in {old / name} is to go "
+                                      "there", str(beside))
+            _move(old / name, beside, f"the file kept in {old / name} could not be moved beside {folder / name}")
+            changed.append(f"{folder / name}: kept as it is, changed since {stopped}; the file it held before that "
+                           f"write is beside it, as {beside}: compare the two, and remove the one not wanted")
+            continue
+        _move(old / name, folder / name, f"the file kept in {old / name} could not be put back there")
         put_back.append(name)
-    if put_back:
-        durable.sync_folder(folder)
-    return put_back
+    for name in sorted(staged):
+        if kept is None or name in kept or not os.path.lexists(folder / name):
+            continue  # it held a file before that write (settled above), or that write did not move it
+        if _digest(folder / name) != staged[name]:
+            changed.append(f"{folder / name}: kept as it is, added by {stopped} and changed since")
+            continue
+        os.unlink(folder / name)
+        added.append(f"{folder / name}: removed, added by {stopped}: the name held no file before it")
+    if not put_back:
+        return [f"{old}: removed, left by a write into {folder} stopped before it replaced a file", *added, *changed]
+    as_before = "" if changed else ": the folder is as it was before that write"
+    return [f"{old}: put back {', '.join(put_back)}, which {stopped} had replaced{as_before}", *added, *changed]
+
+
+def _move(source: Path, target: Path, what: str) -> None:
+    """source renamed to target, flushed; OSError naming target, saying what failed."""
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        raise type(exc)(exc.errno, f"{exc.strerror}: {what}", str(target)) from None
+    durable.sync_folder(target.parent)
+
+
+# A write's record, in its folder of new files: (the hash of each file it moves over its name, the names that held
+# a file before it), for the next write to tell the files it moved from those changed since.
+_Record = tuple[dict[str, str], list[str]]
+RECORD = ".loadmesh-moves.json"
+
+
+def _record(staging: Path, old: Path, kept: list[str], names: tuple[str, ...]) -> None:
+    digests = {name: _digest(staging / name) for name in names}
+    staged = {name: digest for name, digest in digests.items() if digest is not None}
+    path = staging / RECORD
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        json.dump({"old": old.name, "staged": staged, "kept": kept}, out, sort_keys=True)
+    durable.sync_file(path)
+    durable.sync_folder(staging)
+
+
+def _records(leftovers: list[Path]) -> dict[str, _Record]:
+    """The records in the folders of new files among leftovers, by the name of their folder of old files. One that
+    cannot be read (a power cut before it was on the disk: no file was moved then) is left out."""
+    found: dict[str, _Record] = {}
+    for leftover in leftovers:
+        if not leftover.name.startswith(NEW_PREFIX):
+            continue
+        try:
+            record = json.loads((leftover / RECORD).read_text())
+            staged, kept = record["staged"], record["kept"]
+            if isinstance(record["old"], str) and isinstance(staged, dict) and isinstance(kept, list):
+                found[record["old"]] = ({str(name): str(value) for name, value in staged.items()},
+                                        [str(name) for name in kept])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return found
+
+
+def _digest(path: Path) -> str | None:
+    """The SHA-256 of the regular file at path, in hex; None for no file, or another kind."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
 
 
 def _same(kept: Path, current: Path) -> bool:

@@ -12,6 +12,7 @@ rename), or a folder left as such a kill leaves it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -163,6 +164,15 @@ def _contents(folder: Path) -> dict[str, bytes]:
     return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
 
 
+def kill_node_files(tmp_path: Path, key_file: Path, folder: Path, at_rename: int) -> None:
+    """node-files into folder killed (SIGKILL) as it starts its at_rename-th rename: the store's 4 in its folder of
+    new files come first, then one move per file (key, node.json, config.json, boot.a)."""
+    killed = run(*node_files_args(key_file, folder), cwd=tmp_path,
+                 strace=("-o", os.devnull, "-e", "trace=rename,renameat,renameat2",
+                         "-e", f"inject=rename,renameat,renameat2:signal=KILL:when={at_rename}"))
+    assert killed.returncode != 0, killed.stderr
+
+
 @needs_strace
 def test_a_node_files_killed_between_two_moves_is_put_back_by_the_next_write(tmp_path: Path,
                                                                              key_file: Path) -> None:
@@ -175,10 +185,7 @@ def test_a_node_files_killed_between_two_moves_is_put_back_by_the_next_write(tmp
     before = {name: b"LM1 earlier\n" + name.encode() for name in NODE_FILES}
     for name, data in before.items():
         (folder / name).write_bytes(data)
-    killed = run(*node_files_args(key_file, folder), cwd=tmp_path,
-                 strace=("-o", os.devnull, "-e", "trace=rename,renameat,renameat2",
-                         "-e", "inject=rename,renameat,renameat2:signal=KILL:when=6"))
-    assert killed.returncode != 0, killed.stderr
+    kill_node_files(tmp_path, key_file, folder, at_rename=6)
     assert (folder / "key").read_bytes() != before["key"]  # replaced: the old key is only in the kept folder
     kept = [entry for entry in folder.iterdir() if entry.name.startswith(nodefolder.OLD_PREFIX)]
     assert len(kept) == 1 and (kept[0] / "key").read_bytes() == before["key"]
@@ -197,18 +204,98 @@ def test_a_node_files_killed_between_two_moves_is_put_back_by_the_next_write(tmp
     assert sorted(entry.name for entry in folder.iterdir()) == sorted([*NODE_FILES, "hw.json"])
 
 
+@needs_strace
+def test_a_file_changed_by_hand_after_a_killed_node_files_is_kept_and_the_old_one_beside_it(tmp_path: Path,
+                                                                                           key_file: Path) -> None:
+    # Killed at its 7th rename: key and node.json moved, config.json and boot.a not. Then, before the next write,
+    # the installer edits node.json (the killed run's) in place and config.json (still the old one) as an editor
+    # saves it, a new file renamed over the name. The next write put both old files back over those edits. Now it
+    # puts back only a file that is the killed run's (by the hash it recorded before its first move): key; the
+    # two edited files stay, each old one beside it, under a name the message gives.
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    before = {name: b"LM1 earlier\n" + name.encode() for name in NODE_FILES}
+    for name, data in before.items():
+        (folder / name).write_bytes(data)
+    kill_node_files(tmp_path, key_file, folder, at_rename=7)
+    with (folder / "node.json").open("ab") as edited:
+        edited.write(b"\n")
+    node_json = (folder / "node.json").read_bytes()
+    (folder / "config.json.swp").write_bytes(b"LM1 edited\nconfig.json")
+    os.replace(folder / "config.json.swp", folder / "config.json")
+    kept = next(folder.glob(nodefolder.OLD_PREFIX + "*"))
+    suffix = kept.name[len(nodefolder.OLD_PREFIX):]
+
+    done = run("hw-check", EXAMPLES / "hw-evse.json", "--write", folder, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    stopped = f"a write into {folder} stopped half-way (killed, or the machine stopped)"
+    assert [line for line in done.stderr.splitlines() if nodefolder.NEW_PREFIX not in line][:3] == [
+        f"loadmesh hw-check: {kept}: put back key, which {stopped} had replaced",
+        *(f"loadmesh hw-check: {folder / name}: kept as it is, changed since {stopped}; the file it held before "
+          f"that write is beside it, as {folder / name}.loadmesh-old-{suffix}: compare the two, and remove the one "
+          "not wanted" for name in ("config.json", "node.json"))]
+    after = _contents(folder)
+    assert after.pop("hw.json").startswith(b"LM1 ")
+    assert after == {"key": before["key"], "boot.a": before["boot.a"],
+                     "node.json": node_json, f"node.json.loadmesh-old-{suffix}": before["node.json"],
+                     "config.json": b"LM1 edited\nconfig.json", f"config.json.loadmesh-old-{suffix}":
+                     before["config.json"]}
+    assert not [entry for entry in folder.iterdir() if entry.name.startswith(".")]
+
+
+@needs_strace
+@pytest.mark.parametrize("edited", [False, True])
+def test_a_file_a_killed_node_files_added_is_removed_by_the_next_write_unless_changed(tmp_path: Path, key_file: Path,
+                                                                                      edited: bool) -> None:
+    # A folder with key and node.json only; node-files killed at its 8th rename, config.json added under a name
+    # that held no file, boot.a not yet. The next write left config.json there: a folder as no write left it.
+    # Now it removes it, as the killed run's (by its recorded hash); unless changed by hand since, then it stays.
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    before = {name: b"LM1 earlier\n" + name.encode() for name in ("key", "node.json")}
+    for name, data in before.items():
+        (folder / name).write_bytes(data)
+    kill_node_files(tmp_path, key_file, folder, at_rename=8)
+    assert (folder / "config.json").exists() and not (folder / "boot.a").exists()
+    if edited:
+        with (folder / "config.json").open("ab") as config:
+            config.write(b" ")
+    added = (folder / "config.json").read_bytes()
+    kept = next(folder.glob(nodefolder.OLD_PREFIX + "*"))
+
+    done = run("hw-check", EXAMPLES / "hw-evse.json", "--write", folder, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    stopped = f"a write into {folder} stopped half-way (killed, or the machine stopped)"
+    put_back = f"loadmesh hw-check: {kept}: put back key, node.json, which {stopped} had replaced"
+    if edited:
+        assert done.stderr.splitlines()[:2] == [
+            put_back, f"loadmesh hw-check: {folder / 'config.json'}: kept as it is, added by {stopped} and changed "
+                      "since"]
+    else:
+        assert done.stderr.splitlines()[:2] == [
+            put_back + ": the folder is as it was before that write",
+            f"loadmesh hw-check: {folder / 'config.json'}: removed, added by {stopped}: the name held no file before "
+            "it"]
+    after = _contents(folder)
+    assert after.pop("hw.json").startswith(b"LM1 ")
+    assert after == {**before, **({"config.json": added} if edited else {})}
+    assert not [entry for entry in folder.iterdir() if entry.name.startswith(".")]
+
+
 def test_a_write_settles_a_folder_left_as_a_kill_leaves_it_and_never_loses_a_kept_key(tmp_path: Path) -> None:
     # As a run killed after its second move leaves it (and as a failed put-back does): key and node.json new,
     # their old ones kept; config.json kept as a link to the same file (not replaced yet), boot.a kept as a copy
-    # of the same bytes (a file system without hard links). Only key and node.json go back: the two others are
-    # there already, and their kept copies are removed.
+    # of the same bytes (a file system without hard links); the run's record of what it moves, with its new
+    # files' hashes, in its folder of new files. Only key and node.json go back: the two others are there
+    # already, and their kept copies are removed.
     from loadmesh.node import store
 
     folder = tmp_path / "evse1"
     folder.mkdir()
     before = {name: b"LM1 earlier\n" + name.encode() for name in NODE_FILES}
+    new = {name: b"LM1 new\n" + name.encode() for name in NODE_FILES}
     for name, data in before.items():
-        (folder / name).write_bytes(b"LM1 new\n" + name.encode() if name in ("key", "node.json") else data)
+        (folder / name).write_bytes(new[name] if name in ("key", "node.json") else data)
     kept = folder / (nodefolder.OLD_PREFIX + "abc123")
     kept.mkdir(mode=0o700)
     for name in ("key", "node.json", "boot.a"):
@@ -216,7 +303,10 @@ def test_a_write_settles_a_folder_left_as_a_kill_leaves_it_and_never_loses_a_kep
     os.link(folder / "config.json", kept / "config.json")
     staging = folder / (nodefolder.NEW_PREFIX + "def456")
     staging.mkdir()
-    (staging / "config.json").write_bytes(b"LM1 new\nconfig.json")
+    (staging / "config.json").write_bytes(new["config.json"])
+    (staging / nodefolder.RECORD).write_text(json.dumps({
+        "old": kept.name, "kept": list(NODE_FILES),
+        "staged": {name: hashlib.sha256(data).hexdigest() for name, data in new.items()}}))
     done_folder = folder / (nodefolder.DONE_PREFIX + "0a1b2c")
     done_folder.mkdir()
     (done_folder / "key").write_bytes(b"LM1 long replaced\nkey")
@@ -236,21 +326,42 @@ def test_a_write_settles_a_folder_left_as_a_kill_leaves_it_and_never_loses_a_kep
     assert sorted(entry.name for entry in folder.iterdir()) == sorted([*NODE_FILES, "heating.json"])
 
 
-def test_a_kept_file_that_cannot_be_put_back_stops_the_write_and_stays(tmp_path: Path) -> None:
-    # The kept key's name is taken by a folder now: it cannot go back, and it is the only copy of that key. The
-    # write stops before writing anything, naming the path; the kept key stays where it is.
+def test_a_kept_key_whose_name_is_taken_by_a_folder_goes_beside_it(tmp_path: Path) -> None:
+    # The kept key's name is taken by a folder now (not a file the stopped write moved there): it cannot go back,
+    # and it is the only copy of that key. It goes beside the folder, under a name the line gives.
     folder = tmp_path / "evse1"
     folder.mkdir()
     (folder / "key").mkdir()
     kept = folder / (nodefolder.OLD_PREFIX + "abc123")
     kept.mkdir()
     (kept / "key").write_bytes(b"LM1 earlier\nkey")
+    said = nodefolder.write_all(folder, ("node.json",), lambda root: Path(root, "node.json").write_bytes(b"LM1 n\n"))
+    assert said == [
+        f"{kept}: removed, left by a write into {folder} stopped before it replaced a file",
+        f"{folder / 'key'}: kept as it is, changed since a write into {folder} stopped half-way (killed, or the "
+        f"machine stopped); the file it held before that write is beside it, as "
+        f"{folder / 'key.loadmesh-old-abc123'}: compare the two, and remove the one not wanted"]
+    assert (folder / "key.loadmesh-old-abc123").read_bytes() == b"LM1 earlier\nkey"
+    assert sorted(entry.name for entry in folder.iterdir()) == ["key", "key.loadmesh-old-abc123", "node.json"]
+
+
+def test_a_kept_file_that_cannot_be_moved_stops_the_write_and_stays(tmp_path: Path) -> None:
+    # As above, and the name beside is taken too: nothing is written over, and the kept key is the only copy of
+    # that key. The write stops before writing anything, naming the path; the kept key stays where it is.
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    (folder / "key").mkdir()
+    (folder / "key.loadmesh-old-abc123").write_bytes(b"someone's")
+    kept = folder / (nodefolder.OLD_PREFIX + "abc123")
+    kept.mkdir()
+    (kept / "key").write_bytes(b"LM1 earlier\nkey")
     with pytest.raises(OSError) as caught:
         nodefolder.write_all(folder, ("node.json",), lambda root: None)
-    assert caught.value.filename == str(folder / "key")
-    assert str(caught.value.strerror).endswith(f": the file kept in {kept / 'key'} could not be put back there")
+    assert caught.value.filename == str(folder / "key.loadmesh-old-abc123")
+    assert caught.value.strerror == f"is there already: the file kept in {kept / 'key'} is to go there"
     assert (kept / "key").read_bytes() == b"LM1 earlier\nkey"
-    assert sorted(entry.name for entry in folder.iterdir()) == sorted(["key", kept.name])
+    assert (folder / "key.loadmesh-old-abc123").read_bytes() == b"someone's"
+    assert sorted(entry.name for entry in folder.iterdir()) == sorted(["key", "key.loadmesh-old-abc123", kept.name])
 
 
 def test_two_writes_into_one_folder_at_once_are_refused(tmp_path: Path) -> None:

@@ -156,7 +156,8 @@ def _changeable(folder: Path) -> None:
 
 def test_node_files_whose_move_and_put_back_fail_keeps_the_old_files_and_says_where(tmp_path: Path) -> None:
     # The third move fails (a folder in the way), and the old files cannot be moved back: the folder that keeps
-    # them is made unchangeable after they are kept there. They stay there, and the error says where.
+    # them is made unchangeable after they are kept there. They stay there, and the error says where; and beside
+    # them the record of the files moved (alone in the folder of new files), by which the next write puts them back.
     from loadmesh.companion import nodefolder
     from loadmesh.node import store
 
@@ -187,7 +188,15 @@ def test_node_files_whose_move_and_put_back_fail_keeps_the_old_files_and_says_wh
     assert str(caught.value.strerror).endswith(f": the old files are in {kept_in[0]}, and the next --write into "
                                               f"{folder} puts them back")
     assert {path.name: path.read_bytes() for path in kept_in[0].iterdir()} == before
-    assert sorted(path.name for path in folder.iterdir()) == sorted([kept_in[0].name, store.CONFIG, *before])
+    staging = [path for path in folder.iterdir() if path.name.startswith(nodefolder.NEW_PREFIX)]
+    assert len(staging) == 1 and [path.name for path in staging[0].iterdir()] == [nodefolder.RECORD]
+    assert sorted(path.name for path in folder.iterdir()) == sorted([kept_in[0].name, staging[0].name,
+                                                                     store.CONFIG, *before])
+    (folder / store.CONFIG).rmdir()
+    said = nodefolder.write_all(folder, ("boot.a",), lambda root: store.Store(root).write("boot.a", b"7"))
+    assert said[0] == (f"{kept_in[0]}: put back key, node.json, which a write into {folder} stopped half-way "
+                       "(killed, or the machine stopped) had replaced: the folder is as it was before that write")
+    assert {path.name: path.read_bytes() for path in folder.iterdir() if path.name != "boot.a"} == before
 
 
 def test_node_files_writes_all_four_and_leaves_nothing_else(capsys: pytest.CaptureFixture[str], tmp_path: Path,
