@@ -16,6 +16,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import stat
+import time
 from pathlib import Path
 
 
@@ -57,9 +60,10 @@ def sync_folder(path: Path | str) -> None:
         os.close(descriptor)
 
 
-def write_new(path: Path, data: bytes, mode: int = 0o666) -> None:
+def write_new(path: Path, data: bytes, mode: int = 0o666) -> list[str]:
     """data as a new file at path (mode, less the umask), whole or not at all, also after a power cut;
-    FileExistsError if a file is there, which is never written over.
+    FileExistsError if a file is there, which is never written over. Returns what was done first with the
+    temporary files a write stopped half-way left in path's folder (clean_temporaries()'s lines).
 
     Written to a temporary file in the same folder (a rename across file
     systems would be a copy), flushed, then linked to its name: a link fails
@@ -68,11 +72,15 @@ def write_new(path: Path, data: bytes, mode: int = 0o666) -> None:
     checked free: a file made under that name in the instant between the
     two would be replaced, but the name never holds half of data. A run
     killed half-way leaves the temporary file (.NAME.PID.XXXXXXXX.tmp),
-    never a part of data under the name."""
+    never a part of data under the name; the next write into the folder
+    removes it. The temporary file is locked while it is written (flock), so
+    that no other run takes it for a stopped one's."""
+    said = clean_temporaries(path.absolute().parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        with os.fdopen(descriptor, "wb") as out:
+        _hold(descriptor)
+        with os.fdopen(descriptor, "wb", closefd=False) as out:
             out.write(data)
             out.flush()
             _sync(out.fileno())
@@ -85,6 +93,112 @@ def write_new(path: Path, data: bytes, mode: int = 0o666) -> None:
                 raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
             os.rename(temporary, path)
     finally:
+        if os.name == "nt":
+            os.close(descriptor)  # Windows removes no file that is open
         with contextlib.suppress(OSError):
             os.unlink(temporary)
+        if os.name != "nt":
+            os.close(descriptor)  # the lock held until the name is gone
     sync_folder(path.absolute().parent)
+    return said
+
+
+# write_new's temporary file: .NAME.PID.XXXXXXXX.tmp
+_TEMPORARY = re.compile(r"\.(.+)\.([0-9]+)\.[0-9a-f]{8}\.tmp")
+# A temporary file this old is a stopped run's whatever its PID (taken since by another process): write_new holds
+# one for as long as it takes to write and flush a few kilobytes.
+STALE_TEMPORARY_S = 3600
+
+
+def clean_temporaries(folder: Path) -> list[str]:
+    """The temporary files write_new left in folder when it stopped half-way (killed, the machine stopped) removed:
+    one whose process is gone (on this machine), or older than STALE_TEMPORARY_S, and not locked by a writer; one
+    line for each, naming it and why it went. A live writer's is never removed."""
+    said: list[str] = []
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:  # no folder, or not readable: the write itself says so
+        return said
+    for name in names:
+        found = _TEMPORARY.fullmatch(name)
+        if found is None:
+            continue
+        path = folder / name
+        try:
+            status = os.lstat(path)
+        except FileNotFoundError:
+            continue  # its writer done with it meanwhile
+        if not stat.S_ISREG(status.st_mode):
+            continue
+        age_s = time.time() - status.st_mtime
+        if _gone(int(found.group(2))):
+            why = f"its process ({found.group(2)}) is gone"
+        elif age_s > STALE_TEMPORARY_S:
+            why = f"written {int(age_s // 60)} minutes ago"
+        else:
+            continue  # maybe a live writer's
+        if _removed_unless_held(path):
+            said.append(f"{path}: removed, the temporary file of a write of {folder / found.group(1)} that stopped "
+                        f"half-way ({why}, killed or the machine stopped)")
+    if said:
+        sync_folder(folder)
+    return said
+
+
+def _gone(pid: int) -> bool:
+    """Whether no process of that PID runs here. Windows: never said (os.kill would stop the process)."""
+    if os.name == "nt" or pid in (0, os.getpid()):
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only whether it could be sent
+    except ProcessLookupError:
+        return True
+    except OverflowError:
+        return True  # no PID that large
+    except OSError:  # PermissionError: another user's process
+        return False
+    return False
+
+
+def _hold(descriptor: int) -> None:
+    """The file of descriptor locked (flock, exclusive) for as long as it is open, where the system has locks."""
+    try:
+        import fcntl
+
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except (ImportError, OSError):  # no locks here (Windows, ENOLCK), or a cleaner on it for an instant
+        pass
+
+
+def _removed_unless_held(path: Path) -> bool:
+    """path removed unless a writer holds its lock (_hold); whether it was removed."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:  # gone meanwhile; or not ours to read, and then not ours to judge
+        return False
+    try:
+        if _held(descriptor):
+            return False
+        try:
+            os.unlink(path)  # while locked: a writer cannot take it up meanwhile
+        except FileNotFoundError:
+            return False
+        return True
+    finally:
+        os.close(descriptor)
+
+
+def _held(descriptor: int) -> bool:
+    """Whether another holds the lock of descriptor's file; if not, it is this one's (shared: a lock that needs no
+    write access, as NFS wants for an exclusive one) until descriptor is closed. No locks here: False."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # ENOLCK: its PID and age decide alone
+        return False
+    return False

@@ -24,8 +24,10 @@ from .jsonfile import in_file
 NEW_KEY_BYTES = 32  # 256 bits, the strength of HMAC-SHA256: a longer key adds nothing
 
 
-def write_new(path: Path) -> None:
-    """A fresh random key into a new file at path, as hex, mode 0600; FileExistsError if the file is there.
+def write_new(path: Path, command: str = "key-new") -> None:
+    """A fresh random key into a new file at path, as hex, mode 0600; FileExistsError if the file is there. What
+    was done first with the temporary files of stopped writes in its folder is said on stderr (command: the
+    loadmesh command, for the lines).
 
     Never over an existing file: that would lose the key a group's nodes hold,
     and a node keeps its key until it is reset to factory."""
@@ -34,7 +36,8 @@ def write_new(path: Path) -> None:
     key = os.urandom(NEW_KEY_BYTES)
     # Whole or not at all, also after a power cut: an empty key file where the group's key should be would be
     # the only copy lost, once its nodes hold it.
-    durable.write_new(path, (key.hex() + "\n").encode(), 0o600)
+    for line in durable.write_new(path, (key.hex() + "\n").encode(), 0o600):
+        print(f"loadmesh {command}: {line}", file=sys.stderr)
 
 
 def read(path: Path) -> bytes:

@@ -159,7 +159,7 @@ def settle(folder: Path) -> list[str]:
             shutil.rmtree(leftover)
             what = "new files" if leftover.name.startswith(NEW_PREFIX) else "replaced files"
             said.append(f"{leftover}: removed, the {what} of a write into {folder} that stopped half-way")
-    return said
+    return said + durable.clean_temporaries(folder)  # a key-new's or a get --write's, killed
 
 
 def _settle_old(folder: Path, old: Path, record: _Record | None) -> list[str]:

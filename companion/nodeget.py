@@ -86,10 +86,12 @@ def main(args: argparse.Namespace) -> int:
         return 0
     path = Path(args.write)
     try:
-        durable.write_new(path, text.encode())  # whole or not at all, also after a power cut
+        cleaned = durable.write_new(path, text.encode())  # whole or not at all, also after a power cut
     except OSError as exc:
         print(f"loadmesh get: {path}: {why(exc)}", file=sys.stderr)
         return 2
+    for line in cleaned:  # what a write stopped half-way had left beside it
+        print(f"loadmesh get: {line}", file=sys.stderr)
     print(f"loadmesh get: {where}: wrote {path}: {note}", file=sys.stderr)
     return 0
 

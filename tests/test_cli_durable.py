@@ -160,6 +160,63 @@ def test_get_flushes_the_file_it_saves_before_its_name_and_the_folder_after(tmp_
     assert json.loads(path.read_text()) == {"version": 3}
 
 
+@needs_strace
+def test_a_key_new_killed_before_its_link_leaves_a_temporary_file_the_next_write_removes(tmp_path: Path) -> None:
+    # Killed (SIGKILL) as it links its flushed temporary file to the key's name: no key, and the hidden
+    # .garage.key.PID.XXXXXXXX.tmp stayed for good, the key in it. The next write into the folder (another
+    # key-new) now removes it, its process gone, and says so.
+    folder = tmp_path / "keys"
+    folder.mkdir()
+    killed = run("key-new", folder / "garage.key", cwd=tmp_path,
+                 strace=("-o", os.devnull, "-e", "trace=link,linkat", "-e", "inject=link,linkat:signal=KILL:when=1"))
+    assert killed.returncode != 0, killed.stderr
+    left = list(folder.iterdir())
+    assert len(left) == 1 and re.fullmatch(r"\.garage\.key\.[0-9]+\.[0-9a-f]{8}\.tmp", left[0].name), left
+    pid = left[0].name.split(".")[3]
+
+    done = run("key-new", folder / "house.key", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == (
+        f"loadmesh key-new: {left[0]}: removed, the temporary file of a write of {folder / 'garage.key'} that stopped "
+        f"half-way (its process ({pid}) is gone, killed or the machine stopped)")
+    assert [entry.name for entry in folder.iterdir()] == ["house.key"]
+
+
+def test_only_a_stopped_writes_temporary_files_are_removed(tmp_path: Path) -> None:
+    # Of write_new's temporary files in a folder, the next write removes those whose process is gone, or that
+    # are older than an hour (the PID may be another process's by then), and never one a writer holds locked;
+    # nor anything else.
+    from loadmesh.companion import durable
+
+    fcntl = pytest.importorskip("fcntl")  # no locks on Windows
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
+    gone, live = int(ended.stdout), os.getpid()
+    names = {"gone": f".a.json.{gone}.0123abcd.tmp", "live": f".b.json.{live}.0123abcd.tmp",
+             "live, old": f".c.json.{live}.0123abcd.tmp", "gone, locked": f".d.json.{gone}.0123abcd.tmp",
+             "gone, old, locked": f".e.json.{gone}.0123abcd.tmp", "not ours": f".f.json.{gone}.tmp"}
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"{}")
+    hour_ago = os.stat(tmp_path).st_mtime - durable.STALE_TEMPORARY_S - 60
+    for which in ("live, old", "gone, old, locked"):
+        os.utime(tmp_path / names[which], (hour_ago, hour_ago))
+    held = [os.open(tmp_path / names[which], os.O_WRONLY) for which in ("gone, locked", "gone, old, locked")]
+    try:
+        for descriptor in held:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as write_new holds its own
+        said = durable.write_new(tmp_path / "g.json", b"{}")
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+    assert [line.split(": removed, ")[0] for line in said] == [str(tmp_path / names["gone"]),
+                                                               str(tmp_path / names["live, old"])]
+    assert said[1].endswith(f"of {tmp_path / 'c.json'} that stopped half-way (written 61 minutes ago, killed or "
+                            "the machine stopped)")
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == sorted(
+        [names[which] for which in ("live", "gone, locked", "gone, old, locked", "not ours")] + ["g.json"])
+
+
 def _contents(folder: Path) -> dict[str, bytes]:
     return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
 
