@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -68,9 +69,8 @@ def write_new(path: Path, data: bytes, mode: int = 0o666) -> list[str]:
     Written to a temporary file in the same folder (a rename across file
     systems would be a copy), flushed, then linked to its name: a link fails
     if the name exists, where a rename would replace it. A file system
-    without hard links (FAT on a USB stick) gets a rename once the name is
-    checked free: a file made under that name in the instant between the
-    two would be replaced, but the name never holds half of data. A run
+    without hard links (FAT on a USB stick) gets a rename that never
+    replaces a file (_rename_new). The name never holds half of data. A run
     killed half-way leaves the temporary file (.NAME.PID.XXXXXXXX.tmp),
     never a part of data under the name; the next write into the folder
     removes it. The temporary file is locked while it is written (flock), so
@@ -89,9 +89,7 @@ def write_new(path: Path, data: bytes, mode: int = 0o666) -> list[str]:
         except FileExistsError:
             raise
         except OSError:  # no hard links here
-            if os.path.lexists(path):
-                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
-            os.rename(temporary, path)
+            _rename_new(temporary, path)
     finally:
         if os.name == "nt":
             os.close(descriptor)  # Windows removes no file that is open
@@ -101,6 +99,47 @@ def write_new(path: Path, data: bytes, mode: int = 0o666) -> list[str]:
             os.close(descriptor)  # the lock held until the name is gone
     sync_folder(path.absolute().parent)
     return said
+
+
+def _rename_new(source: Path, target: Path) -> None:
+    """source renamed to target, which is never replaced: FileExistsError if a file is there.
+
+    Where the system can, the rename itself refuses a name that is taken:
+    Linux's renameat2 with RENAME_NOREPLACE (FAT's driver, vfat, has it),
+    Windows' rename (it never replaces). Elsewhere (macOS, the BSDs; Linux
+    before 3.15, or a file system without it) the name is checked free
+    first, and a file made under it in the instant between the check and
+    the rename would be replaced. Creating the name first (O_EXCL), then
+    renaming over that, would close the instant but leave an empty file
+    under the name after a power cut in between: a worse trade."""
+    if os.name == "nt":
+        os.rename(source, target)
+        return
+    if _renamed_no_replace(source, target):
+        return
+    if os.path.lexists(target):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(target))
+    os.rename(source, target)
+
+
+def _renamed_no_replace(source: Path, target: Path) -> bool:
+    """Whether source was renamed to target by renameat2(RENAME_NOREPLACE) (OSError naming target if it failed,
+    FileExistsError if target is there); False where Linux or its file system has no such rename."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:  # a C library without it (glibc before 2.28)
+        return False
+    renameat2.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint)
+    at_cwd, no_replace = -100, 1  # AT_FDCWD, RENAME_NOREPLACE
+    if renameat2(at_cwd, os.fsencode(source), at_cwd, os.fsencode(target), no_replace) == 0:
+        return True
+    failure = ctypes.get_errno()
+    if failure in (errno.ENOSYS, errno.EINVAL):  # a kernel before 3.15, or a file system without the flag
+        return False
+    raise OSError(failure, os.strerror(failure), str(target))  # EEXIST makes it a FileExistsError
 
 
 # write_new's temporary file: .NAME.PID.XXXXXXXX.tmp

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,37 @@ def test_a_key_new_killed_before_its_link_leaves_a_temporary_file_the_next_write
         f"loadmesh key-new: {left[0]}: removed, the temporary file of a write of {folder / 'garage.key'} that stopped "
         f"half-way (its process ({pid}) is gone, killed or the machine stopped)")
     assert [entry.name for entry in folder.iterdir()] == ["house.key"]
+
+
+@needs_strace
+def test_without_hard_links_a_file_made_under_the_name_meanwhile_is_never_replaced(tmp_path: Path) -> None:
+    # As on FAT, which has no hard links (strace fails each link, EPERM), key-new renames its flushed temporary
+    # file to the key's name; strace holds that rename 0.6 s, and another program makes a file under the name
+    # meanwhile. key-new checked the name free, then renamed: the other program's file was replaced, lost. Now
+    # the rename itself refuses a name that is taken (renameat2, RENAME_NOREPLACE): key-new says the file exists,
+    # and the other file stays.
+    assert STRACE is not None
+    path = tmp_path / "garage.key"
+    writing = subprocess.Popen(
+        [STRACE, "-f", "-qq", "-o", os.devnull, "-e", "trace=link,linkat,rename,renameat,renameat2",
+         "-e", "inject=link,linkat:error=EPERM", "-e", "inject=rename,renameat,renameat2:delay_enter=600000",
+         "--", str(LOADMESH), "key-new", str(path)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not [entry for entry in tmp_path.iterdir() if entry.name.endswith(".tmp")]:
+            assert time.monotonic() < deadline and writing.poll() is None, writing.stderr
+            time.sleep(0.01)
+        time.sleep(0.2)  # past where it checked the name, inside the rename held
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the name is still free
+        os.write(descriptor, b"someone's\n")
+        os.close(descriptor)
+    finally:
+        _, err = writing.communicate(timeout=60)
+    assert writing.returncode == 2, err
+    assert err.startswith(f"loadmesh key-new: {path}: exists already;"), err
+    assert path.read_bytes() == b"someone's\n"
+    assert [entry.name for entry in tmp_path.iterdir()] == ["garage.key"]
 
 
 def test_only_a_stopped_writes_temporary_files_are_removed(tmp_path: Path) -> None:
