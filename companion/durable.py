@@ -63,7 +63,7 @@ def sync_folder(path: Path | str) -> None:
 
 def write_new(path: Path, data: bytes, mode: int = 0o666) -> list[str]:
     """data as a new file at path (mode, less the umask), whole or not at all, also after a power cut;
-    FileExistsError if a file is there, which is never written over. Returns what was done first with the
+    FileExistsError if a file is there, which is never written over. Returns what was done then with the
     temporary files a write stopped half-way left in path's folder (clean_temporaries()'s lines).
 
     Written to a temporary file in the same folder (a rename across file
@@ -75,7 +75,6 @@ def write_new(path: Path, data: bytes, mode: int = 0o666) -> list[str]:
     never a part of data under the name; the next write into the folder
     removes it. The temporary file is locked while it is written (flock), so
     that no other run takes it for a stopped one's."""
-    said = clean_temporaries(path.absolute().parent)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
@@ -98,7 +97,8 @@ def write_new(path: Path, data: bytes, mode: int = 0o666) -> list[str]:
         if os.name != "nt":
             os.close(descriptor)  # the lock held until the name is gone
     sync_folder(path.absolute().parent)
-    return said
+    # Once written (a write that fails removes nothing, unsaid); never this one's, whose name is gone.
+    return clean_temporaries(path.absolute().parent)
 
 
 def _rename_new(source: Path, target: Path) -> None:
@@ -180,7 +180,8 @@ def clean_temporaries(folder: Path) -> list[str]:
             said.append(f"{path}: removed, the temporary file of a write of {folder / found.group(1)} that stopped "
                         f"half-way ({why}, killed or the machine stopped)")
     if said:
-        sync_folder(folder)
+        with contextlib.suppress(OSError):  # the write's own flush of the folder went well a moment ago
+            sync_folder(folder)
     return said
 
 
@@ -220,7 +221,7 @@ def _removed_unless_held(path: Path) -> bool:
             return False
         try:
             os.unlink(path)  # while locked: a writer cannot take it up meanwhile
-        except FileNotFoundError:
+        except OSError:  # gone meanwhile, or not ours to remove: left, unsaid (the write itself went well)
             return False
         return True
     finally:
