@@ -138,8 +138,9 @@ class _NotPutBack(OSError):
 def settle(folder: Path) -> list[str]:
     """What a write into folder stopped half-way (killed, the machine stopped, a restore that failed) left there,
     settled: the old files it had replaced put back, the files it had added removed, its leftover folders removed;
-    a file changed since by hand kept, the old one beside it. One line per leftover, naming it and what was done;
-    OSError, naming the path, if a file cannot be put back (the rest left as they are)."""
+    a file changed since by hand kept, the old one beside it; then a killed key-new's or get --write's temporary
+    files removed (durable.clean_temporaries). One line per leftover, naming it and what was done; OSError, naming
+    the path, if a file cannot be put back (the rest left as they are)."""
     said = []
     leftovers = [entry for entry in folder.iterdir() if entry.name.startswith((OLD_PREFIX, NEW_PREFIX, DONE_PREFIX))]
     # The kept old files first, the newest first (a run stopped after another had stopped kept the files that one
@@ -231,8 +232,8 @@ def _records(leftovers: list[Path]) -> dict[str, _Record]:
     cannot be read (a power cut before it was on the disk: no file was moved then) is left out."""
     found: dict[str, _Record] = {}
     for leftover in leftovers:
-        if not leftover.name.startswith(NEW_PREFIX):
-            continue
+        if not leftover.name.startswith(NEW_PREFIX) or leftover.is_symlink():
+            continue  # a link is not one of ours (settle() leaves it): nothing in it to go by
         try:
             record = json.loads((leftover / RECORD).read_text())
             staged, kept = record["staged"], record["kept"]
