@@ -276,13 +276,14 @@ def _write_node_file(args: argparse.Namespace, command: str, name: str, write: C
             if umask is not None:
                 os.umask(umask)
 
+    def say(line: str) -> None:  # what a write stopped half-way had left, put right before this one
+        print(f"loadmesh {command}: {line}", file=sys.stderr)
+
     try:
-        settled = nodefolder.write_all(folder, (name,), write_private)
+        nodefolder.write_all(folder, (name,), write_private, say)
     except OSError as exc:
         print(f"loadmesh {command}: {nodefolder.failed(folder, exc)}", file=sys.stderr)
         return 2
-    for line in settled:  # what a write stopped half-way had left, put right before this one
-        print(f"loadmesh {command}: {line}", file=sys.stderr)
     # mpremote stops the node's program to copy, and leaves the board at its REPL: a reset boots the node again.
     print(f"loadmesh {command}: wrote {folder / name} as the node keeps it; copy it to the node's file "
           f"system as /{name}, then restart the node (e.g. mpremote cp {folder / name} :{name} + reset)",

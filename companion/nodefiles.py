@@ -84,13 +84,14 @@ def main(args: argparse.Namespace) -> int:
         finally:
             os.umask(umask)
 
+    def say(line: str) -> None:  # what a node-files stopped half-way had left, put right before these are written
+        print(f"loadmesh node-files: {line}", file=sys.stderr)
+
     try:
-        settled = nodefolder.write_all(folder, names, write)  # all four or none: a folder never holds half a node
+        nodefolder.write_all(folder, names, write, say)  # all four or none: a folder never holds half a node
     except OSError as exc:
         print(f"loadmesh node-files: {nodefolder.failed(folder, exc)}", file=sys.stderr)
         return 2
-    for line in settled:  # what a node-files stopped half-way had left, put right before these were written
-        print(f"loadmesh node-files: {line}", file=sys.stderr)
     # mpremote stops the node's program to copy, and leaves the board at its REPL: a reset boots the node again.
     copies = " + ".join([f"cp {folder / name} :{name}" for name in names] + ["reset"])
     print(f"loadmesh node-files: wrote {', '.join(names)} into {folder} as node {node} keeps them once adopted "

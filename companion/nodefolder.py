@@ -67,16 +67,25 @@ OLD_PREFIX = ".loadmesh-old-"  # the old files, kept until every new one is in p
 DONE_PREFIX = ".loadmesh-done-"  # the old files once every new one is in place: to remove, never to put back
 
 
-def write_all(folder: Path, names: tuple[str, ...], write: Callable[[str], None]) -> list[str]:
+def write_all(folder: Path, names: tuple[str, ...], write: Callable[[str], None],
+              say: Callable[[str], None] | None = None) -> list[str]:
     """write(root) writes names into root, which is then moved into folder (made if missing), file by file;
-    OSError, its filename the path at fault, and folder as it was if any write or move fails. Returns what was
-    done first with what a run that stopped half-way left in folder (settle()'s lines)."""
+    OSError, its filename the path at fault, and folder as it was if any write or move fails. First, what a run
+    that stopped half-way left in folder is settled (settle()): each line given to say as soon as it is done, so
+    that it is told even if this write then fails, and all of them returned."""
     if folder.exists() and not folder.is_dir():
         # mkdir's own words would be "File exists", which reads as if the file were the trouble.
         raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder to write into", str(folder))
     _make_folder(folder)
+    settled: list[str] = []
+
+    def tell(line: str) -> None:
+        settled.append(line)
+        if say is not None:
+            say(line)
+
     with _locked(folder):
-        settled = settle(folder)
+        settle(folder, tell)
         for name in names:
             if (folder / name).is_dir():
                 raise IsADirectoryError(errno.EISDIR, "is a folder, where the node's file goes", str(folder / name))
@@ -135,13 +144,12 @@ class _NotPutBack(OSError):
     """A move failed, and putting back the files moved before it failed too: the old files are left where kept."""
 
 
-def settle(folder: Path) -> list[str]:
+def settle(folder: Path, say: Callable[[str], None]) -> None:
     """What a write into folder stopped half-way (killed, the machine stopped, a restore that failed) left there,
     settled: the old files it had replaced put back, the files it had added removed, its leftover folders removed;
     a file changed since by hand kept, the old one beside it; then a killed key-new's or get --write's temporary
-    files removed (durable.clean_temporaries). One line per leftover, naming it and what was done; OSError, naming
-    the path, if a file cannot be put back (the rest left as they are)."""
-    said = []
+    files removed (durable.clean_temporaries). say(line) for each leftover once it is settled, naming it and what
+    was done; OSError, naming the path, if a file cannot be put back (the rest left as they are)."""
     leftovers = [entry for entry in folder.iterdir() if entry.name.startswith((OLD_PREFIX, NEW_PREFIX, DONE_PREFIX))]
     # The kept old files first, the newest first (a run stopped after another had stopped kept the files that one
     # had written, and its own go back before those); then the rest, by name.
@@ -153,14 +161,17 @@ def settle(folder: Path) -> list[str]:
         if not leftover.is_dir() or leftover.is_symlink():
             continue  # not one of ours: a folder of those names is all a write makes
         if leftover.name.startswith(OLD_PREFIX):
-            said.extend(_settle_old(folder, leftover, records.get(leftover.name)))
+            lines = _settle_old(folder, leftover, records.get(leftover.name))
             shutil.rmtree(leftover)  # only files that are under their names too are left in it
             durable.sync_folder(folder)
+            for line in lines:
+                say(line)
         else:
             shutil.rmtree(leftover)
             what = "new files" if leftover.name.startswith(NEW_PREFIX) else "replaced files"
-            said.append(f"{leftover}: removed, the {what} of a write into {folder} that stopped half-way")
-    return said + durable.clean_temporaries(folder)  # a key-new's or a get --write's, killed
+            say(f"{leftover}: removed, the {what} of a write into {folder} that stopped half-way")
+    for line in durable.clean_temporaries(folder):  # a key-new's or a get --write's, killed
+        say(line)
 
 
 def _settle_old(folder: Path, old: Path, record: _Record | None) -> list[str]:

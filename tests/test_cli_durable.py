@@ -463,3 +463,21 @@ def test_two_writes_into_one_folder_at_once_are_refused(tmp_path: Path) -> None:
     nodefolder.write_all(folder, ("node.json",), write)
     assert said == [f"{folder}: another loadmesh is writing into this folder: try again once it is done"]
     assert sorted(entry.name for entry in folder.iterdir()) == ["node.json"]
+
+
+def test_what_a_write_settled_is_said_even_when_the_write_then_fails(tmp_path: Path) -> None:
+    # A killed write's leftover folder is removed before this write, which then fails (hw.json's name is taken
+    # by a folder). The user is told both: the removal happened whatever came after it.
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    staging = folder / (nodefolder.NEW_PREFIX + "abc123")
+    staging.mkdir()
+    (staging / "node.json").write_bytes(b"LM1 new\n{}")
+    (folder / "hw.json").mkdir()
+    done = run("hw-check", EXAMPLES / "hw-evse.json", "--write", folder, cwd=tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert lines[0] == (f"loadmesh hw-check: {staging}: removed, the new files of a write into {folder} that "
+                        "stopped half-way")
+    assert lines[1] == f"loadmesh hw-check: --write {folder / 'hw.json'}: is a folder, where the node's file goes"
+    assert sorted(entry.name for entry in folder.iterdir()) == ["hw.json"]
