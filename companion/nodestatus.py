@@ -84,8 +84,8 @@ def summary(status: dict[str, Any]) -> list[str]:
     if boot_id is not None:
         head += f", boot {boot_id}"
     lines.append(("node", head))
-    # bind_error: the mesh listens on an address the node lacks, and every heartbeat it sends is lost: the
-    # group never hears it, which nothing else in the answer says.
+    # bind_error: the mesh (or the HTTP API) listens on an address the node lacks, and every heartbeat it sends
+    # is lost: the group never hears it, which nothing else in the answer says.
     for key, label in (("error", "ERROR"), ("hw_error", "HW ERROR"), ("bind_error", "BIND ERROR")):
         text = _text(status, key)
         if text:

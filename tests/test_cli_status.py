@@ -49,13 +49,15 @@ class Node:
     its HTTP API on loopback."""
 
     def __init__(self, device_root: Path, folder: Path, hw: dict[str, object], station: dict[str, object],
-                 adopted: bool, bind_host: str | None = None) -> None:
+                 adopted: bool, bind_host: str | None = None, http_host: str = "0.0.0.0") -> None:
         folder.mkdir()
         self.folder = folder
         self.port = free_port(socket.SOCK_STREAM)
         store = Store(str(folder))
         store.write_json("hw.json", hw)
-        settings: dict[str, object] = {"http_port": self.port, "http_host": "127.0.0.1"}
+        # http_host 0.0.0.0 as on a board: 127.0.0.1 is not its station's address, and the node would say so
+        # (bind_error); asked on 127.0.0.1 all the same.
+        settings: dict[str, object] = {"http_port": self.port, "http_host": http_host}
         if adopted:
             settings.update(id="garage", mesh_port=free_port(socket.SOCK_DGRAM), mesh_host="127.0.0.1",
                             mesh_dest_port=9)  # bind_host 0.0.0.0: its station's address is not 127.0.0.1

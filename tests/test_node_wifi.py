@@ -429,37 +429,63 @@ def test_good_wifi_parts_keep_what_they_name() -> None:
         "wifi"] == {"ssid": "x" * 32, "password": "", "hostname": "a" * 32}
 
 
-# node.json's bind_host against the address DHCP gave: lwIP's udp_bind() takes an address the node has not, and then
-# every heartbeat it sends is dropped (docs/firmware.md, the node runtime). Flagged while they differ, not refused:
-# the address comes after boot, and a new lease can change it.
-def _bind_host_node(device_root: Path, tmp_path: Path, bind_host: str, *addresses: str) -> tuple[list[str], object]:
+# node.json's bind_host and http_host against the address DHCP gave: lwIP binds a socket to an address the node has
+# not, and then every heartbeat the mesh sends is dropped, every connection to the HTTP API refused (docs/firmware.md,
+# the node runtime). Flagged while they differ, not refused: the address comes after boot, and a new lease can change
+# it.
+def _hosts_node(device_root: Path, tmp_path: Path, hosts: dict[str, str], *addresses: str) -> tuple[list[str], object]:
     root = tmp_path / "node"
     root.mkdir()
     hw_path = tmp_path / "hw.json"
     hw_path.write_text(json.dumps({"hal": "esp32", "wifi": {"ssid": "House", "password": "correct horse"}}))
     node_path = tmp_path / "node.json"
-    node_path.write_text(json.dumps({"bind_host": bind_host}))
-    result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "bind_host_check.py", str(root),
+    node_path.write_text(json.dumps(hosts))
+    result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "hosts_check.py", str(root),
                                            str(hw_path), str(node_path), *addresses),
                             capture_output=True, text=True, env=mpnode.environment(None, fakes=True), timeout=60)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    return [line for line in lines[:-1] if "bind_host" in line], json.loads(lines[-1])
+    return [line for line in lines[:-1] if "_host" in line], json.loads(lines[-1])
 
 
-def test_a_bind_host_that_is_not_the_nodes_address_is_flagged_while_it_is_not(device_root: Path,
-                                                                              tmp_path: Path) -> None:
-    wrong = 'node.json bind_host: "192.168.1.23" is not this node\'s address (192.168.1.57): every heartbeat it ' \
-            'sends is dropped (counters.mesh.send_errors); 0.0.0.0 binds any'
+BIND_WRONG = 'node.json bind_host: "192.168.1.23" is not this node\'s address (192.168.1.57): every heartbeat it ' \
+             'sends is dropped (counters.mesh.send_errors); 0.0.0.0 binds any'
+HTTP_WRONG = 'node.json http_host: "{}" is not this node\'s address ({}): its HTTP API is refused to every client ' \
+             '(no /status, no config for its peers); 0.0.0.0 listens on any'
+
+
+@pytest.mark.parametrize(("key", "wrong"), [("bind_host", BIND_WRONG),
+                                            ("http_host", HTTP_WRONG.format("192.168.1.23", "192.168.1.57"))])
+def test_a_host_that_is_not_the_nodes_address_is_flagged_while_it_is_not(device_root: Path, tmp_path: Path, key: str,
+                                                                         wrong: str) -> None:
     # Not joined yet: nothing to compare. Its lease; a new lease with another address (no link lost); the link lost
     # (the last verdict stands: no address to compare); the old address again.
-    lines, said = _bind_host_node(device_root, tmp_path, "192.168.1.23", "-", "192.168.1.23", "192.168.1.57", "-",
-                                  "192.168.1.23")
+    lines, said = _hosts_node(device_root, tmp_path, {key: "192.168.1.23"}, "-", "192.168.1.23", "192.168.1.57", "-",
+                              "192.168.1.23")
     assert said == [None, None, wrong, wrong, None]
     assert lines == ["loadmesh node: " + wrong,
-                     'loadmesh node: node.json bind_host: "192.168.1.23" is this node\'s address']
+                     "loadmesh node: node.json " + key + ': "192.168.1.23" is this node\'s address']
 
 
-def test_the_default_bind_host_is_never_flagged(device_root: Path, tmp_path: Path) -> None:
-    lines, said = _bind_host_node(device_root, tmp_path, "0.0.0.0", "192.168.1.57")
+def test_both_hosts_are_held_against_the_same_address_each_said_when_its_own_verdict_changes(
+        device_root: Path, tmp_path: Path) -> None:
+    lines, said = _hosts_node(device_root, tmp_path, {"bind_host": "192.168.1.23", "http_host": "192.168.1.57"},
+                              "192.168.1.23", "192.168.1.57", "192.168.1.23", "10.0.0.5")
+    bind_wrong_then = BIND_WRONG.replace("192.168.1.57", "10.0.0.5")
+    assert said == [HTTP_WRONG.format("192.168.1.57", "192.168.1.23"), BIND_WRONG,
+                    HTTP_WRONG.format("192.168.1.57", "192.168.1.23"),
+                    bind_wrong_then + "; " + HTTP_WRONG.format("192.168.1.57", "10.0.0.5")]
+    assert lines == [
+        "loadmesh node: " + HTTP_WRONG.format("192.168.1.57", "192.168.1.23"),
+        "loadmesh node: " + BIND_WRONG,
+        'loadmesh node: node.json http_host: "192.168.1.57" is this node\'s address',
+        'loadmesh node: node.json bind_host: "192.168.1.23" is this node\'s address',
+        "loadmesh node: " + HTTP_WRONG.format("192.168.1.57", "192.168.1.23"),
+        "loadmesh node: " + bind_wrong_then,
+        "loadmesh node: " + HTTP_WRONG.format("192.168.1.57", "10.0.0.5"),  # said again: another address
+    ]
+
+
+def test_the_default_hosts_are_never_flagged(device_root: Path, tmp_path: Path) -> None:
+    lines, said = _hosts_node(device_root, tmp_path, {}, "192.168.1.57")
     assert (lines, said) == ([], [None])

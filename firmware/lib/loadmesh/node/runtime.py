@@ -89,7 +89,9 @@ class Node:
         self.clock = clock if clock is not None else Clock()
         self.error = ""  # the last thing that kept the node from running, for /status
         self.hw_error = ""  # why hw.json was refused (then nothing is driven), for /status until a reboot
-        self.bind_error = ""  # node.json's bind_host is not the node's address (_check_bind_host), for /status
+        # node.json's bind_host or http_host is not the node's address (_check_hosts), for /status
+        self.bind_error = ""
+        self.hosts_checked = ""  # the address they were last held against
         self.boot_id = 0
         self.last_applied_ma = 0
         self.last_exposure_ma = 0
@@ -586,6 +588,7 @@ class Node:
         self.code = b""
         node_settings["peers_http"] = None
         self.settings = node_settings
+        self.hosts_checked = ""  # its hosts held against the address again (_check_hosts)
         self.key = key
         self._keyed(key)
         self.mode = NO_CONFIG
@@ -687,27 +690,40 @@ class Node:
 
             peerboots.keep(self.peer_boots, self.root, table, self.plan.ids, self.clock.now_ms())
 
-    def _check_bind_host(self) -> None:
-        """Between ticks (the sync loop): whether node.json's bind_host is the address the node has; said on the
-        console when that changes, and in /status (bind_error)."""
-        # lwIP's udp_bind() takes an address the node has not, and then drops every datagram the socket sends
-        # (udp_sendto_if(): ERR_RTE): the node hears its peers and is never heard, counters.mesh.send_errors
-        # the only sign. Not refused at boot: the address comes from DHCP seconds later, and a new lease can
-        # change it while the node runs. So it is compared whenever the station has one, and flagged while they
-        # differ; the node runs on either way (its peers count it silent, as any node they do not hear).
-        bind_host = str(self.settings["bind_host"])
-        if bind_host == "0.0.0.0":
+    def _check_hosts(self) -> None:
+        """Between ticks (the sync loop): whether node.json's bind_host and the HTTP API's http_host are the address
+        the node has; said on the console when that changes, and in /status (bind_error)."""
+        # lwIP binds a socket to an address the node has not, and then it is lost without an error: udp_bind()
+        # takes it, and udp_sendto_if() drops every datagram the mesh sends (ERR_RTE): the node hears its peers
+        # and is never heard, counters.mesh.send_errors the only sign; tcp_bind() takes it, and no connection to
+        # the node's address ever matches the listener (answered with a reset): no /status, no config for its
+        # peers. Not refused at boot: the address comes from DHCP seconds later, and a new lease can change it
+        # while the node runs. So both are compared whenever the station has one, and flagged while they differ;
+        # the node runs on either way. One address read for both, as for one; nothing built unless it changed.
+        bind_host = self.settings["bind_host"]
+        server = self.server
+        http_host = server.host if server is not None else ANY_HOST  # type: ignore[attr-defined]  # what it bound
+        if bind_host == ANY_HOST and http_host == ANY_HOST:
             return
         address = self.hal.address()
-        if address is None:  # not joined (or no radio of the HAL's: the unix port): the last verdict stands
-            return
+        if address is None or address == self.hosts_checked:  # not joined (or no radio of the HAL's: the unix
+            return  # port): the last verdict stands; the same address: the same verdict
+        self.hosts_checked = address
         error = ""
-        if address != bind_host:
-            error = ("node.json bind_host: \"" + bind_host + "\" is not this node's address (" + address
-                     + "): every heartbeat it sends is dropped (counters.mesh.send_errors); 0.0.0.0 binds any")
-        if error != self.bind_error:
-            self.bind_error = error
-            print("loadmesh node: " + (error or "node.json bind_host: \"" + bind_host + "\" is this node's address"))
+        for key, host, lost in (("bind_host", bind_host, _BIND_LOST), ("http_host", http_host, _HTTP_LOST)):
+            if host == ANY_HOST:
+                continue
+            head = "node.json " + key + ": \"" + str(host) + "\" is "
+            if host != address:
+                said = head + "not this node's address (" + address + "): " + lost
+                error += ("; " if error else "") + said
+                changed = said not in self.bind_error  # new, or with another address
+            else:
+                said = head + "this node's address"
+                changed = head in self.bind_error  # it was not
+            if changed:
+                print("loadmesh node: " + said)
+        self.bind_error = error
 
     def tick_and_collect(self) -> bool:
         """A tick, gc, and the watchdog fed; False (and the HAL safe, the watchdog unfed) if the tick failed."""
@@ -852,7 +868,7 @@ class Node:
         while not self.halted:
             await asyncio.sleep_ms(SYNC_MS)
             try:
-                self._check_bind_host()
+                self._check_hosts()
                 self._keep_peer_boots()
                 await self.sync()
             except Exception as exc:  # never let config sync stop the node; /status tells
@@ -860,6 +876,11 @@ class Node:
 
                 self.sync_error = "sync: " + exception_words(exc)[:120]
 
+
+# What a host that is not the node's address costs (_check_hosts), and what binds any instead.
+ANY_HOST = "0.0.0.0"
+_BIND_LOST = "every heartbeat it sends is dropped (counters.mesh.send_errors); 0.0.0.0 binds any"
+_HTTP_LOST = "its HTTP API is refused to every client (no /status, no config for its peers); 0.0.0.0 listens on any"
 
 PEER_FIELDS = ("age_ms", "online", "applied_ma", "target_ma", "failsafe", "boot_id")
 

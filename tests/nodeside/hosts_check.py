@@ -1,9 +1,11 @@
-# Node side of tests/test_node_wifi.py's bind_host tests: a node on the ESP32 HAL (machine and network faked) whose
-# node.json names a bind_host, its Wi-Fi station given addresses in turn as DHCP would; after each, a tick (the HAL
-# polls the station) and what the sync loop does between ticks (Node._check_bind_host). The node prints its
-# console lines; the last line is ours: /status's bind_error after each address.
-#   bind_host_check.py ROOT HW NODE ADDRESS...   HW, NODE: JSON files holding hw.json and node.json; each
-#                                                ADDRESS the station's from then on ("-": not joined)
+# Node side of tests/test_node_wifi.py's bind_host and http_host tests: a node on the ESP32 HAL (machine and network
+# faked) whose node.json names a bind_host and an http_host, its HTTP server made for that host as run() makes it
+# (not started: the unix port could not listen on a LAN address it lacks), its Wi-Fi station given addresses in
+# turn as DHCP would; after each, a tick (the HAL polls the station) and what the sync loop does between ticks
+# (Node._check_hosts). The node prints its console lines; the last line is ours: /status's bind_error after each
+# address.
+#   hosts_check.py ROOT HW NODE ADDRESS...   HW, NODE: JSON files holding hw.json and node.json; each
+#                                            ADDRESS the station's from then on ("-": not joined)
 import json
 import sys
 
@@ -11,6 +13,7 @@ import network
 
 from loadmesh.node import runtime
 from loadmesh.node.clock import Clock
+from loadmesh.node.httpapi import HttpServer
 from loadmesh.node.store import Store
 
 
@@ -32,6 +35,7 @@ for name, path in (("hw.json", sys.argv[2]), ("node.json", sys.argv[3])):
         store.write_json(name, json.load(source))
 clock = SteppedClock()
 node = runtime.Node(root, clock)
+node.server = HttpServer(runtime.NodeApi(node), port=node.settings["http_port"], host=node.settings["http_host"])
 said = []
 for address in sys.argv[4:]:
     clock.at_ms += 1000
@@ -40,6 +44,6 @@ for address in sys.argv[4:]:
     else:
         network.got_ip([address, "255.255.255.0", "192.168.1.1", "192.168.1.1"])
     assert node.tick_and_collect()
-    node._check_bind_host()
+    node._check_hosts()
     said.append(node.status()["bind_error"])
 print(json.dumps(said))
