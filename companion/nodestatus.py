@@ -226,12 +226,17 @@ def _control(status: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _boot_ids_kept(status: dict[str, Any]) -> str:
-    """The peers' boot ids kept in peerboots.json and this boot's writes of them ("" from a node before
-    `peer_boots_writes`): a write is a change the node keeps across its reboot (docs/firmware.md, "Persistence")."""
+    """The peers' boot ids kept in peerboots.json: the changes of them the node counted (counters.boot_changes: a
+    peer first heard, a peer's reboot, a member forgotten; from a node that has them) and this boot's writes of
+    them ("" from a node before `peer_boots_writes`): a write keeps the changes of a few seconds across its reboot,
+    and is left out when the file holds them already (docs/firmware.md, "Persistence")."""
     writes = _count(status, "peer_boots_writes")
     if writes is None:
         return ""
-    return f"boot ids kept ({writes:,} write" + ("" if writes == 1 else "s") + " this boot)"
+    counters = status.get("counters")
+    changes = _count(counters, "boot_changes") if isinstance(counters, dict) else None
+    seen = f"{changes:,} change" + ("" if changes == 1 else "s") + " seen, " if changes is not None else ""
+    return f"boot ids kept ({seen}{writes:,} write" + ("" if writes == 1 else "s") + " this boot)"
 
 
 def _config(config: dict[str, Any], status: dict[str, Any]) -> str:

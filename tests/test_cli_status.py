@@ -139,7 +139,8 @@ def test_the_summary_of_a_running_node_says_what_it_runs_and_why(running: Node) 
         re.escape("current   applied 0.0 A (target), target 0.0 A (no_demand)"),  # no car: no demand
         re.escape("FAILSAFE  yes: not hearing drive"),
         # The heating nodes never heard are named with the charger: the count alone (0 of 1) hid them.
-        re.escape("peers     0 of 3 online; never heard: bath, boiler, drive; boot ids kept (0 writes this boot)"),
+        re.escape("peers     0 of 3 online; never heard: bath, boiler, drive; boot ids kept (0 changes seen, 0 writes "
+                  "this boot)"),
         re.escape(f"config    version 1 ({groupconfig.announced(CONFIG)})"),
         r"memory    \d{2},\d{3} bytes in use, \d{1,2},\d{3} free",
         r"ticks     \d+ late of \d+(,\d{3})*, the longest \d+ ms",
@@ -202,6 +203,9 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
     config = status["config"]
     assert isinstance(config, dict)
     config.update(merged_with=["1234abcd"], last_error="sync: OSError 113")
+    counters = status["counters"]
+    assert isinstance(counters, dict) and counters["boot_changes"] == 0  # the live node's: no peer heard
+    counters["boot_changes"] = 3
     by_label = {line[:10].strip(): line[10:] for line in nodestatus.summary(status)}
     assert by_label["ERROR"] == "tick: MemoryError"
     assert by_label["HW ERROR"] == "hw.relay.pin: 15 is pulled up at reset"
@@ -213,7 +217,7 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
     assert by_label["current"] == "applied 11.0 A (agreement), target 16.0 A (max)"
     assert by_label["failsafe"] == "no"
     assert by_label["peers"] == ("1 of 3 online; never heard: bath, boiler; not agreeing yet: drive; boot ids kept "
-                                 "(1 write this boot)")
+                                 "(3 changes seen, 1 write this boot)")
     assert by_label["config"] == (f"version 1 ({groupconfig.announced(CONFIG)}), merged with 1 other; another "
                                   "config announced by drive; last sync error: sync: OSError 113")
     assert by_label["departed"] == "shed (removed from the config, may still draw: no raise until gone)"
@@ -249,21 +253,32 @@ def test_the_peers_boot_ids_kept_are_said_on_the_peers_line_when_the_node_counts
     def peers(status: dict[str, object]) -> list[str]:
         return [line for line in nodestatus.summary(status) if line.startswith("peers")]
 
-    assert peers(dict(charger, peer_boots_writes=12)) == [
+    assert peers(dict(charger, peer_boots_writes=12)) == [  # a node before counters.boot_changes
         "peers     0 of 0 online; boot ids kept (12 writes this boot)"]
+    # The changes of the peers' boot ids it counted (a peer first heard, a peer's reboot, a member forgotten):
+    # what makes a write due; a burst of them is one write, and one that finds the file as it is is left out.
+    assert peers(dict(charger, peer_boots_writes=1, counters={"boot_changes": 1, "heartbeats": {}})) == [
+        "peers     0 of 0 online; boot ids kept (1 change seen, 1 write this boot)"]
+    assert peers(dict(charger, peer_boots_writes=2, counters={"boot_changes": 1234})) == [
+        "peers     0 of 0 online; boot ids kept (1,234 changes seen, 2 writes this boot)"]
+    assert peers(dict(charger, peer_boots_writes=0, counters={"boot_changes": True})) == [  # not a count: left out
+        "peers     0 of 0 online; boot ids kept (0 writes this boot)"]
     assert peers(charger) == ["peers     0 of 0 online"]  # a node before peer_boots_writes
     # A heating node has no peers count (docs/heating.md): its peers line is the boot ids kept alone.
     for kind in ("boiler", "valve"):
         heating = dict(charger, kind=kind, peers_online=1, role={})
         assert peers(dict(heating, peer_boots_writes=1)) == ["peers     boot ids kept (1 write this boot)"]
+        assert peers(dict(heating, peer_boots_writes=0, counters={"boot_changes": 2})) == [
+            "peers     boot ids kept (2 changes seen, 0 writes this boot)"]
         assert peers(heating) == []
 
 
 JSON_LEAVES = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8)
 JSON = st.recursive(JSON_LEAVES, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
     st.sampled_from(["state", "for_ms", "reason", "address", "rssi_dbm", "synced_ago_ms", "week_ms", "counts",
-                     "source", "version", "alloc", "late", "x"]), inner, max_size=4), max_leaves=8)
-STATUS_KEYS = ["node", "kind", "error", "hw_error", "boot_id", "uptime_ms", "hal", "memory", "ticks",
+                     "source", "version", "alloc", "late", "boot_changes", "x"]), inner, max_size=4), max_leaves=8)
+STATUS_KEYS = ["node", "kind", "error", "hw_error", "bind_error", "counters", "boot_id", "uptime_ms", "hal", "memory",
+               "ticks",
                "applied_ma", "target_ma", "reason", "alloc_reason", "failsafe", "silent", "disagree",
                "config_mismatch", "departed", "config", "peers", "peers_online", "peers_unheard", "peer_boots_writes",
                "unknown"]
