@@ -9,21 +9,10 @@ import network
 with open(sys.argv[1]) as source:
     network.station.update(json.load(source))
 
+# The fake keeps no record of the calls and reads (network.record() is not asked for): a node that runs for
+# minutes reads its address at every /status, and the record grew its heap until the tick halted.
 
-class _Unkept:
-    """A record that keeps nothing: the fake's lists of calls and reads are for short checks
-    (hal_esp32_check.py reads and clears them), and a node that runs for minutes appends to them at every
-    /status (ipconfig("addr4")): 64 bytes a request kept for ever, which a board's network module never keeps,
-    ran this node's 48K-word heap out after about a hundred requests (the tick halted, the API answered 413)."""
-
-    def append(self, item):
-        pass
-
-
-network.station["calls"] = _Unkept()
-network.station["reads"] = _Unkept()
-
-from loadmesh.node import runtime  # noqa: E402  # after the station is scripted: the HAL reads it at boot
+from loadmesh.node import runtime  # after the station is scripted: the HAL reads it at boot
 
 runtime.main()
 

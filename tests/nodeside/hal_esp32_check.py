@@ -40,6 +40,7 @@ def outputs():
             "wdt": dict(machine.watchdog)}
 
 
+network.record()  # the calls and reads the steps check (["network"], ["reads"]), each taken out as it is checked
 for key in sorted(script.get("station", {})):  # the radio as the HAL will find it
     network.station[key] = script["station"][key]
 for key in sorted(script.get("machine", {})):  # the chip as the HAL will find it, e.g. {"adc_calibrated": {...}}

@@ -1,7 +1,12 @@
 # A stand-in for the ESP32's network module, at the HAL boundary: the Wi-Fi station as MicroPython 1.25's
-# esp32 port drives it (ports/esp32/network_wlan.c), and every call the HAL made of it, in order
-# (station["calls"]). A test plays the driver's events: disconnected(reason) when an attempt or a link
-# fails, got_ip(ifconfig) when DHCP gives an address.
+# esp32 port drives it (ports/esp32/network_wlan.c), and, for a script that asks (record()), every call the HAL
+# made of it, in order (station["calls"]). A test plays the driver's events: disconnected(reason) when an attempt
+# or a link fails, got_ip(ifconfig) when DHCP gives an address.
+#
+# No record by default: a node that runs for minutes reads its address at every /status and every sync loop
+# (ipconfig("addr4")), and a list of those kept for ever grew its heap by 64 bytes a request until it ran out
+# (a board's network module keeps nothing). A script that checks the calls or the reads asks for them with
+# record() and takes them out as it checks them (hal_esp32_check.py's ["network"] and ["reads"] steps).
 #
 # What the port does and this models:
 # - connect() restarts the count of failed attempts, then asks the driver for one; while an attempt is under
@@ -16,7 +21,7 @@
 #   record; network.ipconfig("dns") lwIP's first DNS server, which DHCP sets (the same one). "0.0.0.0" for
 #   what is not known yet. ipconfig() of any other key raises ValueError("unexpected key"); without one,
 #   TypeError. Ports before ipconfig() was added (micropython#14199) have ifconfig() only: ifconfig_only()
-#   makes this module one of them. Every read is kept in station["reads"], in order.
+#   makes this module one of them. Every read is kept in station["reads"], in order (once record() asked).
 # - A refused call raises what the port raises: OSError with the message alone (mp_raise_msg), or for an
 #   error it does not name RuntimeError("Wifi Unknown Error 0x...").
 STA_IF = 0
@@ -42,16 +47,30 @@ station = {
     "refuse": None,  # a call name ("active", "connect") that raises, as the driver can
     # ... with the port's OSError for an ESP-IDF Wi-Fi error, or its RuntimeError for any other (ESP_ERR_NO_MEM)
     "refuse_with": "OSError",
-    "calls": [],
-    "reads": [],  # ["ifconfig"], ["ipconfig", key], ["network.ipconfig", key]: how the HAL read the addresses
+    "calls": None,  # a list once record() asked: [name, args...] of each call that drives the radio
+    "reads": None,  # ... and ["ifconfig"], ["ipconfig", key], ["network.ipconfig", key]: how the HAL read addresses
 }
 _hostname = ["mpy-esp32"]
 
 
+def record():
+    """Keep the calls and the reads from now on (station["calls"], station["reads"]), until the script stops."""
+    station["calls"] = []
+    station["reads"] = []
+
+
+def _read(*how):
+    reads = station["reads"]
+    if reads is not None:
+        reads.append(list(how))
+
+
 def _call(name, *args):
-    call = [name]
-    call.extend(args)  # no * in a list display on MicroPython 1.25
-    station["calls"].append(call)
+    calls = station["calls"]
+    if calls is not None:
+        call = [name]
+        call.extend(args)  # no * in a list display on MicroPython 1.25
+        calls.append(call)
     if station["refuse"] == name:
         if station["refuse_with"] == "RuntimeError":
             raise RuntimeError("Wifi Unknown Error 0x0101")
@@ -152,7 +171,7 @@ class WLAN:
         return station["connected"]
 
     def ifconfig(self):
-        station["reads"].append(["ifconfig"])
+        _read("ifconfig")
         return station["ifconfig"]
 
     def ipconfig(self, *args, **kwargs):
@@ -161,7 +180,7 @@ class WLAN:
         if len(args) != 1:
             raise TypeError("must query one param")
         key = args[0]
-        station["reads"].append(["ipconfig", key])
+        _read("ipconfig", key)
         address, netmask, gateway, _ = station["ifconfig"]
         if key == "addr4":
             return (address, netmask)
@@ -177,7 +196,7 @@ def ipconfig(*args, **kwargs):
         raise NotImplementedError("setting is not modelled: the HAL only reads")
     if len(args) != 1:
         raise TypeError("must query one param")
-    station["reads"].append(["network.ipconfig", args[0]])
+    _read("network.ipconfig", args[0])
     if args[0] == "dns":
         return station["ifconfig"][3]
     raise ValueError("unexpected key")
