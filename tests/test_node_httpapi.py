@@ -292,7 +292,22 @@ def test_an_answer_too_big_for_the_heap_gets_503_and_the_server_runs_on(node: No
     assert (status, body) == (503, {"error": "the answer does not fit in this node's free memory now"})
     assert headers["connection"] == "close"
     status, _, body = node.request("GET", "/status")
-    assert status == 200 and body["http"]["no_memory"] == 1, body  # type: ignore[index]
+    # The counts as they were before this request: the PUT, and the GET answered 503 (a status it asked for that
+    # did not fit), refused as any 4xx or 5xx is (it was not: no_memory alone said so).
+    counts = body["http"]  # type: ignore[index]
+    assert status == 200 and {key: counts[key] for key in ("requests", "refused", "busy", "timeouts", "no_memory")} \
+        == {"requests": 2, "refused": 1, "busy": 0, "timeouts": 0, "no_memory": 1}, body
+
+
+def test_an_answer_json_cannot_carry_gets_500_counted_as_refused(node: Node) -> None:
+    # A callback's bug: the next status carries bytes.
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_bytes": true}', token=TOKEN)
+    assert (status, body) == (200, {"stored": 4})
+    assert node.request("GET", "/status")[::2] == (500, {"error": "internal"})
+    status, _, body = node.request("GET", "/status")
+    counts = body["http"]  # type: ignore[index]
+    assert status == 200 and {key: counts[key] for key in ("requests", "refused", "busy", "timeouts", "no_memory")} \
+        == {"requests": 2, "refused": 1, "busy": 0, "timeouts": 0, "no_memory": 0}, body
 
 
 def test_wrong_paths_methods_and_sizes(node: Node) -> None:

@@ -22,6 +22,7 @@ extra = [{}]  # keys every status carries beside its own (a PUT's "answer_extra"
 parts = [None]  # the next status's parts ({"part0": [text], ...}), once, on a heap left in pieces
 fragment = [0]  # the size of the blocks that heap is left with (bytes)
 kept = [None]  # the blocks between those, until the next status
+unencodable = [False]  # the next status carries bytes, which JSON cannot: a callback's bug (answered 500), once
 
 
 class NodeApi(Api):
@@ -38,6 +39,9 @@ class NodeApi(Api):
                 answer[key] = parts[0][key]
             parts[0] = None
             kept[0] = _fragment(fragment[0])
+        if unencodable[0]:
+            answer["raw"] = b"\x00"
+            unencodable[0] = False
         return answer
 
     def config(self):
@@ -57,6 +61,8 @@ class NodeApi(Api):
         if "answer_parts" in config:  # [count, bytes each, the blocks free memory is left in]
             count, size, fragment[0] = config.pop("answer_parts")
             parts[0] = {"part" + str(index): ["x" * size] for index in range(count)}
+        if "answer_bytes" in config:
+            unencodable[0] = config.pop("answer_bytes")
         version = fieldcheck.int_field(config, "version", "config", 1, 1000000)
         store.write_json(CONFIG, config)
         return {"stored": version}

@@ -150,7 +150,7 @@ class HttpServer:
         self._finishing = 0  # answers being sent (and lingering)
         self._body_busy = False  # a body is being read
         self.requests = 0  # answered, any status
-        self.refused = 0  # answered with 4xx or 5xx
+        self.refused = 0  # answered with 4xx or 5xx (busy and no_memory among them)
         self.busy = 0  # turned away with 503
         self.timeouts = 0  # closed unanswered
         self.no_memory = 0  # answered 503: the answer did not fit in the heap
@@ -318,12 +318,20 @@ class HttpServer:
 
     def _answer(self, status: int, answer: object,
                 allow: str) -> tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]]:
-        """_response, or _NO_MEMORY when building it runs out of memory: every client gets an answer."""
+        """_response, or _NO_MEMORY when building it runs out of memory: every client gets an answer, counted by
+        the status it gets."""
         try:
-            return self._response(status, answer, allow)
+            response = self._response(status, answer, allow)
         except MemoryError:
             self.no_memory += 1
-            return _NO_MEMORY
+            response = _NO_MEMORY
+        # Counted here, from the head that goes out ("HTTP/1.0 " and the status's first digit): a 200 whose answer
+        # did not fit is a 503, and an answer JSON cannot carry a 500; counted by what was asked, they were not
+        # refused. Reading a byte of the head costs nothing: no count fails for want of memory.
+        self.requests += 1
+        if response[0][9] >= 0x34:  # 4xx, 5xx
+            self.refused += 1
+        return response
 
     def _response(self, status: int, answer: object,
                   allow: str) -> tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]]:
@@ -333,9 +341,6 @@ class HttpServer:
         in the heap once, in blocks no larger than its largest part, not in
         one block of its whole length (a boiler node's 1.9 KB /status, on a
         heap where little is left in one piece)."""
-        self.requests += 1
-        if status >= 400:
-            self.refused += 1
         pieces: list[bytes | bytearray] | tuple[bytes, ...]
         try:
             pieces = _pieces(answer)
