@@ -16,7 +16,10 @@ from loadmesh.core import canon
 # littlefs (the ESP32 default) the rename is atomic, so NAME always holds the
 # old payload or the new one. On FAT a rename onto an existing file fails; the
 # store then removes NAME first, and a read that finds NAME missing or corrupt
-# takes a complete NAME.tmp instead (its hash proves it is whole).
+# takes a complete NAME.tmp instead (its hash proves it is whole). No fsync:
+# littlefs commits at close; on the unix port (the simulator) write() is the
+# system call itself, so a killed process leaves at most part of a NAME.tmp
+# (docs/firmware.md, "Persistence"; tests/test_node_store_kill.py).
 #
 # The boot counter (docs/heartbeat.md: it must rise at every boot and never
 # repeat) is kept in two files, written one after the other, and read as the
