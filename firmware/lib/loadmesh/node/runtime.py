@@ -702,16 +702,22 @@ class Node:
         # the node runs on either way. One address read for both, as for one; nothing built unless it changed.
         bind_host = self.settings["bind_host"]
         server = self.server
-        http_host = server.host if server is not None else ANY_HOST  # type: ignore[attr-defined]  # what it bound
-        if bind_host == ANY_HOST and http_host == ANY_HOST:
+        # The words are literals, not module names: a frozen module keeps them in flash, and no name more in the
+        # module's globals takes room in the heap.
+        http_host = server.host if server is not None else "0.0.0.0"  # type: ignore[attr-defined]  # what it bound
+        if bind_host == "0.0.0.0" and http_host == "0.0.0.0":
             return
         address = self.hal.address()
         if address is None or address == self.hosts_checked:  # not joined (or no radio of the HAL's: the unix
             return  # port): the last verdict stands; the same address: the same verdict
         self.hosts_checked = address
         error = ""
-        for key, host, lost in (("bind_host", bind_host, _BIND_LOST), ("http_host", http_host, _HTTP_LOST)):
-            if host == ANY_HOST:
+        for key, host, lost in (
+                ("bind_host", bind_host, "every heartbeat it sends is dropped (counters.mesh.send_errors); 0.0.0.0 "
+                 "binds any"),
+                ("http_host", http_host, "its HTTP API is refused to every client (no /status, no config for its "
+                 "peers); 0.0.0.0 listens on any")):
+            if host == "0.0.0.0":
                 continue
             head = "node.json " + key + ": \"" + str(host) + "\" is "
             if host != address:
@@ -876,11 +882,6 @@ class Node:
 
                 self.sync_error = "sync: " + exception_words(exc)[:120]
 
-
-# What a host that is not the node's address costs (_check_hosts), and what binds any instead.
-ANY_HOST = "0.0.0.0"
-_BIND_LOST = "every heartbeat it sends is dropped (counters.mesh.send_errors); 0.0.0.0 binds any"
-_HTTP_LOST = "its HTTP API is refused to every client (no /status, no config for its peers); 0.0.0.0 listens on any"
 
 PEER_FIELDS = ("age_ms", "online", "applied_ma", "target_ma", "failsafe", "boot_id")
 
