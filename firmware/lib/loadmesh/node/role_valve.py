@@ -118,19 +118,20 @@ class ValveRole(Role):
         # heap for good.
         self.boiler_named_ms = -1
         self.boiler_heard_ms = -1  # when the boiler node's last heartbeat was heard (-1: not online)
+        # The boiler node's heartbeats heard, each counted once, at the tick it arrives (its heard_ms is not
+        # the last tick's boiler_heard_ms): what a held decrease and a told call count their answers in, each
+        # from the count when its heartbeat told it. A small int for 17 years at two a second.
+        self.beats = 0
         # A decrease held until the boiler node answers (see the top): the command held (None: none), since
-        # when, the own opening the heartbeat told while holding (-1: not told yet), boiler heartbeats heard
-        # since (counted at the ticks they arrive), and the boiler's heard_ms last counted.
+        # when, the own opening the heartbeat told while holding (-1: not told yet), and the beats then.
         self.held_pct: int | None = None
         self.held_since_ms = 0
         self.held_told_pct = -1
-        self.held_answers = 0
-        self.held_heard_ms = -1
+        self.held_beats = 0
         # A call this node told (a heartbeat with calling true) that the boiler node may fire on before its
-        # heartbeats say so (see the top): boiler heartbeats heard since, each at a tick of its own (ANSWERS or
-        # more: answered), and the boiler's heard_ms last counted.
-        self.call_answers = ANSWERS
-        self.call_heard_ms = -1
+        # heartbeats say so (see the top): the beats then (ANSWERS or more since: answered; none told yet is
+        # answered).
+        self.call_beats = -ANSWERS
         self.holds = 0  # decreases held
         self.overrides_taken = 0  # ticks under an override
         self.overrides_dropped = 0  # times the boiler fell silent while overriding this room
@@ -217,13 +218,11 @@ class ValveRole(Role):
             # Blocked (a room calls; the minimum off time or the interlock holds it back) may fire at its next
             # tick, before this node hears that it does: a decrease then is held as while it fires.
             firing = isinstance(boiler, dict) and (boiler["on"] is True or boiler["fsm"] == "BLOCKED")
-            if self.call_answers < ANSWERS:
-                # A call told and not yet answered: the boiler node may have fired on it since its last
-                # heartbeat, which said it was off (see the top).
-                if heard_ms != self.call_heard_ms:
-                    self.call_heard_ms = heard_ms
-                    self.call_answers += 1
-                firing = firing or self.call_answers < ANSWERS
+            if heard_ms != self.boiler_heard_ms:
+                self.beats += 1  # a heartbeat not counted yet (-1 before it: not online at the last tick)
+            # A call told and not yet answered: the boiler node may have fired on it since its last heartbeat,
+            # which said it was off (see the top).
+            firing = firing or self.beats - self.call_beats < ANSWERS
         if override is None and self.override_pct is not None and not heard:
             self.overrides_dropped += 1
         if override is not None:
@@ -238,10 +237,10 @@ class ValveRole(Role):
             self.held_pct = None  # the boiler node answered: its override governs
             self.command_pct = override
         else:
-            self.command_pct = self._own_command(firing, heard_ms, now_ms)
+            self.command_pct = self._own_command(firing, now_ms)
         self.override_pct = override
 
-    def _own_command(self, firing: bool, heard_ms: int, now_ms: int) -> int:
+    def _own_command(self, firing: bool, now_ms: int) -> int:
         """The room's own opening, or the command held while the boiler node has not answered a decrease."""
         own = self.normal_pct
         held = self.held_pct
@@ -265,12 +264,9 @@ class ValveRole(Role):
         if own >= held or not firing or now_ms - self.held_since_ms >= self.plan.peer_timeout_ms:
             self.held_pct = None  # an increase, the boiler off or silent, or held as long as it may be
             return own
-        if told >= 0 and heard_ms != self.held_heard_ms:
-            self.held_heard_ms = heard_ms
-            self.held_answers += 1
-            if self.held_answers >= ANSWERS:
-                self.held_pct = None  # time enough to hear it, and no hold: the boiler lets go
-                return own
+        if told >= 0 and self.beats - self.held_beats >= ANSWERS:
+            self.held_pct = None  # time enough to hear it, and no hold: the boiler lets go
+            return own
         return held
 
     def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
@@ -280,12 +276,10 @@ class ValveRole(Role):
         if self.held_pct is not None and self.held_told_pct < 0:
             # This heartbeat tells the held decrease: the boiler node's answers count from here.
             self.held_told_pct = self.normal_pct
-            self.held_answers = 0
-            self.held_heard_ms = self.boiler_heard_ms
+            self.held_beats = self.beats
         if self.calling:
             # This heartbeat tells a call: the boiler node may fire on it at its next tick, before it says so.
-            self.call_answers = 0
-            self.call_heard_ms = self.boiler_heard_ms
+            self.call_beats = self.beats
         message["room"] = {"mode": self.room["mode"], "calling": self.calling, "stale": self.stale,
                            "temp_dc": None if self.stale else self.temp_dc, "temp_age_ms": self.temp_age_ms,
                            "normal_pct": self.normal_pct, "command_pct": self.command_pct,
