@@ -57,7 +57,11 @@ the timeout (peer_timeout_ms), TICK the 100 ms control tick.
               was given since its boot, less than its channel's hold
               (WATER_HOLD_MS) ago: a stale, missing or absurd reading is
               never taken as hot nor as cooled. The setpoint driven is the
-              cooldown one exactly while the cooldown lasts.
+              cooldown one exactly while the cooldown lasts. A cooldown in
+              progress at a reset of the boiler node is still in progress at
+              its first tick after the boot unless good readings have cooled
+              (its maximum time then counts from that tick: the clock
+              restarts), and none is there that was not in progress.
   settings    PUT /heating on the boiler node (put_boiler) changes no bound
               but through the settings in force: the interlock's minimum of
               the tick that drove the relay, the new minimum off time and
@@ -284,7 +288,12 @@ class HeatMesh(Mesh):
                        "packets": 0, "cooldowns": 0, "interlock_stops": 0,
                        "calm_interlock_stops": 0, "worst_shortfall_ms": 0, "water_faults": 0,
                        "cooldowns_recovered": 0, "cooldowns_timed_out": 0, "water_unknown_ticks": 0,
-                       "boiler_puts": 0}
+                       "boiler_puts": 0, "cooldowns_rebooted": 0}
+        # The cooldown across boiler node reboots: since when the one in progress runs as the node can count it
+        # (a boot that kept it: from its first tick, the node's clock restarts); and, from a boot of the boiler
+        # node to its first tick, whether it was in a cooldown at its last tick before (None: no boot waiting).
+        self.cooling_since_ms = 0
+        self.boot_cooldown: bool | None = None
         self.disturbed_ms = 0  # the last fault (fault() sets it): loss, cuts, crashes, valves, sensors
         self.shortfall_from: int | None = None
         self.roots: list[str] = []
@@ -324,6 +333,9 @@ class HeatMesh(Mesh):
         node.boot_id += 1
         node.alive = True
         node.reset_at_ms = None
+        if node.kind == BOILER:
+            # What the node kept of the cooldown at its last tick (its first boot: none).
+            self.boot_cooldown = node.role is not None and node.role.cooldown is True
         node.plan = controller.prepare(self.config, node.node_id)
         node.table = PeerTable(self.pads, self.config["group"], node.node_id, node.plan.ids)
         node.state = controller.boot(node.plan, node.boot_id, self.now_ms, 0, 0)
@@ -597,28 +609,44 @@ class HeatMesh(Mesh):
     def _check_water(self, node: HeatNode) -> None:
         """A cooldown (the setpoint that keeps the burner from relighting) begins only on a hot reading and ends
         only on good readings of both, both cooled, or after cooldown_max_ms: an unknown flow or return is
-        never taken as hot or as cooled, and an absurd one never used."""
+        never taken as hot or as cooled, and an absurd one never used. A cooldown in progress at a reset of the
+        boiler node goes on after its boot (its maximum time counted from its first tick); none begins there
+        otherwise."""
         role = node.role
         cfg = self.boiler_cfg
+        now = self.now_ms
         was_cooldown, was_cooldowns = self.was_cooldown
         flow, back = self._water("flow"), self._water("return")
         if flow is None or back is None:
             self.counts["water_unknown_ticks"] += 1
         setpoint = cfg["flow_setpoint_dc"]
+        limit = max(setpoint - cfg["recovery_delta_dc"], cfg["recovery_min_dc"])
+        cooled = flow is not None and back is not None and flow <= limit and back <= limit
+        if self.boot_cooldown is not None:  # the first tick since a boot
+            cooling = self.boot_cooldown
+            self.boot_cooldown = None
+            if cooling:
+                self.counts["cooldowns_rebooted"] += 1
+                self.cooling_since_ms = now
+            if cooling and not role.cooldown and not cooled:
+                self.fail("a cooldown in progress at the boiler node's reset ended at its boot with flow "
+                          + str(flow) + " and return " + str(back) + " (good ones)")
+            if role.cooldown and not cooling:
+                self.fail("a cooldown at the boiler node's boot, none in progress at its reset")
         if role.boiler_state["cooldowns"] != was_cooldowns:
             hot_flow = flow is not None and flow >= setpoint + cfg["flow_overheat_margin_dc"]
             hot_return = back is not None and back >= setpoint - cfg["return_high_delta_dc"]
             if not (hot_flow or hot_return):
                 self.fail("a cooldown began with flow " + str(flow) + " and return " + str(back) + " (good ones)")
+            self.cooling_since_ms = now
         if was_cooldown and not role.cooldown:
-            limit = max(setpoint - cfg["recovery_delta_dc"], cfg["recovery_min_dc"])
-            if flow is not None and back is not None and flow <= limit and back <= limit:
+            if cooled:
                 self.counts["cooldowns_recovered"] += 1
-            elif self.now_ms - role.boiler_state["cooldown_at_ms"] >= cfg["cooldown_max_ms"]:
+            elif now - self.cooling_since_ms >= cfg["cooldown_max_ms"]:
                 self.counts["cooldowns_timed_out"] += 1
             else:
                 self.fail("a cooldown ended with flow " + str(flow) + " and return " + str(back)
-                          + " (good ones), " + str(self.now_ms - role.boiler_state["cooldown_at_ms"]) + " ms in")
+                          + " (good ones), " + str(now - self.cooling_since_ms) + " ms in")
         expected = cfg["cooldown_setpoint_dc"] if role.cooldown else setpoint
         if role.setpoint_dc != expected or (role.rooms and self.plant.setpoint_dc != expected):
             self.fail("the setpoint is " + str(role.setpoint_dc) + " (drives " + str(self.plant.setpoint_dc)
@@ -853,11 +881,18 @@ def fault(mesh: HeatMesh, rng: random.Random, calm: bool = False) -> int:
     return rng.choice([0, 100, 300, 600, 1000, 2000, 4000, 8000])
 
 
+def _cooling(mesh: HeatMesh) -> bool:
+    """Whether the boiler node runs and is in a cooldown."""
+    boiler = mesh.nodes[BOILER]
+    return boiler.alive and boiler.role.cooldown is True
+
+
 def run_scenario(seed: int, steps: int, calm: bool = False) -> HeatMesh:
     """One house from seed, steps random faults (calm: changes) each followed by a run; Violation names the seed."""
     rng = random.Random(seed)
     water_rng = random.Random("water " + str(seed))  # apart: the houses and faults of rng stay those of before
     put_rng = random.Random("put " + str(seed))  # the same: PUT /heating on the boiler node, calm or not
+    reset_rng = random.Random("reset " + str(seed))  # the same: the boiler node reset in a cooldown
     mesh = HeatMesh(seed, make_setup(rng, water_rng))
     try:
         mesh.run_until(2000)
@@ -866,8 +901,15 @@ def run_scenario(seed: int, steps: int, calm: bool = False) -> HeatMesh:
                 water_fault(mesh, water_rng)
             if put_rng.random() < 0.06:
                 mesh.put_boiler(put_rng)
-            after = fault(mesh, rng, calm)
-            mesh.run_until(mesh.now_ms + after)
+            end_ms = mesh.now_ms + fault(mesh, rng, calm)
+            # The boiler node hangs in a cooldown, if one comes before the next fault, and boots again after its
+            # watchdog: the cooldown across a reset (cooldowns are few, and other crashes rarely hit one).
+            if not calm and reset_rng.random() < 0.3 and mesh.run_until(end_ms, _cooling) is not None:
+                mesh.crash(BOILER)
+                reset_ms = mesh.nodes[BOILER].reset_at_ms
+                assert reset_ms is not None
+                mesh._schedule(reset_ms + reset_rng.choice([0, 500, 3000]), "reboot", BOILER)
+            mesh.run_until(end_ms)
     finally:
         mesh.close()
     return mesh

@@ -45,9 +45,11 @@ def test_heating_mesh_keeps_its_safety_invariants_under_faults() -> None:
     print("heating mesh:", totals)
     # The faults must not keep the house from doing what is checked: the boiler fires, pump overrun
     # holds, load sharing runs and reaches tier 3, valve nodes drop overrides of a boiler node gone silent,
-    # cooldowns end on cooled readings and, with a water sensor unknown, on their maximum time.
+    # cooldowns end on cooled readings and, with a water sensor unknown, on their maximum time; the boiler
+    # node resets in a cooldown.
     for key in ("fired", "holds", "ls_ticks", "tier3_services", "overrides_dropped", "boiler_crashes",
-                "held_decreases", "water_faults", "cooldowns_recovered", "cooldowns_timed_out", "boiler_puts"):
+                "held_decreases", "water_faults", "cooldowns_recovered", "cooldowns_timed_out", "boiler_puts",
+                "cooldowns_rebooted"):
         assert totals[key] > 0, (key, totals)
     # With no fault for 2 x peer_timeout_ms, the burner stops cleanly (minimum on time, pump overrun),
     # never at once on the interlock: that is what make-before-break and the held decreases are for.

@@ -170,6 +170,82 @@ def test_the_boiler_node_drives_the_cooldown_setpoint_until_the_water_recovers(t
     assert {setpoint for _, _, setpoint in driven[:-1]} == {300}
 
 
+def _cooled_down_once(tmp_path: Path) -> tuple[BoilerRole, FakeHal, PeerTable]:
+    """Bath calls, the boiler fires on its open valve and the flame goes out at 72 C: a cooldown from 1300."""
+    role, hal, table = _boiler(tmp_path)
+    hal.temps = {"flow": 720, "return": 600}
+    for seq, now_ms in ((1, 1000), (2, 1100), (3, 1200)):
+        _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
+        _tick(role, hal, table, now_ms)
+    hal.flame_out = True
+    _heard(table, "bath", 4, 1300, room=_room(True, 160, 100))
+    _tick(role, hal, table, 1300)
+    assert (role.cooldown, hal.flow_setpoint_dc) == (True, 300)
+    return role, hal, table
+
+
+def _booted(tmp_path: Path, hal: FakeHal, boot_ms: int) -> BoilerRole:
+    """The boiler node after a reset, its first tick at boot_ms, bath calling alone with its valve open."""
+    again = BoilerRole(_plan("boiler"), str(tmp_path))
+    _bath_alone(again, hal, boot_ms)
+    return again
+
+
+def _bath_alone(role: BoilerRole, hal: FakeHal, now_ms: int) -> None:
+    """A tick at now_ms, bath calling alone with its valve open (heard at now_ms, seq now_ms)."""
+    table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
+    _heard(table, "bath", now_ms, now_ms, room=_room(True, 160, 100))
+    _heard(table, "bedroom", now_ms, now_ms, room=_room(False, 150, 0))
+    _heard(table, "study", now_ms, now_ms, room=_room(False, 150, 0))
+    _tick(role, hal, table, now_ms)
+
+
+def test_a_cooldown_in_progress_goes_on_across_a_reboot_of_the_boiler_node(tmp_path: Path) -> None:
+    _role, hal, _table = _cooled_down_once(tmp_path)
+    # The node resets in the cooldown with the water still hot. Its clock starts again: the cooldown goes on
+    # from its first tick (the setpoint held at 30 C, so that the burner cannot relight into the same load),
+    # its maximum time counted from there, and it is the evidence of cycling load sharing opens the study on.
+    boot_ms = 400
+    again = _booted(tmp_path, hal, boot_ms)
+    assert (again.cooldown, hal.flow_setpoint_dc, again.boiler_state["cooldown_at_ms"]) == (True, 300, boot_ms)
+    assert again.status()["load_sharing"] == {"study": 70}
+    # Good, cooled readings end it (flow and return at 55 C: 70 - 15); the cooldown began within the lookback
+    # (15 min), so the file says so, and a reboot then keeps that evidence for a full lookback from its boot.
+    hal.temps = {"flow": 550, "return": 500}
+    _bath_alone(again, hal, boot_ms + 100)
+    assert (again.cooldown, hal.flow_setpoint_dc) == (False, 700)
+    assert Store(str(tmp_path)).read_json("cooldown.json") == {"cooldown": "recent"}
+    hal.temps = {"flow": 400, "return": 350}  # no high return: the recent cooldown is the only evidence
+    (tmp_path / "tier3_rests.json").unlink()  # the study served at the reset and would rest: here it may serve
+    third = _booted(tmp_path, hal, 200)
+    assert (third.cooldown, hal.flow_setpoint_dc, third.boiler_state["last_cooldown_ms"]) == (False, 700, 200)
+    assert third.status()["load_sharing"] == {"study": 70}
+    # Past the lookback the file says none: a reboot then brings neither back.
+    lookback_ms = third.tiers_config["cooldown_lookback_ms"]
+    assert isinstance(lookback_ms, int)
+    _bath_alone(third, hal, 200 + lookback_ms + 100)
+    assert Store(str(tmp_path)).read_json("cooldown.json") == {"cooldown": "none"}
+    fourth = _booted(tmp_path, hal, 300)
+    assert (fourth.cooldown, fourth.boiler_state["last_cooldown_ms"], fourth.status()["load_sharing"]) == (
+        False, None, {})
+
+
+def test_a_damaged_cooldown_file_reads_as_a_cooldown_in_progress_and_a_missing_one_as_none(tmp_path: Path) -> None:
+    role, hal, _table = _boiler(tmp_path)
+    assert role.kept[2] == 0 and not (tmp_path / "cooldown.json").exists()  # missing: no cooldown
+    hal.temps = {"flow": 720, "return": 600}
+    for damage in (b"LM1 0000000000000000\n{\"cooldown\":\"none\"}", b'{"cooldown": "over"}'):
+        (tmp_path / "cooldown.json").write_bytes(damage)
+        again = _booted(tmp_path, hal, 100)
+        assert (again.cooldown, hal.flow_setpoint_dc) == (True, 300), damage
+    # The worst case costs little: the first good, cooled readings end it.
+    hal.temps = {"flow": 400, "return": 350}
+    (tmp_path / "cooldown.json").write_bytes(b"LM1 0000000000000000\n{}")
+    again = _booted(tmp_path, hal, 100)
+    assert (again.cooldown, hal.flow_setpoint_dc) == (False, 700)
+    assert "cooldown over" in again.reason
+
+
 def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path) -> None:
     role, hal, table = _boiler(tmp_path)
     # A cooldown in progress is the evidence of cycling; bath calls alone (900 W < 3500 W).

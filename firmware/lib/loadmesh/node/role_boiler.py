@@ -80,11 +80,28 @@ from .roles import Role, forget
 # fire. A node that resets while the burner runs (a watchdog, a brown-out,
 # over and over in the worst case) would otherwise relight it within a
 # second of every reset.
+#
+# The cooldown is kept across a reboot in cooldown.json, in the same way: the
+# file says whether a cooldown is in progress ("cooling"), or ended but began
+# within cooldown_lookback_ms ("recent": load sharing's evidence of cycling),
+# or neither ("none"). At the first tick after a boot a cooldown in progress
+# goes on, begun then (its setpoint held until good readings of flow and
+# return have cooled, or cooldown_max_ms from the boot), and a recent one
+# counts as begun then: the clock restarts and the time spent down is
+# unknown, so each can only last longer than due, never shorter. A node that
+# resets in a cooldown (the water too hot to take the heat) would otherwise
+# drive the full setpoint at once and the burner relight into the same small
+# load, and load sharing would lose its evidence. Written only when that
+# state changes (three times a cooldown at most, never once per tick);
+# missing: none; damaged: a cooldown in progress (it ends at the first good,
+# cooled readings), the worst case.
 
 WATER_LOW_DC = -400  # a flow or return reading outside -40..150 °C is absurd
 WATER_HIGH_DC = 1500
 WATER_HOLD_MS = 10000
 RESTS = "tier3_rests.json"
+COOLDOWN = "cooldown.json"
+_COOLING = ("none", "recent", "cooling")  # cooldown.json's states, by the index the role keeps
 _SOURCES = ("safety", "load_sharing")  # the layers that override a valve node's own control
 SWITCH = "load_sharing.json"
 # A room whose valve node is not heard, for tiers.step and valves.step alike (neither changes its inputs).
@@ -143,8 +160,11 @@ class BoilerRole(Role):
         self.above_ms: list[int] = []
         self.last_ms: int | None = None  # the last tick with rooms: when new settings are taken
         self.boot_rests = _read_rests(root, self.tiers_config)  # room -> ms, run from the first tick
-        self.rests_kept: list[list[str]] | None = None  # the rooms serving and resting that RESTS holds
-        self.rests_errors = 0  # RESTS could not be written
+        # What RESTS and COOLDOWN hold: the rooms serving and resting (None: not written since the boot), and the
+        # cooldown's state (_COOLING's index: read at the boot, taken at the first tick). One list, not three
+        # attributes: the boiler node's heap.
+        self.kept: list[object] = [None, None, _read_cooldown(root)]
+        self.rests_errors = 0  # RESTS or COOLDOWN could not be written
 
     def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
         self._decide(hal, table, now_ms)
@@ -157,7 +177,12 @@ class BoilerRole(Role):
             return
         self.last_ms = now_ms
         if self.boiler_state["off_at_ms"] is None:  # the first tick since the boot
-            self.boiler_state = dict(self.boiler_state, off_at_ms=now_ms)
+            state = self.boiler_state = dict(self.boiler_state, off_at_ms=now_ms)
+            cooling = self.kept[2]
+            if cooling:  # a cooldown in progress or recent at the reset: begun now (see the top)
+                state["last_cooldown_ms"] = now_ms
+            if cooling == 2:
+                state["cooldown"], state["cooldown_at_ms"] = True, now_ms
             rests = {rid: now_ms + self.boot_rests[rid] for rid in self.boot_rests}
             self.tiers_state = dict(self.tiers_state, tier3_rest_until_ms=rests)
         flow_dc = _read(self.flow, hal.temperature_dc("flow"), now_ms)
@@ -276,7 +301,8 @@ class BoilerRole(Role):
         self._keep_rests(now_ms)
 
     def _keep_rests(self, now_ms: int) -> None:
-        """Write RESTS when the rooms in tier-3 service or resting have changed (see the top)."""
+        """Write RESTS when the rooms in tier-3 service or resting have changed, COOLDOWN when the cooldown's
+        state has (see the top)."""
         rooms = self.tiers_state["rooms"]
         rests = self.tiers_state["tier3_rest_until_ms"]
         assert isinstance(rooms, dict) and isinstance(rests, dict)
@@ -284,27 +310,39 @@ class BoilerRole(Role):
         serving.sort()
         resting = [rid for rid in rests if rests[rid] > now_ms and rid not in serving]
         resting.sort()
-        kept = [serving, resting]
-        if kept == self.rests_kept:
+        state = self.boiler_state
+        last = state["last_cooldown_ms"]
+        cooling = 2 if state["cooldown"] else 1 if isinstance(last, int) and \
+            now_ms - last <= _int(self.tiers_config["cooldown_lookback_ms"]) else 0
+        kept = self.kept
+        if serving == kept[0] and resting == kept[1] and cooling == kept[2]:
             return
-        record: dict[str, int] = {}
-        for rid in serving:
-            record[rid] = _int(self.tiers_config["tier_3_rest_ms"])
-        for rid in resting:
-            record[rid] = rests[rid] - now_ms
+        if serving != kept[0] or resting != kept[1]:
+            record: dict[str, int] = {}
+            for rid in serving:
+                record[rid] = _int(self.tiers_config["tier_3_rest_ms"])
+            for rid in resting:
+                record[rid] = rests[rid] - now_ms
+            if self._write(RESTS, record):
+                kept[0], kept[1] = serving, resting
+        if cooling != kept[2] and self._write(COOLDOWN, {"cooldown": _COOLING[cooling]}):
+            kept[2] = cooling
+        forget(("loadmesh.node.store",))  # written a few times an hour: not worth its room in between
+
+    def _write(self, name: str, payload: object) -> bool:
+        """Keep payload as name; False if the heap had no room for it (the next tick tries again)."""
         try:
             from .store import Store
 
-            Store(self.root).write_json(RESTS, record)
-            self.rests_kept = kept
+            Store(self.root).write_json(name, payload)
         except OSError:
-            self.rests_errors += 1
-            self.rests_kept = kept  # tried once: a broken flash is not written again every tick
+            self.rests_errors += 1  # tried once: a broken flash is not written again every tick
         except MemoryError:
-            # No room in the heap now for the store (imported for the write alone) and the file: the next
-            # tick tries again. This tick's decisions are made and kept already.
+            # No room in the heap now for the store (imported for the write alone) and the file. This tick's
+            # decisions are made and kept already.
             self.rests_errors += 1
-        forget(("loadmesh.node.store",))  # written a few times an hour: not worth its room in between
+            return False
+        return True
 
     def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
         hal.set_boiler_call(self.boiler_on)
@@ -410,6 +448,18 @@ def _read_rests(root: str, config: dict[str, object]) -> dict[str, int]:
         if rid in known and isinstance(value, int) and not isinstance(value, bool) and value > 0:
             rests[rid] = value if value < most_ms else most_ms
     return rests
+
+
+def _read_cooldown(root: str) -> int:
+    """COOLDOWN's state as _COOLING's index: 0 if missing, 2 (a cooldown in progress) if damaged (see the top)."""
+    from .store import CORRUPT, Store
+
+    store = Store(root)
+    raw = store.read_json(COOLDOWN)
+    if raw is None:
+        return 2 if store.state.get(COOLDOWN) == CORRUPT else 0
+    value = raw.get("cooldown") if isinstance(raw, dict) else None
+    return _COOLING.index(value) if value in _COOLING else 2
 
 
 def _overrides(kept: list[tuple[str, int]], rooms: list[str], pcts: dict[str, int],
