@@ -62,6 +62,14 @@ the timeout (peer_timeout_ms), TICK the 100 ms control tick.
               its first tick after the boot unless good readings have cooled
               (its maximum time then counts from that tick: the clock
               restarts), and none is there that was not in progress.
+  evidence    load sharing enters (INACTIVE onto the cascade) only on
+              evidence of cycling: a cooldown in progress, or one begun
+              within cooldown_lookback_ms (a boot that kept one in progress or
+              recent counts as its beginning), or the boiler on with a good
+              return reading above the setpoint less
+              return_temp_risk_delta_dc. An unknown return (stale, missing,
+              absurd) is no evidence (docs/heating.md, "Flow and return
+              sensors", says why that is the worst case here).
   settings    PUT /heating on the boiler node (put_boiler) changes no bound
               but through the settings in force: the interlock's minimum of
               the tick that drove the relay, the new minimum off time and
@@ -82,7 +90,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from loadmesh.core import controller, groupconfig, heartbeat
+from loadmesh.core import controller, groupconfig, heartbeat, tiers
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 from loadmesh.node.hal import Hal
@@ -288,12 +296,15 @@ class HeatMesh(Mesh):
                        "packets": 0, "cooldowns": 0, "interlock_stops": 0,
                        "calm_interlock_stops": 0, "worst_shortfall_ms": 0, "water_faults": 0,
                        "cooldowns_recovered": 0, "cooldowns_timed_out": 0, "water_unknown_ticks": 0,
-                       "boiler_puts": 0, "cooldowns_rebooted": 0}
-        # The cooldown across boiler node reboots: since when the one in progress runs as the node can count it
-        # (a boot that kept it: from its first tick, the node's clock restarts); and, from a boot of the boiler
-        # node to its first tick, whether it was in a cooldown at its last tick before (None: no boot waiting).
+                       "boiler_puts": 0, "cooldowns_rebooted": 0, "ls_entries": 0, "ls_entries_on_return": 0,
+                       "return_unknown_firing_ticks": 0}
+        # The cooldown across boiler node reboots: when the last one began, for load sharing's evidence, and
+        # since when the one in progress runs, as the node can count each (a boot that kept one: from its first
+        # tick, the node's clock restarts); and, from a boot of the boiler node to its first tick, whether it
+        # was in a cooldown at its last tick before (None: no boot waiting) and whether one was recent.
+        self.cooldown_began_ms: int | None = None
         self.cooling_since_ms = 0
-        self.boot_cooldown: bool | None = None
+        self.boot_cooldown: tuple[bool, bool] | None = None
         self.disturbed_ms = 0  # the last fault (fault() sets it): loss, cuts, crashes, valves, sensors
         self.shortfall_from: int | None = None
         self.roots: list[str] = []
@@ -335,7 +346,10 @@ class HeatMesh(Mesh):
         node.reset_at_ms = None
         if node.kind == BOILER:
             # What the node kept of the cooldown at its last tick (its first boot: none).
-            self.boot_cooldown = node.role is not None and node.role.cooldown is True
+            cooling = node.role is not None and node.role.cooldown is True
+            began = self.cooldown_began_ms
+            recent = began is not None and node.last_tick_ms - began <= self.tiers_cfg["cooldown_lookback_ms"]
+            self.boot_cooldown = (cooling, cooling or recent)
         node.plan = controller.prepare(self.config, node.node_id)
         node.table = PeerTable(self.pads, self.config["group"], node.node_id, node.plan.ids)
         node.state = controller.boot(node.plan, node.boot_id, self.now_ms, 0, 0)
@@ -366,6 +380,7 @@ class HeatMesh(Mesh):
             self.last_prev = dict(role.valves_state["last"])
             was_on, was_hold, was_fsm = role.boiler_on, role.hold, role.fsm
             self.was_cooldown = (role.cooldown, role.boiler_state["cooldowns"])
+            self.was_tier = role.tier_state
         inputs = role.inputs(node.hal, node.table, now)
         out, node.state = controller.step(node.plan, node.state, inputs, node.table, now)
         role.apply(node.hal, out, node.table, now)
@@ -611,7 +626,9 @@ class HeatMesh(Mesh):
         only on good readings of both, both cooled, or after cooldown_max_ms: an unknown flow or return is
         never taken as hot or as cooled, and an absurd one never used. A cooldown in progress at a reset of the
         boiler node goes on after its boot (its maximum time counted from its first tick); none begins there
-        otherwise."""
+        otherwise. Load sharing enters only on evidence: a cooldown in progress or begun within
+        cooldown_lookback_ms (a boot that kept one counts as its beginning), or the boiler on with a good return
+        reading above the setpoint less return_temp_risk_delta_dc: an unknown return is no evidence."""
         role = node.role
         cfg = self.boiler_cfg
         now = self.now_ms
@@ -623,7 +640,7 @@ class HeatMesh(Mesh):
         limit = max(setpoint - cfg["recovery_delta_dc"], cfg["recovery_min_dc"])
         cooled = flow is not None and back is not None and flow <= limit and back <= limit
         if self.boot_cooldown is not None:  # the first tick since a boot
-            cooling = self.boot_cooldown
+            cooling, carried = self.boot_cooldown
             self.boot_cooldown = None
             if cooling:
                 self.counts["cooldowns_rebooted"] += 1
@@ -633,12 +650,14 @@ class HeatMesh(Mesh):
                           + str(flow) + " and return " + str(back) + " (good ones)")
             if role.cooldown and not cooling:
                 self.fail("a cooldown at the boiler node's boot, none in progress at its reset")
+            if carried:
+                self.cooldown_began_ms = now
         if role.boiler_state["cooldowns"] != was_cooldowns:
             hot_flow = flow is not None and flow >= setpoint + cfg["flow_overheat_margin_dc"]
             hot_return = back is not None and back >= setpoint - cfg["return_high_delta_dc"]
             if not (hot_flow or hot_return):
                 self.fail("a cooldown began with flow " + str(flow) + " and return " + str(back) + " (good ones)")
-            self.cooling_since_ms = now
+            self.cooldown_began_ms = self.cooling_since_ms = now
         if was_cooldown and not role.cooldown:
             if cooled:
                 self.counts["cooldowns_recovered"] += 1
@@ -647,6 +666,21 @@ class HeatMesh(Mesh):
             else:
                 self.fail("a cooldown ended with flow " + str(flow) + " and return " + str(back)
                           + " (good ones), " + str(now - self.cooling_since_ms) + " ms in")
+        # Load sharing's entry (out of INACTIVE onto the cascade) and its evidence of cycling.
+        began = self.cooldown_began_ms
+        recent = began is not None and 0 <= now - began <= self.tiers_cfg["cooldown_lookback_ms"]
+        hot = role.boiler_on and back is not None and \
+            back > setpoint - self.tiers_cfg["return_temp_risk_delta_dc"]
+        if role.boiler_on and back is None and role.tier_state not in tiers.LADDER:
+            self.counts["return_unknown_firing_ticks"] += 1
+        if role.tier_state in tiers.LADDER and self.was_tier not in tiers.LADDER:
+            self.counts["ls_entries"] += 1
+            if not (recent or role.cooldown or hot):
+                self.fail("load sharing entered (" + role.tier_state + ") with no evidence of cycling: last cooldown "
+                          + str(began) + ", none in progress, boiler on " + str(role.boiler_on) + ", return "
+                          + str(back) + " (a good one)")
+            if hot and not (recent or role.cooldown):
+                self.counts["ls_entries_on_return"] += 1
         expected = cfg["cooldown_setpoint_dc"] if role.cooldown else setpoint
         if role.setpoint_dc != expected or (role.rooms and self.plant.setpoint_dc != expected):
             self.fail("the setpoint is " + str(role.setpoint_dc) + " (drives " + str(self.plant.setpoint_dc)
