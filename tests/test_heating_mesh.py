@@ -17,7 +17,8 @@ invariants and their bounds: tests/heatmeshsim.py and docs/heating.md,
 seed alone with tools/soak_heating.py --seed N --scenarios 1.
 
 The compiled core only: the roles import loadmesh.core, the compiled one in
-this venv (the pure core's mesh test is tests/test_controller_mesh.py's).
+this venv (the pure core's mesh test is tests/test_controller_mesh.py's;
+tools/soak_heating.py --pure runs these scenarios over the pure core).
 LOADMESH_SOAK=N runs N times the scenarios (tools/soak_heating.py runs more
 and prints the counts).
 """

@@ -1,6 +1,6 @@
 """A longer run of the heating mesh (tests/test_heating_mesh.py): more houses, more faults, the counts.
 
-    .venv/bin/python tools/soak_heating.py [--scenarios 200] [--seed 0] [--steps 60] [--calm]
+    .venv/bin/python tools/soak_heating.py [--scenarios 200] [--seed 0] [--steps 60] [--calm] [--pure]
 
 Runs scenarios seed, seed + 1, ... each a house and a fault sequence drawn
 from its seed (tests/heatmeshsim.py), and prints what they did: the
@@ -11,6 +11,10 @@ valves' real openings short of the interlock minimum (worst_shortfall_ms,
 within the bound the interlock invariant allows). --calm: no faults, only
 what users and the weather do (modes, schedules, the switch, room
 temperatures); interlock stops then are counted as calm_interlock_stops.
+--pure: the roles over the pure core (shared/core's .py files, as
+companion/runtimes.py loads them), not the compiled one installed in the
+venv that tests/test_heating_mesh.py runs: the same counts are the same
+behaviour (as fast: the simulator's own Python dominates).
 Exits 1 on the first violation, printing it
 (the seed and the events before it).
 """
@@ -31,8 +35,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="the first scenario's seed")
     parser.add_argument("--steps", type=int, default=60, help="faults per scenario")
     parser.add_argument("--calm", action="store_true", help="changes only, no faults")
+    parser.add_argument("--pure", action="store_true", help="the pure core (shared/core), not the compiled one")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
+    if args.pure:
+        _use_pure_core()
     from tests.heatmeshsim import run_scenario
     from tests.meshsim import Violation
 
@@ -55,6 +62,20 @@ def main() -> int:
     totals["wall_s"] = int(time.monotonic() - started)
     print("heating mesh soak:", totals)
     return 0
+
+
+def _use_pure_core() -> None:
+    """loadmesh.core and its modules, for whatever imports them from here on (the roles, the simulator), are the
+    pure core's: the .py files of shared/core loaded as companion/runtimes.py loads them for the tests."""
+    from loadmesh.companion.runtimes import core_module_names, load_pure_core
+
+    core_dir = ROOT / "shared" / "core"
+    package = load_pure_core(core_dir)
+    assert not any(name == "loadmesh.core" or name.startswith("loadmesh.core.") for name in sys.modules), \
+        "loadmesh.core was imported before the pure core could take its place"
+    sys.modules["loadmesh.core"] = package
+    for name in core_module_names(core_dir):
+        sys.modules["loadmesh.core." + name] = sys.modules[package.__name__ + "." + name]
 
 
 if __name__ == "__main__":
