@@ -24,17 +24,20 @@ from loadmesh.node.role_valve import ValveRole
 from loadmesh.node.roles import Role
 from loadmesh.node.store import Store
 
+from . import mpnode
+
 KEY = bytes(range(32))
 PADS = heartbeat.prepare_key(KEY)
 TIMEOUT_MS = 3000
 ROOMS = ("bath", "bedroom", "study")
-CONFIG = groupconfig.parse({
+CONFIG_RAW = {
     "group": "house", "version": 1, "updated_at": 1, "origin": "test", "key_id": "house",
     "site": {"phases": 1, "voltage_v": 230, "limit_ma": [25000], "safety_pct": 100},
     "circuits": [], "heartbeat_ms": 500, "peer_timeout_ms": TIMEOUT_MS,
     "members": [{"id": node, "kind": "boiler" if node == "boiler" else "valve", "phases": "L1", "min_ma": 0,
                  "max_ma": 0, "step_ma": 1000, "priority": 0, "mode": "off"} for node in ("boiler", *ROOMS)],
-})
+}
+CONFIG = groupconfig.parse(CONFIG_RAW)
 BOILER_SETTINGS = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400},
                              {"id": "study", "rated_w": 1100, "load_sharing": {"fallback_priority": 1}}],
                    "boiler": {"min_off_ms": 0}}
@@ -244,6 +247,28 @@ def test_a_damaged_cooldown_file_reads_as_a_cooldown_in_progress_and_a_missing_o
     again = _booted(tmp_path, hal, 100)
     assert (again.cooldown, hal.flow_setpoint_dc) == (False, 700)
     assert "cooldown over" in again.reason
+
+
+# The node image (the library frozen, single precision, the ESP32's heap) and CPython; the unix port's staged .mpy
+# files do not fit the role and the controller in that heap (test_node_memory.py: from .mpy files no node does).
+@pytest.mark.parametrize("interpreter", ("cpython", "micropython-f32"))
+def test_the_cooldown_file_is_written_read_back_and_taken_alike_on_the_node_image(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    # tests/nodeside/cooldown_kept_check.py: a cooldown, a reboot in it, cooled readings, a reboot after it, a
+    # damaged file; the cases above on CPython, here what the node itself writes and reads.
+    root = tmp_path / "node"
+    root.mkdir()
+    _folder(root, BOILER_SETTINGS)
+    steps = mpnode.run_on(interpreter, "cooldown_kept_check.py", str(root), mpnode.argfile(CONFIG_RAW),
+                          device_root=device_root)
+    lines = [(step["step"], step["cooldown"], step["setpoint_dc"], step["cooldown_at_ms"], step["last_cooldown_ms"],
+              step["file"]) for step in steps if isinstance(step, dict)]
+    assert lines == [("first boot", False, 700, None, None, None),
+                     ("cooling", True, 300, 1000, 1000, {"cooldown": "cooling"}),
+                     ("rebooted cooling", True, 300, 50, 50, {"cooldown": "cooling"}),
+                     ("cooled", False, 700, 50, 50, {"cooldown": "recent"}),
+                     ("rebooted recent", False, 700, None, 70, {"cooldown": "recent"}),
+                     ("rebooted damaged", True, 300, 90, 90, None)]  # in progress: written again when it ends
 
 
 def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path) -> None:
