@@ -125,7 +125,7 @@ def _boiler(role: dict[str, Any], listening_ms: int | None = None) -> Lines:
     counted = [f"{what} {value:,}" for what, value in (
         ("room-ticks silent", _count(role, "silent_ticks")), ("room-ticks stale", _count(role, "stale_ticks")),
         ("absurd flow or return readings", _count(role, "rejected")),
-        ("failed writes of tier3_rests.json", _count(role, "rests_errors"))) if value and value > 0]
+        ("failed writes of tier3_rests.json or cooldown.json", _count(role, "rests_errors"))) if value and value > 0]
     if counted:
         found.append(("counted", ", ".join(counted)))
     return found

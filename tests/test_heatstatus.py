@@ -131,6 +131,19 @@ def test_a_boiler_in_cooldown_says_its_setpoint_keeps_the_burner_off(tmp_path: P
         "has cooled (the burner cannot relight); fired 1 time since its boot")
 
 
+def test_a_cooldown_the_node_cannot_keep_is_counted_as_a_failed_write(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    (tmp_path / "cooldown.json.tmp").mkdir()  # where the store writes cooldown.json first: the write fails
+    hal.temps = {"flow": 720, "return": 600}
+    for now_ms in (1000, 1100, 1200):
+        _hear_rooms(role, hal, table, now_ms, bath=_room(True, 160, 100))
+    hal.flame_out = True
+    _hear_rooms(role, hal, table, 1300, bath=_room(True, 160, 100))
+    assert "COOLDOWN" in heating_lines("boiler", role.status())[0]
+    assert heating_lines("boiler", role.status())[-1] == (
+        "counted   failed writes of tier3_rests.json or cooldown.json 1")
+
+
 # A boiler node whose load sharing is ready to act: bath (900 W) is small against the 1000 W asked for, and a
 # cooldown has just happened; the bedroom and the study are due to heat in 30 min (DUE).
 SHARING = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400},
