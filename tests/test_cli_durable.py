@@ -255,6 +255,16 @@ def _contents(folder: Path) -> dict[str, bytes]:
     return {entry.name: entry.read_bytes() for entry in folder.iterdir() if entry.is_file()}
 
 
+def earlier_folder(tmp_path: Path, names: tuple[str, ...] = NODE_FILES) -> tuple[Path, dict[str, bytes]]:
+    """The folder of an earlier node, evse1, holding names: it, and what each file holds."""
+    folder = tmp_path / "evse1"
+    folder.mkdir()
+    before = {name: b"LM1 earlier\n" + name.encode() for name in names}
+    for name, data in before.items():
+        (folder / name).write_bytes(data)
+    return folder, before
+
+
 def kill_node_files(tmp_path: Path, key_file: Path, folder: Path, at_rename: int) -> None:
     """node-files into folder killed (SIGKILL) as it starts its at_rename-th rename: the store's 4 in its folder of
     new files come first, then one move per file (key, node.json, config.json, boot.a)."""
@@ -271,11 +281,7 @@ def test_a_node_files_killed_between_two_moves_is_put_back_by_the_next_write(tmp
     # in the new folder, then key moved over the old key, node.json not yet): the folder holds the new key beside
     # the old node.json, the old key only in DIR/.loadmesh-old-*. The next run ignored that, and a check's
     # --write into the folder left the mix. Now it puts the old key back first, says so, and removes the rest.
-    folder = tmp_path / "evse1"
-    folder.mkdir()
-    before = {name: b"LM1 earlier\n" + name.encode() for name in NODE_FILES}
-    for name, data in before.items():
-        (folder / name).write_bytes(data)
+    folder, before = earlier_folder(tmp_path)
     kill_node_files(tmp_path, key_file, folder, at_rename=6)
     assert (folder / "key").read_bytes() != before["key"]  # replaced: the old key is only in the kept folder
     kept = [entry for entry in folder.iterdir() if entry.name.startswith(nodefolder.OLD_PREFIX)]
@@ -303,11 +309,7 @@ def test_a_file_changed_by_hand_after_a_killed_node_files_is_kept_and_the_old_on
     # saves it, a new file renamed over the name. The next write put both old files back over those edits. Now it
     # puts back only a file that is the killed run's (by the hash it recorded before its first move): key; the
     # two edited files stay, each old one beside it, under a name the message gives.
-    folder = tmp_path / "evse1"
-    folder.mkdir()
-    before = {name: b"LM1 earlier\n" + name.encode() for name in NODE_FILES}
-    for name, data in before.items():
-        (folder / name).write_bytes(data)
+    folder, before = earlier_folder(tmp_path)
     kill_node_files(tmp_path, key_file, folder, at_rename=7)
     with (folder / "node.json").open("ab") as edited:
         edited.write(b"\n")
@@ -339,11 +341,7 @@ def test_a_file_a_killed_node_files_added_is_removed_by_the_next_write(tmp_path:
     # A folder with key and node.json only; node-files killed at its 8th rename, config.json added under a name
     # that held no file, boot.a not yet. The next write left config.json there: a folder as no write left it.
     # Now it removes it, as the killed run's (by its recorded hash; changed by hand since, it would stay: below).
-    folder = tmp_path / "evse1"
-    folder.mkdir()
-    before = {name: b"LM1 earlier\n" + name.encode() for name in ("key", "node.json")}
-    for name, data in before.items():
-        (folder / name).write_bytes(data)
+    folder, before = earlier_folder(tmp_path, ("key", "node.json"))
     kill_node_files(tmp_path, key_file, folder, at_rename=8)
     assert (folder / "config.json").exists() and not (folder / "boot.a").exists()
     kept = next(folder.glob(nodefolder.OLD_PREFIX + "*"))
