@@ -5,7 +5,7 @@ heartbeats; docs/firmware.md: it seals configs and gives the HTTP API's
 token). The installer keeps it in one file, one line of hex, readable by its
 owner only (the commands that read it warn when others may read or write
 it); `loadmesh adopt` hands it to a node (under the node's adoption code),
-`loadmesh put` signs with it, `put` and `get` derive the HTTP token from it,
+`loadmesh put` seals configs and signs its PUTs with it, `get` derives the HTTP token from it,
 `loadmesh node-files` writes it as a node keeps it.
 """
 
@@ -88,7 +88,7 @@ def open_to_others(path: Path) -> str:
 
 
 def token(key: bytes) -> str:
-    """The bearer token of the group's HTTP APIs, as the node computes it."""
+    """The bearer token of the group's HTTP APIs (for a GET), as the node computes it."""
     from loadmesh.node import httpapi
 
     return str(httpapi.token_for(key))  # typed as Any here: pyproject.toml, the mypy overrides

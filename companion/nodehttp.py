@@ -1,7 +1,8 @@
 """One HTTP request to a node's API, within one deadline, and what failed in words.
 
 The `loadmesh` commands that talk to a node (status, adopt, put, get) send one
-plain request with the standard library, within one deadline from the name's
+plain request with the standard library (put two: the challenge, then the
+signed PUT), within one deadline from the name's
 resolution to the answer's last byte: a node that accepts and then hangs, or a
 .local name that mDNS never answers, costs the installer that long and no more.
 """
@@ -87,7 +88,46 @@ def exchange(host: str, port: int, timeout_s: float, method: str, path: str, bod
     whole HTTP answer (not resolved, not connected, not answered in time, not HTTP, too long).
 
     token goes as "Authorization: Bearer <token>" (docs/firmware.md, "The HTTP API")."""
+    authorization = None if token is None else "Bearer " + token
+    status, reason, _challenge, answer = _exchange(host, port, time.monotonic() + timeout_s, timeout_s, method, path,
+                                                   body, authorization)
+    return status, reason, answer
+
+
+def signed_put(host: str, port: int, timeout_s: float, path: str, body: bytes, key: bytes) -> tuple[int, str, bytes]:
+    """(status, reason, body) of a PUT signed with the group key (docs/firmware.md, "The HTTP API"), all within
+    timeout_s; NodeHttpError as exchange().
+
+    The node's boot id and the last count it took come from a PUT without a
+    body or a signature, which it refuses from its head (401 with the
+    challenge); the PUT is then signed with one more. Another client's PUT
+    may take that count first: the 401 then names the new count, and the
+    PUT is signed and sent once more."""
+    from loadmesh.core import hmac256
+    from loadmesh.node import putsign
+
     deadline = time.monotonic() + timeout_s
+    status, reason, challenge, answer = _exchange(host, port, deadline, timeout_s, "PUT", path, b"", None)
+    pads = hmac256.prepare(key)
+    signed = 0
+    for attempt in range(2):
+        learnt = putsign.parse_challenge(challenge) if status == 401 else None
+        if learnt is None:  # not a loadmesh node's challenge, or another answer: the caller says what it is
+            return status, reason, answer
+        boot, count = learnt
+        if attempt and count < signed:  # refused for something else than a count taken meanwhile
+            return status, reason, answer
+        signed = count + 1
+        authorization = putsign.header(pads, b"PUT", path.encode(), boot, signed, body)
+        status, reason, challenge, answer = _exchange(host, port, deadline, timeout_s, "PUT", path, body,
+                                                      authorization)
+    return status, reason, answer
+
+
+def _exchange(host: str, port: int, deadline: float, timeout_s: float, method: str, path: str, body: bytes | None,
+              authorization: str | None) -> tuple[int, str, str | None, bytes]:
+    """exchange() until deadline (timeout_s: the time given, for the words), with this Authorization, and the
+    answer's WWW-Authenticate header too."""
     addresses = _resolve(host, port, timeout_s)
     sock = _connect(addresses, port, deadline, timeout_s)
     # From here on one timer ends the wait at the deadline, however the bytes trickle in:
@@ -105,8 +145,8 @@ def exchange(host: str, port: int, timeout_s: float, method: str, path: str, bod
     connection = http.client.HTTPConnection(host, port)
     connection.sock = sock  # connected already, within the deadline: request() sends on it
     headers = {"Accept": "application/json"}
-    if token is not None:
-        headers["Authorization"] = "Bearer " + token
+    if authorization is not None:
+        headers["Authorization"] = authorization
     try:
         try:
             connection.request(method, path, body=body, headers=headers)
@@ -134,7 +174,7 @@ def exchange(host: str, port: int, timeout_s: float, method: str, path: str, bod
     finally:
         timer.cancel()
         connection.close()
-    return response.status, response.reason, answer
+    return response.status, response.reason, response.getheader("WWW-Authenticate"), answer
 
 
 def _resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:
@@ -209,9 +249,10 @@ def _http_failure(exc: Exception) -> str:
     return f"failed while answering: {exc}"
 
 
-def token_refused(where: str, key_file: str) -> str:
-    """What a 401 means to the installer: the key is not the node's, or the node has none yet."""
-    return (f"refused the token: {key_file} is not this node's group key, or the node is not adopted yet "
+def token_refused(where: str, key_file: str, what: str = "token") -> str:
+    """What a 401 means to the installer: the key is not the node's, or the node has none yet (what: the token of a
+    GET, the signature of a PUT)."""
+    return (f"refused the {what}: {key_file} is not this node's group key, or the node is not adopted yet "
             f"(loadmesh status {where} says which)")
 
 

@@ -1,4 +1,5 @@
-"""`loadmesh put HOST[:PORT] config|heating|load_sharing ...`: change what an adopted node runs, with the token.
+"""`loadmesh put HOST[:PORT] config|heating|load_sharing ...`: change what an adopted node runs, in a PUT signed with
+the group key for the node's boot (nodehttp.signed_put).
 
 Each is checked here first as the node checks it, so that a mistake is named
 in the installer's file rather than in the node's answer: the group config
@@ -25,7 +26,7 @@ from .jsonfile import in_file, read_heating_body, read_json
 from .nodehttp import NodeHttpError
 
 WHAT = ("send an adopted node its group config (sealed here with the group key), a valve or boiler node its "
-        "heating.json, or the boiler node its load-sharing switch (PUT with the group's token)")
+        "heating.json, or the boiler node its load-sharing switch (a PUT signed with the group key)")
 SWITCH = {"on": True, "off": False}
 
 
@@ -119,8 +120,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     hint = ""
     try:
-        status, reason, answer = nodehttp.exchange(host, port, float(args.timeout), "PUT", "/" + what, body,
-                                                   groupkey.token(key))
+        status, reason, answer = nodehttp.signed_put(host, port, float(args.timeout), "/" + what, body, key)
         if status == 400 and file_kind:
             hint = wrong_kind(nodehttp.node_error(answer) or "", str(args.value), file_kind, where)
         line = _answer(what, status, reason, answer, where, str(args.key))
@@ -136,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
 def _answer(what: str, status: int, reason: str, body: bytes, where: str, key_file: str) -> str:
     """The node's answer in words; NodeHttpError for a refusal."""
     if status == 401:
-        raise NodeHttpError(nodehttp.token_refused(where, key_file))
+        raise NodeHttpError(nodehttp.token_refused(where, key_file, "signature"))
     if status == 400:
         raise NodeHttpError(f"refused: {nodehttp.node_error(body) or 'no reason given'}; nothing changed")
     if status != 200:

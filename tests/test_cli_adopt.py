@@ -74,8 +74,8 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
         heating.write_bytes(BOILER_FILE)
         said = f"loadmesh put: {host}: "
 
-        # Before adoption the node has no key: no token is valid.
-        unadopted = f"refused the token: {key} is not this node's group key, or the node is not adopted yet " \
+        # Before adoption the node has no key: no signature is valid.
+        unadopted = f"refused the signature: {key} is not this node's group key, or the node is not adopted yet " \
                     f"(loadmesh status {host} says which)\n"
         assert loadmesh(capsys, "put", host, "config", groups[1], "--key", key) == (2, "", said + unadopted)
         assert loadmesh(capsys, "adopt", host, "--code", "00" * 16, "--key", key, "--node", node_json) == (
@@ -113,7 +113,7 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
             2, "", said + unadopted.replace(str(key), str(other_key)))
         for what in ("config", "heating", "load_sharing"):
             assert loadmesh(capsys, "get", host, what, "--key", other_key) == (
-                2, "", got + unadopted.replace(str(key), str(other_key)))
+                2, "", got + unadopted.replace(str(key), str(other_key)).replace("the signature", "the token"))
         announced = groupconfig.announced(groupconfig.parse(_group(2)))
         assert loadmesh(capsys, "put", host, "config", groups[2], "--key", key) == (
             0, said + f"took config version 2 ({announced}); it runs it from its next tick\n", "")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from loadmesh.companion.runtimes import SMALL_HEAP
-from loadmesh.companion.sim.runner import free_port, http_token
+from loadmesh.companion.sim.runner import free_port, http_token, put_challenge, put_signature
 from loadmesh.core import configsync, groupconfig, heartbeat
 from loadmesh.node import adoption
 from loadmesh.node.store import Store
@@ -50,12 +50,27 @@ class NodeRun:
             time.sleep(0.05)
         return log.read_text().splitlines()[0]
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                token: str | None = None) -> tuple[int, dict[str, object]]:
+    def request(self, method: str, path: str, body: bytes | None = None, token: str | None = None,
+                authorization: str | None = None) -> tuple[int, dict[str, object]]:
+        """(status, JSON answer); token: a bearer token; authorization: the Authorization header as it is."""
+        return self._request(method, path, body, token, authorization)[::2]  # type: ignore[return-value]
+
+    def signature(self, path: str, body: bytes) -> str:
+        """The Authorization of a PUT of body to path signed with KEY for the node's challenge (learnt from a PUT
+        it refuses from the head) and the next count."""
+        status, challenge, _ = self._request("PUT", path, b"", None, None)
+        learnt = put_challenge(challenge)
+        assert status == 401 and learnt is not None, challenge
+        return put_signature(KEY, path, learnt[0], learnt[1] + 1, body)
+
+    def _request(self, method: str, path: str, body: bytes | None, token: str | None,
+                 authorization: str | None) -> tuple[int, str | None, dict[str, object]]:
         import http.client
         import json
 
         headers = {"Authorization": "Bearer " + token} if token else {}
+        if authorization is not None:
+            headers["Authorization"] = authorization
         try:
             connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=5)
             connection.request(method, path, body=body, headers=headers)
@@ -63,8 +78,8 @@ class NodeRun:
             answer = json.loads(response.read() or b"null")
             connection.close()
         except OSError as exc:
-            return 0, {"error": str(exc)}
-        return response.status, answer
+            return 0, None, {"error": str(exc)}
+        return response.status, response.getheader("WWW-Authenticate"), answer
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -121,9 +136,15 @@ def test_a_node_is_adopted_with_its_code_once_then_runs_its_config_after_a_reboo
     assert node.request("GET", "/status")[1]["state"] == "no_config"
 
     sealed = configsync.seal(heartbeat.prepare_key(KEY), CONFIG)
-    assert node.request("PUT", "/config", sealed) == (401, {"error": "a valid token is required"})
-    status, answer = node.request("PUT", "/config", sealed, token=http_token(KEY))
+    unsigned = {"error": "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; loadmesh put signs)"}
+    assert node.request("PUT", "/config", sealed) == (401, unsigned)
+    assert node.request("PUT", "/config", sealed, token=http_token(KEY)) == (401, unsigned)  # the token only reads
+    signed = node.signature("/config", sealed)
+    assert signed.startswith("LoadMesh-HMAC boot=42, n=1, mac=")  # the boot adoption gave it, its first count
+    status, answer = node.request("PUT", "/config", sealed, authorization=signed)
     assert (status, answer) == (200, {"adopted": True, "version": 1, "announced": groupconfig.announced(CONFIG)})
+    taken = {"error": "the signature's count was taken already: sign with a count above the last"}
+    assert node.request("PUT", "/config", sealed, authorization=signed) == (401, taken)  # sent again
     status, answer = node.request("GET", "/status")
     assert (answer["state"], answer["node"], answer["boot_id"]) == ("running", "solo", 42)
     status, answer = node.request("GET", "/config", token=http_token(KEY))
@@ -137,6 +158,12 @@ def test_a_node_is_adopted_with_its_code_once_then_runs_its_config_after_a_reboo
     assert node.start() == "loadmesh node solo: boot 43, config version 1 " + groupconfig.announced(CONFIG)
     status, answer = node.request("GET", "/status")
     assert (answer["state"], answer["boot_id"]) == ("running", 43)
+    # A reboot: the counts start again, and no signature of an earlier boot is taken.
+    assert node.request("PUT", "/config", sealed, authorization=signed) == (
+        401, {"error": "the signature is for another boot of this node"})
+    rebooted = node.signature("/config", sealed)
+    assert rebooted.startswith("LoadMesh-HMAC boot=43, n=1, mac=")
+    assert node.request("PUT", "/config", sealed, authorization=rebooted)[0] == 200
     assert node.request("PUT", "/adopt", good)[0] == 409
 
 
@@ -216,7 +243,7 @@ def test_a_node_whose_wiring_is_refused_drives_nothing_and_says_so_once_running(
         assert node.request("PUT", "/adopt", adoption.make_request(code, "solo", KEY, 1, settings,
                                                                    os.urandom(16)))[0] == 200
         sealed = configsync.seal(heartbeat.prepare_key(KEY), CONFIG)
-        assert node.request("PUT", "/config", sealed, token=http_token(KEY))[0] == 200
+        assert node.request("PUT", "/config", sealed, authorization=node.signature("/config", sealed))[0] == 200
         # Running its config (the other nodes go on), and still saying why nothing is driven.
         answer = node.request("GET", "/status")[1]
         assert (answer["state"], answer["error"], answer["hw_error"]) == ("running", None, refused)

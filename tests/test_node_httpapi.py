@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loadmesh.companion.sim.runner import free_port
+from loadmesh.companion import nodehttp
+from loadmesh.companion.sim.runner import free_port, put_challenge, put_signature
 from loadmesh.core import canon
 from loadmesh.node import httpapi
 
@@ -33,14 +34,15 @@ PATIENT_TIMEOUT_MS = 1500
 # A dawdling client's time, far longer than a tick or a loaded machine's moment, and less than a request's 10 s.
 DAWDLER_TIMEOUT_MS = 8000
 MAX_BODY = 2048
+BOOT_ID = 7  # the boot a PUT's signature names
 
 
 class Node:
     def __init__(self, device_root: Path, root: Path, key: bytes | None, send_buffer: int = 0,
-                 timeout_ms: int = TIMEOUT_MS) -> None:
+                 timeout_ms: int = TIMEOUT_MS, boot_id: int = BOOT_ID) -> None:
         self.port = free_port(socket.SOCK_STREAM)
         settings = {"port": self.port, "key_hex": None if key is None else key.hex(), "root": str(root),
-                    "timeout_ms": timeout_ms, "max_body": MAX_BODY, "send_buffer": send_buffer}
+                    "timeout_ms": timeout_ms, "max_body": MAX_BODY, "send_buffer": send_buffer, "boot_id": boot_id}
         self.process = mpnode.NodeProcess("http_node.py", mpnode.argfile(settings), device_root=device_root)
         self.process.expect(lambda line: "ready" in line)
 
@@ -50,11 +52,26 @@ class Node:
             conn.sendall(raw)
             return _answer(conn)
 
+    def challenge(self, path: str = "/config") -> tuple[int, int]:
+        """(boot, last count taken) from the 401 to a PUT without a signature or a body."""
+        status, headers, _ = self.request("PUT", path, body=b"")
+        learnt = put_challenge(headers.get("www-authenticate"))
+        assert status == 401 and learnt is not None, headers
+        return learnt
+
+    def signature(self, path: str, body: bytes) -> str:
+        """An Authorization header for a PUT of body to path, signed for the node's challenge and one more."""
+        boot, count = self.challenge(path)
+        return put_signature(KEY, path, boot, count + 1, body)
+
     def request(self, method: str, path: str, body: bytes | None = None, token: str | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], object]:
+                headers: dict[str, str] | None = None, signed: bool = False) -> tuple[int, dict[str, str], object]:
+        """One request; token: as a bearer token; signed: signed with KEY for the node's challenge."""
         lines = [f"{method} {path} HTTP/1.1", "Host: node"]
         if token is not None:
             lines.append("Authorization: Bearer " + token)
+        if signed:
+            lines.append("Authorization: " + self.signature(path, body or b""))
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
         for name, value in (headers or {}).items():
@@ -148,14 +165,14 @@ def test_config_needs_the_token_derived_from_the_group_key(node: Node) -> None:
         status, _, _ = node.request("GET", "/config", headers={"Authorization": value})
         assert status == expected, value
     # Refused without the token, a PUT stores nothing.
-    status, _, _ = node.request("PUT", "/config", body=b'{"version": 9}', token="0" * 64)
-    assert status == 401
+    status, headers, _ = node.request("PUT", "/config", body=b'{"version": 9}', token="0" * 64)
+    assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID}, n=0"
     assert node.request("GET", "/config", token=TOKEN)[2] is None
 
 
 def test_put_config_stores_what_the_callback_accepts(node: Node, tmp_path: Path) -> None:
     config = {"version": 3, "group": "home"}
-    status, _, body = node.request("PUT", "/config", body=json.dumps(config).encode(), token=TOKEN)
+    status, _, body = node.request("PUT", "/config", body=json.dumps(config).encode(), signed=True)
     assert (status, body) == (200, {"stored": 3})
     assert node.request("GET", "/config", token=TOKEN)[1:][1] == config
     assert (tmp_path / "config.json").is_file()
@@ -167,7 +184,7 @@ def test_put_config_stores_what_the_callback_accepts(node: Node, tmp_path: Path)
         (b"[1, 2]", "config: a list is not an object"),
     ]
     for raw, error in refused:
-        status, _, body = node.request("PUT", "/config", body=raw, token=TOKEN)
+        status, _, body = node.request("PUT", "/config", body=raw, signed=True)
         assert status == 400, raw
         if error is not None:
             assert body == {"error": error}
@@ -182,18 +199,18 @@ def test_heating_settings_and_the_switch_need_the_token_too(node: Node) -> None:
         assert status == 405 and headers["allow"] == "GET, PUT", path
     # This Api is the base class's for both: nothing kept, every PUT refused with the reason.
     assert node.request("GET", "/heating", token=TOKEN)[::2] == (200, None)
-    status, _, body = node.request("PUT", "/heating", body=b'{"room": {}}', token=TOKEN)
+    status, _, body = node.request("PUT", "/heating", body=b'{"room": {}}', signed=True)
     assert (status, body) == (400, {"error": "heating: this node takes no heating settings"})
-    status, _, body = node.request("PUT", "/load_sharing", body=b'{"enabled": false}', token=TOKEN)
+    status, _, body = node.request("PUT", "/load_sharing", body=b'{"enabled": false}', signed=True)
     assert (status, body) == (400, {"error": "load_sharing: this node runs no load sharing"})
 
 
 def test_a_request_that_runs_the_heap_out_gets_413_and_the_node_runs_on(node: Node) -> None:
     # The callback takes 1 KB at a time until the heap (as on an ESP32) has none left.
-    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "hoard_kb": 100000}', token=TOKEN)
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "hoard_kb": 100000}', signed=True)
     assert (status, body) == (413, {"error": "the request does not fit in this node's free memory now"})
     assert node.request("GET", "/config", token=TOKEN)[2] is None  # nothing kept
-    status, _, body = node.request("PUT", "/config", body=b'{"version": 4}', token=TOKEN)
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4}', signed=True)
     assert (status, body) == (200, {"stored": 4})
     assert _ticks_go_on(node, node.request("GET", "/status")[2]["ticks"])  # type: ignore[index]
 
@@ -201,7 +218,7 @@ def test_a_request_that_runs_the_heap_out_gets_413_and_the_node_runs_on(node: No
 def test_an_answer_is_in_the_heap_once(node: Node) -> None:
     # The next status carries 20 KB of text (the heap has about 80 KB free): it fits beside its canonical bytes,
     # as it did not beside them, their text, its bytes and head and body joined (16 KB did).
-    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 20}', token=TOKEN)
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 20}', signed=True)
     assert (status, body) == (200, {"stored": 4})
     status, headers, body = node.request("GET", "/status")  # Content-Length checked against what arrived
     assert status == 200 and body["pad"] == "x" * 20 * 1024, headers  # type: ignore[index]
@@ -217,7 +234,7 @@ def test_an_answer_is_its_canonical_json_byte_for_byte(node: Node) -> None:
              "ab": [], "B": "é ☃ \U0001F600", "a": {"nested": {"y": 1, "x": [{"q": "r"}, []]}}, "zz": 0, "": "",
              "peers": {"p" + str(index): [index, "x" * index] for index in range(12)}, "z": None}
     body = json.dumps({"version": 4, "answer_extra": extra}, ensure_ascii=False).encode()
-    status, _, answer = node.request("PUT", "/config", body=body, token=TOKEN)
+    status, _, answer = node.request("PUT", "/config", body=body, signed=True)
     assert (status, answer) == (200, {"stored": 4})
     status, _, raw = node.send(b"GET /status HTTP/1.0\r\n\r\n")  # Content-Length checked against what arrived
     assert status == 200
@@ -256,7 +273,7 @@ def test_an_answer_needs_no_block_of_its_length(node: Node) -> None:
     # with room in small blocks only. Each part is a piece of its own; the whole answer (4.9 KB) found no block
     # and was answered 503.
     status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_parts": [6, 800, 1024]}',
-                                   token=TOKEN)
+                                   signed=True)
     assert (status, body) == (200, {"stored": 4})
     status, _, body = node.request("GET", "/status")  # Content-Length checked against what arrived
     assert status == 200, body
@@ -270,7 +287,7 @@ def test_an_answer_the_socket_does_not_take_at_once_arrives_whole(device_root: P
     # body and sends it as the client reads.
     node = Node(device_root, tmp_path, KEY, send_buffer=4096, timeout_ms=PATIENT_TIMEOUT_MS)
     try:
-        status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 20}', token=TOKEN)
+        status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 20}', signed=True)
         assert (status, body) == (200, {"stored": 4})
         with socket.socket() as conn:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
@@ -286,28 +303,29 @@ def test_an_answer_the_socket_does_not_take_at_once_arrives_whole(device_root: P
 
 def test_an_answer_too_big_for_the_heap_gets_503_and_the_server_runs_on(node: Node) -> None:
     # The next status carries 40 KB: the text fits in the heap, not beside its canonical bytes.
-    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 40}', token=TOKEN)
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 40}', signed=True)
     assert (status, body) == (200, {"stored": 4})
     status, headers, body = node.request("GET", "/status")
     assert (status, body) == (503, {"error": "the answer does not fit in this node's free memory now"})
     assert headers["connection"] == "close"
     status, _, body = node.request("GET", "/status")
-    # The counts as they were before this request: the PUT, and the GET answered 503 (a status it asked for that
-    # did not fit), refused as any 4xx or 5xx is (it was not: no_memory alone said so).
+    # The counts as they were before this request: the PUT that learnt the challenge (401), the signed PUT, and
+    # the GET answered 503 (a status it asked for that did not fit), refused as any 4xx or 5xx is (it was not:
+    # no_memory alone said so).
     counts = body["http"]  # type: ignore[index]
     assert status == 200 and {key: counts[key] for key in ("requests", "refused", "busy", "timeouts", "no_memory")} \
-        == {"requests": 2, "refused": 1, "busy": 0, "timeouts": 0, "no_memory": 1}, body
+        == {"requests": 3, "refused": 2, "busy": 0, "timeouts": 0, "no_memory": 1}, body
 
 
 def test_an_answer_json_cannot_carry_gets_500_counted_as_refused(node: Node) -> None:
     # A callback's bug: the next status carries bytes.
-    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_bytes": true}', token=TOKEN)
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_bytes": true}', signed=True)
     assert (status, body) == (200, {"stored": 4})
     assert node.request("GET", "/status")[::2] == (500, {"error": "internal"})
     status, _, body = node.request("GET", "/status")
-    counts = body["http"]  # type: ignore[index]
+    counts = body["http"]  # type: ignore[index]  # the challenge's 401, the PUT, the 500
     assert status == 200 and {key: counts[key] for key in ("requests", "refused", "busy", "timeouts", "no_memory")} \
-        == {"requests": 2, "refused": 1, "busy": 0, "timeouts": 0, "no_memory": 0}, body
+        == {"requests": 3, "refused": 2, "busy": 0, "timeouts": 0, "no_memory": 0}, body
 
 
 def test_wrong_paths_methods_and_sizes(node: Node) -> None:
@@ -318,11 +336,11 @@ def test_wrong_paths_methods_and_sizes(node: Node) -> None:
     status, headers, _ = node.request("DELETE", "/config", token=TOKEN)
     assert status == 405 and headers["allow"] == "GET, PUT"
     # A body over the bound is refused from its Content-Length, before it is read.
-    status, _, body = node.request("PUT", "/config", token=TOKEN, headers={"Content-Length": "100000"})
+    status, _, body = node.request("PUT", "/config", signed=True, headers={"Content-Length": "100000"})
     assert status == 413 and body == {"error": "body over 2048 bytes"}
-    assert node.request("PUT", "/config", token=TOKEN)[0] == 411
-    assert node.request("PUT", "/config", token=TOKEN, headers={"Transfer-Encoding": "chunked"})[0] == 501
-    assert node.request("PUT", "/config", token=TOKEN, headers={"Content-Length": "-1"})[0] == 400
+    assert node.request("PUT", "/config", signed=True)[0] == 411
+    assert node.request("PUT", "/config", signed=True, headers={"Transfer-Encoding": "chunked"})[0] == 501
+    assert node.request("PUT", "/config", signed=True, headers={"Content-Length": "-1"})[0] == 400
     # A request head over 1024 bytes.
     status, _, _ = node.send(b"GET /status HTTP/1.1\r\nX-Padding: " + b"x" * 2000 + b"\r\n\r\n")
     assert status == 413
@@ -413,16 +431,17 @@ def test_one_body_at_a_time(patient_node: Node) -> None:
     # of max_body at once; the second is turned away while the first is read.
     node = patient_node  # the second must come while the first's body is still awaited
     with socket.create_connection(("127.0.0.1", node.port)) as first:
-        first.sendall(f"PUT /config HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+        # A signature of this boot's and a fresh count: its mac is checked only once the body has come.
+        first.sendall(f"PUT /config HTTP/1.1\r\nAuthorization: LoadMesh-HMAC boot={BOOT_ID}, n=1, mac={'0' * 64}\r\n"
                       f"Content-Length: {MAX_BODY}\r\n\r\n{{".encode())
         time.sleep(0.2)
         body = b'{"version": 2}'
-        status, _, answer = node.request("PUT", "/config", body=body, token=TOKEN)
+        status, _, answer = node.request("PUT", "/config", body=body, signed=True)
         assert (status, answer) == (503, {"error": "busy: another request's body is being read"})
         first.settimeout(10)
         assert first.recv(100) == b""  # its time is up, unanswered
     # Once it is gone, a body is read again.
-    assert node.request("PUT", "/config", body=b"{not json", token=TOKEN)[0] == 400
+    assert node.request("PUT", "/config", body=b"{not json", signed=True)[0] == 400
 
 
 def test_an_unadopted_node_refuses_every_config_request(device_root: Path, tmp_path: Path) -> None:
@@ -433,3 +452,112 @@ def test_an_unadopted_node_refuses_every_config_request(device_root: Path, tmp_p
         assert unadopted.request("GET", "/status")[0] == 200
     finally:
         unadopted.close()
+
+
+def _stored(node: Node) -> object:
+    status, _, body = node.request("GET", "/config", token=TOKEN)
+    assert status == 200
+    return body
+
+
+def test_the_token_reads_but_a_put_needs_a_signature(node: Node) -> None:
+    # The bearer token, sent in clear, would let whoever saw one request change the node's settings for ever.
+    for path in ("/config", "/heating", "/load_sharing"):
+        status, headers, body = node.request("PUT", path, body=b'{"version": 9}', token=TOKEN)
+        assert status == 401, path
+        assert headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID}, n=0"
+        assert body == {"error": "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; "
+                                 "loadmesh put signs)"}
+        assert node.request("GET", path, token=TOKEN)[0] == 200, path
+    assert _stored(node) is None
+    # Signed, the same PUT is taken.
+    assert node.request("PUT", "/config", body=b'{"version": 9}', signed=True)[::2] == (200, {"stored": 9})
+    assert _stored(node) == {"version": 9}
+
+
+def test_a_replayed_put_is_refused_and_changes_nothing(node: Node) -> None:
+    first = b'{"version": 1}'
+    replayed = (f"PUT /config HTTP/1.1\r\nAuthorization: {node.signature('/config', first)}\r\n"
+                f"Content-Length: {len(first)}\r\n\r\n").encode() + first
+    status, _, body = node.send(replayed)
+    assert (status, json.loads(body)) == (200, {"stored": 1})
+    assert node.request("PUT", "/config", body=b'{"version": 2}', signed=True)[0] == 200
+    # The first request, byte for byte, once more: it would put version 1 back.
+    status, headers, body = node.send(replayed)
+    assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID}, n=2"
+    assert json.loads(body) == {"error": "the signature's count was taken already: sign with a count above the last"}
+    assert _stored(node) == {"version": 2}
+    http = node.request("GET", "/status")[2]["http"]  # type: ignore[index]
+    assert http["refused"] >= 1  # type: ignore[index]
+
+
+def test_a_signature_for_another_boot_count_path_body_or_key_is_refused(node: Node) -> None:
+    assert node.request("PUT", "/config", body=b'{"version": 1}', signed=True)[0] == 200  # count 1 taken
+    body = b'{"version": 5}'
+    other_key = bytes(range(2, 34))
+    cases = [
+        # (path sent to, Authorization, the node's words)
+        ("/config", put_signature(KEY, "/config", BOOT_ID + 1, 2, body),
+         "the signature is for another boot of this node"),
+        ("/config", put_signature(KEY, "/config", BOOT_ID - 1, 2, body),
+         "the signature is for another boot of this node"),
+        ("/config", put_signature(KEY, "/config", BOOT_ID, 1, body),
+         "the signature's count was taken already: sign with a count above the last"),
+        ("/config", put_signature(KEY, "/config", BOOT_ID, 0, body),
+         "the signature's count was taken already: sign with a count above the last"),
+        ("/config", put_signature(KEY, "/heating", BOOT_ID, 2, body),
+         "the signature does not match the request (another key, path or body)"),
+        ("/config", put_signature(KEY, "/config", BOOT_ID, 2, b'{"version": 6}'),  # one byte changed
+         "the signature does not match the request (another key, path or body)"),
+        ("/config", put_signature(other_key, "/config", BOOT_ID, 2, body),
+         "the signature does not match the request (another key, path or body)"),
+        ("/config", put_signature(KEY, "/config", BOOT_ID, 2, body).upper(),  # the mac is lowercase hex
+         "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; loadmesh put signs)"),
+        ("/config", put_signature(KEY, "/config", BOOT_ID, 2, body).replace(", n=2", ""),
+         "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; loadmesh put signs)"),
+        ("/config", put_signature(KEY, "/config", BOOT_ID, 2, body) + ", n=3",
+         "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; loadmesh put signs)"),
+    ]
+    for path, authorization, words in cases:
+        status, headers, answer = node.request("PUT", path, body=body, headers={"Authorization": authorization})
+        assert (status, answer) == (401, {"error": words}), authorization
+        assert headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID}, n=1"  # none of them took a count
+    assert _stored(node) == {"version": 1}
+    # The scheme's name is case-insensitive; the count need not be the next one, only above the last.
+    authorization = put_signature(KEY, "/config", BOOT_ID, 40, body).replace("LoadMesh-HMAC", "loadmesh-hmac")
+    status, _, answer = node.request("PUT", "/config", body=body, headers={"Authorization": authorization})
+    assert (status, answer) == (200, {"stored": 5})
+    assert node.challenge() == (BOOT_ID, 40)
+
+
+def test_a_reboot_invalidates_every_earlier_signature(device_root: Path, tmp_path: Path) -> None:
+    body = b'{"version": 3}'
+    node = Node(device_root, tmp_path, KEY)
+    try:
+        raw = (f"PUT /config HTTP/1.1\r\nAuthorization: {node.signature('/config', body)}\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        assert node.send(raw)[0] == 200
+    finally:
+        node.close()
+    (tmp_path / "config.json").unlink()
+    rebooted = Node(device_root, tmp_path, KEY, boot_id=BOOT_ID + 1)  # the store's next boot id
+    try:
+        status, headers, answer = rebooted.send(raw)
+        assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID + 1}, n=0"
+        assert json.loads(answer) == {"error": "the signature is for another boot of this node"}
+        assert _stored(rebooted) is None
+    finally:
+        rebooted.close()
+
+
+def test_the_companion_signs_a_put_and_learns_the_challenge(node: Node) -> None:
+    for version in (1, 2):  # the second: a count above the first's, learnt from the node
+        body = json.dumps({"version": version}).encode()
+        status, _, answer = nodehttp.signed_put("127.0.0.1", node.port, 10, "/config", body, KEY)
+        assert (status, json.loads(answer)) == (200, {"stored": version})
+    assert node.challenge() == (BOOT_ID, 2)
+    # Another key: refused, once the challenge is known, and nothing changes.
+    status, _, answer = nodehttp.signed_put("127.0.0.1", node.port, 10, "/config", b'{"version": 3}',
+                                            bytes(range(2, 34)))
+    assert status == 401 and json.loads(answer)["error"].startswith("the signature does not match")
+    assert _stored(node) == {"version": 2}

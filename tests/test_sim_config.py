@@ -52,7 +52,8 @@ def test_configs_are_adopted_when_newer_refused_otherwise_and_fetched_from_a_pee
             (bytes(tampered), True, 400, "config: refused: bad_tag"),
             (b"LMC\x01{}" + bytes(32), True, 400, "config: refused: bad_tag"),
             (b"a config", True, 400, "config: is neither sealed bytes nor their hex (loadmesh config-seal)"),
-            (sealed_2, False, 401, "a valid token is required"),
+            (sealed_2, False, 401, "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; "
+                                   "loadmesh put signs)"),
         ]
         for body, token, status, answer in cases:
             got_status, got = sim.request("evse1", "PUT", "/config", body, token=token)

@@ -141,8 +141,28 @@ def _parent_death_signal() -> Callable[[], None]:
 
 
 def http_token(key: bytes) -> str:
-    """The bearer token of a node's /config for a group key (docs/firmware.md, the HTTP API)."""
+    """The bearer token of a node's GET /config for a group key (docs/firmware.md, the HTTP API)."""
     return hmac.new(key, b"loadmesh http token v1", hashlib.sha256).hexdigest()
+
+
+def put_signature(key: bytes, path: str, boot: int, count: int, body: bytes) -> str:
+    """The Authorization header of a PUT signed for a node's boot and a count (docs/firmware.md, the HTTP API):
+    computed here with CPython's hmac from the documented form, not with the node's code."""
+    signed = "\n".join(("loadmesh put v2", "PUT", path, str(boot), str(count), hashlib.sha256(body).hexdigest()))
+    mac = hmac.new(key, signed.encode(), hashlib.sha256).hexdigest()
+    return f"LoadMesh-HMAC boot={boot}, n={count}, mac={mac}"
+
+
+def put_challenge(value: str | None) -> tuple[int, int] | None:
+    """(boot, last count) of a node's WWW-Authenticate: LoadMesh-HMAC boot=<id>, n=<count>; None if not one."""
+    scheme, _, rest = (value or "").partition(" ")
+    if scheme.lower() != "loadmesh-hmac":
+        return None
+    fields = dict(part.strip().partition("=")[::2] for part in rest.split(","))
+    try:
+        return int(fields["boot"]), int(fields["n"])
+    except (KeyError, ValueError):
+        return None
 
 
 class Simulation:
@@ -447,21 +467,41 @@ class Simulation:
 
     def request(self, node_id: str, method: str, path: str, body: bytes | None = None,
                 token: bool = True) -> tuple[int, dict[str, object]]:
-        """One request to a node's HTTP API: (status, JSON answer); (0, {"error"}) if it does not answer."""
+        """One request to a node's HTTP API: (status, JSON answer); (0, {"error"}) if it does not answer.
+
+        token: a GET with the group's bearer token, a PUT signed with the group
+        key (the challenge first, from a PUT the node refuses from its head;
+        signed again once if another PUT took the count meanwhile)."""
         node = self.nodes[node_id]
-        headers = {"Authorization": "Bearer " + self.token} if token else {}
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=PUT_TIMEOUT_S)
-            try:
-                connection.request(method, path, body=body, headers=headers)
-                response = connection.getresponse()
-                status = response.status
-                answer = json.loads(response.read() or b"null")
-            finally:
-                connection.close()
+            if method != "PUT" or not token:
+                headers = {"Authorization": "Bearer " + self.token} if token else {}
+                status, _, answer = self._exchange(node.http_port, method, path, body, headers)
+            else:
+                status, challenge, answer = self._exchange(node.http_port, method, path, b"", {})
+                signed = 0
+                for attempt in range(2):
+                    learnt = put_challenge(challenge) if status == 401 else None
+                    if learnt is None or (attempt and learnt[1] < signed):
+                        break
+                    signed = learnt[1] + 1
+                    headers = {"Authorization": put_signature(self.key, path, learnt[0], signed, body or b"")}
+                    status, challenge, answer = self._exchange(node.http_port, method, path, body or b"", headers)
         except (OSError, ValueError, http.client.HTTPException) as exc:
             return 0, {"error": f"{type(exc).__name__}: {exc}"}
         return status, answer if isinstance(answer, dict) else {"answer": answer}
+
+    @staticmethod
+    def _exchange(port: int, method: str, path: str, body: bytes | None,
+                  headers: dict[str, str]) -> tuple[int, str | None, object]:
+        """(status, WWW-Authenticate, JSON answer) of one request."""
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=PUT_TIMEOUT_S)
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            return response.status, response.getheader("WWW-Authenticate"), json.loads(response.read() or b"null")
+        finally:
+            connection.close()
 
     def status(self, node_id: str) -> dict[str, object] | None:
         """A node's GET /status, or None if it does not answer."""

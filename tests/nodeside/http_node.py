@@ -1,14 +1,15 @@
 # Node side of tests/test_node_httpapi.py: the HTTP API on asyncio, beside a 100 ms tick, with configs
 # kept in a store. Prints {"ready": port} once it listens.
 #   http_node.py SETTINGS_FILE   JSON: {"port", "key_hex" (or null: unadopted), "root", "timeout_ms", "max_body",
-#                                "send_buffer" (bytes, 0: the system's)}
+#                                "send_buffer" (bytes, 0: the system's), "boot_id" (this boot's, which a PUT's
+#                                signature names)}
 import asyncio
 import gc
 import json
 import socket
 import sys
 
-from loadmesh.core import fieldcheck
+from loadmesh.core import fieldcheck, hmac256
 from loadmesh.node.httpapi import Api, HttpServer, token_for
 from loadmesh.node.store import CONFIG, Store
 
@@ -48,6 +49,7 @@ class NodeApi(Api):
         return store.read_json(CONFIG)
 
     def put_config(self, body):
+        _forget_putsign()
         value = json.loads(body)  # ValueError: 400
         config = fieldcheck.obj(value, "config")
         if "hoard_kb" in config:  # a callback that runs out of the heap: a real MemoryError
@@ -69,6 +71,21 @@ class NodeApi(Api):
 
     def token(self):
         return None if key is None else token_for(key)
+
+    def pads(self):
+        return None if key is None else hmac256.prepare(key)
+
+    def boot(self):
+        return settings["boot_id"]
+
+
+def _forget_putsign():
+    """Drop the module that checked the PUT's signature, as the node's runtime does after a PUT (its _OCCASIONAL)."""
+    import loadmesh.node
+
+    if sys.modules.pop("loadmesh.node.putsign", None) is not None and "putsign" in dir(loadmesh.node):
+        delattr(loadmesh.node, "putsign")
+    gc.collect()
 
 
 def _fragment(size):

@@ -1,4 +1,5 @@
-"""The node's local HTTP API on asyncio streams: GET /status, and GET/PUT of the settings behind a bearer token."""
+"""The node's local HTTP API on asyncio streams: GET /status, GET of the settings with a bearer token, and PUT of them
+signed for this boot (putsign)."""
 
 import asyncio
 import socket
@@ -18,20 +19,29 @@ from loadmesh.core.errors import FieldError
 #   GET /status    200, JSON from Api.status(); no token (it shows no secret)
 #   GET /config    200, JSON from Api.config(); needs the token
 #   PUT /config    the body (bytes) to Api.put_config(), its JSON answer with
-#                  200; 400 with {"error"} if it raises FieldError/ValueError
+#                  200; 400 with {"error"} if it raises FieldError/ValueError;
+#                  needs a signature (below)
 #   PUT /adopt     the body to Api.adopt(), no token: an unadopted node has
 #                  none, and the body authenticates itself (node.adoption);
 #                  409 before any of the body is read unless Api.adoptable()
 #                  (an adopted node: nobody gets to make it hold a body)
 #   GET /heating, PUT /heating            a valve or boiler node's heating
-#                  settings (Api.heating(), Api.put_heating()); needs the token
+#                  settings (Api.heating(), Api.put_heating())
 #   GET /load_sharing, PUT /load_sharing  the boiler node's runtime switch
-#                  (Api.load_sharing(), Api.put_load_sharing()); needs the token
+#                  (Api.load_sharing(), Api.put_load_sharing())
 #
-# The token is HMAC-SHA256 of TOKEN_LABEL under the group key, in hex, sent as
-# "Authorization: Bearer <token>" and compared in constant time. An
-# unadopted node (no key) has no token and answers every request that needs
-# one with 401.
+# A GET of these needs the token: HMAC-SHA256 of TOKEN_LABEL under the group
+# key, in hex, sent as "Authorization: Bearer <token>" and compared in
+# constant time. It only reads, and it is sent in clear: whoever sees it can
+# read, never change. A PUT needs a signature instead (putsign: the request,
+# this node's boot id and a count above the last one taken this boot, under
+# the group key), so that a PUT seen on the LAN cannot be sent again. Its
+# head is judged before the body is read (the form, the boot, the count), its
+# mac once the body is, before anything is acted on; the count is taken then.
+# A 401 to a PUT carries the challenge ("WWW-Authenticate: LoadMesh-HMAC
+# boot=<id>, n=<last count>"): a client learns it from a PUT refused from its
+# head and signs with one more. An unadopted node (no key) answers every
+# request that needs a token or a signature with 401.
 #
 # What a client gets wrong gets a status, never a crash: unknown path 404,
 # wrong method 405 (with Allow), no or bad token 401, request head or body
@@ -46,8 +56,8 @@ from loadmesh.core.errors import FieldError
 # another is being read gets 503 (one body buffer at a time). The server is
 # one more asyncio task: it yields at every read and write and holds at most
 # max_clients request heads and one body in memory, so it never holds up the
-# control tick. Only a client with the token (or, on an unadopted node, any
-# client of /adopt) can make it hold a body.
+# control tick. Only a client with a signature of this boot's (or, on an
+# unadopted node, any client of /adopt) can make it hold a body.
 # Each connection serves one request (HTTP/1.0, Connection: close).
 
 TOKEN_LABEL = b"loadmesh http token v1"
@@ -62,7 +72,7 @@ _ACCEPT_POLL_MS = const(20)  # how often a server that is full, or idle, looks f
 _CHUNK = const(256)
 _LINGER_MS = const(200)  # after an error answer, how long to take in what the client still sends
 _LINGER_BYTES = const(4096)
-_SETTINGS = ("/config", "/heating", "/load_sharing")  # GET and PUT, behind the token
+_SETTINGS = ("/config", "/heating", "/load_sharing")  # GET with the token, PUT signed
 # The answer when the one asked for does not fit in the heap now (a status
 # with sixteen peers on a busy node): head and body as constants, which a
 # frozen module keeps in flash, so that telling it needs no memory. The
@@ -117,18 +127,26 @@ class Api:
         raise FieldError("load_sharing", "this node runs no load sharing")
 
     def token(self) -> str | None:
-        """The bearer token /config requires (token_for(key)); None refuses everyone."""
+        """The bearer token a GET of the settings requires (token_for(key)); None refuses everyone."""
         return None
+
+    def pads(self) -> tuple[bytes, bytes] | None:
+        """The group key as hmac256.prepare gives it, to check a PUT's signature with; None refuses every PUT."""
+        return None
+
+    def boot(self) -> int:
+        """This boot's id, which a PUT's signature names (never the same for two boots); below 1 refuses every PUT."""
+        return 0
 
 
 class _Refused(Exception):
     """A request answered with an error status."""
 
-    def __init__(self, status: int, message: str, allow: str = "") -> None:
+    def __init__(self, status: int, message: str, header: str = "") -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-        self.allow = allow  # for 405: the methods the path takes
+        self.header = header  # one more header line for the answer: Allow for 405, WWW-Authenticate for 401
 
 
 class HttpServer:
@@ -154,6 +172,9 @@ class HttpServer:
         self.busy = 0  # turned away with 503
         self.timeouts = 0  # closed unanswered
         self.no_memory = 0  # answered 503: the answer did not fit in the heap
+        # The PUT signatures taken: the boot they were for, and the last count (RAM only: a reboot changes the boot).
+        self._signed_boot = 0
+        self._signed_count = 0
 
     async def start(self) -> None:
         """Listen; connections are served as tasks of the running loop."""
@@ -249,7 +270,7 @@ class HttpServer:
         try:
             return 200, await self._route(reader, unread), ""
         except _Refused as refused:
-            return refused.status, {"error": refused.message}, refused.allow
+            return refused.status, {"error": refused.message}, refused.header
         except (FieldError, ValueError) as exc:
             return 400, {"error": str(exc)}, ""
         except MemoryError:  # what the request took is free again; the node runs on with what it had
@@ -261,11 +282,11 @@ class HttpServer:
         unread[0] = (length is not None and length != b"0") or _header(headers, b"transfer-encoding") is not None
         if path == "/status":
             if method != b"GET":
-                raise _Refused(405, "method not allowed", "GET")
+                raise _Refused(405, "method not allowed", "Allow: GET")
             return self.api.status()
         if path == "/adopt":
             if method != b"PUT":
-                raise _Refused(405, "method not allowed", "PUT")
+                raise _Refused(405, "method not allowed", "Allow: PUT")
             refusal = self.api.adoptable()
             if refusal:
                 raise _Refused(409, "adopt: " + refusal)
@@ -275,21 +296,67 @@ class HttpServer:
         if path not in _SETTINGS:
             raise _Refused(404, "not found")
         if method != b"GET" and method != b"PUT":
-            raise _Refused(405, "method not allowed", "GET, PUT")
-        expected = self.api.token()
-        offered = _bearer(headers)
-        if expected is None or offered is None or not hmac256.equal(offered, expected.encode()):
-            raise _Refused(401, "a valid token is required")
+            raise _Refused(405, "method not allowed", "Allow: GET, PUT")
         api = self.api
         if method == b"GET":
+            expected = api.token()
+            offered = _bearer(headers)
+            if expected is None or offered is None or not hmac256.equal(offered, expected.encode()):
+                raise _Refused(401, "a valid token is required", "WWW-Authenticate: Bearer")
             if path == "/config":
                 return api.config()
             return api.heating() if path == "/heating" else api.load_sharing()
+        signed = self._signed_head(headers)
         body = await self._read_body(reader, headers, rest)
         unread[0] = False
+        self._take_signature(signed, path, body)
         if path == "/config":
             return api.put_config(body)
         return api.put_heating(body) if path == "/heating" else api.put_load_sharing(body)
+
+    def _signed_head(self, headers: list[bytes]) -> tuple[int, bytes]:
+        """(count, mac) of a PUT's signature whose head may be acted on once its mac holds; _Refused 401 if not."""
+        from . import putsign  # only a PUT needs it (runtime._OCCASIONAL)
+
+        boot = self.api.boot()
+        if boot != self._signed_boot:  # the first PUT of this boot, or an adoption raised the boot id
+            self._signed_boot = boot
+            self._signed_count = 0
+        signed = putsign.parse(_header(headers, b"authorization"))
+        if self.api.pads() is None:
+            words = "this node has no group key (it is not adopted yet)"
+        elif boot < 1:
+            words = "this node's boot counter is not kept: it cannot tell a PUT sent again, and takes none"
+        elif signed is None:
+            words = "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; loadmesh put signs)"
+        elif signed[0] != boot:
+            words = "the signature is for another boot of this node"
+        elif signed[1] <= self._signed_count:
+            words = "the signature's count was taken already: sign with a count above the last"
+        else:
+            return signed[1], signed[2]
+        raise _Refused(401, words, "WWW-Authenticate: " + putsign.challenge(boot, self._signed_count))
+
+    def _take_signature(self, signed: tuple[int, bytes], path: str, body: bytes) -> None:
+        """Take a PUT's signature, checked against its body, before it is acted on; _Refused 401 if it does not hold.
+
+        No await from the check to the count taken: of two requests with one
+        count, only the first is acted on."""
+        from . import putsign
+
+        pads = self.api.pads()
+        boot = self.api.boot()
+        count, offered = signed
+        words = ""
+        if pads is None or boot != self._signed_boot:  # the node was adopted again while the body came
+            words = "the signature is for another boot of this node"
+        elif count <= self._signed_count:  # another request took this count while the body came
+            words = "the signature's count was taken already: sign with a count above the last"
+        elif not hmac256.equal(offered, putsign.mac(pads, b"PUT", path.encode(), boot, count, body)):
+            words = "the signature does not match the request (another key, path or body)"
+        if words:
+            raise _Refused(401, words, "WWW-Authenticate: " + putsign.challenge(boot, self._signed_count))
+        self._signed_count = count
 
     async def _read_body(self, reader: asyncio.StreamReader, headers: list[bytes], rest: bytes) -> bytes:
         if _header(headers, b"transfer-encoding") is not None:
@@ -317,11 +384,11 @@ class HttpServer:
         return body
 
     def _answer(self, status: int, answer: object,
-                allow: str) -> tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]]:
+                header: str) -> tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]]:
         """_response, or _NO_MEMORY when building it runs out of memory: every client gets an answer, counted by
         the status it gets."""
         try:
-            response = self._response(status, answer, allow)
+            response = self._response(status, answer, header)
         except MemoryError:
             self.no_memory += 1
             response = _NO_MEMORY
@@ -334,7 +401,7 @@ class HttpServer:
         return response
 
     def _response(self, status: int, answer: object,
-                  allow: str) -> tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]]:
+                  header: str) -> tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]]:
         """The answer's head and its body in pieces (_pieces; a plain function: its temporaries die with the call).
 
         The pieces go to the socket as they are, the head apart: the answer is
@@ -347,10 +414,8 @@ class HttpServer:
         except TypeError:  # a callback returned something JSON cannot carry
             status, pieces = 500, (b'{"error":"internal"}',)
         head = "HTTP/1.0 " + str(status) + " " + _reason(status) + "\r\nContent-Type: application/json\r\n"
-        if status == 401:
-            head += "WWW-Authenticate: Bearer\r\n"
-        if allow:
-            head += "Allow: " + allow + "\r\n"
+        if header:
+            head += header + "\r\n"
         head += "Content-Length: " + str(_body_length(pieces)) + "\r\nConnection: close\r\n\r\n"
         return head.encode(), pieces
 

@@ -72,7 +72,7 @@ SETTINGS = "node.json"
 # Modules used only now and then; on MicroPython they are dropped after use and imported again when needed.
 _OCCASIONAL = ("loadmesh.node.groupsync", "loadmesh.core.configsync", "loadmesh.core.groupconfig",
                "loadmesh.core.fieldcheck", "loadmesh.node.settings", "loadmesh.node.store", "loadmesh.node.adoption",
-               "loadmesh.node.departed", "loadmesh.node.jsontext", "loadmesh.node.peerboots")
+               "loadmesh.node.departed", "loadmesh.node.jsontext", "loadmesh.node.peerboots", "loadmesh.node.putsign")
 
 UNADOPTED = "unadopted"  # no group key: PUT /adopt
 NO_CONFIG = "no_config"  # a key, but no config this node can run: PUT /config
@@ -927,6 +927,12 @@ class NodeApi(Api):
 
     def token(self) -> str | None:
         return self.node.http_token
+
+    def pads(self) -> tuple[bytes, bytes] | None:
+        return self.node.pads  # the group key, prepared for the heartbeats: the same HMAC key
+
+    def boot(self) -> int:
+        return self.node.boot_id
 
 
 async def asyncio_wait(coroutine: object) -> bytes:
