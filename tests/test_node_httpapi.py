@@ -561,3 +561,50 @@ def test_the_companion_signs_a_put_and_learns_the_challenge(node: Node) -> None:
                                             bytes(range(2, 34)))
     assert status == 401 and json.loads(answer)["error"].startswith("the signature does not match")
     assert _stored(node) == {"version": 2}
+
+
+def test_two_clients_racing_for_a_count_each_get_theirs_taken_once(node: Node) -> None:
+    # Between the companion's challenge and its signed PUT another client takes the same count: the node refuses
+    # the companion's with the new count in its challenge, and the companion signs again once. A relay in front
+    # of the node plays the other client, at the moment the companion's signed PUT comes through.
+    import threading
+
+    raced: list[int] = []
+    relay = socket.create_server(("127.0.0.1", 0))
+    relay.settimeout(10)
+
+    def serve() -> None:
+        for _ in range(3):  # the challenge, the signed PUT refused, the one signed again
+            try:
+                client, _ = relay.accept()
+            except OSError:
+                return
+            with client:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += client.recv(4096)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), b"0"))
+                while len(body) < length:
+                    body += client.recv(4096)
+                if b"LoadMesh-HMAC" in head and not raced:
+                    boot, count = node.challenge()
+                    other = b'{"version": 7}'
+                    raced.append(node.request("PUT", "/config", body=other, headers={
+                        "Authorization": put_signature(KEY, "/config", boot, count + 1, other)})[0])
+                with socket.create_connection(("127.0.0.1", node.port), timeout=10) as upstream:
+                    upstream.sendall(head + b"\r\n\r\n" + body)
+                    client.sendall(b"".join(iter(lambda conn=upstream: conn.recv(4096), b"")))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        status, _, answer = nodehttp.signed_put("127.0.0.1", relay.getsockname()[1], 10, "/config",
+                                                b'{"version": 8}', KEY)
+    finally:
+        relay.close()
+        thread.join(10)
+    assert raced == [200]  # the other client's PUT, with the count the companion had signed for
+    assert (status, json.loads(answer)) == (200, {"stored": 8})  # the companion's, signed again with one more
+    assert node.challenge() == (BOOT_ID, 2) and _stored(node) == {"version": 8}
