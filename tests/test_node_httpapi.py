@@ -487,8 +487,10 @@ def test_a_replayed_put_is_refused_and_changes_nothing(node: Node) -> None:
     assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID}, n=2"
     assert json.loads(body) == {"error": "the signature's count was taken already: sign with a count above the last"}
     assert _stored(node) == {"version": 2}
-    http = node.request("GET", "/status")[2]["http"]  # type: ignore[index]
-    assert http["refused"] >= 1  # type: ignore[index]
+    status_now = node.request("GET", "/status")[2]
+    assert status_now["http"]["refused"] >= 1  # type: ignore[index]
+    # What checked it is not left in the heap by a refused PUT (a stranger's could otherwise keep it there).
+    assert status_now["putsign"] is False  # type: ignore[index]
 
 
 def test_a_signature_for_another_boot_count_path_body_or_key_is_refused(node: Node) -> None:

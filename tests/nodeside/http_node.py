@@ -29,7 +29,7 @@ unencodable = [False]  # the next status carries bytes, which JSON cannot: a cal
 class NodeApi(Api):
     def status(self):
         kept[0] = None
-        answer = {"ticks": ticks[0], "http": server.counts()}
+        answer = {"ticks": ticks[0], "http": server.counts(), "putsign": "loadmesh.node.putsign" in sys.modules}
         if pad[0]:
             answer["pad"] = pad[0]  # in the heap as this text and as the answer's canonical bytes
             pad[0] = ""
@@ -77,6 +77,9 @@ class NodeApi(Api):
 
     def boot(self):
         return settings["boot_id"]
+
+    def put_refused(self):
+        _forget_putsign()
 
 
 def _forget_putsign():

@@ -138,6 +138,9 @@ class Api:
         """This boot's id, which a PUT's signature names (never the same for two boots); below 1 refuses every PUT."""
         return 0
 
+    def put_refused(self) -> None:
+        """A PUT was refused before it was acted on: what only a PUT needs (putsign) may go from the heap."""
+
 
 class _Refused(Exception):
     """A request answered with an error status."""
@@ -306,10 +309,16 @@ class HttpServer:
             if path == "/config":
                 return api.config()
             return api.heating() if path == "/heating" else api.load_sharing()
-        signed = self._signed_head(headers)
-        body = await self._read_body(reader, headers, rest)
-        unread[0] = False
-        self._take_signature(signed, path, body)
+        try:
+            signed = self._signed_head(headers)
+            body = await self._read_body(reader, headers, rest)
+            unread[0] = False
+            self._take_signature(signed, path, body)
+        except _Refused:
+            # A put acted on drops putsign with what else it imported; one refused (a challenge asked for, or
+            # a stranger's) would leave it in the heap until then.
+            api.put_refused()
+            raise
         if path == "/config":
             return api.put_config(body)
         return api.put_heating(body) if path == "/heating" else api.put_load_sharing(body)

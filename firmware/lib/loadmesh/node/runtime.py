@@ -934,6 +934,9 @@ class NodeApi(Api):
     def boot(self) -> int:
         return self.node.boot_id
 
+    def put_refused(self) -> None:
+        _forget(self.node.role)
+
 
 async def asyncio_wait(coroutine: object) -> bytes:
     """coroutine's result, or TimeoutError after groupsync.FETCH_TIMEOUT_MS."""
