@@ -108,6 +108,10 @@ def signed_put(host: str, port: int, timeout_s: float, path: str, body: bytes, k
 
     deadline = time.monotonic() + timeout_s
     status, reason, challenge, answer = _exchange(host, port, deadline, timeout_s, "PUT", path, b"", None)
+    if status == 401 and challenge is not None and challenge.split(" ", 1)[0].lower() == "bearer":
+        # A node from before signed PUTs: it would take the token, which anyone on the LAN who saw it could send.
+        raise NodeHttpError("asks for a bearer token for a PUT: its firmware is older than this loadmesh, whose "
+                            "PUTs are signed (docs/firmware.md, \"The HTTP API\"); update the node's firmware")
     pads = hmac256.prepare(key)
     signed = 0
     for attempt in range(2):

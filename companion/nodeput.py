@@ -136,7 +136,9 @@ def main(args: argparse.Namespace) -> int:
 def _answer(what: str, status: int, reason: str, body: bytes, where: str, key_file: str) -> str:
     """The node's answer in words; NodeHttpError for a refusal."""
     if status == 401:
-        raise NodeHttpError(nodehttp.token_refused(where, key_file, "signature"))
+        words = nodehttp.node_error(body)
+        said = f"; the node's words: {words}" if words else ""
+        raise NodeHttpError(nodehttp.token_refused(where, key_file, "signature") + said)
     if status == 400:
         raise NodeHttpError(f"refused: {nodehttp.node_error(body) or 'no reason given'}; nothing changed")
     if status != 200:

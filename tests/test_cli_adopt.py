@@ -75,8 +75,9 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
         said = f"loadmesh put: {host}: "
 
         # Before adoption the node has no key: no signature is valid.
-        unadopted = f"refused the signature: {key} is not this node's group key, or the node is not adopted yet " \
-                    f"(loadmesh status {host} says which)\n"
+        refused = f"refused the signature: {key} is not this node's group key, or the node is not adopted yet " \
+                  f"(loadmesh status {host} says which)"
+        unadopted = refused + "; the node's words: this node has no group key (it is not adopted yet)\n"
         assert loadmesh(capsys, "put", host, "config", groups[1], "--key", key) == (2, "", said + unadopted)
         assert loadmesh(capsys, "adopt", host, "--code", "00" * 16, "--key", key, "--node", node_json) == (
             2, "", f"loadmesh adopt: {host}: refused the code: it is not this node's adoption code (the node "
@@ -110,10 +111,11 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
             2, "", got + "refused: heating: this node runs no config yet (no_config): its kind is not known\n")
 
         assert loadmesh(capsys, "put", host, "config", groups[2], "--key", other_key) == (
-            2, "", said + unadopted.replace(str(key), str(other_key)))
+            2, "", said + refused.replace(str(key), str(other_key))
+            + "; the node's words: the signature does not match the request (another key, path or body)\n")
         for what in ("config", "heating", "load_sharing"):
             assert loadmesh(capsys, "get", host, what, "--key", other_key) == (
-                2, "", got + unadopted.replace(str(key), str(other_key)).replace("the signature", "the token"))
+                2, "", got + refused.replace(str(key), str(other_key)).replace("the signature", "the token") + "\n")
         announced = groupconfig.announced(groupconfig.parse(_group(2)))
         assert loadmesh(capsys, "put", host, "config", groups[2], "--key", key) == (
             0, said + f"took config version 2 ({announced}); it runs it from its next tick\n", "")

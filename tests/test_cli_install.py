@@ -367,6 +367,18 @@ def test_get_names_an_answer_that_is_no_setting_and_writes_nothing(
     assert list(tmp_path.iterdir()) == [key_file]  # neither the file nor a temporary one
 
 
+def test_put_to_a_node_from_before_signed_puts_says_its_firmware_is_older(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], key_file: Path) -> None:
+    # Such a node answers the challenge's PUT with a 401 that asks for its bearer token: not "the key is wrong".
+    port, server = answering_once(b"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Length: 39"
+                                  b"\r\n\r\n" + b'{"error":"a valid token is required"}\n\n')
+    host = f"127.0.0.1:{port}"
+    assert loadmesh(capsys, "put", host, "load_sharing", "on", "--key", key_file) == (
+        2, "", f"loadmesh put: {host}: asks for a bearer token for a PUT: its firmware is older than this loadmesh, "
+               "whose PUTs are signed (docs/firmware.md, \"The HTTP API\"); update the node's firmware\n")
+    server.join(5)
+
+
 def test_get_writes_a_new_file_whole_and_never_over_one(tmp_path: Path) -> None:
     path = tmp_path / "group.json"
     durable.write_new(path, b'{"version": 2}\n')
