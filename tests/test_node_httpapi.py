@@ -475,6 +475,19 @@ def test_the_token_reads_but_a_put_needs_a_signature(node: Node) -> None:
     assert _stored(node) == {"version": 9}
 
 
+@pytest.mark.parametrize("boot", [1, 999999999, (1 << 30) - 1])  # adopt --boot-floor goes up to 2^30 - 2
+def test_a_signature_for_any_boot_id_the_node_can_have_is_read_as_the_simulator_signs_it(boot: int) -> None:
+    from loadmesh.core import hmac256
+    from loadmesh.node import putsign
+
+    authorization = put_signature(KEY, "/config", boot, 12, b"{}")  # the simulator's own code (hmac, hashlib)
+    parsed = putsign.parse(authorization.encode())
+    assert parsed is not None and parsed[:2] == (boot, 12)
+    assert parsed[2] == putsign.mac(hmac256.prepare(KEY), b"PUT", b"/config", boot, 12, b"{}")
+    assert put_challenge(putsign.challenge(boot, 12)) == (boot, 12)
+    assert putsign.parse_challenge(putsign.challenge(boot, 12)) == (boot, 12)
+
+
 def test_a_replayed_put_is_refused_and_changes_nothing(node: Node) -> None:
     first = b'{"version": 1}'
     replayed = (f"PUT /config HTTP/1.1\r\nAuthorization: {node.signature('/config', first)}\r\n"

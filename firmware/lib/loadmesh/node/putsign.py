@@ -16,7 +16,8 @@ from loadmesh.core import hmac256
 
 SCHEME = "LoadMesh-HMAC"
 MESSAGE_LABEL = b"loadmesh put v2\n"
-MAX_COUNT = 999999999  # nine digits: a small int on every port; a client counts up by one per PUT
+# boot and n in at most ten digits: a boot id goes up to 2^30 - 1 (adopt --boot-floor), ten digits.
+MAX_DIGITS = 10
 
 
 def message(method: bytes, path: bytes, boot: int, count: int, body: bytes) -> bytes:
@@ -47,7 +48,7 @@ def parse(value: bytes | None) -> tuple[int, int, bytes] | None:
 
     The scheme's name is case-insensitive (RFC 9110, 11.1); the parameters are
     boot, n and mac, each once, in any order; boot and n decimal of at most
-    nine digits, mac 64 lowercase hex digits."""
+    MAX_DIGITS digits, mac 64 lowercase hex digits."""
     if value is None or value[:len(SCHEME) + 1].lower() != SCHEME.lower().encode() + b" ":
         return None
     boot = count = -1
@@ -64,7 +65,7 @@ def parse(value: bytes | None) -> tuple[int, int, bytes] | None:
                     return None
             tag = text
             continue
-        if not text or len(text) > 9 or not text.isdigit():
+        if not text or len(text) > MAX_DIGITS or not text.isdigit():
             return None
         if name == b"boot" and boot < 0:
             boot = int(text)
