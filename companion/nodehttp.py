@@ -118,11 +118,11 @@ def signed_put(host: str, port: int, timeout_s: float, path: str, body: bytes, k
         learnt = putsign.parse_challenge(challenge) if status == 401 else None
         if learnt is None:  # not a loadmesh node's challenge, or another answer: the caller says what it is
             return status, reason, answer
-        boot, count = learnt
+        node, boot, count = learnt
         if attempt and count < signed:  # refused for something else than a count taken meanwhile
             return status, reason, answer
         signed = count + 1
-        authorization = putsign.header(pads, b"PUT", path.encode(), boot, signed, body)
+        authorization = putsign.header(pads, b"PUT", path.encode(), node.encode(), boot, signed, body)
         status, reason, challenge, answer = _exchange(host, port, deadline, timeout_s, "PUT", path, body,
                                                       authorization)
     return status, reason, answer

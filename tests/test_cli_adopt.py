@@ -112,7 +112,7 @@ def test_an_installer_adopts_a_node_then_gives_it_its_config_and_heating(device_
 
         assert loadmesh(capsys, "put", host, "config", groups[2], "--key", other_key) == (
             2, "", said + refused.replace(str(key), str(other_key))
-            + "; the node's words: the signature does not match the request (another key, path or body)\n")
+            + "; the node's words: the signature does not match the request (another node, key, path or body)\n")
         for what in ("config", "heating", "load_sharing"):
             assert loadmesh(capsys, "get", host, what, "--key", other_key) == (
                 2, "", got + refused.replace(str(key), str(other_key)).replace("the signature", "the token") + "\n")

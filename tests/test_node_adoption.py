@@ -61,7 +61,7 @@ class NodeRun:
         status, challenge, _ = self._request("PUT", path, b"", None, None)
         learnt = put_challenge(challenge)
         assert status == 401 and learnt is not None, challenge
-        return put_signature(KEY, path, learnt[0], learnt[1] + 1, body)
+        return put_signature(KEY, path, learnt[0], learnt[1], learnt[2] + 1, body)
 
     def _request(self, method: str, path: str, body: bytes | None, token: str | None,
                  authorization: str | None) -> tuple[int, str | None, dict[str, object]]:

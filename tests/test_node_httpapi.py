@@ -35,6 +35,7 @@ PATIENT_TIMEOUT_MS = 1500
 DAWDLER_TIMEOUT_MS = 8000
 MAX_BODY = 2048
 BOOT_ID = 7  # the boot a PUT's signature names
+NODE_ID = "evse1"  # and the node
 
 
 class Node:
@@ -42,7 +43,8 @@ class Node:
                  timeout_ms: int = TIMEOUT_MS, boot_id: int = BOOT_ID) -> None:
         self.port = free_port(socket.SOCK_STREAM)
         settings = {"port": self.port, "key_hex": None if key is None else key.hex(), "root": str(root),
-                    "timeout_ms": timeout_ms, "max_body": MAX_BODY, "send_buffer": send_buffer, "boot_id": boot_id}
+                    "timeout_ms": timeout_ms, "max_body": MAX_BODY, "send_buffer": send_buffer, "boot_id": boot_id,
+                    "node": NODE_ID}
         self.process = mpnode.NodeProcess("http_node.py", mpnode.argfile(settings), device_root=device_root)
         self.process.expect(lambda line: "ready" in line)
 
@@ -56,13 +58,13 @@ class Node:
         """(boot, last count taken) from the 401 to a PUT without a signature or a body."""
         status, headers, _ = self.request("PUT", path, body=b"")
         learnt = put_challenge(headers.get("www-authenticate"))
-        assert status == 401 and learnt is not None, headers
-        return learnt
+        assert status == 401 and learnt is not None and learnt[0] == NODE_ID, headers
+        return learnt[1:]
 
     def signature(self, path: str, body: bytes) -> str:
         """An Authorization header for a PUT of body to path, signed for the node's challenge and one more."""
         boot, count = self.challenge(path)
-        return put_signature(KEY, path, boot, count + 1, body)
+        return put_signature(KEY, path, NODE_ID, boot, count + 1, body)
 
     def request(self, method: str, path: str, body: bytes | None = None, token: str | None = None,
                 headers: dict[str, str] | None = None, signed: bool = False) -> tuple[int, dict[str, str], object]:
@@ -166,7 +168,7 @@ def test_config_needs_the_token_derived_from_the_group_key(node: Node) -> None:
         assert status == expected, value
     # Refused without the token, a PUT stores nothing.
     status, headers, _ = node.request("PUT", "/config", body=b'{"version": 9}', token="0" * 64)
-    assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID}, n=0"
+    assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC node={NODE_ID}, boot={BOOT_ID}, n=0"
     assert node.request("GET", "/config", token=TOKEN)[2] is None
 
 
@@ -430,13 +432,15 @@ def test_one_body_at_a_time(patient_node: Node) -> None:
     # Two clients with the token could otherwise make the node hold two bodies
     # of max_body at once; the second is turned away while the first is read.
     node = patient_node  # the second must come while the first's body is still awaited
+    body = b'{"version": 2}'
+    # Its challenge learnt first: only the PUT itself need come within the first one's time on a loaded machine.
+    authorization = node.signature("/config", body)
     with socket.create_connection(("127.0.0.1", node.port)) as first:
         # A signature of this boot's and a fresh count: its mac is checked only once the body has come.
         first.sendall(f"PUT /config HTTP/1.1\r\nAuthorization: LoadMesh-HMAC boot={BOOT_ID}, n=1, mac={'0' * 64}\r\n"
                       f"Content-Length: {MAX_BODY}\r\n\r\n{{".encode())
         time.sleep(0.2)
-        body = b'{"version": 2}'
-        status, _, answer = node.request("PUT", "/config", body=body, signed=True)
+        status, _, answer = node.request("PUT", "/config", body=body, headers={"Authorization": authorization})
         assert (status, answer) == (503, {"error": "busy: another request's body is being read"})
         first.settimeout(10)
         assert first.recv(100) == b""  # its time is up, unanswered
@@ -465,7 +469,7 @@ def test_the_token_reads_but_a_put_needs_a_signature(node: Node) -> None:
     for path in ("/config", "/heating", "/load_sharing"):
         status, headers, body = node.request("PUT", path, body=b'{"version": 9}', token=TOKEN)
         assert status == 401, path
-        assert headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID}, n=0"
+        assert headers["www-authenticate"] == f"LoadMesh-HMAC node={NODE_ID}, boot={BOOT_ID}, n=0"
         assert body == {"error": "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; "
                                  "loadmesh put signs)"}
         assert node.request("GET", path, token=TOKEN)[0] == 200, path
@@ -480,12 +484,12 @@ def test_a_signature_for_any_boot_id_the_node_can_have_is_read_as_the_simulator_
     from loadmesh.core import hmac256
     from loadmesh.node import putsign
 
-    authorization = put_signature(KEY, "/config", boot, 12, b"{}")  # the simulator's own code (hmac, hashlib)
+    authorization = put_signature(KEY, "/config", NODE_ID, boot, 12, b"{}")  # the simulator's own code
     parsed = putsign.parse(authorization.encode())
     assert parsed is not None and parsed[:2] == (boot, 12)
-    assert parsed[2] == putsign.mac(hmac256.prepare(KEY), b"PUT", b"/config", boot, 12, b"{}")
-    assert put_challenge(putsign.challenge(boot, 12)) == (boot, 12)
-    assert putsign.parse_challenge(putsign.challenge(boot, 12)) == (boot, 12)
+    assert parsed[2] == putsign.mac(hmac256.prepare(KEY), b"PUT", b"/config", NODE_ID.encode(), boot, 12, b"{}")
+    assert put_challenge(putsign.challenge(NODE_ID, boot, 12)) == (NODE_ID, boot, 12)
+    assert putsign.parse_challenge(putsign.challenge(NODE_ID, boot, 12)) == (NODE_ID, boot, 12)
 
 
 def test_a_replayed_put_is_refused_and_changes_nothing(node: Node) -> None:
@@ -497,7 +501,7 @@ def test_a_replayed_put_is_refused_and_changes_nothing(node: Node) -> None:
     assert node.request("PUT", "/config", body=b'{"version": 2}', signed=True)[0] == 200
     # The first request, byte for byte, once more: it would put version 1 back.
     status, headers, body = node.send(replayed)
-    assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID}, n=2"
+    assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC node={NODE_ID}, boot={BOOT_ID}, n=2"
     assert json.loads(body) == {"error": "the signature's count was taken already: sign with a count above the last"}
     assert _stored(node) == {"version": 2}
     status_now = node.request("GET", "/status")[2]
@@ -512,34 +516,38 @@ def test_a_signature_for_another_boot_count_path_body_or_key_is_refused(node: No
     other_key = bytes(range(2, 34))
     cases = [
         # (path sent to, Authorization, the node's words)
-        ("/config", put_signature(KEY, "/config", BOOT_ID + 1, 2, body),
+        ("/config", put_signature(KEY, "/config", NODE_ID, BOOT_ID + 1, 2, body),
          "the signature is for another boot of this node"),
-        ("/config", put_signature(KEY, "/config", BOOT_ID - 1, 2, body),
+        ("/config", put_signature(KEY, "/config", NODE_ID, BOOT_ID - 1, 2, body),
          "the signature is for another boot of this node"),
-        ("/config", put_signature(KEY, "/config", BOOT_ID, 1, body),
+        ("/config", put_signature(KEY, "/config", NODE_ID, BOOT_ID, 1, body),
          "the signature's count was taken already: sign with a count above the last"),
-        ("/config", put_signature(KEY, "/config", BOOT_ID, 0, body),
+        ("/config", put_signature(KEY, "/config", NODE_ID, BOOT_ID, 0, body),
          "the signature's count was taken already: sign with a count above the last"),
-        ("/config", put_signature(KEY, "/heating", BOOT_ID, 2, body),
-         "the signature does not match the request (another key, path or body)"),
-        ("/config", put_signature(KEY, "/config", BOOT_ID, 2, b'{"version": 6}'),  # one byte changed
-         "the signature does not match the request (another key, path or body)"),
-        ("/config", put_signature(other_key, "/config", BOOT_ID, 2, body),
-         "the signature does not match the request (another key, path or body)"),
-        ("/config", put_signature(KEY, "/config", BOOT_ID, 2, body).upper(),  # the mac is lowercase hex
+        ("/config", put_signature(KEY, "/heating", NODE_ID, BOOT_ID, 2, body),
+         "the signature does not match the request (another node, key, path or body)"),
+        ("/config", put_signature(KEY, "/config", NODE_ID, BOOT_ID, 2, b'{"version": 6}'),  # one byte changed
+         "the signature does not match the request (another node, key, path or body)"),
+        ("/config", put_signature(other_key, "/config", NODE_ID, BOOT_ID, 2, body),
+         "the signature does not match the request (another node, key, path or body)"),
+        # Another node of the group, under the same boot id (adopted in the same minute): not this one's.
+        ("/config", put_signature(KEY, "/config", "evse2", BOOT_ID, 2, body),
+         "the signature does not match the request (another node, key, path or body)"),
+        ("/config", put_signature(KEY, "/config", NODE_ID, BOOT_ID, 2, body).upper(),  # the mac is lowercase hex
          "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; loadmesh put signs)"),
-        ("/config", put_signature(KEY, "/config", BOOT_ID, 2, body).replace(", n=2", ""),
+        ("/config", put_signature(KEY, "/config", NODE_ID, BOOT_ID, 2, body).replace(", n=2", ""),
          "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; loadmesh put signs)"),
-        ("/config", put_signature(KEY, "/config", BOOT_ID, 2, body) + ", n=3",
+        ("/config", put_signature(KEY, "/config", NODE_ID, BOOT_ID, 2, body) + ", n=3",
          "a PUT needs a signed request (Authorization: LoadMesh-HMAC boot, n, mac; loadmesh put signs)"),
     ]
     for path, authorization, words in cases:
         status, headers, answer = node.request("PUT", path, body=body, headers={"Authorization": authorization})
         assert (status, answer) == (401, {"error": words}), authorization
-        assert headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID}, n=1"  # none of them took a count
+        # None of them took a count.
+        assert headers["www-authenticate"] == f"LoadMesh-HMAC node={NODE_ID}, boot={BOOT_ID}, n=1"
     assert _stored(node) == {"version": 1}
     # The scheme's name is case-insensitive; the count need not be the next one, only above the last.
-    authorization = put_signature(KEY, "/config", BOOT_ID, 40, body).replace("LoadMesh-HMAC", "loadmesh-hmac")
+    authorization = put_signature(KEY, "/config", NODE_ID, BOOT_ID, 40, body).replace("LoadMesh-HMAC", "loadmesh-hmac")
     status, _, answer = node.request("PUT", "/config", body=body, headers={"Authorization": authorization})
     assert (status, answer) == (200, {"stored": 5})
     assert node.challenge() == (BOOT_ID, 40)
@@ -558,7 +566,7 @@ def test_a_reboot_invalidates_every_earlier_signature(device_root: Path, tmp_pat
     rebooted = Node(device_root, tmp_path, KEY, boot_id=BOOT_ID + 1)  # the store's next boot id
     try:
         status, headers, answer = rebooted.send(raw)
-        assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC boot={BOOT_ID + 1}, n=0"
+        assert status == 401 and headers["www-authenticate"] == f"LoadMesh-HMAC node={NODE_ID}, boot={BOOT_ID + 1}, n=0"
         assert json.loads(answer) == {"error": "the signature is for another boot of this node"}
         assert _stored(rebooted) is None
     finally:
@@ -607,7 +615,7 @@ def test_two_clients_racing_for_a_count_each_get_theirs_taken_once(node: Node) -
                     boot, count = node.challenge()
                     other = b'{"version": 7}'
                     raced.append(node.request("PUT", "/config", body=other, headers={
-                        "Authorization": put_signature(KEY, "/config", boot, count + 1, other)})[0])
+                        "Authorization": put_signature(KEY, "/config", NODE_ID, boot, count + 1, other)})[0])
                 with socket.create_connection(("127.0.0.1", node.port), timeout=10) as upstream:
                     upstream.sendall(head + b"\r\n\r\n" + body)
                     client.sendall(b"".join(iter(lambda conn=upstream: conn.recv(4096), b"")))

@@ -145,22 +145,23 @@ def http_token(key: bytes) -> str:
     return hmac.new(key, b"loadmesh http token v1", hashlib.sha256).hexdigest()
 
 
-def put_signature(key: bytes, path: str, boot: int, count: int, body: bytes) -> str:
-    """The Authorization header of a PUT signed for a node's boot and a count (docs/firmware.md, the HTTP API):
+def put_signature(key: bytes, path: str, node: str, boot: int, count: int, body: bytes) -> str:
+    """The Authorization header of a PUT signed for a node, its boot and a count (docs/firmware.md, the HTTP API):
     computed here with CPython's hmac from the documented form, not with the node's code."""
-    signed = "\n".join(("loadmesh put v2", "PUT", path, str(boot), str(count), hashlib.sha256(body).hexdigest()))
+    signed = "\n".join(("loadmesh put v2", "PUT", path, node, str(boot), str(count), hashlib.sha256(body).hexdigest()))
     mac = hmac.new(key, signed.encode(), hashlib.sha256).hexdigest()
     return f"LoadMesh-HMAC boot={boot}, n={count}, mac={mac}"
 
 
-def put_challenge(value: str | None) -> tuple[int, int] | None:
-    """(boot, last count) of a node's WWW-Authenticate: LoadMesh-HMAC boot=<id>, n=<count>; None if not one."""
+def put_challenge(value: str | None) -> tuple[str, int, int] | None:
+    """(node, boot, last count) of a node's WWW-Authenticate: LoadMesh-HMAC node=<id>, boot=<id>, n=<count>; None
+    if not one."""
     scheme, _, rest = (value or "").partition(" ")
     if scheme.lower() != "loadmesh-hmac":
         return None
     fields = dict(part.strip().partition("=")[::2] for part in rest.split(","))
     try:
-        return int(fields["boot"]), int(fields["n"])
+        return fields["node"], int(fields["boot"]), int(fields["n"])
     except (KeyError, ValueError):
         return None
 
@@ -482,10 +483,11 @@ class Simulation:
                 signed = 0
                 for attempt in range(2):
                     learnt = put_challenge(challenge) if status == 401 else None
-                    if learnt is None or (attempt and learnt[1] < signed):
+                    if learnt is None or (attempt and learnt[2] < signed):
                         break
-                    signed = learnt[1] + 1
-                    headers = {"Authorization": put_signature(self.key, path, learnt[0], signed, body or b"")}
+                    signed = learnt[2] + 1
+                    headers = {"Authorization": put_signature(self.key, path, learnt[0], learnt[1], signed,
+                                                              body or b"")}
                     status, challenge, answer = self._exchange(node.http_port, method, path, body or b"", headers)
         except (OSError, ValueError, http.client.HTTPException) as exc:
             return 0, {"error": f"{type(exc).__name__}: {exc}"}

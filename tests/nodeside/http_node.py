@@ -2,7 +2,7 @@
 # kept in a store. Prints {"ready": port} once it listens.
 #   http_node.py SETTINGS_FILE   JSON: {"port", "key_hex" (or null: unadopted), "root", "timeout_ms", "max_body",
 #                                "send_buffer" (bytes, 0: the system's), "boot_id" (this boot's, which a PUT's
-#                                signature names)}
+#                                signature names), "node" (the member id it names too)}
 import asyncio
 import gc
 import json
@@ -77,6 +77,9 @@ class NodeApi(Api):
 
     def boot(self):
         return settings["boot_id"]
+
+    def node_id(self):
+        return settings["node"]
 
     def put_refused(self):
         _forget_putsign()

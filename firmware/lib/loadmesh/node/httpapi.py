@@ -34,12 +34,13 @@ from loadmesh.core.errors import FieldError
 # key, in hex, sent as "Authorization: Bearer <token>" and compared in
 # constant time. It only reads, and it is sent in clear: whoever sees it can
 # read, never change. A PUT needs a signature instead (putsign: the request,
-# this node's boot id and a count above the last one taken this boot, under
-# the group key), so that a PUT seen on the LAN cannot be sent again. Its
+# this node's id and boot id and a count above the last one taken this boot,
+# under the group key), so that a PUT seen on the LAN cannot be sent again,
+# to this node or another of the group. Its
 # head is judged before the body is read (the form, the boot, the count), its
 # mac once the body is, before anything is acted on; the count is taken then.
 # A 401 to a PUT carries the challenge ("WWW-Authenticate: LoadMesh-HMAC
-# boot=<id>, n=<last count>"): a client learns it from a PUT refused from its
+# node=<id>, boot=<id>, n=<last count>"): a client learns it from a PUT refused from its
 # head and signs with one more. An unadopted node (no key) answers every
 # request that needs a token or a signature with 401.
 #
@@ -137,6 +138,10 @@ class Api:
     def boot(self) -> int:
         """This boot's id, which a PUT's signature names (never the same for two boots); below 1 refuses every PUT."""
         return 0
+
+    def node_id(self) -> str:
+        """This node's member id, which a PUT's signature names (nodes of a group share the key); "" if none."""
+        return ""
 
     def put_refused(self) -> None:
         """A PUT was refused before it was acted on: what only a PUT needs (putsign) may go from the heap."""
@@ -344,7 +349,8 @@ class HttpServer:
             words = "the signature's count was taken already: sign with a count above the last"
         else:
             return signed[1], signed[2]
-        raise _Refused(401, words, "WWW-Authenticate: " + putsign.challenge(boot, self._signed_count))
+        raise _Refused(401, words, "WWW-Authenticate: " + putsign.challenge(self.api.node_id(), boot,
+                                                                               self._signed_count))
 
     def _take_signature(self, signed: tuple[int, bytes], path: str, body: bytes) -> None:
         """Take a PUT's signature, checked against its body, before it is acted on; _Refused 401 if it does not hold.
@@ -355,16 +361,17 @@ class HttpServer:
 
         pads = self.api.pads()
         boot = self.api.boot()
+        node = self.api.node_id()
         count, offered = signed
         words = ""
         if pads is None or boot != self._signed_boot:  # the node was adopted again while the body came
             words = "the signature is for another boot of this node"
         elif count <= self._signed_count:  # another request took this count while the body came
             words = "the signature's count was taken already: sign with a count above the last"
-        elif not hmac256.equal(offered, putsign.mac(pads, b"PUT", path.encode(), boot, count, body)):
-            words = "the signature does not match the request (another key, path or body)"
+        elif not hmac256.equal(offered, putsign.mac(pads, b"PUT", path.encode(), node.encode(), boot, count, body)):
+            words = "the signature does not match the request (another node, key, path or body)"
         if words:
-            raise _Refused(401, words, "WWW-Authenticate: " + putsign.challenge(boot, self._signed_count))
+            raise _Refused(401, words, "WWW-Authenticate: " + putsign.challenge(node, boot, self._signed_count))
         self._signed_count = count
 
     async def _read_body(self, reader: asyncio.StreamReader, headers: list[bytes], rest: bytes) -> bytes:

@@ -934,6 +934,9 @@ class NodeApi(Api):
     def boot(self) -> int:
         return self.node.boot_id
 
+    def node_id(self) -> str:
+        return self.node.node_id()
+
     def put_refused(self) -> None:
         _forget(self.node.role)
 
