@@ -44,6 +44,17 @@ def test_the_steady_tick_keeps_nothing(device_root: Path) -> None:
     assert max(kept) - min(kept) <= 256, kept
 
 
+def test_a_room_in_a_heartbeat_holds_its_own_dict_and_no_more(device_root: Path) -> None:
+    # The boiler node keeps a heartbeat with a room section for each room (the peer table). Its dict is made in
+    # one literal with the room among its keys: added after, the room grew the dict's table from 23 slots to 29
+    # (96 bytes more per room on this 64-bit host, and a block of 464 in one piece for every heartbeat heard).
+    out = mpnode.run("heartbeat_held_check.py", device_root=device_root)
+    held = out[0]
+    assert isinstance(held, dict) and held["room"] > 0, out
+    # At most one GC block (4 words: 32 bytes here) beyond the heartbeat without a room and the room itself.
+    assert held["with_room"] - held["plain"] - held["room"] <= 32, held
+
+
 def test_sixteen_peers_on_a_12k_word_heap(device_root: Path, tmp_path: Path) -> None:
     from tools.node_memory import PEERS, send_peers
 

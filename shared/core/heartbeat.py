@@ -202,17 +202,10 @@ def _parse(view: memoryview, end: int) -> dict[str, object]:
         value = facts[index]
         if not 0 <= value <= MAX_VALUE and not (8 <= index <= 10 and value == _UNKNOWN):
             raise _Malformed(BAD_FIELD)
-    heartbeat: dict[str, object] = {
-        "group": group, "node": node, "boot_id": boot_id, "seq": seq, "circuit": circuit,
-        "phases": phases, "mode": mode, "priority": facts[2],
-        "min_ma": facts[3], "max_ma": facts[4], "step_ma": facts[5],
-        "target_ma": facts[6], "applied_ma": facts[7],
-        "draw_ma": [_known(facts[8]), _known(facts[9]), _known(facts[10])],
-        "config_version": facts[11], "config_hash": config_hash, "digest": digest,
-        "failsafe": flags & _FLAG_FAILSAFE != 0, "demand": flags & _FLAG_DEMAND != 0,
-        "active": flags & _FLAG_ACTIVE != 0,  # the other flag bits are reserved and ignored
-        "meter": None, "heating": None, "control": None,
-    }
+    # The sections first, then the dict in one literal: a key added to a built dict grows its table (MicroPython
+    # makes a literal's table of its size, then 23 slots to 29 for a 24th key): on the boiler node a table each
+    # room's heartbeat left behind, and a block of 29 slots (464 bytes on a 64-bit host) it needed in one piece.
+    meter = heating = control = room = boiler = None
     last_kind = 0
     while offset < end:
         _need(offset, 3, end)
@@ -227,16 +220,46 @@ def _parse(view: memoryview, end: int) -> dict[str, object]:
             raise _Malformed(BAD_FIELD)
         last_kind = kind
         if kind == SECTION_METER:
-            heartbeat["meter"] = _parse_meter(view, offset, length)
+            meter = _parse_meter(view, offset, length)
         elif kind == SECTION_HEATING:
-            heartbeat["heating"] = _parse_heating(view, offset, offset + length)
+            heating = _parse_heating(view, offset, offset + length)
         elif kind == SECTION_CONTROL:
-            heartbeat["control"] = _parse_control(view, offset, length)
+            control = _parse_control(view, offset, length)
         elif kind in (SECTION_ROOM, SECTION_BOILER):
             from . import heatsections
 
-            heatsections.parse(heartbeat, kind, view, offset, length)
+            if kind == SECTION_ROOM:
+                room = heatsections.parse(kind, view, offset, length)
+            else:
+                boiler = heatsections.parse(kind, view, offset, length)
         offset += length
+    draw_ma = [_known(facts[8]), _known(facts[9]), _known(facts[10])]
+    if room is None and boiler is None:
+        return {
+            "group": group, "node": node, "boot_id": boot_id, "seq": seq, "circuit": circuit,
+            "phases": phases, "mode": mode, "priority": facts[2],
+            "min_ma": facts[3], "max_ma": facts[4], "step_ma": facts[5],
+            "target_ma": facts[6], "applied_ma": facts[7], "draw_ma": draw_ma,
+            "config_version": facts[11], "config_hash": config_hash, "digest": digest,
+            "failsafe": flags & _FLAG_FAILSAFE != 0, "demand": flags & _FLAG_DEMAND != 0,
+            "active": flags & _FLAG_ACTIVE != 0,  # the other flag bits are reserved and ignored
+            "meter": meter, "heating": heating, "control": control,
+        }
+    # A valve node's room or the boiler node's state machine: the same fields and the one a node of either sends,
+    # by its name, so that the table has one slot per key; a second one (no node sends both) is added after.
+    section_key = "room" if room is not None else "boiler"
+    heartbeat: dict[str, object] = {
+        "group": group, "node": node, "boot_id": boot_id, "seq": seq, "circuit": circuit,
+        "phases": phases, "mode": mode, "priority": facts[2],
+        "min_ma": facts[3], "max_ma": facts[4], "step_ma": facts[5],
+        "target_ma": facts[6], "applied_ma": facts[7], "draw_ma": draw_ma,
+        "config_version": facts[11], "config_hash": config_hash, "digest": digest,
+        "failsafe": flags & _FLAG_FAILSAFE != 0, "demand": flags & _FLAG_DEMAND != 0,
+        "active": flags & _FLAG_ACTIVE != 0,
+        "meter": meter, "heating": heating, "control": control, section_key: room if room is not None else boiler,
+    }
+    if room is not None and boiler is not None:
+        heartbeat["boiler"] = boiler
     return heartbeat
 
 

@@ -40,12 +40,12 @@ _BOILER_HOLD = 2
 _BOILER_COOLDOWN = 4
 
 
-def parse(heartbeat: dict[str, object], kind: int, view: memoryview, offset: int, length: int) -> None:
-    """Decode section kind (SECTION_ROOM or SECTION_BOILER) into heartbeat; _Malformed if it is not valid."""
+def parse(kind: int, view: memoryview, offset: int, length: int) -> dict[str, object]:
+    """Section kind (SECTION_ROOM or SECTION_BOILER) decoded, for the heartbeat's "room" or "boiler"; _Malformed if it
+    is not valid."""
     if kind == SECTION_ROOM:
-        heartbeat["room"] = _parse_room(view, offset, length)
-    else:
-        heartbeat["boiler"] = _parse_boiler(view, offset, length)
+        return _parse_room(view, offset, length)
+    return _parse_boiler(view, offset, length)
 
 
 def put(buffer: bytearray, offset: int, heartbeat: dict[str, object]) -> int:
