@@ -52,16 +52,17 @@ def test_replays_and_old_packets_are_dropped_and_a_higher_boot_is_a_reboot(core:
 
 
 def test_what_peers_repeat_is_kept_once(core: ModuleType) -> None:
-    # Memory on a node's heap: agreeing peers send the same config hash and view digest, nodes that draw
-    # nothing the same draws; the table holds one copy of each, and every value read is what was sent.
+    # Memory on a node's heap: most members are on one circuit, agreeing peers send the same config hash and
+    # view digest, nodes that draw nothing the same draws; the table holds one copy of each, and every value
+    # read is what was sent.
     table = _table(core, ["evse-0", "evse-1", "evse-2", "evse-3"])
-    same = {"config_hash": "0123456789abcdef", "digest": "ab" * 32, "draw_ma": [None, None, None]}
+    same = {"circuit": "site", "config_hash": "0123456789abcdef", "digest": "ab" * 32, "draw_ma": [None, None, None]}
     for index, node in enumerate(("evse-1", "evse-2")):
         assert table.receive(_packet(node, 1, 1, **same), 10 * index) == "ok"
     assert table.receive(_packet("evse-3", 1, 1, config_hash="0123456789abcdef", digest="cd" * 32,
                                  draw_ma=[6000, None, None]), 30) == "ok"
     first, second, third = (table.peer(node).heartbeat for node in ("evse-1", "evse-2", "evse-3"))
-    for key in ("config_hash", "digest", "draw_ma"):
+    for key in ("circuit", "config_hash", "digest", "draw_ma"):
         assert first[key] == second[key] == same[key] and first[key] is second[key], key
     assert third["config_hash"] is first["config_hash"]
     assert (third["digest"], third["draw_ma"]) == ("cd" * 32, [6000, None, None])

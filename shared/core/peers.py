@@ -22,12 +22,12 @@ from .errors import FieldError
 # Memory: an accepted heartbeat is kept whole, and its text fields are new
 # strings each time. Those every peer repeats are swapped for equal strings the
 # table already holds (_share): the node id for the member list's, the group
-# for the table's, and the config hash, the view digest and the draws for
-# another peer's (peers running one config and agreeing all send the same
-# hash and digest; nodes that draw nothing, valves and boilers, the same
-# draws). Equal values, so nothing read changes (a heartbeat in the table is
-# never changed: a list shared by two is safe); on a 12K-word heap that is
-# about 0.3 KB a peer.
+# for the table's, and the circuit, the config hash, the view digest and the
+# draws for another peer's (most members share a circuit, the site's; peers
+# running one config and agreeing all send the same hash and digest; nodes
+# that draw nothing, valves and boilers, the same draws). Equal values, so
+# nothing read changes (a heartbeat in the table is never changed: a list
+# shared by two is safe); on a 12K-word heap that is about 0.3 KB a peer.
 
 MAX_PEERS = 16
 
@@ -202,7 +202,7 @@ class PeerTable:
                 if member == node:
                     message["node"] = member
                     break
-        for key in ("config_hash", "digest", "draw_ma"):
+        for key in ("circuit", "config_hash", "digest", "draw_ma"):
             value = message.get(key)
             if value is None:
                 continue  # not in a message a caller decoded (accept_decoded), for a test
