@@ -1,6 +1,5 @@
 """The boiler node's state machine: demand, minimum on/off times, interlock, pump overrun, cooldown."""
 
-from . import fieldcheck as fc
 from .errors import FieldError
 
 # step(config, state, inputs, now_ms) -> (outputs, new_state), each control tick.
@@ -57,6 +56,7 @@ KEYS = tuple(sorted(SETTINGS))
 
 def load_config(raw: object, path: str) -> dict[str, int]:
     """The boiler settings with defaults filled in, validated."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, KEYS, path)
     config: dict[str, int] = {}
@@ -71,6 +71,7 @@ def load_config(raw: object, path: str) -> dict[str, int]:
 
 def check_interlock(config: dict[str, int], rooms: int, path: str) -> None:
     """min_valve_open_pct must be reachable with the rooms' valves all open, or the boiler could never fire."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     most_pct = 100 * rooms
     if config["min_valve_open_pct"] > most_pct:
         raise FieldError(fc.join(path, "min_valve_open_pct"),
@@ -86,6 +87,7 @@ def initial_state() -> dict[str, object]:
 
 def load_state(raw: object, path: str) -> dict[str, object]:
     """A persisted boiler state, validated."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, tuple(sorted(initial_state())), path)
     state: dict[str, object] = {"fsm": fc.choice_field(mapping, "fsm", path, STATES)}

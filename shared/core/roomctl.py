@@ -1,6 +1,5 @@
 """Room control without load sharing: hysteresis call for heat, valve bands, frost protection."""
 
-from . import fieldcheck as fc
 from .errors import FieldError
 
 # step(config, state, inputs, now_ms) -> (outputs, new_state), once per control
@@ -49,6 +48,7 @@ KEYS = tuple(sorted(DEFAULTS))
 
 def load_config(raw: object, path: str) -> dict[str, int]:
     """The room-control settings with defaults filled in, validated."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, KEYS, path)
     config: dict[str, int] = {}
@@ -73,6 +73,7 @@ def initial_state() -> dict[str, object]:
 
 def load_state(raw: object, path: str) -> dict[str, object]:
     """A persisted room state, validated."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("calling", "band", "frost"), path)
     return {"calling": fc.bool_field(mapping, "calling", path),

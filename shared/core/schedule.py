@@ -1,6 +1,5 @@
 """Weekly heating schedules: the target now and the next block, from the time of week."""
 
-from . import fieldcheck as fc
 from .errors import FieldError
 
 # Time of week is in ms since Monday 00:00 local time; the node's clock (or the
@@ -18,6 +17,7 @@ MAX_BLOCKS = 64
 
 def load(raw: object, path: str) -> dict[str, object]:
     """Validate a schedule {"default_target_dc", "blocks": [{"days", "start_min", "end_min", "target_dc"}]}."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("default_target_dc", "blocks"), path)
     default_dc = fc.int_field(mapping, "default_target_dc", path, TARGET_MIN_DC, TARGET_MAX_DC)

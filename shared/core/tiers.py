@@ -1,6 +1,5 @@
 """Heating load sharing: the three-tier cascade that opens extra rooms so the boiler stops short-cycling."""
 
-from . import fieldcheck as fc
 from . import radiator
 from .errors import FieldError
 
@@ -94,6 +93,7 @@ def load_config(raw: object, path: str = "", rooms_path: str | None = None,
     room's lookahead_ms and fallback_priority came from its own load_sharing
     object, and errors name them there (heating.json's layout).
     """
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("enabled", "rooms") + tuple(sorted(SETTINGS)), path)  # noqa: RUF005
     config: dict[str, object] = {"enabled": fc.bool_field(mapping, "enabled", path, True)}
@@ -133,6 +133,7 @@ def load_config(raw: object, path: str = "", rooms_path: str | None = None,
 
 def load_room(raw: object, path: str, nested: bool = False) -> dict[str, object]:
     """One room's load-sharing facts: id, rated_w, exponent_permille, lookahead_ms, fallback_priority."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     room = fc.obj(raw, path)
     fc.only(room, ("id", "rated_w", "exponent_permille", "lookahead_ms", "fallback_priority"), path)
     sharing_path = fc.join(path, "load_sharing") if nested else path
@@ -182,6 +183,7 @@ def initial_state(config: dict[str, object]) -> dict[str, object]:
 
 def load_state(config: dict[str, object], raw: object, path: str = "state") -> dict[str, object]:
     """A persisted context, validated against config."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("state", "trigger_rooms", "trigger_capacity_w", "activated_at_ms", "rooms",
                       "tier3_rest_until_ms"), path)
@@ -240,6 +242,7 @@ def load_state(config: dict[str, object], raw: object, path: str = "state") -> d
 
 def load_inputs(config: dict[str, object], raw: object, path: str = "") -> dict[str, object]:
     """One step's inputs, validated: every configured room must be there."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("enabled", "boiler", "rooms"), path)
     boiler_path = fc.join(path, "boiler")

@@ -1,6 +1,5 @@
 """Valve command arbitration: safety > load sharing > corrections > normal, and the interlock minimum."""
 
-from . import fieldcheck as fc
 from .errors import FieldError
 
 # step(config, state, inputs, now_ms) -> (outputs, new_state), on the boiler
@@ -33,6 +32,7 @@ from .errors import FieldError
 
 def load_config(raw: object, path: str) -> dict[str, int]:
     """{"min_valve_open_pct": 100}, validated."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("min_valve_open_pct",), path)
     return {"min_valve_open_pct": fc.int_field(mapping, "min_valve_open_pct", path, 10, 1000, 100)}
@@ -44,6 +44,7 @@ def initial_state() -> dict[str, object]:
 
 
 def _pct_map(raw: object, path: str, rooms: list[str]) -> dict[str, int]:
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     result: dict[str, int] = {}
     for rid in sorted(mapping):
@@ -55,6 +56,7 @@ def _pct_map(raw: object, path: str, rooms: list[str]) -> dict[str, int]:
 
 def load_state(raw: object, path: str, rooms: list[str]) -> dict[str, object]:
     """A persisted arbitration state, validated against the room ids."""
+    from . import fieldcheck as fc  # settings and state files only: not kept between reads
     mapping = fc.obj(raw, path)
     fc.only(mapping, ("held", "last"), path)
     return {"held": _pct_map(mapping.get("held", {}), fc.join(path, "held"), rooms),

@@ -1,5 +1,6 @@
 # Node side of tests/test_node_memory.py: which heating modules a valve or boiler node keeps in its heap
-# (Role.occasional), after its boot and after a PUT /heating. Run in the node's folder (no hw.json: the "none"
+# (Role.occasional), after its boot and after a PUT /heating, and whether a kept module still holds one the node
+# let go (then it is out of sys.modules but not out of the heap). Run in the node's folder (no hw.json: the "none"
 # HAL). heating_modules_check.py BODY_FILE   (the heating.json to PUT)
 import json
 import sys
@@ -16,14 +17,28 @@ def held():
     return [name for name in HEATING if name in sys.modules]
 
 
+def held_let_go(node):
+    """Module-level names of kept modules that hold a module the node let go (runtime's and its role's occasional)."""
+    let_go = runtime._OCCASIONAL + node.role.occasional
+    found = []
+    for module in list(sys.modules.values()):
+        for name in dir(module):
+            value = getattr(module, name, None)
+            if type(value) is type(sys) and value.__name__ in let_go and value.__name__ not in sys.modules:
+                found.append(module.__name__ + "." + name)
+    return sorted(found)
+
+
 def main():
     node = runtime.Node("")
     booted = held()
+    booted_let_go = held_let_go(node)
     with open(sys.argv[1], "rb") as source:
         body = source.read()
     answer = node.role_settings("heating", body)
     print(json.dumps({"mode": node.mode, "kind": node.role.kind, "error": node.role.error or None,
-                      "booted": booted, "saved": answer.get("saved"), "after_put": held()}))
+                      "booted": booted, "saved": answer.get("saved"), "after_put": held(),
+                      "let_go_held": booted_let_go + held_let_go(node)}))
 
 
 main()
