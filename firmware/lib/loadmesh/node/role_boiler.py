@@ -1,7 +1,6 @@
 """The boiler role: boiler state machine, load sharing and valve arbitration, from the valve nodes' heartbeats."""
 
 from loadmesh.core import boiler, sensor, tiers, valves
-from loadmesh.core import fieldcheck as fc
 from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
@@ -414,6 +413,8 @@ class BoilerRole(Role):
 
 def _load_switch(raw: object) -> bool:
     """{"enabled": bool}, the body of PUT /load_sharing and the payload of SWITCH, checked."""
+    from loadmesh.core import fieldcheck as fc  # only here: at the top it kept fieldcheck, which the runtime lets go
+
     mapping = fc.obj(raw, "load_sharing")
     fc.only(mapping, ("enabled",), "load_sharing")
     return fc.bool_field(mapping, "enabled", "load_sharing")
