@@ -31,7 +31,8 @@ CONFIG = groupconfig.parse({
 class NodeRun:
     """The node's main.py in a folder, as a process; killed when the test ends."""
 
-    def __init__(self, device_root: Path, folder: Path, http_port: int) -> None:
+    def __init__(self, device_root: Path, folder: Path, http_port: int, key: bytes = KEY) -> None:
+        self.key = key  # the group key its PUTs are signed with (signature(), put())
         self.command = [str(mpnode.node_image(device_root)), "-X", "heapsize=" + SMALL_HEAP,
                         str(device_root / "py" / "main.py")]
         self.folder = folder
@@ -56,12 +57,16 @@ class NodeRun:
         return self._request(method, path, body, token, authorization)[::2]  # type: ignore[return-value]
 
     def signature(self, path: str, body: bytes) -> str:
-        """The Authorization of a PUT of body to path signed with KEY for the node's challenge (learnt from a PUT
+        """The Authorization of a PUT of body to path signed with its key for the node's challenge (learnt from a PUT
         it refuses from the head) and the next count."""
         status, challenge, _ = self._request("PUT", path, b"", None, None)
         learnt = put_challenge(challenge)
         assert status == 401 and learnt is not None, challenge
-        return put_signature(KEY, path, learnt[0], learnt[1], learnt[2] + 1, body)
+        return put_signature(self.key, path, learnt[0], learnt[1], learnt[2] + 1, body)
+
+    def put(self, path: str, body: bytes) -> tuple[int, dict[str, object]]:
+        """(status, JSON answer) of a PUT of body to path, signed with its key (signature())."""
+        return self.request("PUT", path, body, authorization=self.signature(path, body))
 
     def _request(self, method: str, path: str, body: bytes | None, token: str | None,
                  authorization: str | None) -> tuple[int, str | None, dict[str, object]]:

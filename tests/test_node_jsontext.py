@@ -258,7 +258,7 @@ def boiler_node(device_root: Path, tmp_path: Path) -> Iterator[NodeRun]:
         "members": [{"id": node, "kind": kind, "phases": "L1", "min_ma": 0, "max_ma": 0, "step_ma": 1000,
                      "priority": 0, "mode": "off"} for node, kind in (("boiler", "boiler"), ("bath", "valve"))]}))
     store.write("heating.json", BOILER_FILE)
-    node = NodeRun(device_root, folder, http_port)
+    node = NodeRun(device_root, folder, http_port, KEY)
     node.start()
     yield node
     node.kill()
@@ -270,7 +270,7 @@ def test_a_body_that_is_not_json_is_refused_by_name_and_nothing_is_kept(boiler_n
     assert kept == (200, {"heating": json.loads(BOILER_FILE), "file": "ok"})
     for body, fault in LENIENT:
         error = "heating: the body is not JSON: " + fault
-        assert node.request("PUT", "/heating", body, token=TOKEN) == (400, {"error": error}), body
+        assert node.put("/heating", body) == (400, {"error": error}), body
         # The installer's check (loadmesh heating-check, CPython) says the same of the same file.
         with pytest.raises(FieldError) as refused:
             jsontext.check(body, "heating")
@@ -283,7 +283,7 @@ def test_a_body_that_is_not_json_is_refused_by_name_and_nothing_is_kept(boiler_n
                         (b'{"enabled" false}', "a missing colon at byte 11"),
                         (b'{"enabled": true, "enabled": false}', 'the key "enabled" twice in one object at byte 18')):
         error = "load_sharing: the body is not JSON: " + fault
-        assert node.request("PUT", "/load_sharing", body, token=TOKEN) == (400, {"error": error}), body
+        assert node.put("/load_sharing", body) == (400, {"error": error}), body
     assert node.request("GET", "/load_sharing", token=TOKEN) == switch
     assert not (node.folder / "load_sharing.json").exists()
     assert node.request("GET", "/status")[1]["state"] == "running"
@@ -292,14 +292,14 @@ def test_a_body_that_is_not_json_is_refused_by_name_and_nothing_is_kept(boiler_n
 def test_json_with_whitespace_escapes_and_utf8_is_still_taken(boiler_node: NodeRun) -> None:
     node = boiler_node
     # UTF-8 in a string is JSON: the loader, not the syntax check, refuses this room id.
-    status, answer = node.request("PUT", "/heating", '{"rooms": [{"id": "b\u00e4th\u20ac"}]}'.encode(), token=TOKEN)
+    status, answer = node.put("/heating", '{"rooms": [{"id": "b\u00e4th\u20ac"}]}'.encode())
     assert status == 400 and "not JSON" not in answer["error"], answer
     assert answer["error"].startswith("heating.rooms[0].id: "), answer
     body = (b' \t\r\n{ "rooms" :\t[ {"id" : "b\\u0061th", "rated_w": 1200,\n"load_sharing": {}} ] ,\r\n'
             b'  "boiler": {"min_\\u006fff_ms": 0}, "load_sharing" : {"enabled":true} }\r\n')
-    assert node.request("PUT", "/heating", body, token=TOKEN) == (200, {"saved": True, "kind": "boiler",
+    assert node.put("/heating", body) == (200, {"saved": True, "kind": "boiler",
                                                                            "rooms": ["bath"]})
     assert Store(str(node.folder)).read("heating.json") == body  # as it came
     assert node.request("GET", "/heating", token=TOKEN)[1]["heating"] == json.loads(body)
-    status, answer = node.request("PUT", "/load_sharing", b'\n{ "enabled" : false }\n', token=TOKEN)
+    status, answer = node.put("/load_sharing", b'\n{ "enabled" : false }\n')
     assert (status, answer["switch"]) == (200, False), answer

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from loadmesh.companion.sim.runner import free_port, http_token
+from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import configsync, groupconfig, heartbeat
 from loadmesh.node import peerboots, runtime
 from loadmesh.node.runtime import SYNC_MS, TICK_MS
@@ -70,7 +70,7 @@ class Site:
         folder.mkdir()
         self.folder = folder
         self.mesh_port = free_port(socket.SOCK_DGRAM)
-        self.node = NodeRun(device_root, folder, free_port(socket.SOCK_STREAM))
+        self.node = NodeRun(device_root, folder, free_port(socket.SOCK_STREAM), KEY)
         self.store = Store(str(folder))
         self.store.write_key(KEY)
         self.store.write_json("node.json", {
@@ -280,7 +280,7 @@ def test_a_removed_member_and_ids_of_no_member_are_dropped_at_the_next_write(sit
     assert (settled["counters"]["boot_changes"], settled["peer_boots_writes"]) == (0, 0), settled
     # c leaves the group: forgotten, and its entry goes (zed, d and e, no members, with it).
     sealed = configsync.seal(PADS, config(2, ("a", "b")))
-    code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
+    code, answer = site.node.put("/config", sealed)
     assert code == 200, answer
     site.expect(lambda r: r["peer_boots_writes"] == 1)
     assert site.kept() == {"b": 7}
@@ -322,7 +322,7 @@ def test_a_config_switch_that_changes_no_kept_boot_id_writes_nothing(site: Site)
     # A new version with the same members: the boot ids to keep are those on file, so the file is not written
     # (before, the switch wrote the same bytes again, once per switch).
     sealed = configsync.seal(PADS, config(2, ("a", "b", "c")))
-    code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
+    code, answer = site.node.put("/config", sealed)
     assert code == 200, answer
     switched = site.expect(lambda r: r["config"]["version"] == 2)
     settled = site.settled(switched)
@@ -332,7 +332,7 @@ def test_a_config_switch_that_changes_no_kept_boot_id_writes_nothing(site: Site)
     assert site.kept() == {"b": 7, "c": 3}
     # A switch that drops a kept member still writes, at once (no write before it set a wait).
     sealed = configsync.seal(PADS, config(3, ("a", "b")))
-    code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
+    code, answer = site.node.put("/config", sealed)
     assert code == 200, answer
     site.expect(lambda r: r["peer_boots_writes"] == 1)
     assert site.kept() == {"b": 7}
@@ -341,7 +341,7 @@ def test_a_config_switch_that_changes_no_kept_boot_id_writes_nothing(site: Site)
 def test_a_node_that_heard_no_peer_writes_no_empty_file_at_a_config_switch(site: Site) -> None:
     site.node.start()
     sealed = configsync.seal(PADS, config(2, ("a", "b", "c")))
-    code, answer = site.node.request("PUT", "/config", sealed, token=http_token(KEY))
+    code, answer = site.node.put("/config", sealed)
     assert code == 200, answer
     switched = site.expect(lambda r: r["config"]["version"] == 2)
     assert site.settled(switched)["peer_boots_writes"] == 0, switched
