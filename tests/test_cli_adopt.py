@@ -27,7 +27,7 @@ from loadmesh.node.store import Store
 
 from .test_node_adoption import NodeRun, unadopted_node
 
-pytestmark = pytest.mark.wallclock  # a node against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # a node against the wall clock: tools/test runs these in their own lane
 
 BOILER_FILE = b'{"rooms": [{"id": "bath", "rated_w": 900}], "boiler": {"min_off_ms": 0}}\n'
 

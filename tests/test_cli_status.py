@@ -27,7 +27,7 @@ from loadmesh.node.store import Store
 from . import ctrlc, mpnode
 from .conftest import ROOT
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 LOADMESH = str(Path(sys.executable).with_name("loadmesh"))
 KEY = bytes(range(32))

@@ -19,7 +19,7 @@ from loadmesh.node.store import Store
 
 from . import mpnode
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 KEY = bytes(range(7, 39))
 CONFIG = groupconfig.parse({

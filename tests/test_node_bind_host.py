@@ -10,7 +10,7 @@ import pytest
 
 from .test_cli_status import UP, Node
 
-pytestmark = pytest.mark.wallclock  # a node process against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # a node process against the wall clock: tools/test runs these in their own lane
 
 
 def test_the_sync_loop_flags_hosts_the_node_has_not(device_root: Path, tmp_path: Path) -> None:

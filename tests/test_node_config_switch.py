@@ -13,7 +13,7 @@ from loadmesh.core.errors import FieldError
 
 from .simsite import at_allocation, held_ms, last_before, run_until, samples, settled, simulation, three_evses
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 NODES = ("evse1", "evse2", "evse3")
 # How long a raise past a hold must have held before the run ends: the hold's pad (peer_timeout + ev_lag +

@@ -20,7 +20,7 @@ from loadmesh.node.store import Store
 from . import ctrlc, mpnode
 from .test_cli_status import UP, Node
 
-pytestmark = pytest.mark.wallclock  # a node process against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # a node process against the wall clock: tools/test runs these in their own lane
 
 
 def test_ctrl_c_hands_the_board_to_the_console_with_its_watchdog_fed(device_root: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from loadmesh.node.store import Store
 
 from . import heartbeats, mpnode
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 
 def test_fetch_tries_are_forgotten_once_no_peer_announces_the_config() -> None:

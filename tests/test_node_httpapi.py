@@ -21,7 +21,7 @@ from loadmesh.node import httpapi
 
 from . import mpnode
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 KEY = bytes(range(1, 33))
 # Computed here with CPython's own hmac: the documented derivation, not the node's code.

@@ -17,7 +17,7 @@ from loadmesh.companion.sim.runner import free_port
 
 from . import mpnode
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMORY_SCRIPT = ROOT / "tools" / "node_memory_mp.py"

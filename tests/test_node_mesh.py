@@ -14,7 +14,7 @@ from loadmesh.core import heartbeat
 
 from . import mpnode
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 KEY = bytes(range(100, 132))
 GROUP = "home"

@@ -20,7 +20,7 @@ from loadmesh.node.store import Store
 from . import mpnode
 from .test_node_adoption import NodeRun
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 KEY = bytes(range(50, 82))
 PADS = heartbeat.prepare_key(KEY)

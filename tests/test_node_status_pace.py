@@ -12,7 +12,7 @@ import pytest
 
 from .test_cli_status import UP, Node, _read_all
 
-pytestmark = pytest.mark.wallclock  # a node process against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # a node process against the wall clock: tools/test runs these in their own lane
 
 REQUESTS = 200  # at 64 bytes kept a request, the 6.8 KB free at boot were gone after about a hundred
 

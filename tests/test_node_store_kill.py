@@ -11,7 +11,7 @@ import pytest
 
 from . import mpnode
 
-pytestmark = pytest.mark.wallclock  # a node process killed against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # a node process killed against the wall clock: tools/test runs these apart
 
 KILLS = 20
 

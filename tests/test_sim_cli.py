@@ -23,7 +23,7 @@ from loadmesh.companion.sim.runner import SimError, Simulation
 from . import ctrlc
 from .simsite import three_evses
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 ROOT = Path(__file__).resolve().parent.parent
 EVSE3 = ROOT / "tools" / "scenarios" / "evse3_32a.yaml"

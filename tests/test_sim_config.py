@@ -14,7 +14,7 @@ from loadmesh.core import configsync, groupconfig
 
 from .simsite import SITE, at_allocation, expected, field, last_before, samples, simulation, three_evses
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 ALL = {"evse1": True, "evse2": True, "evse3": True}
 

@@ -37,7 +37,7 @@ from .simsite import (
     three_evses,
 )
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 ALL = {"evse1": True, "evse2": True, "evse3": True}
 # A loaded 2-core machine can hold a node's tick back a little: room for that on top of a bound.

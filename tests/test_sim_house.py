@@ -34,7 +34,7 @@ from loadmesh.companion.sim.runner import Simulation
 
 from .simsite import SAMPLE_MS, TICK_MS, between, played_ms, samples, simulation
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 PEER_TIMEOUT_MS = 3000
 WDT_MS = 2000

@@ -21,7 +21,7 @@ from loadmesh.node import simproto
 from . import mpnode
 from .simsite import three_evses
 
-pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these one at a time
+pytestmark = pytest.mark.wallclock  # nodes against the wall clock: tools/test runs these in their own lane
 
 SITE = {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100}
 EVSE = {"id": "ev", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000,
