@@ -582,3 +582,28 @@ def test_a_node_whose_safe_duty_fails_keeps_a_fed_watchdog_or_none(device_root: 
         assert (out["watchdog"]["timeout"], out["fed_by_timer"]) == (8000, 3)
     assert out["ticked"] is True and out["hw_error"] == SAFE_DUTY_REFUSED
     assert "loadmesh node: hw.json refused (" + SAFE_DUTY_REFUSED + "); nothing is driven" in result.stdout.splitlines()
+
+
+def test_the_fakes_keep_no_record_that_grows_unless_the_script_asks(device_root: Path, tmp_path: Path) -> None:
+    # A node script that runs for minutes (esp32_node.py) drives its pilot and reads its sensors at every tick: a
+    # fake that kept every write grew the heap the script measured, without bound. Without record() the fakes keep
+    # counts only; a script that asks (hal_esp32_check.py by default) gets the writes, as the tests above read them.
+    hw = dict(EVSE, onewire={"pin": 4, "sensors": {"room": ROOM_ROM}})
+    steps: list[list[object]] = [["scratch", ROOM_ROM, _scratch(0x0191)], ["ticks", 0, 2000], ["heap"]]
+    for block in range(1, 4):  # each block: 100 pilot changes and 2 s of ticks, its sensor read each second
+        steps += [["repeat", 100, ["set_pilot_ma", 16000], ["set_pilot_ma", 6000], ["set_relay", True],
+                   ["set_relay", False]],
+                  ["ticks", block * 10000, block * 10000 + 2000], ["heap"]]
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps({"hw": hw, "steps": [*steps, ["history"], ["bus_time"]], "record": False}))
+    (out,) = mpnode.run("hal_esp32_check.py", str(path), device_root=device_root, fakes=True)
+    heaps = [value for step, value in zip(steps, out[1:], strict=False) if step == ["heap"]]
+    # The first block settles what a first call allocates once; after it the heap stays put (a kept write is a
+    # two-item list: 400 pilot and relay writes a block would be some 15 KB).
+    assert len(heaps) == 4 and max(heaps[2:]) - heaps[1] < 512, heaps
+    assert out[-2] == {}  # nothing recorded
+    assert out[-1]["resets"] >= 8  # the sensors were read all along
+    # Asked for, every write is kept.
+    asked = run_hal(device_root, tmp_path, EVSE, [["repeat", 3, ["set_relay", True], ["set_relay", False]],
+                                                  ["history"]])
+    assert asked[-1]["26"] == [["level", 0], ["level", 0]] + [["level", 1], ["level", 0]] * 3

@@ -14,6 +14,7 @@ import network
 from loadmesh.node import runtime
 from loadmesh.node.store import Store
 
+machine.record()  # what the outputs drove, printed as "driven"
 root = sys.argv[1]
 if len(sys.argv) > 3:
     with open(sys.argv[3]) as source:

@@ -6,14 +6,17 @@
 #                             machine's dicts updated before then (e.g. {"adc_calibrated": {"ok": false}})
 # Besides the HAL's own methods: ["ticks", from_ms, to_ms] (poll() every 100 ms, as the node's tick, up to but not
 # including to_ms), ["adc", pin, [uv...]], ["level", pin, 0|1], ["scratch", rom, pad], ["bus", present], ["bus_time"]
-# (the 1-Wire bus's resets and microseconds since the last one), ["outputs"], ["pulls"], ["history"] (a HAL method
-# that raises ValueError gives {"raised": its words}); the Wi-Fi: ["station", {field: value}] (the fake station's
+# (the 1-Wire bus's resets and microseconds since the last one), ["outputs"], ["pulls"], ["history"] (what the
+# outputs drove; nothing when FILE says "record": false), ["repeat", n, [method, args...], ...] (HAL methods n
+# times over), ["heap"] (bytes in use after a collection); a HAL method that raises ValueError gives {"raised":
+# its words}; the Wi-Fi: ["station", {field: value}] (the fake station's
 # fields, e.g. {"refuse": "connect"}), the driver's events ["disconnected", reason] (an attempt or the link failed)
 # and ["got_ip", ifconfig], ["network"] (the calls the HAL made of it, and clears them), ["reads"] (how it read the
 # addresses: ifconfig() or ipconfig(), and clears them), ["ifconfig_only"] (the port before ipconfig()); the clock:
 # ["wifi", gateway or null] (the station connected with that gateway, or not), ["ntp_port", port] (an NTP server
 # listens on 127.0.0.1:port, and the HAL's SNTP client asks there rather than on port 123), ["ntp_answer", unix_s]
 # (the server reads the next request, answers it), ["clock", method] (the clock's method called, e.g. "dns_server").
+import gc
 import json
 import socket
 import struct
@@ -40,7 +43,9 @@ def outputs():
             "wdt": dict(machine.watchdog)}
 
 
-network.record()  # the calls and reads the steps check (["network"], ["reads"]), each taken out as it is checked
+if script.get("record", True):  # "record": false: the fakes as a long-running node script finds them (["heap"])
+    network.record()  # the calls and reads the steps check (["network"], ["reads"]), each taken out as it is checked
+    machine.record()  # what the outputs drove (["history"], and a refused wiring's "driven")
 for key in sorted(script.get("station", {})):  # the radio as the HAL will find it
     network.station[key] = script["station"][key]
 for key in sorted(script.get("machine", {})):  # the chip as the HAL will find it, e.g. {"adc_calibrated": {...}}
@@ -117,6 +122,14 @@ for step in script["steps"]:
         for now_ms in range(args[0], args[1], 100):
             hal.poll(now_ms)
         result = None
+    elif name == "repeat":  # ["repeat", n, [method, args...], ...]: the HAL methods n times over, no result kept
+        for _ in range(args[0]):
+            for call in args[1:]:
+                getattr(hal, call[0])(*call[1:])
+        result = None
+    elif name == "heap":  # the bytes in use after a collection: what the steps before kept
+        gc.collect()
+        result = gc.mem_alloc()
     elif name == "reads":
         result = network.station["reads"]
         network.station["reads"] = []

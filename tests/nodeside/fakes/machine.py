@@ -5,13 +5,24 @@
 pwms = {}  # pin id -> the PWM on it
 levels = {}  # pin id -> the level driven (outputs) or read (inputs)
 adc_uv = {}  # pin id -> readings to return in turn, cycling (from the first read after they are set)
-# pin id -> everything an output ever drove, in order: ["level", 0|1], ["duty_u16", n], ["duty_ns", n].
+# pin id -> everything an output drove since record(), in order: ["level", 0|1], ["duty_u16", n], ["duty_ns", n].
+# No record by default, as the fake network keeps none: a node that runs for minutes sets its pilot's duty and its
+# outputs at every tick, and a list of those kept for ever grew its heap until it ran out (a board keeps nothing)
+# and skewed what a script measured of it. A script that checks what was driven asks with record() before it
+# builds the HAL (hal_esp32_check.py, esp32_node_check.py: one HAL, a few dozen writes).
 history = {}
+_recording = [False]
 pulls = {}  # pin id -> the pull it was built with ("up", "down", None: none), when one was given
 
 
+def record():
+    """Keep what every output drives from now on (history), until the script stops."""
+    _recording[0] = True
+
+
 def _record(pin_id, kind, value):
-    history.setdefault(pin_id, []).append([kind, value])
+    if _recording[0]:
+        history.setdefault(pin_id, []).append([kind, value])
 watchdog = {"timeout": None, "feeds": 0}
 
 

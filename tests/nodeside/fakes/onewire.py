@@ -7,9 +7,11 @@
 # 8-byte ROM id, or SKIP ROM), then the function command. A read of the scratchpad answers only right after
 # MATCH ROM with a known id and READ SCRATCHPAD in the same transaction, else all ones (nobody drives the bus).
 # bus["us"] counts the time on the bus at modonewire.c's timings: 960 us a reset (TIMING_RESET1..3), 70 us a
-# bit written or read (TIMING_WRITE1..3, TIMING_READ1..3); bus["resets"] the resets.
+# bit written or read (TIMING_WRITE1..3, TIMING_READ1..3); bus["resets"] the resets. Only counts are kept, and a
+# transaction's bytes until the next reset (what a sensor answers from): a node that reads its sensors for minutes
+# grows nothing here (a list of every byte written did, by kilobytes, in the heap a script measured).
 scratchpads = {}  # ROM id (bytes) -> the 9-byte scratchpad it answers
-bus = {"present": True, "written": [], "resets": 0, "us": 0}
+bus = {"present": True, "resets": 0, "us": 0}
 
 RESET_US = 960
 BIT_US = 70
@@ -42,7 +44,6 @@ class OneWire:
         return True
 
     def writebyte(self, value):
-        bus["written"].append(value)
         bus["us"] += 8 * BIT_US
         self.transaction.append(value)
 
