@@ -139,7 +139,7 @@ def _answer(what: str, status: int, reason: str, body: bytes, where: str, key_fi
         words = nodehttp.node_error(body)
         said = f"; the node's words: {words}" if words else ""
         raise NodeHttpError(nodehttp.token_refused(where, key_file, "signature") + said)
-    if status == 400:
+    if status in (400, 409):  # 409: no PUT is taken now (a lost boot counter), and the node's words say the way out
         raise NodeHttpError(f"refused: {nodehttp.node_error(body) or 'no reason given'}; nothing changed")
     if status != 200:
         raise NodeHttpError(nodehttp.answered(status, reason, body))

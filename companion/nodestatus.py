@@ -63,6 +63,11 @@ _STATE_HINTS = {
     "halted": "stopped; its watchdog resets it",
 }
 _LABEL = 10
+# A node whose boot counter was lost (docs/firmware.md, "Persistence"): what it does now, and the way out.
+BOOT_RESET = ("its boot counter was lost and counts again from 1: its peers refuse its heartbeats (old_boot) "
+              "below the boot ids they heard from it, and it takes no PUT (a PUT seen before could be sent "
+              "again); adopt it again (remove its key file, reset it, loadmesh adopt) or copy a boot floor above "
+              "its peers' onto it (loadmesh node-files' boot.a)")
 HEATING_KINDS = ("boiler", "valve")  # the nodes whose summary is their heating (companion/heatstatus.py)
 
 
@@ -90,6 +95,8 @@ def summary(status: dict[str, Any]) -> list[str]:
         text = _text(status, key)
         if text:
             lines.append((label, text))
+    if _text(status, "boot_state") == "reset" and state != "unadopted":  # an unadopted node has counted nothing yet
+        lines.append(("BOOT", BOOT_RESET))
     hal = status.get("hal")
     if isinstance(hal, dict):
         wifi = hal.get("wifi")

@@ -49,7 +49,8 @@ class Node:
     its HTTP API on loopback."""
 
     def __init__(self, device_root: Path, folder: Path, hw: dict[str, object], station: dict[str, object],
-                 adopted: bool, bind_host: str | None = None, http_host: str = "0.0.0.0") -> None:
+                 adopted: bool, bind_host: str | None = None, http_host: str = "0.0.0.0",
+                 counted: bool = True) -> None:
         folder.mkdir()
         self.folder = folder
         self.port = free_port(socket.SOCK_STREAM)
@@ -64,6 +65,8 @@ class Node:
             if bind_host is not None:
                 settings["bind_host"] = bind_host
             store.write_key(KEY)
+            if counted:  # else its key without a count: as a node whose boot counter was lost
+                store.raise_boot_floor(0)  # its count vouched for, as adoption and node-files leave it
             store.write_json("config.json", CONFIG)
         store.write_json("node.json", settings)
         (folder / "station.json").write_text(json.dumps(station))
@@ -149,6 +152,38 @@ def test_the_summary_of_a_running_node_says_what_it_runs_and_why(running: Node) 
     for line, pattern in zip(lines, expected, strict=True):
         assert re.fullmatch(pattern, line), (line, pattern)
     assert PASSWORD not in done.stdout
+
+
+def test_a_node_whose_boot_counter_was_lost_is_named_so_by_status_and_put_with_the_way_out(
+        device_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from loadmesh.companion import groupkey
+
+    hw = {"hal": "esp32", "wifi": {"ssid": "House", "password": PASSWORD}, "clock": {"tz": "UTC0"}}
+    node = Node(device_root, tmp_path / "garage", hw, UP, adopted=True, counted=False)
+    key_file = tmp_path / "house.key"
+    key_file.write_text(KEY.hex() + "\n")
+    key_file.chmod(0o600)
+    try:
+        code, out, err = status_in_process(capsys, f"127.0.0.1:{node.port}")
+        assert (code, err) == (0, "")
+        by_label = {line[:10].strip(): line[10:] for line in out.splitlines()}
+        assert by_label["BOOT"] == nodestatus.BOOT_RESET
+        assert "adopt it again" in by_label["BOOT"] and "node-files" in by_label["BOOT"]
+        assert groupkey.read(key_file) == KEY
+        code = cli.main(["put", f"127.0.0.1:{node.port}", "load_sharing", "on", "--key", str(key_file)])
+        out, err = capsys.readouterr()
+        assert (code, out) == (2, "")
+        assert err == (f"loadmesh put: 127.0.0.1:{node.port}: refused: this node's boot counter was lost "
+                       "(boot_state reset), so its boot ids may repeat ones a PUT was signed for: it takes no PUT "
+                       "until it is adopted again (remove its key file, reset it, loadmesh adopt) or given a boot "
+                       "floor above its peers' (loadmesh node-files' boot.a); nothing changed\n")
+    finally:
+        node.kill()
+    # A node whose count is vouched for has no such line (the running node above: its lines are all expected).
+    assert nodestatus.BOOT_RESET not in "\n".join(nodestatus.summary(
+        {"node": "garage", "state": "running", "boot_state": "ok"}))
+    assert nodestatus.BOOT_RESET not in "\n".join(nodestatus.summary(  # a fresh node counted nothing yet
+        {"node": None, "state": "unadopted", "boot_state": "reset"}))
 
 
 def test_json_prints_the_nodes_answer_byte_for_byte(running: Node) -> None:

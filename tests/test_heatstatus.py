@@ -497,6 +497,7 @@ def heating_nodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[t
         (tmp_path / node).mkdir()
         store = Store(str(tmp_path / node))
         store.write_key(KEY)
+        store.raise_boot_floor(0)  # its count vouched for, as adoption and node-files leave it
         store.write_json("config.json", GROUP)
         store.write_json("node.json", {"id": node, "mesh_port": ports[node], "mesh_dest_port": ports[other],
                                        "mesh_host": "127.0.0.1", "bind_host": "127.0.0.1"})

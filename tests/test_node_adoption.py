@@ -172,6 +172,60 @@ def test_a_node_is_adopted_with_its_code_once_then_runs_its_config_after_a_reboo
     assert node.request("PUT", "/adopt", good)[0] == 409
 
 
+LOST = {"error": "this node's boot counter was lost (boot_state reset), so its boot ids may repeat ones a PUT was "
+                 "signed for: it takes no PUT until it is adopted again (remove its key file, reset it, loadmesh "
+                 "adopt) or given a boot floor above its peers' (loadmesh node-files' boot.a)"}
+
+
+def test_a_node_whose_boot_counter_was_lost_takes_no_put_until_a_floor_is_vouched_for(node: NodeRun) -> None:
+    code = bytes.fromhex(node.start().rsplit(" ", 1)[1])
+    settings = _solo_settings(node.http_port)
+    del settings["id"]
+    # Floor 0, below the boot id it counted unadopted: adoption vouches for that count and keeps it.
+    assert node.request("PUT", "/adopt", adoption.make_request(code, "solo", KEY, 0, settings, os.urandom(16))) == (
+        200, {"adopted": "solo", "boot_id": 1})
+    assert node.request("GET", "/status")[1]["boot_state"] == "ok"
+    sealed = configsync.seal(heartbeat.prepare_key(KEY), CONFIG)
+    seen = node.signature("/config", sealed)  # a PUT someone on the LAN saw: boot 1, count 1
+    assert node.request("PUT", "/config", sealed, authorization=seen)[0] == 200
+    node.kill()
+
+    for name in ("boot.a", "boot.b"):  # every copy of the counter lost; the key and the config kept
+        (node.folder / name).unlink()
+    assert node.start() == "loadmesh node solo: boot 1, config version 1 " + groupconfig.announced(CONFIG)
+    # Boot 1 again, its counts from 0: the PUT seen would be taken again. None is, signed or not, before its
+    # body is read; the 409 names why and the way out, and no challenge invites a signature.
+    assert node.request("PUT", "/config", sealed, authorization=seen) == (409, LOST)
+    status, challenge, answer = node._request("PUT", "/config", b"", None, None)
+    assert (status, challenge, answer) == (409, None, LOST)
+    status, answer = node.request("GET", "/status")
+    assert (answer["state"], answer["boot_id"], answer["boot_state"]) == ("running", 1, "reset")
+    assert node.request("GET", "/config", token=http_token(KEY))[0] == 200  # reading is no risk
+    node.kill()
+    # A reboot does not end it: boot 2 may have been used before too.
+    node.start()
+    assert node.request("PUT", "/config", sealed, authorization=seen) == (409, LOST)
+    assert node.request("GET", "/status")[1]["boot_state"] == "reset"
+    node.kill()
+
+    # node-files' boot.a above the boot ids it had (plain digits, as nodefiles.py writes it) vouches for the count.
+    Store(str(node.folder)).write("boot.a", b"500")
+    assert node.start() == "loadmesh node solo: boot 501, config version 1 " + groupconfig.announced(CONFIG)
+    assert node.request("GET", "/status")[1]["boot_state"] == "ok"
+    assert node.put("/config", sealed)[0] == 200
+    node.kill()
+
+    # Adoption does too: lost again, a factory reset (the key removed), and adopted with a floor below its count.
+    for name in ("boot.a", "boot.b", "key"):
+        (node.folder / name).unlink()
+    code = bytes.fromhex(node.start().rsplit(" ", 1)[1])
+    assert node.request("GET", "/status")[1]["boot_state"] == "reset"  # unadopted: nothing to refuse yet
+    assert node.request("PUT", "/adopt", adoption.make_request(code, "solo", KEY, 0, settings, os.urandom(16))) == (
+        200, {"adopted": "solo", "boot_id": 1})
+    assert node.request("GET", "/status")[1]["boot_state"] == "ok"
+    assert node.put("/config", sealed)[0] == 200
+
+
 def _solo_settings(http_port: int) -> dict[str, object]:
     return {"id": "solo", "http_port": http_port, "http_host": "127.0.0.1", "mesh_port": free_port(socket.SOCK_DGRAM),
             "mesh_host": "127.0.0.1", "mesh_dest_port": 9, "bind_host": "127.0.0.1"}

@@ -73,6 +73,7 @@ class Site:
         self.node = NodeRun(device_root, folder, free_port(socket.SOCK_STREAM), KEY)
         self.store = Store(str(folder))
         self.store.write_key(KEY)
+        self.store.raise_boot_floor(0)  # its count vouched for, as adoption and node-files leave it
         self.store.write_json("node.json", {
             "id": "a", "http_port": self.node.http_port, "http_host": "127.0.0.1", "mesh_port": self.mesh_port,
             "mesh_host": "127.0.0.1", "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})
@@ -211,6 +212,7 @@ def test_a_reboot_that_hears_its_peers_in_the_boots_on_file_counts_no_boot_chang
     mesh_port = free_port(socket.SOCK_DGRAM)
     store = Store(str(folder))
     store.write_key(KEY)
+    store.raise_boot_floor(0)  # its count vouched for, as adoption and node-files leave it
     store.write_json("config.json", config(1, ("a", "b", "c")))
     store.write_json("node.json", {"id": "a", "mesh_port": mesh_port, "mesh_host": "127.0.0.1",
                                    "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})

@@ -16,10 +16,41 @@ def store(device_root: Path, folder: Path, *ops: list[object]) -> list[dict[str,
 
 
 def test_boot_id_rises_at_every_boot(device_root: Path, tmp_path: Path) -> None:
+    store(device_root, tmp_path, ["floor", 0])  # a count vouched for, as adoption or node-files leave it
     boots = [store(device_root, tmp_path, ["boot"])[0] for _ in range(3)]
     assert [b["boot_id"] for b in boots] == [1, 2, 3]
-    # No counter on the first boot: the count starts, and says it did.
-    assert [b["boot_state"] for b in boots] == ["reset", "ok", "ok"]
+    assert [b["boot_state"] for b in boots] == ["ok", "ok", "ok"]
+
+
+def test_a_count_started_from_nothing_stays_reset_until_a_floor_is_vouched_for(device_root: Path,
+                                                                               tmp_path: Path) -> None:
+    # No counter on the first boot: the count starts, and says it did, at every later boot too: those boot ids
+    # may be ones the node had before (a PUT signed for one would be taken again).
+    boots = [store(device_root, tmp_path, ["boot"])[0] for _ in range(3)]
+    assert boots == [{"boot_id": n, "boot_state": "reset"} for n in (1, 2, 3)]
+    assert (tmp_path / "boot.b").read_bytes().endswith(b"\n3 reset")
+    # Adoption's floor, even one below the count, vouches for it and keeps it.
+    floor, boot = store(device_root, tmp_path, ["floor", 2], ["boot"])
+    assert floor == {"boot_state": "ok"} and boot == {"boot_id": 4, "boot_state": "ok"}
+
+
+def test_node_files_boot_a_vouches_for_the_count_only_above_a_lost_one(device_root: Path, tmp_path: Path) -> None:
+    for _ in range(5):
+        store(device_root, tmp_path, ["boot"])
+    # node-files writes boot.a alone, as plain digits (companion/nodefiles.py); one at or below the count the node
+    # reached since it lost its counter leaves it reset, one above clears it.
+    store(device_root, tmp_path, ["write", "boot.a", "5"])
+    (boot,) = store(device_root, tmp_path, ["boot"])
+    assert boot == {"boot_id": 6, "boot_state": "reset"}
+    store(device_root, tmp_path, ["write", "boot.a", "900"])
+    (boot,) = store(device_root, tmp_path, ["boot"])
+    assert boot == {"boot_id": 901, "boot_state": "ok"}
+    # --boot-floor 0 on a fresh node: 0 is a count, the first boot id 1.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    store(device_root, fresh, ["write", "boot.a", "0"])
+    (boot,) = store(device_root, fresh, ["boot"])
+    assert boot == {"boot_id": 1, "boot_state": "ok"}
 
 
 def test_a_fresh_node_is_unadopted(device_root: Path, tmp_path: Path) -> None:
@@ -144,6 +175,9 @@ def test_boot_counter_lost_everywhere_restarts_and_says_so(device_root: Path, tm
         (tmp_path / name).write_bytes(b"LM1 0000000000000000\n41")
     (boot,) = store(device_root, tmp_path, ["boot"])
     assert boot == {"boot_id": 1, "boot_state": "reset"}
+    # And the next boot still says so: the loss outlives the boot that found it.
+    (boot,) = store(device_root, tmp_path, ["boot"])
+    assert boot == {"boot_id": 2, "boot_state": "reset"}
 
 
 def test_a_counter_that_is_not_a_number_is_ignored(device_root: Path, tmp_path: Path) -> None:

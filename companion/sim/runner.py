@@ -262,6 +262,7 @@ class Simulation:
             "mesh_dest_port": self.hub.address[1], "bind_host": "127.0.0.1", "http_host": "127.0.0.1",
             "http_port": node.http_port, "peers_http": peers})
         store.write_key(self.key)
+        store.raise_boot_floor(0)  # its count vouched for, as adoption does: a key with no count reads as one lost
         store.write_json(CONFIG, self.config)
         if node.id in self.heating:
             store.write_json(heatcfg.HEATING, self.heating[node.id])

@@ -18,7 +18,7 @@ for op in ops:
         result = {"last": store.last_boot_id(), "boot_state": store.boot_state}
     elif name == "floor":
         store.raise_boot_floor(op[1])
-        result = {}
+        result = {"boot_state": store.boot_state}
     elif name == "read":
         payload = store.read(op[1])
         result = {"text": None if payload is None else payload.decode(), "state": store.state[op[1]]}

@@ -146,6 +146,10 @@ class Api:
     def put_refused(self) -> None:
         """A PUT was refused before it was acted on: what only a PUT needs (putsign) may go from the heap."""
 
+    def put_refusal(self) -> str:
+        """Why no signature would make this node take a PUT now (its boot counter was lost), or "": 409."""
+        return ""
+
 
 class _Refused(Exception):
     """A request answered with an error status."""
@@ -336,6 +340,9 @@ class HttpServer:
         if boot != self._signed_boot:  # the first PUT of this boot, or an adoption raised the boot id
             self._signed_boot = boot
             self._signed_count = 0
+        refusal = self.api.put_refusal()
+        if refusal:  # no challenge: the node's state, not the signature, must change first
+            raise _Refused(409, refusal)
         signed = putsign.parse(_header(headers, b"authorization"))
         if self.api.pads() is None:
             words = "this node has no group key (it is not adopted yet)"

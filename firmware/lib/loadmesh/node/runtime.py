@@ -579,9 +579,12 @@ class Node:
         self.hal.feed_watchdog()
         # Settings first and the key last: a reset in between leaves an unadopted node with its code.
         store.write_json(SETTINGS, node_settings)
+        # Adoption vouches for the count even below this boot's id (a lost count, boot_state "reset", is then
+        # taken as it stands: the floor is the installer's word for what the group has seen).
+        store.raise_boot_floor(boot_floor)
         if boot_floor >= self.boot_id:
-            store.raise_boot_floor(boot_floor)
             self.boot_id = store.next_boot_id()
+        self.boot_state = store.boot_state
         store.write_key(key)
         store.remove(adoption.CODE_FILE)
         self.store_state.update(store.state)
@@ -939,6 +942,16 @@ class NodeApi(Api):
 
     def put_refused(self) -> None:
         _forget(self.node.role)
+
+    def put_refusal(self) -> str:
+        node = self.node
+        if node.key is None or node.boot_id < 1 or node.boot_state != "reset":  # 401 says why (no key, no counter)
+            return ""
+        # Its boot ids since the loss may be ones it had before, and a PUT signed for one of those, seen on the
+        # LAN, would be taken again (docs/safety.md): none is, until a boot floor is vouched for (store.py).
+        return ("this node's boot counter was lost (boot_state reset), so its boot ids may repeat ones a PUT was "
+                "signed for: it takes no PUT until it is adopted again (remove its key file, reset it, loadmesh "
+                "adopt) or given a boot floor above its peers' (loadmesh node-files' boot.a)")
 
 
 async def asyncio_wait(coroutine: object) -> bytes:

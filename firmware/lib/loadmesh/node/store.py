@@ -27,7 +27,15 @@ from loadmesh.core import canon
 # a number but never repeat one: a boot id is used only after both copies hold
 # it. If every copy is lost the count restarts at 1; peers then refuse the
 # node as old_boot until they forget it at re-adoption, which is safe (it looks
-# silent) but unavailable, and is reported as boot_state "reset".
+# silent) but unavailable, and is reported as boot_state "reset". The count
+# written after such a loss carries the word (b"1 reset"), and every count
+# after it does, so that the state outlives the boot that found the loss: the
+# boot ids it hands out may be ones it had before, and a PUT signed for one of
+# those must not be taken again (runtime: no signed PUT while "reset"). Only a
+# count someone vouches for clears it: adoption's boot floor
+# (raise_boot_floor) or node-files' boot.a, a plain count above it. A node
+# provisioned with a key but no count (the simulator's) is vouched for the same
+# way (raise_boot_floor(0)): from its files alone a lost count looks the same.
 
 KEY = "key"
 CONFIG = "config.json"
@@ -43,6 +51,8 @@ CORRUPT = "corrupt"
 MIN_KEY_BYTES = 16
 MAX_KEY_BYTES = 64
 MAX_BOOT_ID = (1 << 30) - 1  # the heartbeat's bound
+RESET = "reset"  # boot_state: the count restarted since the last one vouched for (above)
+_RESET_MARK = b" reset"
 
 _MAGIC = b"LM1 "
 _HASH_HEX = 16
@@ -55,7 +65,7 @@ class Store:
     def __init__(self, root: str = "") -> None:
         self.root = root
         self.state: dict[str, str] = {}  # file name -> OK | MISSING | CORRUPT, from the last read
-        self.boot_state = MISSING  # OK: the counter was read; "reset": every copy was lost
+        self.boot_state = MISSING  # OK: the counter was read; RESET: every copy was lost, now or since adoption
 
     def path(self, name: str) -> str:
         """Where name lives."""
@@ -156,17 +166,18 @@ class Store:
         self.write(KEY, key.hex().encode())
 
     def last_boot_id(self) -> int:
-        """The highest boot id on record (0 if none), without raising it."""
-        highest = 0
-        found = False
+        """The highest boot id on record (0 if none), without raising it; boot_state says whether it is vouched for."""
+        highest = -1
+        reset = True  # no copy at all reads as a loss
         for name in BOOT_FILES:
             for path in (self.path(name), self.path(name + TMP)):
-                value = _counter(_read_envelope(path))
-                if value > 0:
-                    found = True
-                    highest = value if value > highest else highest
-        self.boot_state = OK if found else "reset"
-        return highest
+                value, marked = _counter(_read_envelope(path))
+                # Of two copies with one count the marked one wins: a loss is not overruled by a count it equals.
+                if value > highest or (value == highest and marked):
+                    highest = value
+                    reset = marked
+        self.boot_state = RESET if reset else OK
+        return highest if highest > 0 else 0
 
     def next_boot_id(self) -> int:
         """Raise the boot counter and return it; call once per boot, before the first heartbeat."""
@@ -174,16 +185,19 @@ class Store:
         if boot_id > MAX_BOOT_ID:
             # Heartbeats cannot carry it: stay out of the mesh rather than repeat an id.
             raise OSError("boot counter exhausted")
-        self._write_counter(boot_id)
+        self._write_counter(boot_id, self.boot_state == RESET)
         return boot_id
 
     def raise_boot_floor(self, boot_id: int) -> None:
-        """Make the next boot id at least boot_id + 1 (re-adoption, after a wiped flash)."""
-        if boot_id > self.last_boot_id():
-            self._write_counter(boot_id)
+        """Make the next boot id at least boot_id + 1 and vouch for the count (adoption, or a node provisioned
+        with a key): boot_state is OK after it, even below the count the node has (that one is kept)."""
+        last = self.last_boot_id()
+        if boot_id > last or self.boot_state != OK:
+            self._write_counter(boot_id if boot_id > last else last, False)
+            self.boot_state = OK
 
-    def _write_counter(self, boot_id: int) -> None:
-        payload = str(boot_id).encode()
+    def _write_counter(self, boot_id: int, reset: bool) -> None:
+        payload = str(boot_id).encode() + _RESET_MARK if reset else str(boot_id).encode()
         for name in BOOT_FILES:
             self.write(name, payload)
 
@@ -207,14 +221,20 @@ def _read_envelope(path: str) -> bytes | None:
     return payload
 
 
-def _counter(payload: bytes | None) -> int:
-    if payload is None or not 1 <= len(payload) <= 10:
-        return 0
-    for byte in payload:
+def _counter(payload: bytes | None) -> tuple[int, bool]:
+    """(count, marked reset) of a copy of the counter; (-1, False) if it is not one. 0 is one: node-files'
+    boot.a with --boot-floor 0 (the first boot id 1, vouched for)."""
+    if payload is None:
+        return -1, False
+    marked = payload.endswith(_RESET_MARK)
+    digits = payload[:-len(_RESET_MARK)] if marked else payload
+    if not 1 <= len(digits) <= 10:
+        return -1, False
+    for byte in digits:
         if not 0x30 <= byte <= 0x39:
-            return 0
-    value = int(payload)
-    return value if value <= MAX_BOOT_ID else 0
+            return -1, False
+    value = int(digits)
+    return (value, marked) if value <= MAX_BOOT_ID else (-1, False)
 
 
 def _exists(path: str) -> bool:
