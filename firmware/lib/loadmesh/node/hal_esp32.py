@@ -14,7 +14,7 @@ except ImportError:  # CPython: importable on the host as well
     def const(value: int) -> int:  # type: ignore[misc]
         return value
 
-from . import hwconfig, localtime, signals, sntp, wifijoin
+from . import localtime, signals, sntp, wifijoin
 from .hal import TEMPERATURES, Hal, os_error_words
 
 # Only peripheral calls live here; every conversion is in signals (tested on
@@ -71,6 +71,9 @@ class Esp32Hal(Hal):
 
     def __init__(self, hw: dict[str, object]) -> None:
         super().__init__()
+        # hwconfig (and fieldcheck, which it holds) only for the wiring at boot: runtime._OCCASIONAL drops it.
+        from . import hwconfig
+
         self.hw = hwconfig.parse(hw)
         self.wdt_ms = _int(self.hw["wdt_ms"])
         # Before anything is driven, as for a wiring hwconfig refuses: a pin this board has not, an ADC input
@@ -696,6 +699,8 @@ def _probe(hw: dict[str, object]) -> dict[str, machine.ADC]:
     WROVER) has no Pin for GPIO 16 and 17, which carry it (ports/esp32/machine_pin.h, CONFIG_SPIRAM), and
     machine.Pin's "invalid pin" names no field. Pin(n) alone is a look-up (machine_pin.c mp_pin_make_new():
     no mode, nothing configured), so this changes no pin."""
+    from . import hwconfig
+
     adcs: dict[str, machine.ADC] = {}
     for field, pin, use in hwconfig.pins(hw):
         number = _int(pin)

@@ -72,7 +72,8 @@ SETTINGS = "node.json"
 # Modules used only now and then; on MicroPython they are dropped after use and imported again when needed.
 _OCCASIONAL = ("loadmesh.node.groupsync", "loadmesh.core.configsync", "loadmesh.core.groupconfig",
                "loadmesh.core.fieldcheck", "loadmesh.node.settings", "loadmesh.node.store", "loadmesh.node.adoption",
-               "loadmesh.node.departed", "loadmesh.node.jsontext", "loadmesh.node.peerboots", "loadmesh.node.putsign")
+               "loadmesh.node.departed", "loadmesh.node.jsontext", "loadmesh.node.peerboots", "loadmesh.node.putsign",
+               "loadmesh.node.hwconfig")
 
 UNADOPTED = "unadopted"  # no group key: PUT /adopt
 NO_CONFIG = "no_config"  # a key, but no config this node can run: PUT /config
