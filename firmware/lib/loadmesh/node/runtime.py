@@ -782,47 +782,25 @@ class Node:
         out = self.out
         plan = self.plan
         table = self.table
-        status: dict[str, object] = {
-            "node": self.node_id() or None, "kind": self.role.kind if self.role is not None else None,
-            "state": self.mode, "error": self.error or None, "hw_error": self.hw_error or None,
-            "bind_error": self.bind_error or None,
-            "boot_id": self.boot_id, "uptime_ms": now_ms,
-            "store": self.store_state, "boot_state": self.boot_state, "peer_boots_writes": self.peer_boots[3],
-            "memory": {"alloc": gc.mem_alloc(), "free": gc.mem_free(), "live": self.mem_live,
-                       "live_max": self.mem_live_max, "peak": self.mem_peak},
-            "ticks": {"count": self.ticks, "late": self.late_ticks, "max_ms": self.max_tick_ms},
-        }
-        status["departed"] = sorted(self.departed)
-        if out is not None:
-            for key in ("applied_ma", "target_ma", "exposure_ma", "failsafe", "reason", "alloc_reason", "silent",
-                        "disagree", "config_mismatch"):
-                status[key] = out[key]
-        if self.role is not None:
-            status["role"] = self.role.status()
-        hal_status = self.hal.status()
-        if hal_status is not None:
-            status["hal"] = hal_status
-        if self.adopted is not None:
-            status["config"] = {"version": self.adopted["version"], "announced": self.announced,
-                                "merged_with": self.in_use, "fetched": self.fetched,
-                                "fetch_errors": self.fetch_errors, "last_error": self.sync_error or None}
+        role = self.role
+        # The heap as the request found it, before the answer is built (as the status has always said it).
+        memory = {"alloc": gc.mem_alloc(), "free": gc.mem_free(), "live": self.mem_live,
+                  "live_max": self.mem_live_max, "peak": self.mem_peak}
         counters: dict[str, object] = {}
+        peers: dict[str, object] | None = None
+        unheard: list[str] | None = None
         if table is not None and plan is not None:
             # Each peer as [age_ms, online, applied_ma, target_ma, failsafe, boot_id]: a list, not an
             # object, so that sixteen of them fit the heap beside everything else.
-            peers: dict[str, object] = {}
+            peers = {}
             for member in table.nodes():
                 peer = table.peer(member)
                 assert peer is not None
                 peers[member] = [table.age_ms(member, now_ms), table.online(member, now_ms, plan.peer_timeout_ms),
                                  peer.applied_ma(), peer.target_ma(), peer.heartbeat["failsafe"], peer.boot_id]
-            status["peers"] = peers
-            status["peer_fields"] = PEER_FIELDS
-            status["peers_online"] = self.peers_online
             # Members not heard since the boot (or since they joined): not in peers, and those that draw no
             # current (valve, boiler) in no other field either; built here, never kept.
-            status["peers_unheard"] = [member for member in plan.ids
-                                       if member != plan.node and table.peer(member) is None]
+            unheard = [member for member in plan.ids if member != plan.node and table.peer(member) is None]
             counters["heartbeats"] = table.counts
             counters["boot_changes"] = table.boot_changes  # what makes peerboots.py write (peer_boots_writes)
         if self.mesh is not None:
@@ -830,7 +808,44 @@ class Node:
         server = self.server
         if server is not None:
             counters["http"] = server.counts()  # type: ignore[attr-defined]
-        status["counters"] = counters
+        config: dict[str, object] | None = None
+        if self.adopted is not None:
+            config = {"version": self.adopted["version"], "announced": self.announced, "merged_with": self.in_use,
+                      "fetched": self.fetched, "fetch_errors": self.fetch_errors,
+                      "last_error": self.sync_error or None}
+        # Every key in one literal, and those this node has nothing for deleted after: MicroPython makes a
+        # literal's table of its size (31 slots), where 17 keys added to a literal of 14 grew it four times
+        # over (14 slots to 17, 23, 29, 37), the last a block of 592 bytes on the 64-bit host asked for beside
+        # the one it replaced. Deleted keys leave the table as it is; canon writes the keys sorted: the answer
+        # is the same bytes.
+        status: dict[str, object] = {
+            "node": self.node_id() or None, "kind": role.kind if role is not None else None,
+            "state": self.mode, "error": self.error or None, "hw_error": self.hw_error or None,
+            "bind_error": self.bind_error or None,
+            "boot_id": self.boot_id, "uptime_ms": now_ms,
+            "store": self.store_state, "boot_state": self.boot_state, "peer_boots_writes": self.peer_boots[3],
+            "memory": memory, "ticks": {"count": self.ticks, "late": self.late_ticks, "max_ms": self.max_tick_ms},
+            "departed": sorted(self.departed),
+            "applied_ma": None, "target_ma": None, "exposure_ma": None, "failsafe": None, "reason": None,
+            "alloc_reason": None, "silent": None, "disagree": None, "config_mismatch": None,
+            "role": role.status() if role is not None else None, "hal": self.hal.status(), "config": config,
+            "peers": peers, "peer_fields": PEER_FIELDS, "peers_online": self.peers_online, "peers_unheard": unheard,
+            "counters": counters,
+        }
+        if out is not None:
+            for key in _OUT_KEYS:
+                status[key] = out[key]
+        else:
+            for key in _OUT_KEYS:
+                del status[key]
+        if role is None:
+            del status["role"]
+        for key in ("hal", "config"):
+            if status[key] is None:
+                del status[key]
+        if peers is None:
+            for key in ("peers", "peer_fields", "peers_online", "peers_unheard"):
+                del status[key]
         return status
 
     # The loops.
@@ -888,6 +903,9 @@ class Node:
 
 
 PEER_FIELDS = ("age_ms", "online", "applied_ma", "target_ma", "failsafe", "boot_id")
+# What GET /status shows of the tick's output.
+_OUT_KEYS = ("applied_ma", "target_ma", "exposure_ma", "failsafe", "reason", "alloc_reason", "silent", "disagree",
+             "config_mismatch")
 
 
 def _forget(role: Role | None) -> None:
