@@ -115,7 +115,14 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
         meter_node: str = MEASURED) -> dict[str, object]:
     """Run it; the figures (see the module's docstring)."""
     site = scenario(seconds, meter, meter_node)
-    progress = (lambda _line: None) if quiet else (lambda line: print("sim:", line, file=sys.stderr, flush=True))
+    said: list[str] = []  # the runner's lines of a reset (its watchdog fired): kept when quiet, for the figures
+
+    def progress(line: str) -> None:
+        if "watchdog" in line:
+            said.append(line)
+        if not quiet:
+            print("sim:", line, file=sys.stderr, flush=True)
+
     polled: list[dict[str, object]] = []
 
     def poll(sim: Simulation) -> None:
@@ -144,6 +151,8 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
         resets = sim.nodes[MEASURED].resets
         peer_failures = dict(sim.virtual.errors) if sim.virtual is not None else {}
         records = list(sim.records)
+        # Why it reset or halted, in the node's words (its traceback; node.log keeps every boot's lines).
+        log_tail = sim.log_tail(MEASURED, 12) if resets or final.get("state") != "running" else ""
     finally:
         sim.close()
     measured = [record for record in records if record["node"] == MEASURED]
@@ -157,7 +166,7 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
     memories = [s["status"].get("memory") or {} for s in polled if s["status"]] + [memory]  # type: ignore[attr-defined]
     return {
         "seconds": seconds, "meter": meter_node if meter else None, "state": final.get("state"),
-        "error": final.get("error"), "resets": resets,
+        "error": final.get("error"), "resets": resets, "resets_said": said, "log_tail": log_tail,
         "ticks": ticks.get("count"), "late_ticks": ticks.get("late"), "max_tick_ms": ticks.get("max_ms"),
         "peers_online_min": min((n for _t, n in online if isinstance(n, int)), default=None),
         "peers_online_dips": [[t_ms, n] for t_ms, n in online if n != len(NODES) - 1],  # [t_ms, online]
@@ -203,6 +212,8 @@ def main() -> int:
     print(f"node {MEASURED}{role}, 16 peers, {args.seconds} s, node image, heap {args.heap} = {figures['heap']} bytes "
           "here")
     print(f"state at the end: {figures['state']} (watchdog resets: {figures['resets']}; error: {figures['error']})")
+    if figures["log_tail"]:
+        print(f"the node's last lines: {figures['log_tail']}")
     print(f"ticks {figures['ticks']}, late {figures['late_ticks']}, longest {figures['max_tick_ms']} ms")
     print(f"peers heard: {figures['peers_online_min']} at least (polled every {STATUS_EVERY_S:.0f} s after the "
           f"first {WARM_UP_MS // 1000} s), {figures['peers_online_end']} at the end; "
