@@ -138,6 +138,21 @@ def test_the_meter_node_with_sixteen_peers_runs_on_a_12k_word_heap(device_root: 
     assert figures["violations"] == 0, shown
 
 
+def test_an_esp32_node_lets_its_wiring_check_go_after_boot(device_root: Path, tmp_path: Path) -> None:
+    # hwconfig reads hw.json at boot; kept, it held 2.2 KB of the heap for good (with fieldcheck, which it imports),
+    # and test_node_status_pace's node, on the ESP32 HAL, was refused memory for a /status now and then.
+    from loadmesh.node.store import Store
+
+    Store(str(tmp_path)).write_json("hw.json", {"hal": "esp32", "wifi": {"ssid": "House",
+                                                                        "password": "correct horse battery"}})
+    result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "esp32_modules_check.py"),
+                            capture_output=True, text=True, env=mpnode.environment(None, fakes=True), cwd=tmp_path,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found == {"hal": "Esp32Hal", "hw_error": None, "kept": [], "let_go_held": []}, result.stdout
+
+
 def test_a_heating_node_keeps_only_its_own_heating_modules(device_root: Path, tmp_path: Path) -> None:
     # heatsettings imports every heating module; each role lets go those it needs only to read its settings
     # (Role.occasional), after its boot and after a PUT /heating alike: 6.4 KB on a valve node, 2.3 KB on a

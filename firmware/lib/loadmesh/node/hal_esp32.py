@@ -71,7 +71,7 @@ class Esp32Hal(Hal):
 
     def __init__(self, hw: dict[str, object]) -> None:
         super().__init__()
-        # hwconfig (and fieldcheck, which it holds) only for the wiring at boot: runtime._OCCASIONAL drops it.
+        # hwconfig (and fieldcheck, which it holds) only for the wiring at boot: runtime._OCCASIONAL drops both.
         from . import hwconfig
 
         self.hw = hwconfig.parse(hw)

@@ -1,7 +1,8 @@
 """Local time from UTC by a POSIX TZ rule, in integers: the time of week the heating schedules run on."""
 
-from loadmesh.core import fieldcheck as fc
-from loadmesh.core.errors import FieldError
+# describe from errors (always in the heap), not fieldcheck's: this module stays for the clock, and a fieldcheck
+# it held would stay with it (runtime._OCCASIONAL lets fieldcheck go after boot).
+from loadmesh.core.errors import FieldError, describe
 
 # The house's time zone is a POSIX TZ string (hw.json clock.tz), the form the
 # tz database gives for every zone's current rules as the last line of its
@@ -48,9 +49,9 @@ def parse(text: object, path: str) -> tuple[int, int | None, tuple[int, int, int
                                              tuple[int, int, int, int] | None]:
     """The rule of a POSIX TZ string; FieldError (naming path and the value) for anything outside the subset."""
     if not isinstance(text, str) or not 1 <= len(text) <= _MAX_TEXT:
-        raise FieldError(path, fc.describe(text) + " is not a POSIX TZ string (e.g. " + EXAMPLE + ")")
+        raise FieldError(path, describe(text) + " is not a POSIX TZ string (e.g. " + EXAMPLE + ")")
     if text[0] == ":" or "/" in text.split(",")[0]:
-        raise FieldError(path, fc.describe(text) + " is a zone name; the node has no tz database: give the zone's "
+        raise FieldError(path, describe(text) + " is a zone name; the node has no tz database: give the zone's "
                          "POSIX TZ string, the last line of its file: tail -n1 /usr/share/zoneinfo/"
                          + text.lstrip(":") + " (for Europe/Berlin: " + EXAMPLE + ")")
     reader = _Reader(text, path)
@@ -70,7 +71,7 @@ def parse(text: object, path: str) -> tuple[int, int | None, tuple[int, int, int
     reader.expect(",")
     end = reader.rule()
     if not reader.done():
-        reader.fail("has " + fc.describe(text[reader.pos:]) + " after the end rule")
+        reader.fail("has " + describe(text[reader.pos:]) + " after the end rule")
     return (std, dst, start, end)
 
 
@@ -83,7 +84,7 @@ class _Reader:
         self.pos = 0
 
     def fail(self, problem: str) -> None:
-        raise FieldError(self.path, fc.describe(self.text) + " " + problem)
+        raise FieldError(self.path, describe(self.text) + " " + problem)
 
     def done(self) -> bool:
         return self.pos >= len(self.text)
@@ -93,7 +94,7 @@ class _Reader:
 
     def expect(self, char: str) -> None:
         if self.peek() != char:
-            self.fail("needs " + fc.describe(char) + " at position " + str(self.pos))
+            self.fail("needs " + describe(char) + " at position " + str(self.pos))
         self.pos += 1
 
     def name(self) -> None:
@@ -105,7 +106,7 @@ class _Reader:
                 self.fail("has a name opened with < and not closed")
             for char in text[start + 1:end]:
                 if not (_letter(char) or "0" <= char <= "9" or char in "+-"):
-                    self.fail("has " + fc.describe(char) + " in a quoted name (letters, digits, + and - only)")
+                    self.fail("has " + describe(char) + " in a quoted name (letters, digits, + and - only)")
             size = end - start - 1
             self.pos = end + 1
         else:
