@@ -128,6 +128,10 @@ def _boiler(role: dict[str, Any], listening_ms: int | None = None) -> Lines:
         ("failed writes of tier3_rests.json or cooldown.json", _count(role, "rests_errors"))) if value and value > 0]
     if counted:
         found.append(("counted", ", ".join(counted)))
+    if _text(role, "cooldown_file") == "corrupt":
+        # Read at the boot, said for the boot's life: the node wrote the file whole again at its first tick.
+        found.append(("cooldown", "cooldown.json was damaged at this node's boot: read as a cooldown in progress "
+                                  "(the worst case), written again whole at its first tick"))
     return found
 
 

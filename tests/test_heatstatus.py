@@ -144,6 +144,23 @@ def test_a_cooldown_the_node_cannot_keep_is_counted_as_a_failed_write(tmp_path: 
         "counted   failed writes of tier3_rests.json or cooldown.json 1")
 
 
+def test_a_damaged_cooldown_file_is_said_for_the_boot_that_read_it(tmp_path: Path) -> None:
+    role, hal, table = _boiler(tmp_path)
+    _hear_rooms(role, hal, table, 1000, bath=_room(False, 200, 0))
+    assert not [line for line in heating_lines("boiler", role.status()) if "cooldown.json" in line]
+    (tmp_path / "cooldown.json").write_bytes(b"LM1 0000000000000000\n{}")
+    again = BoilerRole(_plan("boiler"), str(tmp_path))
+    hal.temps = {"flow": 720, "return": 600}
+    _hear_rooms(again, hal, table, 1100, bath=_room(False, 200, 0))
+    assert heating_lines("boiler", again.status())[-1] == (
+        "cooldown  cooldown.json was damaged at this node's boot: read as a cooldown in progress (the worst case), "
+        "written again whole at its first tick")
+    # The next boot reads the file that tick wrote: nothing to say.
+    third = BoilerRole(_plan("boiler"), str(tmp_path))
+    _hear_rooms(third, hal, table, 1200, bath=_room(False, 200, 0))
+    assert not [line for line in heating_lines("boiler", third.status()) if "cooldown.json" in line]
+
+
 # A boiler node whose load sharing is ready to act: bath (900 W) is small against the 1000 W asked for, and a
 # cooldown has just happened; the bedroom and the study are due to heat in 30 min (DUE).
 SHARING = {"rooms": [{"id": "bath", "rated_w": 900}, {"id": "bedroom", "rated_w": 1400},

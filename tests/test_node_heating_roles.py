@@ -249,6 +249,34 @@ def test_a_damaged_cooldown_file_reads_as_a_cooldown_in_progress_and_a_missing_o
     assert "cooldown over" in again.reason
 
 
+def test_a_damaged_cooldown_file_is_written_whole_at_the_first_tick_and_status_says_it_was_damaged(
+        tmp_path: Path) -> None:
+    _role, hal, _table = _boiler(tmp_path)
+    store = Store(str(tmp_path))
+    hal.temps = {"flow": 720, "return": 600}  # hot: the cooldown the damaged file is read as goes on
+    (tmp_path / "cooldown.json").write_bytes(b"LM1 0000000000000000\n{}")
+    role = BoilerRole(_plan("boiler"), str(tmp_path))
+    assert role.status()["cooldown_file"] == "corrupt"
+    _bath_alone(role, hal, 100)
+    # What the node then holds (a cooldown in progress), written at once: the next boot reads a whole file.
+    assert role.cooldown and store.read_json("cooldown.json") == {"cooldown": "cooling"}
+    assert store.state["cooldown.json"] == "ok"
+    assert role.status()["cooldown_file"] == "corrupt"  # what this boot read, for its life
+    # No write at the ticks after while the state holds (the file is written only when it changes).
+    (tmp_path / "cooldown.json").unlink()
+    _bath_alone(role, hal, 200)
+    assert not (tmp_path / "cooldown.json").exists()
+    store.write_json("cooldown.json", {"cooldown": "cooling"})
+    again = _booted(tmp_path, hal, 50)
+    assert (again.cooldown, again.status()["cooldown_file"]) == (True, "ok")
+    # A missing file is no cooldown and is not written at the first tick either (nothing changed).
+    (tmp_path / "cooldown.json").unlink()
+    hal.temps = {"flow": 400, "return": 350}
+    fresh = _booted(tmp_path, hal, 50)
+    assert (fresh.cooldown, fresh.status()["cooldown_file"]) == (False, "missing")
+    assert not (tmp_path / "cooldown.json").exists()
+
+
 # The node image (the library frozen, single precision, the ESP32's heap) and CPython; the unix port's staged .mpy
 # files do not fit the role and the controller in that heap (test_node_memory.py: from .mpy files no node does).
 @pytest.mark.parametrize("interpreter", ("cpython", "micropython-f32"))
@@ -262,13 +290,16 @@ def test_the_cooldown_file_is_written_read_back_and_taken_alike_on_the_node_imag
     steps = mpnode.run_on(interpreter, "cooldown_kept_check.py", str(root), mpnode.argfile(CONFIG_RAW),
                           device_root=device_root)
     lines = [(step["step"], step["cooldown"], step["setpoint_dc"], step["cooldown_at_ms"], step["last_cooldown_ms"],
-              step["file"]) for step in steps if isinstance(step, dict)]
-    assert lines == [("first boot", False, 700, None, None, None),
-                     ("cooling", True, 300, 1000, 1000, {"cooldown": "cooling"}),
-                     ("rebooted cooling", True, 300, 50, 50, {"cooldown": "cooling"}),
-                     ("cooled", False, 700, 50, 50, {"cooldown": "recent"}),
-                     ("rebooted recent", False, 700, None, 70, {"cooldown": "recent"}),
-                     ("rebooted damaged", True, 300, 90, 90, None)]  # in progress: written again when it ends
+              step["file"], step["read"]) for step in steps if isinstance(step, dict)]
+    cooling = {"cooldown": "cooling"}
+    assert lines == [("first boot", False, 700, None, None, None, "missing"),
+                     ("cooling", True, 300, 1000, 1000, cooling, "missing"),
+                     ("rebooted cooling", True, 300, 50, 50, cooling, "ok"),
+                     ("cooled", False, 700, 50, 50, {"cooldown": "recent"}, "ok"),
+                     ("rebooted recent", False, 700, None, 70, {"cooldown": "recent"}, "ok"),
+                     # Damaged: a cooldown in progress, and the file written whole at the first tick.
+                     ("rebooted damaged", True, 300, 90, 90, cooling, "corrupt"),
+                     ("rebooted after the damage", True, 300, 30, 30, cooling, "ok")]
 
 
 def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 # Node side of tests/test_node_heating_roles.py: the boiler role keeps a cooldown across a reboot in cooldown.json
 # (written, read back, taken at the first tick), on each interpreter.
 #   cooldown_kept_check.py ROOT CONFIG_FILE   (ROOT holds the boiler node's heating.json; CONFIG_FILE the group
-#   config). Prints one JSON line per step: the role's cooldown, its setpoint, when its cooldown began and the file.
+#   config). Prints one JSON line per step: the role's cooldown, its setpoint, when its cooldown began, the file and
+#   what the role's boot read of it (ok, missing, corrupt).
 import json
 import sys
 
@@ -37,7 +38,7 @@ def tick(role, now_ms, step):
     state = role.boiler_state
     print(json.dumps({"step": step, "cooldown": role.cooldown, "setpoint_dc": hal.flow_setpoint_dc,
                       "cooldown_at_ms": state["cooldown_at_ms"], "last_cooldown_ms": state["last_cooldown_ms"],
-                      "file": Store(root).read_json("cooldown.json")}))
+                      "file": Store(root).read_json("cooldown.json"), "read": role.kept[3]}))
 
 
 role = BoilerRole(plan, root)
@@ -56,3 +57,6 @@ with open(root + "/cooldown.json", "wb") as damaged:
 role = BoilerRole(plan, root)
 hal.water = {"flow": 720, "return": 600}
 tick(role, 90, "rebooted damaged")
+# The first tick wrote the file whole again (a cooldown in progress, what the node then held): the next boot reads it.
+role = BoilerRole(plan, root)
+tick(role, 30, "rebooted after the damage")

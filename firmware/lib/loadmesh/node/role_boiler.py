@@ -93,7 +93,11 @@ from .roles import Role, forget
 # load, and load sharing would lose its evidence. Written only when that
 # state changes (three times a cooldown at most, never once per tick);
 # missing: none; damaged: a cooldown in progress (it ends at the first good,
-# cooled readings), the worst case.
+# cooled readings), the worst case, and written at the first tick with what
+# the node then holds, so that the next boot reads a whole file again (a
+# damaged file left as it was read as a cooldown at every boot, until the
+# cooldown's state next changed). /status's cooldown_file says what the boot
+# read (ok, missing, corrupt), for the boot's life.
 
 WATER_LOW_DC = -400  # a flow or return reading outside -40..150 °C is absurd
 WATER_HIGH_DC = 1500
@@ -159,10 +163,11 @@ class BoilerRole(Role):
         self.above_ms: list[int] = []
         self.last_ms: int | None = None  # the last tick with rooms: when new settings are taken
         self.boot_rests = _read_rests(root, self.tiers_config)  # room -> ms, run from the first tick
-        # What RESTS and COOLDOWN hold: the rooms serving and resting (None: not written since the boot), and the
-        # cooldown's state (_COOLING's index: read at the boot, taken at the first tick). One list, not three
-        # attributes: the boiler node's heap.
-        self.kept: list[object] = [None, None, _read_cooldown(root)]
+        # What RESTS and COOLDOWN hold: the rooms serving and resting (None: not written since the boot), the
+        # cooldown's state (_COOLING's index: read at the boot, taken at the first tick; -1 while the file is
+        # damaged, so that the first tick writes it whole) and what the boot read of COOLDOWN (the store's OK,
+        # MISSING or CORRUPT, for /status). One list, not four attributes: the boiler node's heap.
+        self.kept: list[object] = _read_cooldown(root)
         self.rests_errors = 0  # RESTS or COOLDOWN could not be written
 
     def inputs(self, hal: Hal, table: PeerTable, now_ms: int) -> dict[str, object]:
@@ -178,6 +183,9 @@ class BoilerRole(Role):
         if self.boiler_state["off_at_ms"] is None:  # the first tick since the boot
             state = self.boiler_state = dict(self.boiler_state, off_at_ms=now_ms)
             cooling = self.kept[2]
+            assert isinstance(cooling, int)
+            if cooling < 0:  # damaged: the worst case, a cooldown in progress
+                cooling = 2
             if cooling:  # a cooldown in progress or recent at the reset: begun now (see the top)
                 state["last_cooldown_ms"] = now_ms
             if cooling == 2:
@@ -364,6 +372,7 @@ class BoilerRole(Role):
                 "calling": _named(self.rooms, self.calling_bits), "stale": _named(self.rooms, self.stale_bits),
                 "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
                 "rejected": _rejected(self.flow) + _rejected(self.back), "rests_errors": self.rests_errors,
+                "cooldown_file": self.kept[3],
                 "error": self.error or None}
 
     def heating(self) -> object:
@@ -451,16 +460,20 @@ def _read_rests(root: str, config: dict[str, object]) -> dict[str, int]:
     return rests
 
 
-def _read_cooldown(root: str) -> int:
-    """COOLDOWN's state as _COOLING's index: 0 if missing, 2 (a cooldown in progress) if damaged (see the top)."""
-    from .store import CORRUPT, Store
+def _read_cooldown(root: str) -> list[object]:
+    """The role's kept list as a boot begins it: COOLDOWN's state as _COOLING's index (0 if missing, -1 if damaged:
+    a cooldown in progress, and the file to be written again; see the top) and what was read (OK, MISSING,
+    CORRUPT)."""
+    from .store import CORRUPT, MISSING, OK, Store
 
     store = Store(root)
     raw = store.read_json(COOLDOWN)
-    if raw is None:
-        return 2 if store.state.get(COOLDOWN) == CORRUPT else 0
     value = raw.get("cooldown") if isinstance(raw, dict) else None
-    return _COOLING.index(value) if value in _COOLING else 2
+    if value in _COOLING:
+        return [None, None, _COOLING.index(value), OK]
+    if raw is None and store.state.get(COOLDOWN, MISSING) == MISSING:
+        return [None, None, 0, MISSING]
+    return [None, None, -1, CORRUPT]
 
 
 def _overrides(kept: list[tuple[str, int]], rooms: list[str], pcts: dict[str, int],
