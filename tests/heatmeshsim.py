@@ -70,6 +70,14 @@ the timeout (peer_timeout_ms), TICK the 100 ms control tick.
               return_temp_risk_delta_dc. An unknown return (stale, missing,
               absurd) is no evidence (docs/heating.md, "Flow and return
               sensors", says why that is the worst case here).
+  entry       and it enters on that evidence: a boiler tick that begins out
+              of the cascade, with the evidence (as counted here), the
+              switch on, and in the reports the boiler node hears a room
+              calling, the calling rooms taking less than
+              min_calling_capacity_w and a room tier 3 may open (past the
+              longest its rest may last), ends in the cascade. Sound, not
+              exact: that room is sufficient, not necessary (tiers 1 and 2
+              may open one when it is missing).
   settings    PUT /heating on the boiler node (put_boiler) changes no bound
               but through the settings in force: the interlock's minimum of
               the tick that drove the relay, the new minimum off time and
@@ -90,7 +98,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from loadmesh.core import controller, groupconfig, heartbeat, tiers
+from loadmesh.core import controller, groupconfig, heartbeat, radiator, tiers
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 from loadmesh.node.hal import Hal
@@ -251,6 +259,7 @@ class HeatNode:
         self.boiler_heard_ms: int | None = None  # a valve node: its last boiler heartbeat accepted, since its boot
         self.had_override = False
         self.holds_seen = 0
+        self.held_since_ms: int | None = None  # a valve node: since when it held a decrease at its last tick
 
 
 class HeatMesh(Mesh):
@@ -291,13 +300,19 @@ class HeatMesh(Mesh):
         self.relay_min_pct = setup["boiler"]["min_valve_open_pct"]  # the interlock's minimum at that tick
         self.tier3: dict[str, tuple[int, int]] = {}  # room -> (served from, last tick in service)
         self.tier3_done: dict[str, tuple[int, int]] = {}  # room -> (released at, served ms)
+        # room -> the latest its tier-3 rest at the boiler node may end (liveness: a room past it may be opened):
+        # the rest its service earned from its release, or a whole tier_3_rest_ms from the first tick after a
+        # boot for a room serving or resting when the node went down (tier3_rests.json runs again in full).
+        self.rest_max: dict[str, int] = {}
+        self.boot_last_tick_ms = 0  # the boiler node's last tick before its latest boot
         self.counts = {"fired": 0, "ls_ticks": 0, "tier3_services": 0, "holds": 0, "overrides_dropped": 0,
                        "shortfall_ticks": 0, "crashes": 0, "boiler_crashes": 0, "held_decreases": 0,
                        "packets": 0, "cooldowns": 0, "interlock_stops": 0,
                        "calm_interlock_stops": 0, "worst_shortfall_ms": 0, "water_faults": 0,
                        "cooldowns_recovered": 0, "cooldowns_timed_out": 0, "water_unknown_ticks": 0,
                        "boiler_puts": 0, "cooldowns_rebooted": 0, "ls_entries": 0, "ls_entries_on_return": 0,
-                       "return_unknown_firing_ticks": 0}
+                       "return_unknown_firing_ticks": 0, "ls_entries_due": 0, "recent_rebooted": 0,
+                       "holds_ended_override": 0, "holds_ended_timeout": 0, "holds_ended_early": 0}
         # The cooldown across boiler node reboots: when the last one began, for load sharing's evidence, and
         # since when the one in progress runs, as the node can count each (a boot that kept one: from its first
         # tick, the node's clock restarts); and, from a boot of the boiler node to its first tick, whether it
@@ -345,6 +360,7 @@ class HeatMesh(Mesh):
         node.alive = True
         node.reset_at_ms = None
         if node.kind == BOILER:
+            self.boot_last_tick_ms = node.last_tick_ms
             # What the node kept of the cooldown at its last tick (its first boot: none).
             cooling = node.role is not None and node.role.cooldown is True
             began = self.cooldown_began_ms
@@ -358,6 +374,7 @@ class HeatMesh(Mesh):
         node.boiler_heard_ms = None
         node.had_override = False
         node.holds_seen = 0
+        node.held_since_ms = None
         if node.kind == BOILER:
             self.hold_expected = None
             self.overrun_from = None
@@ -437,8 +454,7 @@ class HeatMesh(Mesh):
         if node.kind == BOILER:
             self.counts["boiler_crashes"] += 1
             for rid in list(self.tier3):  # its service ends with the node (the valve drops it within T)
-                self.tier3_done[rid] = (self.tier3[rid][1], self.tier3[rid][1] - self.tier3[rid][0])
-                del self.tier3[rid]
+                self._released(rid, self.tier3[rid][1], self.tier3[rid][1] - self.tier3[rid][0])
         self.note(node_id + " hangs (reset at " + str(node.reset_at_ms) + ")")
 
     def restart(self, node_id: str) -> None:
@@ -509,8 +525,7 @@ class HeatMesh(Mesh):
             # Load sharing starts afresh from the boiler node's last tick (tiers.reconfigured): a tier-3
             # service ends there and earns its rest, as when the boiler node hangs.
             for rid in list(self.tier3):
-                self.tier3_done[rid] = (self.tier3[rid][1], self.tier3[rid][1] - self.tier3[rid][0])
-                del self.tier3[rid]
+                self._released(rid, self.tier3[rid][1], self.tier3[rid][1] - self.tier3[rid][0])
         if boiler_config["min_valve_open_pct"] > self.boiler_cfg["min_valve_open_pct"]:
             self.disturbed_ms = self.now_ms  # a burner on fewer openings stops on the interlock: no calm house
         answer = node.role.use_heating(node.role.check_heating(raw))
@@ -590,6 +605,16 @@ class HeatMesh(Mesh):
             self.counts["held_decreases"] += 1
         if role.held_pct is not None and now - role.held_since_ms >= self.timeout_ms:
             self.fail(node.node_id + " holds a decrease since " + str(role.held_since_ms))
+        # How a hold ended: the boiler node's override, its own time (peer_timeout_ms), or before it (the boiler
+        # node off and not blocked, or its answers heard without a hold; a further decrease restarts the time).
+        if node.held_since_ms is not None and role.held_pct is None:
+            if role.override_pct is not None:
+                self.counts["holds_ended_override"] += 1
+            elif now - node.held_since_ms >= self.timeout_ms:
+                self.counts["holds_ended_timeout"] += 1
+            else:
+                self.counts["holds_ended_early"] += 1
+        node.held_since_ms = role.held_since_ms if role.held_pct is not None else None
         heard = node.boiler_heard_ms
         had, node.had_override = node.had_override, role.override_pct is not None
         if heard is None or now - heard >= self.timeout_ms:
@@ -652,6 +677,11 @@ class HeatMesh(Mesh):
                 self.fail("a cooldown at the boiler node's boot, none in progress at its reset")
             if carried:
                 self.cooldown_began_ms = now
+                if not cooling:
+                    self.counts["recent_rebooted"] += 1
+            for rid in self.rest_max:  # in the node's tier3_rests.json at its last tick: rests again in full
+                if self.rest_max[rid] >= self.boot_last_tick_ms:
+                    self.rest_max[rid] = now + self.tiers_cfg["tier_3_rest_ms"]
         if role.boiler_state["cooldowns"] != was_cooldowns:
             hot_flow = flow is not None and flow >= setpoint + cfg["flow_overheat_margin_dc"]
             hot_return = back is not None and back >= setpoint - cfg["return_high_delta_dc"]
@@ -681,10 +711,64 @@ class HeatMesh(Mesh):
                           + str(back) + " (a good one)")
             if hot and not (recent or role.cooldown):
                 self.counts["ls_entries_on_return"] += 1
+        # And it does enter on that evidence: in the cascade after the first tick whose inputs meet the entry's
+        # conditions (after the next one if this tick ended an activation: exit C, its last rooms calling on
+        # their own, runs no cascade), if a room is there to open (see _entry_due).
+        if (recent or role.cooldown or hot) and self.was_tier not in tiers.LADDER:
+            due = self._entry_due(node)
+            if due:
+                self.counts["ls_entries_due"] += 1
+                if role.tier_state not in tiers.LADDER:
+                    self.fail("load sharing did not enter (" + role.tier_state + ") on " + due + ", last cooldown "
+                              + str(began) + ", cooldown " + str(role.cooldown) + ", boiler on "
+                              + str(role.boiler_on) + ", return " + str(back))
         expected = cfg["cooldown_setpoint_dc"] if role.cooldown else setpoint
         if role.setpoint_dc != expected or (role.rooms and self.plant.setpoint_dc != expected):
             self.fail("the setpoint is " + str(role.setpoint_dc) + " (drives " + str(self.plant.setpoint_dc)
                       + "), cooldown " + str(role.cooldown))
+
+    def _released(self, rid: str, at_ms: int, served_ms: int) -> None:
+        """A room's tier-3 service ended at at_ms after served_ms: it rests tier_3_rest_ms x served / maximum."""
+        max_ms = self.tiers_cfg["tier_3_max_duration_ms"]
+        self.tier3_done[rid] = (at_ms, served_ms)
+        del self.tier3[rid]
+        self.rest_max[rid] = at_ms + self.tiers_cfg["tier_3_rest_ms"] * min(served_ms, max_ms) // max_ms
+
+    def _entry_due(self, node: HeatNode) -> str:
+        """What load sharing's entry needs besides the evidence, on the rooms as the boiler node heard them this
+        tick (the reports of valve nodes online): the switch on and load sharing enabled, a room calling, the
+        calling rooms (those with a temperature) taking less than min_calling_capacity_w at the normal setpoint,
+        and a room tier 3 may open (auto, a temperature, not calling, a fallback priority, past the longest its
+        rest may last). The last is sufficient, not necessary: tiers 1 and 2 may open a room when it fails (a
+        block due within the window), which this does not foresee. The conditions in words, or "" if one fails."""
+        cfg = self.tiers_cfg
+        if self.switch_off_since is not None or not cfg["enabled"]:
+            return ""
+        table = node.table
+        now = self.now_ms
+        mean_dc = radiator.mean_water_dc(self.boiler_cfg["flow_setpoint_dc"], cfg["system_delta_t_dc"])
+        calling: list[str] = []
+        calling_w = 0
+        spare = ""
+        for entry in cfg["rooms"]:
+            rid = entry["id"]
+            peer = table.peer(rid) if table.online(rid, now, self.timeout_ms) else None
+            room = peer.heartbeat.get("room") if peer is not None else None
+            if not isinstance(room, dict):
+                continue
+            temp_dc = room["temp_dc"]
+            if room["stale"] is True or temp_dc is None or \
+                    room["temp_age_ms"] + (table.age_ms(rid, now) or 0) > cfg["sensor_stale_ms"]:
+                continue
+            if room["calling"] is True:
+                calling.append(rid)
+                calling_w += radiator.capacity_w(entry["rated_w"], entry["exponent_permille"], mean_dc - temp_dc)
+            elif room["mode"] == "auto" and entry["fallback_priority"] is not None and \
+                    now >= self.rest_max.get(rid, 0) and not spare:
+                spare = rid
+        if not calling or calling_w >= cfg["min_calling_capacity_w"] or not spare:
+            return ""
+        return "calling " + ",".join(calling) + " " + str(calling_w) + " W, " + spare + " to open"
 
     def _check_boiler_tick(self, node: HeatNode, was_on: bool, was_hold: bool, was_fsm: str) -> None:
         role = node.role
@@ -738,8 +822,7 @@ class HeatMesh(Mesh):
                 if now - self.tier3[rid][0] > max_ms:
                     self.fail(rid + " in tier 3 since " + str(self.tier3[rid][0]))
             elif rid in self.tier3:
-                self.tier3_done[rid] = (now, now - self.tier3[rid][0])
-                del self.tier3[rid]
+                self._released(rid, now, now - self.tier3[rid][0])
         # The hold: pending-off and pump overrun keep the openings last commanded before it.
         if role.hold and not was_hold:
             # The rooms it still has (a PUT /heating may have left one out since its tick before).
@@ -921,12 +1004,23 @@ def _cooling(mesh: HeatMesh) -> bool:
     return boiler.alive and boiler.role.cooldown is True
 
 
+def _recently_cooled(mesh: HeatMesh) -> bool:
+    """Whether the boiler node runs, is in no cooldown and one ended within cooldown_lookback_ms of its beginning:
+    the evidence of cycling its cooldown.json keeps as "recent" across a reset."""
+    boiler = mesh.nodes[BOILER]
+    if not boiler.alive or boiler.role.cooldown is True:
+        return False
+    last = boiler.role.boiler_state["last_cooldown_ms"]
+    return last is not None and mesh.now_ms - last <= mesh.tiers_cfg["cooldown_lookback_ms"] // 2
+
+
 def run_scenario(seed: int, steps: int, calm: bool = False) -> HeatMesh:
     """One house from seed, steps random faults (calm: changes) each followed by a run; Violation names the seed."""
     rng = random.Random(seed)
     water_rng = random.Random("water " + str(seed))  # apart: the houses and faults of rng stay those of before
     put_rng = random.Random("put " + str(seed))  # the same: PUT /heating on the boiler node, calm or not
     reset_rng = random.Random("reset " + str(seed))  # the same: the boiler node reset in a cooldown
+    recent_rng = random.Random("recent " + str(seed))  # the same: reset after one, within the lookback
     mesh = HeatMesh(seed, make_setup(rng, water_rng))
     try:
         mesh.run_until(2000)
@@ -943,6 +1037,13 @@ def run_scenario(seed: int, steps: int, calm: bool = False) -> HeatMesh:
                 reset_ms = mesh.nodes[BOILER].reset_at_ms
                 assert reset_ms is not None
                 mesh._schedule(reset_ms + reset_rng.choice([0, 500, 3000]), "reboot", BOILER)
+            # Or after a cooldown, within the lookback: load sharing's evidence (a recent cooldown) must come back
+            # with the node, and it must enter on it (the liveness check).
+            if not calm and recent_rng.random() < 0.3 and mesh.run_until(end_ms, _recently_cooled) is not None:
+                mesh.crash(BOILER)
+                reset_ms = mesh.nodes[BOILER].reset_at_ms
+                assert reset_ms is not None
+                mesh._schedule(reset_ms + recent_rng.choice([0, 500, 3000]), "reboot", BOILER)
             mesh.run_until(end_ms)
     finally:
         mesh.close()

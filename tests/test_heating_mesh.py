@@ -47,11 +47,13 @@ def test_heating_mesh_keeps_its_safety_invariants_under_faults() -> None:
     # The faults must not keep the house from doing what is checked: the boiler fires, pump overrun
     # holds, load sharing runs and reaches tier 3, valve nodes drop overrides of a boiler node gone silent,
     # cooldowns end on cooled readings and, with a water sensor unknown, on their maximum time; the boiler
-    # node resets in a cooldown; load sharing enters on a high return alone, and the boiler fires with the
-    # return unknown and load sharing inactive (where an unknown return taken as high would enter it).
+    # node resets in a cooldown and after one (its evidence kept as recent); load sharing enters on a high
+    # return alone, and the boiler fires with the return unknown and load sharing inactive (where an unknown
+    # return taken as high would enter it); the entry's conditions are met (so the liveness check bites).
     for key in ("fired", "holds", "ls_ticks", "tier3_services", "overrides_dropped", "boiler_crashes",
                 "held_decreases", "water_faults", "cooldowns_recovered", "cooldowns_timed_out", "boiler_puts",
-                "cooldowns_rebooted", "ls_entries_on_return", "return_unknown_firing_ticks"):
+                "cooldowns_rebooted", "recent_rebooted", "ls_entries_on_return", "return_unknown_firing_ticks",
+                "ls_entries_due"):
         assert totals[key] > 0, (key, totals)
     # With no fault for 2 x peer_timeout_ms, the burner stops cleanly (minimum on time, pump overrun),
     # never at once on the interlock: that is what make-before-break and the held decreases are for.

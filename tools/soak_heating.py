@@ -8,7 +8,13 @@ boiler's firings, holds and interlock stops, load-sharing ticks and tier-3
 services, crashes, overrides dropped, decreases held, packets, events
 checked, simulated time, and the longest the relay stayed on with the
 valves' real openings short of the interlock minimum (worst_shortfall_ms,
-within the bound the interlock invariant allows). --calm: no faults, only
+within the bound the interlock invariant allows); load sharing's entries
+(ls_entries) and those the liveness check required (ls_entries_due: the
+entry's conditions met at the boiler node's tick, docs/heating.md, "And it
+enters on that evidence"); boiler node reboots that kept a cooldown in
+progress (cooldowns_rebooted) or a recent one (recent_rebooted); how the
+valve nodes' held decreases ended (holds_ended_override, _early: on the
+boiler node's answer or its burner off, _timeout: after peer_timeout_ms). --calm: no faults, only
 what users and the weather do (modes, schedules, the switch, room
 temperatures); interlock stops then are counted as calm_interlock_stops.
 --pure: the roles over the pure core (shared/core's .py files, as
