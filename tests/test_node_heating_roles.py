@@ -571,6 +571,31 @@ def test_a_rest_earned_before_a_reboot_is_kept_and_a_damaged_file_keeps_none(tmp
         assert booted.status()["load_sharing"] == {"study": 70}, damage
 
 
+def test_a_boot_does_not_write_the_rests_it_read_and_writes_a_damaged_file_whole(tmp_path: Path) -> None:
+    _role, hal, table = _boiler(tmp_path)  # its folder holds the settings
+    rests = tmp_path / "tier3_rests.json"
+    Store(str(tmp_path)).write_json("tier3_rests.json", {"study": 360000})
+    written = rests.stat().st_ino  # a write renames a new file over it
+    for boot in range(3):  # the rest runs again from each boot's first tick; the file stays the one written
+        again = BoilerRole(_plan("boiler"), str(tmp_path))
+        _fallback_wanted(again, hal, PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS]), 1, 50)
+        assert again.tiers_state["tier3_rest_until_ms"] == {"study": 50 + 360000}, boot
+        assert rests.stat().st_ino == written, boot
+    # Damaged, or holding what is no rest: no rests, and the first tick writes what the node then holds (none).
+    for damage in (b"LM1 0000000000000000\n{\"study\":1000}", None):
+        if damage is None:
+            Store(str(tmp_path)).write_json("tier3_rests.json", {"study": "15 min"})
+        else:
+            rests.write_bytes(damage)
+        booted = BoilerRole(_plan("boiler"), str(tmp_path))
+        table = PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS])
+        _heard(table, "bath", 1, 50, room=_room(False, 200, 0))
+        _tick(booted, hal, table, 50)
+        assert booted.status()["load_sharing"] == {}, damage
+        store = Store(str(tmp_path))
+        assert (store.read_json("tier3_rests.json"), store.state["tier3_rests.json"]) == ({}, "ok"), damage
+
+
 def test_settings_put_on_a_node_that_booted_without_them_bring_it_up(tmp_path: Path) -> None:
     role = BoilerRole(_plan("boiler"), str(tmp_path))
     assert role.rooms == [] and role.error
