@@ -160,3 +160,18 @@ def test_a_flood_does_not_stop_the_node(site: Site) -> None:
     # The node carries on ticking and hearing its peers; what it reads per tick is bounded.
     later = site.expect("a", lambda r: r["ticks"] >= first["ticks"] + 20 and online(r) == ["b", "c"])  # type: ignore[operator]
     assert later["counts"]["bad_tag"] > 0  # type: ignore[index]
+
+
+@pytest.mark.parametrize("interpreter", mpnode.SCRIPT_RUNTIMES)
+def test_a_tick_with_nothing_queued_allocates_nothing_to_receive(interpreter: str, device_root: Path) -> None:
+    # Asking recv() for a datagram that is not there allocated its 513-byte buffer and the EAGAIN error on
+    # every idle tick: at a small heap that is where a tick met MemoryError.
+    (out,) = mpnode.run_on(interpreter, "idle_receive_check.py", str(free_port(socket.SOCK_DGRAM)),
+                           device_root=device_root)
+    assert isinstance(out, dict)
+    assert out["idle_count"] == 0
+    if interpreter != "cpython":  # CPython has no gc.mem_alloc
+        assert out["idle_bytes"] == 0
+    # What is queued is still read, at most max_packets (3) a call, a datagram over 512 bytes as too_long.
+    assert out["reads"] == [3, 2, 0]
+    assert out["too_long"] == 1

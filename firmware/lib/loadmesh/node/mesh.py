@@ -1,6 +1,7 @@
 """The mesh transport: signed heartbeats out by UDP broadcast, and in, non-blocking, into the peer table."""
 
 import errno
+import select
 import socket
 
 try:
@@ -32,6 +33,13 @@ from loadmesh.core.peers import PeerTable
 # MicroPython's readinto() on a socket keeps reading until the buffer is full
 # or nothing is left, so on a datagram socket it would glue queued datagrams
 # together, and every heartbeat in the lot would fail its tag.
+#
+# A recv() with nothing queued would allocate its 513-byte buffer and the
+# EAGAIN error, every tick, and at a small heap that request is where a tick
+# met MemoryError. So a poll object, made once, is asked first:
+# MicroPython's ipoll(0) reuses one result tuple and allocates nothing
+# (CPython has only poll(), whose list is no concern there). A datagram that
+# errors (POLLERR) still goes to recv(), which counts the error as before.
 
 _MAX_PACKETS = const(40)  # per receive() call: two rounds of 16 peers, and some
 _RECEIVE_BYTES = const(513)  # one more than a heartbeat may have: a longer datagram reads as too_long
@@ -49,6 +57,9 @@ class Mesh:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self._sock.bind(socket.getaddrinfo(bind_host, port)[0][-1])
         self._sock.setblocking(False)
+        self._poll = select.poll()
+        self._poll.register(self._sock, select.POLLIN)
+        self._ready = getattr(self._poll, "ipoll", self._poll.poll)  # (timeout_ms) -> the ready sockets
         self._tx = heartbeat.new_buffer()
         self._tx_view = memoryview(self._tx)
         self.sent = 0
@@ -70,7 +81,7 @@ class Mesh:
     def receive(self, table: PeerTable, now_ms: int) -> int:
         """Feed what has arrived into the peer table at now_ms; how many packets were read."""
         count = 0
-        while count < self.max_packets:
+        while count < self.max_packets and self._queued():
             try:
                 data = self._sock.recv(_RECEIVE_BYTES)
             except OSError as exc:
@@ -81,6 +92,12 @@ class Mesh:
             self.received += 1
             table.receive(data, now_ms)
         return count
+
+    def _queued(self) -> bool:
+        """Whether the socket has something to read (or an error to report), without waiting."""
+        for _ in self._ready(0):
+            return True
+        return False
 
     def counts(self) -> dict[str, int]:
         """The transport's counters, for /status."""
