@@ -14,6 +14,10 @@ except ImportError:  # CPython: importable on the host as well
 from loadmesh.core import canon, hmac256
 from loadmesh.core.errors import FieldError
 
+TYPE_CHECKING = False  # mypy reads the import below; the device never runs it
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
 # For the companion and for people with curl:
 #
 #   GET /status    200, JSON from Api.status(); no token (it shows no secret)
@@ -446,13 +450,13 @@ class HttpServer:
                     response: tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]], unread: bool) -> None:
         try:
             # A client that does not read gets the same time as one that does not write.
-            await asyncio.wait_for(_write_answer(writer, response[0], response[1]), self.timeout_ms / 1000)
+            await _within(_write_answer(writer, response[0], response[1]), self.timeout_ms / 1000)
             if unread:
                 # Closing with unread input resets the connection, and a reset
                 # can destroy the answer before the client reads it: take in
                 # (and drop) a little of what it is still sending first.
-                await asyncio.wait_for(_discard(reader), _LINGER_MS / 1000)
-        except Exception:  # timeout, reset by peer: nothing left to tell it
+                await _within(_discard(reader), _LINGER_MS / 1000)
+        except Exception:  # timeout, reset by peer, no memory: nothing left to tell it
             pass
         await self._close(writer)
 
@@ -581,6 +585,25 @@ async def _write_answer(writer: asyncio.StreamWriter, head: bytes,
         piece = pieces[index]
         writer.write(memoryview(piece) if index == last else memoryview(piece)[:len(piece) - 1])
         await writer.drain()
+
+
+async def _within(coro: "Coroutine[object, object, None]", timeout_s: float) -> None:
+    """Run coro to its end or for timeout_s (TimeoutError), and never leave it running past the return.
+
+    MicroPython's wait_for makes coro's task first, then the task that waits
+    on it, then sleeps: a MemoryError in either of the last two (a small
+    heap) left the first running on its own, unawaited. _send then closed the
+    socket, the write went on into it, and its EBADF reached the loop as
+    "Task exception wasn't retrieved". So the task is made here, and one not
+    done when wait_for returns or raises is cancelled: it ends at its next
+    await with CancelledError, which the loop does not report, and touches
+    the socket no more."""
+    task = asyncio.create_task(coro)
+    try:
+        await asyncio.wait_for(task, timeout_s)
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 async def _discard(reader: asyncio.StreamReader) -> None:
