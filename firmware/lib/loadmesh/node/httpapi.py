@@ -259,7 +259,8 @@ class HttpServer:
         answered: tuple[int, object, str] | None = None
         unread = [True]  # whether the client may still be sending: the head or a body not read
         try:
-            answered = await asyncio.wait_for(self._handle(reader, unread), self.timeout_ms / 1000)
+            # _within, not wait_for alone: a _handle left running past a 500 could still act on its request.
+            answered = await _within(self._handle(reader, unread), self.timeout_ms / 1000)  # type: ignore[assignment]
         except asyncio.TimeoutError:  # noqa: UP041  (MicroPython has no builtin TimeoutError)
             self.timeouts += 1
         except Exception:  # a MemoryError, a bug: the server carries on
@@ -587,7 +588,7 @@ async def _write_answer(writer: asyncio.StreamWriter, head: bytes,
         await writer.drain()
 
 
-async def _within(coro: "Coroutine[object, object, None]", timeout_s: float) -> None:
+async def _within(coro: "Coroutine[object, object, object]", timeout_s: float) -> object:
     """Run coro to its end or for timeout_s (TimeoutError), and never leave it running past the return.
 
     MicroPython's wait_for makes coro's task first, then the task that waits
@@ -600,7 +601,7 @@ async def _within(coro: "Coroutine[object, object, None]", timeout_s: float) -> 
     the socket no more."""
     task = asyncio.create_task(coro)
     try:
-        await asyncio.wait_for(task, timeout_s)
+        return await asyncio.wait_for(task, timeout_s)
     finally:
         if not task.done():
             task.cancel()
