@@ -596,6 +596,18 @@ def test_a_boot_does_not_write_the_rests_it_read_and_writes_a_damaged_file_whole
         assert (store.read_json("tier3_rests.json"), store.state["tier3_rests.json"]) == ({}, "ok"), damage
 
 
+def test_a_rests_file_naming_a_room_no_longer_configured_keeps_the_other_rooms_rests(tmp_path: Path) -> None:
+    _role, hal, _table = _boiler(tmp_path)
+    # The attic was a room when the file was written (its settings changed before the node wrote the file again):
+    # the study's rest is still due, and the file is written whole, without the attic, at the first tick.
+    Store(str(tmp_path)).write_json("tier3_rests.json", {"attic": 5000, "study": 360000})
+    booted = BoilerRole(_plan("boiler"), str(tmp_path))
+    _fallback_wanted(booted, hal, PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS]), 1, 50)
+    assert booted.tiers_state["tier3_rest_until_ms"] == {"study": 50 + 360000}
+    assert booted.status()["load_sharing"] == {}
+    assert Store(str(tmp_path)).read_json("tier3_rests.json") == {"study": 360000}
+
+
 def test_settings_put_on_a_node_that_booted_without_them_bring_it_up(tmp_path: Path) -> None:
     role = BoilerRole(_plan("boiler"), str(tmp_path))
     assert role.rooms == [] and role.error

@@ -71,8 +71,9 @@ from .roles import Role, forget
 # within peer_timeout of the reset). The file is written only when a room
 # starts or ends a tier-3 service or a rest ends: a few times an hour at
 # most, never once per tick (flash wear), and not at a boot: the rests read
-# are what the first tick finds. Missing or damaged: no rests; a damaged file
-# (or one holding what is not a rest) is written whole at the first tick. The
+# are what the first tick finds. Missing or damaged: no rests; a damaged file,
+# or one holding what is not a rest (a room no longer configured: the other
+# rooms' rests are kept), is written whole at the first tick. The
 # store module is imported for the write and let go after it; a write that
 # finds no room in the heap for both is tried again at the next tick.
 #
@@ -164,16 +165,17 @@ class BoilerRole(Role):
         # (-1: not), for make-before-break (the top).
         self.above_ms: list[int] = []
         self.last_ms: int | None = None  # the last tick with rooms: when new settings are taken
-        rests = _read_rests(root, self.tiers_config)  # room -> ms, run from the first tick; None: damaged
-        self.boot_rests = rests if rests is not None else {}
+        # room -> ms, run from the first tick; whole: the file holds these and nothing else (or is missing)
+        rests, whole = _read_rests(root, self.tiers_config)
+        self.boot_rests = rests
         # What RESTS and COOLDOWN hold: the rooms serving and resting (None: not written since the boot), the
         # cooldown's state (_COOLING's index: read at the boot, taken at the first tick; -1 while the file is
         # damaged, so that the first tick writes it whole) and what the boot read of COOLDOWN (the store's OK,
         # MISSING or CORRUPT, for /status). One list, not four attributes: the boiler node's heap.
         self.kept: list[object] = _read_cooldown(root)
         # RESTS as read is what the first tick finds (its rests run again from then, none serving): not written
-        # again at every boot; a damaged file is (None never matches).
-        if rests is not None:
+        # again at every boot; a damaged file, or one holding more than these, is (None never matches).
+        if whole:
             self.kept[0], self.kept[1] = [], sorted(rests)
         self.rests_errors = 0  # RESTS or COOLDOWN could not be written
 
@@ -450,23 +452,24 @@ def _read_switch(root: str) -> tuple[bool, str]:
         return False, CORRUPT
 
 
-def _read_rests(root: str, config: dict[str, object]) -> dict[str, int] | None:
-    """RESTS as room -> ms still to rest, for rooms configured now, at most the configured rest; {} if missing,
-    None if the file is damaged or holds what is not a rest (no rests then, and the first tick writes it whole)."""
+def _read_rests(root: str, config: dict[str, object]) -> tuple[dict[str, int], bool]:
+    """(RESTS as room -> ms still to rest, for rooms configured now, at most the configured rest; whether the file
+    held those alone or is missing). Not whole: damaged (no rests), or holding what is not a rest (a room no longer
+    configured, a value no rest can have: the others kept); the first tick writes it whole."""
     from .store import MISSING, Store
 
     store = Store(root)
     raw = store.read_json(RESTS)
     rests: dict[str, int] = {}
     if not isinstance(raw, dict):
-        return rests if raw is None and store.state.get(RESTS, MISSING) == MISSING else None
+        return rests, raw is None and store.state.get(RESTS, MISSING) == MISSING
     most_ms = _int(config["tier_3_rest_ms"])
     known = tiers.room_ids(config)
     for rid in sorted(raw):
         value = raw[rid]
         if rid in known and isinstance(value, int) and not isinstance(value, bool) and value > 0:
             rests[rid] = value if value < most_ms else most_ms
-    return rests if len(rests) == len(raw) else None
+    return rests, len(rests) == len(raw)
 
 
 def _read_cooldown(root: str) -> list[object]:
