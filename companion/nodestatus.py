@@ -67,7 +67,7 @@ _LABEL = 10
 BOOT_RESET = ("its boot counter was lost and counts again from 1: its peers refuse its heartbeats (old_boot) "
               "below the boot ids they heard from it, and it takes no PUT (a PUT seen before could be sent "
               "again); adopt it again (remove its key file, reset it, loadmesh adopt) or copy a boot floor above "
-              "its peers' onto it (loadmesh node-files' boot.a)")
+              "its boot id and its peers' onto it (loadmesh node-files' boot.a)")
 HEATING_KINDS = ("boiler", "valve")  # the nodes whose summary is their heating (companion/heatstatus.py)
 
 

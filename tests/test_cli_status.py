@@ -176,7 +176,7 @@ def test_a_node_whose_boot_counter_was_lost_is_named_so_by_status_and_put_with_t
         assert err == (f"loadmesh put: 127.0.0.1:{node.port}: refused: this node's boot counter was lost "
                        "(boot_state reset), so its boot ids may repeat ones a PUT was signed for: it takes no PUT "
                        "until it is adopted again (remove its key file, reset it, loadmesh adopt) or given a boot "
-                       "floor above its peers' (loadmesh node-files' boot.a); nothing changed\n")
+                       "floor above its boot id and its peers' (loadmesh node-files' boot.a); nothing changed\n")
     finally:
         node.kill()
     # A node whose count is vouched for has no such line (the running node above: its lines are all expected).

@@ -174,7 +174,7 @@ def test_a_node_is_adopted_with_its_code_once_then_runs_its_config_after_a_reboo
 
 LOST = {"error": "this node's boot counter was lost (boot_state reset), so its boot ids may repeat ones a PUT was "
                  "signed for: it takes no PUT until it is adopted again (remove its key file, reset it, loadmesh "
-                 "adopt) or given a boot floor above its peers' (loadmesh node-files' boot.a)"}
+                 "adopt) or given a boot floor above its boot id and its peers' (loadmesh node-files' boot.a)"}
 
 
 def test_a_node_whose_boot_counter_was_lost_takes_no_put_until_a_floor_is_vouched_for(node: NodeRun) -> None:

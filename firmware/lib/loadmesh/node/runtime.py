@@ -970,7 +970,7 @@ class NodeApi(Api):
         # LAN, would be taken again (docs/safety.md): none is, until a boot floor is vouched for (store.py).
         return ("this node's boot counter was lost (boot_state reset), so its boot ids may repeat ones a PUT was "
                 "signed for: it takes no PUT until it is adopted again (remove its key file, reset it, loadmesh "
-                "adopt) or given a boot floor above its peers' (loadmesh node-files' boot.a)")
+                "adopt) or given a boot floor above its boot id and its peers' (loadmesh node-files' boot.a)")
 
 
 async def asyncio_wait(coroutine: object) -> bytes:
