@@ -217,3 +217,16 @@ def test_no_server_and_no_gateway_fail_without_waiting(interpreter: str, device_
     # The gateway's turn asked nobody; the next turn, to NOBODY again, 15 s later (not 30: no back-off for it).
     assert out[8]["counts"] == {"sent": 2, "refused": 1, "no_address": 1}  # type: ignore[index]
     assert out[10]["counts"] == {"sent": 2, "refused": 2, "no_address": 1}  # type: ignore[index]
+
+
+def test_a_poll_with_nothing_queued_allocates_nothing_to_receive(
+        interpreter: str, device_root: Path, tmp_path: Path) -> None:
+    # recv() asked while nothing had come allocated its buffer and the EAGAIN error, every tick an answer was
+    # awaited: 608 bytes a poll here for a name's lookup. Asked first, a poll object allocates nothing.
+    (out,) = mpnode.run_on(interpreter, "idle_clock_check.py", str(_free_port()), device_root=device_root)
+    assert isinstance(out, dict)
+    if interpreter != "cpython":  # CPython has no gc.mem_alloc
+        assert out["sntp_bytes"] == 0 and out["lookup_bytes"] == 0
+    assert out["sntp_waiting"] is True and out["lookup"] == "waiting"
+    # What comes after is still read: sent at 0, read at 100, half the round trip added.
+    assert out["synced"] == [1774745940, 50]

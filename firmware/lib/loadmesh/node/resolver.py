@@ -11,6 +11,13 @@ except ImportError:  # CPython: importable on the host as well
     def const(value: int) -> int:  # type: ignore[misc]
         return value
 
+
+from .sntp import queued, reader  # loaded before this module on the device: only a clock with names loads it
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .sntp import Ready
+
 # A stub resolver for one name, polled like sntp (sntp.SntpClock asks it for
 # an NTP server given by name). MicroPython's getaddrinfo blocks the whole
 # loop, control tick included, for as long as DNS takes; nothing here waits:
@@ -298,6 +305,7 @@ class HostLookup:
         self.port = port
         self._asked = question(name)
         self._sock: socket.socket | None = None
+        self._ready: Ready | None = None  # sntp.reader(_sock)
         self._ident = -1  # the query waiting for its answer (-1: none)
         self._sent_ms = 0
         self.address = ""  # the last answer's
@@ -340,6 +348,7 @@ class HostLookup:
             self._sock = sock
             sock.setblocking(False)
             sock.connect(socket.getaddrinfo(server, self.port)[0][-1])  # an address: no lookup
+            self._ready = reader(sock)
             sock.send(query(ident, self._asked))
         except OSError:  # no route yet, a full buffer: nobody was asked
             self.close()
@@ -359,6 +368,8 @@ class HostLookup:
         if self._ident < 0 or sock is None:
             return self.error or OK
         for _ in range(MAX_READS):
+            if not queued(self._ready):  # nothing there: no buffer and no EAGAIN error allocated
+                break
             try:
                 data = sock.recv(MAX_MESSAGE)
             except OSError as exc:
@@ -418,3 +429,4 @@ class HostLookup:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+            self._ready = None

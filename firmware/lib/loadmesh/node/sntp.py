@@ -2,6 +2,7 @@
 
 import errno
 import os
+import select
 import socket
 import struct
 
@@ -18,7 +19,11 @@ from . import localtime
 # (__init__), and nothing else here needs the module, only its HostLookup objects.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
     from . import resolver
+
+    Ready = Callable[[int], Iterable[object]]  # reader()'s call
 
 # Esp32Hal.poll() calls poll(now_ms) every tick; week_ms(now_ms) is the valve
 # role's schedule clock. Nothing here waits:
@@ -53,6 +58,14 @@ if TYPE_CHECKING:
 #   gives another server). One socket at a time: the request's is closed
 #   while a name is looked up. The resolver module is imported only by a
 #   clock with names.
+#
+# A socket is read only once a select.poll object, made with it, says
+# something is queued (or an error: POLLERR, such as ECONNREFUSED, is
+# reported without asking): recv() with nothing there allocates its buffer
+# and the EAGAIN error, every tick an answer is awaited, where MicroPython's
+# ipoll(0) reuses one result tuple and allocates nothing (CPython has only
+# poll(), whose list is no concern there). resolver's lookups do the same
+# through reader() and queued() below; mesh.py has its own copy.
 #
 # An answer is taken only if it is the answer to our request and a server's
 # sure time: 48 bytes or more, mode 4 (server), version 1..4, its originate
@@ -167,6 +180,21 @@ def is_name(server: str) -> bool:
     return server != GATEWAY and any(char != "." and not "0" <= char <= "9" for char in server)
 
 
+def reader(sock: socket.socket) -> "Ready":
+    """A call (timeout_ms) -> the ready entries, of a poll object made for sock's reading; for queued()."""
+    poll = select.poll()
+    poll.register(sock, select.POLLIN)
+    return getattr(poll, "ipoll", poll.poll)
+
+
+def queued(ready: "Ready | None") -> bool:
+    """Whether reader()'s socket has a datagram (or an error) to read, without waiting or allocating."""
+    assert ready is not None  # made with the socket read
+    for _ in ready(0):
+        return True
+    return False
+
+
 class SntpClock:
     """SNTP from servers (IPv4 addresses, GATEWAY or host names), local time by rule (localtime.parse).
 
@@ -186,6 +214,7 @@ class SntpClock:
             self._lookups = [HostLookup(name, dns_port) if is_name(name) else None for name in servers]
         self._resolving = False  # the lookup of servers[_server] is out
         self._sock: socket.socket | None = None
+        self._ready: Ready | None = None  # reader(_sock)
         self._address = ""  # where _sock is connected
         self._nonce: bytes | None = None  # the request waiting for its answer
         self._sent_ms = 0
@@ -288,6 +317,7 @@ class SntpClock:
                 self._sock = sock
                 sock.setblocking(False)
                 sock.connect(socket.getaddrinfo(address, self.port)[0][-1])
+                self._ready = reader(sock)
             self._sock.send(request(nonce))
         except OSError:  # no route yet, a full buffer: nothing reached the server
             self.close()
@@ -303,6 +333,8 @@ class SntpClock:
         nonce = self._nonce
         assert sock is not None and nonce is not None
         for _ in range(MAX_READS):
+            if not queued(self._ready):
+                return
             try:
                 data = sock.recv(PACKET_BYTES + 1)  # one datagram; extension fields and MACs are cut off
             except OSError as exc:
@@ -406,4 +438,5 @@ class SntpClock:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+            self._ready = None
             self._address = ""
