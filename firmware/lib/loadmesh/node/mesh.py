@@ -1,7 +1,6 @@
 """The mesh transport: signed heartbeats out by UDP broadcast, and in, non-blocking, into the peer table."""
 
 import errno
-import select
 import socket
 
 try:
@@ -57,9 +56,11 @@ class Mesh:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         self._sock.bind(socket.getaddrinfo(bind_host, port)[0][-1])
         self._sock.setblocking(False)
-        self._poll = select.poll()
-        self._poll.register(self._sock, select.POLLIN)
-        self._ready = getattr(self._poll, "ipoll", self._poll.poll)  # (timeout_ms) -> the ready sockets
+        import select  # here, not at the top: a name less in this module's globals, for the boot's heap
+
+        poll = select.poll()
+        poll.register(self._sock, select.POLLIN)
+        self._ready = getattr(poll, "ipoll", poll.poll)  # (timeout_ms) -> the ready sockets; holds the poll
         self._tx = heartbeat.new_buffer()
         self._tx_view = memoryview(self._tx)
         self.sent = 0
