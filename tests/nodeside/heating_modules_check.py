@@ -5,6 +5,8 @@
 import json
 import sys
 
+import let_go
+
 from loadmesh.node import runtime
 
 # jsontext (the PUT body's syntax check) is among them: a PUT must let it go too.
@@ -19,14 +21,7 @@ def held():
 
 def held_let_go(node):
     """Module-level names of kept modules that hold a module the node let go (runtime's and its role's occasional)."""
-    let_go = runtime._OCCASIONAL + node.role.occasional
-    found = []
-    for module in list(sys.modules.values()):
-        for name in dir(module):
-            value = getattr(module, name, None)
-            if type(value) is type(sys) and value.__name__ in let_go and value.__name__ not in sys.modules:
-                found.append(module.__name__ + "." + name)
-    return sorted(found)
+    return let_go.held(runtime._OCCASIONAL + node.role.occasional)
 
 
 def main():
