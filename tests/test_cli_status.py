@@ -81,7 +81,9 @@ class Node:
                 self.status()
                 return
             except OSError:
-                assert self.process.poll() is None and time.monotonic() < deadline, self.log()
+                if self.process.poll() is not None or time.monotonic() >= deadline:
+                    self.kill()  # a node that never answered is not left running past its test
+                    raise AssertionError(self.log()) from None
                 time.sleep(0.05)
 
     def status(self) -> dict[str, object]:

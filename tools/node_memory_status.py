@@ -35,7 +35,7 @@ def one_run(device_root: Path, folder: Path, requests: int) -> dict[str, object]
     hw: dict[str, object] = {"hal": "esp32", "wifi": {"ssid": "House", "password": "correct horse battery"}}
     try:
         node = Node(device_root, folder, hw, UP, adopted=True)
-    except AssertionError as exc:  # it did not answer its first /status: too small a heap to boot
+    except AssertionError as exc:  # it did not answer its first /status (too small a heap to boot); killed
         return {"codes": {"no boot": 1}, "log": str(exc)[-600:]}
     codes: dict[str, int] = {}
     refused: list[str] = []
