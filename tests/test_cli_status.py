@@ -80,7 +80,7 @@ class Node:
             try:
                 self.status()
                 return
-            except OSError:
+            except (OSError, AssertionError):  # not listening yet, or not running yet (an answer other than 200)
                 if self.process.poll() is not None or time.monotonic() >= deadline:
                     self.kill()  # a node that never answered is not left running past its test
                     raise AssertionError(self.log()) from None
