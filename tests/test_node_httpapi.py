@@ -207,14 +207,45 @@ def test_heating_settings_and_the_switch_need_the_token_too(node: Node) -> None:
     assert (status, body) == (400, {"error": "load_sharing: this node runs no load sharing"})
 
 
-def test_a_request_that_runs_the_heap_out_gets_413_and_the_node_runs_on(node: Node) -> None:
-    # The callback takes 1 KB at a time until the heap (as on an ESP32) has none left.
-    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "hoard_kb": 100000}', signed=True)
-    assert (status, body) == (413, {"error": "the request does not fit in this node's free memory now"})
-    assert node.request("GET", "/config", token=TOKEN)[2] is None  # nothing kept
+def test_a_request_that_runs_the_heap_out_gets_503_with_retry_after_and_the_node_runs_on(node: Node) -> None:
+    # The next status takes 1 KB at a time until the heap (as on an ESP32) has none left: not too large a request
+    # (413), a node short of memory for the moment, which nothing was done for. Asked again, it answers.
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "status_hoard": true}', signed=True)
+    assert (status, body) == (200, {"stored": 4})
+    status, headers, body = node.request("GET", "/status")
+    assert (status, body) == (503, {"error": "this node is short of memory for the moment: the request was not "
+                                             "taken; ask again"})
+    assert headers["retry-after"] == "1" and headers["connection"] == "close"
+    status, _, body = node.request("GET", "/status")
+    counts = body["http"]  # type: ignore[index]  # the challenge's 401, the PUT, the 503
+    assert status == 200 and {key: counts[key] for key in ("requests", "refused", "no_memory")} \
+        == {"requests": 3, "refused": 2, "no_memory": 1}, body
+    assert _ticks_go_on(node, body["ticks"])  # type: ignore[index]
+
+
+def test_a_put_that_runs_the_heap_out_once_acted_on_is_not_said_to_be_untaken(node: Node) -> None:
+    # The callback takes 1 KB at a time until the heap has none left, after the PUT's count was taken: the
+    # server cannot tell how far the callback went (a node's runtime may have kept the config), so its answer
+    # says the PUT may have been taken, with no Retry-After: the client reads back before sending it again.
+    status, headers, body = node.request("PUT", "/config", body=b'{"version": 4, "hoard_kb": 100000}', signed=True)
+    assert (status, body) == (503, {"error": "this node ran short of memory while acting on the request: it may "
+                                             "have been taken; read back what it has before sending it again"})
+    assert "retry-after" not in headers
+    assert node.challenge() == (BOOT_ID, 1)  # the count was taken: the same PUT sent again is refused (401)
+    assert node.request("GET", "/config", token=TOKEN)[2] is None  # nothing kept, this time
     status, _, body = node.request("PUT", "/config", body=b'{"version": 4}', signed=True)
     assert (status, body) == (200, {"stored": 4})
     assert _ticks_go_on(node, node.request("GET", "/status")[2]["ticks"])  # type: ignore[index]
+
+
+def test_the_prebuilt_answers_are_whole() -> None:
+    # Made by hand: each one's Content-Length is its body's, and a 503 that says nothing was done says when to
+    # ask again.
+    for head, pieces in (httpapi._NO_MEMORY, httpapi._MAYBE_TAKEN):
+        assert head.startswith(b"HTTP/1.0 503 Service Unavailable\r\n") and head.endswith(b"\r\n\r\n")
+        assert f"\r\nContent-Length: {httpapi._body_length(pieces)}\r\n".encode() in head
+        assert isinstance(json.loads(b"".join(pieces))["error"], str)
+        assert (b"\r\nRetry-After: 1\r\n" in head) == (pieces is not httpapi._MAYBE_TAKEN[1])
 
 
 def test_an_answer_is_in_the_heap_once(node: Node) -> None:
@@ -308,8 +339,9 @@ def test_an_answer_too_big_for_the_heap_gets_503_and_the_server_runs_on(node: No
     status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "answer_kb": 40}', signed=True)
     assert (status, body) == (200, {"stored": 4})
     status, headers, body = node.request("GET", "/status")
-    assert (status, body) == (503, {"error": "the answer does not fit in this node's free memory now"})
-    assert headers["connection"] == "close"
+    assert (status, body) == (503, {"error": "this node is short of memory for the moment: the request was not "
+                                             "taken; ask again"})
+    assert headers["connection"] == "close" and headers["retry-after"] == "1"
     status, _, body = node.request("GET", "/status")
     # The counts as they were before this request: the PUT that learnt the challenge (401), the signed PUT, and
     # the GET answered 503 (a status it asked for that did not fit), refused as any 4xx or 5xx is (it was not:
@@ -368,8 +400,8 @@ def test_slow_clients_time_out(patient_node: Node) -> None:
             conn.sendall(b"GET /sta")  # and nothing more
         time.sleep(0.2)
         # Both client slots are taken: a third is turned away at once, not queued.
-        status, _, body = node.request("GET", "/status")
-        assert (status, body) == (503, {"error": "busy"})
+        status, headers, body = node.request("GET", "/status")
+        assert (status, body) == (503, {"error": "busy"}) and headers["retry-after"] == "1"
         # The slow ones are closed once their time is up, unanswered.
         for conn in slow:
             conn.settimeout(10)
@@ -440,8 +472,9 @@ def test_one_body_at_a_time(patient_node: Node) -> None:
         first.sendall(f"PUT /config HTTP/1.1\r\nAuthorization: LoadMesh-HMAC boot={BOOT_ID}, n=1, mac={'0' * 64}\r\n"
                       f"Content-Length: {MAX_BODY}\r\n\r\n{{".encode())
         time.sleep(0.2)
-        status, _, answer = node.request("PUT", "/config", body=body, headers={"Authorization": authorization})
+        status, headers, answer = node.request("PUT", "/config", body=body, headers={"Authorization": authorization})
         assert (status, answer) == (503, {"error": "busy: another request's body is being read"})
+        assert headers["retry-after"] == "1"
         first.settimeout(10)
         assert first.recv(100) == b""  # its time is up, unanswered
     # Once it is gone, a body is read again.
@@ -631,3 +664,4 @@ def test_two_clients_racing_for_a_count_each_get_theirs_taken_once(node: Node) -
     assert raced == [200]  # the other client's PUT, with the count the companion had signed for
     assert (status, json.loads(answer)) == (200, {"stored": 8})  # the companion's, signed again with one more
     assert node.challenge() == (BOOT_ID, 2) and _stored(node) == {"version": 8}
+

@@ -24,11 +24,18 @@ parts = [None]  # the next status's parts ({"part0": [text], ...}), once, on a h
 fragment = [0]  # the size of the blocks that heap is left with (bytes)
 kept = [None]  # the blocks between those, until the next status
 unencodable = [False]  # the next status carries bytes, which JSON cannot: a callback's bug (answered 500), once
+hoarding = [False]  # the next status runs out of the heap while it is made (a real MemoryError), once
+# The PUTs to come before one runs out of the heap while its head is judged (Api.put_refusal), before the server
+# takes its count: 0, none.
+hoard_put = [0]
 
 
 class NodeApi(Api):
     def status(self):
         kept[0] = None
+        if hoarding[0]:
+            hoarding[0] = False
+            _hoard(1 << 20)
         answer = {"ticks": ticks[0], "http": server.counts(), "putsign": "loadmesh.node.putsign" in sys.modules}
         if pad[0]:
             answer["pad"] = pad[0]  # in the heap as this text and as the answer's canonical bytes
@@ -53,9 +60,11 @@ class NodeApi(Api):
         value = json.loads(body)  # ValueError: 400
         config = fieldcheck.obj(value, "config")
         if "hoard_kb" in config:  # a callback that runs out of the heap: a real MemoryError
-            hoard = []
-            for _ in range(config["hoard_kb"]):
-                hoard.append(bytearray(1024))
+            _hoard(config["hoard_kb"])
+        if "status_hoard" in config:
+            hoarding[0] = config.pop("status_hoard")
+        if "put_hoard" in config:
+            hoard_put[0] = config.pop("put_hoard")
         if "answer_kb" in config:
             pad[0] = "x" * (config.pop("answer_kb") * 1024)
         if "answer_extra" in config:
@@ -83,6 +92,21 @@ class NodeApi(Api):
 
     def put_refused(self):
         _forget_putsign()
+
+    def put_refusal(self):
+        if hoard_put[0]:
+            hoard_put[0] -= 1
+            if not hoard_put[0]:
+                _hoard(1 << 20)
+        return ""
+
+
+def _hoard(kb):
+    """Take kb KB of the heap, 1 KB at a time: a real MemoryError once it has none left (it has about 80), as on
+    an ESP32."""
+    hoard = []
+    for _ in range(kb):
+        hoard.append(bytearray(1024))
 
 
 def _forget_putsign():

@@ -51,14 +51,22 @@ if TYPE_CHECKING:
 # What a client gets wrong gets a status, never a crash: unknown path 404,
 # wrong method 405 (with Allow), no or bad token 401, request head or body
 # over its bound 413, a PUT without Content-Length 411, chunked bodies 501,
-# anything unparseable 400, a request that does not fit in the free heap
-# 413, an exception in a callback 500. Every request must arrive whole within
-# timeout_ms, or the connection is closed without an answer (slowloris).
-# Beyond max_clients requests being read and handled, a newcomer gets 503;
-# beyond those and two being told 503 the server accepts no connection (the
+# anything unparseable 400, an exception in a callback 500. Every request
+# must arrive whole within timeout_ms, or the connection is closed without
+# an answer (slowloris).
+# What the node cannot do for the moment gets 503 with "Retry-After: 1"
+# (seconds): nothing was done, and the same request may come again. Beyond
+# max_clients requests being read and handled, a newcomer gets it ("busy");
+# beyond those and two being told so the server accepts no connection (the
 # kernel holds two more and refuses the rest: a flood costs the heap
-# nothing). At most max_clients answers linger at a time, and a body while
-# another is being read gets 503 (one body buffer at a time). The server is
+# nothing). A body while another is being read gets it (one body buffer at a
+# time), and so does a request that does not fit in the free heap now, or
+# whose answer does not (a MemoryError: "no_memory"; not 413, which tells a
+# client its request is too large ever to be taken). Once a PUT is acted on
+# (its count taken, or an adoption opened), a MemoryError, or an answer that
+# does not fit, gets 503 without Retry-After, in words that say it may have
+# been taken: the client reads back what the node has before sending it
+# again. At most max_clients answers linger at a time. The server is
 # one more asyncio task: it yields at every read and write and holds at most
 # max_clients request heads and one body in memory, so it never holds up the
 # control tick. Only a client with a signature of this boot's (or, on an
@@ -78,13 +86,25 @@ _CHUNK = const(256)
 _LINGER_MS = const(200)  # after an error answer, how long to take in what the client still sends
 _LINGER_BYTES = const(4096)
 _SETTINGS = ("/config", "/heating", "/load_sharing")  # GET with the token, PUT signed
-# The answer when the one asked for does not fit in the heap now (a status
-# with sixteen peers on a busy node): head and body as constants, which a
-# frozen module keeps in flash, so that telling it needs no memory. The
-# client may ask again.
-_NO_MEMORY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 66\r\n"
-              b"Connection: close\r\n\r\n",
-              (b'{"error":"the answer does not fit in this node\'s free memory now"}',))
+# The answers when memory is short, head and body as constants, which a
+# frozen module keeps in flash, so that telling them needs no memory.
+# _NO_MEMORY: the request does not fit in the heap now (a MemoryError while
+# it was read or handled), or the answer asked for does not (a status with
+# sixteen peers on a busy node). Nothing was done: it says "Retry-After: 1".
+# _MAYBE_TAKEN: either, once a PUT was acted on: asking again unchanged is
+# not the way.
+_NO_MEMORY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+              b"Content-Length: 93\r\nConnection: close\r\n\r\n",
+              (b'{"error":"this node is short of memory for the moment: the request was not taken; ask again"}',))
+_MAYBE_TAKEN = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 140\r\nConnection: close\r\n\r\n",
+                (b'{"error":"this node ran short of memory while acting on the request: it may have been taken; '
+                 b'read back what it has before sending it again"}',))
+_RETRY = "Retry-After: 1"  # the header of a 503 built as any answer (busy)
+_SHORT = const(0)  # a status for _answer: the request did not fit (_NO_MEMORY, or _MAYBE_TAKEN once acted on)
+_SHORT_ANSWER = (_SHORT, None, "")  # _handle's answer then: made at import, so that returning it needs no memory
+_UNREAD = const(0)  # a request's flags: the client may still be sending (its head, or a body not read)
+_ACTING = const(1)  # the request is being acted on (a PUT's count taken, an adoption opened)
 
 
 def token_for(key: bytes) -> str:
@@ -187,7 +207,7 @@ class HttpServer:
         self.refused = 0  # answered with 4xx or 5xx (busy and no_memory among them)
         self.busy = 0  # turned away with 503
         self.timeouts = 0  # closed unanswered
-        self.no_memory = 0  # answered 503: the answer did not fit in the heap
+        self.no_memory = 0  # answered 503 for want of memory: the request or its answer did not fit in the heap
         # The PUT signatures taken: the boot they were for, and the last count (RAM only: a reboot changes the boot).
         self._signed_boot = 0
         self._signed_count = 0
@@ -253,50 +273,54 @@ class HttpServer:
             # Turned away (at most _MAX_TURNING_AWAY at a time: the accept
             # loop takes no more), with an answer it lingers to deliver.
             self.busy += 1
-            await self._send(reader, writer, self._answer(503, {"error": "busy"}, ""), True)
+            await self._send(reader, writer, self._answer(503, {"error": "busy"}, _RETRY), True)
             return
         self._clients += 1
         answered: tuple[int, object, str] | None = None
-        unread = [True]  # whether the client may still be sending: the head or a body not read
+        flags = [True, False]  # [_UNREAD], [_ACTING]
         try:
             # _within, not wait_for alone: a _handle left running past a 500 could still act on its request.
-            answered = await _within(self._handle(reader, unread), self.timeout_ms / 1000)  # type: ignore[assignment]
+            answered = await _within(self._handle(reader, flags), self.timeout_ms / 1000)  # type: ignore[assignment]
         except asyncio.TimeoutError:  # noqa: UP041  (MicroPython has no builtin TimeoutError)
             self.timeouts += 1
-        except Exception:  # a MemoryError, a bug: the server carries on
+        except MemoryError:  # in _within's tasks, or in _handle's own answer: a constant needs none
+            answered = _SHORT_ANSWER
+        except Exception:  # a bug: the server carries on
             answered = 500, {"error": "internal"}, ""
         finally:
             self._clients -= 1
         if answered is None:
             await self._close(writer)
             return
-        response = self._answer(answered[0], answered[1], answered[2])
+        response = self._answer(answered[0], answered[1], answered[2], flags[_ACTING])
         # A coroutine's frame keeps what it refers to while it waits: let the answer (a status with
         # sixteen peers) go before the client's pace decides how long sending takes.
         answered = None
         # Lingering helps a client see an error answer; a few at a time, so
         # that connections in a flood cannot pile up while they linger.
-        linger = unread[0] and self._finishing < self.max_clients
+        linger = flags[_UNREAD] and self._finishing < self.max_clients
         self._finishing += 1
         try:
             await self._send(reader, writer, response, linger)
         finally:
             self._finishing -= 1
 
-    async def _handle(self, reader: asyncio.StreamReader, unread: list[bool]) -> tuple[int, object, str]:
+    async def _handle(self, reader: asyncio.StreamReader, flags: list[bool]) -> tuple[int, object, str]:
         try:
-            return 200, await self._route(reader, unread), ""
+            return 200, await self._route(reader, flags), ""
         except _Refused as refused:
             return refused.status, {"error": refused.message}, refused.header
         except (FieldError, ValueError) as exc:
             return 400, {"error": str(exc)}, ""
-        except MemoryError:  # what the request took is free again; the node runs on with what it had
-            return 413, {"error": "the request does not fit in this node's free memory now"}, ""
+        except MemoryError:
+            # What the request took is free again; the node runs on with what it had. Not 413: the same
+            # request may fit in a moment, unless it was being acted on (then it may have been taken).
+            return _SHORT_ANSWER
 
-    async def _route(self, reader: asyncio.StreamReader, unread: list[bool]) -> object:
+    async def _route(self, reader: asyncio.StreamReader, flags: list[bool]) -> object:
         method, path, headers, rest = await _read_head(reader)
         length = _header(headers, b"content-length")
-        unread[0] = (length is not None and length != b"0") or _header(headers, b"transfer-encoding") is not None
+        flags[_UNREAD] = (length is not None and length != b"0") or _header(headers, b"transfer-encoding") is not None
         if path == "/status":
             if method != b"GET":
                 raise _Refused(405, "method not allowed", "Allow: GET")
@@ -308,7 +332,8 @@ class HttpServer:
             if refusal:
                 raise _Refused(409, "adopt: " + refusal)
             body = await self._read_body(reader, headers, rest)
-            unread[0] = False
+            flags[_UNREAD] = False
+            flags[_ACTING] = True  # the body opens itself (node.adoption), and may be taken
             return self.api.adopt(body)
         if path not in _SETTINGS:
             raise _Refused(404, "not found")
@@ -326,8 +351,9 @@ class HttpServer:
         try:
             signed = self._signed_head(headers)
             body = await self._read_body(reader, headers, rest)
-            unread[0] = False
+            flags[_UNREAD] = False
             self._take_signature(signed, path, body)
+            flags[_ACTING] = True  # its count taken: whatever happens from here, the PUT may have been taken
         except _Refused:
             # A put acted on drops putsign with what else it imported; one refused (a challenge asked for, or
             # a stranger's) would leave it in the heap until then.
@@ -398,7 +424,7 @@ class HttpServer:
         if length > self.max_body:
             raise _Refused(413, "body over " + str(self.max_body) + " bytes")
         if self._body_busy:
-            raise _Refused(503, "busy: another request's body is being read")
+            raise _Refused(503, "busy: another request's body is being read", _RETRY)
         self._body_busy = True
         try:
             return await self._fill(reader, rest, length)
@@ -411,15 +437,20 @@ class HttpServer:
             raise _Refused(400, "body shorter than Content-Length")
         return body
 
-    def _answer(self, status: int, answer: object,
-                header: str) -> tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]]:
-        """_response, or _NO_MEMORY when building it runs out of memory: every client gets an answer, counted by
-        the status it gets."""
-        try:
-            response = self._response(status, answer, header)
-        except MemoryError:
+    def _answer(self, status: int, answer: object, header: str,
+                acted: bool = False) -> tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]]:
+        """_response; _NO_MEMORY for status _SHORT, or when building it runs out of memory (_MAYBE_TAKEN if
+        acted: a PUT acted on). Every client gets an answer, counted by the status it gets."""
+        response: tuple[bytes, list[bytes | bytearray] | tuple[bytes, ...]]
+        if status == _SHORT:
             self.no_memory += 1
-            response = _NO_MEMORY
+            response = _MAYBE_TAKEN if acted else _NO_MEMORY
+        else:
+            try:
+                response = self._response(status, answer, header)
+            except MemoryError:
+                self.no_memory += 1
+                response = _MAYBE_TAKEN if acted else _NO_MEMORY
         # Counted here, from the head that goes out ("HTTP/1.0 " and the status's first digit): a 200 whose answer
         # did not fit is a 503, and an answer JSON cannot carry a 500; counted by what was asked, they were not
         # refused. Reading a byte of the head costs nothing: no count fails for want of memory.
