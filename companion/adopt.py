@@ -144,4 +144,7 @@ def _answer(status: int, reason: str, body: bytes, where: str, key_file: str) ->
     if status == 409 and "adopted already" in error:
         raise NodeHttpError("is adopted already: a node is adopted once, until it is reset to factory (its key "
                             f"removed); loadmesh status {where} shows its id, loadmesh put gives it its config")
+    if status == 503:  # busy or short of memory: its words say whether it may have taken the request
+        raise NodeHttpError(nodehttp.answered(status, reason, body) + f"; loadmesh status {where} says whether it "
+                            "was adopted: if it still waits for adoption, adopt it again")
     raise NodeHttpError(nodehttp.answered(status, reason, body))

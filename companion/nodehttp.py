@@ -5,6 +5,12 @@ plain request with the standard library (put two: the challenge, then the
 signed PUT), within one deadline from the name's
 resolution to the answer's last byte: a node that accepts and then hangs, or a
 .local name that mDNS never answers, costs the installer that long and no more.
+
+A node short of memory, or busy, for a moment answers 503 with Retry-After
+(docs/firmware.md, "The HTTP API"): a GET then waits that long and asks
+again, within the same deadline and at most TRIES times in all, and says
+nothing of it unless the last answer is a 503 too. A PUT is sent again only
+where the node shows it did not take it (signed_put).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import socket
 import threading
 import time
+from email.message import Message
 from typing import Any
 
 from loadmesh.core.errors import quoted
@@ -32,6 +39,9 @@ WRITE_TIMEOUT_S = 10.0
 # far more is not a node.
 MAX_BODY = 65536
 SHORT_BODY = 200  # an error answer's text is shown when it is at most this long
+TRIES = 3  # asked at most this often, where a 503 with Retry-After asks for another try
+MAX_RETRY_AFTER_S = 5  # a longer Retry-After is not waited for: a node asks for 1 s
+AFTER_WAIT_S = 0.5  # the time a try after a wait has at least, before the deadline (a node answers in ms)
 
 
 class NodeHttpError(Exception):
@@ -87,10 +97,12 @@ def exchange(host: str, port: int, timeout_s: float, method: str, path: str, bod
     """(status, reason, body) of one request, whatever the status, within timeout_s; NodeHttpError if there is no
     whole HTTP answer (not resolved, not connected, not answered in time, not HTTP, too long).
 
-    token goes as "Authorization: Bearer <token>" (docs/firmware.md, "The HTTP API")."""
+    token goes as "Authorization: Bearer <token>" (docs/firmware.md, "The HTTP API"). A GET answered 503 with
+    Retry-After is asked again (_asked); any other request is sent once."""
     authorization = None if token is None else "Bearer " + token
-    status, reason, _challenge, answer = _exchange(host, port, time.monotonic() + timeout_s, timeout_s, method, path,
-                                                   body, authorization)
+    ask = _asked if method == "GET" else _exchange
+    status, reason, _headers, answer = ask(host, port, time.monotonic() + timeout_s, timeout_s, method, path, body,
+                                           authorization)
     return status, reason, answer
 
 
@@ -102,36 +114,72 @@ def signed_put(host: str, port: int, timeout_s: float, path: str, body: bytes, k
     body or a signature, which it refuses from its head (401 with the
     challenge); the PUT is then signed with one more. Another client's PUT
     may take that count first: the 401 then names the new count, and the
-    PUT is signed and sent once more."""
+    PUT is signed and sent once more. A PUT answered 503 with Retry-After
+    is sent again only if the challenge, asked for again after the wait,
+    shows its count not taken: the node acts on a PUT only once it has taken
+    its count, so nothing was done. Any other 503 (or one whose count was
+    taken: it may have been acted on) goes to the caller as it came."""
     from loadmesh.core import hmac256
     from loadmesh.node import putsign
 
     deadline = time.monotonic() + timeout_s
-    status, reason, challenge, answer = _exchange(host, port, deadline, timeout_s, "PUT", path, b"", None)
+    # Unsigned, without a body: never acted on, so a 503 to it is asked again as a GET's.
+    status, reason, headers, answer = _asked(host, port, deadline, timeout_s, "PUT", path, b"", None)
+    challenge = headers.get("WWW-Authenticate")
     if status == 401 and challenge is not None and challenge.split(" ", 1)[0].lower() == "bearer":
         # A node from before signed PUTs: it would take the token, which anyone on the LAN who saw it could send.
         raise NodeHttpError("asks for a bearer token for a PUT: its firmware is older than this loadmesh, whose "
                             "PUTs are signed (docs/firmware.md, \"The HTTP API\"); update the node's firmware")
     pads = hmac256.prepare(key)
-    signed = 0
-    for attempt in range(2):
-        learnt = putsign.parse_challenge(challenge) if status == 401 else None
+    learnt = putsign.parse_challenge(challenge) if status == 401 else None
+    for _ in range(TRIES):
         if learnt is None:  # not a loadmesh node's challenge, or another answer: the caller says what it is
             return status, reason, answer
         node, boot, count = learnt
-        if attempt and count < signed:  # refused for something else than a count taken meanwhile
-            return status, reason, answer
         signed = count + 1
         authorization = putsign.header(pads, b"PUT", path.encode(), node.encode(), boot, signed, body)
-        status, reason, challenge, answer = _exchange(host, port, deadline, timeout_s, "PUT", path, body,
-                                                      authorization)
+        status, reason, headers, answer = _exchange(host, port, deadline, timeout_s, "PUT", path, body,
+                                                    authorization)
+        learnt = putsign.parse_challenge(headers.get("WWW-Authenticate")) if status == 401 else None
+        if learnt is not None and learnt[2] >= signed:  # another client's PUT took that count: one more
+            continue
+        if status != 503 or not _waited(headers, deadline):  # refused for something else, or answered
+            return status, reason, answer
+        again = _asked(host, port, deadline, timeout_s, "PUT", path, b"", None)
+        learnt = putsign.parse_challenge(again[2].get("WWW-Authenticate")) if again[0] == 401 else None
+        if learnt is None or learnt[2] >= signed:  # taken (or not known): it may have been acted on
+            return status, reason, answer
     return status, reason, answer
 
 
+def _asked(host: str, port: int, deadline: float, timeout_s: float, method: str, path: str, body: bytes | None,
+           authorization: str | None) -> tuple[int, str, Message, bytes]:
+    """_exchange(), asked again while the node answers 503 with a Retry-After it can be waited for (_waited),
+    at most TRIES times: for a request it takes nothing from (a GET, a PUT's challenge)."""
+    for _ in range(TRIES - 1):
+        answered = _exchange(host, port, deadline, timeout_s, method, path, body, authorization)
+        if answered[0] != 503 or not _waited(answered[2], deadline):
+            return answered
+    return _exchange(host, port, deadline, timeout_s, method, path, body, authorization)
+
+
+def _waited(headers: Message, deadline: float) -> bool:
+    """Whether the answer's Retry-After (seconds; an HTTP date is not a node's) was waited out, with time left
+    before the deadline for one more try; False, at once, if it is absent, too long or leaves no such time."""
+    text = (headers.get("Retry-After") or "").strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_RETRY_AFTER_S:
+        return False
+    wait_s = int(text)
+    if time.monotonic() + wait_s + AFTER_WAIT_S > deadline:
+        return False
+    time.sleep(wait_s)
+    return True
+
+
 def _exchange(host: str, port: int, deadline: float, timeout_s: float, method: str, path: str, body: bytes | None,
-              authorization: str | None) -> tuple[int, str, str | None, bytes]:
-    """exchange() until deadline (timeout_s: the time given, for the words), with this Authorization, and the
-    answer's WWW-Authenticate header too."""
+              authorization: str | None) -> tuple[int, str, Message, bytes]:
+    """exchange() once, until deadline (timeout_s: the time given, for the words), with this Authorization, and
+    the answer's headers too (WWW-Authenticate, Retry-After)."""
     addresses = _resolve(host, port, timeout_s)
     sock = _connect(addresses, port, deadline, timeout_s)
     # From here on one timer ends the wait at the deadline, however the bytes trickle in:
@@ -178,7 +226,7 @@ def _exchange(host: str, port: int, deadline: float, timeout_s: float, method: s
     finally:
         timer.cancel()
         connection.close()
-    return response.status, response.reason, response.getheader("WWW-Authenticate"), answer
+    return response.status, response.reason, response.msg, answer
 
 
 def _resolve(host: str, port: int, timeout_s: float) -> list[tuple[Any, ...]]:

@@ -141,6 +141,9 @@ def _answer(what: str, status: int, reason: str, body: bytes, where: str, key_fi
         raise NodeHttpError(nodehttp.token_refused(where, key_file, "signature") + said)
     if status in (400, 409):  # 409: no PUT is taken now (a lost boot counter), and the node's words say the way out
         raise NodeHttpError(f"refused: {nodehttp.node_error(body) or 'no reason given'}; nothing changed")
+    if status == 503:  # busy or short of memory, and not shown untaken (signed_put): its words say which
+        raise NodeHttpError(nodehttp.answered(status, reason, body) + f"; loadmesh get {where} {what} --key "
+                            f"{key_file} shows what it has now: put it again if that is not it")
     if status != 200:
         raise NodeHttpError(nodehttp.answered(status, reason, body))
     answer = nodehttp.decode(body, status, f"a node's answer to PUT /{what}")

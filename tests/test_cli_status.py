@@ -470,6 +470,79 @@ def test_an_answer_that_is_not_a_nodes_status_is_named_as_such(capsys: pytest.Ca
                                                                           f"{error}\n")
 
 
+@contextlib.contextmanager
+def _answering_in_turn(answers: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    """A server that reads each request's head and sends the next of answers (the last again once they are
+    used up), then closes; (its port, the request lines it was sent)."""
+    asked: list[bytes] = []
+
+    def serve(client: socket.socket) -> None:
+        with client:
+            request = b""
+            while b"\r\n\r\n" not in request and (chunk := client.recv(4096)):
+                request += chunk
+            asked.append(request.partition(b"\r\n")[0])
+            client.sendall(answers[min(len(asked), len(answers)) - 1])
+
+    server = _Server(serve)
+    try:
+        yield server.port, asked
+    finally:
+        server.close()
+
+
+SHORT = b'{"error":"this node is short of memory for the moment: the request was not taken; ask again"}'
+SHORT_ANSWER = (b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: "
+                + str(len(SHORT)).encode() + b"\r\n\r\n" + SHORT)
+
+
+def test_a_status_refused_for_a_moment_is_asked_for_again_and_nothing_said_of_it(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # 503 with Retry-After (docs/firmware.md, "The HTTP API"): waited out, within the command's time.
+    body = b'{"state":"running"}'
+    with _answering_in_turn([SHORT_ANSWER, _http("200 OK", body)]) as (port, asked):
+        assert status_in_process(capsys, f"127.0.0.1:{port}", "--json") == (0, body.decode() + "\n", "")
+    assert asked == [b"GET /status HTTP/1.1"] * 2
+
+
+def test_a_status_refused_every_time_is_named_with_the_nodes_words_after_a_few_tries(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with _answering_in_turn([SHORT_ANSWER]) as (port, asked):
+        assert status_in_process(capsys, f"127.0.0.1:{port}", "--timeout", "20") == (
+            2, "", f"loadmesh status: 127.0.0.1:{port}: answered 503 Service Unavailable: this node is short of "
+                   "memory for the moment: the request was not taken; ask again\n")
+    assert len(asked) == 3  # nodehttp.TRIES, not as many as 20 s would hold
+
+
+MAYBE = (b'{"error":"this node ran short of memory while acting on the request: it may have been taken; read back '
+         b'what it has before sending it again"}')
+CHALLENGE = (b"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: LoadMesh-HMAC node=garage, boot=7, n=%d\r\n"
+             b"Content-Length: 2\r\n\r\n{}")
+PUT_ANSWERS = [
+    # (what the node answers in turn, how many requests the companion sends)
+    ([CHALLENGE % 0, _http("503 Service Unavailable", MAYBE)], 2),  # no Retry-After: not sent again
+    # With Retry-After, but the challenge asked for again shows the count taken: it may have been acted on.
+    ([CHALLENGE % 0, _http("503 Service Unavailable\r\nRetry-After: 1", MAYBE), CHALLENGE % 1], 3),
+]
+
+
+@pytest.mark.parametrize(("answers", "sent"), PUT_ANSWERS)
+def test_a_put_the_node_may_have_taken_is_not_sent_again_and_its_answer_says_what_to_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], answers: list[bytes], sent: int) -> None:
+    key_file = tmp_path / "house.key"
+    key_file.write_text(KEY.hex() + "\n")
+    key_file.chmod(0o600)
+    with _answering_in_turn([*answers, _http("200 OK", b'{"enabled":true}')]) as (port, asked):
+        code = cli.main(["put", f"127.0.0.1:{port}", "load_sharing", "on", "--key", str(key_file)])
+        out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err == (f"loadmesh put: 127.0.0.1:{port}: answered 503 Service Unavailable: this node ran short of "
+                   "memory while acting on the request: it may have been taken; read back what it has before "
+                   f"sending it again; loadmesh get 127.0.0.1:{port} load_sharing --key {key_file} shows what it "
+                   "has now: put it again if that is not it\n")
+    assert asked == [b"PUT /load_sharing HTTP/1.1"] * sent  # the challenge(s) and the PUT, and no PUT again
+
+
 @pytest.mark.parametrize(("host", "error"), [
     ("http://garage-evse.local/status", "give the node's name or address, and :PORT if not 80 (not a URL)"),
     ("garage-evse.local:http", "the port \"http\" is not a number 1..65535"),

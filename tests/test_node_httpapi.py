@@ -665,3 +665,31 @@ def test_two_clients_racing_for_a_count_each_get_theirs_taken_once(node: Node) -
     assert (status, json.loads(answer)) == (200, {"stored": 8})  # the companion's, signed again with one more
     assert node.challenge() == (BOOT_ID, 2) and _stored(node) == {"version": 8}
 
+
+def test_the_companion_asks_again_for_a_status_a_node_short_of_memory_refused(node: Node) -> None:
+    # The next status runs out of the heap: 503 with Retry-After: 1. The companion waits and asks again, within
+    # its deadline, and gets the status, saying nothing of the first answer.
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "status_hoard": true}', signed=True)
+    assert (status, body) == (200, {"stored": 4})
+    status, _, answer = nodehttp.exchange("127.0.0.1", node.port, 10, "GET", "/status")
+    assert status == 200, answer
+    assert json.loads(answer)["http"]["no_memory"] == 1  # the first answer was the 503
+
+
+def test_the_companion_sends_a_put_again_only_once_the_node_shows_it_did_not_take_it(node: Node) -> None:
+    # The second PUT from now runs out of the heap while its head is judged, before its count is taken: the
+    # companion's challenge is the first, its signed PUT the second (503, Retry-After: 1). The challenge asked for
+    # again shows its count not taken, and the PUT signed again is taken.
+    status, _, body = node.request("PUT", "/config", body=b'{"version": 4, "put_hoard": 2}', signed=True)
+    assert (status, body) == (200, {"stored": 4})
+    status, _, answer = nodehttp.signed_put("127.0.0.1", node.port, 10, "/config", b'{"version": 5}', KEY)
+    assert (status, json.loads(answer)) == (200, {"stored": 5})
+    assert node.challenge() == (BOOT_ID, 2) and _stored(node) == {"version": 5}
+    # One that runs out of the heap once its count is taken may have been acted on: the companion leaves it as the
+    # node answered it, and sends nothing more (the count the node took is its one signature).
+    status, _, answer = nodehttp.signed_put("127.0.0.1", node.port, 10, "/config",
+                                            b'{"version": 6, "hoard_kb": 100000}', KEY)
+    assert (status, json.loads(answer)["error"]) == (503, "this node ran short of memory while acting on the request: "
+                                                          "it may have been taken; read back what it has before "
+                                                          "sending it again")
+    assert node.challenge() == (BOOT_ID, 3) and _stored(node) == {"version": 5}
