@@ -543,6 +543,25 @@ def test_a_put_the_node_may_have_taken_is_not_sent_again_and_its_answer_says_wha
     assert asked == [b"PUT /load_sharing HTTP/1.1"] * sent  # the challenge(s) and the PUT, and no PUT again
 
 
+def test_an_adoption_the_node_may_have_taken_is_not_sent_again_and_its_answer_says_what_to_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key_file = tmp_path / "house.key"
+    key_file.write_text(KEY.hex() + "\n")
+    key_file.chmod(0o600)
+    node_json = tmp_path / "node.json"
+    node_json.write_text('{"id": "garage"}')
+    with _answering_in_turn([_http("503 Service Unavailable", MAYBE), _http("200 OK", b"{}")]) as (port, asked):
+        code = cli.main(["adopt", f"127.0.0.1:{port}", "--code", "00" * 16, "--key", str(key_file), "--node",
+                         str(node_json)])
+        out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err == (f"loadmesh adopt: 127.0.0.1:{port}: answered 503 Service Unavailable: this node ran short of "
+                   "memory while acting on the request: it may have been taken; read back what it has before "
+                   f"sending it again; loadmesh status 127.0.0.1:{port} says whether it was adopted: if it still "
+                   "waits for adoption, adopt it again\n")
+    assert asked == [b"PUT /adopt HTTP/1.1"]
+
+
 @pytest.mark.parametrize(("host", "error"), [
     ("http://garage-evse.local/status", "give the node's name or address, and :PORT if not 80 (not a URL)"),
     ("garage-evse.local:http", "the port \"http\" is not a number 1..65535"),
