@@ -7,10 +7,25 @@ same on the host: tests and the simulator run nodes on it, with the ESP32's
 heap size, as a device would run them.
 
 It is built from build/device/py (the staged tree) into build/node-image/,
-and rebuilt only when the staged library or the manifest changed (a stamp
-holds their hash). The build reuses the MicroPython source and the
-single-precision objects that tools/get-micropython left in the cache, so a
-rebuild compiles only the frozen content and links.
+and rebuilt only when the staged library, the tests' fakes or a manifest
+changed (a stamp holds their hash). The build reuses the MicroPython source
+and the single-precision objects that tools/get-micropython left in the
+cache, so a rebuild compiles only the frozen content and links.
+
+The host image also freezes the tests' fakes of the ESP32's C modules
+(tests/nodeside/fakes: machine, network, onewire), through a manifest of
+their own (tests/nodeside/fakes_manifest.py), never firmware/manifest.py,
+which a board's build uses. On a board those modules are C, their code in
+flash; compiled from .py into a test node's heap they left it less margin
+than a board has (docs/firmware.md, Memory). A second image holding the
+fakes was the other way, about as cheap to build (its own 2 to 4 s from the
+cached objects, and 47 MB more of them) but a second binary for the tests
+to choose between, with ESP32-HAL and simulated nodes no longer on the same
+one. Here they are frozen under fakes/, so that only a node with
+".frozen/fakes" on its path finds them (tests/mpnode.py); any other still
+gets the unix port's machine, and no network or onewire. The stamp covers
+them, so that a changed fake rebuilds the image, and a test run on an image
+older than it is refused, rather than testing the old fake.
 """
 
 from __future__ import annotations
@@ -34,14 +49,26 @@ def image_dir(root: Path) -> Path:
     return root / "build" / "node-image"
 
 
-def library_hash(staged: Path, manifest: Path) -> str:
-    """The hash of what gets frozen: every file under staged/py/lib (path and bytes), and the manifest."""
+def fakes_manifest(root: Path) -> Path:
+    """The manifest of the tests' fakes, frozen into the host's node image only (firmware/manifest.py is a board's)."""
+    return root / "tests" / "nodeside" / "fakes_manifest.py"
+
+
+def library_hash(root: Path, staged: Path) -> str:
+    """The hash of what gets frozen: every file under staged/py/lib and the fakes' folder (path and bytes), and
+    both manifests."""
     digest = hashlib.sha256()
-    digest.update(manifest.read_bytes())
-    lib = staged / "py" / "lib"
-    for path in sorted(p for p in lib.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(lib).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update((root / "firmware" / "manifest.py").read_bytes())
+    fakes = fakes_manifest(root)
+    folders = [staged / "py" / "lib"]
+    if fakes.is_file():
+        digest.update(b"fakes\0" + fakes.read_bytes())
+        folders.append(fakes.parent / "fakes")
+    for folder in folders:
+        digest.update(b"folder\0")
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 
@@ -56,6 +83,7 @@ def _source_tree() -> Path:
 def build(root: Path, staged: Path) -> Path:
     """Build (or reuse) the node image for the staged tree; the binary's path. SetupError says what failed."""
     manifest = root / "firmware" / "manifest.py"
+    fakes = fakes_manifest(root)
     if not (staged / "py" / "lib" / "loadmesh").is_dir():
         raise SetupError(f"no staged tree at {staged}: run ./tools/setup (or loadmesh stage)")
     if staged.resolve() != (root / "build" / "device").resolve():
@@ -63,7 +91,7 @@ def build(root: Path, staged: Path) -> Path:
     out = image_dir(root)
     binary = out / BINARY_NAME
     stamp = out / "stamp"
-    wanted = library_hash(staged, manifest)
+    wanted = library_hash(root, staged)
     if binary.is_file() and stamp.is_file() and stamp.read_text().strip() == wanted:
         return binary
     source = _source_tree()
@@ -77,7 +105,8 @@ def build(root: Path, staged: Path) -> Path:
     wrapper = out / "manifest.py"
     wrapper.write_text('include("$(MPY_DIR)/extmod/asyncio")\n'
                        f'include("{manifest}")\n'
-                       f'# {staged}\n')
+                       + (f'include("{fakes}")\n' if fakes.is_file() else "")
+                       + f'# {staged}\n')
     log = out / "build.log"
     with log.open("w") as log_file:
         result = subprocess.run(["make", "-C", str(source / "ports" / "unix"), "-j2", *_MAKE_OPTIONS,
@@ -91,6 +120,11 @@ def build(root: Path, staged: Path) -> Path:
                            capture_output=True, text=True, env={"MICROPYPATH": ".frozen"})
     if check.returncode != 0 or check.stdout.strip() != "loadmesh/node/clock.py":
         raise SetupError(f"the node image does not hold the frozen library: {check.stdout}{check.stderr}")
+    # The frozen fakes are found only through ".frozen/fakes": with ".frozen" alone machine is the unix port's.
+    check = subprocess.run([str(binary), "-c", "import machine; print(getattr(machine, '__file__', 'built-in'))"],
+                           capture_output=True, text=True, env={"MICROPYPATH": ".frozen"})
+    if check.returncode != 0 or check.stdout.strip() != "built-in":
+        raise SetupError(f"the node image's machine module is not the unix port's: {check.stdout}{check.stderr}")
     # The stamp says the binary is current, and no later setup looks at the binary again: it is on the disk
     # before the stamp is written, so that a power cut cannot leave a stamp over an empty binary. (The stamp
     # itself needs no care: one lost or torn only makes the next setup build again.)
@@ -102,14 +136,16 @@ def build(root: Path, staged: Path) -> Path:
 
 
 def node_binary(staged: Path, root: Path | None = None) -> Path:
-    """The built node image, checked to freeze exactly what staged holds; SetupError otherwise."""
+    """The built node image, checked to freeze exactly what staged (and the fakes' folder) holds; SetupError
+    otherwise."""
     root = root if root is not None else repo_root()
     binary = image_dir(root) / BINARY_NAME
     stamp = image_dir(root) / "stamp"
     if not binary.is_file() or not stamp.is_file():
         raise SetupError(f"no node image at {binary}: run ./tools/setup")
-    if stamp.read_text().strip() != library_hash(staged, root / "firmware" / "manifest.py"):
-        raise SetupError(f"the node image at {binary} is older than the firmware: run ./tools/setup")
+    if stamp.read_text().strip() != library_hash(root, staged):
+        raise SetupError(f"the node image at {binary} is older than the firmware (or the tests' fakes it freezes): "
+                         "run ./tools/setup")
     return binary
 
 

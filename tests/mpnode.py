@@ -58,12 +58,19 @@ def command(binary: Path, script: str | Path, *args: str) -> list[str]:
 
 
 def environment(device_root: Path | None, fakes: bool = False) -> dict[str, str]:
-    """MICROPYPATH: frozen modules first; then the staged .mpy tree (when device_root is given); fakes last."""
+    """MICROPYPATH: frozen modules first; then the staged .mpy tree (when device_root is given); fakes last.
+
+    fakes: the ESP32's machine, network and onewire faked (tests/nodeside/fakes). The node image (device_root None)
+    holds them frozen under fakes/ (tests/nodeside/fakes_manifest.py), found through ".frozen/fakes": their code
+    stays out of the node's heap, as a board's C modules' does, where compiled from the .py files they took 17 KB
+    of it (docs/firmware.md, Memory). The plain unix port (with the .mpy tree) has no frozen fakes: it reads the
+    folder. Either way they come before the unix port's own machine, which MicroPython 1.25 lets a module on
+    the path override (an extensible built-in); without fakes a node gets that one, and no network or onewire."""
     paths = [".frozen"]
     if device_root is not None:
         paths.append(str(device_root / "mpy" / "lib"))
     if fakes:
-        paths.append(str(FAKES))
+        paths.append(".frozen/fakes" if device_root is None else str(FAKES))
     paths.append(str(NODESIDE))
     env = dict(os.environ)
     env["MICROPYPATH"] = ":".join(paths)
