@@ -4,6 +4,7 @@ and never stale."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -85,3 +86,20 @@ def test_a_node_image_older_than_a_fake_is_refused(device_root: Path, tmp_path: 
     with pytest.raises(SetupError, match=r"older than the firmware \(or the tests' fakes it freezes\)"):
         nodeimage.node_binary(staged, root)
 
+
+def test_a_rebuilt_image_holds_a_changed_fake_whatever_the_files_date(device_root: Path, tmp_path: Path) -> None:
+    # A fake changed but dated before the image's last build (copied with its date kept, unpacked): before, the
+    # rebuild kept the old frozen .mpy (compiled again only when newer) under a new stamp.
+    root = _checkout_copy(tmp_path, device_root)
+    staged = root / "build" / "device"
+    binary = nodeimage.build(root, staged)
+    fake = root / "tests" / "nodeside" / "fakes" / "onewire.py"
+    dated = fake.stat()
+    fake.write_text(fake.read_text() + "\nCHANGED_AT_US = 1\n")
+    os.utime(fake, (dated.st_atime - 3600, dated.st_mtime - 3600))
+    assert nodeimage.build(root, staged) == binary
+    script = tmp_path / "changed.py"
+    script.write_text("import onewire\nprint(hasattr(onewire, 'CHANGED_AT_US'))\n")
+    result = subprocess.run([str(binary), str(script)], capture_output=True, text=True,
+                            env=dict(os.environ, MICROPYPATH=".frozen/fakes"), timeout=60)
+    assert (result.returncode, result.stdout.strip()) == (0, "True"), result.stderr
