@@ -73,6 +73,37 @@ def test_what_peers_repeat_is_kept_once(core: ModuleType) -> None:
     assert (table.peer("evse-1").boot_id, table.peer("evse-1").seq) == (1, 2)
 
 
+_ROOM = {"mode": "auto", "calling": True, "stale": False, "temp_dc": 195, "temp_age_ms": 1200, "normal_pct": 70,
+         "command_pct": 80, "valve_pct": 60, "next_start_in_ms": None, "next_target_dc": None}
+
+
+def test_a_peers_next_heartbeat_is_kept_in_the_dicts_of_its_last(core: ModuleType) -> None:
+    # Memory on a node's heap: the dicts the table holds for a peer stay where they are, not one made every 500 ms
+    # wherever the decoding found room (peers.py, the top); what is read is the heartbeat last heard.
+    table = _table(core)
+    control = {"target_seq": 3, "exposure_ma": 0}
+    assert table.receive(_packet("valve-1", 1, 1, room=_ROOM, control=control), 0) == "ok"
+    held = table.peer("valve-1").heartbeat
+    room, held_control = held["room"], held["control"]
+    later = dict(_ROOM, temp_dc=201, valve_pct=None, next_start_in_ms=600000, next_target_dc=210)
+    assert table.receive(_packet("valve-1", 1, 2, room=later, control=dict(control, target_seq=4)), 500) == "ok"
+    peer = table.peer("valve-1")
+    assert peer.heartbeat is held and held["room"] is room and held["control"] is held_control
+    assert held == minimal(node="valve-1", boot_id=1, seq=2, room=later, control=dict(control, target_seq=4))
+    assert (peer.seq, peer.heard_ms) == (2, 500)
+    # A section that is not sent this time: None in its place.
+    assert table.receive(_packet("valve-1", 1, 3, room=later, control=None), 1000) == "ok"
+    assert table.peer("valve-1").heartbeat is held
+    assert held == minimal(node="valve-1", boot_id=1, seq=3, room=later)
+    # Another key (a boiler section as well as the room): another dict; the one held before is left as it was.
+    boiler = {"fsm": "OFF", "on": False, "hold": False, "cooldown": False, "setpoint_dc": 700}
+    assert table.receive(_packet("valve-1", 1, 4, room=later, boiler=boiler), 1200) == "ok"
+    assert table.peer("valve-1").heartbeat is not held and held["seq"] == 3
+    assert table.peer("valve-1").heartbeat == minimal(node="valve-1", boot_id=1, seq=4, room=later, boiler=boiler)
+    assert table.receive(_packet("valve-1", 2, 0, room=_ROOM), 1500) == "ok"  # a reboot too
+    assert table.peer("valve-1").heartbeat == minimal(node="valve-1", boot_id=2, seq=0, room=_ROOM)
+
+
 def test_the_table_keeps_what_the_peer_last_said(core: ModuleType) -> None:
     table = _table(core)
     changes = {"target_ma": 12000, "applied_ma": 10000, "digest": "beef", "circuit": "garage-2", "phases": "L3",
