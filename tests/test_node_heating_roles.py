@@ -16,7 +16,7 @@ import pytest
 from loadmesh.core import controller, groupconfig, heartbeat
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
-from loadmesh.node import heatsettings
+from loadmesh.node import heatsettings, role_boiler
 from loadmesh.node.hal import Hal
 from loadmesh.node.heatsettings import HEATING
 from loadmesh.node.role_boiler import BoilerRole
@@ -410,6 +410,31 @@ def _sharing(role: BoilerRole, hal: FakeHal, table: PeerTable, start_ms: int) ->
         _tick(role, hal, table, now_ms)
     assert (role.tier_state, role.status()["load_sharing"]) == ("TIER3_ESCALATED", {"study": 70})
     return 3
+
+
+def test_the_boiler_role_keeps_each_tick_s_states_in_the_dicts_it_holds(tmp_path: Path) -> None:
+    # Memory on the boiler node's heap (docs/heating.md, "8 rooms"): a tick's new states go into the dicts of the
+    # states before, which stay where they are in the heap; what is read is the new state.
+    role, hal, table = _boiler(tmp_path)
+    seq = _sharing(role, hal, table, 1000)
+    tiers_state, valves_state = role.tiers_state, role.valves_state
+    held = (role.boiler_state, tiers_state, tiers_state["rooms"], tiers_state["rooms"]["study"], valves_state,
+            valves_state["last"])
+    silent = dict(role_boiler._SILENT)
+    for now_ms in (1200, 1300):
+        _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
+        _heard(table, "study", seq, now_ms, room=_room(False, 150, 70))  # the bedroom falls silent
+        seq += 1
+        _tick(role, hal, table, now_ms)
+    assert (role.tier_state, role.status()["load_sharing"], role.status()["silent"]) == (
+        "TIER3_ESCALATED", {"study": 70}, [])
+    now = (role.boiler_state, role.tiers_state, role.tiers_state["rooms"], role.tiers_state["rooms"]["study"],
+           role.valves_state, role.valves_state["last"])
+    assert [a is b for a, b in zip(now, held, strict=True)] == [True] * len(held)
+    assert role.valves_state["last"] == {"bath": 100, "bedroom": 0, "study": 70}
+    _tick(role, hal, table, 1300 + TIMEOUT_MS)  # every valve node silent: other rooms in the states
+    assert role.status()["silent"] == list(ROOMS) and role.tiers_state["rooms"] == {}
+    assert silent == role_boiler._SILENT  # the stand-in for a silent room, which the steps read, never changed
 
 
 def test_the_switch_stops_load_sharing_at_once_and_holds_across_a_reboot(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from loadmesh.core import boiler, sensor, tiers, valves
 from loadmesh.core.controller import Plan
 from loadmesh.core.errors import FieldError
-from loadmesh.core.peers import PeerTable
+from loadmesh.core.peers import PeerTable, refill
 
 from .hal import Hal
 from .roles import Role, forget
@@ -275,21 +275,26 @@ class BoilerRole(Role):
         self.demand = demand
         self.confirmed_pct = valves.confirmed_pct(self.valves_state, confirmed)
         config = self.boiler_config
-        boiler_out, self.boiler_state = boiler.step(
+        # Each step's new state is put into the dicts of the one before (peers.refill), not kept where the tick
+        # made it: the boiler node's heap has its holes cut up less (docs/heating.md, "8 rooms").
+        boiler_out, state = boiler.step(
             config, self.boiler_state,
             {"demand": demand, "confirmed_pct": self.confirmed_pct, "flame": hal.flame() is True,
              "flow_dc": flow_dc, "return_dc": return_dc}, now_ms)
-        tiers_out, self.tiers_state = tiers.step(
+        self.boiler_state = _kept(self.boiler_state, state)
+        tiers_out, state = tiers.step(
             self.tiers_config, self.tiers_state,
             {"enabled": self.switch, "rooms": rooms,
              "boiler": {"on": boiler_out["boiler_on"], "return_dc": return_dc,
                         "setpoint_dc": config["flow_setpoint_dc"],
                         "last_cooldown_ms": boiler_out["last_cooldown_ms"], "cooldown": boiler_out["cooldown"]}},
             now_ms)
-        valves_out, self.valves_state = valves.step(
+        self.tiers_state = _kept(self.tiers_state, state)
+        valves_out, state = valves.step(
             self.valves_config, self.valves_state,
             {"rooms": rooms, "load_sharing": tiers_out["valve_pct"], "hold": boiler_out["hold_valves"],
              "demand": demand, "firing": boiler_out["boiler_on"]}, now_ms)
+        self.valves_state = _kept(self.valves_state, state)
         pcts = valves_out["valve_pct"]
         sources = valves_out["source"]
         assert isinstance(pcts, dict) and isinstance(sources, dict)
@@ -503,6 +508,11 @@ def _overrides(kept: list[tuple[str, int]], rooms: list[str], pcts: dict[str, in
     if same and count == len(kept):
         return kept
     return [(rid, pcts[rid]) for rid in rooms if sources[rid] in _SOURCES]
+
+
+def _kept(held: dict[str, object], new: dict[str, object]) -> dict[str, object]:
+    """A step's new state in the dicts of the one it replaces (held) where they have its keys, else new itself."""
+    return held if refill(held, new) else new
 
 
 def _sharing(context: dict[str, object]) -> dict[str, int]:
