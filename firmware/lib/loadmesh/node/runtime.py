@@ -13,7 +13,7 @@ except ImportError:  # CPython: importable on the host as well
 
 from loadmesh.core import controller, heartbeat
 from loadmesh.core.errors import FieldError
-from loadmesh.core.peers import MAX_PEERS, PeerTable
+from loadmesh.core.peers import MAX_PEERS, PeerTable, refill
 
 from . import lastlimit
 from .clock import Clock
@@ -622,7 +622,11 @@ class Node:
             if meter is not None:
                 inputs["meter"] = meter
         out, state = controller.step(plan, self.state, inputs, table, now_ms)
-        self.state = state
+        # The new state and outputs in the dicts of the tick before, which stay where they are in the heap
+        # (peers.refill; not their nested dicts, which the controller may hold): not two more kept every tick
+        # wherever it found room, the holes around the last ones cut up (docs/heating.md, "8 rooms").
+        if not refill(self.state, state, False):
+            self.state = state
         applied_ma = out["applied_ma"]
         exposure_ma = out["exposure_ma"]
         assert isinstance(applied_ma, int) and isinstance(exposure_ma, int)
@@ -643,7 +647,8 @@ class Node:
             if member != plan.node and table.online(member, now_ms, plan.peer_timeout_ms):
                 online += 1
         self.peers_online = online
-        self.out = out
+        if self.out is None or not refill(self.out, out, False):
+            self.out = out
         target_ma = out["target_ma"]
         assert isinstance(target_ma, int)
         hal.report(applied_ma, target_ma, out["failsafe"] is True, self.mem_live, online)

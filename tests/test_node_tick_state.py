@@ -1,0 +1,64 @@
+"""The node runtime keeps the controller's state and outputs of each tick in the dicts of the tick before."""
+
+from __future__ import annotations
+
+import gc
+import socket
+from pathlib import Path
+
+import pytest
+
+from loadmesh.companion.sim.runner import free_port
+from loadmesh.core import groupconfig
+from loadmesh.node import runtime
+from loadmesh.node.runtime import TICK_MS
+from loadmesh.node.store import Store
+
+KEY = bytes(range(40, 72))
+
+
+class _Clock:
+    """The node's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.ms = 0
+
+    def now_ms(self) -> int:
+        return self.ms
+
+
+def test_a_tick_s_state_and_outputs_go_into_the_dicts_of_the_tick_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Memory on a node's heap (docs/heating.md, "8 rooms"): the dicts the node keeps from tick to tick stay where
+    # they are, not two new ones kept every tick wherever the tick found room; what is read is the last tick's.
+    store = Store(str(tmp_path))
+    store.write_key(KEY)
+    store.raise_boot_floor(0)
+    store.write_json("config.json", groupconfig.parse({
+        "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
+        "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
+        "members": [{"id": node, "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}
+                    for node in ("a", "b")]}))
+    store.write_json("node.json", {"id": "a", "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
+                                   "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})
+    # /status reports MicroPython's heap, which CPython's gc does not have.
+    monkeypatch.setattr(gc, "mem_alloc", lambda: 0, raising=False)
+    monkeypatch.setattr(gc, "mem_free", lambda: 0, raising=False)
+    clock = _Clock()
+    node = runtime.Node(str(tmp_path), clock=clock)
+    assert node.mode == "running", node.error
+    assert node.mesh is not None
+    try:
+        node.tick()
+        state, out = node.state, node.out
+        assert state is not None and out is not None
+        seq = state["seq"]
+        for _ in range(20):  # 2 s: heartbeats sent, b silent long enough to be named so
+            clock.ms += TICK_MS
+            node.tick()
+        assert node.state is state and node.out is out
+        assert isinstance(state["seq"], int) and isinstance(seq, int) and state["seq"] > seq
+        assert (out["heartbeat"], out["silent"]) == (None, ["b"])
+        assert node.status()["counters"]["mesh"]["sent"] == state["seq"]  # type: ignore[index]
+    finally:
+        node.mesh.close()
