@@ -246,28 +246,70 @@ def test_loadmesh_status_says_what_the_heating_group_does(heating_group: Heating
     _, answers = heating_group
     boiler = [_by_label(nodestatus.summary(status)) for status in answers[BOILER]]
     valve = [_by_label(nodestatus.summary(status)) for status in answers[VALVE]]
-    assert len(boiler) >= 10 and len(valve) >= 10, answers
+    # Each failure names the answer and line at fault, then every answer's lines: a CI log shows the whole run.
+    seen = _seen({BOILER: boiler, VALVE: valve})
+    assert len(boiler) >= 10 and len(valve) >= 10, f"{len(boiler)} and {len(valve)} answers{seen}"
     states = "(firing|firing, held on|off, pump overrun|off, blocked|off)"
-    for lines in boiler:
-        shown = json.dumps(lines)
-        assert re.fullmatch(states + r"(: .+)?; setpoint 70\.0 °C; fired \d+ times? since its boot",
-                            lines["boiler"]), shown
-        assert re.fullmatch(r"\d+ % confirmed open in all \(what the interlock counts\)(; .+)?", lines["valves"]), shown
-        assert re.fullmatch(rf"\d of {MAX_ROOMS} heard; (calling: [\w, ]+|none calling)", lines["rooms"]), shown
-        assert "STALE" not in lines and all(line.isprintable() for line in lines.values()), shown
-    assert any(lines["rooms"] == f"{MAX_ROOMS} of {MAX_ROOMS} heard; calling: bath, bath2, kids" for lines in boiler)
+    for index, lines in enumerate(boiler):
+        at = f"{BOILER} answer {index}"
+        _expect(states + r"(: .+)?; setpoint 70\.0 °C; fired \d+ times? since its boot", lines, "boiler", at, seen)
+        _expect(r"\d+ % confirmed open in all \(what the interlock counts\)(; .+)?", lines, "valves", at, seen)
+        _expect(rf"\d of {MAX_ROOMS} heard; (calling: [\w, ]+|none calling)", lines, "rooms", at, seen)
+        assert all(line.isprintable() for line in lines.values()), f"{at}: {lines}{seen}"
+    # Before its first reading a valve node's heartbeats say stale (no temperature), and the boiler node names the
+    # room STALE: true, on a board too (the DS18B20's first conversion). Here the reading is the plant's answer (this
+    # process): loaded, it came after the measured valve node's first tick, and the boiler node's first answer named
+    # the bedroom STALE. A reading once had is held a minute (role_valve.TEMP_HOLD_MS), longer than the run: from the
+    # first answer with every room heard and none stale on, none may be.
+    settled = next((index for index, lines in enumerate(boiler)
+                    if lines["rooms"].startswith(f"{MAX_ROOMS} of ") and "STALE" not in lines), len(boiler))
+    assert settled < len(boiler), f"no {BOILER} answer: every room heard, none STALE{seen}"
+    for index, lines in enumerate(boiler[settled:], settled):
+        assert "STALE" not in lines, f"{BOILER} answer {index}, after answer {settled} had none: STALE " \
+                                     f"{lines['STALE']!r}{seen}"
+    calling = f"{MAX_ROOMS} of {MAX_ROOMS} heard; calling: bath, bath2, kids"
+    assert any(lines.get("rooms") == calling for lines in boiler), f"no {BOILER} answer: rooms {calling!r}{seen}"
     opened = r"TIER\d_[A-Z]+: opened (\w+ \d+ %, )*bedroom [1-9]0 %(, \w+ \d+ %)*"
-    assert any(re.fullmatch(opened, lines["sharing"]) for lines in boiler), boiler
-    for lines in valve:
-        shown = json.dumps(lines)
-        assert re.fullmatch(r"auto, (\d+\.\d °C|no temperature), target \d+\.\d °C: (satisfied, not calling|calling "
-                            r"for heat|not calling: no recent temperature)", lines["room"]), shown
-        assert re.fullmatch(r"commanded \d+ % by (its own control|the boiler node \(load sharing or safety; its own "
-                            r"control: \d+ %\)); (feedback \d+ %|no feedback \(.+\))(; .+)?", lines["valve"]), shown
-    # Heard under load sharing: the boiler node's opening, over its own (satisfied, closed).
-    under = [lines for lines in valve if "by the boiler node" in lines["valve"]]
-    assert under and all(re.fullmatch(r"heard \([\d,]+ ticks? under its override\)", lines["boiler"])
-                         for lines in under), valve
+    assert any(re.fullmatch(opened, lines.get("sharing", "")) for lines in boiler), \
+        f"no {BOILER} answer: load sharing opened the bedroom{seen}"
+    for index, lines in enumerate(valve):
+        at = f"{VALVE} answer {index}"
+        _expect(r"auto, (\d+\.\d °C|no temperature), target \d+\.\d °C: (satisfied, not calling|calling for heat|"
+                r"not calling: no recent temperature)", lines, "room", at, seen)
+        # Held (role_valve.py): the boiler node let its override go while the boiler fired, and the valve keeps the
+        # opening until the boiler node answers. Not in a run at the normal pace; seen with a node, or this process
+        # (hub, plant, virtual nodes), stopped for 2-3 s at a time: rooms fell silent (peer timeout 3 s), the pump
+        # overrun held every valve, and load sharing started again without the bedroom at first.
+        _expect(r"commanded \d+ % (by its own control|by the boiler node \(load sharing or safety; its own control: "
+                r"\d+ %\)|held for the firing boiler \(its own control: \d+ %, once the boiler node answers\)); "
+                r"(feedback \d+ %|no feedback \(.+\))(; .+)?", lines, "valve", at, seen)
+    # Heard under load sharing: the boiler node's opening, over its own (satisfied, closed); after such a stop,
+    # also the times the valve node dropped it, the boiler node silent.
+    under = [index for index, lines in enumerate(valve) if "by the boiler node" in lines["valve"]]
+    assert under, f"no {VALVE} answer: commanded by the boiler node{seen}"
+    for index in under:
+        _expect(r"heard \([\d,]+ ticks? under its override(, its override dropped [\d,]+ times? when it fell "
+                r"silent)?\)", valve[index], "boiler", f"{VALVE} answer {index}", seen)
+
+
+def _expect(pattern: str, lines: dict[str, str], label: str, at: str, seen: str) -> None:
+    """The answer's line of that label is the pattern, whole; else a failure that shows it, then every answer."""
+    line = lines.get(label)
+    assert line is not None and re.fullmatch(pattern, line), f"{at}: {label} {line!r}, not /{pattern}/{seen}"
+
+
+def _seen(by_node: dict[str, list[dict[str, str]]]) -> str:
+    """Every answer's lines by node, as `loadmesh status` prints them, one answer a line (the memory, peers and
+    config lines left out: the memory test shows those figures)."""
+    shown = ["", "the answers:"]
+    for node, answers in by_node.items():
+        for index, lines in enumerate(answers):
+            heating = [label + ": " + line for label, line in lines.items() if label not in _NOT_SHOWN]
+            shown.append(f"{node} {index}: " + " | ".join(heating))
+    return "\n".join(shown)
+
+
+_NOT_SHOWN = ("memory", "peers", "config", "ticks")
 
 
 def _by_label(lines: list[str]) -> dict[str, str]:
