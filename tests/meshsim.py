@@ -196,7 +196,8 @@ class Mesh:
         node.plan = core.controller.prepare(node.config, node.node_id)
         node.table = core.peers.PeerTable(self.pads, node.config["group"], node.node_id, node.plan.ids)
         node.state = core.controller.boot(node.plan, node.boot_id, now_ms, last_applied_ma, node.kept_exposure_ma)
-        node.kept_exposure_ma = 0
+        # kept_exposure_ma stays what the RTC record holds until the first tick writes its own (crash()):
+        # runtime.Node writes the record at a tick, not at its boot.
         node.last = None
         node.running = True
         # runtime.Node._restore_departed, then _switch_to's tracking with no old plan: the removed
@@ -287,6 +288,12 @@ class Mesh:
             return
         node.alive = False
         node.enforced_ma = node.actuator_ma
+        if node.running and node.last is not None:
+            # The firmware keeps its exposure with the limit at every tick (lastlimit, runtime.Node._tick): a
+            # car still following a limit lowered less than ev_lag ago is told to the peers after the reset
+            # too. Without it the model booted such a node telling only its applied limit (a 9 A car
+            # counted as 8 A after its node hung, found by this test's random search).
+            node.kept_exposure_ma = node.last["exposure_ma"]
         wdt_ms = node.config["wdt_ms"] if node.config else 0
         node.reset_at_ms = self.now_ms + self.rng.randint(0, wdt_ms)
         self._schedule(node.reset_at_ms, "reset", node_id)

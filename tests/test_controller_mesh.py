@@ -318,3 +318,54 @@ def test_mesh_never_exceeds_a_limit_and_converges(core: ModuleType, request: pyt
                                   suppress_health_check=list(HealthCheck), phases=phases)
     test_case().runTest()
     print("mesh stateful test:", STATS)
+
+
+def test_a_node_that_hangs_while_its_car_follows_a_lowered_limit_is_counted_at_what_the_car_still_draws(
+        core: ModuleType) -> None:
+    # Found by the random search above (shrunk as it printed it): n3 lowers 9 A to 8 A at 2.1 s, its car (4 s
+    # behind its pilot) still draws 9 A until 6.1 s; n3 hangs at 4.2 s and boots again at 5.5 s. The firmware
+    # keeps the exposure (9 A) with the limit across the reset (lastlimit), so its peers count 9 A for it; the
+    # model kept only the limit, and n0 and n1 raised into 1 A that n3's car was still drawing at 6 s.
+    machine = type("Machine", (MeshMachine,), {"core": core})
+    members = [{"id": "n0", "kind": "evse", "circuit": "site", "phases": "L123", "priority": 0, "min_ma": 6000,
+                "max_ma": 16000, "step_ma": 100},
+               {"id": "n1", "kind": "relay", "circuit": "site", "phases": "L1", "priority": 0, "min_ma": 2000,
+                "max_ma": 2000, "step_ma": 1000},
+               {"id": "n2", "kind": "evse", "circuit": "site", "phases": "L2", "priority": 0, "min_ma": 6000,
+                "max_ma": 16000, "step_ma": 100},
+               {"id": "n3", "kind": "evse", "circuit": "site", "phases": "L1", "priority": 1, "min_ma": 6000,
+                "max_ma": 16000, "step_ma": 100}]
+    config = {"group": "house", "version": 1, "updated_at": 1000, "origin": "companion", "key_id": "k1",
+              "site": {"phases": 3, "voltage_v": 230, "limit_ma": 20000, "safety_pct": 90},
+              "circuits": [{"id": "garage", "parent": "site", "limit_ma": 16000}], "members": members,
+              "heartbeat_ms": 500, "peer_timeout_ms": 3000, "wdt_ms": 1500, "ev_lag_ms": 5000, "margin_ms": 1000,
+              "antiflap_ms": 0, "ramp_ma": 0, "failsafe": {"mode": "safe_current", "current_ma": 0}}
+    state = machine()
+    state.start(setup={"config": config, "lags": {"n0": 0, "n1": 0, "n2": 0, "n3": 4000},
+                       "car_max": {"n0": 10000, "n1": 10000, "n2": 10000, "n3": 10000},
+                       "offsets": {"n0": 0, "n1": 0, "n2": 0, "n3": 0}, "seed": 774361})
+    state.demand(after=93, number=1, wants=False)
+    state.demand(after=59, number=0, wants=True)
+    state.deliver_configs(after=0, some={0})
+    state.deliver_configs(after=0, some={0})
+    state.deliver_configs(after=261, some={0})
+    state.crash(after=0, number=0)
+    state.crash(after=0, number=0)
+    state.partition(after=2, side={0})
+    state.crash(after=0, number=0)
+    state.crash(after=0, number=6)
+    state.crash(after=234, number=0)
+    state.demand(after=255, number=0, wants=True)
+    state.demand(after=294, number=1, wants=True)
+    state.deliver_configs(after=130, some={0})
+    state.deliver_configs(after=385, some={0})
+    state.link(after=600, both=False, dst=1, src=7, up=True)
+    state.deliver_configs(after=385, some={0, 1})
+    state.crash(after=500, number=0)
+    state.crash(after=0, number=3)
+    assert state.mesh is not None
+    n3 = state.mesh.nodes["n3"]
+    # Hung at 4.2 s, its car following the pilot of 4 s before: 9 A (set at 1.4 s) until 6.1 s.
+    assert not n3.alive and n3.car.draw_ma(6000) == 9000, "the case no longer sets itself up"
+    state.heal_and_converge()  # Violation on the old model, at 6.0 s
+    state.teardown()
