@@ -140,6 +140,9 @@ def summary(status: dict[str, Any]) -> list[str]:
             line = f"{late:,} late" + (f" of {count:,}" if count is not None else "")
             if max_ms is not None:
                 line += f", the longest {max_ms} ms"
+            skipped = _count(ticks, "skipped")
+            if skipped:  # each a MemoryError the node ran on past (docs/firmware.md, "A tick out of memory")
+                line += f"; {skipped:,} skipped for want of memory"
             lines.append(("ticks", line))
     return [(label.ljust(_LABEL) + text).rstrip() for label, text in lines]
 

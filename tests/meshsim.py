@@ -93,6 +93,10 @@ class Node:
     reset_at_ms: int | None = None  # a crashed node's watchdog fires then
     enforced_ma: int = 0  # what it enforced when it crashed: the firmware keeps it across a reset (RTC memory)
     kept_exposure_ma: int = 0  # what its car may still draw when it left (the firmware keeps it too)
+    # Ticks to skip, every other one from the next (starve()): runtime.Node skips a tick that runs out of memory,
+    # keeping nothing of it, and halts at a second in a row.
+    skips_left: int = 0
+    skip_next: bool = False
     offset_ms: int = 0
     running: bool = True  # False: left out by the config it has (or none yet, a spare): off, silent
     departed: dict[str, list[int]] = field(default_factory=dict)  # runtime.Node.departed
@@ -138,7 +142,7 @@ class Mesh:
         self.steps_run = 0
         # Member changes seen: nodes left out while running, spares booted, left-out nodes named again,
         # removed members brought the config by learn_by_ms, and ticks a node held for a removed member.
-        self.counts = {"left": 0, "joined": 0, "rejoined": 0, "learned": 0, "held_ticks": 0}
+        self.counts = {"left": 0, "joined": 0, "rejoined": 0, "learned": 0, "held_ticks": 0, "skipped_ticks": 0}
         self._constraints_cache: dict[str, list[tuple[str, int, list[str]]]] = {}
         # The same, by the config object: check() asks for every node's config at every event, and hashing
         # a config costs more than the rest of the check. Each entry keeps its config, so that its id is not
@@ -200,6 +204,7 @@ class Mesh:
         # runtime.Node writes the record at a tick, not at its boot.
         node.last = None
         node.running = True
+        node.skips_left = 0  # a new boot's heap
         # runtime.Node._restore_departed, then _switch_to's tracking with no old plan: the removed
         # members kept across the reset are held for again from the boot.
         node.departed = departed.restored(node.kept_departed, node.plan.ids, node.node_id, now_ms,
@@ -224,6 +229,13 @@ class Mesh:
         self._schedule(self.now_ms + TICK_MS, "tick", node_id)
         if not node.alive or not node.running:
             return
+        if node.skips_left:
+            if node.skip_next:  # out of memory: nothing of the tick kept, nothing driven or sent, not counted
+                node.skip_next = False
+                node.skips_left -= 1
+                self.counts["skipped_ticks"] += 1
+                return
+            node.skip_next = True  # this one runs, the next is skipped
         core = self.core
         draw = node.car.draw_ma(self.now_ms)
         phases = node.plan.load_phases[node.plan.own]
@@ -297,6 +309,14 @@ class Mesh:
         wdt_ms = node.config["wdt_ms"] if node.config else 0
         node.reset_at_ms = self.now_ms + self.rng.randint(0, wdt_ms)
         self._schedule(node.reset_at_ms, "reset", node_id)
+
+    def starve(self, node_id: str, skips: int) -> None:
+        """The node's heap is cut up: of its next 2 × skips ticks, every other one (the first too) runs out of memory
+        and is skipped (runtime.Node.tick_and_collect: the controller's state and memo left whole, nothing driven or
+        sent; tests/test_node_tick_memory.py). A second in a row would halt it, which crash() plays."""
+        node = self.nodes[node_id]
+        node.skips_left = skips
+        node.skip_next = True
 
     def restart(self, node_id: str) -> None:
         node = self.nodes[node_id]

@@ -260,6 +260,16 @@ def test_what_a_node_may_also_say_is_summarised_in_its_words(running: Node) -> N
     assert by_label["departed"] == "shed (removed from the config, may still draw: no raise until gone)"
 
 
+def test_ticks_skipped_for_want_of_memory_are_counted_on_the_ticks_line() -> None:
+    status = {"node": "garage", "kind": "evse", "state": "running",
+              "ticks": {"count": 12000, "late": 3, "max_ms": 41, "skipped": 2}}
+    by_label = {line[:10].strip(): line[10:] for line in nodestatus.summary(status)}
+    assert by_label["ticks"] == "3 late of 12,000, the longest 41 ms; 2 skipped for want of memory"
+    status["ticks"] = {"count": 12000, "late": 3, "max_ms": 41, "skipped": 0}  # none: as before
+    by_label = {line[:10].strip(): line[10:] for line in nodestatus.summary(status)}
+    assert by_label["ticks"] == "3 late of 12,000, the longest 41 ms"
+
+
 def test_members_never_heard_are_counted_and_named_on_the_peers_line() -> None:
     # drive heard and lost (in peers, and silent: it draws current); the boiler and bath's valve nodes never heard.
     status = {"node": "garage", "kind": "evse", "state": "running", "failsafe": True, "silent": ["drive"],

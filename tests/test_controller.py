@@ -509,3 +509,46 @@ def test_step_leaves_its_state_alone(core: ModuleType) -> None:
     state = node.state
     core.controller.step(node.plan, state, {"demand": True}, node.table, net.now_ms)
     assert core.canon.dumps(state) == before
+
+
+# A node's tick that runs out of memory is skipped (docs/firmware.md, "A tick out of memory"): the runtime keeps
+# nothing of it, and the next tick runs as if the failed one never had. That holds only if step() leaves its state
+# and the plan's memo whole when it raises half way: a memo that took the new view's key but not its targets or
+# digest would serve them to every later tick. Raised here in each call that builds or reads the allocation, on the
+# pure core, whose module functions can be swapped; the compiled core runs the same source.
+@pytest.mark.parametrize("core", ["cpython-pure"], indirect=True)
+@pytest.mark.parametrize("where", [("site", "parse"), ("allocate", "targets_ma"), ("view", "digest"),
+                                   ("headroom", "allowed_ma")])
+def test_a_step_out_of_memory_leaves_nothing_behind(core: ModuleType, monkeypatch: pytest.MonkeyPatch,
+                                                     where: tuple[str, str]) -> None:
+    def net() -> Net:  # a ramps, so its ticks may raise; b then tells a new priority: a's view changes
+        built = Net(core, config([evse("a"), evse("b")], ramp_ma=4000))
+        built["a"].inputs["demand"] = True
+        built.run(600)
+        built["b"].inputs["priority"] = 5
+        built.run(100)
+        return built
+
+    failing, twin = net(), net()
+    node = failing["a"]
+    module = getattr(core, where[0])
+    real = getattr(module, where[1])
+    calls = []
+
+    def out_of_memory(*args: Any) -> Any:
+        calls.append(1)
+        raise MemoryError
+
+    state = core.canon.dumps(node.state)
+    monkeypatch.setattr(module, where[1], out_of_memory)
+    with pytest.raises(MemoryError):
+        node.tick(failing.now_ms)
+    assert calls, f"{where} was not called: the view did not change"
+    assert core.canon.dumps(node.state) == state
+    monkeypatch.setattr(module, where[1], real)
+    for now_ms in (failing.now_ms, failing.now_ms + 100, failing.now_ms + 200):
+        out = node.tick(now_ms)
+        expected = twin["a"].tick(now_ms)
+        assert core.canon.dumps(out) == core.canon.dumps(expected), now_ms
+        assert core.canon.dumps(node.state) == core.canon.dumps(twin["a"].state), now_ms
+    assert out["reason"] == "ramp"  # the ticks compared did raise

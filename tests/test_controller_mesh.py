@@ -48,7 +48,7 @@ def converge_bound_ms(config: dict[str, Any], max_delay_ms: int) -> int:
 
 
 STATS: dict[str, int] = {"scenarios": 0, "steps": 0, "controller_steps": 0, "convergences": 0,
-                         "worst_convergence_ms": 0, "events": 0, "simulated_ms": 0}
+                         "worst_convergence_ms": 0, "events": 0, "simulated_ms": 0, "skipped_ticks": 0}
 
 
 @st.composite
@@ -213,6 +213,12 @@ class MeshMachine(RuleBasedStateMachine):
         self.mesh.crash(self._node(number))
         self._advance(after)
 
+    @rule(number=st.integers(0, 7), skips=st.integers(1, 30), after=st.integers(0, 600))
+    def starve(self, number: int, skips: int, after: int) -> None:
+        assert self.mesh is not None
+        self.mesh.starve(self._node(number), skips)
+        self._advance(after)
+
     @rule(number=st.integers(0, 7), after=st.integers(0, 600))
     def restart(self, number: int, after: int) -> None:
         assert self.mesh is not None
@@ -281,6 +287,7 @@ class MeshMachine(RuleBasedStateMachine):
             STATS["controller_steps"] += self.mesh.steps_run
             STATS["events"] += self.mesh.events_checked
             STATS["simulated_ms"] += self.mesh.now_ms
+            STATS["skipped_ticks"] += self.mesh.counts["skipped_ticks"]
 
 
 def _guard_end(mesh: Mesh, start_ms: int, end_ms: int) -> int | None:

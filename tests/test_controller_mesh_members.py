@@ -59,7 +59,7 @@ EXAMPLES = {"cpython-compiled": 12 * SOAK, "cpython-pure": 3 * SOAK}
 STEPS = 40
 
 COUNTS: dict[str, int] = {"removed": 0, "added": 0, "left": 0, "joined": 0, "rejoined": 0, "learned": 0,
-                          "held_ticks": 0}
+                          "held_ticks": 0, "skipped_ticks": 0}
 
 
 def learn_by_ms(config: dict[str, Any]) -> int:

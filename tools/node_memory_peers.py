@@ -168,6 +168,7 @@ def run(seconds: int, workdir: Path, device_root: Path | None = None, quiet: boo
         "seconds": seconds, "meter": meter_node if meter else None, "state": final.get("state"),
         "error": final.get("error"), "resets": resets, "resets_said": said, "log_tail": log_tail,
         "ticks": ticks.get("count"), "late_ticks": ticks.get("late"), "max_tick_ms": ticks.get("max_ms"),
+        "skipped_ticks": ticks.get("skipped"),  # out of memory once, and skipped (the last boot's)
         "peers_online_min": min((n for _t, n in online if isinstance(n, int)), default=None),
         "peers_online_dips": [[t_ms, n] for t_ms, n in online if n != len(NODES) - 1],  # [t_ms, online]
         "peers_online_end": final.get("peers_online"),
@@ -214,7 +215,8 @@ def main() -> int:
     print(f"state at the end: {figures['state']} (watchdog resets: {figures['resets']}; error: {figures['error']})")
     if figures["log_tail"]:
         print(f"the node's last lines: {figures['log_tail']}")
-    print(f"ticks {figures['ticks']}, late {figures['late_ticks']}, longest {figures['max_tick_ms']} ms")
+    print(f"ticks {figures['ticks']}, late {figures['late_ticks']}, longest {figures['max_tick_ms']} ms, "
+          f"skipped out of memory {figures['skipped_ticks']}")
     print(f"peers heard: {figures['peers_online_min']} at least (polled every {STATUS_EVERY_S:.0f} s after the "
           f"first {WARM_UP_MS // 1000} s), {figures['peers_online_end']} at the end; "
           f"polls with fewer: {figures['peers_online_dips']}")

@@ -142,6 +142,7 @@ def run(rooms: int, seconds: int, workdir: Path, device_root: Path | None = None
             "state": end.get("state") if not refused else "did not start",
             "error": end.get("error") if not refused else refused[:300], "resets": resets[node],
             "ticks": ticks.get("count"), "late_ticks": ticks.get("late"), "max_tick_ms": ticks.get("max_ms"),
+            "skipped_ticks": ticks.get("skipped"),  # out of memory once, and skipped (the last boot's)
             "peak": memory.get("peak"), "live_max": memory.get("live_max"),
             "live_median": live[len(live) // 2] if live else None,
             "peak_any_boot": max((m.get("peak") or 0 for m in memories), default=None),  # type: ignore[union-attr]
@@ -196,7 +197,8 @@ def main() -> int:
             print(f"{rooms:>2} rooms, {node:<8} heap {args.heap} = {found['heap']}: {found['state']}, "
                   f"resets {found['resets']}, peak {found['peak_any_boot']}, live max {found['live_max_any_boot']} "
                   f"(median {found['live_median']}), "
-                  f"ticks {found['ticks']} (late {found['late_ticks']}, longest {found['max_tick_ms']} ms), "
+                  f"ticks {found['ticks']} (late {found['late_ticks']}, longest {found['max_tick_ms']} ms, "
+                  f"skipped out of memory {found['skipped_ticks']}), "
                   f"polls {found['polls']} ({found['polls_unanswered']} unanswered, "
                   f"{found['no_memory']} answers 503 for want of memory); {extra}"
                   + (f"; error {found['error']}" if found["error"] else "")

@@ -48,9 +48,12 @@ _COMPACT = hasattr(gc, "mem_free")
 # (non-blocking: at most Mesh.max_packets per tick, the rest waits in the
 # socket), so the controller sees what arrived up to its tick, and nothing
 # in the mesh or the HTTP API can hold the tick up longer than one request's
-# handling. An exception in the tick (MemoryError included) puts the HAL in
-# its safe state and stops feeding the watchdog: the node resets and boots
-# safe. Without a watchdog (the "none" HAL) the process exits instead.
+# handling. An exception in the tick puts the HAL in its safe state and stops
+# feeding the watchdog: the node resets and boots safe. Without a watchdog
+# (the "none" HAL) the process exits instead. A MemoryError is the one
+# exception a tick may have once: the heap cut up for a moment (a datagram, a
+# request beside the tick) is no fault of the node's. That tick is skipped,
+# as a late one would be (see tick_and_collect); a second in a row halts.
 #
 # The tick's work is in plain methods, not in the coroutine: a coroutine's
 # frame lives on the heap and would keep a tick's temporaries alive until
@@ -129,6 +132,9 @@ class Node:
         self.peers_online = 0
         self.ticks = 0
         self.late_ticks = 0
+        self.skipped_ticks = 0  # ticks that ran out of memory and were skipped
+        self.skipping = False  # the last tick was one of them
+        self.driving = False  # the tick is between keeping its new state and driving its outputs
         self.max_tick_ms = 0
         self.mem_live = 0
         self.mem_live_max = 0
@@ -622,21 +628,29 @@ class Node:
             if meter is not None:
                 inputs["meter"] = meter
         out, state = controller.step(plan, self.state, inputs, table, now_ms)
+        applied_ma = out["applied_ma"]
+        exposure_ma = out["exposure_ma"]
+        assert isinstance(applied_ma, int) and isinstance(exposure_ma, int)
+        record = None
+        if applied_ma != self.kept_ma or exposure_ma != self.kept_exposure_ma:
+            record = lastlimit.encode(applied_ma, exposure_ma)
+        # From here until the outputs are driven, a MemoryError halts the node: the state kept would say the
+        # pilot was lowered at now_ms (its car's lag counted from then) while the pilot still held the old limit.
+        # Before here it is skipped (tick_and_collect): nothing of this tick kept, so nothing to undo.
+        self.driving = True
         # The new state and outputs in the dicts of the tick before, which stay where they are in the heap
         # (peers.refill; not their nested dicts, which the controller may hold): not two more kept every tick
         # wherever it found room, the holes around the last ones cut up (docs/heating.md, "8 rooms").
         if not refill(self.state, state, False):
             self.state = state
-        applied_ma = out["applied_ma"]
-        exposure_ma = out["exposure_ma"]
-        assert isinstance(applied_ma, int) and isinstance(exposure_ma, int)
-        if applied_ma != self.kept_ma or exposure_ma != self.kept_exposure_ma:
+        if record is not None:
             # Before the actuator: a reset in between finds the new limit kept, and a raise
             # not yet driven is covered by ev_lag (a car takes that long to follow).
-            hal.retain(lastlimit.encode(applied_ma, exposure_ma))
+            hal.retain(record)
             self.kept_ma = applied_ma
             self.kept_exposure_ma = exposure_ma
         role.apply(hal, out, table, now_ms)
+        self.driving = False  # a heartbeat not sent now is a lost one, which the peers allow for
         message = out["heartbeat"]
         if isinstance(message, dict):
             role.heartbeat(message, table, now_ms)
@@ -747,9 +761,18 @@ class Node:
         started = time.ticks_ms()
         try:
             self.tick()
-        except Exception as exc:  # MemoryError too
+        except MemoryError as exc:
+            # Two in a row: not a moment's fragmentation but a heap too small for the work. Or the tick kept its
+            # new state and had not yet driven the outputs to it: see tick().
+            if self.skipping or self.driving:
+                self._halt(exc)
+                return False
+            self._skip(exc)
+            return True
+        except Exception as exc:
             self._halt(exc)
             return False
+        self.skipping = False
         in_use = gc.mem_alloc()
         if in_use > self.mem_peak:
             self.mem_peak = in_use
@@ -764,6 +787,26 @@ class Node:
             self.max_tick_ms = took_ms
         self.hal.feed_watchdog()
         return True
+
+    def _skip(self, exc: MemoryError) -> None:
+        """A tick out of memory for the first time: skipped, as a late tick would be; the next one runs as ever.
+
+        What a skipped tick leaves is safe to run on from (docs/firmware.md, "A tick out of memory"): the actuators
+        hold what the last good tick drove, which every peer counts; the controller's state and memo are replaced
+        only once they are whole, and then the outputs are driven before anything can fail (self.driving); a
+        datagram read and lost is a lost packet, a heartbeat not sent a lost one. Every reaction waits one tick
+        more, as when a tick is late by one. The watchdog is not fed.
+        """
+        self.skipping = True
+        self.skipped_ticks += 1
+        gc.collect()  # the failed tick's half-built garbage, unreachable now that its frames are gone
+        try:
+            print("loadmesh node: a tick ran out of memory; skipped, the next one runs (two in a row halt the node)")
+            printer = getattr(sys, "print_exception", None)
+            if printer is not None:
+                printer(exc)
+        except MemoryError:  # the console's words are not worth the node
+            pass
 
     def _halt(self, exc: BaseException, where: str = "tick") -> None:
         self.halted = True
@@ -829,7 +872,8 @@ class Node:
             "bind_error": self.bind_error or None,
             "boot_id": self.boot_id, "uptime_ms": now_ms,
             "store": self.store_state, "boot_state": self.boot_state, "peer_boots_writes": self.peer_boots[3],
-            "memory": memory, "ticks": {"count": self.ticks, "late": self.late_ticks, "max_ms": self.max_tick_ms},
+            "memory": memory, "ticks": {"count": self.ticks, "late": self.late_ticks, "max_ms": self.max_tick_ms,
+                                          "skipped": self.skipped_ticks},
             "departed": sorted(self.departed),
             "applied_ma": None, "target_ma": None, "exposure_ma": None, "failsafe": None, "reason": None,
             "alloc_reason": None, "silent": None, "disagree": None, "config_mismatch": None,
