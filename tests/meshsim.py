@@ -528,11 +528,13 @@ class Mesh:
     # -- convergence ---------------------------------------------------------
 
     def heal(self) -> None:
-        """Every link up, no loss, every crashed node restarted, every config delivered."""
+        """Every link up, no loss, no node short of memory, every crashed node restarted, every config delivered."""
         self.cut.clear()
         self.slow.clear()
         self.loss_pct = 0
         self.dup_pct = 0
+        for node in self.nodes.values():
+            node.skips_left = 0  # the convergence bound counts ticks every 100 ms
         # Configs first: a left-out node named again halts, and restarts below with the crashed ones.
         self.deliver_configs(list(self.nodes))
         for node_id, node in self.nodes.items():
