@@ -515,6 +515,7 @@ def _rung(work: _Step, index: int) -> bool:
 
 def _cascade(work: _Step) -> None:
     """Open or escalate until the target capacity is met, resuming at the current tier's rung."""
+    # Not from tier 1 again at every shortfall: measured, worse on the reference house (docs/heating.md).
     stage = work.stage()
     start = 0 if stage < 0 else (stage // 2) * 2
     for index in range(start, len(LADDER) + 1):
