@@ -102,6 +102,7 @@ class Node:
     departed: dict[str, list[int]] = field(default_factory=dict)  # runtime.Node.departed
     kept_departed: dict[str, int] = field(default_factory=dict)  # what departed.FILE holds: survives a reset
     departed_kept: list[str] = field(default_factory=list)  # runtime.Node.departed_kept
+    departed_listened: int = 0  # runtime.Node.departed_listened
 
     def _keep_departed(self, removed: dict[str, list[int]] | None = None) -> None:
         """runtime.Node._keep_departed, into kept_departed (the sim's flash), with the firmware's record()."""
@@ -214,6 +215,7 @@ class Mesh:
             node.table.set_members(departed.listened(node.departed, node.plan.ids, node.node_id,
                                                      node.table.max_peers))
             node._keep_departed()
+        node.departed_listened = len(node.departed)
         self._actuate(node, node.state["applied_ma"])
 
     def _actuate(self, node: Node, limit_ma: int) -> None:
@@ -246,7 +248,7 @@ class Mesh:
             inputs["mode"] = node.mode
         if node.priority is not None:
             inputs["priority"] = node.priority
-        if node.departed:
+        if node.departed or node.departed_listened:
             # The firmware's own: holding() drops the members that are gone, and the table stops listening to them.
             runtime.Node._hold_for_departed(node, inputs, node.plan, node.table, self.now_ms)  # type: ignore[arg-type]
             self.counts["held_ticks"] += 1 if inputs.get("hold") else 0
@@ -412,6 +414,7 @@ class Mesh:
             node._keep_departed()
             self._learn_by(sorted(node.departed))
         node.table.set_members(listen)
+        node.departed_listened = len(node.departed)
 
     def _learn_by(self, removed: list[str]) -> None:
         """The model's assumption: each removed member has the config within learn_by_ms of this switch."""

@@ -62,3 +62,53 @@ def test_a_tick_s_state_and_outputs_go_into_the_dicts_of_the_tick_before(
         assert node.status()["counters"]["mesh"]["sent"] == state["seq"]  # type: ignore[index]
     finally:
         node.mesh.close()
+
+
+def test_a_tick_out_of_memory_while_a_removed_member_is_let_go_lets_it_go_at_the_next(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A tick that runs out of memory is skipped and the node runs on (docs/firmware.md, "A tick out of memory"). The
+    # tick that finds a removed member gone drops it from the node's list, then tells the peer table and the file; out
+    # of memory in between, the next tick must still do both, though the list is already short (before, it did them
+    # only when its own tick shortened the list: the table listened to the member and the file named it for good).
+    from loadmesh.node import departed
+
+    store = Store(str(tmp_path))
+    store.write_key(KEY)
+    store.raise_boot_floor(0)
+    store.write_json("config.json", groupconfig.parse({
+        "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
+        "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
+        "members": [{"id": node, "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}
+                    for node in ("a", "b")]}))
+    store.write_json("node.json", {"id": "a", "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
+                                   "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})
+    store.write_json(departed.FILE, {"c": 1000})  # c, removed by an earlier config, held for 1 s from the boot
+    monkeypatch.setattr(gc, "mem_alloc", lambda: 0, raising=False)
+    monkeypatch.setattr(gc, "mem_free", lambda: 0, raising=False)
+    clock = _Clock()
+    node = runtime.Node(str(tmp_path), clock=clock)
+    assert node.mode == "running", node.error
+    assert node.mesh is not None and node.table is not None
+    try:
+        node.tick()
+        assert node.departed == {"c": [0, 1000]} and node.table.peer("c") is None
+        assert "c" in node.table._members  # type: ignore[operator]  # listened to while held for
+        clock.ms = 1000  # c's wait is over
+        save = departed.save
+
+        def out_of_memory(root: str, removed: dict[str, list[int]]) -> None:
+            raise MemoryError
+
+        monkeypatch.setattr(departed, "save", out_of_memory)
+        with pytest.raises(MemoryError):
+            node.tick()
+        assert node.departed == {}  # dropped before the write failed
+        assert store.read_json(departed.FILE) == {"c": 1000}
+        monkeypatch.setattr(departed, "save", save)
+        clock.ms += TICK_MS
+        node.tick()
+        assert store.read_json(departed.FILE) == {}
+        assert "c" not in node.table._members  # type: ignore[operator]
+        assert node.status()["departed"] == []
+    finally:
+        node.mesh.close()

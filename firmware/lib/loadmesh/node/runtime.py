@@ -115,6 +115,9 @@ class Node:
         # Members a config removed that may still draw (departed.py): id -> [since_ms, pad_ms].
         self.departed: dict[str, list[int]] = {}
         self.departed_kept: list[str] = []  # the ids departed.FILE holds
+        # How many of them the peer table last listened to: fewer now means a tick dropped some and has yet to tell
+        # the table and the file (again, if a MemoryError skipped that tick half way).
+        self.departed_listened = 0
         self.fetched = 0
         self.fetch_errors = 0
         self.sync_error = ""
@@ -307,6 +310,7 @@ class Node:
         else:
             self.table.set_members(listen)
             self.peer_boots[0] = -1  # members may have gone: peerboots.py writes the file again
+        self.departed_listened = len(self.departed)
         if self.role is None or self.role.kind != plan.me["kind"]:
             if self.role is not None:
                 # Each role drives only its own actuator: the old one's (a pilot still
@@ -621,7 +625,7 @@ class Node:
         if self.mesh.receive(table, now_ms) > 2 and _COMPACT:
             gc.collect()  # the decoded heartbeats the table replaced: room for the step's allocation
         inputs = role.inputs(hal, table, now_ms)
-        if self.departed:
+        if self.departed or self.departed_listened:
             self._hold_for_departed(inputs, plan, table, now_ms)
         if plan.meter_index == plan.own:
             meter = _meter_input(hal)
@@ -672,12 +676,12 @@ class Node:
         """Hold every raise while a member the config removed may still draw; stop listening to the gone."""
         from . import departed
 
-        count = len(self.departed)
         if departed.holding(self.departed, table, now_ms):
             inputs["hold"] = True
-        if len(self.departed) != count:
+        if len(self.departed) != self.departed_listened:  # only ever fewer: a config switch sets both
             table.set_members(departed.listened(self.departed, plan.ids, plan.node, table.max_peers))
             self._keep_departed()
+            self.departed_listened = len(self.departed)
 
     def _restore_departed(self, config: dict[str, object]) -> None:
         """At boot: the removed members a reset would otherwise forget (departed.FILE), held for from now."""
@@ -698,11 +702,15 @@ class Node:
         kept = sorted(removed)
         if kept == self.departed_kept:
             return
+        before = self.departed_kept
         self.departed_kept = kept  # tried once: a failing file system is not written every tick
         try:
             departed.save(self.root, removed)
         except OSError:
             self.store_state[departed.FILE] = "not written"  # /status "store"; the hold itself runs on
+        except MemoryError:
+            self.departed_kept = before  # not tried: the heap, not the flash (the tick is skipped, the next writes)
+            raise
 
     def _keep_peer_boots(self) -> None:
         """Between ticks (the sync loop), when the peers' boot ids changed: peerboots.py writes them, now and then."""
