@@ -120,6 +120,7 @@ class BoilerRole(Role):
 
     kind = "boiler"
     occasional = ("loadmesh.node.heatsettings", "loadmesh.core.roomctl", "loadmesh.core.schedule")
+    decides_in_inputs = True  # the boiler's, tiers' and valves' steps run in inputs(); apply() drives the relay
 
     def __init__(self, plan: Plan, root: str = "") -> None:
         super().__init__(plan)

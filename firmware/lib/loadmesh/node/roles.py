@@ -52,6 +52,9 @@ class Role:
 
     kind = "none"
     occasional: tuple[str, ...] = ()
+    # Whether inputs() keeps decisions that apply() then drives (the boiler's: its minimum off time counts from the
+    # tick that decided the relay off). A tick out of memory after such an inputs() is not skipped (runtime.Node).
+    decides_in_inputs = False
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
