@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -110,5 +111,51 @@ def test_a_tick_out_of_memory_while_a_removed_member_is_let_go_lets_it_go_at_the
         assert store.read_json(departed.FILE) == {}
         assert "c" not in node.table._members  # type: ignore[operator]
         assert node.status()["departed"] == []
+    finally:
+        node.mesh.close()
+
+
+def test_a_node_that_halts_out_of_memory_makes_its_outputs_safe_before_it_words_why(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two ticks in a row out of memory halt the node. The error's words (the exception as text) need the heap too:
+    # before, they were made first, and a MemoryError there left the outputs where the last tick drove them and
+    # raised out of the control loop.
+    from loadmesh.core import controller
+    from loadmesh.node import hal
+
+    store = Store(str(tmp_path))
+    store.write_key(KEY)
+    store.raise_boot_floor(0)
+    store.write_json("config.json", groupconfig.parse({
+        "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
+        "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
+        "members": [{"id": "a", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}]}))
+    store.write_json("node.json", {"id": "a", "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
+                                   "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})
+    monkeypatch.setattr(gc, "mem_alloc", lambda: 0, raising=False)
+    monkeypatch.setattr(gc, "mem_free", lambda: 0, raising=False)
+    clock = _Clock()
+    node = runtime.Node(str(tmp_path), clock=clock)
+    assert node.mode == "running", node.error
+    assert node.mesh is not None
+    # The control loop's own timing reads MicroPython's tick counter, which CPython's time has not.
+    monkeypatch.setattr(runtime, "time", SimpleNamespace(ticks_ms=lambda: clock.ms, ticks_diff=lambda a, b: a - b))
+    made_safe: list[int] = []
+    monkeypatch.setattr(node.hal, "safe", lambda: made_safe.append(clock.ms))
+
+    def out_of_memory(*args: object) -> object:
+        raise MemoryError
+
+    try:
+        assert node.tick_and_collect()
+        monkeypatch.setattr(controller, "step", out_of_memory)
+        monkeypatch.setattr(hal, "exception_words", out_of_memory)
+        clock.ms += TICK_MS
+        assert node.tick_and_collect()  # the first: skipped
+        assert made_safe == []
+        clock.ms += TICK_MS
+        assert not node.tick_and_collect()  # the second: halted
+        assert made_safe == [clock.ms]
+        assert (node.mode, node.error) == ("halted", "halted out of memory")
     finally:
         node.mesh.close()

@@ -823,16 +823,25 @@ class Node:
     def _halt(self, exc: BaseException, where: str = "tick") -> None:
         self.halted = True
         self.mode = HALTED
+        failed = None
+        try:
+            # First: after a MemoryError the words below may not fit, and the outputs must not wait on them.
+            self.hal.safe()
+        except Exception as error:  # the HAL itself failed: the watchdog still resets the node
+            failed = error
         from .hal import exception_words
 
-        self.error = where + ": " + exception_words(exc)[:120]
+        self.error = "halted out of memory"  # a constant, until the exception's own words are made (if they fit)
         try:
-            self.hal.safe()
-        except Exception as failed:  # the HAL itself failed: the watchdog still resets the node
-            self.error += "; safe: " + exception_words(failed)[:60]
-        printer = getattr(sys, "print_exception", None)  # MicroPython's; a virtual node on CPython keeps error
-        if printer is not None:
-            printer(exc)
+            words = where + ": " + exception_words(exc)[:120]
+            if failed is not None:
+                words += "; safe: " + exception_words(failed)[:60]
+            self.error = words
+            printer = getattr(sys, "print_exception", None)  # MicroPython's; a virtual node on CPython keeps error
+            if printer is not None:
+                printer(exc)
+        except MemoryError:
+            pass  # halted all the same: the outputs are safe and the watchdog is no longer fed
 
     # Status.
 
