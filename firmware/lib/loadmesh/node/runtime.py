@@ -969,7 +969,11 @@ class Node:
             except Exception as exc:  # never let config sync stop the node; /status tells
                 from .hal import exception_words
 
-                self.sync_error = "sync: " + exception_words(exc)[:120]
+                self.sync_error = "sync: out of memory"  # a constant, until the exception's words are made
+                try:  # noqa: SIM105  (MicroPython has no contextlib)
+                    self.sync_error = "sync: " + exception_words(exc)[:120]
+                except MemoryError:
+                    pass  # no room for them now: a MemoryError here would end this task, and sync with it, for good
 
 
 PEER_FIELDS = ("age_ms", "online", "applied_ma", "target_ma", "failsafe", "boot_id")
