@@ -40,11 +40,11 @@ NODE_ID = "evse1"  # and the node
 
 class Node:
     def __init__(self, device_root: Path, root: Path, key: bytes | None, send_buffer: int = 0,
-                 timeout_ms: int = TIMEOUT_MS, boot_id: int = BOOT_ID) -> None:
+                 timeout_ms: int = TIMEOUT_MS, boot_id: int = BOOT_ID, accept_no_memory: int = 0) -> None:
         self.port = free_port(socket.SOCK_STREAM)
         settings = {"port": self.port, "key_hex": None if key is None else key.hex(), "root": str(root),
                     "timeout_ms": timeout_ms, "max_body": MAX_BODY, "send_buffer": send_buffer, "boot_id": boot_id,
-                    "node": NODE_ID}
+                    "node": NODE_ID, "accept_no_memory": accept_no_memory}
         self.process = mpnode.NodeProcess("http_node.py", mpnode.argfile(settings), device_root=device_root)
         self.process.expect(lambda line: "ready" in line)
 
@@ -432,6 +432,27 @@ def test_a_dawdling_client_never_holds_up_the_tick(device_root: Path, tmp_path: 
             took_s = time.monotonic() - connected
         assert shown is not None and shown["http"]["timeouts"] == 0, shown  # type: ignore[index]
         assert took_s < DAWDLER_TIMEOUT_MS / 1000, took_s
+    finally:
+        node.close()
+
+
+def test_a_client_the_accept_loop_has_no_room_for_is_told_503_and_the_next_is_served(device_root: Path,
+                                                                                      tmp_path: Path) -> None:
+    # Out of memory where the accept loop makes a client's stream: before, the MemoryError ended the loop, and the
+    # node answered no one until its next reset (its ticks went on).
+    node = Node(device_root, tmp_path, KEY, accept_no_memory=2)
+    try:
+        for _ in range(2):
+            # The constant 503 is sent, and the socket closed at once with the request unread: the kernel may then
+            # reset the connection before the client reads the answer (the server has no heap to read it first).
+            try:
+                status, headers, body = node.request("GET", "/status")
+            except (ConnectionResetError, IndexError):  # reset, or closed with nothing read
+                continue
+            assert (status, headers.get("retry-after")) == (503, "1"), (status, headers, body)
+        status, _, body = node.request("GET", "/status")
+        assert status == 200 and isinstance(body, dict), (status, body)
+        assert body["http"]["no_memory"] == 2 and body["http"]["refused"] == 2  # type: ignore[index]
     finally:
         node.close()
 

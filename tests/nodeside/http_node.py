@@ -2,7 +2,8 @@
 # kept in a store. Prints {"ready": port} once it listens.
 #   http_node.py SETTINGS_FILE   JSON: {"port", "key_hex" (or null: unadopted), "root", "timeout_ms", "max_body",
 #                                "send_buffer" (bytes, 0: the system's), "boot_id" (this boot's, which a PUT's
-#                                signature names), "node" (the member id it names too)}
+#                                signature names), "node" (the member id it names too), optional
+#                                "accept_no_memory" (below)}
 import asyncio
 import gc
 import json
@@ -132,6 +133,21 @@ def _fragment(size):
     gc.collect()
     return blocks
 
+
+# "accept_no_memory": the server's first N clients find no room for their stream (a MemoryError where the accept
+# loop makes it), as on a heap cut up for a moment.
+accept_fails = [settings.get("accept_no_memory", 0)]
+_real_stream = asyncio.StreamReader
+
+
+def _stream(sock):
+    if accept_fails[0]:
+        accept_fails[0] -= 1
+        raise MemoryError("memory allocation failed, allocating 64 bytes")
+    return _real_stream(sock)
+
+
+asyncio.StreamReader = _stream
 
 server = HttpServer(NodeApi(), port=settings["port"], host="127.0.0.1", timeout_ms=settings["timeout_ms"],
                     max_body=settings["max_body"])

@@ -239,21 +239,47 @@ class HttpServer:
         # memory. This one accepts only while it has room (max_clients being
         # served, _MAX_TURNING_AWAY being told 503); the kernel holds _BACKLOG
         # more and refuses the rest, at no cost to the node's heap.
+        # A MemoryError must not end this loop: the node would answer no one until its next reset. So the client
+        # a stream or a task could not be made for is told the constant 503 (no heap needed) and closed; and the
+        # wait is asyncio.sleep_ms, which takes no float from the heap every 20 ms as sleep(0.02) did.
         while True:
             if self._open < self.max_clients + _MAX_TURNING_AWAY:
                 try:
                     client, _peer = sock.accept()
                 except OSError:  # nobody is waiting
                     client = None
+                except MemoryError:  # no room for the client's socket object (the port's accept() makes it after)
+                    client = None
                 if client is not None:
                     client.setblocking(False)
+                    try:
+                        stream = asyncio.StreamReader(client)  # MicroPython: Stream(socket), for reading and writing
+                        asyncio.create_task(self._connection(stream))  # noqa: RUF006 (the loop holds its tasks)
+                    except MemoryError:
+                        self._turn_away(client)
+                        continue
                     self._open += 1
                     if self._open > self.open_max:
                         self.open_max = self._open
-                    stream = asyncio.StreamReader(client)  # MicroPython: Stream(socket), for reading and writing
-                    asyncio.create_task(self._connection(stream))  # noqa: RUF006 (the loop holds its tasks)
                     continue
-            await asyncio.sleep(_ACCEPT_POLL_MS / 1000)
+            await asyncio.sleep_ms(_ACCEPT_POLL_MS)
+
+    def _turn_away(self, client: socket.socket) -> None:
+        """A client no stream or task could be made for: the constant 503 and closed, the next may fit."""
+        self.requests += 1
+        self.refused += 1
+        self.no_memory += 1
+        head, body = _NO_MEMORY
+        try:
+            client.send(head)  # a few hundred bytes into an empty send buffer: whole, or what it takes
+            for part in body:
+                client.send(part)
+        except OSError:
+            pass
+        try:  # noqa: SIM105
+            client.close()
+        except OSError:
+            pass
 
     async def _connection(self, stream: asyncio.StreamReader) -> None:
         try:
