@@ -5,19 +5,14 @@ faked), its heap locked where the tick is to meet a real MemoryError."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from loadmesh.companion.sim.runner import free_port
-from loadmesh.core import groupconfig
-from loadmesh.node.store import Store
-
 from . import mpnode
 from .test_node_hal_esp32 import EVSE, cp_uv
+from .test_node_tick_state import write_store
 
-KEY = bytes(range(40, 72))
 CAR_ASKING = [cp_uv(6)] * 3 + [cp_uv(-12)] * 7  # state C: a car asking for current (with the diode)
 GOOD = ["good"] * 12  # boot at 0 A; the car's state C heard; then a raise, one group member agreeing with itself
 
@@ -25,16 +20,7 @@ GOOD = ["good"] * 12  # boot at 0 A; the car's state C heard; then a raise, one 
 def _store(root: Path) -> None:
     """A one-member group's EV charger on the ESP32 HAL: its key, config, node.json and hw.json."""
     root.mkdir(parents=True)
-    store = Store(str(root))
-    store.write_key(KEY)
-    store.raise_boot_floor(0)
-    store.write_json("hw.json", EVSE)
-    store.write_json("config.json", groupconfig.parse({
-        "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
-        "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
-        "members": [{"id": "a", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}]}))
-    store.write_json("node.json", {"id": "a", "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
-                                   "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})
+    write_store(root, ("a",), {"hw.json": EVSE})
 
 
 def _run(device_root: Path, tmp_path: Path, ticks: list[str]) -> tuple[list[dict[str, Any]], str]:

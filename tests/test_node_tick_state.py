@@ -28,26 +28,42 @@ class _Clock:
         return self.ms
 
 
-def test_a_tick_s_state_and_outputs_go_into_the_dicts_of_the_tick_before(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Memory on a node's heap (docs/heating.md, "8 rooms"): the dicts the node keeps from tick to tick stay where
-    # they are, not two new ones kept every tick wherever the tick found room; what is read is the last tick's.
-    store = Store(str(tmp_path))
+def write_store(root: Path, members: tuple[str, ...] = ("a", "b"), files: dict[str, object] | None = None) -> Store:
+    """The store of node a, adopted, in a group of EV chargers (members) on loopback; files added to it."""
+    store = Store(str(root))
     store.write_key(KEY)
     store.raise_boot_floor(0)
     store.write_json("config.json", groupconfig.parse({
         "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
         "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
         "members": [{"id": node, "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}
-                    for node in ("a", "b")]}))
+                    for node in members]}))
     store.write_json("node.json", {"id": "a", "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
                                    "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})
+    for name, content in (files or {}).items():
+        store.write_json(name, content)
+    return store
+
+
+def _node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, members: tuple[str, ...] = ("a", "b"),
+          files: dict[str, object] | None = None) -> tuple[runtime.Node, _Clock, Store]:
+    """Node a of write_store(), running on CPython, no HAL."""
+    store = write_store(tmp_path, members, files)
     # /status reports MicroPython's heap, which CPython's gc does not have.
     monkeypatch.setattr(gc, "mem_alloc", lambda: 0, raising=False)
     monkeypatch.setattr(gc, "mem_free", lambda: 0, raising=False)
     clock = _Clock()
     node = runtime.Node(str(tmp_path), clock=clock)
     assert node.mode == "running", node.error
+    assert node.mesh is not None
+    return node, clock, store
+
+
+def test_a_tick_s_state_and_outputs_go_into_the_dicts_of_the_tick_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Memory on a node's heap (docs/heating.md, "8 rooms"): the dicts the node keeps from tick to tick stay where
+    # they are, not two new ones kept every tick wherever the tick found room; what is read is the last tick's.
+    node, clock, _ = _node(tmp_path, monkeypatch)
     assert node.mesh is not None
     try:
         node.tick()
@@ -73,22 +89,8 @@ def test_a_tick_out_of_memory_while_a_removed_member_is_let_go_lets_it_go_at_the
     # only when its own tick shortened the list: the table listened to the member and the file named it for good).
     from loadmesh.node import departed
 
-    store = Store(str(tmp_path))
-    store.write_key(KEY)
-    store.raise_boot_floor(0)
-    store.write_json("config.json", groupconfig.parse({
-        "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
-        "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
-        "members": [{"id": node, "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}
-                    for node in ("a", "b")]}))
-    store.write_json("node.json", {"id": "a", "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
-                                   "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})
-    store.write_json(departed.FILE, {"c": 1000})  # c, removed by an earlier config, held for 1 s from the boot
-    monkeypatch.setattr(gc, "mem_alloc", lambda: 0, raising=False)
-    monkeypatch.setattr(gc, "mem_free", lambda: 0, raising=False)
-    clock = _Clock()
-    node = runtime.Node(str(tmp_path), clock=clock)
-    assert node.mode == "running", node.error
+    # c, removed by an earlier config, held for 1 s from the boot
+    node, clock, store = _node(tmp_path, monkeypatch, files={departed.FILE: {"c": 1000}})
     assert node.mesh is not None and node.table is not None
     try:
         node.tick()
@@ -123,20 +125,7 @@ def test_a_node_that_halts_out_of_memory_makes_its_outputs_safe_before_it_words_
     from loadmesh.core import controller
     from loadmesh.node import hal
 
-    store = Store(str(tmp_path))
-    store.write_key(KEY)
-    store.raise_boot_floor(0)
-    store.write_json("config.json", groupconfig.parse({
-        "group": "home", "version": 1, "updated_at": 1, "origin": "test", "key_id": "k1",
-        "site": {"phases": 1, "voltage_v": 230, "limit_ma": 32000, "safety_pct": 100},
-        "members": [{"id": "a", "kind": "evse", "phases": "L1", "min_ma": 6000, "max_ma": 16000, "step_ma": 1000}]}))
-    store.write_json("node.json", {"id": "a", "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_host": "127.0.0.1",
-                                   "mesh_dest_port": free_port(socket.SOCK_DGRAM), "bind_host": "127.0.0.1"})
-    monkeypatch.setattr(gc, "mem_alloc", lambda: 0, raising=False)
-    monkeypatch.setattr(gc, "mem_free", lambda: 0, raising=False)
-    clock = _Clock()
-    node = runtime.Node(str(tmp_path), clock=clock)
-    assert node.mode == "running", node.error
+    node, clock, _ = _node(tmp_path, monkeypatch, members=("a",))
     assert node.mesh is not None
     # The control loop's own timing reads MicroPython's tick counter, which CPython's time has not.
     monkeypatch.setattr(runtime, "time", SimpleNamespace(ticks_ms=lambda: clock.ms, ticks_diff=lambda a, b: a - b))
