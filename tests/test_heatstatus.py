@@ -662,15 +662,25 @@ def test_a_valve_node_given_a_config_naming_another_boiler_node_waits_for_that_o
     assert bath() == f"BOILER    {NEVER_NAMED}"
 
 
-def test_a_tick_out_of_memory_after_the_boiler_decided_halts_it_and_a_valve_node_skips_it(
+def test_a_tick_out_of_memory_after_the_boiler_decided_is_skipped_with_the_relay_driven_and_on_a_valve_node(
         heating_nodes: tuple[dict[str, runtime.Node], _Clock], monkeypatch: pytest.MonkeyPatch) -> None:
-    # A tick that runs out of memory is skipped and the node runs on (docs/firmware.md, "A tick out of memory"), but
-    # not on the boiler node once its role has decided: the boiler's state would say the relay went off at that tick
-    # (its minimum off time counted from then) while the relay, driven only in apply(), was still on. The valve
-    # node's own opening, decided in its inputs() and driven a tick late, changes no rule: the boiler counts a valve's
-    # opening as its feedback, the valve itself.
+    # A tick that runs out of memory is skipped and the node runs on (docs/firmware.md, "A tick out of memory"), the
+    # boiler node's too once its role has decided: the relay is driven as soon as the boiler's state is kept, so that
+    # a state saying the relay went on (or off) at that tick, its minimum times counted from then, never stands with
+    # the relay not switched. Before, the relay waited for apply(), and such a tick halted the node. The valve
+    # node's own opening, decided in its inputs() and driven a tick late, changes no rule: the boiler counts a
+    # valve's opening as its feedback, the valve itself.
     nodes, clock = heating_nodes
-    _run(nodes, clock, 1000)
+    # bath is cold and its valve open as commanded; the boiler node may fire 5 s after its first tick (its boot
+    # counts as the relay going off): the first tick it may is the one that runs out of memory.
+    boiler_hal, bath_hal = FakeHal(), FakeHal()
+    bath_hal.temps, bath_hal.feedback = {"room": 150}, 100
+    nodes["boiler"].hal, nodes["bath"].hal = boiler_hal, bath_hal
+    role = nodes["boiler"].role
+    assert isinstance(role, BoilerRole)
+    role.use_heating(role.check_heating(dict(BOILER_SETTINGS, boiler={"min_off_ms": 5000})))
+    _run(nodes, clock, 5000)
+    assert (role.boiler_on, boiler_hal.boiler_call, role.reason) == (False, False, "minimum off time"), role.reason
     step = controller.step
     # The control loop's own timing reads MicroPython's tick counter, which CPython's time has not.
     monkeypatch.setattr(runtime, "time", SimpleNamespace(ticks_ms=lambda: clock.ms, ticks_diff=lambda a, b: a - b))
@@ -682,9 +692,16 @@ def test_a_tick_out_of_memory_after_the_boiler_decided_halts_it_and_a_valve_node
     clock.ms += 100
     assert nodes["bath"].tick_and_collect() is True
     assert (nodes["bath"].mode, nodes["bath"].status()["ticks"]["skipped"]) == ("running", 1)  # type: ignore[index]
-    assert nodes["boiler"].tick_and_collect() is False
-    assert nodes["boiler"].mode == "halted" and nodes["boiler"].error == "tick: MemoryError"
+    assert nodes["boiler"].tick_and_collect() is True
+    assert (nodes["boiler"].mode, nodes["boiler"].status()["ticks"]["skipped"]) == (  # type: ignore[index]
+        "running", 1), nodes["boiler"].error
+    # The state kept says the relay went on at this tick, and it did.
+    assert role.boiler_state["on_at_ms"] == clock.ms
+    assert (role.boiler_on, boiler_hal.boiler_call, boiler_hal.flow_setpoint_dc) == (True, True, 700)
     monkeypatch.setattr(controller, "step", step)
     clock.ms += 100
     assert nodes["bath"].tick_and_collect() is True
     assert nodes["bath"].status()["ticks"]["skipped"] == 1  # type: ignore[index]
+    assert nodes["boiler"].tick_and_collect() is True
+    assert (role.boiler_on, boiler_hal.boiler_call, role.fired) == (True, True, 1)  # fired once, at the skipped tick
+    assert nodes["boiler"].status()["ticks"]["skipped"] == 1  # type: ignore[index]

@@ -37,7 +37,13 @@ from .roles import Role, forget
 # The call-for-heat relay follows boiler_on, the flow setpoint output (where
 # the boiler has one, hwconfig "setpoint") the state machine's setpoint: the
 # cooldown setpoint while it cools down, so that the burner cannot relight;
-# not driven without rooms. The heartbeat's heating section
+# not driven without rooms. Both are driven in inputs(), at once after
+# boiler.step's state is kept, and again (the same) in apply(): a tick that
+# runs out of memory later on is skipped (runtime.Node) with the relay
+# already where the kept state says it went, at the tick it says (its minimum
+# on and off times count from then). What else that tick left kept holds
+# without its heartbeat, as after a heartbeat lost (docs/firmware.md, "A
+# tick out of memory"). The heartbeat's heating section
 # carries the tier state and, per room, the command of every room whose
 # arbitration source is safety or load sharing (the overrides the valve nodes
 # apply while they hear this node); the boiler section carries the state
@@ -120,7 +126,6 @@ class BoilerRole(Role):
 
     kind = "boiler"
     occasional = ("loadmesh.node.heatsettings", "loadmesh.core.roomctl", "loadmesh.core.schedule")
-    decides_in_inputs = True  # the boiler's, tiers' and valves' steps run in inputs(); apply() drives the relay
 
     def __init__(self, plan: Plan, root: str = "") -> None:
         super().__init__(plan)
@@ -188,6 +193,7 @@ class BoilerRole(Role):
         if not self.rooms:
             self.reason = "no rooms in the heating settings"
             self.boiler_on = False  # nothing to heat: the call is off
+            self._drive(hal)
             return
         self.last_ms = now_ms
         if self.boiler_state["off_at_ms"] is None:  # the first tick since the boot
@@ -283,6 +289,19 @@ class BoilerRole(Role):
             {"demand": demand, "confirmed_pct": self.confirmed_pct, "flame": hal.flame() is True,
              "flow_dc": flow_dc, "return_dc": return_dc}, now_ms)
         self.boiler_state = _kept(self.boiler_state, state)
+        # Driven now, not in apply(): the state just kept says the relay went on or off at now_ms.
+        on = boiler_out["boiler_on"] is True
+        if on and not self.boiler_on:
+            self.fired += 1
+        self.boiler_on = on
+        self.fsm = str(boiler_out["fsm"])
+        self.reason = str(boiler_out["reason"])
+        self.hold = boiler_out["hold_valves"] is True
+        self.cooldown = boiler_out["cooldown"] is True
+        setpoint = boiler_out["setpoint_dc"]
+        assert isinstance(setpoint, int)
+        self.setpoint_dc = setpoint
+        self._drive(hal)
         tiers_out, state = tiers.step(
             self.tiers_config, self.tiers_state,
             {"enabled": self.switch, "rooms": rooms,
@@ -307,17 +326,6 @@ class BoilerRole(Role):
                 safety_bits |= bit
             bit <<= 1
         self.safety_bits = safety_bits
-        on = boiler_out["boiler_on"] is True
-        if on and not self.boiler_on:
-            self.fired += 1
-        self.boiler_on = on
-        self.fsm = str(boiler_out["fsm"])
-        self.reason = str(boiler_out["reason"])
-        self.hold = boiler_out["hold_valves"] is True
-        self.cooldown = boiler_out["cooldown"] is True
-        setpoint = boiler_out["setpoint_dc"]
-        assert isinstance(setpoint, int)
-        self.setpoint_dc = setpoint
         self.tier_state = str(tiers_out["state"])
         self.interlock = str(valves_out["interlock"])
         self._keep_rests(now_ms)
@@ -366,9 +374,14 @@ class BoilerRole(Role):
             return False
         return True
 
-    def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
+    def _drive(self, hal: Hal) -> None:
+        """The relay and the setpoint output to this node's decision: in the tick's inputs(), as soon as it is made
+        (see the top), and again in apply(), where it changes nothing."""
         hal.set_boiler_call(self.boiler_on)
         hal.set_flow_setpoint_dc(self.setpoint_dc if self.rooms else None)
+
+    def apply(self, hal: Hal, out: dict[str, object], table: PeerTable, now_ms: int) -> None:
+        self._drive(hal)
 
     def heartbeat(self, message: dict[str, object], table: PeerTable, now_ms: int) -> None:
         message["heating"] = {"state": self.tier_state, "overrides": self.overrides}

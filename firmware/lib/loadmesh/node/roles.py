@@ -44,7 +44,11 @@ from .hal import Hal
 # A role must never raise the limit it drives above out["applied_ma"]: that
 # is what the node tells its peers it enforces. An exception in any call is a
 # failed tick: the runtime puts the HAL in its safe state and the watchdog
-# resets the node.
+# resets the node. A first MemoryError before the controller's new state is
+# kept is a skipped tick instead (runtime.Node, docs/firmware.md "A tick out
+# of memory"): a role that keeps in inputs() a decision about an actuator
+# drives that actuator there too, before anything else can fail (the
+# boiler's relay), so that no kept state tells of a switch not made.
 
 
 class Role:
@@ -52,9 +56,6 @@ class Role:
 
     kind = "none"
     occasional: tuple[str, ...] = ()
-    # Whether inputs() keeps decisions that apply() then drives (the boiler's: its minimum off time counts from the
-    # tick that decided the relay off). A tick out of memory after such an inputs() is not skipped (runtime.Node).
-    decides_in_inputs = False
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan

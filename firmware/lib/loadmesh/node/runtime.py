@@ -624,10 +624,6 @@ class Node:
             return
         if self.mesh.receive(table, now_ms) > 2 and _COMPACT:
             gc.collect()  # the decoded heartbeats the table replaced: room for the step's allocation
-        if role.decides_in_inputs:
-            # The boiler role decides in inputs() and drives in apply(): skipped in between, its state would say the
-            # relay went off at now_ms (its minimum off time counted from then) while the relay was still on.
-            self.driving = True
         inputs = role.inputs(hal, table, now_ms)
         if self.departed or self.departed_listened:
             self._hold_for_departed(inputs, plan, table, now_ms)
