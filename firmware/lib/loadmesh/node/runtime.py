@@ -640,7 +640,8 @@ class Node:
             record = lastlimit.encode(applied_ma, exposure_ma)
         # From here until the outputs are driven, a MemoryError halts the node: the state kept would say the
         # pilot was lowered at now_ms (its car's lag counted from then) while the pilot still held the old limit.
-        # Before here it is skipped (tick_and_collect): nothing of this tick kept, so nothing to undo.
+        # Before here it is skipped (tick_and_collect): nothing of the controller's kept, and what a role keeps in
+        # inputs() it has driven there already (the boiler's relay: roles.py), so nothing to undo.
         self.driving = True
         # The new state and outputs in the dicts of the tick before, which stay where they are in the heap
         # (peers.refill; not their nested dicts, which the controller may hold): not two more kept every tick
