@@ -106,3 +106,63 @@ def test_loadmesh_node_names_a_folder_that_is_not_there(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (f"loadmesh node: {tmp_path / 'nowhere'}: is not a folder (make it, and write its "
                            f"node.json with loadmesh node-check NODE.json --write {tmp_path / 'nowhere'})\n")
+
+
+# A node stopped by an exception (main(): _failed). A bug while the HAL builds (a machine class raising TypeError)
+# is before the watchdog runs: before, main.py ended at the REPL and the board stayed silent until power-cycled.
+BOOT_FAILURE_HW = {"hal": "esp32", "pilot": {"pwm_pin": 25, "adc_pin": 36}, "relay": {"pin": 26}, "wdt_ms": 2000}
+
+
+def _stop_by_error(device_root: Path, tmp_path: Path, chip: dict[str, object], where: str,
+                   restart_ms: int) -> subprocess.Popen[str]:
+    root = tmp_path / "node"
+    root.mkdir()
+    (tmp_path / "hw.json").write_text(json.dumps(BOOT_FAILURE_HW))
+    (tmp_path / "machine.json").write_text(json.dumps(chip))
+    return subprocess.Popen(mpnode.command(mpnode.node_image(device_root), "boot_failure_check.py", str(root),
+                                           str(tmp_path / "hw.json"), str(tmp_path / "machine.json"), where,
+                                           str(restart_ms)),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=mpnode.environment(None, fakes=True), preexec_fn=ctrlc.as_in_a_terminal)
+
+
+def _ended(process: subprocess.Popen[str]) -> tuple[list[str], dict[str, object]]:
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    lines = output.splitlines()
+    return lines, json.loads(lines[-1])
+
+
+def test_a_bug_before_the_watchdog_runs_resets_the_board_after_a_pause(device_root: Path, tmp_path: Path) -> None:
+    lines, out = _ended(_stop_by_error(device_root, tmp_path, {"broken": "PWM"}, "boot", 1000))
+    assert (out["ended"], out["resets"], out["wdt_ms"]) == ("reset", 1, None)  # no watchdog would have reset it
+    assert "TypeError: a bug" in lines  # the traceback on the console, then why it waits
+    assert "loadmesh node: stopped by an error; the board resets in 1 s (Ctrl-C for the REPL)" in lines
+    assert out["driven"] == {"25": [["level", 1]]}  # the pilot pin held high (+12 V) from the start, nothing else
+
+
+def test_ctrl_c_while_a_failed_node_waits_keeps_the_repl(device_root: Path, tmp_path: Path) -> None:
+    # mpremote's Ctrl-C reaches a board that failed to boot: the REPL, for the files to be put right.
+    process = _stop_by_error(device_root, tmp_path, {"broken": "PWM"}, "boot", 60000)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("loadmesh node: stopped by an error; the board resets in 60 s"):
+                break
+        process.send_signal(signal.SIGINT)
+        lines, out = _ended(process)
+    finally:
+        process.kill()
+    assert (out["ended"], out["resets"]) == ("returned", 0)
+    assert "loadmesh node: stopped by Ctrl-C at the console; outputs safe; a reset runs the node again" in lines
+
+
+def test_a_bug_in_the_loop_makes_the_outputs_safe_at_once_and_resets(device_root: Path, tmp_path: Path) -> None:
+    lines, out = _ended(_stop_by_error(device_root, tmp_path, {}, "loop", 1000))
+    assert "TypeError: a bug in the loop" in lines
+    assert (out["ended"], out["resets"], out["wdt_ms"]) == ("reset", 1, 2000)
+    # Made safe once more after the failure: the pilot constant high, the contactor open (before, they held what
+    # the loop last drove until the watchdog reset the board, up to wdt_ms later).
+    before = out["driven_before_the_failure"]
+    assert isinstance(before, dict) and before["25"][-1] == ["duty_u16", 65535]
+    assert out["driven"] == {"25": before["25"] + [["duty_u16", 65535]], "26": before["26"] + [["level", 0]]}

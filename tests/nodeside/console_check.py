@@ -8,7 +8,7 @@ import sys
 
 import machine
 
-machine.reset["cause"] = machine.SOFT_RESET if sys.argv[1] == "soft" else machine.PWRON_RESET
+machine.resets["cause"] = machine.SOFT_RESET if sys.argv[1] == "soft" else machine.PWRON_RESET
 with open(sys.argv[2]) as source:
     exec(source.read(), {"__name__": "boot"})
 

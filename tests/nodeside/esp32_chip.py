@@ -22,7 +22,7 @@ def script(path):
 
             setattr(machine, chip[key], broken)
         elif key == "boot_py":
-            machine.reset["cause"] = machine.SOFT_RESET
+            machine.resets["cause"] = machine.SOFT_RESET
             with open(chip[key]) as boot:
                 exec(boot.read(), {"__name__": "boot"})
         elif key != "broken_with":

@@ -234,11 +234,21 @@ HARD_RESET = 2
 WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
-reset = {"cause": PWRON_RESET}  # what reset_cause() says: a test sets it
+resets = {"cause": PWRON_RESET, "made": 0}  # cause: what reset_cause() says (a test sets it); made: reset() calls
 
 
 def reset_cause():
-    return reset["cause"]
+    return resets["cause"]
+
+
+class Reset(BaseException):
+    """machine.reset() ends the program on a board; here it raises this (not an Exception, as nothing a program
+    catches should stop it), for the script that ran the node to catch."""
+
+
+def reset():
+    resets["made"] += 1
+    raise Reset()
 
 
 timers = {}  # timer id -> {"mode", "period", "callback"} as init() was given them

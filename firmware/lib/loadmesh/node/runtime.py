@@ -69,6 +69,7 @@ TICK_MS = const(100)
 SYNC_MS = const(500)
 FETCH_TIMEOUT_MS = const(3000)  # a peer's GET /config
 GC_THRESHOLD = const(8192)
+RESTART_MS = 10000  # a node whose boot or loop failed resets after this (main(): _failed); not const: a test sets it
 CONFIG = "config.json"
 HARDWARE = "hw.json"
 SETTINGS = "node.json"
@@ -1162,11 +1163,51 @@ def main(root: str = "") -> None:
     try:
         asyncio.run(_start(root, built))
     except KeyboardInterrupt:
-        # Ctrl-C at the console (mpremote does it to copy files): the node stops with its outputs safe and
-        # hands the board to the REPL (Hal.hand_over); its peers see it fall silent.
-        if built:
-            built[0].hal.hand_over()
-        print("loadmesh node: stopped by Ctrl-C at the console; outputs safe; a reset runs the node again")
+        _stopped_at_console(built)
+    except Exception as exc:
+        _failed(exc, built)
+
+
+def _stopped_at_console(built: list[Node]) -> None:
+    # Ctrl-C at the console (mpremote does it to copy files): the node stops with its outputs safe and
+    # hands the board to the REPL (Hal.hand_over); its peers see it fall silent.
+    if built:
+        built[0].hal.hand_over()
+    print("loadmesh node: stopped by Ctrl-C at the console; outputs safe; a reset runs the node again")
+
+
+def _failed(exc: Exception, built: list[Node]) -> None:
+    """The node's boot or its loop ended by an exception (a bug, or no memory for a step boot cannot do without).
+
+    The watchdog runs only once the HAL started it: a failure before (reading hw.json, building the HAL) would leave
+    the board at the REPL, silent until power-cycled, its peers in failsafe all the while. So the board resets after
+    RESTART_MS, whether or not a watchdog would: a failure of the moment (out of memory) heals, and a lasting one
+    resets every RESTART_MS (before the HAL, boot has written nothing: a loop of these wears no flash) with the
+    traceback on the console. RESTART_MS leaves time for Ctrl-C (mpremote sends it) to keep the REPL instead. A
+    port with no machine.reset (the unix port: a virtual node) ends with the traceback as before."""
+    if built:
+        try:  # noqa: SIM105  (MicroPython has no contextlib)
+            built[0].hal.safe()  # the loop failed past its halt (which makes them safe): not one tick more as driven
+        except Exception:  # the reset below makes them safe all the same
+            pass
+    try:
+        import machine
+    except ImportError:
+        raise exc from None
+    reset = getattr(machine, "reset", None)
+    if reset is None:
+        raise exc
+    try:  # Ctrl-C from here on keeps the REPL
+        printer = getattr(sys, "print_exception", None)
+        if printer is not None:
+            printer(exc)
+        print("loadmesh node: stopped by an error; the board resets in " + str(RESTART_MS // 1000) + " s "
+              "(Ctrl-C for the REPL)")
+        time.sleep_ms(RESTART_MS)
+    except KeyboardInterrupt:
+        _stopped_at_console(built)
+        return
+    reset()
 
 
 async def _start(root: str, built: list[Node]) -> None:
