@@ -57,8 +57,8 @@ _temps = st.integers(-2000, 2000)
 _pcts = st.integers(0, 100)
 _rooms = st.fixed_dictionaries({
     "mode": st.sampled_from(["auto", "manual", "off"]), "calling": st.booleans(), "stale": st.booleans(),
-    "temp_dc": st.none() | _temps, "temp_age_ms": _values, "normal_pct": _pcts, "command_pct": _pcts,
-    "valve_pct": st.none() | _pcts,
+    "unread": st.booleans(), "temp_dc": st.none() | _temps, "temp_age_ms": _values, "normal_pct": _pcts,
+    "command_pct": _pcts, "valve_pct": st.none() | _pcts,
 }).flatmap(lambda room: (st.just((None, None)) | st.tuples(_values, _temps)).map(
     lambda block: dict(room, next_start_in_ms=block[0], next_target_dc=block[1])))
 _boilers = st.fixed_dictionaries({
@@ -121,7 +121,7 @@ def unsigned_body(message: dict[str, Any], sections: bytes | None = None) -> byt
         body += b"\x03" + struct.pack(">Hii", 8, control["target_seq"], control["exposure_ma"])
     room = message.get("room")
     if room is not None:
-        flags = int(room["calling"]) | int(room["stale"]) << 1
+        flags = int(room["calling"]) | int(room["stale"]) << 1 | int(room["unread"]) << 2
         valve = 255 if room["valve_pct"] is None else room["valve_pct"]
         body += b"\x04" + struct.pack(">HBBiiBBBii", 21, ["auto", "manual", "off"].index(room["mode"]), flags,
                                        _known(room["temp_dc"]), room["temp_age_ms"], room["normal_pct"],

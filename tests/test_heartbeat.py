@@ -25,8 +25,8 @@ from .heartbeats import (
 )
 
 _UNKNOWN = -0x80000000
-_ROOM = {"mode": "manual", "calling": True, "stale": False, "temp_dc": 195, "temp_age_ms": 1200, "normal_pct": 70,
-         "command_pct": 80, "valve_pct": 60, "next_start_in_ms": 1800000, "next_target_dc": 210}
+_ROOM = {"mode": "manual", "calling": True, "stale": False, "unread": False, "temp_dc": 195, "temp_age_ms": 1200,
+         "normal_pct": 70, "command_pct": 80, "valve_pct": 60, "next_start_in_ms": 1800000, "next_target_dc": 210}
 
 
 def _room(mode: int = 1, flags: int = 1, temp: int = 195, normal: int = 70, valve: int = 60, start: int = 1800000,
@@ -264,6 +264,10 @@ _DRAW = _FACTS + 4 + 5 * 4  # after phases, mode, priority, min, max, step, targ
     (_BODY + _section(4, _room(temp=_UNKNOWN, valve=255, start=_UNKNOWN, target=_UNKNOWN, flags=2)), "ok",
      {"room": dict(_ROOM, temp_dc=None, valve_pct=None, next_start_in_ms=None, next_target_dc=None, calling=False,
                    stale=True)}),  # unknown temperature and feedback, no block: the room is stale
+    (_BODY + _section(4, _room(temp=_UNKNOWN, flags=6)), "ok",
+     {"room": dict(_ROOM, temp_dc=None, calling=False, stale=True, unread=True)}),  # not read yet since its boot
+    # Bits 3-7 are reserved and ignored, as bit 2 (unread) was by the nodes before it: they read that room stale.
+    (_BODY + _section(4, _room(flags=0xF9)), "ok", {"room": _ROOM}),
     (_BODY + _section(4, _room(mode=3)), "bad_field", None),  # mode 3 does not exist
     (_BODY + _section(4, _room(temp=2001)), "bad_field", None),  # 200.1 °C is no room temperature
     (_BODY + _section(4, _room(normal=101)), "bad_field", None),  # 101 %

@@ -86,9 +86,9 @@ def _heard(table: PeerTable, node: str, seq: int, now_ms: int, **sections: objec
 
 
 def _room(calling: bool, temp_dc: int | None, pct: int, **changes: object) -> dict[str, object]:
-    room: dict[str, object] = {"mode": "auto", "calling": calling, "stale": temp_dc is None, "temp_dc": temp_dc,
-                               "temp_age_ms": 0, "normal_pct": pct, "command_pct": pct, "valve_pct": pct,
-                               "next_start_in_ms": None, "next_target_dc": None}
+    room: dict[str, object] = {"mode": "auto", "calling": calling, "stale": temp_dc is None, "unread": False,
+                               "temp_dc": temp_dc, "temp_age_ms": 0, "normal_pct": pct, "command_pct": pct,
+                               "valve_pct": pct, "next_start_in_ms": None, "next_target_dc": None}
     room.update(changes)
     return room
 

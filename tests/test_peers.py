@@ -73,8 +73,8 @@ def test_what_peers_repeat_is_kept_once(core: ModuleType) -> None:
     assert (table.peer("evse-1").boot_id, table.peer("evse-1").seq) == (1, 2)
 
 
-_ROOM = {"mode": "auto", "calling": True, "stale": False, "temp_dc": 195, "temp_age_ms": 1200, "normal_pct": 70,
-         "command_pct": 80, "valve_pct": 60, "next_start_in_ms": None, "next_target_dc": None}
+_ROOM = {"mode": "auto", "calling": True, "stale": False, "unread": False, "temp_dc": 195, "temp_age_ms": 1200,
+         "normal_pct": 70, "command_pct": 80, "valve_pct": 60, "next_start_in_ms": None, "next_target_dc": None}
 
 
 def test_a_peers_next_heartbeat_is_kept_in_the_dicts_of_its_last(core: ModuleType) -> None:

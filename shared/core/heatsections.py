@@ -24,13 +24,16 @@ from .heartbeat import (
 ROOM_MODES = ("auto", "manual", "off")
 BOILER_STATES = ("OFF", "BLOCKED", "ON", "PENDING_OFF", "PUMP_OVERRUN")
 _TEMP_MAX_DC = 2000  # temperatures in the room and boiler sections: |t| <= 200 °C
-# a valve node's room: mode, flags (calling, stale), temperature, its age, the
-# room control's own opening, the opening commanded now, the confirmed
-# (feedback) opening, the next schedule block's start and target
+# a valve node's room: mode, flags (calling, stale, unread), temperature, its
+# age, the room control's own opening, the opening commanded now, the
+# confirmed (feedback) opening, the next schedule block's start and target
 _ROOM = ">BBiiBBBii"
 _ROOM_BYTES = struct.calcsize(_ROOM)  # 21
 _ROOM_CALLING = 1
 _ROOM_STALE = 2
+# The room's sensor not read yet since the valve node's boot: no sensor fault. Sent with the stale bit (the
+# temperature is unknown all the same): a node from before this bit ignores it and reads the room as stale.
+_ROOM_UNREAD = 4
 _PCT_UNKNOWN = 255
 # the boiler node's state machine: state, flags (on, holding the valves, cooldown), flow setpoint
 _BOILER = ">BBi"
@@ -72,8 +75,8 @@ def _parse_room(view: memoryview, offset: int, length: int) -> dict[str, object]
     elif not 0 <= next_start_in_ms <= MAX_VALUE or not -_TEMP_MAX_DC <= next_target_dc <= _TEMP_MAX_DC:
         raise _Malformed(BAD_FIELD)
     return {"mode": _name(mode, ROOM_MODES, None), "calling": flags & _ROOM_CALLING != 0,
-            "stale": flags & _ROOM_STALE != 0, "temp_dc": _known(temp_dc), "temp_age_ms": temp_age_ms,
-            "normal_pct": normal_pct, "command_pct": command_pct,
+            "stale": flags & _ROOM_STALE != 0, "unread": flags & _ROOM_UNREAD != 0, "temp_dc": _known(temp_dc),
+            "temp_age_ms": temp_age_ms, "normal_pct": normal_pct, "command_pct": command_pct,
             "valve_pct": None if valve_pct == _PCT_UNKNOWN else valve_pct,
             "next_start_in_ms": next_start_in_ms, "next_target_dc": next_target_dc}
 
@@ -99,6 +102,8 @@ def _put_room(buffer: bytearray, offset: int, room: object) -> int:
         flags |= _ROOM_CALLING
     if _bool_at(room, "stale", path):
         flags |= _ROOM_STALE
+    if _bool_at(room, "unread", path):
+        flags |= _ROOM_UNREAD
     temp_dc = _get(room, "temp_dc", path)
     temp = _UNKNOWN if temp_dc is None else _check_int(temp_dc, path + ".temp_dc", -_TEMP_MAX_DC, _TEMP_MAX_DC)
     age_ms = _check_int(_get(room, "temp_age_ms", path), path + ".temp_age_ms", 0, MAX_VALUE)

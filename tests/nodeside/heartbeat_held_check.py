@@ -12,8 +12,8 @@ COMMON = {"group": "house", "node": "valve-1", "boot_id": 7, "seq": 42, "circuit
           "active": False, "failsafe": False, "draw_ma": [None, None, None], "target_ma": 0, "applied_ma": 0,
           "config_version": 3, "config_hash": "a1b2c3d4e5f60718", "digest": "00ff" * 8,
           "meter": None, "heating": None, "control": None}
-ROOM = {"mode": "auto", "calling": True, "stale": False, "temp_dc": 195, "temp_age_ms": 1200, "normal_pct": 70,
-        "command_pct": 70, "valve_pct": 70, "next_start_in_ms": None, "next_target_dc": None}
+ROOM = {"mode": "auto", "calling": True, "stale": False, "unread": False, "temp_dc": 195, "temp_age_ms": 1200,
+        "normal_pct": 70, "command_pct": 70, "valve_pct": 70, "next_start_in_ms": None, "next_target_dc": None}
 COUNT = 8
 
 

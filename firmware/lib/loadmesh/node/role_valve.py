@@ -280,7 +280,7 @@ class ValveRole(Role):
         if self.calling:
             # This heartbeat tells a call: the boiler node may fire on it at its next tick, before it says so.
             self.call_beats = self.beats
-        message["room"] = {"mode": self.room["mode"], "calling": self.calling, "stale": self.stale,
+        message["room"] = {"mode": self.room["mode"], "calling": self.calling, "stale": self.stale, "unread": False,
                            "temp_dc": None if self.stale else self.temp_dc, "temp_age_ms": self.temp_age_ms,
                            "normal_pct": self.normal_pct, "command_pct": self.command_pct,
                            "valve_pct": self.feedback_pct, "next_start_in_ms": self.next_start_in_ms,
