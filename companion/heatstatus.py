@@ -119,6 +119,12 @@ def _boiler(role: dict[str, Any], listening_ms: int | None = None) -> Lines:
     elif "stale" not in role and stale_rooms and stale_rooms > 0:  # a node before `stale` named them: how many
         found.append(("STALE", f"{stale_rooms} room" + ("s" if stale_rooms > 1 else "")
                       + " without a temperature (not calling, left out of load sharing)"))
+    # Not read yet since the valve node's boot (its first second or so): no temperature as a stale sensor has
+    # none, and no fault (a node before `unread` named such a room STALE).
+    unread = _names(role, "unread")
+    if unread:
+        found.append(("starting", ", ".join(unread) + " (sensor not read yet since the valve node's boot: not "
+                                                      "calling, left out of load sharing)"))
     line = _sharing(role)
     if line:
         found.append(("sharing", line))
@@ -288,17 +294,20 @@ def _room(role: dict[str, Any]) -> str:
     mode = _text(role, "mode")
     parts = [mode] if mode else []
     temp_dc = _count(role, "temp_dc")
+    unread = _flag(role, "unread") is True  # its sensor not read yet since the boot (its first second or so)
     if temp_dc is not None:
         parts.append(_celsius(temp_dc))
     elif "temp_dc" in role and role["temp_dc"] is None:
-        parts.append("no temperature")
+        parts.append("no temperature yet" if unread else "no temperature")
     target_dc = _count(role, "target_dc")
     if target_dc is not None and mode != "off":  # an off room has no target but frost protection
         parts.append("target " + _celsius(target_dc))
     line = ", ".join(parts)
     reason = _text(role, "reason")
     calling = _flag(role, "calling")
-    if reason:
+    if reason == "stale_sensor" and unread:
+        said = "not calling: sensor not read yet since the boot"
+    elif reason:
         said = _ROOM_REASONS.get(reason, reason)
     elif calling is not None:
         said = "calling for heat" if calling else "not calling"

@@ -28,7 +28,7 @@ from loadmesh.companion import heatstatus, nodestatus
 from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import configsync, controller, groupconfig
 from loadmesh.core.peers import PeerTable
-from loadmesh.node import runtime
+from loadmesh.node import role_valve, runtime
 from loadmesh.node.role_boiler import BoilerRole
 from loadmesh.node.role_valve import ValveRole
 from loadmesh.node.store import Store
@@ -231,6 +231,28 @@ def test_a_silent_room_and_a_stale_sensor_are_named(tmp_path: Path) -> None:
         "sharing   inactive",
         "counted   room-ticks silent 2, room-ticks stale 3",
     ]
+
+
+def test_a_room_whose_sensor_is_not_read_yet_since_its_valve_node_s_boot_is_no_stale_sensor(tmp_path: Path) -> None:
+    # A valve node's first second or so, before the first reading of its room's sensor: no temperature (left out
+    # of load sharing as a stale sensor is), and no fault: said apart, lower case, not counted.
+    role, hal, table = _boiler(tmp_path)
+    _hear_rooms(role, hal, table, 1000, bath=_room(True, 160, 100), bedroom=_room(False, None, 0, unread=True),
+                study=_room(False, 190, 0))
+    assert heating_lines("boiler", role.status())[2:] == [
+        "rooms     3 of 3 heard; calling: bath",
+        "starting  bedroom (sensor not read yet since the valve node's boot: not calling, left out of load sharing)",
+        "sharing   inactive",
+    ]
+    # The valve node itself, at its first tick and until a first reading is overdue; then a stale sensor.
+    (tmp_path / "bedroom").mkdir()
+    valve, valve_hal, valve_table = _valve(tmp_path / "bedroom", 200, "bedroom")
+    _tick(valve, valve_hal, valve_table, 1000)
+    assert heating_lines("valve", valve.status())[0] == (
+        "room      auto, no temperature yet, target 20.0 °C: not calling: sensor not read yet since the boot")
+    _tick(valve, valve_hal, valve_table, 1000 + role_valve.FIRST_READ_MS)
+    assert heating_lines("valve", valve.status())[0] == (
+        "room      auto, no temperature, target 20.0 °C: not calling: no recent temperature")
 
 
 def test_a_room_not_heard_since_the_boot_has_not_gone_silent(tmp_path: Path) -> None:
@@ -466,7 +488,7 @@ ROLE_KEYS = sorted({
     "boiler_on", "fsm", "reason", "hold", "cooldown", "setpoint_dc", "tiers", "load_sharing", "overrides", "safety",
     "interlock",
     "confirmed_pct", "demand", "switch", "switch_file", "rooms", "heard", "silent", "unheard", "stale_rooms",
-    "calling", "stale",
+    "calling", "stale", "unread",
     "silent_ticks", "stale_ticks", "fired", "rejected", "rests_errors", "error",  # the boiler role's
     "mode", "temp_dc", "target_dc", "normal_pct", "override_pct", "command_pct", "valve_pct", "valve_off_ms",
     "source", "boiler_heard", "boiler_node", "boiler_unheard", "boiler_wait_ms", "boiler_named_ms", "overrides_taken",

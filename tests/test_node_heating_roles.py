@@ -9,14 +9,17 @@ from the settings (docs/heating.md), not from a run.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from loadmesh.companion.sim.runner import free_port
 from loadmesh.core import controller, groupconfig, heartbeat
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
-from loadmesh.node import heatsettings, role_boiler
+from loadmesh.node import heatsettings, role_boiler, role_valve, signals
 from loadmesh.node.hal import Hal
 from loadmesh.node.heatsettings import HEATING
 from loadmesh.node.role_boiler import BoilerRole
@@ -302,23 +305,28 @@ def test_the_cooldown_file_is_written_read_back_and_taken_alike_on_the_node_imag
                      ("rebooted after the damage", True, 300, 30, 30, cooling, "ok")]
 
 
-def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unread", [False, True], ids=["stale", "not read yet since its boot"])
+def test_a_room_whose_sensor_is_stale_is_left_out_of_load_sharing(tmp_path: Path, unread: bool) -> None:
     role, hal, table = _boiler(tmp_path)
     # A cooldown in progress is the evidence of cycling; bath calls alone (900 W < 3500 W).
     role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=0)
     for seq, now_ms in enumerate((1000, 1100), start=1):
         _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
-        _heard(table, "bedroom", seq, now_ms, room=_room(False, None, 0))  # stale: no temperature
+        _heard(table, "bedroom", seq, now_ms, room=_room(False, None, 0, unread=unread))  # no temperature
         _heard(table, "study", seq, now_ms, room=_room(False, 150, 0))
         _tick(role, hal, table, now_ms)
     # The study, the fallback room, is opened (and escalated to its 70 % maximum at once: bath and the study are
-    # far short of the 4000 W target at any opening); the bedroom, whose temperature is unknown, never.
+    # far short of the 4000 W target at any opening); the bedroom, whose temperature is unknown, never: a sensor
+    # not read yet since its valve node's boot is unknown as a stale one is.
     assert role.tier_state == "TIER3_ESCALATED", role.tier_state
     assert role.status()["load_sharing"] == {"study": 70}
     assert ("study", 70) in role.overrides and all(pair[0] != "bedroom" for pair in role.overrides)
-    assert role.stale_rooms == 1
-    # /status names them, in the rooms' order: bath calls, the bedroom has no temperature.
-    assert (role.status()["calling"], role.status()["stale"]) == (["bath"], ["bedroom"])
+    # /status names them, in the rooms' order: bath calls, the bedroom has no temperature; a sensor fault is
+    # counted, a sensor not read yet is none.
+    status = role.status()
+    assert (status["calling"], status["stale"], status["unread"]) == (
+        ["bath"], [] if unread else ["bedroom"], ["bedroom"] if unread else [])
+    assert (role.stale_rooms, role.stale_ticks) == ((0, 0) if unread else (1, 2))
 
 
 def test_the_boiler_node_names_the_rooms_that_call_and_those_without_a_temperature(tmp_path: Path) -> None:
@@ -365,10 +373,103 @@ def test_an_absurd_room_reading_is_refused_and_counted_never_used(tmp_path: Path
     message: dict[str, object] = {}
     role.heartbeat(message, table, 1000)
     assert message["room"]["temp_dc"] is None and message["room"]["stale"] is True  # type: ignore[index]
+    assert message["room"]["unread"] is False  # type: ignore[index]  # read, and refused: a sensor fault
     assert role.status()["rejected"] == 1
     hal.temps = {"room": 150.0}  # a float from the HAL: taken in fixed point, 15 °C, 5 K below target
     _tick(role, hal, table, 1100)
     assert (role.temp_dc, role.calling, hal.valve_command_pct) == (150, True, 100)
+
+
+def test_a_room_sensor_that_gives_no_reading_is_not_read_yet_only_until_a_first_reading_is_overdue(
+        tmp_path: Path) -> None:
+    # A sensor that never answers (not wired, a wrong ROM id, the bus down) is a fault: not read yet only for
+    # FIRST_READ_MS from the valve node's first tick, then stale. Either way the room has no temperature.
+    settings = {"room": {"mode": "auto", "schedule": {"default_target_dc": 200, "blocks": []}}}
+    role = ValveRole(_plan("bath"), _folder(tmp_path, settings))
+    table = PeerTable(PADS, "house", "bath", ["boiler", *ROOMS])
+    hal = FakeHal()
+    first_ms = 700  # the first tick comes after the boot's work
+    told = []
+    for now_ms in range(first_ms, first_ms + role_valve.FIRST_READ_MS + 300, 100):
+        _tick(role, hal, table, now_ms)
+        message: dict[str, object] = {}
+        role.heartbeat(message, table, now_ms)
+        room = message["room"]
+        assert isinstance(room, dict)
+        told.append((now_ms, room["stale"], room["unread"], room["temp_dc"], role.calling, role.status()["unread"]))
+    assert told == [(now_ms, True, now_ms < first_ms + role_valve.FIRST_READ_MS, None, False,
+                     now_ms < first_ms + role_valve.FIRST_READ_MS) for now_ms, *_ in told]
+    # Read at last: a temperature, and nothing unread again (a reading that stops now is held, then stale).
+    hal.temps = {"room": 150}
+    _tick(role, hal, table, first_ms + 5000)
+    assert (role.temp_dc, role.stale, role.status()["unread"], role.calling) == (150, False, False, True)
+
+
+def _scratchpad(raw: int) -> list[int]:
+    """A DS18B20's 9-byte scratchpad holding raw (1/16 °C), its CRC right."""
+    data = bytes([raw & 0xFF, (raw >> 8) & 0xFF, 0x4B, 0x46, 0x7F, 0xFF, 0x01, 0x10])
+    return [*data, signals.crc8_dallas(data)]
+
+
+ROOM_ROM = "28ff4a1b03170467"
+
+
+@pytest.mark.parametrize(("converted_ms", "read_ms"), [(750, 1100), (0, 100)], ids=["power-up", "watchdog reset"])
+def test_a_valve_node_booting_tells_its_sensor_is_not_read_yet_and_the_boiler_node_counts_no_stale_sensor(
+        device_root: Path, tmp_path: Path, converted_ms: int, read_ms: int) -> None:
+    # bath's valve node of the node image on the ESP32 HAL (tests/nodeside/valve_first_read_check.py), a tick
+    # every 100 ms from its first at 0, its room's DS18B20 answering the power-on 85.0 °C until its first
+    # conversion has completed (refused until then). The HAL starts a conversion at the first tick and then
+    # every second, and reads the room's the tick after: from power-up the first reading comes at 1100 ms; after
+    # a watchdog reset the sensor holds its last one, read at 100 ms. Until then the room has no temperature and
+    # its heartbeats say so (stale), and that its sensor has not been read yet (unread). The boiler node (this
+    # process) hears them: the room is left out as a stale one is, and is no stale sensor: not named STALE, no
+    # stale tick counted. Before, each such boot was STALE and counted until its next heartbeat after 1100 ms.
+    root = tmp_path / "bath"
+    root.mkdir()
+    store = Store(str(root))
+    store.write_key(KEY)
+    store.raise_boot_floor(0)  # its count vouched for, as adoption and node-files leave it
+    store.write_json("config.json", CONFIG)
+    inbox = free_port(socket.SOCK_DGRAM)
+    store.write_json("node.json", {"id": "bath", "mesh_port": free_port(socket.SOCK_DGRAM), "mesh_dest_port": inbox,
+                                   "mesh_host": "127.0.0.1", "bind_host": "127.0.0.1"})
+    store.write_json(HEATING, {"room": {"mode": "auto", "schedule": {"default_target_dc": 200, "blocks": []}}})
+    store.write_json("hw.json", {"hal": "esp32", "onewire": {"pin": 4, "sensors": {"room": ROOM_ROM}}})
+    script = mpnode.argfile({"rom": ROOM_ROM, "power_on": _scratchpad(85 * 16), "reading": _scratchpad(20 * 16),
+                             "converted_ms": converted_ms, "until_ms": 2500, "inbox_port": inbox})
+    result = subprocess.run(mpnode.command(mpnode.node_image(device_root), "valve_first_read_check.py", str(root),
+                                           script),
+                            capture_output=True, text=True, env=mpnode.environment(None, fakes=True), timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    ticks = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]  # after its console's
+    assert [tick["ms"] for tick in ticks] == list(range(0, 2600, 100))
+    # The valve node's own view: no temperature and not read yet until the first reading, 20.0 °C from then.
+    assert [(tick["ms"], tick["reason"], tick["temp_dc"], tick["unread"]) for tick in ticks] == [
+        (tick["ms"], "stale_sensor", None, True) if tick["ms"] < read_ms else (tick["ms"], "satisfied", 200, False)
+        for tick in ticks]
+    (tmp_path / "boiler").mkdir()
+    role, hal, table = _boiler(tmp_path / "boiler")
+    told = []
+    named = []
+    for tick in ticks:
+        if tick["sent"] is not None:
+            data = bytes.fromhex(tick["sent"])
+            assert table.receive(data, tick["ms"]) == "ok"
+            reason, message = heartbeat.decode(PADS, "house", data)
+            assert reason == "ok" and message is not None
+            room = message["room"]
+            assert isinstance(room, dict)
+            told.append((tick["ms"], room["stale"], room["unread"], room["temp_dc"]))
+        _tick(role, hal, table, tick["ms"])
+        status = role.status()
+        named.append((tick["ms"], status["unread"], status["stale"]))
+    assert told[0][0] == 0 and any(ms >= read_ms for ms, *_ in told), told  # its first heartbeats, and later ones
+    assert told == [(ms, True, True, None) if ms < read_ms else (ms, False, False, 200) for ms, *_ in told]
+    # The boiler node: bath not read yet until it hears the first heartbeat with its temperature, never stale.
+    fresh_ms = min(ms for ms, *_ in told if ms >= read_ms)
+    assert named == [(ms, ["bath"] if ms < fresh_ms else [], []) for ms, *_ in named]
+    assert (role.stale_ticks, role.stale_rooms) == (0, 0)
 
 
 def test_missing_settings_leave_a_safe_node(tmp_path: Path) -> None:

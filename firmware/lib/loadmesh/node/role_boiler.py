@@ -15,7 +15,9 @@ from .roles import Role, forget
 #      a silent valve node is the worst case: its valve counts as closed, its
 #      room neither calls nor can be opened (mode "off" for load sharing);
 #      a room whose sensor is stale or absurd (the valve node says so) has no
-#      temperature and is left out of load sharing;
+#      temperature and is left out of load sharing; so has one whose sensor
+#      its valve node has not read yet since its boot ("unread": its first
+#      second or so), which is no sensor fault: named apart, not counted;
 #   2. boiler.step on the confirmed openings: each valve's feedback, up to
 #      what the valve node commands now and what this node last decided for
 #      it (valves.confirmed_pct): the interlock;
@@ -154,11 +156,12 @@ class BoilerRole(Role):
         # (its node not up yet, off, or its id misspelt) has not gone silent, and its ticks are not counted as
         # silent ones (a boiler node's first seconds would read as rooms lost).
         self.heard_bits = 0
-        self.stale_rooms = 0  # rooms online without a temperature, this tick
+        self.stale_rooms = 0  # rooms online without a temperature for a stale or absurd sensor, this tick
         # Which rooms call and which have no temperature, this tick, for /status: bit i is self.rooms[i]
         # (a small int, where lists of names would be made every tick and read once a second at most).
         self.calling_bits = 0
         self.stale_bits = 0
+        self.unread_bits = 0  # the rooms whose valve node has not read their sensor yet since its boot
         # The rooms whose command is safety's (valves.step: hold, interlock raise, make-before-break), bit i for
         # self.rooms[i], for /status: the heartbeat's overrides do not say whose, and a held opening can equal
         # load sharing's own.
@@ -217,7 +220,7 @@ class BoilerRole(Role):
         demand = False
         stale = 0
         silent: list[str] = []
-        calling_bits = stale_bits = 0
+        calling_bits = stale_bits = unread_bits = 0
         heard_bits = self.heard_bits
         bit = 1  # this room's in the bits
         timeout_ms = self.plan.peer_timeout_ms
@@ -248,8 +251,11 @@ class BoilerRole(Role):
             temp_dc = room["temp_dc"]
             if room["stale"] is True or temp_dc is None:
                 temp_dc = None
-                stale += 1
-                stale_bits |= bit
+                if room["unread"] is True:  # not read yet since the valve node's boot: no fault to count
+                    unread_bits |= bit
+                else:
+                    stale += 1
+                    stale_bits |= bit
             bit <<= 1
             age_ms = room["temp_age_ms"]
             feedback = room["valve_pct"]
@@ -277,7 +283,7 @@ class BoilerRole(Role):
         self.silent = silent
         self.heard_bits = heard_bits
         self.stale_rooms = stale
-        self.calling_bits, self.stale_bits = calling_bits, stale_bits
+        self.calling_bits, self.stale_bits, self.unread_bits = calling_bits, stale_bits, unread_bits
         self.stale_ticks += stale
         self.demand = demand
         self.confirmed_pct = valves.confirmed_pct(self.valves_state, confirmed)
@@ -398,6 +404,7 @@ class BoilerRole(Role):
                 "rooms": len(self.rooms), "heard": self.heard, "silent": self.silent, "stale_rooms": self.stale_rooms,
                 "unheard": _named(self.rooms, ((1 << len(self.rooms)) - 1) & ~self.heard_bits),  # of the silent
                 "calling": _named(self.rooms, self.calling_bits), "stale": _named(self.rooms, self.stale_bits),
+                "unread": _named(self.rooms, self.unread_bits),
                 "silent_ticks": self.silent_ticks, "stale_ticks": self.stale_ticks, "fired": self.fired,
                 "rejected": _rejected(self.flow) + _rejected(self.back), "rests_errors": self.rests_errors,
                 "cooldown_file": self.kept[3],
@@ -429,7 +436,8 @@ class BoilerRole(Role):
         self.heard_bits = heard_bits
         self.rooms, self.tiers_config, self.boiler_config, self.valves_config = (
             rooms, tiers_config, boiler_config, valves_config)
-        self.calling_bits = self.stale_bits = self.safety_bits = 0  # of the rooms before: known again next tick
+        # Of the rooms before: known again next tick.
+        self.calling_bits = self.stale_bits = self.unread_bits = self.safety_bits = 0
         self.above_ms = []  # by room, in the new order: from the next tick's reports
         self.error = ""
         return {"saved": True, "kind": self.kind, "rooms": rooms}

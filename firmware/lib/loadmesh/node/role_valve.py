@@ -61,6 +61,14 @@ VALVE_TOLERANCE_PCT = 10
 ROOM_LOW_DC = -400  # a room reading outside -40..60 °C is absurd
 ROOM_HIGH_DC = 600
 TEMP_HOLD_MS = 60000  # a DS18B20 read that fails now and then keeps the last good value for a minute
+# How long after its first tick the room's sensor may have given no reading at all before that is a fault. Until
+# the first reading the temperature is unknown as a stale one is (the room never calls, load sharing never opens
+# it), but the heartbeat says "unread", not a stale sensor: a boot is no fault to name or count. On the ESP32 the
+# first reading comes 1.1 s after the first tick from power-up (the sensor's power-on 85.0 C is refused until a
+# conversion has completed, the next starts a second after the first, and the room's is read the tick after),
+# 0.1 s after a watchdog reset; 3 s allows one failed read more. A sensor that has never answered by then (not
+# wired, the wrong ROM id, the bus down) is stale, as one that stops answering is once its hold is over.
+FIRST_READ_MS = 3000
 # Boiler heartbeats heard, each at a tick of its own, after this node's heartbeat told a held decrease,
 # before the hold ends without an answer. The first may have been built before the boiler node heard the
 # change (in flight, or built in the boiler tick that read its mesh just before the change arrived); the
@@ -100,6 +108,10 @@ class ValveRole(Role):
         self.target_dc = 0
         self.calling = False
         self.stale = True
+        # Until when the room's sensor may be unread (no reading since the boot) and not at fault: the first tick's
+        # now_ms + FIRST_READ_MS; -1 before that tick, 0 once read or once that time has passed. One int, not a flag
+        # and a time: a valve node's heap.
+        self.unread_until_ms = -1
         self.reason = ""
         self.normal_pct = 0
         self.override_pct: int | None = None
@@ -155,6 +167,12 @@ class ValveRole(Role):
         raw = hal.temperature_dc("room")
         if raw is not None:
             self.channel.update(raw, now_ms)
+        until = self.unread_until_ms
+        if until != 0:
+            if until < 0:
+                until = self.unread_until_ms = now_ms + FIRST_READ_MS
+            if self.channel.counts or now_ms >= until:  # any reading ends it, an absurd one too (that sensor's fault)
+                self.unread_until_ms = 0
         _status, temp_dc, age_ms = self.channel.read(now_ms)
         self.temp_dc = temp_dc
         self.temp_age_ms = age_ms if age_ms is not None else 0
@@ -280,7 +298,8 @@ class ValveRole(Role):
         if self.calling:
             # This heartbeat tells a call: the boiler node may fire on it at its next tick, before it says so.
             self.call_beats = self.beats
-        message["room"] = {"mode": self.room["mode"], "calling": self.calling, "stale": self.stale, "unread": False,
+        message["room"] = {"mode": self.room["mode"], "calling": self.calling, "stale": self.stale,
+                           "unread": self.unread_until_ms != 0,
                            "temp_dc": None if self.stale else self.temp_dc, "temp_age_ms": self.temp_age_ms,
                            "normal_pct": self.normal_pct, "command_pct": self.command_pct,
                            "valve_pct": self.feedback_pct, "next_start_in_ms": self.next_start_in_ms,
@@ -288,7 +307,8 @@ class ValveRole(Role):
 
     def status(self) -> dict[str, object]:
         return {"mode": self.room["mode"], "temp_dc": self.temp_dc, "target_dc": self.target_dc,
-                "calling": self.calling, "reason": self.reason, "normal_pct": self.normal_pct,
+                "calling": self.calling, "reason": self.reason, "unread": self.unread_until_ms != 0,
+                "normal_pct": self.normal_pct,
                 "override_pct": self.override_pct, "command_pct": self.command_pct,
                 "valve_pct": self.feedback_pct, "valve_off_ms": self.valve_off_ms,
                 "source": "boiler" if self.override_pct is not None else "normal" if self.held_pct is None else "held",
