@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from loadmesh.companion.sim.runner import free_port
-from loadmesh.core import controller, groupconfig, heartbeat
+from loadmesh.core import controller, groupconfig, heartbeat, tiers, valves
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
 from loadmesh.node import heatsettings, role_boiler, role_valve, signals
@@ -234,6 +234,65 @@ def test_a_cooldown_in_progress_goes_on_across_a_reboot_of_the_boiler_node(tmp_p
     fourth = _booted(tmp_path, hal, 300)
     assert (fourth.cooldown, fourth.boiler_state["last_cooldown_ms"], fourth.status()["load_sharing"]) == (
         False, None, {})
+
+
+def _out_of_memory(*args: object) -> object:
+    raise MemoryError
+
+
+def test_a_cooldown_begun_at_a_tick_that_runs_out_of_memory_goes_on_after_the_reset_that_follows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The tick on which the flame goes out at 72 C runs out of memory after boiler.step (in tiers.step): the runtime
+    # skips it, with the cooldown kept and its setpoint driven (docs/firmware.md, "A tick out of memory"). The next
+    # runs out too, before its own steps: two in a row halt the node, and its watchdog resets it. Before, the file
+    # was written at the end of the tick: the reset found none, and the boiler went back to the full setpoint with
+    # the water still hot.
+    role, hal, table = _boiler(tmp_path)
+    hal.temps = {"flow": 720, "return": 600}
+    for seq, now_ms in ((1, 1000), (2, 1100), (3, 1200)):
+        _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
+        _tick(role, hal, table, now_ms)
+    hal.flame_out = True
+    _heard(table, "bath", 4, 1300, room=_room(True, 160, 100))
+    with monkeypatch.context() as patch:
+        patch.setattr(tiers, "step", _out_of_memory)
+        with pytest.raises(MemoryError):
+            role.inputs(hal, table, 1300)
+    assert (role.cooldown, hal.flow_setpoint_dc) == (True, 300)
+    assert Store(str(tmp_path)).read_json("cooldown.json") == {"cooldown": "cooling"}
+    again = _booted(tmp_path, hal, 400)
+    assert (again.cooldown, hal.flow_setpoint_dc, again.boiler_state["cooldown_at_ms"]) == (True, 300, 400)
+
+
+def test_a_tier_3_service_begun_at_a_tick_that_runs_out_of_memory_rests_after_the_reset_that_follows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same for tier 3: the tick on which the study begins its service runs out of memory after tiers.step (in
+    # valves.step), and the node resets before the next. The study rests its full rest from the boot, as after
+    # any reset mid-service; before, the file was written at the end of the tick and the study was free at once.
+    role, hal, table = _boiler(tmp_path)
+    role.boiler_state = dict(role.boiler_state, cooldown=True, cooldown_at_ms=0, last_cooldown_ms=0)
+    _heard(table, "bath", 1, 1000, room=_room(True, 160, 100))
+    _heard(table, "bedroom", 1, 1000, room=_room(False, 150, 0))
+    _heard(table, "study", 1, 1000, room=_room(False, 150, 0))
+    with monkeypatch.context() as patch:
+        patch.setattr(valves, "step", _out_of_memory)
+        with pytest.raises(MemoryError):
+            role.inputs(hal, table, 1000)
+    assert _sharing_rooms(role) == {"study": 3}
+    rest_ms = role.tiers_config["tier_3_rest_ms"]
+    assert Store(str(tmp_path)).read_json("tier3_rests.json") == {"study": rest_ms}
+    again = BoilerRole(_plan("boiler"), str(tmp_path))
+    boot_ms = 700
+    _fallback_wanted(again, hal, PeerTable(PADS, "house", "boiler", ["boiler", *ROOMS]), 1, boot_ms)
+    assert again.tiers_state["tier3_rest_until_ms"] == {"study": boot_ms + rest_ms}
+    assert again.status()["load_sharing"] == {}
+
+
+def _sharing_rooms(role: BoilerRole) -> dict[str, object]:
+    """The rooms load sharing serves as its state keeps them, with their tier."""
+    rooms = role.tiers_state["rooms"]
+    assert isinstance(rooms, dict)
+    return {rid: rooms[rid]["tier"] for rid in rooms}
 
 
 def test_a_damaged_cooldown_file_reads_as_a_cooldown_in_progress_and_a_missing_one_as_none(tmp_path: Path) -> None:

@@ -45,7 +45,13 @@ from .roles import Role, forget
 # already where the kept state says it went, at the tick it says (its minimum
 # on and off times count from then). What else that tick left kept holds
 # without its heartbeat, as after a heartbeat lost (docs/firmware.md, "A
-# tick out of memory"). The heartbeat's heating section
+# tick out of memory"). The files below that keep a state across a reset
+# (cooldown.json, tier3_rests.json) are written before the step's new state
+# is kept, not at the end of the tick: a MemoryError in between keeps
+# neither, so a tick skipped later on, and a halt at the next (two in a row)
+# and its reset, never find the file behind what the node drove. Written
+# last, a cooldown begun at a skipped tick, its setpoint driven down, was
+# forgotten by such a reset (tests/heatmeshsim.py found it). The heartbeat's heating section
 # carries the tier state and, per room, the command of every room whose
 # arbitration source is safety or load sharing (the overrides the valve nodes
 # apply while they hear this node); the boiler section carries the state
@@ -294,6 +300,9 @@ class BoilerRole(Role):
             config, self.boiler_state,
             {"demand": demand, "confirmed_pct": self.confirmed_pct, "flame": hal.flame() is True,
              "flow_dc": flow_dc, "return_dc": return_dc}, now_ms)
+        # Its file first, then the state (see the top): a MemoryError in between keeps neither, and the tick is
+        # skipped with the relay where the file says.
+        self._keep_cooldown(state, now_ms)
         self.boiler_state = _kept(self.boiler_state, state)
         # Driven now, not in apply(): the state just kept says the relay went on or off at now_ms.
         on = boiler_out["boiler_on"] is True
@@ -315,6 +324,7 @@ class BoilerRole(Role):
                         "setpoint_dc": config["flow_setpoint_dc"],
                         "last_cooldown_ms": boiler_out["last_cooldown_ms"], "cooldown": boiler_out["cooldown"]}},
             now_ms)
+        self._keep_rests(state, now_ms)
         self.tiers_state = _kept(self.tiers_state, state)
         valves_out, state = valves.step(
             self.valves_config, self.valves_state,
@@ -334,36 +344,40 @@ class BoilerRole(Role):
         self.safety_bits = safety_bits
         self.tier_state = str(tiers_out["state"])
         self.interlock = str(valves_out["interlock"])
-        self._keep_rests(now_ms)
 
-    def _keep_rests(self, now_ms: int) -> None:
-        """Write RESTS when the rooms in tier-3 service or resting have changed, COOLDOWN when the cooldown's
-        state has (see the top)."""
-        rooms = self.tiers_state["rooms"]
-        rests = self.tiers_state["tier3_rest_until_ms"]
+    def _keep_cooldown(self, state: dict[str, object], now_ms: int) -> None:
+        """Write COOLDOWN when the cooldown's state has changed in state, boiler.step's new one (see the top)."""
+        last = state["last_cooldown_ms"]
+        cooling = 2 if state["cooldown"] else 1 if isinstance(last, int) and \
+            now_ms - last <= _int(self.tiers_config["cooldown_lookback_ms"]) else 0
+        kept = self.kept
+        if cooling == kept[2]:
+            return
+        if self._write(COOLDOWN, {"cooldown": _COOLING[cooling]}):
+            kept[2] = cooling
+        forget(("loadmesh.node.store",))  # three times a cooldown at most: not worth its room in between
+
+    def _keep_rests(self, state: dict[str, object], now_ms: int) -> None:
+        """Write RESTS when the rooms in tier-3 service or resting have changed in state, tiers.step's new one (see
+        the top)."""
+        rooms = state["rooms"]
+        rests = state["tier3_rest_until_ms"]
         assert isinstance(rooms, dict) and isinstance(rests, dict)
         serving = [rid for rid in rooms if rooms[rid]["tier"] == 3]
         serving.sort()
         resting = [rid for rid in rests if rests[rid] > now_ms and rid not in serving]
         resting.sort()
-        state = self.boiler_state
-        last = state["last_cooldown_ms"]
-        cooling = 2 if state["cooldown"] else 1 if isinstance(last, int) and \
-            now_ms - last <= _int(self.tiers_config["cooldown_lookback_ms"]) else 0
         kept = self.kept
-        if serving == kept[0] and resting == kept[1] and cooling == kept[2]:
+        if serving == kept[0] and resting == kept[1]:
             return
-        if serving != kept[0] or resting != kept[1]:
-            record: dict[str, int] = {}
-            for rid in serving:
-                record[rid] = _int(self.tiers_config["tier_3_rest_ms"])
-            for rid in resting:
-                record[rid] = rests[rid] - now_ms
-            if self._write(RESTS, record):
-                kept[0], kept[1] = serving, resting
-        if cooling != kept[2] and self._write(COOLDOWN, {"cooldown": _COOLING[cooling]}):
-            kept[2] = cooling
-        forget(("loadmesh.node.store",))  # written a few times an hour: not worth its room in between
+        record: dict[str, int] = {}
+        for rid in serving:
+            record[rid] = _int(self.tiers_config["tier_3_rest_ms"])
+        for rid in resting:
+            record[rid] = rests[rid] - now_ms
+        if self._write(RESTS, record):
+            kept[0], kept[1] = serving, resting
+        forget(("loadmesh.node.store",))  # a few times an hour: not worth its room in between
 
     def _write(self, name: str, payload: object) -> bool:
         """Keep payload as name; False if the heap had no room for it (the next tick tries again)."""
@@ -374,8 +388,8 @@ class BoilerRole(Role):
         except OSError:
             self.rests_errors += 1  # tried once: a broken flash is not written again every tick
         except MemoryError:
-            # No room in the heap now for the store (imported for the write alone) and the file. This tick's
-            # decisions are made and kept already.
+            # No room in the heap now for the store (imported for the write alone) and the file. The step's state
+            # is kept all the same, and the next tick writes it (a reset in between reads the file before).
             self.rests_errors += 1
             return False
         return True
