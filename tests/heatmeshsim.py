@@ -18,6 +18,35 @@ its command) until its watchdog resets it (within wdt_ms) to the HAL's safe
 state (relay off, valve commanded closed); restart() boots it again with a
 higher boot id, from what its folder keeps.
 
+A starved node (starve(), starve_fault()) runs out of memory at chosen
+ticks, each at a point of STARVE_POINTS: a MemoryError raised in the real
+code there (the function the tick calls at that point, a core step, a role
+method, the HAL's reading, the heartbeat's encoding, replaced for that tick
+by one that raises), so that what the tick keeps is the role's own doing,
+not this model's. _tick then plays runtime.Node.tick_and_collect: the tick
+is skipped (nothing more of it runs; what it kept stays kept, what it drove
+stays driven; the watchdog is not fed, and the next tick, 100 ms later,
+feeds it within any wdt_ms); a second in a row, or one in the driving window
+(from controller.step's state kept to role.apply done), halts the node
+(halt(): the outputs safe at once, as runtime.Node._halt makes them, then
+crash()'s watchdog reset). Each invariant is checked on what the tick kept
+(_tick's done()): the boiler's state machine at a tick that got past
+boiler.step (its state kept, the relay and setpoint driven), load sharing at
+one that got past tiers.step, the overrides and the valve nodes' commands at
+one whose role decided whole (inputs() returned); the interlock counts from
+the last tick that drove the relay, seen at the HAL, skipped or not. No bound
+below needs more time for a skip: each counts from the tick that kept or
+drove what it bounds, and a decision the skipped tick did not get to is made
+at the next tick that does, as after a late tick (so the switch's "from the
+tick after" and the entry's "that very tick" are the next tick that gets to
+tiers.step). What a skip delays is a valve node's command: decided and not
+driven (a skip after inputs(), before role.apply), it reaches the valve at
+the next tick, so "fresh" holds for what the node commands and its valve is
+told within a TICK more; the boiler counts each valve at its feedback, so no
+other bound moves. The boiler node's files hold what its last tick kept
+(role_boiler writes each before the state it keeps): a reset after a skip
+finds them so.
+
 After every event the invariants below are checked (docs/heating.md,
 "Verification" derives each bound from the design). D is the network's
 largest delay (max_delay_ms plus the slowest link, over the run so far), T
@@ -98,9 +127,11 @@ import shutil
 import tempfile
 from typing import Any
 
-from loadmesh.core import controller, groupconfig, heartbeat, radiator, tiers
+from loadmesh.core import boiler as core_boiler
+from loadmesh.core import controller, groupconfig, heartbeat, radiator, roomctl, schedule, tiers, valves
 from loadmesh.core.errors import FieldError
 from loadmesh.core.peers import PeerTable
+from loadmesh.node import role_boiler
 from loadmesh.node.hal import Hal
 from loadmesh.node.role_boiler import WATER_HOLD_MS, BoilerRole
 from loadmesh.node.role_valve import ValveRole
@@ -113,6 +144,23 @@ PLANT = "#plant"
 BOILER = "boiler"
 WEEK_MS = 7 * 86400000
 TRAIL = 60  # the last events a failure prints
+# Where a tick runs out of memory (HeatMesh.starve), by node kind, in the order the tick gets there
+# (runtime.Node.tick and the roles' inputs()); each the function the tick calls there (HeatMesh._targets).
+STARVE_POINTS = {
+    # role_boiler._decide: the flow reading (before any decision), the openings confirmed (the rooms read), the
+    # three steps (each after the one before kept its state; the relay and setpoint driven after boiler.step's),
+    # the files before the step's state they keep (cooldown.json, tier3_rests.json), the overrides (the valves'
+    # state kept); then the runtime's.
+    BOILER: ("flow", "confirmed", "boiler.step", "cooldown", "tiers.step", "rests", "valves.step", "overrides",
+             "controller.step", "driving", "heartbeat", "send"),
+    # role_valve._control: the room's reading (the HAL), its target (auto), roomctl.step, the next block (its
+    # state kept); then the runtime's: controller.step (the command decided), role.apply (in the driving
+    # window: a halt), role.heartbeat, the heartbeat's encoding (the role told it, it is not sent).
+    "valve": ("room", "target", "roomctl.step", "next_block", "controller.step", "driving", "heartbeat", "send"),
+}
+# How many ticks a starved node waits for a point before it lets it go (5 by default: a heartbeat is sent within
+# that): the boiler node's file writes (role._write) come a few times a cooldown or a tier-3 service.
+STARVE_WAIT = {"write": 1200}
 
 
 class Plant:
@@ -195,6 +243,7 @@ class HeatHal(Hal):
         self.plant = plant
         self.node_id = node_id
         self.now = now  # the mesh clock, for week_ms
+        self.call_ms = -1  # when the node last drove the call-for-heat relay
 
     def temperature_dc(self, name: str) -> int | None:
         plant = self.plant
@@ -227,6 +276,7 @@ class HeatHal(Hal):
 
     def set_boiler_call(self, on: bool) -> None:
         super().set_boiler_call(on)
+        self.call_ms = self.now()  # the relay driven (to where it was, most ticks): the interlock counts from here
         if self.node_id == BOILER:
             plant = self.plant
             if on and not plant.relay:
@@ -255,11 +305,19 @@ class HeatNode:
         self.plan: Any = None
         self.table: Any = None
         self.state: Any = None
-        self.last_tick_ms = 0
+        self.last_tick_ms = 0  # the boiler node's last tick that kept boiler.step's state
+        self.rests_tick_ms = 0  # and tiers.step's
         self.boiler_heard_ms: int | None = None  # a valve node: its last boiler heartbeat accepted, since its boot
         self.had_override = False
         self.holds_seen = 0
         self.held_since_ms: int | None = None  # a valve node: since when it held a decrease at its last tick
+        # runtime.Node's: the last tick ran out of memory and was skipped; the tick is between keeping its new state
+        # and driving its outputs.
+        self.skipping = False
+        self.driving = False
+        # starve(): the ticks to run out of memory, each [point, good ticks after it, ticks it waited for its point].
+        self.starve: list[list[Any]] = []
+        self.starve_gap = 0  # good ticks still to come before the next
 
 
 class HeatMesh(Mesh):
@@ -268,6 +326,9 @@ class HeatMesh(Mesh):
     def __init__(self, seed: int, setup: dict[str, Any]) -> None:
         # Mesh.__init__ builds cars and controllers: only its network and queue are wanted here.
         self.rng = random.Random(seed)
+        # Heaps cut up (starve_fault): a stream of its own, so that the houses and faults of a seed stay those of
+        # before it was added.
+        self.starve_rng = random.Random("starve " + str(seed))
         self.seed = seed
         self.pads = heartbeat.prepare_key(KEY)
         self.config = groupconfig.parse(setup["config"])
@@ -297,6 +358,7 @@ class HeatMesh(Mesh):
         self.last_prev: dict[str, int] = {}
         self.overrun_from: int | None = None
         self.relay_tick_ms = 0  # when the boiler node last drove the relay
+        self.boiler_tick_ms = 0  # its last tick, skipped or not
         self.relay_min_pct = setup["boiler"]["min_valve_open_pct"]  # the interlock's minimum at that tick
         self.tier3: dict[str, tuple[int, int]] = {}  # room -> (served from, last tick in service)
         self.tier3_done: dict[str, tuple[int, int]] = {}  # room -> (released at, served ms)
@@ -304,7 +366,7 @@ class HeatMesh(Mesh):
         # the rest its service earned from its release, or a whole tier_3_rest_ms from the first tick after a
         # boot for a room serving or resting when the node went down (tier3_rests.json runs again in full).
         self.rest_max: dict[str, int] = {}
-        self.boot_last_tick_ms = 0  # the boiler node's last tick before its latest boot
+        self.boot_last_tick_ms = 0  # the boiler node's last tick before its latest boot that kept tiers.step's state
         self.counts = {"fired": 0, "ls_ticks": 0, "tier3_services": 0, "holds": 0, "overrides_dropped": 0,
                        "shortfall_ticks": 0, "crashes": 0, "boiler_crashes": 0, "held_decreases": 0,
                        "packets": 0, "cooldowns": 0, "interlock_stops": 0,
@@ -312,7 +374,11 @@ class HeatMesh(Mesh):
                        "cooldowns_recovered": 0, "cooldowns_timed_out": 0, "water_unknown_ticks": 0,
                        "boiler_puts": 0, "cooldowns_rebooted": 0, "ls_entries": 0, "ls_entries_on_return": 0,
                        "return_unknown_firing_ticks": 0, "ls_entries_due": 0, "recent_rebooted": 0,
-                       "holds_ended_override": 0, "holds_ended_timeout": 0, "holds_ended_early": 0}
+                       "holds_ended_override": 0, "holds_ended_timeout": 0, "holds_ended_early": 0,
+                       "skipped_ticks": 0, "boiler_skips_driven": 0, "starve_halts": 0}
+        self.skipped_at: dict[str, int] = {}  # "kind point" -> ticks skipped there (starve())
+        self.raised = ""  # the point at which this tick ran out of memory
+        self.boot_check: bool | None = None  # a boot's cooldown to check at its first boiler.step: in progress
         # The cooldown across boiler node reboots: when the last one began, for load sharing's evidence, and
         # since when the one in progress runs, as the node can count each (a boot that kept one: from its first
         # tick, the node's clock restarts); and, from a boot of the boiler node to its first tick, whether it
@@ -360,9 +426,11 @@ class HeatMesh(Mesh):
         node.alive = True
         node.reset_at_ms = None
         if node.kind == BOILER:
-            self.boot_last_tick_ms = node.last_tick_ms
-            # What the node kept of the cooldown at its last tick (its first boot: none).
-            cooling = node.role is not None and node.role.cooldown is True
+            self.boot_last_tick_ms = node.rests_tick_ms
+            # What the node kept of the cooldown at its last tick (its first boot: none): its state's, as its file
+            # holds it (a first tick after a boot skipped before boiler.step has taken the boot's cooldown into its
+            # state and not yet into role.cooldown).
+            cooling = node.role is not None and node.role.boiler_state["cooldown"] is True
             began = self.cooldown_began_ms
             recent = began is not None and node.last_tick_ms - began <= self.tiers_cfg["cooldown_lookback_ms"]
             self.boot_cooldown = (cooling, cooling or recent)
@@ -372,6 +440,9 @@ class HeatMesh(Mesh):
         node.role = BoilerRole(node.plan, node.root) if node.kind == BOILER else ValveRole(node.plan, node.root)
         assert node.role.error == "", node.role.error
         node.boiler_heard_ms = None
+        node.skipping = node.driving = False
+        node.starve = []  # a new boot's heap
+        node.starve_gap = 0
         node.had_override = False
         node.holds_seen = 0
         node.held_since_ms = None
@@ -393,29 +464,163 @@ class HeatMesh(Mesh):
             return
         now = self.now_ms
         role = node.role
+        before: tuple[Any, ...] = ()
         if node.kind == BOILER:
+            self.boiler_tick_ms = now
             self.last_prev = dict(role.valves_state["last"])
-            was_on, was_hold, was_fsm = role.boiler_on, role.hold, role.fsm
-            self.was_cooldown = (role.cooldown, role.boiler_state["cooldowns"])
-            self.was_tier = role.tier_state
-        inputs = role.inputs(node.hal, node.table, now)
-        out, node.state = controller.step(node.plan, node.state, inputs, node.table, now)
-        role.apply(node.hal, out, node.table, now)
-        node.last_tick_ms = now
-        self.steps_run += 1
-        message = out["heartbeat"]
+            # The tiers' state as kept, not the role's tier_state: a tick skipped after tiers.step has kept the one
+            # and not yet said the other.
+            before = (role.boiler_on, role.hold, role.fsm, role.cooldown, role.boiler_state["cooldowns"],
+                      role.tiers_state["state"])
+        point = self._starve_point(node)
+        passed: list[str] = []  # how far a tick that ran out of memory got (_arm's spies, _run_tick)
+        self.raised = ""
+        restore = self._arm(node, point, passed) if point else []
+        whole = halt = False
+        try:
+            self._run_tick(node, passed)
+            whole = True
+        except MemoryError:
+            # runtime.Node.tick_and_collect: a tick out of memory is skipped (what it kept stays kept, what it drove
+            # stays driven, not fed); a second in a row, or one in the driving window, halts the node.
+            if not self.raised:
+                raise  # not the fault's
+            halt = node.skipping or node.driving
+            node.skipping = True
+            self.counts["skipped_ticks"] += 1
+            self.skipped_at[node.kind + " " + point] = self.skipped_at.get(node.kind + " " + point, 0) + 1
+            self.disturbed_ms = now
+            self.note(node_id + " tick out of memory at " + point + (": halts" if halt else ": skipped"))
+        finally:
+            for obj, name, held in reversed(restore):
+                if held is None:
+                    delattr(obj, name)  # the class's method again
+                else:
+                    setattr(obj, name, held)
+        if whole:
+            node.skipping = False
+            self.steps_run += 1
+        if point:
+            entry = node.starve[0]
+            entry[2] += 1
+            if self.raised or entry[2] >= STARVE_WAIT.get(point, 5):  # run out of memory, or its point not reached
+                node.starve.pop(0)
+                node.starve_gap = entry[1]
+
+        def done(part: str) -> bool:
+            return whole or part in passed
+
         if node.kind == BOILER:
-            self.relay_tick_ms = now
-            self.relay_min_pct = self.boiler_cfg["min_valve_open_pct"]  # in force at the tick that drove the relay
-            self._check_boiler_tick(node, was_on, was_hold, was_fsm)
-            self._check_water(node)
-        else:
+            # What its files hold (role_boiler writes each before the step's state it keeps): cooldown.json
+            # boiler.step's of this tick, tier3_rests.json tiers.step's.
+            if done("boiler"):
+                node.last_tick_ms = now
+            if done("tiers"):
+                node.rests_tick_ms = now
+            if not whole and done("boiler"):
+                self.counts["boiler_skips_driven"] += 1  # skipped with the relay driven (to where it was, or not)
+            if node.hal.call_ms == now:  # the relay driven at this tick, the tick skipped or not
+                self.relay_tick_ms = now
+                self.relay_min_pct = self.boiler_cfg["min_valve_open_pct"]  # in force at the tick that drove it
+            self._check_boiler_tick(node, before, done)
+            self._check_water(node, before, done)
+        elif done("inputs"):
             self._check_valve_tick(node)
+        if halt:
+            self.halt(node_id)
+
+    def _run_tick(self, node: HeatNode, passed: list[str]) -> None:
+        """runtime.Node.tick, for a heating node (no meter, no departed members; the mesh read as packets come)."""
+        now = self.now_ms
+        role = node.role
+        inputs = role.inputs(node.hal, node.table, now)
+        passed.append("inputs")
+        out, state = controller.step(node.plan, node.state, inputs, node.table, now)
+        node.driving = True  # from the state kept to the outputs driven: a MemoryError halts
+        node.state = state
+        role.apply(node.hal, out, node.table, now)
+        node.driving = False
+        message = out["heartbeat"]
         if isinstance(message, dict):
             role.heartbeat(message, node.table, now)
+            packet = heartbeat.encode(self.pads, message)
             if node.kind == BOILER:
-                self.sent[(node_id, node.boot_id, message["seq"])] = (now, self._ls_rooms(role), role.hold)
-            self._broadcast(node_id, heartbeat.encode(self.pads, message))
+                self.sent[(node.node_id, node.boot_id, message["seq"])] = (now, self._ls_rooms(role), role.hold)
+            self._broadcast(node.node_id, packet)
+
+    # -- out of memory ---------------------------------------------------------------
+
+    def _targets(self, node: HeatNode) -> dict[str, tuple[Any, str]]:
+        """Where each point of STARVE_POINTS runs out of memory: the function the tick calls there (a module's
+        attribute, or the node's role or HAL), replaced for that tick by one that raises MemoryError."""
+        role = node.role
+        return {"flow": (role_boiler, "_read"), "confirmed": (valves, "confirmed_pct"),
+                "boiler.step": (core_boiler, "step"), "tiers.step": (tiers, "step"), "valves.step": (valves, "step"),
+                "cooldown": (role, "_keep_cooldown"), "rests": (role, "_keep_rests"), "write": (role, "_write"),
+                "overrides": (role_boiler, "_overrides"),
+                "room": (node.hal, "temperature_dc"), "target": (schedule, "target_at"),
+                "roomctl.step": (roomctl, "step"), "next_block": (schedule, "next_block"),
+                "controller.step": (controller, "step"), "driving": (role, "apply"), "heartbeat": (role, "heartbeat"),
+                "send": (heartbeat, "encode")}
+
+    def _arm(self, node: HeatNode, point: str, passed: list[str]) -> list[tuple[Any, str, Any]]:
+        """This tick runs out of memory at point (if it gets there): its function raises MemoryError. On the boiler
+        node, tiers.step and valves.step say when the tick gets to them (passed: "boiler", "tiers"): the role
+        steps in that order, each on the state the step before kept. What to put back after the tick: (object,
+        name, what it held; None: a method of its class)."""
+        targets = self._targets(node)
+        restore: list[tuple[Any, str, Any]] = []
+        kept_before = {"tiers.step": "boiler", "valves.step": "tiers"} if node.kind == BOILER else {}
+
+        def out_of_memory(*args: Any, **kwargs: Any) -> Any:
+            if point in kept_before:
+                passed.append(kept_before[point])
+            self.raised = point
+            raise MemoryError("heatmeshsim: out of memory at " + point)
+
+        def replace(part: str, make: Any) -> None:
+            obj, name = targets[part]
+            restore.append((obj, name, vars(obj).get(name)))
+            setattr(obj, name, make(getattr(obj, name)))
+
+        def spy(real: Any, part: str) -> Any:
+            def entered(*args: Any, **kwargs: Any) -> Any:
+                passed.append(kept_before[part])
+                return real(*args, **kwargs)
+
+            return entered
+
+        replace(point, lambda real: out_of_memory)
+        for part in kept_before:
+            if part != point:
+                replace(part, lambda real, part=part: spy(real, part))
+        return restore
+
+    def _starve_point(self, node: HeatNode) -> str:
+        """Where this tick of node runs out of memory ("": it does not)."""
+        if not node.starve:
+            return ""
+        if node.starve_gap:
+            node.starve_gap -= 1
+            return ""
+        return str(node.starve[0][0])
+
+    def starve(self, node_id: str, points: list[str], gaps: list[int]) -> None:
+        """The node's heap is cut up: its next ticks run out of memory, each at its point of STARVE_POINTS (once the
+        tick gets there: a heartbeat's only at a tick that sends one), with gaps[i] good ticks after the i-th (0: the
+        next one runs out too, and the node halts)."""
+        node = self.nodes[node_id]
+        if node.alive:
+            node.starve = [[point, gap, 0] for point, gap in zip(points, gaps, strict=True)]
+            node.starve_gap = 0
+            self.note(node_id + " starved: " + str(points) + " gaps " + str(gaps))
+
+    def halt(self, node_id: str) -> None:
+        """runtime.Node._halt: the outputs safe at once, the watchdog no longer fed (it resets the node: crash())."""
+        node = self.nodes[node_id]
+        self.crash(node_id)
+        node.hal.safe()
+        self.counts["starve_halts"] += 1
 
     def _ls_rooms(self, role: BoilerRole) -> dict[str, int]:
         """The rooms whose override this tick is load sharing's (not safety's), with their tier."""
@@ -523,9 +728,12 @@ class HeatMesh(Mesh):
             return
         if tiers_config != self.tiers_cfg:
             # Load sharing starts afresh from the boiler node's last tick (tiers.reconfigured): a tier-3
-            # service ends there and earns its rest, as when the boiler node hangs.
+            # service ends there and earns its rest, as when the boiler node hangs. That tick is the role's
+            # last_ms, which a tick skipped out of memory sets too (before its first point): a service counts to
+            # it, though the tick had not kept the tiers' state (a rest can only come out longer than due).
+            at_ms = self.boiler_tick_ms
             for rid in list(self.tier3):
-                self._released(rid, self.tier3[rid][1], self.tier3[rid][1] - self.tier3[rid][0])
+                self._released(rid, at_ms, at_ms - self.tier3[rid][0])
         if boiler_config["min_valve_open_pct"] > self.boiler_cfg["min_valve_open_pct"]:
             self.disturbed_ms = self.now_ms  # a burner on fewer openings stops on the interlock: no calm house
         answer = node.role.use_heating(node.role.check_heating(raw))
@@ -646,7 +854,7 @@ class HeatMesh(Mesh):
         good = self.plant.water_good[name]
         return good[1] if good is not None and self.now_ms - good[0] < WATER_HOLD_MS else None
 
-    def _check_water(self, node: HeatNode) -> None:
+    def _check_water(self, node: HeatNode, before: tuple[Any, ...], done: Any) -> None:
         """A cooldown (the setpoint that keeps the burner from relighting) begins only on a hot reading and ends
         only on good readings of both, both cooled, or after cooldown_max_ms: an unknown flow or return is
         never taken as hot or as cooled, and an absurd one never used. A cooldown in progress at a reset of the
@@ -657,24 +865,21 @@ class HeatMesh(Mesh):
         role = node.role
         cfg = self.boiler_cfg
         now = self.now_ms
-        was_cooldown, was_cooldowns = self.was_cooldown
+        was_cooldown, was_cooldowns, was_tier = before[3:]
         flow, back = self._water("flow"), self._water("return")
         if flow is None or back is None:
             self.counts["water_unknown_ticks"] += 1
         setpoint = cfg["flow_setpoint_dc"]
         limit = max(setpoint - cfg["recovery_delta_dc"], cfg["recovery_min_dc"])
         cooled = flow is not None and back is not None and flow <= limit and back <= limit
-        if self.boot_cooldown is not None:  # the first tick since a boot
+        if self.boot_cooldown is not None:  # the first tick since a boot (the role takes the boot's first, always)
             cooling, carried = self.boot_cooldown
             self.boot_cooldown = None
+            # Checked at the first tick that keeps boiler.step's state: this one, unless skipped before.
+            self.boot_check = cooling
             if cooling:
                 self.counts["cooldowns_rebooted"] += 1
                 self.cooling_since_ms = now
-            if cooling and not role.cooldown and not cooled:
-                self.fail("a cooldown in progress at the boiler node's reset ended at its boot with flow "
-                          + str(flow) + " and return " + str(back) + " (good ones)")
-            if role.cooldown and not cooling:
-                self.fail("a cooldown at the boiler node's boot, none in progress at its reset")
             if carried:
                 self.cooldown_began_ms = now
                 if not cooling:
@@ -682,6 +887,16 @@ class HeatMesh(Mesh):
             for rid in self.rest_max:  # in the node's tier3_rests.json at its last tick: rests again in full
                 if self.rest_max[rid] >= self.boot_last_tick_ms:
                     self.rest_max[rid] = now + self.tiers_cfg["tier_3_rest_ms"]
+        if not done("boiler"):
+            return  # skipped before it: its state and the setpoint as they were
+        if self.boot_check is not None:
+            cooling = self.boot_check
+            self.boot_check = None
+            if cooling and not role.cooldown and not cooled:
+                self.fail("a cooldown in progress at the boiler node's reset ended at its boot with flow "
+                          + str(flow) + " and return " + str(back) + " (good ones)")
+            if role.cooldown and not cooling and role.boiler_state["cooldowns"] == was_cooldowns:
+                self.fail("a cooldown at the boiler node's boot, none in progress at its reset")
         if role.boiler_state["cooldowns"] != was_cooldowns:
             hot_flow = flow is not None and flow >= setpoint + cfg["flow_overheat_margin_dc"]
             hot_return = back is not None and back >= setpoint - cfg["return_high_delta_dc"]
@@ -696,17 +911,24 @@ class HeatMesh(Mesh):
             else:
                 self.fail("a cooldown ended with flow " + str(flow) + " and return " + str(back)
                           + " (good ones), " + str(now - self.cooling_since_ms) + " ms in")
+        expected = cfg["cooldown_setpoint_dc"] if role.cooldown else setpoint
+        if role.setpoint_dc != expected or (role.rooms and self.plant.setpoint_dc != expected):
+            self.fail("the setpoint is " + str(role.setpoint_dc) + " (drives " + str(self.plant.setpoint_dc)
+                      + "), cooldown " + str(role.cooldown))
+        if not done("tiers"):
+            return  # skipped before it: load sharing as it was
+        tier = role.tiers_state["state"]  # as kept (a tick skipped after tiers.step has not said it yet)
         # Load sharing's entry (out of INACTIVE onto the cascade) and its evidence of cycling.
         began = self.cooldown_began_ms
         recent = began is not None and 0 <= now - began <= self.tiers_cfg["cooldown_lookback_ms"]
         hot = role.boiler_on and back is not None and \
             back > setpoint - self.tiers_cfg["return_temp_risk_delta_dc"]
-        if role.boiler_on and back is None and role.tier_state not in tiers.LADDER:
+        if role.boiler_on and back is None and tier not in tiers.LADDER:
             self.counts["return_unknown_firing_ticks"] += 1
-        if role.tier_state in tiers.LADDER and self.was_tier not in tiers.LADDER:
+        if tier in tiers.LADDER and was_tier not in tiers.LADDER:
             self.counts["ls_entries"] += 1
             if not (recent or role.cooldown or hot):
-                self.fail("load sharing entered (" + role.tier_state + ") with no evidence of cycling: last cooldown "
+                self.fail("load sharing entered (" + tier + ") with no evidence of cycling: last cooldown "
                           + str(began) + ", none in progress, boiler on " + str(role.boiler_on) + ", return "
                           + str(back) + " (a good one)")
             if hot and not (recent or role.cooldown):
@@ -714,18 +936,14 @@ class HeatMesh(Mesh):
         # And it does enter on that evidence: in the cascade after the first tick whose inputs meet the entry's
         # conditions (after the next one if this tick ended an activation: exit C, its last rooms calling on
         # their own, runs no cascade), if a room is there to open (see _entry_due).
-        if (recent or role.cooldown or hot) and self.was_tier not in tiers.LADDER:
+        if (recent or role.cooldown or hot) and was_tier not in tiers.LADDER:
             due = self._entry_due(node)
             if due:
                 self.counts["ls_entries_due"] += 1
-                if role.tier_state not in tiers.LADDER:
-                    self.fail("load sharing did not enter (" + role.tier_state + ") on " + due + ", last cooldown "
+                if tier not in tiers.LADDER:
+                    self.fail("load sharing did not enter (" + tier + ") on " + due + ", last cooldown "
                               + str(began) + ", cooldown " + str(role.cooldown) + ", boiler on "
                               + str(role.boiler_on) + ", return " + str(back))
-        expected = cfg["cooldown_setpoint_dc"] if role.cooldown else setpoint
-        if role.setpoint_dc != expected or (role.rooms and self.plant.setpoint_dc != expected):
-            self.fail("the setpoint is " + str(role.setpoint_dc) + " (drives " + str(self.plant.setpoint_dc)
-                      + "), cooldown " + str(role.cooldown))
 
     def _released(self, rid: str, at_ms: int, served_ms: int) -> None:
         """A room's tier-3 service ended at at_ms after served_ms: it rests tier_3_rest_ms x served / maximum."""
@@ -770,29 +988,32 @@ class HeatMesh(Mesh):
             return ""
         return "calling " + ",".join(calling) + " " + str(calling_w) + " W, " + spare + " to open"
 
-    def _check_boiler_tick(self, node: HeatNode, was_on: bool, was_hold: bool, was_fsm: str) -> None:
+    def _check_boiler_tick(self, node: HeatNode, before: tuple[Any, ...], done: Any) -> None:
+        """The boiler node's tick, as far as it went (done(part): a tick skipped out of memory kept what its role
+        kept before that point, and is checked on that; the next tick on the rest)."""
         role = node.role
         now = self.now_ms
-        boiler_cfg = self.boiler_cfg
-        if role.boiler_on and not was_on:
-            self.counts["fired"] += 1
-            self.note("boiler fires, confirmed " + str(role.confirmed_pct))
-        if was_on and not role.boiler_on:
-            self.note("boiler stops: " + role.reason)
-            if role.reason.startswith("off at once"):
-                self.counts["interlock_stops"] += 1
-                if self.calm():
-                    self.counts["calm_interlock_stops"] += 1
-                    self.note("an interlock stop with no fault for " + str(self.now_ms - self.disturbed_ms) + " ms")
-        for pair in role.overrides:
-            if not (0 <= pair[1] <= 100 and pair[1] % 10 == 0) or pair[0] not in role.rooms:
-                self.fail("override " + str(pair) + " (rooms " + str(role.rooms) + ")")
+        was_on, was_hold, was_fsm = before[:3]
+        if done("boiler"):
+            self._check_boiler_step(role, was_on, was_hold, was_fsm)
+        if done("inputs"):
+            for pair in role.overrides:
+                if not (0 <= pair[1] <= 100 and pair[1] % 10 == 0) or pair[0] not in role.rooms:
+                    self.fail("override " + str(pair) + " (rooms " + str(role.rooms) + ")")
+            if self.hold_expected is not None:
+                given = dict(role.overrides)
+                for rid, pct in self.hold_expected.items():
+                    if given.get(rid) != pct:
+                        self.fail("the hold lost " + rid + " at " + str(pct) + " %: overrides " + str(role.overrides))
+        if not done("tiers"):
+            return
         # Load sharing: never a room off or manual (as the boiler can know it), within the caps, off with the switch.
         rooms = role.tiers_state["rooms"]
+        tier = role.tiers_state["state"]
         if rooms:
             self.counts["ls_ticks"] += 1
-        if not role.switch and (rooms or role.tier_state != "DISABLED"):
-            self.fail("load sharing runs with the switch off: " + role.tier_state + " " + str(sorted(rooms)))
+        if not role.switch and (rooms or tier != "DISABLED"):
+            self.fail("load sharing runs with the switch off: " + tier + " " + str(sorted(rooms)))
         for rid in sorted(rooms):
             entry = rooms[rid]
             if rid not in role.rooms:
@@ -810,10 +1031,10 @@ class HeatMesh(Mesh):
         for rid in self.rooms:
             serving = rid in rooms and rooms[rid]["tier"] == 3
             if serving and rid not in self.tier3:
-                done = self.tier3_done.get(rid)
-                if done is not None and now < done[0] + rest_ms * min(done[1], max_ms) // max_ms - TICK_MS:
-                    self.fail(rid + " back in tier 3 at " + str(now) + ", released at " + str(done[0])
-                              + " after " + str(done[1]) + " ms of service")
+                released = self.tier3_done.get(rid)
+                if released is not None and now < released[0] + rest_ms * min(released[1], max_ms) // max_ms - TICK_MS:
+                    self.fail(rid + " back in tier 3 at " + str(now) + ", released at " + str(released[0])
+                              + " after " + str(released[1]) + " ms of service")
                 self.tier3[rid] = (now, now)
                 self.counts["tier3_services"] += 1
                 self.note(rid + " tier 3")
@@ -823,24 +1044,34 @@ class HeatMesh(Mesh):
                     self.fail(rid + " in tier 3 since " + str(self.tier3[rid][0]))
             elif rid in self.tier3:
                 self._released(rid, now, now - self.tier3[rid][0])
-        # The hold: pending-off and pump overrun keep the openings last commanded before it.
+
+    def _check_boiler_step(self, role: BoilerRole, was_on: bool, was_hold: bool, was_fsm: str) -> None:
+        """What boiler.step decided (kept, and the relay driven, before the rest of the tick)."""
+        now = self.now_ms
+        if role.boiler_on and not was_on:
+            self.counts["fired"] += 1
+            self.note("boiler fires, confirmed " + str(role.confirmed_pct))
+        if was_on and not role.boiler_on:
+            self.note("boiler stops: " + role.reason)
+            if role.reason.startswith("off at once"):
+                self.counts["interlock_stops"] += 1
+                if self.calm():
+                    self.counts["calm_interlock_stops"] += 1
+                    self.note("an interlock stop with no fault for " + str(self.now_ms - self.disturbed_ms) + " ms")
+        # The hold: pending-off and pump overrun keep the openings last commanded before it (checked on the
+        # overrides of each tick that makes them).
         if role.hold and not was_hold:
             # The rooms it still has (a PUT /heating may have left one out since its tick before).
             self.hold_expected = {rid: pct for rid, pct in self.last_prev.items() if pct > 0 and rid in role.rooms}
             self.counts["holds"] += 1
         if not role.hold:
             self.hold_expected = None
-        if self.hold_expected is not None:
-            given = dict(role.overrides)
-            for rid, pct in self.hold_expected.items():
-                if given.get(rid) != pct:
-                    self.fail("the hold lost " + rid + " at " + str(pct) + " %: overrides " + str(role.overrides))
         if role.fsm == "PUMP_OVERRUN" and was_fsm != "PUMP_OVERRUN":
             self.overrun_from = now
         if self.overrun_from is not None:
             if role.fsm == "ON":
                 self.overrun_from = None
-            elif now - self.overrun_from < boiler_cfg["pump_overrun_ms"] and role.fsm != "PUMP_OVERRUN":
+            elif now - self.overrun_from < self.boiler_cfg["pump_overrun_ms"] and role.fsm != "PUMP_OVERRUN":
                 self.fail("pump overrun ended after " + str(now - self.overrun_from) + " ms: " + role.fsm)
             elif role.fsm != "PUMP_OVERRUN":
                 self.overrun_from = None
@@ -925,8 +1156,28 @@ def water_fault(mesh: HeatMesh, rng: random.Random) -> None:
               + (" " + str(plant.water_absurd[name]) if plant.water_sensor[name] == "absurd" else ""))
 
 
+def starve_fault(mesh: HeatMesh, rng: random.Random) -> None:
+    """A node's heap cut up for a while (the boiler node in half the cases): 1 to 6 of its ticks run out of memory,
+    each at a point of STARVE_POINTS drawn apart, 1 to 5 good ticks between them, or (1 in 20) none: a second in a
+    row, which halts it as one in the driving window does. Or the boiler node's next file write (3 in 10 of its)."""
+    node_id = BOILER if rng.random() < 0.5 else rng.choice(mesh.rooms)
+    if node_id == BOILER and rng.random() < 0.3:
+        # Or its next file write (a cooldown begun or ended, a tier-3 service begun or ended, a rest over) runs out
+        # of memory, and half the time the tick after it too: the node halts, and its reset reads its files.
+        mesh.starve(BOILER, ["write", "flow"], [0 if rng.random() < 0.5 else 1, 1])
+        return
+    # The driving window a third as often as another point: it allocates little (runtime.Node.tick).
+    points = [point for point in STARVE_POINTS[mesh.nodes[node_id].kind] for _ in range(1 if point == "driving" else 3)]
+    count = rng.randint(1, 6)
+    mesh.starve(node_id, [rng.choice(points) for _ in range(count)],
+                [0 if rng.random() < 0.05 else rng.randint(1, 5) for _ in range(count)])
+
+
 def fault(mesh: HeatMesh, rng: random.Random, calm: bool = False) -> int:
-    """One random change or fault (calm: a change of CALM), noted in the trail; how long to run after it (ms)."""
+    """One random change or fault (calm: a change of CALM), noted in the trail; how long to run after it (ms).
+    Not calm, one in five also starves a node (starve_fault), from a stream of its own."""
+    if not calm and mesh.starve_rng.random() < 0.2:
+        starve_fault(mesh, mesh.starve_rng)
     nodes = [BOILER, *mesh.rooms]
     rid = rng.choice(mesh.rooms)
     plant = mesh.plant

@@ -11,7 +11,9 @@ stale or absurd, the boiler node's flow and return sensors stale, missing
 (stale from its boot) or absurd, PUT /heating on the boiler node (its
 minimum times, interlock minimum, room ratings, a room left out or
 back), room temperatures that jump, modes and schedules changed (PUT
-/heating), the load-sharing switch, the time of week lost. The
+/heating), the load-sharing switch, the time of week lost, and ticks that
+run out of memory (a MemoryError raised in the real role or runtime code at
+a point of the tick: skipped as runtime.Node skips it, or a halt). The
 invariants and their bounds: tests/heatmeshsim.py and docs/heating.md,
 "Verification". A failure names the seed and the events before it; run that
 seed alone with tools/soak_heating.py --seed N --scenarios 1.
@@ -49,11 +51,12 @@ def test_heating_mesh_keeps_its_safety_invariants_under_faults() -> None:
     # cooldowns end on cooled readings and, with a water sensor unknown, on their maximum time; the boiler
     # node resets in a cooldown and after one (its evidence kept as recent); load sharing enters on a high
     # return alone, and the boiler fires with the return unknown and load sharing inactive (where an unknown
-    # return taken as high would enter it); the entry's conditions are met (so the liveness check bites).
+    # return taken as high would enter it); the entry's conditions are met (so the liveness check bites); ticks
+    # run out of memory and are skipped, the boiler node's after boiler.step drove the relay too, and halt.
     for key in ("fired", "holds", "ls_ticks", "tier3_services", "overrides_dropped", "boiler_crashes",
                 "held_decreases", "water_faults", "cooldowns_recovered", "cooldowns_timed_out", "boiler_puts",
                 "cooldowns_rebooted", "recent_rebooted", "ls_entries_on_return", "return_unknown_firing_ticks",
-                "ls_entries_due"):
+                "ls_entries_due", "skipped_ticks", "boiler_skips_driven", "starve_halts"):
         assert totals[key] > 0, (key, totals)
     # With no fault for 2 x peer_timeout_ms, the burner stops cleanly (minimum on time, pump overrun),
     # never at once on the interlock: that is what make-before-break and the held decreases are for.

@@ -14,7 +14,11 @@ entry's conditions met at the boiler node's tick, docs/heating.md, "And it
 enters on that evidence"); boiler node reboots that kept a cooldown in
 progress (cooldowns_rebooted) or a recent one (recent_rebooted); how the
 valve nodes' held decreases ended (holds_ended_override, _early: on the
-boiler node's answer or its burner off, _timeout: after peer_timeout_ms). --calm: no faults, only
+boiler node's answer or its burner off, _timeout: after peer_timeout_ms); ticks that ran out of
+memory and were skipped (skipped_ticks; boiler_skips_driven: the boiler node's, after boiler.step
+kept its state and the relay was driven), the halts of a second in a row or one in the driving
+window (starve_halts), and the skipped ticks by node kind and the point they ran out of memory at
+(tests/heatmeshsim.py, STARVE_POINTS). --calm: no faults, only
 what users and the weather do (modes, schedules, the switch, room
 temperatures); interlock stops then are counted as calm_interlock_stops.
 --pure: the roles over the pure core (shared/core's .py files, as
@@ -50,6 +54,7 @@ def main() -> int:
     from tests.meshsim import Violation
 
     totals: dict[str, int] = {"scenarios": 0, "events": 0, "node_ticks": 0, "simulated_s": 0, "relay_on_s": 0}
+    skipped_at: dict[str, int] = {}
     started = time.monotonic()
     for seed in range(args.seed, args.seed + args.scenarios):
         try:
@@ -65,8 +70,11 @@ def main() -> int:
         totals["relay_on_s"] += mesh.plant.relay_on_ms // 1000
         for key, value in mesh.counts.items():
             totals[key] = max(totals.get(key, 0), value) if key.startswith("worst_") else totals.get(key, 0) + value
+        for key, value in mesh.skipped_at.items():
+            skipped_at[key] = skipped_at.get(key, 0) + value
     totals["wall_s"] = int(time.monotonic() - started)
     print("heating mesh soak:", totals)
+    print("ticks skipped out of memory, by node kind and point:", dict(sorted(skipped_at.items())))
     return 0
 
 
