@@ -515,7 +515,8 @@ def test_step_leaves_its_state_alone(core: ModuleType) -> None:
 # nothing of it, and the next tick runs as if the failed one never had. That holds only if step() leaves its state
 # and the plan's memo whole when it raises half way: a memo that took the new view's key but not its targets or
 # digest would serve them to every later tick. Raised here in each call that builds or reads the allocation, on the
-# pure core, whose module functions can be swapped; the compiled core runs the same source.
+# pure core, whose module functions can be swapped; the compiled core runs the same source. The next tick's bytes
+# are the same after the runtime's controller.forget_view as well, which drops the digest's memo with the view's.
 @pytest.mark.parametrize("core", ["cpython-pure"], indirect=True)
 @pytest.mark.parametrize("where", [("site", "parse"), ("allocate", "targets_ma"), ("view", "digest"),
                                    ("headroom", "allowed_ma")])
@@ -545,6 +546,17 @@ def test_a_step_out_of_memory_leaves_nothing_behind(core: ModuleType, monkeypatc
         node.tick(failing.now_ms)
     assert calls, f"{where} was not called: the view did not change"
     assert core.canon.dumps(node.state) == state
+    # The runtime then lets go of what the memo holds of the view before, once its key is gone (to make room for
+    # the next tick's model): all of it before the new view's key was kept, none after (the memo whole).
+    plan = node.plan
+    results = (list(plan._targets), list(plan._reasons), plan._view_digest, plan._digest_key, plan._digest)
+    assert results[0] and results[3] is not None
+    core.controller.forget_view(plan)
+    if where[0] == "headroom":
+        assert (plan._targets, plan._reasons, plan._view_digest, plan._digest_key, plan._digest) == results
+    else:
+        assert (plan._targets, plan._reasons, plan._view_digest, plan._digest_key, plan._digest) == \
+            ([], [], "", None, "")
     monkeypatch.setattr(module, where[1], real)
     for now_ms in (failing.now_ms, failing.now_ms + 100, failing.now_ms + 200):
         out = node.tick(now_ms)

@@ -114,6 +114,24 @@ def test_a_first_tick_out_of_memory_half_way_through_its_allocation(device_root:
     assert failed[-1]["applied_ma"] == 16000
 
 
+def test_a_tick_out_of_memory_at_a_new_view_lets_go_of_the_view_before(device_root: Path, tmp_path: Path) -> None:
+    # The next tick computes the new view's allocation on the same heap, from the same table: it failed again,
+    # and halted the node, for as long as the view stayed as it was. The skip makes room for it: the targets and
+    # digests of the view before, which the failed tick had let go of the key of and the next one replaces.
+    lines, _ = _run(device_root, tmp_path, ["good", "locked_allocation", *GOOD])
+    tail = lines[1:]
+    failed = [line for line in tail if line["ticks"]["skipped"] == 1]
+    assert failed, tail
+    at = tail.index(failed[0])
+    before = tail[at - 1] if at else lines[0]
+    assert before["memo"] == [True, 1, True]  # a view's, whole, before the tick that failed at the next view
+    assert failed[0]["ticked"] is True and failed[0]["mode"] == "running" and failed[0]["pilot"] == []
+    assert failed[0]["memo"] == [False, 0, False]  # nothing of the view before left
+    after = tail[at + 1]
+    assert after["ticked"] is True and after["memo"] == [True, 1, True] and after["feeds"] == failed[0]["feeds"] + 1
+    assert tail[-1]["applied_ma"] == 16000 and tail[-1]["mode"] == "running" and tail[-1]["ticks"]["skipped"] == 1
+
+
 def test_config_sync_goes_on_when_the_words_for_its_failure_do_not_fit(device_root: Path, tmp_path: Path) -> None:
     # The sync loop (a task beside the ticks) catches what a round raises and words it for /status. Out of memory
     # there, the MemoryError ended the task: no config fetched or taken from a peer until the next reset.

@@ -332,6 +332,26 @@ def step(plan: Plan, state: dict[str, object], inputs: dict[str, object], table:
     return out, new
 
 
+def forget_view(plan: Plan) -> None:
+    """Let go of the memo's results for a view whose key step() already let go of: a step that ran out of memory.
+
+    A step that computes a new view's allocation drops the key of the one before first, and keeps the new
+    targets, reasons and digests only once they are whole; so one that failed in between leaves the key gone
+    and the last view's results in place. The next step computes them all again in any case (no key: no
+    memo), and until it has, they only take room that its model needs: the targets, the reasons, the view's
+    digest and the key of the digest that tells it (35 parts for 17 members; about 400 bytes on an ESP32).
+    With the key there the memo is whole, and kept: the next step may need no allocation at all. Allocates
+    nothing (the runtime calls it just after a MemoryError).
+    """
+    if plan._view_key is not None:
+        return
+    plan._targets.clear()  # in place: a new empty list would be an allocation; no one else holds these lists
+    plan._reasons.clear()
+    plan._view_digest = ""
+    plan._digest_key = None  # the digest is made again, from the new view's
+    plan._digest = ""
+
+
 def _held(held: object, now_ms: int, prev_ma: int, applied_ma: int, lag_ms: int, idle: bool) -> list[list[int]]:
     """The limits this node's load may still draw, as [limit, until ms], after this tick (held itself if unchanged).
 

@@ -10,7 +10,7 @@
 # after the outputs were driven (armed until a heartbeat is sent); "driver", the role's apply() raising
 # MemoryError (a driver out of memory while the outputs are driven). After each tick one JSON line: what it
 # returned, the node's state and status, the controller's state, the watchdog's feeds and what the pilot and the
-# relay were driven to in that tick.
+# relay were driven to in that tick, and what the plan's memo holds.
 import json
 import sys
 
@@ -78,4 +78,7 @@ for kind in script["ticks"]:
                       "state": canon.dumps(node.state) if node.state is not None else None,
                       "feeds": machine.watchdog["feeds"],
                       "pilot": machine.history.get(25, [])[before[25]:],
-                      "relay": machine.history.get(26, [])[before[26]:]}))
+                      "relay": machine.history.get(26, [])[before[26]:],
+                      # What the plan's memo holds: a view's key, its targets, the key of the digest that tells it.
+                      "memo": [node.plan._view_key is not None, len(node.plan._targets),
+                               node.plan._digest_key is not None]}))

@@ -809,6 +809,14 @@ class Node:
         """
         self.skipping = True
         self.skipped_ticks += 1
+        # The next tick does the same work on the same heap: the view it allocates for, from the same table, with
+        # the same live objects beside it (the allocation found no room after a collection of its own, and the
+        # tick's garbage is collected below in any case). It failed again, and halted the node, while the view
+        # stayed as it was (docs/firmware.md, "A tick out of memory"). What it gets more is the room of what the
+        # failed tick left and the next one replaces: the last view's targets and digests, once their key is
+        # gone.
+        if self.plan is not None:
+            controller.forget_view(self.plan)
         gc.collect()  # the failed tick's half-built garbage, unreachable now that its frames are gone
         try:
             print("loadmesh node: a tick ran out of memory; skipped, the next one runs (two in a row halt the node)")
