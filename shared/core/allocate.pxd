@@ -30,7 +30,8 @@ cpdef tuple targets_ma(Site model)
                keep_ma=cython.longlong, fits=cython.bint, stale=cython.bint, metered=cython.bint, key=cython.longlong,
                rank=cython.longlong, drawn=cython.longlong, start=cython.longlong, rise_ma=cython.longlong,
                taken_ma=cython.longlong, least_ma=cython.longlong, solar_mins_ma=cython.longlong,
-               earlier=Py_ssize_t, on_surplus=list,
+               earlier=Py_ssize_t, on_surplus=list, ordered=Py_ssize_t, granted=Py_ssize_t, place=Py_ssize_t,
+               members=Py_ssize_t, rises=Py_ssize_t, per_mode=list,
                alloc=list, reason=list, room=list, load_cons=list, urgency=list, online=list, demand=list,
                reserve=list, priority=list, active=list, order=list, load_phases=list, scarce=list, admitted=list,
                min_ma=list, max_ma=list, counts=list, full=list, moving=list, rising=list, cons=list, preferred=list, ranks=list,
@@ -51,7 +52,7 @@ cdef long long _most_rise(Site model) except? -1
                top=cython.longlong, start=cython.longlong, movers=cython.longlong, phases=cython.longlong,
                solar_weight=cython.longlong, level=cython.longlong, delta=cython.longlong,
                room_left=cython.longlong, share=cython.longlong, floor=cython.longlong, stride=cython.longlong,
-               back=cython.longlong, packed=cython.longlong, slot=Py_ssize_t,
+               back=cython.longlong, packed=cython.longlong, slot=Py_ssize_t, waiting=Py_ssize_t,
                load_cons=list, con_first=list, con_loads=list, load_phases=list, cap=list, by_gap=list, live=list, still=list, stopping=list, tight=list,
                low=list, step=list, candidates=list, cons=list)
 cdef long long _fill(Site model, list rising, list alloc, list reason, list room, list counts, list full,
@@ -60,7 +61,7 @@ cdef long long _fill(Site model, list rising, list alloc, list reason, list room
 @cython.locals(index=Py_ssize_t, con=Py_ssize_t, start=cython.longlong, top=cython.longlong,
                increment=cython.longlong, phases=cython.longlong, room_left=cython.longlong,
                rounds=cython.longlong, most=cython.longlong, stride=cython.longlong, taken=cython.longlong,
-               solar_round=cython.longlong,
+               solar_round=cython.longlong, kept=Py_ssize_t,
                load_cons=list, load_phases=list, cap=list, step=list, took=list, touched=list, cons=list)
 cpdef long long _hand_back(Site model, list candidates, list alloc, list reason, list room, list per_round,
                            bint has_solar, long long solar_ma) except? -1

@@ -85,6 +85,13 @@ def targets_ma(model: Site) -> tuple[list[int], list[str]]:
 # The loops below keep list items in plain local variables before doing
 # arithmetic on them: allocate.pxd gives those locals C types, so the compiled
 # build does that arithmetic in C. Pure Python and MicroPython read it as usual.
+#
+# A list with an item per load is made at once at the size it may reach
+# ([0] * n), filled by position and cut to what it holds, not grown by
+# append: on MicroPython a growing list is moved to a block twice its size
+# each time it is full (32 slots for 17 loads, 256 bytes on the 64-bit unix
+# port), and on a node's cut-up heap such a block is what a tick failed to
+# find. Cutting it (del items[n:]) keeps its block on MicroPython.
 
 def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
     """One run, ahead_ma set aside for the continuous rises: targets, reasons, and -1; or, when the continuous
@@ -92,7 +99,7 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
     count = len(model.load_ids)
     alloc = [0] * count
     reason = [""] * count
-    room = list(model.con_capacity_ma)
+    room = model.con_capacity_ma[:]
     load_cons = model.load_cons
     urgency = model.load_urgency
     online = model.load_online
@@ -100,7 +107,8 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
     reserve = model.load_reserve_ma
     priority = model.load_priority
     active = model.load_active
-    order = []
+    order = [0] * count
+    ordered = 0
     ranks = [0] * count
     for index in range(count):
         if not online[index]:
@@ -122,7 +130,9 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
             rank = priority[index]
             rank += mode * _PRIORITY_SPAN + _MAX_PRIORITY
             ranks[index] = rank
-            order.append(((rank * 2 + (0 if active[index] else 1)) << _INDEX_BITS) + index)
+            order[ordered] = ((rank * 2 + (0 if active[index] else 1)) << _INDEX_BITS) + index
+            ordered += 1
+    del order[ordered:]
     order.sort()
 
     load_phases = model.load_phases
@@ -139,7 +149,8 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
     threshold_ma = model.excess_threshold_ma()
     solar_ma = model.surplus_ma - ahead_ma
     scarce = [False] * len(room)
-    admitted: list[int] = []
+    admitted = [0] * ordered
+    granted = 0
     on_surplus: list[int] | None = None  # the solar loads granted a minimum, if a solar_only or excess one is
     solar_mins_ma = 0  # their minimums x phases
     min_ma = model.load_min_ma
@@ -177,7 +188,8 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
                 solar_mins_ma += need * phases
                 if mode >= _SOLAR_ONLY and on_surplus is None:
                     on_surplus = []
-                    for earlier in admitted:
+                    for place in range(granted):
+                        earlier = admitted[place]
                         if urgency[earlier] >= _SOLAR_PRIORITY:
                             on_surplus.append(earlier)
                 if on_surplus is not None:
@@ -194,7 +206,12 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
                     solar_ma -= least_ma - taken_ma
                     taken_ma = least_ma
         alloc[index] = need
-        admitted.append(index)
+        admitted[granted] = index
+        granted += 1
+    del admitted[granted:]
+    # A list no longer read is let go at once: on a node's heap the rises
+    # below may need its room.
+    del order
 
     if stale:
         # The unmanaged load is unknown: nobody rises above their minimum.
@@ -213,16 +230,26 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
     # places what rounding frees (step 4), and a load that starts drawing
     # must not take the odd step from one that runs (that one would lower,
     # and the newcomer wait for its car to follow before rising again).
-    preferred = []
-    for index in admitted:
+    preferred = [0] * granted
+    for place in range(granted):
+        index = admitted[place]
         rank = ranks[index]
-        preferred.append((rank << _INDEX_BITS) + index)
+        preferred[place] = (rank << _INDEX_BITS) + index
     preferred.sort()
+    del admitted, ranks
     counts = [0] * len(room)
     full = [False] * len(room)
     moving = [False] * count
+    per_mode = [0] * (_EXCESS + 1)  # how many admitted loads each urgency class has: its rising list's size
+    for key in preferred:
+        mode = urgency[key & _INDEX_MASK]
+        per_mode[mode] += 1
     for mode in range(_CONTINUOUS, _EXCESS + 1):
-        rising = []
+        members = per_mode[mode]
+        if not members:
+            continue
+        rising = [0] * members
+        rises = 0
         for key in preferred:
             index = key & _INDEX_MASK
             if urgency[index] != mode:
@@ -236,7 +263,9 @@ def _targets(model: Site, ahead_ma: int) -> tuple[list[int], list[str], int]:
                     reason[index] = SCARCITY
                     break
             else:
-                rising.append(index)
+                rising[rises] = index
+                rises += 1
+        del rising[rises:]
         if not rising:
             continue
         if mode == _CONTINUOUS:
@@ -324,13 +353,15 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
     # Every moving load rises by the same amount, level, above where it
     # started; alloc is written when it stops. counts[con] is the number of
     # moving loads in con, live the constraints that have some.
-    by_gap = []
+    by_gap = [0] * len(rising)
+    gaps = 0
     live = []
     solar_weight = 0
     for index in rising:
         top = cap[index]
         start = alloc[index]
-        by_gap.append(((top - start) << _INDEX_BITS) + index)
+        by_gap[gaps] = ((top - start) << _INDEX_BITS) + index
+        gaps += 1
         moving[index] = True
         cons = load_cons[index]
         for con in cons:
@@ -341,7 +372,6 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
         phases = len(load_phases[index])
         solar_weight += phases
     by_gap.sort()  # the order in which loads reach their max: gap to it, then index
-    gaps = len(by_gap)
     next_gap = 0
     left = len(rising)
     level = 0
@@ -442,6 +472,7 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
                     left -= 1
                     _stop(index, level, alloc, moving, counts, load_cons)
 
+    del by_gap  # let go before the lists below: on a node's heap they may need the room
     # Round every rise down to the load's step (its max is always reachable).
     low = model.load_min_ma
     step = model.load_step_ma
@@ -463,12 +494,15 @@ def _fill(model: Site, rising: list[int], alloc: list[int], reason: list[str], r
                     solar_ma += back * phases
 
     # What rounding freed goes back a step at a time, in preference order.
-    candidates = []
+    candidates = [0] * len(rising)
+    waiting = 0
     for index in rising:
         start = alloc[index]
         top = cap[index]
         if start < top:
-            candidates.append(index)
+            candidates[waiting] = index
+            waiting += 1
+    del candidates[waiting:]
     if candidates:
         # counts is all zeros again now that every load stopped: _hand_back's scratch.
         solar_ma = _hand_back(model, candidates, alloc, reason, room, counts, has_solar, solar_ma)
@@ -490,7 +524,8 @@ def _hand_back(model: Site, candidates: list[int], alloc: list[int], reason: lis
     cap = model.load_max_ma
     step = model.load_step_ma
     while candidates:
-        took = []
+        took = [0] * len(candidates)
+        kept = 0
         for index in candidates:
             start = alloc[index]
             top = cap[index]
@@ -513,9 +548,11 @@ def _hand_back(model: Site, candidates: list[int], alloc: list[int], reason: lis
                 if has_solar:
                     solar_ma -= increment * phases
                 if start + increment < top:
-                    took.append(index)
+                    took[kept] = index
+                    kept += 1
                 else:
                     reason[index] = MAX
+        del took[kept:]
         if took and len(took) == len(candidates):
             # Nobody left this round, and the next rounds may go the same
             # way: a load of 1 mA steps beside loads of large ones can take a
