@@ -569,7 +569,7 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
         if key is old_key and (key[base] != online or key[base + 1] != demand or key[base + 2] != mode
                                or key[base + 3] != priority or key[base + 4] != active
                                or key[base + 5] != reserve or key[base + 6] != draw):
-            key = list(key)
+            key = key[:]  # a slice is made at its size; list() grows a list by appends on MicroPython
         if key is old_key:
             continue
         key[base] = online
@@ -587,7 +587,7 @@ def _allocation(plan: Plan, state: dict[str, object], peers: list[Peer | None], 
     if key is old_key:
         if key[width - 1] == unmanaged:
             return None
-        key = list(key)
+        key = key[:]
     key[width - 1] = unmanaged
     # The memo keeps the targets and the digest, not the model: on a node's small heap (12K words,
     # 16 peers in the table) the model of 17 loads is room the next tick's work needs. A later tick
