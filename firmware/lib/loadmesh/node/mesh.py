@@ -31,7 +31,9 @@ from loadmesh.core.peers import PeerTable
 # which allocates its bytes (reclaimed by gc, like the decoded heartbeat):
 # MicroPython's readinto() on a socket keeps reading until the buffer is full
 # or nothing is left, so on a datagram socket it would glue queued datagrams
-# together, and every heartbeat in the lot would fail its tag.
+# together, and every heartbeat in the lot would fail its tag. Neither the
+# unix port's socket nor the ESP32's has a recv_into() (MicroPython 1.25,
+# ports/unix/modsocket.c, ports/esp32/modsocket.c), which would not.
 #
 # A recv() with nothing queued would allocate its 513-byte buffer and the
 # EAGAIN error, every tick, and at a small heap that request is where a tick
