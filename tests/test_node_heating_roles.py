@@ -176,8 +176,8 @@ def test_the_boiler_node_drives_the_cooldown_setpoint_until_the_water_recovers(t
     assert {setpoint for _, _, setpoint in driven[:-1]} == {300}
 
 
-def _cooled_down_once(tmp_path: Path) -> tuple[BoilerRole, FakeHal, PeerTable]:
-    """Bath calls, the boiler fires on its open valve and the flame goes out at 72 C: a cooldown from 1300."""
+def _flame_out_at_72(tmp_path: Path) -> tuple[BoilerRole, FakeHal, PeerTable]:
+    """Bath calls and the boiler fires on its open valve; the flame is out at 72 C when the tick at 1300 runs."""
     role, hal, table = _boiler(tmp_path)
     hal.temps = {"flow": 720, "return": 600}
     for seq, now_ms in ((1, 1000), (2, 1100), (3, 1200)):
@@ -185,6 +185,12 @@ def _cooled_down_once(tmp_path: Path) -> tuple[BoilerRole, FakeHal, PeerTable]:
         _tick(role, hal, table, now_ms)
     hal.flame_out = True
     _heard(table, "bath", 4, 1300, room=_room(True, 160, 100))
+    return role, hal, table
+
+
+def _cooled_down_once(tmp_path: Path) -> tuple[BoilerRole, FakeHal, PeerTable]:
+    """Bath calls, the boiler fires on its open valve and the flame goes out at 72 C: a cooldown from 1300."""
+    role, hal, table = _flame_out_at_72(tmp_path)
     _tick(role, hal, table, 1300)
     assert (role.cooldown, hal.flow_setpoint_dc) == (True, 300)
     return role, hal, table
@@ -247,13 +253,7 @@ def test_a_cooldown_begun_at_a_tick_that_runs_out_of_memory_goes_on_after_the_re
     # runs out too, before its own steps: two in a row halt the node, and its watchdog resets it. Before, the file
     # was written at the end of the tick: the reset found none, and the boiler went back to the full setpoint with
     # the water still hot.
-    role, hal, table = _boiler(tmp_path)
-    hal.temps = {"flow": 720, "return": 600}
-    for seq, now_ms in ((1, 1000), (2, 1100), (3, 1200)):
-        _heard(table, "bath", seq, now_ms, room=_room(True, 160, 100))
-        _tick(role, hal, table, now_ms)
-    hal.flame_out = True
-    _heard(table, "bath", 4, 1300, room=_room(True, 160, 100))
+    role, hal, table = _flame_out_at_72(tmp_path)
     with monkeypatch.context() as patch:
         patch.setattr(tiers, "step", _out_of_memory)
         with pytest.raises(MemoryError):
